@@ -1,0 +1,170 @@
+//! The Ethereum node, over JSON-RPC: the chain id, a block with its transactions, its witness.
+//!
+//! Responses for blocks and witnesses are returned as the raw response body so `input` can parse
+//! them once, straight into its own types; this module only knows how to ask.
+//!
+//! Architecture invariant: the node URL often carries a provider API key, so it never appears in
+//! an error, a log line or Debug output; [`redact_url`] keeps only scheme, host and port.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("invalid node URL: {0}")]
+    InvalidUrl(String),
+    #[error("{method} to {endpoint} failed: {message}")]
+    Transport { method: &'static str, endpoint: String, message: String },
+    #[error("{method} to {endpoint}: HTTP {status}: {body}")]
+    Status { method: &'static str, endpoint: String, status: u16, body: String },
+    #[error("{method}: the node returned JSON-RPC error {code}: {message}")]
+    Rpc { method: &'static str, code: i64, message: String },
+    #[error("{method}: unexpected response: {message}")]
+    Decode { method: &'static str, message: String },
+}
+
+impl ChainError {
+    /// Whether trying again later can help (the node was unreachable or overloaded).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ChainError::Transport { .. } => true,
+            ChainError::Status { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// Keeps scheme, host and port: paths and query strings of hosted nodes hold API keys.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("?");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path().len() > 1 || u.query().is_some() { "/…" } else { "" };
+            format!("{}://{host}{port}{rest}", u.scheme())
+        }
+        Err(_) => "<invalid url>".to_string(),
+    }
+}
+
+/// A JSON-RPC client for one node.
+pub struct NodeClient {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    endpoint: String,
+    next_id: AtomicU64,
+}
+
+impl fmt::Debug for NodeClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeClient").field("endpoint", &self.endpoint).finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    result: Option<serde_json::Value>,
+    error: Option<RpcErrorObject>,
+}
+
+#[derive(Deserialize)]
+struct RpcErrorObject {
+    code: i64,
+    message: String,
+}
+
+impl NodeClient {
+    pub fn new(url: &str, timeout: Duration) -> Result<NodeClient, ChainError> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| ChainError::InvalidUrl(format!("{}: {e}", redact_url(url))))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ChainError::InvalidUrl(format!("{}: scheme must be http or https", redact_url(url))));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| ChainError::InvalidUrl(e.without_url().to_string()))?;
+        Ok(NodeClient { http, endpoint: redact_url(url), url: parsed, next_id: AtomicU64::new(1) })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Sends one call and returns the whole response body, after checking the HTTP status.
+    pub async fn call_raw(&self, method: &'static str, params: serde_json::Value) -> Result<Vec<u8>, ChainError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let transport = |e: reqwest::Error| ChainError::Transport {
+            method,
+            endpoint: self.endpoint.clone(),
+            message: e.without_url().to_string(),
+        };
+        let response = self.http.post(self.url.clone()).json(&body).send().await.map_err(transport)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            let excerpt = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).replace('\n', " ");
+            return Err(ChainError::Status { method, endpoint: self.endpoint.clone(), status: status.as_u16(), body: excerpt });
+        }
+        Ok(bytes.to_vec())
+    }
+
+    async fn call_value(&self, method: &'static str, params: serde_json::Value) -> Result<serde_json::Value, ChainError> {
+        let body = self.call_raw(method, params).await?;
+        let envelope: Envelope = serde_json::from_slice(&body)
+            .map_err(|e| ChainError::Decode { method, message: format!("not a JSON-RPC response: {e}") })?;
+        if let Some(e) = envelope.error {
+            return Err(ChainError::Rpc { method, code: e.code, message: e.message });
+        }
+        envelope.result.ok_or(ChainError::Decode { method, message: "null result".into() })
+    }
+
+    async fn call_u64(&self, method: &'static str) -> Result<u64, ChainError> {
+        let value = self.call_value(method, json!([])).await?;
+        let s = value
+            .as_str()
+            .ok_or_else(|| ChainError::Decode { method, message: format!("expected a hex quantity, got {value}") })?;
+        crate::input::parse_quantity(s).map_err(|message| ChainError::Decode { method, message })
+    }
+
+    pub async fn chain_id(&self) -> Result<u64, ChainError> {
+        self.call_u64("eth_chainId").await
+    }
+
+    pub async fn block_number(&self) -> Result<u64, ChainError> {
+        self.call_u64("eth_blockNumber").await
+    }
+
+    /// The raw `eth_getBlockByNumber(n, true)` response, envelope included.
+    pub async fn block_json(&self, number: u64) -> Result<Vec<u8>, ChainError> {
+        self.call_raw("eth_getBlockByNumber", json!([format!("{number:#x}"), true])).await
+    }
+
+    /// The raw `debug_executionWitness(n)` response, envelope included.
+    pub async fn witness_json(&self, number: u64) -> Result<Vec<u8>, ChainError> {
+        self.call_raw("debug_executionWitness", json!([format!("{number:#x}")])).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_drops_paths_and_queries() {
+        assert_eq!(redact_url("https://eth-mainnet.example/v2/SECRETKEY"), "https://eth-mainnet.example/…");
+        assert_eq!(redact_url("http://127.0.0.1:8545"), "http://127.0.0.1:8545");
+        assert_eq!(redact_url("http://node:8545/?key=SECRET"), "http://node:8545/…");
+        assert!(!redact_url("https://user:pass@host/x").contains("pass"));
+    }
+
+    #[test]
+    fn debug_never_shows_the_url() {
+        let c = NodeClient::new("https://host.example/SECRETKEY", Duration::from_secs(1)).unwrap();
+        assert!(!format!("{c:?}").contains("SECRET"));
+    }
+}
