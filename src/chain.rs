@@ -79,7 +79,8 @@ struct RpcErrorObject {
 
 impl NodeClient {
     pub fn new(url: &str, timeout: Duration) -> Result<NodeClient, ChainError> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| ChainError::InvalidUrl(format!("{}: {e}", redact_url(url))))?;
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| ChainError::InvalidUrl(format!("{}: {e}", redact_url(url))))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ChainError::InvalidUrl(format!("{}: scheme must be http or https", redact_url(url))));
         }
@@ -108,12 +109,21 @@ impl NodeClient {
         let bytes = response.bytes().await.map_err(transport)?;
         if !status.is_success() {
             let excerpt = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).replace('\n', " ");
-            return Err(ChainError::Status { method, endpoint: self.endpoint.clone(), status: status.as_u16(), body: excerpt });
+            return Err(ChainError::Status {
+                method,
+                endpoint: self.endpoint.clone(),
+                status: status.as_u16(),
+                body: excerpt,
+            });
         }
         Ok(bytes.to_vec())
     }
 
-    async fn call_value(&self, method: &'static str, params: serde_json::Value) -> Result<serde_json::Value, ChainError> {
+    async fn call_value(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, ChainError> {
         let body = self.call_raw(method, params).await?;
         let envelope: Envelope = serde_json::from_slice(&body)
             .map_err(|e| ChainError::Decode { method, message: format!("not a JSON-RPC response: {e}") })?;

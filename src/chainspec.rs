@@ -81,10 +81,7 @@ pub struct ChainSpec {
 
 impl fmt::Debug for ChainSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChainSpec")
-            .field("origin", &self.origin)
-            .field("chain_id", &self.config.chain_id)
-            .finish()
+        f.debug_struct("ChainSpec").field("origin", &self.origin).field("chain_id", &self.config.chain_id).finish()
     }
 }
 
@@ -97,14 +94,12 @@ impl ChainSpec {
     }
 
     pub fn by_chain_id(chain_id: u64) -> Result<ChainSpec, ChainSpecError> {
-        Network::from_chain_id(chain_id)
-            .map(ChainSpec::embedded)
-            .ok_or(ChainSpecError::UnknownChainId { chain_id })
+        Network::from_chain_id(chain_id).map(ChainSpec::embedded).ok_or(ChainSpecError::UnknownChainId { chain_id })
     }
 
     pub fn from_file(path: &Path) -> Result<ChainSpec, ChainSpecError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ChainSpecError::Io { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ChainSpecError::Io { path: path.to_path_buf(), source })?;
         let origin = path.display().to_string();
         let config = parse_config(&text, &origin)?;
         Ok(ChainSpec { origin, config })
@@ -167,11 +162,8 @@ struct GenesisShape<'a> {
 
 /// Parses a bare config object, or the `config` of a geth-style genesis.
 pub fn parse_config(text: &str, origin: &str) -> Result<ChainConfig, ChainSpecError> {
-    let malformed = |path: String, message: String| ChainSpecError::Malformed {
-        origin: origin.to_string(),
-        path,
-        message,
-    };
+    let malformed =
+        |path: String, message: String| ChainSpecError::Malformed { origin: origin.to_string(), path, message };
     let shape: GenesisShape = serde_json::from_str(text).map_err(|e| malformed(".".into(), e.to_string()))?;
     let (body, prefix) = match shape.config {
         Some(config) => (config.get(), "config."),
@@ -203,10 +195,7 @@ mod tests {
     fn selector_by_name_id_or_path() {
         assert_eq!("Hoodi".parse::<ChainSelector>().unwrap(), ChainSelector::Network(Network::Hoodi));
         assert_eq!("560048".parse::<ChainSelector>().unwrap(), ChainSelector::ChainId(560048));
-        assert_eq!(
-            "./x.json".parse::<ChainSelector>().unwrap(),
-            ChainSelector::File(PathBuf::from("./x.json"))
-        );
+        assert_eq!("./x.json".parse::<ChainSelector>().unwrap(), ChainSelector::File(PathBuf::from("./x.json")));
         assert_eq!(ChainSelector::ChainId(11155111).resolve().unwrap().origin, "sepolia");
     }
 
@@ -218,7 +207,8 @@ mod tests {
 
     #[test]
     fn genesis_and_bare_config_give_the_same_config() {
-        let bare = r#"{"chainId":9,"londonBlock":0,"depositContractAddress":"0x0000000000000000000000000000000000000000"}"#;
+        let bare =
+            r#"{"chainId":9,"londonBlock":0,"depositContractAddress":"0x0000000000000000000000000000000000000000"}"#;
         let genesis = format!(r#"{{"config":{bare},"alloc":{{}},"gasLimit":"0x1"}}"#);
         let a = parse_config(bare, "bare").unwrap();
         let b = parse_config(&genesis, "genesis").unwrap();

@@ -10,7 +10,8 @@ use ethproofs_daemon::chain::NodeClient;
 use ethproofs_daemon::chainspec::{ChainSelector, ChainSpec};
 use ethproofs_daemon::input::{self, Framing, GenerateOptions};
 
-const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (ethrex crates 31.0.0, guest input = ethrex v31 ProgramInput)");
+const LONG_VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (ethrex crates 31.0.0, guest input = ethrex v31 ProgramInput)");
 
 #[derive(Parser)]
 #[command(name = "ethproofs-daemon", version, long_version = LONG_VERSION, about)]
@@ -77,7 +78,9 @@ fn generate_input(args: GenerateInputArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let (block_json, witness_json, chain) = match (&args.block, &args.witness, &args.rpc_url, args.block_number) {
         (Some(block), Some(witness), None, None) => {
-            let Some(chain) = &args.chain else { bail!("--chain is required when the block and witness come from files") };
+            let Some(chain) = &args.chain else {
+                bail!("--chain is required when the block and witness come from files")
+            };
             let chain = chain.parse::<ChainSelector>().unwrap_or_else(|e| match e {}).resolve()?;
             (read(block, "block")?, read(witness, "witness")?, chain)
         }

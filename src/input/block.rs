@@ -5,8 +5,8 @@
 //! block that was parsed wrongly, or tampered with, can never become a guest input.
 
 use ethrex_common::types::{
-    AuthorizationTuple, Block, BlockBody, BlockHeader, EIP1559Transaction, EIP2930Transaction,
-    EIP4844Transaction, EIP7702Transaction, LegacyTransaction, Transaction, TxKind, Withdrawal,
+    AuthorizationTuple, Block, BlockBody, BlockHeader, EIP1559Transaction, EIP2930Transaction, EIP4844Transaction,
+    EIP7702Transaction, LegacyTransaction, Transaction, TxKind, Withdrawal,
 };
 use ethrex_common::{Address, Bloom, Bytes, H256, U256};
 use ethrex_crypto::Crypto;
@@ -77,11 +77,32 @@ pub struct RpcBlock {
 }
 
 /// `eth_getBlockByNumber(N, false)` returns hashes; we need `true` and say so.
-#[derive(Deserialize)]
-#[serde(untagged)]
+///
+/// Not `#[serde(untagged)]`: that buffers each transaction and replaces the error naming the bad
+/// field with "did not match any variant".
 enum RpcTransactionOrHash {
     Full(Box<RpcTransaction>),
-    Hash(#[allow(dead_code)] String),
+    Hash,
+}
+
+impl<'de> Deserialize<'de> for RpcTransactionOrHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RpcTransactionOrHash;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a transaction object")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(RpcTransactionOrHash::Hash)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RpcTransaction::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|tx| RpcTransactionOrHash::Full(Box::new(tx)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Every field any supported transaction type can carry; which are required depends on `type`.
@@ -212,7 +233,7 @@ pub fn convert_block(rpc: RpcBlock, crypto: &dyn Crypto) -> Result<ParsedBlock, 
     for (index, tx) in rpc.transactions.into_iter().enumerate() {
         let tx = match tx {
             RpcTransactionOrHash::Full(tx) => *tx,
-            RpcTransactionOrHash::Hash(_) => {
+            RpcTransactionOrHash::Hash => {
                 return Err(InputError::Malformed {
                     what: "eth_getBlockByNumber",
                     path: format!("transactions[{index}]"),
@@ -314,10 +335,7 @@ fn to_kind(to: Option<Address>) -> TxKind {
 }
 
 fn access_list(items: Option<Vec<RpcAccessListItem>>, tx_type: u64) -> Result<Vec<(Address, Vec<H256>)>, FieldError> {
-    Ok(required(items, "accessList", tx_type)?
-        .into_iter()
-        .map(|item| (item.address, item.storage_keys))
-        .collect())
+    Ok(required(items, "accessList", tx_type)?.into_iter().map(|item| (item.address, item.storage_keys)).collect())
 }
 
 /// For typed transactions geth sends both `v` and `yParity` (equal); others may send only one.

@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use ethrex_common::{Bytes, U256};
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 fn strip_prefix(s: &str) -> Result<&str, String> {
     s.strip_prefix("0x")
@@ -59,11 +59,7 @@ pub fn parse_bytes(s: &str) -> Result<Vec<u8>, String> {
 pub fn parse_fixed<const N: usize>(s: &str) -> Result<[u8; N], String> {
     let digits = strip_prefix(s)?;
     if digits.len() != N * 2 {
-        return Err(format!(
-            "expected {N} bytes of hex data, got {} digits in {:?}",
-            digits.len(),
-            abbreviate(s)
-        ));
+        return Err(format!("expected {N} bytes of hex data, got {} digits in {:?}", digits.len(), abbreviate(s)));
     }
     let mut out = [0u8; N];
     hex::decode_to_slice(digits, &mut out).map_err(|e| format!("invalid hex data {:?}: {e}", abbreviate(s)))?;
@@ -105,8 +101,7 @@ hex_field!(u64_quantity, u64, parse_u64);
 hex_field!(u256_quantity, U256, parse_u256);
 hex_field!(bytes, Bytes, |s: &str| parse_bytes(s).map(Bytes::from));
 hex_field!(h256, ethrex_common::H256, |s: &str| parse_fixed::<32>(s).map(ethrex_common::H256));
-hex_field!(address, ethrex_common::Address, |s: &str| parse_fixed::<20>(s)
-    .map(ethrex_common::H160));
+hex_field!(address, ethrex_common::Address, |s: &str| parse_fixed::<20>(s).map(ethrex_common::H160));
 hex_field!(bloom, ethrex_common::Bloom, |s: &str| parse_fixed::<256>(s).map(ethrex_common::Bloom));
 hex_field!(nonce64, u64, |s: &str| parse_fixed::<8>(s).map(u64::from_be_bytes));
 

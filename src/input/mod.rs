@@ -45,13 +45,19 @@ pub enum InputError {
     Rpc { method: &'static str, code: i64, message: String },
     #[error("the node answered {method} with a null result: the block or its witness is not available")]
     NullResult { method: &'static str },
-    #[error("block {block}: block hash mismatch: the header fields hash to {computed:#x}, the JSON `hash` is {json:#x}")]
+    #[error(
+        "block {block}: block hash mismatch: the header fields hash to {computed:#x}, the JSON `hash` is {json:#x}"
+    )]
     BlockHashMismatch { block: u64, computed: H256, json: H256 },
-    #[error("block {block}: transaction {index} hash mismatch: its fields hash to {computed:#x}, the JSON `hash` is {json:#x}")]
+    #[error(
+        "block {block}: transaction {index} hash mismatch: its fields hash to {computed:#x}, the JSON `hash` is {json:#x}"
+    )]
     TransactionHashMismatch { block: u64, index: usize, computed: H256, json: H256 },
     #[error("block {block}: transaction {index} ({hash:#x}): {reason}")]
     TransactionSender { block: u64, index: usize, hash: H256, reason: String },
-    #[error("block {block}: transaction {index} is for chain id {tx_chain_id}, but the chain config is for chain id {config_chain_id} (wrong chain?)")]
+    #[error(
+        "block {block}: transaction {index} is for chain id {tx_chain_id}, but the chain config is for chain id {config_chain_id} (wrong chain?)"
+    )]
     WrongChain { block: u64, index: usize, tx_chain_id: u64, config_chain_id: u64 },
     #[error("block {block} cannot be proved: {reason}")]
     Unsupported { block: u64, reason: String },
@@ -145,13 +151,13 @@ impl RawInputs {
         let witness_error = |reason: String| InputError::Witness { block: number, reason };
         let headers = decode_witness_headers(&self.witness.headers)
             .map_err(|e| witness_error(format!("a header does not RLP-decode: {e}")))?;
-        let parent_number = number
-            .checked_sub(1)
-            .ok_or_else(|| InputError::Unsupported { block: 0, reason: "the genesis block has no parent to execute from".into() })?;
-        let parent = headers
-            .iter()
-            .find(|h| h.number == parent_number)
-            .ok_or_else(|| witness_error(format!("no header for the parent block {parent_number} among its {} headers", headers.len())))?;
+        let parent_number = number.checked_sub(1).ok_or_else(|| InputError::Unsupported {
+            block: 0,
+            reason: "the genesis block has no parent to execute from".into(),
+        })?;
+        let parent = headers.iter().find(|h| h.number == parent_number).ok_or_else(|| {
+            witness_error(format!("no header for the parent block {parent_number} among its {} headers", headers.len()))
+        })?;
         let parent_hash = parent.compute_block_hash(&crypto);
         if parent_hash != block.header.parent_hash {
             return Err(witness_error(format!(
@@ -159,10 +165,13 @@ impl RawInputs {
                 block.header.parent_hash
             )));
         }
-        let execution_witness = self
-            .witness
-            .into_execution_witness(*chain, number, &headers, &crypto)
-            .map_err(|e| witness_error(e.to_string()))?;
+        let execution_witness =
+            self.witness.into_execution_witness(*chain, number, &headers, &crypto).map_err(|e| {
+                witness_error(format!(
+                    "cannot rebuild the state trie from the parent state root {:#x}: {e}",
+                    parent.state_root
+                ))
+            })?;
         let summary = BlockSummary::of(&block, hash);
         Ok((ProgramInput { blocks: vec![block], execution_witness }, summary))
     }
@@ -259,8 +268,8 @@ pub fn generate(
 
     let validation = if options.validate {
         let t = Instant::now();
-        let report = validate::validate(&payload)
-            .map_err(|source| InputError::Validation { block: summary.number, source })?;
+        let report =
+            validate::validate(&payload).map_err(|source| InputError::Validation { block: summary.number, source })?;
         timings.validate = t.elapsed();
         Validation::Ok(report)
     } else {

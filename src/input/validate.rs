@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 
 use ethrex_common::types::block_execution_witness::GuestProgramState;
 use ethrex_common::types::{
-    ELASTICITY_MULTIPLIER, compute_receipts_root_and_logs_bloom, compute_transactions_root,
-    compute_withdrawals_root, validate_block_body,
+    ELASTICITY_MULTIPLIER, compute_receipts_root_and_logs_bloom, compute_transactions_root, compute_withdrawals_root,
+    validate_block_body,
 };
 use ethrex_common::{
-    H256, InvalidBlockError, validate_block_access_list_hash, validate_block_pre_execution,
-    validate_requests_hash,
+    H256, InvalidBlockError, validate_block_access_list_hash, validate_block_pre_execution, validate_requests_hash,
 };
 use ethrex_crypto::{Crypto, NativeCrypto};
 use ethrex_vm::{Evm, GuestProgramStateWrapper, VmDatabase};
@@ -34,7 +33,9 @@ pub enum ValidationError {
     WitnessState(String),
     #[error("witness header of block {0} does not hash to its child's parentHash")]
     WitnessHeaderChain(u64),
-    #[error("initial state root mismatch: witness state hashes to {computed:#x}, parent header stateRoot is {header:#x}")]
+    #[error(
+        "initial state root mismatch: witness state hashes to {computed:#x}, parent header stateRoot is {header:#x}"
+    )]
     InitialStateRoot { computed: H256, header: H256 },
     #[error("transactions root mismatch: computed {computed:#x}, header says {header:#x}")]
     TransactionsRoot { computed: H256, header: H256 },
@@ -82,17 +83,14 @@ pub fn validate(payload: &[u8]) -> Result<ValidationReport, ValidationError> {
     let mut db = GuestProgramStateWrapper::new(state, crypto.clone());
     let chain_config = db.get_chain_config().map_err(|e| ValidationError::WitnessState(e.to_string()))?;
 
-    db.initialize_block_header_hashes(&blocks)
-        .map_err(|e| ValidationError::WitnessState(e.to_string()))?;
+    db.initialize_block_header_hashes(&blocks).map_err(|e| ValidationError::WitnessState(e.to_string()))?;
     match db.get_first_invalid_block_hash() {
         Ok(None) => {}
         Ok(Some(number)) => return Err(ValidationError::WitnessHeaderChain(number)),
         Err(e) => return Err(ValidationError::WitnessState(e.to_string())),
     }
 
-    let parent = db
-        .get_block_parent_header(first_number)
-        .map_err(|e| ValidationError::WitnessState(e.to_string()))?;
+    let parent = db.get_block_parent_header(first_number).map_err(|e| ValidationError::WitnessState(e.to_string()))?;
     let initial = db.state_trie_root().map_err(|e| ValidationError::WitnessState(e.to_string()))?;
     if initial != parent.state_root {
         return Err(ValidationError::InitialStateRoot { computed: initial, header: parent.state_root });
@@ -121,8 +119,7 @@ pub fn validate(payload: &[u8]) -> Result<ValidationReport, ValidationError> {
         let mut vm = Evm::new_for_l1(db.clone(), crypto.clone());
         let (result, bal) = vm.execute_block(block).map_err(|e| ValidationError::Execution(e.to_string()))?;
         let updates = vm.get_state_transitions().map_err(|e| ValidationError::Execution(e.to_string()))?;
-        db.apply_account_updates(&updates)
-            .map_err(|e| ValidationError::WitnessState(e.to_string()))?;
+        db.apply_account_updates(&updates).map_err(|e| ValidationError::WitnessState(e.to_string()))?;
 
         if result.block_gas_used != header.gas_used {
             return Err(ValidationError::GasUsed { computed: result.block_gas_used, header: header.gas_used });
@@ -142,13 +139,7 @@ pub fn validate(payload: &[u8]) -> Result<ValidationReport, ValidationError> {
             other => ValidationError::RequestsHash(other.to_string()),
         })?;
         if let Some(bal) = &bal {
-            validate_block_access_list_hash(
-                header,
-                &chain_config,
-                bal,
-                block.body.transactions.len(),
-                crypto.as_ref(),
-            )
+            validate_block_access_list_hash(header, &chain_config, bal, block.body.transactions.len(), crypto.as_ref())
                 .map_err(|e| ValidationError::BlockAccessList(e.to_string()))?;
         }
         gas_used += result.block_gas_used;

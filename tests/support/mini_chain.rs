@@ -1,0 +1,215 @@
+//! Builds the in-repo mini chain: a Cancun chain (id 1337) whose block 10 holds one signed
+//! EIP-1559 transfer and one withdrawal, with the witness a node would return for it.
+//!
+//! Only run to regenerate `tests/data/mini-chain/` (`cargo test --test input_cli -- --ignored
+//! regenerate_mini_chain`); the committed files are what the tests read. Post-execution header
+//! fields are filled in by executing the block with ethrex's VM, the way a block builder does.
+
+use std::sync::Arc;
+
+use ethrex_common::types::block_execution_witness::{GuestProgramState, RpcExecutionWitness};
+use ethrex_common::types::{
+    AccountState, Block, BlockBody, BlockHeader, ChainConfig, EIP1559Transaction, ELASTICITY_MULTIPLIER, Transaction,
+    TxKind, Withdrawal, calculate_base_fee_per_gas, compute_receipts_root_and_logs_bloom, compute_transactions_root,
+    compute_withdrawals_root,
+};
+use ethrex_common::{Address, Bloom, Bytes, H256, U256};
+use ethrex_crypto::{Crypto, NativeCrypto};
+use ethrex_rlp::encode::RLPEncode;
+use ethrex_vm::{Evm, GuestProgramStateWrapper};
+use serde_json::{Value, json};
+
+pub const CHAIN_JSON: &str = r#"{
+  "chainId": 1337,
+  "homesteadBlock": 0,
+  "eip150Block": 0,
+  "eip155Block": 0,
+  "eip158Block": 0,
+  "byzantiumBlock": 0,
+  "constantinopleBlock": 0,
+  "petersburgBlock": 0,
+  "istanbulBlock": 0,
+  "berlinBlock": 0,
+  "londonBlock": 0,
+  "mergeNetsplitBlock": 0,
+  "terminalTotalDifficulty": "0x0",
+  "terminalTotalDifficultyPassed": true,
+  "shanghaiTime": 0,
+  "cancunTime": 0,
+  "depositContractAddress": "0x0000000000000000000000000000000000000000"
+}
+"#;
+
+fn keccak(data: &[u8]) -> H256 {
+    H256(NativeCrypto.keccak256(data))
+}
+
+fn hex0x(data: &[u8]) -> String {
+    format!("0x{}", hex::encode(data))
+}
+
+fn qty(v: impl Into<U256>) -> String {
+    format!("{:#x}", v.into())
+}
+
+/// Returns (block JSON, witness JSON) for the mini chain.
+pub fn build() -> (Value, Value) {
+    let crypto = NativeCrypto;
+    let config: ChainConfig = serde_json::from_str(CHAIN_JSON).unwrap();
+    let secret = secp256k1::SecretKey::from_slice(&[0x11; 32]).unwrap();
+    let public = secp256k1::PublicKey::from_secret_key_global(&secret).serialize_uncompressed();
+    let sender = Address::from_slice(&keccak(&public[1..]).0[12..]);
+    let recipient = Address::from_low_u64_be(0xbeef);
+    let validator = Address::from_low_u64_be(0xcafe);
+
+    let mut trie = ethrex_trie::Trie::new_temp();
+    let funded = AccountState { nonce: 0, balance: U256::from(10u64) * U256::exp10(18), ..AccountState::default() };
+    trie.insert(keccak(sender.as_bytes()).0.to_vec(), funded.encode_to_vec()).unwrap();
+    let pre_state_root = trie.hash_no_commit(&crypto);
+    let state_nodes = trie.get_proof(keccak(sender.as_bytes()).as_bytes()).unwrap();
+
+    let parent = BlockHeader {
+        parent_hash: keccak(b"mini-chain block 8"),
+        ommers_hash: H256::from_slice(
+            &hex::decode("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347").unwrap(),
+        ),
+        state_root: pre_state_root,
+        transactions_root: ethrex_trie::EMPTY_TRIE_HASH,
+        receipts_root: ethrex_trie::EMPTY_TRIE_HASH,
+        number: 9,
+        gas_limit: 30_000_000,
+        timestamp: 1_700_000_000,
+        base_fee_per_gas: Some(1_000_000_000),
+        withdrawals_root: Some(ethrex_trie::EMPTY_TRIE_HASH),
+        blob_gas_used: Some(0),
+        excess_blob_gas: Some(0),
+        parent_beacon_block_root: Some(keccak(b"beacon 9")),
+        ..BlockHeader::default()
+    };
+
+    let base_fee = calculate_base_fee_per_gas(30_000_000, 30_000_000, 0, 1_000_000_000, ELASTICITY_MULTIPLIER).unwrap();
+    let mut tx = EIP1559Transaction {
+        chain_id: 1337,
+        nonce: 0,
+        max_priority_fee_per_gas: 2_000_000_000,
+        max_fee_per_gas: 5_000_000_000,
+        gas_limit: 21_000,
+        to: TxKind::Call(recipient),
+        value: U256::from(123_456_789u64),
+        data: Bytes::new(),
+        ..Default::default()
+    };
+    let (payload, _) = Transaction::EIP1559Transaction(tx.clone()).signing_payload().unwrap().unwrap();
+    let msg = secp256k1::Message::from_digest(keccak(&payload).0);
+    let (rec_id, sig) = secp256k1::SECP256K1.sign_ecdsa_recoverable(&msg, &secret).serialize_compact();
+    tx.signature_r = U256::from_big_endian(&sig[..32]);
+    tx.signature_s = U256::from_big_endian(&sig[32..]);
+    tx.signature_y_parity = U256::from(i32::from(rec_id) as u64);
+    let tx = Transaction::EIP1559Transaction(tx);
+    assert_eq!(tx.sender(&crypto).unwrap(), sender);
+
+    let withdrawals = vec![Withdrawal { index: 7, validator_index: 42, address: validator, amount: 1_000_000 }];
+    let mut header = BlockHeader {
+        parent_hash: parent.compute_block_hash(&crypto),
+        ommers_hash: parent.ommers_hash,
+        coinbase: Address::from_low_u64_be(0xc0ffee),
+        transactions_root: compute_transactions_root(std::slice::from_ref(&tx), &crypto),
+        number: 10,
+        gas_limit: 30_000_000,
+        timestamp: 1_700_000_012,
+        prev_randao: keccak(b"randao 10"),
+        base_fee_per_gas: Some(base_fee),
+        withdrawals_root: Some(compute_withdrawals_root(&withdrawals, &crypto)),
+        blob_gas_used: Some(0),
+        excess_blob_gas: Some(0),
+        parent_beacon_block_root: Some(keccak(b"beacon 10")),
+        extra_data: Bytes::from_static(b"ethproofs-daemon mini chain"),
+        ..BlockHeader::default()
+    };
+    let body = BlockBody { transactions: vec![tx.clone()], ommers: vec![], withdrawals: Some(withdrawals.clone()) };
+
+    let witness = RpcExecutionWitness {
+        state: state_nodes.iter().cloned().map(Bytes::from).collect(),
+        keys: vec![],
+        codes: vec![],
+        headers: vec![Bytes::from(parent.encode_to_vec())],
+    };
+    let execution_witness =
+        witness.clone().into_execution_witness(config, 10, std::slice::from_ref(&parent), &crypto).unwrap();
+    let state = GuestProgramState::from_witness(execution_witness, &crypto).unwrap();
+    let crypto_arc: Arc<dyn Crypto + Send + Sync> = Arc::new(NativeCrypto);
+    let mut db = GuestProgramStateWrapper::new(state, crypto_arc.clone());
+    let provisional = Block::new(header.clone(), body.clone());
+    let mut vm = Evm::new_for_l1(db.clone(), crypto_arc);
+    let (result, _) = vm.execute_block(&provisional).unwrap();
+    db.apply_account_updates(&vm.get_state_transitions().unwrap()).unwrap();
+    let (receipts_root, bloom) = compute_receipts_root_and_logs_bloom(&result.receipts, &crypto);
+    header.gas_used = result.block_gas_used;
+    header.receipts_root = receipts_root;
+    header.logs_bloom = bloom;
+    header.state_root = db.state_trie_root().unwrap();
+    let hash = header.compute_block_hash(&crypto);
+    let block = Block::new(header, body);
+    let size = block.encode_to_vec().len();
+
+    let h = &block.header;
+    let effective_gas_price = (base_fee + 2_000_000_000).min(5_000_000_000);
+    let Transaction::EIP1559Transaction(t) = &tx else { unreachable!() };
+    let block_json = json!({
+        "baseFeePerGas": qty(base_fee),
+        "blobGasUsed": "0x0",
+        "difficulty": "0x0",
+        "excessBlobGas": "0x0",
+        "extraData": hex0x(&h.extra_data),
+        "gasLimit": qty(h.gas_limit),
+        "gasUsed": qty(h.gas_used),
+        "hash": format!("{hash:#x}"),
+        "logsBloom": hex0x(Bloom::as_bytes(&h.logs_bloom)),
+        "miner": format!("{:#x}", h.coinbase),
+        "mixHash": format!("{:#x}", h.prev_randao),
+        "nonce": "0x0000000000000000",
+        "number": qty(h.number),
+        "parentBeaconBlockRoot": format!("{:#x}", h.parent_beacon_block_root.unwrap()),
+        "parentHash": format!("{:#x}", h.parent_hash),
+        "receiptsRoot": format!("{:#x}", h.receipts_root),
+        "sha3Uncles": format!("{:#x}", h.ommers_hash),
+        "size": qty(size as u64),
+        "stateRoot": format!("{:#x}", h.state_root),
+        "timestamp": qty(h.timestamp),
+        "transactions": [{
+            "blockHash": format!("{hash:#x}"),
+            "blockNumber": qty(10u64),
+            "from": format!("{sender:#x}"),
+            "gas": qty(t.gas_limit),
+            "gasPrice": qty(effective_gas_price),
+            "maxFeePerGas": qty(t.max_fee_per_gas),
+            "maxPriorityFeePerGas": qty(t.max_priority_fee_per_gas),
+            "hash": format!("{:#x}", tx.hash(&crypto)),
+            "input": "0x",
+            "nonce": qty(t.nonce),
+            "to": format!("{recipient:#x}"),
+            "transactionIndex": "0x0",
+            "value": qty(t.value),
+            "type": "0x2",
+            "accessList": [],
+            "chainId": qty(1337u64),
+            "v": qty(t.signature_y_parity),
+            "r": qty(t.signature_r),
+            "s": qty(t.signature_s),
+            "yParity": qty(t.signature_y_parity),
+        }],
+        "transactionsRoot": format!("{:#x}", h.transactions_root),
+        "uncles": [],
+        "withdrawals": withdrawals.iter().map(|w| json!({
+            "index": qty(w.index), "validatorIndex": qty(w.validator_index),
+            "address": format!("{:#x}", w.address), "amount": qty(w.amount),
+        })).collect::<Vec<_>>(),
+        "withdrawalsRoot": format!("{:#x}", h.withdrawals_root.unwrap()),
+    });
+    let witness_json = json!({
+        "state": witness.state.iter().map(|b| hex0x(b)).collect::<Vec<_>>(),
+        "codes": [],
+        "headers": witness.headers.iter().map(|b| hex0x(b)).collect::<Vec<_>>(),
+    });
+    (block_json, witness_json)
+}
