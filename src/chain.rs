@@ -160,6 +160,79 @@ impl NodeClient {
     }
 }
 
+/// The chain head, polled with alloy's provider behind a retry layer (rate limits and
+/// transient transport errors are retried inside the call).
+pub struct HeadPoller {
+    provider: alloy_provider::RootProvider,
+    secret_url: String,
+    endpoint: String,
+}
+
+impl fmt::Debug for HeadPoller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeadPoller").field("endpoint", &self.endpoint).finish()
+    }
+}
+
+/// alloy's errors quote the URL they failed on; replace it before the text goes anywhere.
+fn scrub(message: String, secret_url: &str, endpoint: &str) -> String {
+    let trimmed = secret_url.trim_end_matches('/');
+    message.replace(secret_url, endpoint).replace(trimmed, endpoint)
+}
+
+impl HeadPoller {
+    pub fn new(url: &str) -> Result<HeadPoller, ChainError> {
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| ChainError::InvalidUrl(format!("{}: {e}", redact_url(url))))?;
+        let client = alloy_rpc_client::ClientBuilder::default()
+            .layer(alloy_transport::layers::RetryBackoffLayer::new(3, 500, u64::MAX))
+            .http(parsed);
+        Ok(HeadPoller {
+            provider: alloy_provider::RootProvider::new(client),
+            secret_url: url.to_string(),
+            endpoint: redact_url(url),
+        })
+    }
+
+    pub async fn head(&self) -> Result<u64, ChainError> {
+        use alloy_provider::Provider;
+        self.provider.get_block_number().await.map_err(|e| ChainError::Transport {
+            method: "eth_blockNumber",
+            endpoint: self.endpoint.clone(),
+            message: scrub(e.to_string(), &self.secret_url, &self.endpoint),
+        })
+    }
+}
+
+/// Follows `newHeads` over WebSocket and calls `on_head` with each block number, reconnecting
+/// after errors. Runs until the task is aborted; polling remains the safety net meanwhile.
+pub async fn follow_new_heads(url: String, on_head: impl Fn(u64) + Send + 'static) {
+    use alloy_provider::Provider;
+    use futures_util::StreamExt;
+    let endpoint = redact_url(&url);
+    loop {
+        match alloy_provider::ProviderBuilder::new().connect_ws(alloy_provider::WsConnect::new(url.clone())).await {
+            Ok(provider) => match provider.subscribe_blocks().await {
+                Ok(sub) => {
+                    tracing::info!(%endpoint, "following newHeads");
+                    let mut stream = sub.into_stream();
+                    while let Some(header) = stream.next().await {
+                        on_head(header.number);
+                    }
+                    tracing::warn!(%endpoint, "newHeads subscription ended; reconnecting");
+                }
+                Err(e) => {
+                    tracing::warn!(%endpoint, error = %scrub(e.to_string(), &url, &endpoint), "newHeads subscription failed")
+                }
+            },
+            Err(e) => {
+                tracing::warn!(%endpoint, error = %scrub(e.to_string(), &url, &endpoint), "WebSocket connection failed")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,10 +7,26 @@
 //!   and configs loaded from a genesis file.
 //! - [`chain`]: the Ethereum node over JSON-RPC (chain id, head, block, witness).
 //! - [`input`]: block + witness JSON → validated, framed ZisK guest input on disk.
+//! - [`schedule`]: which blocks are targets, derived from ranges so none is skipped.
+//! - [`zisk`]: cargo-zisk's flags, framing and outputs per version.
+//! - [`process`]: running cargo-zisk in its own process group, with timeout and tail of output.
+//! - [`ethproofs`]: the EthProofs API calls and what each answer means.
+//! - [`notify`]: Slack webhook messages.
+//! - [`config`]: environment / flag configuration, with secrets kept out of logs.
+//! - [`daemon`]: the supervised actors (InputGenerator, Prover, Reporter, Notifier).
+//! - [`health`]: the axum health endpoints.
 
 pub mod chain;
 pub mod chainspec;
+pub mod config;
+pub mod daemon;
+pub mod ethproofs;
+pub mod health;
 pub mod input;
+pub mod notify;
+pub mod process;
+pub mod schedule;
+pub mod zisk;
 
 /// The ethrex crates the guest input layout is built with; the guest ELF must match.
 pub const ETHREX_VERSION: &str = "31.0.0";

@@ -8,20 +8,27 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use ethproofs_daemon::chain::NodeClient;
 use ethproofs_daemon::chainspec::{ChainSelector, ChainSpec};
+use ethproofs_daemon::config::{Config, LogFormat, RunArgs};
+use ethproofs_daemon::daemon;
 use ethproofs_daemon::input::{self, Framing, GenerateOptions};
 
 const LONG_VERSION: &str =
     concat!(env!("CARGO_PKG_VERSION"), " (ethrex crates 31.0.0, guest input = ethrex v31 ProgramInput)");
 
+/// With no subcommand the daemon runs (`run`), configured from the environment.
 #[derive(Parser)]
-#[command(name = "ethproofs-daemon", version, long_version = LONG_VERSION, about)]
+#[command(name = "ethproofs-daemon", version, long_version = LONG_VERSION, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: follow the head, prove every BLOCK_INTERVAL-th block, report to EthProofs.
+    Run(Box<RunArgs>),
     /// Build the ZisK guest input for one block, validate it natively, and write it.
     GenerateInput(GenerateInputArgs),
 }
@@ -58,7 +65,9 @@ struct GenerateInputArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::GenerateInput(args) => generate_input(args),
+        Some(Command::GenerateInput(args)) => generate_input(args),
+        Some(Command::Run(args)) => return run(*args),
+        None => return run(cli.run),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,6 +75,45 @@ fn main() -> ExitCode {
             // One line: operators grep for it and CI logs show it whole.
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let config = match args.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(daemon::run(config));
+    // Stray tasks (a WebSocket reconnect loop, a delivery retry) must not hold up the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

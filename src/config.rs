@@ -1,0 +1,369 @@
+//! Daemon configuration: every setting is an environment variable, also accepted as a
+//! `--kebab-case` flag, parsed and checked once at start-up.
+//!
+//! A missing or invalid value stops the daemon with exit code 2 and a message naming the
+//! variable. Secrets (the EthProofs API key, the Slack webhook, and the node URLs, which often
+//! embed provider keys) are wrapped in [`Secret`], whose `Debug` and `Display` never show them.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// A value that must never reach a log line, an error message or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The secret itself, for the one place that needs it (an HTTP header, a URL to dial).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            return Err("must not be empty".into());
+        }
+        Ok(Secret(s.trim().to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ZiskAction {
+    Prove,
+    Execute,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `ZISK_VERSION`: `auto` asks `cargo-zisk --version`; otherwise the release line whose CLI to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZiskVersionSetting {
+    Auto,
+    Fixed { major: u64, minor: u64 },
+}
+
+impl FromStr for ZiskVersionSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(ZiskVersionSetting::Auto),
+            "0.14" => Ok(ZiskVersionSetting::Fixed { major: 0, minor: 14 }),
+            "0.15" => Ok(ZiskVersionSetting::Fixed { major: 0, minor: 15 }),
+            "0.16" => Ok(ZiskVersionSetting::Fixed { major: 0, minor: 16 }),
+            "0.17" => Ok(ZiskVersionSetting::Fixed { major: 0, minor: 17 }),
+            "0.18" => Ok(ZiskVersionSetting::Fixed { major: 0, minor: 18 }),
+            "1" => Ok(ZiskVersionSetting::Fixed { major: 1, minor: 0 }),
+            other => Err(format!("{other:?} is not one of auto, 0.14, 0.15, 0.16, 0.18, 1")),
+        }
+    }
+}
+
+fn positive_u64(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be greater than 0".into()),
+        Ok(v) => Ok(v),
+        Err(e) => Err(format!("{s:?} is not a whole number: {e}")),
+    }
+}
+
+fn http_url(s: &str) -> Result<Secret, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    Ok(Secret(s.to_string()))
+}
+
+fn ws_url(s: &str) -> Result<Secret, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "ws" | "wss") {
+        return Err("must be a ws:// or wss:// URL".into());
+    }
+    Ok(Secret(s.to_string()))
+}
+
+/// `ethproofs-daemon run` settings. Field docs are the `--help` text.
+#[derive(Args, Clone)]
+pub struct RunArgs {
+    /// Ethereum node JSON-RPC URL (must serve debug_executionWitness).
+    #[arg(long, env = "ETH_RPC_URL", value_parser = http_url, hide_env_values = true)]
+    pub eth_rpc_url: Option<Secret>,
+    /// Optional WebSocket URL for newHeads; polling stays on as the safety net.
+    #[arg(long, env = "ETH_WS_URL", value_parser = ws_url, hide_env_values = true)]
+    pub eth_ws_url: Option<Secret>,
+    /// Genesis or config JSON for a chain without an embedded config (its chain id must match the node's).
+    #[arg(long, env = "CHAIN_CONFIG")]
+    pub chain_config: Option<PathBuf>,
+    /// The ethrex v31 ZisK guest ELF.
+    #[arg(long, env = "ELF_PATH", default_value = "guest-elf/zec-ethrex.elf")]
+    pub elf_path: PathBuf,
+    /// `prove` (GPU proof) or `execute` (emulation only, records steps).
+    #[arg(long, env = "ZISK_ACTION", value_enum, default_value = "prove")]
+    pub zisk_action: ZiskAction,
+    /// The cargo-zisk executable.
+    #[arg(long, env = "CARGO_ZISK", default_value = "cargo-zisk")]
+    pub cargo_zisk: PathBuf,
+    /// `auto` (ask `cargo-zisk --version`) or 0.14, 0.15, 0.16, 0.18, 1.
+    #[arg(long, env = "ZISK_VERSION", default_value = "auto")]
+    pub zisk_version: ZiskVersionSetting,
+    /// Extra arguments appended to every cargo-zisk call, split on whitespace (e.g. `-g -k /keys`).
+    #[arg(long, env = "ZISK_EXTRA_ARGS", default_value = "", allow_hyphen_values = true)]
+    pub zisk_extra_args: String,
+    /// Prove every block whose number is a multiple of this.
+    #[arg(long, env = "BLOCK_INTERVAL", default_value = "100", value_parser = positive_u64)]
+    pub block_interval: u64,
+    /// How often to poll eth_blockNumber, in milliseconds.
+    #[arg(long, env = "POLL_INTERVAL_MS", default_value = "2000", value_parser = positive_u64)]
+    pub poll_interval_ms: u64,
+    /// Targets further than this below the head are recorded as skipped instead of proved.
+    #[arg(long, env = "MAX_BACKFILL_BLOCKS", default_value = "1000")]
+    pub max_backfill_blocks: u64,
+    /// First target on a first start (default: the newest target at or below the head).
+    #[arg(long, env = "START_BLOCK")]
+    pub start_block: Option<u64>,
+    /// Where inputs and proofs go (`<dir>/<block>/`).
+    #[arg(long, env = "OUTPUT_DIR", default_value = "output")]
+    pub output_dir: PathBuf,
+    /// Address the health server listens on.
+    #[arg(long, env = "HEALTH_HOST", default_value = "0.0.0.0")]
+    pub health_host: IpAddr,
+    /// Port of the health server.
+    #[arg(long, env = "HEALTH_PORT", default_value = "4000")]
+    pub health_port: u16,
+    /// A proof running longer than this makes the daemon degraded (readiness 503).
+    #[arg(long, env = "PROVER_STUCK_THRESHOLD_SECONDS", default_value = "3600", value_parser = positive_u64)]
+    pub prover_stuck_threshold_seconds: u64,
+    /// A proof running longer than this is killed (whole process group) and the block failed.
+    #[arg(long, env = "PROVER_TIMEOUT_SECONDS", default_value = "7200", value_parser = positive_u64)]
+    pub prover_timeout_seconds: u64,
+    /// After SIGTERM to cargo-zisk's process group, how long to wait before SIGKILL.
+    #[arg(long, env = "PROVER_KILL_GRACE_SECONDS", default_value = "10")]
+    pub prover_kill_grace_seconds: u64,
+    /// EthProofs API base URL, e.g. https://ethproofs.org/api/v0 (set all three ETHPROOFS_* or none).
+    #[arg(long, env = "ETHPROOFS_RPC_URL", value_parser = http_url, hide_env_values = true)]
+    pub ethproofs_rpc_url: Option<Secret>,
+    /// EthProofs API key.
+    #[arg(long, env = "ETHPROOFS_API_KEY", hide_env_values = true)]
+    pub ethproofs_api_key: Option<Secret>,
+    /// EthProofs cluster id (the small integer `id` from GET /clusters).
+    #[arg(long, env = "ETHPROOFS_CLUSTER_ID")]
+    pub ethproofs_cluster_id: Option<u64>,
+    /// Slack incoming-webhook URL for alerts.
+    #[arg(long, env = "SLACK_WEBHOOK", value_parser = http_url, hide_env_values = true)]
+    pub slack_webhook: Option<Secret>,
+    /// trace, debug, info, warn or error (or a tracing filter such as `ethproofs_daemon=debug`).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// `text` or `json` log lines.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Where to report, when reporting is configured.
+#[derive(Debug, Clone)]
+pub struct EthProofsConfig {
+    pub base_url: Secret,
+    pub api_key: Secret,
+    pub cluster_id: u64,
+}
+
+/// The checked configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub eth_rpc_url: Secret,
+    pub eth_ws_url: Option<Secret>,
+    pub chain_config: Option<PathBuf>,
+    pub elf_path: PathBuf,
+    pub zisk_action: ZiskAction,
+    pub cargo_zisk: PathBuf,
+    pub zisk_version: ZiskVersionSetting,
+    pub zisk_extra_args: Vec<String>,
+    pub block_interval: u64,
+    pub poll_interval: Duration,
+    pub max_backfill_blocks: u64,
+    pub start_block: Option<u64>,
+    pub output_dir: PathBuf,
+    pub health_host: IpAddr,
+    pub health_port: u16,
+    pub prover_stuck_threshold: Duration,
+    pub prover_timeout: Duration,
+    pub prover_kill_grace: Duration,
+    pub ethproofs: Option<EthProofsConfig>,
+    pub slack_webhook: Option<Secret>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+/// A setting that is missing or wrong, named by its environment variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl RunArgs {
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let err = |variable, message: &str| ConfigError { variable, message: message.to_string() };
+        let eth_rpc_url =
+            self.eth_rpc_url.ok_or_else(|| err("ETH_RPC_URL", "is required (the node's JSON-RPC URL)"))?;
+        let ethproofs = match (self.ethproofs_rpc_url, self.ethproofs_api_key, self.ethproofs_cluster_id) {
+            (Some(base_url), Some(api_key), Some(cluster_id)) => {
+                Some(EthProofsConfig { base_url, api_key, cluster_id })
+            }
+            (None, None, None) => None,
+            (url, key, cluster) => {
+                let missing: Vec<&str> = [
+                    url.is_none().then_some("ETHPROOFS_RPC_URL"),
+                    key.is_none().then_some("ETHPROOFS_API_KEY"),
+                    cluster.is_none().then_some("ETHPROOFS_CLUSTER_ID"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                return Err(ConfigError {
+                    variable: missing[0],
+                    message: format!(
+                        "is missing: set all of ETHPROOFS_RPC_URL, ETHPROOFS_API_KEY and ETHPROOFS_CLUSTER_ID, or none (missing: {})",
+                        missing.join(", ")
+                    ),
+                });
+            }
+        };
+        if self.prover_stuck_threshold_seconds > self.prover_timeout_seconds {
+            return Err(err(
+                "PROVER_STUCK_THRESHOLD_SECONDS",
+                "must not exceed PROVER_TIMEOUT_SECONDS (a proof is killed before it could be called stuck)",
+            ));
+        }
+        if self.max_backfill_blocks < self.block_interval {
+            return Err(err(
+                "MAX_BACKFILL_BLOCKS",
+                "must be at least BLOCK_INTERVAL, or no missed target could be backfilled",
+            ));
+        }
+        if let Some(start) = self.start_block
+            && start % self.block_interval != 0
+        {
+            return Err(err("START_BLOCK", "must be a multiple of BLOCK_INTERVAL"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| err("LOG_LEVEL", &format!("is not a level or tracing filter: {e}")))?;
+        Ok(Config {
+            eth_rpc_url,
+            eth_ws_url: self.eth_ws_url,
+            chain_config: self.chain_config,
+            elf_path: self.elf_path,
+            zisk_action: self.zisk_action,
+            cargo_zisk: self.cargo_zisk,
+            zisk_version: self.zisk_version,
+            zisk_extra_args: self.zisk_extra_args.split_whitespace().map(str::to_string).collect(),
+            block_interval: self.block_interval,
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            max_backfill_blocks: self.max_backfill_blocks,
+            start_block: self.start_block,
+            output_dir: self.output_dir,
+            health_host: self.health_host,
+            health_port: self.health_port,
+            prover_stuck_threshold: Duration::from_secs(self.prover_stuck_threshold_seconds),
+            prover_timeout: Duration::from_secs(self.prover_timeout_seconds),
+            prover_kill_grace: Duration::from_secs(self.prover_kill_grace_seconds),
+            ethproofs,
+            slack_webhook: self.slack_webhook,
+            log_level: self.log_level,
+            log_format: self.log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let t = T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+        t.args.into_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_the_reference() {
+        let c = parse(&["--eth-rpc-url", "http://127.0.0.1:8545"]).unwrap();
+        assert_eq!(c.block_interval, 100);
+        assert_eq!(c.poll_interval, Duration::from_secs(2));
+        assert_eq!(c.health_port, 4000);
+        assert_eq!(c.prover_timeout, Duration::from_secs(7200));
+        assert!(c.ethproofs.is_none());
+    }
+
+    #[test]
+    fn ethproofs_is_all_or_nothing() {
+        let e = parse(&["--eth-rpc-url", "http://x", "--ethproofs-api-key", "k"]).unwrap_err();
+        assert!(e.starts_with("ETHPROOFS_RPC_URL:") && e.contains("ETHPROOFS_CLUSTER_ID"), "{e}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let c = parse(&[
+            "--eth-rpc-url",
+            "https://node.example/v2/NODEKEY",
+            "--ethproofs-rpc-url",
+            "https://ethproofs.org/api/v0",
+            "--ethproofs-api-key",
+            "APIKEY123",
+            "--ethproofs-cluster-id",
+            "3",
+            "--slack-webhook",
+            "https://hooks.slack.com/services/T/B/HOOKSECRET",
+        ])
+        .unwrap();
+        let debug = format!("{c:?}");
+        for secret in ["NODEKEY", "APIKEY123", "HOOKSECRET"] {
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        let e = parse(&["--eth-rpc-url", "http://x", "--block-interval", "0"]).unwrap_err();
+        assert!(e.contains("BLOCK_INTERVAL") || e.contains("block-interval"), "{e}");
+        let e = parse(&["--eth-rpc-url", "ftp://x"]).unwrap_err();
+        assert!(e.contains("eth-rpc-url"), "{e}");
+        let e = parse(&["--eth-rpc-url", "http://x", "--start-block", "150"]).unwrap_err();
+        assert!(e.starts_with("START_BLOCK"), "{e}");
+        let e = parse(&[]).unwrap_err();
+        assert!(e.starts_with("ETH_RPC_URL"), "{e}");
+    }
+}

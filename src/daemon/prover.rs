@@ -1,0 +1,419 @@
+//! The Prover actor: a FIFO of ready inputs and one `cargo-zisk` at a time.
+//!
+//! It decides when a block starts and what its ending means; `process` runs the child and
+//! `zisk` knows the flags and outputs. A crash, an OOM kill, a non-zero exit, a timeout or a
+//! missing proof fails that block with the reason (and the prover's last lines), and the next
+//! block proceeds.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::notifier::NotifierHandle;
+use super::reporter::{ProvedReport, ReporterHandle};
+use super::{Context, PROVER, Shared, deliver, rfc3339, send};
+use crate::config::ZiskAction;
+use crate::ethproofs::Status;
+use crate::input::BlockSummary;
+use crate::notify::Severity;
+use crate::process::{self, Ending, RunOutcome, RunSpec};
+use crate::zisk;
+
+/// An input ready to prove.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub block: u64,
+    pub input_path: PathBuf,
+    pub summary: BlockSummary,
+    /// When the daemon first saw a head at or past this block.
+    pub head_seen_at: Instant,
+}
+
+struct InFlight {
+    job: Job,
+    started: Instant,
+    started_at: SystemTime,
+    pgid: Option<u32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProvedBlock {
+    pub block: u64,
+    pub proving_time_ms: u64,
+    pub cycles: Option<u64>,
+    pub proof_path: Option<String>,
+    /// From first seeing the head to cargo-zisk starting.
+    pub head_to_prover_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedBlock {
+    pub block: u64,
+    pub stage: &'static str,
+    pub reason: String,
+    pub last_lines: Vec<String>,
+}
+
+pub struct ProverState {
+    queue: VecDeque<Job>,
+    in_flight: Option<InFlight>,
+    proved: VecDeque<ProvedBlock>,
+    proved_count: u64,
+    failed: VecDeque<FailedBlock>,
+    failed_count: u64,
+    cancel: watch::Sender<bool>,
+    stopping: bool,
+}
+
+impl Default for ProverState {
+    fn default() -> Self {
+        ProverState {
+            queue: VecDeque::new(),
+            in_flight: None,
+            proved: VecDeque::new(),
+            proved_count: 0,
+            failed: VecDeque::new(),
+            failed_count: 0,
+            cancel: watch::channel(false).0,
+            stopping: false,
+        }
+    }
+}
+
+impl ProverState {
+    /// Ends the running prover's process group now (used when the supervisor gives up).
+    pub fn cancel_now(&mut self) -> Option<u32> {
+        self.stopping = true;
+        let _ = self.cancel.send(true);
+        let pgid = self.in_flight.as_ref().and_then(|f| f.pgid);
+        if let Some(pgid) = pgid {
+            crate::process::signal_group(pgid, libc::SIGKILL);
+        }
+        pgid
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProverStatus {
+    pub status: &'static str,
+    pub state: &'static str,
+    pub queue_length: usize,
+    pub queued_blocks: Vec<u64>,
+    pub proving_block: Option<u64>,
+    pub proving_since: Option<String>,
+    pub proving_duration_seconds: Option<u64>,
+    pub proving_pgid: Option<u32>,
+    pub zisk_version: String,
+    pub action: &'static str,
+    pub proved_count: u64,
+    pub failed_count: u64,
+    pub recent_proved: Vec<ProvedBlock>,
+    pub recent_failed: Vec<FailedBlock>,
+}
+
+pub enum ProverMsg {
+    Wake,
+    Started {
+        block: u64,
+        pgid: u32,
+    },
+    Finished {
+        block: u64,
+        result: Result<RunOutcome, String>,
+    },
+    Status(RpcReplyPort<ProverStatus>),
+    /// Stop taking work and end the running prover; answers once nothing runs.
+    Stop(RpcReplyPort<()>),
+}
+
+#[derive(Clone)]
+pub struct ProverHandle {
+    state: Shared<ProverState>,
+    reporter: ReporterHandle,
+}
+
+impl ProverHandle {
+    pub fn new(state: Shared<ProverState>, reporter: ReporterHandle) -> ProverHandle {
+        ProverHandle { state, reporter }
+    }
+
+    /// Puts a ready input in the queue and reports it `queued`.
+    pub fn enqueue(&self, job: Job, report: bool) {
+        let block = job.block;
+        {
+            let mut s = self.state.lock();
+            if s.stopping || s.queue.iter().any(|j| j.block == block) {
+                return;
+            }
+            s.queue.push_back(job);
+        }
+        if report {
+            self.reporter.report(block, Status::Queued, None);
+        }
+        let _ = send(PROVER, ProverMsg::Wake);
+    }
+}
+
+pub struct Prover {
+    pub ctx: Arc<Context>,
+    pub reporter: ReporterHandle,
+    pub notifier: NotifierHandle,
+}
+
+impl Actor for Prover {
+    type Msg = ProverMsg;
+    type State = Shared<ProverState>;
+    type Arguments = Shared<ProverState>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        {
+            let mut s = state.lock();
+            // A run whose task ended while no incarnation was alive lost its result: run it again.
+            if s.in_flight.as_ref().is_some_and(|f| f.task.is_finished())
+                && let Some(f) = s.in_flight.take()
+            {
+                tracing::warn!(
+                    block = f.job.block,
+                    "prover restarted after its run ended unseen; proving the block again"
+                );
+                s.queue.push_front(f.job);
+            }
+        }
+        let _ = myself.cast(ProverMsg::Wake);
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ProverMsg::Wake => self.start_next(state),
+            ProverMsg::Started { block, pgid } => {
+                let mut s = state.lock();
+                if let Some(f) = s.in_flight.as_mut().filter(|f| f.job.block == block) {
+                    f.pgid = Some(pgid);
+                }
+            }
+            ProverMsg::Finished { block, result } => {
+                let in_flight = {
+                    let mut s = state.lock();
+                    match s.in_flight.take() {
+                        Some(f) if f.job.block == block => Some(f),
+                        other => {
+                            s.in_flight = other;
+                            None
+                        }
+                    }
+                };
+                if let Some(f) = in_flight {
+                    self.finish(state, f, result);
+                }
+                self.start_next(state);
+            }
+            ProverMsg::Status(reply) => {
+                let _ = reply.send(self.status(state));
+            }
+            ProverMsg::Stop(reply) => {
+                let task = {
+                    let mut s = state.lock();
+                    s.stopping = true;
+                    let _ = s.cancel.send(true);
+                    s.in_flight.take().map(|f| (f.job.block, f.task))
+                };
+                // Wait for the run to end (process::run terminates its group) outside the mailbox.
+                tokio::spawn(async move {
+                    if let Some((block, task)) = task {
+                        tracing::info!(block, "shutdown: stopping the running prover");
+                        let _ = task.await;
+                    }
+                    let _ = reply.send(());
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Prover {
+    fn status(&self, state: &Shared<ProverState>) -> ProverStatus {
+        let s = state.lock();
+        let threshold = self.ctx.config.prover_stuck_threshold;
+        let (proving_block, since, duration, pgid) = match &s.in_flight {
+            Some(f) => (Some(f.job.block), Some(rfc3339(f.started_at)), Some(f.started.elapsed().as_secs()), f.pgid),
+            None => (None, None, None, None),
+        };
+        let stuck = s.in_flight.as_ref().is_some_and(|f| f.started.elapsed() > threshold);
+        ProverStatus {
+            status: if stuck { "degraded" } else { "healthy" },
+            state: if stuck {
+                "stuck"
+            } else if s.in_flight.is_some() {
+                "proving"
+            } else if s.stopping {
+                "stopped"
+            } else {
+                "idle"
+            },
+            queue_length: s.queue.len(),
+            queued_blocks: s.queue.iter().map(|j| j.block).collect(),
+            proving_block,
+            proving_since: since,
+            proving_duration_seconds: duration,
+            proving_pgid: pgid,
+            zisk_version: self.ctx.zisk_version.to_string(),
+            action: match self.ctx.config.zisk_action {
+                ZiskAction::Prove => "prove",
+                ZiskAction::Execute => "execute",
+            },
+            proved_count: s.proved_count,
+            failed_count: s.failed_count,
+            recent_proved: s.proved.iter().cloned().collect(),
+            recent_failed: s.failed.iter().cloned().collect(),
+        }
+    }
+
+    fn start_next(&self, state: &Shared<ProverState>) {
+        let mut s = state.lock();
+        if s.in_flight.is_some() || s.stopping {
+            return;
+        }
+        let Some(job) = s.queue.pop_front() else { return };
+        let cfg = &self.ctx.config;
+        let block_dir = job.input_path.parent().map(PathBuf::from).unwrap_or_else(|| cfg.output_dir.clone());
+        let invocation = match cfg.zisk_action {
+            ZiskAction::Prove => {
+                zisk::prove(self.ctx.dialect, &cfg.elf_path, &job.input_path, &block_dir, &cfg.zisk_extra_args)
+            }
+            ZiskAction::Execute => zisk::execute(&cfg.elf_path, &job.input_path, &cfg.zisk_extra_args),
+        };
+        let spec = RunSpec {
+            program: cfg.cargo_zisk.clone(),
+            args: invocation.args.clone(),
+            timeout: cfg.prover_timeout,
+            kill_grace: cfg.prover_kill_grace,
+        };
+        let block = job.block;
+        let cancel = s.cancel.subscribe();
+        if cfg.zisk_action == ZiskAction::Prove {
+            self.reporter.report(block, Status::Proving, None);
+        }
+        tracing::info!(block, program = %cfg.cargo_zisk.display(), "prover started");
+        let task = tokio::spawn(async move {
+            let result = process::run(&spec, cancel, |pgid| {
+                let _ = send(PROVER, ProverMsg::Started { block, pgid });
+            })
+            .await
+            .map_err(|e| format!("cannot start {}: {e}", spec.program.display()));
+            deliver(PROVER, ProverMsg::Finished { block, result }).await;
+        });
+        s.in_flight = Some(InFlight { job, started: Instant::now(), started_at: SystemTime::now(), pgid: None, task });
+    }
+
+    fn finish(&self, state: &Shared<ProverState>, f: InFlight, result: Result<RunOutcome, String>) {
+        let block = f.job.block;
+        let head_to_prover_ms = f.started.saturating_duration_since(f.job.head_seen_at).as_millis() as u64;
+        let outcome = match result {
+            Err(reason) => Err(("spawn", reason, Vec::new())),
+            Ok(run) => self.judge(&f, run),
+        };
+        let mut s = state.lock();
+        match outcome {
+            Ok(proved) => {
+                tracing::info!(block, proving_time_ms = proved.proving_time_ms, cycles = ?proved.cycles, head_to_prover_ms, "block proved");
+                if let Some(path) = &proved.proof_path {
+                    self.reporter.report(
+                        block,
+                        Status::Proved,
+                        Some(ProvedReport {
+                            proving_time_ms: proved.proving_time_ms,
+                            cycles: proved.cycles,
+                            proof_path: PathBuf::from(path),
+                        }),
+                    );
+                }
+                s.proved_count += 1;
+                s.proved.push_back(ProvedBlock { head_to_prover_ms, ..proved });
+                if s.proved.len() > 50 {
+                    s.proved.pop_front();
+                }
+            }
+            Err((stage, reason, last_lines)) if !s.stopping => {
+                self.notifier.alert(
+                    Severity::Error,
+                    format!("Proof failed: block {block} ({stage})"),
+                    format!("{reason}\n{}", last_lines.join("\n")),
+                );
+                s.failed_count += 1;
+                s.failed.push_back(FailedBlock { block, stage, reason, last_lines });
+                if s.failed.len() > 50 {
+                    s.failed.pop_front();
+                }
+            }
+            Err((_, reason, _)) => tracing::info!(block, %reason, "prover stopped for shutdown"),
+        }
+    }
+
+    /// Success needs exit 0 and, when proving, the proof the version promises.
+    fn judge(&self, f: &InFlight, run: RunOutcome) -> Result<ProvedBlock, (&'static str, String, Vec<String>)> {
+        let wall_ms = run.elapsed.as_millis().max(1) as u64;
+        if run.ending != Ending::Code(0) {
+            let stage = match run.ending {
+                Ending::TimedOut => "timeout",
+                Ending::Cancelled => "shutdown",
+                Ending::Signal(_) => "crash",
+                _ => "prover_exit",
+            };
+            return Err((
+                stage,
+                format!("cargo-zisk {} after {:.1}s", run.ending.describe(), run.elapsed.as_secs_f64()),
+                run.tail,
+            ));
+        }
+        let cfg = &self.ctx.config;
+        match cfg.zisk_action {
+            ZiskAction::Execute => Ok(ProvedBlock {
+                block: f.job.block,
+                proving_time_ms: wall_ms,
+                cycles: zisk::parse_steps(&run.tail),
+                proof_path: None,
+                head_to_prover_ms: 0,
+            }),
+            ZiskAction::Prove => {
+                let block_dir = f.job.input_path.parent().map(PathBuf::from).unwrap_or_else(|| cfg.output_dir.clone());
+                let location =
+                    match zisk::prove(self.ctx.dialect, &cfg.elf_path, &f.job.input_path, &block_dir, &[]).proof {
+                        Some(l) => l,
+                        None => return Err(("proof_output", "no proof location for this version".into(), run.tail)),
+                    };
+                match zisk::read_prove_result(self.ctx.dialect, &location, &run.tail) {
+                    Ok(r) => Ok(ProvedBlock {
+                        block: f.job.block,
+                        proving_time_ms: r.proving_time_ms.unwrap_or(wall_ms),
+                        cycles: r.cycles,
+                        proof_path: Some(r.proof_path.display().to_string()),
+                        head_to_prover_ms: 0,
+                    }),
+                    Err(e) => Err(("proof_output", e.to_string(), run.tail)),
+                }
+            }
+        }
+    }
+}
+
+/// How long a stop may take: the kill grace plus a margin for the group to die.
+pub fn stop_timeout(grace: Duration) -> Duration {
+    grace + Duration::from_secs(5)
+}

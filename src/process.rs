@@ -1,0 +1,262 @@
+//! Running an external program (cargo-zisk) so that it can always be stopped completely.
+//!
+//! The child is the leader of its own process group; timeouts, cancellation and even a dropped
+//! future (an actor that died mid-run) end the whole group, TERM first and KILL after a grace
+//! period, so no prover helper (MPI ranks, GPU workers) outlives the run. Output lines go to
+//! tracing at debug level and the last ones are kept for error reports.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+
+/// How many output lines are kept for error reports.
+pub const TAIL_LINES: usize = 50;
+
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub timeout: Duration,
+    pub kill_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Exited by itself with this code.
+    Code(i32),
+    /// Killed by a signal it did not get from us (a crash, the OOM killer).
+    Signal(i32),
+    /// Ran past the timeout and was terminated.
+    TimedOut,
+    /// Stopped because the daemon is shutting down.
+    Cancelled,
+}
+
+impl Ending {
+    pub fn describe(self) -> String {
+        match self {
+            Ending::Code(0) => "exited with code 0".into(),
+            Ending::Code(101) => "panicked (exit code 101)".into(),
+            Ending::Code(c) => format!("exited with code {c}"),
+            Ending::Signal(9) => "was killed by SIGKILL (out of memory?)".into(),
+            Ending::Signal(s) => format!("was killed by signal {s}"),
+            Ending::TimedOut => "ran past its timeout and was terminated".into(),
+            Ending::Cancelled => "was stopped for shutdown".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub ending: Ending,
+    /// The last [`TAIL_LINES`] lines of stdout and stderr, interleaved as they arrived.
+    pub tail: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// Sends `signal` to the whole process group; a group already gone is not an error.
+pub fn signal_group(pgid: u32, signal: i32) {
+    // SAFETY: killpg only sends a signal; a stale pgid yields ESRCH, which we ignore.
+    unsafe {
+        libc::killpg(pgid as libc::pid_t, signal);
+    }
+}
+
+/// Kills the group when dropped, so an aborted run cannot leave processes behind.
+struct GroupGuard(u32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        signal_group(self.0, libc::SIGKILL);
+    }
+}
+
+/// Runs the program to completion, timeout or cancellation (`cancel` turning true).
+/// `started` receives the process group id as soon as the child exists.
+pub async fn run(
+    spec: &RunSpec,
+    mut cancel: watch::Receiver<bool>,
+    started: impl FnOnce(u32),
+) -> std::io::Result<RunOutcome> {
+    let begin = Instant::now();
+    let mut child = Command::new(&spec.program)
+        .args(&spec.args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()?;
+    let pgid = child.id().unwrap_or(0);
+    let guard = GroupGuard(pgid);
+    started(pgid);
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    if let Some(out) = child.stdout.take() {
+        forward_lines(out, tx.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        forward_lines(err, tx.clone());
+    }
+    drop(tx);
+
+    let mut tail = VecDeque::with_capacity(TAIL_LINES);
+    let mut keep = |line: String| {
+        tracing::debug!(target: "cargo_zisk", "{line}");
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    };
+
+    let deadline = tokio::time::Instant::now() + spec.timeout;
+    let mut forced = None;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            Some(line) = rx.recv() => keep(line),
+            _ = tokio::time::sleep_until(deadline), if forced.is_none() => forced = Some(Ending::TimedOut),
+            changed = cancel.changed(), if forced.is_none() => {
+                if changed.is_err() || *cancel.borrow() {
+                    forced = Some(Ending::Cancelled);
+                } else {
+                    continue;
+                }
+            }
+        }
+        if forced.is_some() {
+            signal_group(pgid, libc::SIGTERM);
+            let grace_end = tokio::time::Instant::now() + spec.kill_grace;
+            let status = loop {
+                tokio::select! {
+                    status = child.wait() => break Some(status?),
+                    Some(line) = rx.recv() => keep(line),
+                    _ = tokio::time::sleep_until(grace_end) => break None,
+                }
+            };
+            match status {
+                Some(s) => break s,
+                None => {
+                    signal_group(pgid, libc::SIGKILL);
+                    break child.wait().await?;
+                }
+            }
+        }
+    };
+    // Whatever the leader did, nothing of its group may outlive the run.
+    drop(guard);
+    // Pipes close once every holder is dead; don't wait forever on a straggler.
+    let drain_end = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(line)) = tokio::time::timeout_at(drain_end, rx.recv()).await {
+        keep(line);
+    }
+
+    use std::os::unix::process::ExitStatusExt;
+    let ending = match forced {
+        Some(f) => f,
+        None => match (status.code(), status.signal()) {
+            (Some(c), _) => Ending::Code(c),
+            (None, Some(s)) => Ending::Signal(s),
+            (None, None) => Ending::Code(-1),
+        },
+    };
+    Ok(RunOutcome { ending, tail: tail.into_iter().collect(), elapsed: begin.elapsed() })
+}
+
+fn forward_lines<R: tokio::io::AsyncRead + Unpin + Send + 'static>(reader: R, tx: mpsc::UnboundedSender<String>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(reader).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Whether a process with this pid still runs. A zombie (dead, not yet reaped by a parent that
+/// may be a container's init) does not count: it holds no resources but its pid.
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself contain spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, timeout: Duration) -> RunSpec {
+        RunSpec {
+            program: "sh".into(),
+            args: vec!["-c".into(), script.into()],
+            timeout,
+            kill_grace: Duration::from_millis(300),
+        }
+    }
+
+    fn never() -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(false);
+        std::mem::forget(tx);
+        rx
+    }
+
+    #[tokio::test]
+    async fn exit_code_and_tail() {
+        let out = run(
+            &sh("for i in $(seq 1 60); do echo line $i; done; echo err >&2; exit 3", Duration::from_secs(10)),
+            never(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.ending, Ending::Code(3));
+        assert_eq!(out.tail.len(), TAIL_LINES);
+        assert!(out.tail.contains(&"err".to_string()));
+        assert!(out.tail.contains(&"line 60".to_string()));
+        assert!(!out.tail.contains(&"line 1".to_string()));
+    }
+
+    #[tokio::test]
+    async fn crash_is_a_signal() {
+        let out = run(&sh("kill -SEGV $$", Duration::from_secs(10)), never(), |_| {}).await.unwrap();
+        assert_eq!(out.ending, Ending::Signal(libc::SIGSEGV));
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("grandchild.pid");
+        // The grandchild ignores TERM: only the group KILL can end it.
+        let script = format!("(trap '' TERM; sleep 30) & echo $! > {}; wait", pidfile.display());
+        let out = run(&sh(&script, Duration::from_millis(500)), never(), |_| {}).await.unwrap();
+        assert_eq!(out.ending, Ending::TimedOut);
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!process_alive(pid), "grandchild {pid} survived");
+    }
+
+    #[tokio::test]
+    async fn cancellation_stops_the_run() {
+        let (tx, rx) = watch::channel(false);
+        let spec = sh("sleep 30", Duration::from_secs(60));
+        let handle = tokio::spawn(async move { run(&spec, rx, |_| {}).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tx.send(true).unwrap();
+        let out = handle.await.unwrap().unwrap();
+        assert_eq!(out.ending, Ending::Cancelled);
+        assert!(out.elapsed < Duration::from_secs(5));
+    }
+}
