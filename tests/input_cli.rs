@@ -441,12 +441,20 @@ fn fetches_a_real_block_from_a_node_with_the_embedded_config() {
 fn regenerate_mini_chain() {
     let dir = mini_chain_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    let (block, witness) = mini_chain::build();
+    let blocks = mini_chain::build();
     std::fs::write(dir.join("chain.json"), mini_chain::CHAIN_JSON).unwrap();
-    std::fs::write(dir.join("eth_getBlockByNumber.json"), serde_json::to_string_pretty(&block).unwrap() + "\n")
+    for (i, (block, witness)) in blocks.iter().enumerate() {
+        // Block 10 at the top (what most tests read), later blocks in block-<n>/.
+        let target = if i == 0 { dir.clone() } else { dir.join(format!("block-{}", 10 + i)) };
+        std::fs::create_dir_all(&target).unwrap();
+        std::fs::write(target.join("eth_getBlockByNumber.json"), serde_json::to_string_pretty(block).unwrap() + "\n")
+            .unwrap();
+        std::fs::write(
+            target.join("debug_executionWitness.json"),
+            serde_json::to_string_pretty(witness).unwrap() + "\n",
+        )
         .unwrap();
-    std::fs::write(dir.join("debug_executionWitness.json"), serde_json::to_string_pretty(&witness).unwrap() + "\n")
-        .unwrap();
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut expected = serde_json::Map::new();
     for (framing, key) in [("raw", "input_rkyv_sha256"), ("framed", "input_framed_sha256")] {

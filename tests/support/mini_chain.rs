@@ -1,5 +1,5 @@
-//! Builds the in-repo mini chain: a Cancun chain (id 1337) whose block 10 holds one signed
-//! EIP-1559 transfer and one withdrawal, with the witness a node would return for it.
+//! Builds the in-repo mini chain: a Cancun chain (id 1337) whose blocks 10 and 11 each hold one
+//! signed EIP-1559 transfer (block 10 also a withdrawal), with the witnesses a node would return.
 //!
 //! Only run to regenerate `tests/data/mini-chain/` (`cargo test --test input_cli -- --ignored
 //! regenerate_mini_chain`); the committed files are what the tests read. Post-execution header
@@ -52,8 +52,45 @@ fn qty(v: impl Into<U256>) -> String {
     format!("{:#x}", v.into())
 }
 
-/// Returns (block JSON, witness JSON) for the mini chain.
-pub fn build() -> (Value, Value) {
+fn sign(mut tx: EIP1559Transaction, secret: &secp256k1::SecretKey) -> Transaction {
+    let (payload, _) = Transaction::EIP1559Transaction(tx.clone()).signing_payload().unwrap().unwrap();
+    let msg = secp256k1::Message::from_digest(keccak(&payload).0);
+    let (rec_id, sig) = secp256k1::SECP256K1.sign_ecdsa_recoverable(&msg, secret).serialize_compact();
+    tx.signature_r = U256::from_big_endian(&sig[..32]);
+    tx.signature_s = U256::from_big_endian(&sig[32..]);
+    tx.signature_y_parity = U256::from(i32::from(rec_id) as u64);
+    Transaction::EIP1559Transaction(tx)
+}
+
+/// Executes a provisional block on the witness, fills in the post-execution header fields, and
+/// returns the sealed block with the state after it (to draw the next block's witness from).
+fn seal(config: ChainConfig, parent: &BlockHeader, state_nodes: Vec<Vec<u8>>, mut header: BlockHeader, body: BlockBody) -> (Block, RpcExecutionWitness, GuestProgramStateWrapper) {
+    let crypto = NativeCrypto;
+    let witness = RpcExecutionWitness {
+        state: state_nodes.into_iter().map(Bytes::from).collect(),
+        keys: vec![],
+        codes: vec![],
+        headers: vec![Bytes::from(parent.encode_to_vec())],
+    };
+    let execution_witness =
+        witness.clone().into_execution_witness(config, header.number, std::slice::from_ref(parent), &crypto).unwrap();
+    let state = GuestProgramState::from_witness(execution_witness, &crypto).unwrap();
+    let crypto_arc: Arc<dyn Crypto + Send + Sync> = Arc::new(NativeCrypto);
+    let mut db = GuestProgramStateWrapper::new(state, crypto_arc.clone());
+    let provisional = Block::new(header.clone(), body.clone());
+    let mut vm = Evm::new_for_l1(db.clone(), crypto_arc);
+    let (result, _) = vm.execute_block(&provisional).unwrap();
+    db.apply_account_updates(&vm.get_state_transitions().unwrap()).unwrap();
+    let (receipts_root, bloom) = compute_receipts_root_and_logs_bloom(&result.receipts, &crypto);
+    header.gas_used = result.block_gas_used;
+    header.receipts_root = receipts_root;
+    header.logs_bloom = bloom;
+    header.state_root = db.state_trie_root().unwrap();
+    (Block::new(header, body), witness, db)
+}
+
+/// Returns (block JSON, witness JSON) for blocks 10 and 11 of the mini chain.
+pub fn build() -> Vec<(Value, Value)> {
     let crypto = NativeCrypto;
     let config: ChainConfig = serde_json::from_str(CHAIN_JSON).unwrap();
     let secret = secp256k1::SecretKey::from_slice(&[0x11; 32]).unwrap();
@@ -61,6 +98,9 @@ pub fn build() -> (Value, Value) {
     let sender = Address::from_slice(&keccak(&public[1..]).0[12..]);
     let recipient = Address::from_low_u64_be(0xbeef);
     let validator = Address::from_low_u64_be(0xcafe);
+    let coinbase = Address::from_low_u64_be(0xc0ffee);
+    // EIP-4788's contract is absent from this chain: reading its absence needs its trie path.
+    let beacon_roots = Address::from_slice(&hex::decode("000F3df6D732807Ef1319fB7B8bB8522d0Beac02").unwrap());
 
     let mut trie = ethrex_trie::Trie::new_temp();
     let funded = AccountState { nonce: 0, balance: U256::from(10u64) * U256::exp10(18), ..AccountState::default() };
@@ -70,9 +110,7 @@ pub fn build() -> (Value, Value) {
 
     let parent = BlockHeader {
         parent_hash: keccak(b"mini-chain block 8"),
-        ommers_hash: H256::from_slice(
-            &hex::decode("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347").unwrap(),
-        ),
+        ommers_hash: H256::from_slice(&hex::decode("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347").unwrap()),
         state_root: pre_state_root,
         transactions_root: ethrex_trie::EMPTY_TRIE_HASH,
         receipts_root: ethrex_trie::EMPTY_TRIE_HASH,
@@ -87,75 +125,83 @@ pub fn build() -> (Value, Value) {
         ..BlockHeader::default()
     };
 
-    let base_fee = calculate_base_fee_per_gas(30_000_000, 30_000_000, 0, 1_000_000_000, ELASTICITY_MULTIPLIER).unwrap();
-    let mut tx = EIP1559Transaction {
-        chain_id: 1337,
-        nonce: 0,
-        max_priority_fee_per_gas: 2_000_000_000,
-        max_fee_per_gas: 5_000_000_000,
-        gas_limit: 21_000,
-        to: TxKind::Call(recipient),
-        value: U256::from(123_456_789u64),
-        data: Bytes::new(),
-        ..Default::default()
-    };
-    let (payload, _) = Transaction::EIP1559Transaction(tx.clone()).signing_payload().unwrap().unwrap();
-    let msg = secp256k1::Message::from_digest(keccak(&payload).0);
-    let (rec_id, sig) = secp256k1::SECP256K1.sign_ecdsa_recoverable(&msg, &secret).serialize_compact();
-    tx.signature_r = U256::from_big_endian(&sig[..32]);
-    tx.signature_s = U256::from_big_endian(&sig[32..]);
-    tx.signature_y_parity = U256::from(i32::from(rec_id) as u64);
-    let tx = Transaction::EIP1559Transaction(tx);
-    assert_eq!(tx.sender(&crypto).unwrap(), sender);
+    let mut out = Vec::new();
+    let mut parent = parent;
+    let mut state_nodes = state_nodes;
+    for (number, nonce, withdrawals) in [
+        (10u64, 0u64, vec![Withdrawal { index: 7, validator_index: 42, address: validator, amount: 1_000_000 }]),
+        (11, 1, vec![]),
+    ] {
+        let base_fee = calculate_base_fee_per_gas(
+            30_000_000,
+            parent.gas_limit,
+            parent.gas_used,
+            parent.base_fee_per_gas.unwrap(),
+            ELASTICITY_MULTIPLIER,
+        )
+        .unwrap();
+        let tx = sign(
+            EIP1559Transaction {
+                chain_id: 1337,
+                nonce,
+                max_priority_fee_per_gas: 2_000_000_000,
+                max_fee_per_gas: 5_000_000_000,
+                gas_limit: 21_000,
+                to: TxKind::Call(recipient),
+                value: U256::from(123_456_789u64),
+                data: Bytes::new(),
+                ..Default::default()
+            },
+            &secret,
+        );
+        assert_eq!(tx.sender(&crypto).unwrap(), sender);
+        let header = BlockHeader {
+            parent_hash: parent.compute_block_hash(&crypto),
+            ommers_hash: parent.ommers_hash,
+            coinbase,
+            transactions_root: compute_transactions_root(std::slice::from_ref(&tx), &crypto),
+            number,
+            gas_limit: 30_000_000,
+            timestamp: parent.timestamp + 12,
+            prev_randao: keccak(format!("randao {number}").as_bytes()),
+            base_fee_per_gas: Some(base_fee),
+            withdrawals_root: Some(compute_withdrawals_root(&withdrawals, &crypto)),
+            blob_gas_used: Some(0),
+            excess_blob_gas: Some(0),
+            parent_beacon_block_root: Some(keccak(format!("beacon {number}").as_bytes())),
+            extra_data: Bytes::from_static(b"ethproofs-daemon mini chain"),
+            ..BlockHeader::default()
+        };
+        let body = BlockBody { transactions: vec![tx.clone()], ommers: vec![], withdrawals: Some(withdrawals.clone()) };
+        let (block, witness, db) = seal(config, &parent, state_nodes, header, body);
+        out.push((block_json(&block, &tx, sender, recipient, &withdrawals), witness_json(&witness)));
 
-    let withdrawals = vec![Withdrawal { index: 7, validator_index: 42, address: validator, amount: 1_000_000 }];
-    let mut header = BlockHeader {
-        parent_hash: parent.compute_block_hash(&crypto),
-        ommers_hash: parent.ommers_hash,
-        coinbase: Address::from_low_u64_be(0xc0ffee),
-        transactions_root: compute_transactions_root(std::slice::from_ref(&tx), &crypto),
-        number: 10,
-        gas_limit: 30_000_000,
-        timestamp: 1_700_000_012,
-        prev_randao: keccak(b"randao 10"),
-        base_fee_per_gas: Some(base_fee),
-        withdrawals_root: Some(compute_withdrawals_root(&withdrawals, &crypto)),
-        blob_gas_used: Some(0),
-        excess_blob_gas: Some(0),
-        parent_beacon_block_root: Some(keccak(b"beacon 10")),
-        extra_data: Bytes::from_static(b"ethproofs-daemon mini chain"),
-        ..BlockHeader::default()
-    };
-    let body = BlockBody { transactions: vec![tx.clone()], ommers: vec![], withdrawals: Some(withdrawals.clone()) };
+        // The next block's witness: every node on the paths it will touch, from this block's post-state.
+        let post = db.lock_mutex().unwrap();
+        let mut nodes: Vec<Vec<u8>> = Vec::new();
+        for account in [sender, recipient, coinbase, validator, beacon_roots] {
+            for node in post.state_trie.get_proof(keccak(account.as_bytes()).as_bytes()).unwrap() {
+                if !nodes.contains(&node) {
+                    nodes.push(node);
+                }
+            }
+        }
+        drop(post);
+        state_nodes = nodes;
+        parent = block.header.clone();
+    }
+    out
+}
 
-    let witness = RpcExecutionWitness {
-        state: state_nodes.iter().cloned().map(Bytes::from).collect(),
-        keys: vec![],
-        codes: vec![],
-        headers: vec![Bytes::from(parent.encode_to_vec())],
-    };
-    let execution_witness =
-        witness.clone().into_execution_witness(config, 10, std::slice::from_ref(&parent), &crypto).unwrap();
-    let state = GuestProgramState::from_witness(execution_witness, &crypto).unwrap();
-    let crypto_arc: Arc<dyn Crypto + Send + Sync> = Arc::new(NativeCrypto);
-    let mut db = GuestProgramStateWrapper::new(state, crypto_arc.clone());
-    let provisional = Block::new(header.clone(), body.clone());
-    let mut vm = Evm::new_for_l1(db.clone(), crypto_arc);
-    let (result, _) = vm.execute_block(&provisional).unwrap();
-    db.apply_account_updates(&vm.get_state_transitions().unwrap()).unwrap();
-    let (receipts_root, bloom) = compute_receipts_root_and_logs_bloom(&result.receipts, &crypto);
-    header.gas_used = result.block_gas_used;
-    header.receipts_root = receipts_root;
-    header.logs_bloom = bloom;
-    header.state_root = db.state_trie_root().unwrap();
-    let hash = header.compute_block_hash(&crypto);
-    let block = Block::new(header, body);
-    let size = block.encode_to_vec().len();
-
+fn block_json(block: &Block, tx: &Transaction, sender: Address, recipient: Address, withdrawals: &[Withdrawal]) -> Value {
+    let crypto = NativeCrypto;
     let h = &block.header;
-    let effective_gas_price = (base_fee + 2_000_000_000).min(5_000_000_000);
-    let Transaction::EIP1559Transaction(t) = &tx else { unreachable!() };
-    let block_json = json!({
+    let hash = h.compute_block_hash(&crypto);
+    let size = block.encode_to_vec().len();
+    let base_fee = h.base_fee_per_gas.unwrap();
+    let Transaction::EIP1559Transaction(t) = tx else { unreachable!() };
+    let effective_gas_price = (base_fee + t.max_priority_fee_per_gas).min(t.max_fee_per_gas);
+    json!({
         "baseFeePerGas": qty(base_fee),
         "blobGasUsed": "0x0",
         "difficulty": "0x0",
@@ -178,7 +224,7 @@ pub fn build() -> (Value, Value) {
         "timestamp": qty(h.timestamp),
         "transactions": [{
             "blockHash": format!("{hash:#x}"),
-            "blockNumber": qty(10u64),
+            "blockNumber": qty(h.number),
             "from": format!("{sender:#x}"),
             "gas": qty(t.gas_limit),
             "gasPrice": qty(effective_gas_price),
@@ -205,11 +251,13 @@ pub fn build() -> (Value, Value) {
             "address": format!("{:#x}", w.address), "amount": qty(w.amount),
         })).collect::<Vec<_>>(),
         "withdrawalsRoot": format!("{:#x}", h.withdrawals_root.unwrap()),
-    });
-    let witness_json = json!({
+    })
+}
+
+fn witness_json(witness: &RpcExecutionWitness) -> Value {
+    json!({
         "state": witness.state.iter().map(|b| hex0x(b)).collect::<Vec<_>>(),
         "codes": [],
         "headers": witness.headers.iter().map(|b| hex0x(b)).collect::<Vec<_>>(),
-    });
-    (block_json, witness_json)
+    })
 }
