@@ -260,7 +260,8 @@ impl InputGenerator {
                         summary: generated.summary,
                         head_seen_at: seen,
                     },
-                    true,
+                    // Without a proof to follow, `queued` would leave the block hanging on the site.
+                    self.ctx.config.zisk_action == crate::config::ZiskAction::Prove,
                 );
             }
             Err((stage, reason)) => {

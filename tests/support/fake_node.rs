@@ -1,13 +1,13 @@
-//! A fake Ethereum node: JSON-RPC over HTTP on loopback, answering from canned responses.
+//! A fake Ethereum node: JSON-RPC over HTTP on loopback.
 //!
-//! Deliberately small (std only, one thread, `Connection: close`): it speaks just enough
-//! HTTP/1.1 for reqwest, and each method's answer is a raw JSON-RPC `result` or `error`, so
-//! tests can serve real fixture bytes unchanged or inject failures.
+//! It serves a head you can move, blocks and witnesses by number (real fixture bytes, unchanged),
+//! answers unknown blocks as geth does (`null` for the block, an error for the witness), and lets
+//! a test replace any method's answer to inject failures.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
+
+use super::http::{self, Response};
 
 /// What the node answers to one method.
 #[derive(Clone)]
@@ -20,78 +20,103 @@ pub enum Answer {
     Http { status: u16, body: String },
 }
 
+#[derive(Default)]
+struct NodeState {
+    chain_id: u64,
+    head: u64,
+    blocks: HashMap<u64, (String, String)>,
+    overrides: HashMap<String, Answer>,
+    calls: Vec<String>,
+}
+
 pub struct FakeNode {
     pub url: String,
-    answers: Arc<Mutex<HashMap<String, Answer>>>,
-    pub calls: Arc<Mutex<Vec<String>>>,
+    state: Arc<Mutex<NodeState>>,
+}
+
+fn quantity(v: &serde_json::Value) -> Option<u64> {
+    u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok()
 }
 
 impl FakeNode {
     pub fn start() -> FakeNode {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let answers: Arc<Mutex<HashMap<String, Answer>>> = Arc::default();
-        let calls: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (a, c) = (answers.clone(), calls.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut content_length = 0;
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    let l = line.trim_end();
-                    if l.is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = l.split_once(':')
-                        && k.eq_ignore_ascii_case("content-length")
-                    {
-                        content_length = v.trim().parse().unwrap_or(0);
+        let state: Arc<Mutex<NodeState>> = Arc::default();
+        let s = state.clone();
+        let url = http::serve(move |req| {
+            let request: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let method = request["method"].as_str().unwrap_or("").to_string();
+            let id = request["id"].clone();
+            let number = quantity(&request["params"][0]);
+            let answer = {
+                let mut st = s.lock().unwrap();
+                st.calls.push(format!("{method} {}", number.map(|n| n.to_string()).unwrap_or_default()));
+                if let Some(a) = st.overrides.get(&method) {
+                    a.clone()
+                } else {
+                    match method.as_str() {
+                        "eth_chainId" => Answer::Result(format!("\"{:#x}\"", st.chain_id)),
+                        "eth_blockNumber" => Answer::Result(format!("\"{:#x}\"", st.head)),
+                        "eth_getBlockByNumber" => match number.and_then(|n| st.blocks.get(&n)) {
+                            Some((block, _)) => Answer::Result(block.clone()),
+                            None => Answer::Result("null".into()),
+                        },
+                        "debug_executionWitness" => match number.and_then(|n| st.blocks.get(&n)) {
+                            Some((_, witness)) => Answer::Result(witness.clone()),
+                            None => Answer::Error {
+                                code: -32000,
+                                message: format!("block #{} not found", number.unwrap_or(0)),
+                            },
+                        },
+                        other => Answer::Error {
+                            code: -32601,
+                            message: format!("the method {other} does not exist/is not available"),
+                        },
                     }
                 }
-                let mut body = vec![0; content_length];
-                if reader.read_exact(&mut body).is_err() {
-                    continue;
+            };
+            match answer {
+                Answer::Result(result) => {
+                    Response::json(200, format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#))
                 }
-                let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                let method = request["method"].as_str().unwrap_or("").to_string();
-                let id = request["id"].clone();
-                c.lock().unwrap().push(method.clone());
-                let answer = a.lock().unwrap().get(&method).cloned().unwrap_or(Answer::Error {
-                    code: -32601,
-                    message: format!("the method {method} does not exist/is not available"),
-                });
-                let (status, text) = match answer {
-                    Answer::Result(result) => (200, format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#)),
-                    Answer::Error { code, message } => (
-                        200,
-                        serde_json::json!({"jsonrpc":"2.0","id":id,"error":{"code":code,"message":message}})
-                            .to_string(),
-                    ),
-                    Answer::Http { status, body } => (status, body),
-                };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                    text.len()
-                );
+                Answer::Error { code, message } => Response::json(
+                    200,
+                    serde_json::json!({"jsonrpc":"2.0","id":id,"error":{"code":code,"message":message}}).to_string(),
+                ),
+                Answer::Http { status, body } => Response::json(status, body),
             }
         });
-        FakeNode { url, answers, calls }
+        FakeNode { url, state }
+    }
+
+    pub fn set_chain_id(&self, chain_id: u64) {
+        self.state.lock().unwrap().chain_id = chain_id;
+    }
+
+    pub fn set_head(&self, head: u64) {
+        self.state.lock().unwrap().head = head;
+    }
+
+    /// Serves `eth_getBlockByNumber(number)` and `debug_executionWitness(number)` from these texts.
+    pub fn add_block(&self, number: u64, block: &str, witness: &str) {
+        self.state.lock().unwrap().blocks.insert(number, (block.to_string(), witness.to_string()));
     }
 
     pub fn answer(&self, method: &str, answer: Answer) {
-        self.answers.lock().unwrap().insert(method.to_string(), answer);
+        self.state.lock().unwrap().overrides.insert(method.to_string(), answer);
     }
 
-    /// Serves a block, its witness and the chain id, from the JSON texts of their results.
+    pub fn clear_answer(&self, method: &str) {
+        self.state.lock().unwrap().overrides.remove(method);
+    }
+
+    /// Every call so far, as `method number`.
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    /// Serves one block as the answer to every block and witness request, with the chain id.
     pub fn serve_block(&self, chain_id: u64, block: &str, witness: &str) {
-        self.answer("eth_chainId", Answer::Result(format!("\"{chain_id:#x}\"")));
+        self.set_chain_id(chain_id);
         self.answer("eth_getBlockByNumber", Answer::Result(block.to_string()));
         self.answer("debug_executionWitness", Answer::Result(witness.to_string()));
     }

@@ -64,7 +64,13 @@ fn sign(mut tx: EIP1559Transaction, secret: &secp256k1::SecretKey) -> Transactio
 
 /// Executes a provisional block on the witness, fills in the post-execution header fields, and
 /// returns the sealed block with the state after it (to draw the next block's witness from).
-fn seal(config: ChainConfig, parent: &BlockHeader, state_nodes: Vec<Vec<u8>>, mut header: BlockHeader, body: BlockBody) -> (Block, RpcExecutionWitness, GuestProgramStateWrapper) {
+fn seal(
+    config: ChainConfig,
+    parent: &BlockHeader,
+    state_nodes: Vec<Vec<u8>>,
+    mut header: BlockHeader,
+    body: BlockBody,
+) -> (Block, RpcExecutionWitness, GuestProgramStateWrapper) {
     let crypto = NativeCrypto;
     let witness = RpcExecutionWitness {
         state: state_nodes.into_iter().map(Bytes::from).collect(),
@@ -110,7 +116,9 @@ pub fn build() -> Vec<(Value, Value)> {
 
     let parent = BlockHeader {
         parent_hash: keccak(b"mini-chain block 8"),
-        ommers_hash: H256::from_slice(&hex::decode("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347").unwrap()),
+        ommers_hash: H256::from_slice(
+            &hex::decode("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347").unwrap(),
+        ),
         state_root: pre_state_root,
         transactions_root: ethrex_trie::EMPTY_TRIE_HASH,
         receipts_root: ethrex_trie::EMPTY_TRIE_HASH,
@@ -193,7 +201,13 @@ pub fn build() -> Vec<(Value, Value)> {
     out
 }
 
-fn block_json(block: &Block, tx: &Transaction, sender: Address, recipient: Address, withdrawals: &[Withdrawal]) -> Value {
+fn block_json(
+    block: &Block,
+    tx: &Transaction,
+    sender: Address,
+    recipient: Address,
+    withdrawals: &[Withdrawal],
+) -> Value {
     let crypto = NativeCrypto;
     let h = &block.header;
     let hash = h.compute_block_hash(&crypto);

@@ -1,7 +1,10 @@
 //! Shared helpers for the integration tests: where the data is, and how to run the binary.
 #![allow(dead_code)]
 
+pub mod daemon;
+pub mod fake_api;
 pub mod fake_node;
+pub mod http;
 pub mod mini_chain;
 
 use std::io::Write;

@@ -1,0 +1,306 @@
+#![recursion_limit = "256"]
+//! The daemon end to end: the real binary against a fake node, a fake EthProofs API and a fake
+//! cargo-zisk (`tests/support/fake-cargo-zisk`), observed through its health endpoints and the
+//! calls the fakes received.
+
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+use support::daemon::{Daemon, any_alive};
+use support::fake_api::FakeApi;
+use support::fake_node::FakeNode;
+use support::*;
+
+const KEY: &str = "test-api-key-SECRET";
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// A node serving the mini chain (blocks 10 and 11) with the head at `head`.
+fn mini_node(head: u64) -> FakeNode {
+    let node = FakeNode::start();
+    let dir = mini_chain_dir();
+    node.set_chain_id(1337);
+    node.set_head(head);
+    node.add_block(10, &read(&dir.join("eth_getBlockByNumber.json")), &read(&dir.join("debug_executionWitness.json")));
+    let b11 = dir.join("block-11");
+    node.add_block(11, &read(&b11.join("eth_getBlockByNumber.json")), &read(&b11.join("debug_executionWitness.json")));
+    node
+}
+
+fn base_env(node: &FakeNode, api: Option<&FakeApi>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        // A path on the node URL stands in for a provider key: it must never be logged.
+        ("ETH_RPC_URL", format!("{}/NODE-SECRET-PATH", node.url)),
+        ("CHAIN_CONFIG", mini_chain_dir().join("chain.json").display().to_string()),
+        ("BLOCK_INTERVAL", "1".into()),
+    ];
+    if let Some(api) = api {
+        env.push(("ETHPROOFS_RPC_URL", api.url.clone()));
+        env.push(("ETHPROOFS_API_KEY", KEY.into()));
+        env.push(("ETHPROOFS_CLUSTER_ID", "7".into()));
+    }
+    env
+}
+
+fn prover(h: &Value) -> &Value {
+    &h["components"]["prover"]
+}
+
+#[test]
+fn a_target_is_proved_and_reported_queued_proving_proved() {
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    env.push(("FAKE_ZISK_VERSION", "1.4.0".into()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 proved", Duration::from_secs(60), |h| prover(h)["proved_count"] == 1);
+    d.wait_for("three reports delivered", Duration::from_secs(30), |h| {
+        h["components"]["reporter"]["delivered_count"] == 3
+    });
+    let accepted = api.accepted();
+    assert_eq!(
+        accepted,
+        vec![("queued".into(), 10), ("proving".into(), 10), ("proved".into(), 10)],
+        "calls: {:?}",
+        api.received()
+    );
+    let proved = api.received().into_iter().find(|r| r.path.ends_with("/proved")).unwrap().body;
+    assert_eq!(proved["cluster_id"], 7);
+    assert_eq!(proved["proving_time"], 1234, "the prover's own figure, in ms");
+    assert_eq!(proved["proving_cycles"], 5555);
+    let proof = std::fs::read(d.output().join("10/proof.bin")).unwrap();
+    assert_eq!(proved["proof"], base64::engine::general_purpose::STANDARD.encode(proof));
+    // The input the prover got is the framed one 1.x reads (the fake refuses anything else).
+    let input = std::fs::read(d.output().join("10/input.bin")).unwrap();
+    let payload_len = u64::from_le_bytes(input[..8].try_into().unwrap()) as usize;
+    assert_eq!(8 + payload_len.next_multiple_of(8), input.len());
+
+    let health = d.health();
+    assert_eq!(health["status"], "healthy", "{health:#}");
+    assert_eq!(health["components"]["prover"]["zisk_version"], "1.4.0");
+    assert_eq!(d.get("/health/ready").unwrap().0, 200);
+    assert_eq!(d.get("/health/live").unwrap().0, 200);
+
+    let (status, took) = d.terminate();
+    assert!(status.success(), "exit {status}");
+    assert!(took < Duration::from_secs(30));
+    let logs = d.logs();
+    for secret in [KEY, "NODE-SECRET-PATH"] {
+        let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(secret)).collect();
+        assert!(leaks.is_empty(), "{secret} appears in the logs: {leaks:#?}");
+    }
+}
+
+#[test]
+fn a_real_mainnet_block_is_proved_with_the_v014_cli() {
+    let Some(dirs) = shared_fixtures("a_real_mainnet_block_is_proved_with_the_v014_cli") else { return };
+    let dir = dirs.iter().find(|d| d.ends_with("mainnet-25229957")).expect("mainnet fixture");
+    let node = FakeNode::start();
+    node.set_chain_id(1);
+    node.set_head(25229957);
+    node.add_block(
+        25229957,
+        &read(&dir.join("eth_getBlockByNumber.json")),
+        &read(&dir.join("debug_executionWitness.json")),
+    );
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    env.retain(|(k, _)| *k != "CHAIN_CONFIG");
+    env.push(("FAKE_ZISK_VERSION", "0.14.0".into()));
+    let zisk_log = tempfile::NamedTempFile::new().unwrap();
+    env.push(("FAKE_ZISK_LOG", zisk_log.path().display().to_string()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("three reports delivered", Duration::from_secs(60), |h| {
+        h["components"]["reporter"]["delivered_count"] == 3
+    });
+    let proved = api.received().into_iter().find(|r| r.path.ends_with("/proved")).unwrap().body;
+    assert_eq!(proved["block_number"], 25229957u64);
+    assert_eq!(proved["proving_time"], 1235, "result.json time 1.2345 s, rounded up to whole ms");
+    assert_eq!(proved["proving_cycles"], 5555);
+    let compressed = std::fs::read(d.output().join("25229957/proof/vadcop_final_proof.compressed.bin")).unwrap();
+    assert_eq!(proved["proof"], base64::engine::general_purpose::STANDARD.encode(compressed));
+    // v0.14 reads the raw rkyv bytes: the golden raw hash, not the framed one.
+    let expected: Value = serde_json::from_str(&read(&dir.join("expected.json"))).unwrap();
+    assert_eq!(sha256_file(&d.output().join("25229957/input.bin")), expected["input_rkyv_sha256"].as_str().unwrap());
+    let invocations = std::fs::read_to_string(zisk_log.path()).unwrap();
+    let prove = invocations.lines().find(|l| l.starts_with("prove")).expect("a prove invocation");
+    assert!(prove.ends_with("25229957/proof -a -u"), "v0.14 needs -o DIR -a -u: {prove}");
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn a_head_jump_attempts_every_target_in_between() {
+    let node = mini_node(1000);
+    let mut env = base_env(&node, None);
+    env.retain(|(k, _)| *k != "BLOCK_INTERVAL");
+    env.push(("BLOCK_INTERVAL", "100".into()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("target 1000 accounted for", Duration::from_secs(30), |h| {
+        h["components"]["input_generator"]["missed_count"] == 1
+    });
+    node.set_head(1350);
+    let h = d.wait_for("targets 1100, 1200, 1300 accounted for", Duration::from_secs(30), |h| {
+        h["components"]["input_generator"]["missed_count"] == 4
+    });
+    let missed = h["components"]["input_generator"]["missed_blocks"].as_array().unwrap().clone();
+    let blocks: Vec<u64> = missed.iter().map(|m| m["block"].as_u64().unwrap()).collect();
+    assert_eq!(blocks, vec![1000, 1100, 1200, 1300]);
+    for m in &missed {
+        assert_eq!(m["stage"], "input", "{m}");
+        assert!(m["reason"].as_str().unwrap().contains("eth_getBlockByNumber with a null result"), "{m}");
+    }
+    for block in [1100, 1200, 1300] {
+        assert!(node.calls().contains(&format!("eth_getBlockByNumber {block}")), "{block} never fetched");
+    }
+    assert_eq!(h["components"]["input_generator"]["next_target"], 1400);
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn a_crash_fails_one_block_and_the_next_proceeds() {
+    let node = mini_node(11);
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    env.push(("START_BLOCK", "10".into()));
+    env.push(("FAKE_ZISK_MODES", "10=crash".into()));
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("block 10 failed and block 11 proved", Duration::from_secs(60), |h| {
+        prover(h)["failed_count"] == 1 && prover(h)["proved_count"] == 1
+    });
+    let failed = &prover(&h)["recent_failed"][0];
+    assert_eq!(failed["block"], 10);
+    assert_eq!(failed["stage"], "crash");
+    assert!(failed["reason"].as_str().unwrap().contains("signal 11"), "{failed}");
+    assert!(failed["last_lines"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("about to crash")));
+    assert_eq!(prover(&h)["recent_proved"][0]["block"], 11);
+    d.wait_for("block 11 reported", Duration::from_secs(30), |_| api.accepted().contains(&("proved".into(), 11)));
+    assert!(!api.accepted().contains(&("proved".into(), 10)));
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn a_hang_is_killed_at_the_timeout_with_no_orphan() {
+    let node = mini_node(10);
+    let mut env = base_env(&node, None);
+    let pids = tempfile::NamedTempFile::new().unwrap();
+    env.push(("FAKE_ZISK_MODE", "hang".into()));
+    env.push(("FAKE_ZISK_PIDS", pids.path().display().to_string()));
+    env.push(("PROVER_TIMEOUT_SECONDS", "2".into()));
+    env.push(("PROVER_STUCK_THRESHOLD_SECONDS", "1".into()));
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("the hung proof failed", Duration::from_secs(60), |h| prover(h)["failed_count"] == 1);
+    let failed = &prover(&h)["recent_failed"][0];
+    assert_eq!(failed["stage"], "timeout", "{failed}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(std::fs::metadata(pids.path()).unwrap().len() > 0, "the fake prover never started");
+    assert_eq!(any_alive(pids.path()), Vec::<i32>::new(), "prover processes survived the timeout");
+    assert_eq!(prover(&d.health())["state"], "idle");
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn a_stuck_prover_turns_readiness_503_and_sigterm_leaves_no_orphan() {
+    let node = mini_node(10);
+    let mut env = base_env(&node, None);
+    let pids = tempfile::NamedTempFile::new().unwrap();
+    env.push(("FAKE_ZISK_MODE", "hang".into()));
+    env.push(("FAKE_ZISK_PIDS", pids.path().display().to_string()));
+    env.push(("PROVER_STUCK_THRESHOLD_SECONDS", "1".into()));
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("prover stuck", Duration::from_secs(60), |h| prover(h)["state"] == "stuck");
+    assert_eq!(h["status"], "degraded");
+    assert_eq!(d.get("/health/ready").unwrap().0, 503);
+    assert_eq!(d.get("/health").unwrap().0, 503);
+    assert_eq!(d.get("/health/live").unwrap().0, 200);
+    assert!(!any_alive(pids.path()).is_empty(), "the hung prover should be running now");
+
+    let (status, took) = d.terminate();
+    assert!(status.success(), "exit {status}\n{}", d.logs());
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_eq!(any_alive(pids.path()), Vec::<i32>::new(), "prover processes survived shutdown");
+}
+
+#[test]
+fn execute_mode_records_steps_and_reports_nothing() {
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    env.push(("ZISK_ACTION", "execute".into()));
+    env.push(("FAKE_ZISK_VERSION", "0.14.0".into()));
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("block executed", Duration::from_secs(60), |h| prover(h)["proved_count"] == 1);
+    assert_eq!(prover(&h)["recent_proved"][0]["cycles"], 7777);
+    assert_eq!(prover(&h)["action"], "execute");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(api.received().is_empty(), "execute mode must not report: {:?}", api.received());
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn configuration_errors_exit_2_naming_the_variable() {
+    let mut d = Daemon::start(&[]);
+    let status = d.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(2));
+    assert!(d.logs().contains("ETH_RPC_URL"), "{}", d.logs());
+
+    let mut d = Daemon::start(&[("ETH_RPC_URL", "http://127.0.0.1:9".into()), ("ETHPROOFS_API_KEY", KEY.into())]);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(2));
+    assert!(d.logs().contains("ETHPROOFS_RPC_URL") && !d.logs().contains(KEY), "{}", d.logs());
+
+    let mut d = Daemon::start(&[("ETH_RPC_URL", "http://127.0.0.1:9".into()), ("BLOCK_INTERVAL", "ten".into())]);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(2));
+    assert!(d.logs().to_lowercase().contains("block-interval"), "{}", d.logs());
+
+    let node = mini_node(10);
+    let mut env = base_env(&node, None);
+    env.push(("ELF_PATH", "/nonexistent/guest.elf".into()));
+    let mut d = Daemon::start(&env);
+    assert_eq!(d.wait_exit(Duration::from_secs(20)).code(), Some(2));
+    assert!(d.logs().contains("ELF_PATH"), "{}", d.logs());
+
+    // A config for another chain than the node's is refused at start-up.
+    let node = mini_node(10);
+    node.set_chain_id(1);
+    let mut d = Daemon::start(&base_env(&node, None));
+    assert_eq!(d.wait_exit(Duration::from_secs(20)).code(), Some(1));
+    assert!(d.logs().contains("chain id 1337") && d.logs().contains("chain id 1"), "{}", d.logs());
+}
+
+#[test]
+fn help_lists_every_variable() {
+    let out = daemon().args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "ETH_RPC_URL",
+        "ETH_WS_URL",
+        "CHAIN_CONFIG",
+        "ELF_PATH",
+        "ZISK_ACTION",
+        "CARGO_ZISK",
+        "ZISK_VERSION",
+        "ZISK_EXTRA_ARGS",
+        "BLOCK_INTERVAL",
+        "POLL_INTERVAL_MS",
+        "MAX_BACKFILL_BLOCKS",
+        "START_BLOCK",
+        "OUTPUT_DIR",
+        "HEALTH_HOST",
+        "HEALTH_PORT",
+        "PROVER_STUCK_THRESHOLD_SECONDS",
+        "PROVER_TIMEOUT_SECONDS",
+        "PROVER_KILL_GRACE_SECONDS",
+        "ETHPROOFS_RPC_URL",
+        "ETHPROOFS_API_KEY",
+        "ETHPROOFS_CLUSTER_ID",
+        "SLACK_WEBHOOK",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+    ] {
+        assert!(help.contains(var), "--help lacks {var}");
+    }
+}

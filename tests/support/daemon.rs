@@ -1,0 +1,144 @@
+//! Running the real daemon binary against the fakes, and reading its health endpoints.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Daemon {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn fake_zisk() -> PathBuf {
+    super::repo_dir().join("tests/support/fake-cargo-zisk")
+}
+
+impl Daemon {
+    /// Starts `ethproofs-daemon run` with a clean environment plus `env`. An ELF file, an output
+    /// directory and the fake cargo-zisk are provided unless `env` overrides them.
+    pub fn start(env: &[(&str, String)]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let elf = dir.path().join("guest.elf");
+        std::fs::write(&elf, b"\x7fELF fake guest").unwrap();
+        let port = free_port();
+        let log = dir.path().join("daemon.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ethproofs-daemon"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ELF_PATH", &elf)
+            .env("OUTPUT_DIR", dir.path().join("output"))
+            .env("CARGO_ZISK", fake_zisk())
+            .env("HEALTH_HOST", "127.0.0.1")
+            .env("HEALTH_PORT", port.to_string())
+            .env("POLL_INTERVAL_MS", "200")
+            .env("PROVER_KILL_GRACE_SECONDS", "1")
+            .env("LOG_LEVEL", "debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start ethproofs-daemon");
+        Daemon { child, port, dir, log }
+    }
+
+    pub fn output(&self) -> PathBuf {
+        self.dir.path().join("output")
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `(HTTP status, JSON body)` of a GET, or `None` while the server is not up.
+    pub fn get(&self, path: &str) -> Option<(u16, Value)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n")?.1;
+        Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+    }
+
+    pub fn health(&self) -> Value {
+        self.get("/health").map(|(_, v)| v).unwrap_or(Value::Null)
+    }
+
+    /// Polls `/health` until `done` holds, failing with the last document and the log otherwise.
+    pub fn wait_for(&mut self, what: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        let mut last = Value::Null;
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("daemon exited ({status}) while waiting for {what}\n{}", self.logs());
+            }
+            last = self.health();
+            if done(&last) {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}; last /health: {last:#}\n--- log ---\n{}", self.logs());
+    }
+
+    /// Sends SIGTERM and waits for the exit: `(status, how long it took)`.
+    pub fn terminate(&mut self) -> (ExitStatus, Duration) {
+        let start = Instant::now();
+        // SAFETY: signalling our own child by pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, start.elapsed());
+            }
+            if start.elapsed() > Duration::from_secs(40) {
+                let _ = self.child.kill();
+                panic!("daemon did not exit within 40 s of SIGTERM\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!("daemon still running after {timeout:?}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether any pid listed in `file` (whitespace separated) still runs.
+pub fn any_alive(file: &Path) -> Vec<i32> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|&p| ethproofs_daemon::process::process_alive(p))
+        .collect()
+}

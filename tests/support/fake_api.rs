@@ -1,0 +1,125 @@
+//! A fake EthProofs API v0 with the real server's semantics (see `ethproofs-api.md`): Bearer
+//! auth, `queued`/`proving` create the row, `proved` needs the row and is 409 once proved, the
+//! body limit, and scripted failures (500s, 429 with `Retry-After`, 401) for the outbox tests.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::http::{self, Response};
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub at: Instant,
+}
+
+/// Status, extra headers and body of one answer.
+type Answer = (u16, Vec<(String, String)>, String);
+
+#[derive(Default)]
+struct ApiState {
+    key: String,
+    rows: HashMap<u64, &'static str>,
+    scripted: VecDeque<Answer>,
+    received: Vec<Received>,
+}
+
+pub struct FakeApi {
+    pub url: String,
+    state: Arc<Mutex<ApiState>>,
+}
+
+impl FakeApi {
+    pub fn start(key: &str) -> FakeApi {
+        let state = Arc::new(Mutex::new(ApiState { key: key.to_string(), ..Default::default() }));
+        let s = state.clone();
+        let url = http::serve(move |req| {
+            let mut st = s.lock().unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let (status, headers, text) = if let Some(scripted) = st.scripted.pop_front() {
+                scripted
+            } else {
+                answer(&mut st, &req.method, &req.path, req.header("authorization"), &body, req.body.len())
+            };
+            st.received.push(Received { path: req.path.clone(), status, body, at: Instant::now() });
+            let mut r = Response::json(status, text);
+            r.headers.extend(headers);
+            r
+        });
+        FakeApi { url: format!("{url}/api/v0"), state }
+    }
+
+    /// The next answers, before the real semantics apply again.
+    pub fn script(&self, status: u16, headers: &[(&str, &str)], body: &str) {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.state.lock().unwrap().scripted.push_back((status, headers, body.to_string()));
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// `(endpoint, block)` of every call the server accepted with 200 (or 409 on proved).
+    pub fn accepted(&self) -> Vec<(String, u64)> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.status == 200 || (r.status == 409 && r.path.ends_with("/proved")))
+            .map(|r| {
+                (r.path.rsplit('/').next().unwrap_or("").to_string(), r.body["block_number"].as_u64().unwrap_or(0))
+            })
+            .collect()
+    }
+}
+
+fn answer(
+    st: &mut ApiState,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &serde_json::Value,
+    len: usize,
+) -> Answer {
+    let text = |s: u16, t: &str| (s, vec![], t.to_string());
+    if method != "POST" {
+        return text(404, "Not found");
+    }
+    match auth.and_then(|a| a.strip_prefix("Bearer ")) {
+        None | Some("") => return text(401, "No API key provided"),
+        Some(k) if k != st.key => return text(401, "Invalid API key"),
+        _ => {}
+    }
+    if len > 6_000_000 {
+        return text(413, "Request Entity Too Large");
+    }
+    let Some(block) = body["block_number"].as_u64() else { return text(400, "Invalid request: block_number") };
+    if body["cluster_id"].as_u64().is_none() {
+        return text(400, "Invalid request: cluster_id");
+    }
+    let endpoint = path.rsplit('/').next().unwrap_or("");
+    if st.rows.get(&block) == Some(&"proved") {
+        return text(409, "Proof already proved");
+    }
+    match endpoint {
+        "queued" | "proving" => {
+            st.rows.insert(block, if endpoint == "queued" { "queued" } else { "proving" });
+            (200, vec![], r#"{"proof_id":1}"#.into())
+        }
+        "proved" => {
+            if !st.rows.contains_key(&block) {
+                return text(500, "Internal server error");
+            }
+            let ok = body["proving_time"].as_u64().is_some_and(|t| t > 0)
+                && body["proof"].as_str().is_some_and(|p| !p.is_empty())
+                && body.get("proving_cycles").is_none_or(|c| c.as_u64().is_some_and(|c| c > 0));
+            if !ok {
+                return text(400, "Invalid request: proving_time/proof/proving_cycles");
+            }
+            st.rows.insert(block, "proved");
+            (200, vec![], r#"{"proof_id":2}"#.into())
+        }
+        _ => text(404, "Not found"),
+    }
+}
