@@ -46,6 +46,12 @@ impl<T> Clone for Shared<T> {
     }
 }
 
+impl<T: Default> Default for Shared<T> {
+    fn default() -> Self {
+        Shared::new(T::default())
+    }
+}
+
 impl<T> Shared<T> {
     pub fn new(value: T) -> Shared<T> {
         Shared(Arc::new(Mutex::new(value)))
@@ -256,7 +262,13 @@ pub async fn run(config: Config) -> Result<u8, StartupError> {
     let (supervisor, supervisor_done) = ractor::Actor::spawn(
         Some(SUPERVISOR.to_string()),
         supervisor::Supervisor,
-        supervisor::SupervisorArgs { ctx: ctx.clone(), poller, gave_up: gave_up.clone() },
+        supervisor::SupervisorArgs {
+            ctx: ctx.clone(),
+            poller,
+            durable: supervisor::Durable::default(),
+            restart_backoff: Duration::from_secs(1),
+            gave_up: gave_up.clone(),
+        },
     )
     .await
     .map_err(|e| StartupError::Io(format!("cannot start the actors: {e}")))?;

@@ -45,6 +45,7 @@ impl Child {
 }
 
 /// Everything that must outlive a child's incarnation.
+#[derive(Default)]
 pub struct Durable {
     pub input: Shared<InputGenState>,
     pub prover: Shared<ProverState>,
@@ -55,6 +56,9 @@ pub struct Durable {
 pub struct SupervisorArgs {
     pub ctx: Arc<Context>,
     pub poller: Arc<HeadPoller>,
+    pub durable: Durable,
+    /// First restart delay; doubles with each restart in the window (capped at 32x).
+    pub restart_backoff: Duration,
     /// Set when the restart budget is exhausted: the process must exit non-zero.
     pub gave_up: Arc<AtomicBool>,
 }
@@ -72,6 +76,7 @@ pub struct SupervisorState {
     recent: VecDeque<Instant>,
     shutting_down: bool,
     gave_up: Arc<AtomicBool>,
+    restart_backoff: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,12 +104,7 @@ impl Actor for Supervisor {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let durable = Durable {
-            input: Shared::new(InputGenState::default()),
-            prover: Shared::new(ProverState::default()),
-            reporter: Shared::new(ReporterState::default()),
-            notifier: Shared::new(NotifierState::default()),
-        };
+        let durable = args.durable;
         let client =
             args.ctx.config.ethproofs.clone().map(|c| Arc::new(EthProofsClient::new(args.ctx.http.clone(), c)));
         let notifier = NotifierHandle::new(durable.notifier.clone());
@@ -123,6 +123,7 @@ impl Actor for Supervisor {
             recent: VecDeque::new(),
             shutting_down: false,
             gave_up: args.gave_up,
+            restart_backoff: args.restart_backoff,
         };
         for child in Child::ALL {
             spawn_child(&myself, &mut state, child).await?;
@@ -197,8 +198,8 @@ impl Actor for Supervisor {
             give_up(&myself, state, format!("{} restarts within {}s", state.recent.len(), RESTART_WINDOW.as_secs()));
             return Ok(());
         }
-        let backoff = Duration::from_secs(1u64 << (state.recent.len() - 1).min(5));
-        tracing::error!(actor = child.name(), %why, backoff_s = backoff.as_secs(), "actor down; restarting after backoff");
+        let backoff = state.restart_backoff * (1u32 << (state.recent.len() - 1).min(5));
+        tracing::error!(actor = child.name(), %why, backoff_ms = backoff.as_millis() as u64, "actor down; restarting after backoff");
         myself.send_after(backoff, move || SupervisorMsg::Restart(child));
         Ok(())
     }
@@ -248,4 +249,136 @@ async fn spawn_child(
     };
     state.children.insert(cell.get_id(), child);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::chain::NodeClient;
+    use crate::chainspec::{ChainSpec, Network};
+    use crate::config::RunArgs;
+    use crate::daemon::prover::Job;
+    use crate::daemon::{PROVER, SUPERVISOR};
+    use crate::input::BlockSummary;
+    use crate::zisk::{Dialect, ZiskVersion};
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    async fn prover_status() -> Option<crate::daemon::prover::ProverStatus> {
+        ask(PROVER, Duration::from_secs(2), ProverMsg::Status).await
+    }
+
+    async fn wait<F: Fn() -> bool>(what: &str, f: F) {
+        for _ in 0..300 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// One test, because actor names are process-wide.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_actor_comes_back_with_its_work_and_the_budget_ends_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        // A "prover" that just runs long, whatever its arguments.
+        let zisk = dir.path().join("slow-zisk");
+        std::fs::write(&zisk, "#!/bin/sh\necho $$ > \"$(dirname \"$0\")/pid\"\nexec sleep 30\n").unwrap();
+        std::fs::set_permissions(&zisk, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let elf = dir.path().join("g.elf");
+        std::fs::write(&elf, "elf").unwrap();
+        let input = dir.path().join("42").join("input.bin");
+        std::fs::create_dir_all(input.parent().unwrap()).unwrap();
+        std::fs::write(&input, [0u8; 16]).unwrap();
+        let url = "http://127.0.0.1:9";
+        let args = T::try_parse_from([
+            "t",
+            "--eth-rpc-url",
+            url,
+            "--cargo-zisk",
+            zisk.to_str().unwrap(),
+            "--elf-path",
+            elf.to_str().unwrap(),
+            "--output-dir",
+            dir.path().to_str().unwrap(),
+            "--poll-interval-ms",
+            "60000",
+        ])
+        .unwrap()
+        .args;
+        let ctx = Arc::new(Context {
+            config: args.into_config().unwrap(),
+            chain: ChainSpec::embedded(Network::Mainnet),
+            node: Arc::new(NodeClient::new(url, Duration::from_secs(1)).unwrap()),
+            http: reqwest::Client::new(),
+            zisk_version: ZiskVersion { major: 1, minor: 4, patch: 0 },
+            dialect: Dialect::V1,
+            started_at: std::time::SystemTime::now(),
+        });
+        let durable = Durable::default();
+        let prover_state = durable.prover.clone();
+        let gave_up = Arc::new(AtomicBool::new(false));
+        let (_sup, done) = Actor::spawn(
+            Some(SUPERVISOR.to_string()),
+            Supervisor,
+            SupervisorArgs {
+                ctx,
+                poller: Arc::new(HeadPoller::new(url).unwrap()),
+                durable,
+                restart_backoff: Duration::from_millis(10),
+                gave_up: gave_up.clone(),
+            },
+        )
+        .await
+        .unwrap();
+
+        let reporter = ReporterHandle::new(Shared::default(), false);
+        let summary = BlockSummary {
+            number: 42,
+            hash: Default::default(),
+            parent_hash: Default::default(),
+            timestamp: 0,
+            tx_count: 0,
+            gas_used: 0,
+        };
+        ProverHandle::new(prover_state, reporter)
+            .enqueue(Job { block: 42, input_path: input, summary, head_seen_at: Instant::now() }, false);
+        let pid_file = dir.path().join("pid");
+        wait("the prover to start", || pid_file.exists()).await;
+
+        // Kill the Prover actor mid-proof: a new incarnation must still hold block 42 in flight.
+        let first = ractor::registry::where_is(PROVER).unwrap().get_id();
+        ractor::registry::where_is(PROVER).unwrap().kill();
+        wait("a new prover", || ractor::registry::where_is(PROVER).is_some_and(|c| c.get_id() != first)).await;
+        let status = prover_status().await.expect("the restarted prover answers");
+        assert_eq!(status.proving_block, Some(42), "in-flight work survived the restart");
+        let restarts = ask(SUPERVISOR, Duration::from_secs(2), SupervisorMsg::Status).await.unwrap().restarts;
+        assert_eq!(restarts, 1);
+
+        // Past the budget the supervisor gives up, and takes the prover's process group with it.
+        for _ in 0..RESTART_BUDGET {
+            let current = ractor::registry::where_is(PROVER).map(|c| c.get_id());
+            if let Some(cell) = ractor::registry::where_is(PROVER) {
+                cell.kill();
+            }
+            wait("the kill to land", || ractor::registry::where_is(PROVER).map(|c| c.get_id()) != current).await;
+            if gave_up.load(Ordering::SeqCst) {
+                break;
+            }
+            wait("a restart", || ractor::registry::where_is(PROVER).is_some()).await;
+        }
+        tokio::time::timeout(Duration::from_secs(10), done).await.expect("supervisor stopped").unwrap();
+        assert!(gave_up.load(Ordering::SeqCst), "the budget must end the run");
+        let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        wait("the prover group to die", || !crate::process::process_alive(pid)).await;
+    }
 }
