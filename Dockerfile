@@ -1,10 +1,17 @@
 # Multi-stage build of ethproofs-daemon.
 #
 # The image carries only the daemon. cargo-zisk, the proving key and the GPU come from the host:
-#   - install ZisK on the host (or a derived image) and mount it, e.g. -v $HOME/.zisk:/root/.zisk and
-#     -v /usr/local/bin/cargo-zisk:/usr/local/bin/cargo-zisk:ro (CARGO_ZISK can point elsewhere);
-#   - run with the NVIDIA container runtime (--gpus all) for GPU proving;
-#   - mount the guest ELF (see guest-elf/README.md) and a volume for /app/output.
+#   - cargo-zisk and its proving key: install ZisK on the host (its installer puts both under ~/.zisk)
+#     and mount that directory, e.g. -v $HOME/.zisk:/zisk:ro -e CARGO_ZISK=/zisk/bin/cargo-zisk
+#     -e ZISK_EXTRA_ARGS="-g -k /zisk/provingKey" (or build a derived image FROM this one with ZisK in it);
+#     cargo-zisk needs the glibc and CUDA runtime it was built against;
+#   - the GPU: run with the NVIDIA container runtime (docker run --gpus all, or the Kubernetes device
+#     plugin; see config/kubernetes.yaml);
+#   - the guest ELF (see guest-elf/README.md): -v /opt/guest-elf:/guest-elf:ro -e ELF_PATH=/guest-elf/<file>;
+#   - a volume for /app/output (inputs and proofs).
+# Example:
+#   docker run --gpus all --env-file config/ethproofs-daemon.env -p 4000:4000 \
+#     -v $HOME/.zisk:/zisk:ro -v /opt/guest-elf:/guest-elf:ro -v /var/lib/ethproofs:/app/output ethproofs-daemon run
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
@@ -21,4 +28,5 @@ COPY config ./config
 COPY guest-elf ./guest-elf
 VOLUME ["/app/output"]
 ENTRYPOINT ["ethproofs-daemon"]
-CMD ["--help"]
+EXPOSE 4000
+CMD ["run"]
