@@ -304,3 +304,64 @@ fn help_lists_every_variable() {
         assert!(help.contains(var), "--help lacks {var}");
     }
 }
+
+/// A prover that fails, writes nothing, or writes a garbage result fails its block with the
+/// reason, for both CLI dialects.
+#[test]
+fn a_failed_run_or_a_missing_proof_fails_the_block_with_its_reason() {
+    for (version, modes, expect) in [
+        ("1.4.0", "10=fail,11=nothing", [("prover_exit", "exited with code 1"), ("proof_output", "No final proof")]),
+        (
+            "0.14.0",
+            "10=garbage,11=nothing",
+            [("proof_output", "unreadable result file"), ("proof_output", "result.json")],
+        ),
+    ] {
+        let node = mini_node(11);
+        let api = FakeApi::start(KEY);
+        let mut env = base_env(&node, Some(&api));
+        env.push(("START_BLOCK", "10".into()));
+        env.push(("FAKE_ZISK_VERSION", version.into()));
+        env.push(("FAKE_ZISK_MODES", modes.into()));
+        let mut d = Daemon::start(&env);
+        let h = d.wait_for("both blocks failed", Duration::from_secs(60), |h| prover(h)["failed_count"] == 2);
+        let failed = prover(&h)["recent_failed"].as_array().unwrap().clone();
+        for (f, (stage, reason)) in failed.iter().zip(expect) {
+            assert_eq!(f["stage"], stage, "{version}: {f}");
+            assert!(f["reason"].as_str().unwrap().contains(reason), "{version}: {f}");
+        }
+        if version == "1.4.0" {
+            let lines = failed[0]["last_lines"].as_array().unwrap();
+            assert!(lines.iter().any(|l| l.as_str().unwrap().contains("Error: proving failed")), "{lines:?}");
+        }
+        assert_eq!(prover(&h)["proved_count"], 0);
+        assert!(!api.accepted().iter().any(|(status, _)| status == "proved"), "{:?}", api.accepted());
+        assert!(d.terminate().0.success());
+    }
+}
+
+#[test]
+fn new_heads_over_websocket_bring_targets_without_waiting_for_a_poll() {
+    let node = mini_node(10);
+    let ws = support::fake_ws::FakeWs::start();
+    let mut env = base_env(&node, None);
+    env.push(("ETH_WS_URL", ws.url.clone()));
+    // Polling only at start-up: block 11 can only arrive through newHeads.
+    env.push(("POLL_INTERVAL_MS", "600000".into()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 proved", Duration::from_secs(60), |h| prover(h)["proved_count"] == 1);
+    let mut header: Value =
+        serde_json::from_str(&read(&mini_chain_dir().join("block-11/eth_getBlockByNumber.json"))).unwrap();
+    header.as_object_mut().unwrap().remove("transactions");
+    // The subscription may still be starting: push until the daemon sees the head.
+    let start = std::time::Instant::now();
+    while d.health()["components"]["input_generator"]["head"] != 11 {
+        assert!(start.elapsed() < Duration::from_secs(30), "newHeads never arrived\n{}", d.logs());
+        ws.push_head(&header.to_string());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    d.wait_for("block 11 proved", Duration::from_secs(60), |h| prover(h)["proved_count"] == 2);
+    let polls = node.calls().iter().filter(|c| c.starts_with("eth_blockNumber")).count();
+    assert_eq!(polls, 1, "only the start-up poll: {:?}", node.calls());
+    assert!(d.terminate().0.success());
+}

@@ -52,6 +52,10 @@ impl Daemon {
         Daemon { child, port, dir, log }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn output(&self) -> PathBuf {
         self.dir.path().join("output")
     }
