@@ -85,15 +85,26 @@ pub async fn run(
     started: impl FnOnce(u32),
 ) -> std::io::Result<RunOutcome> {
     let begin = Instant::now();
-    let mut child = Command::new(&spec.program)
+    let mut command = Command::new(&spec.program);
+    command
         .args(&spec.args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()?;
+        .kill_on_drop(true);
+    // If the daemon itself is killed (SIGKILL, OOM), the kernel ends the prover too instead of
+    // leaving it holding the GPU. Tokio's worker threads live as long as the runtime, so the
+    // "parent thread exited" trigger of PDEATHSIG does not fire early.
+    // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
     let pgid = child.id().unwrap_or(0);
     let guard = GroupGuard(pgid);
     started(pgid);
