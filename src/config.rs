@@ -174,9 +174,27 @@ pub struct RunArgs {
     /// EthProofs cluster id (the small integer `id` from GET /clusters).
     #[arg(long, env = "ETHPROOFS_CLUSTER_ID")]
     pub ethproofs_cluster_id: Option<u64>,
+    /// At start-up, stop unless GET /clusters shows ETHPROOFS_CLUSTER_ID for the key (`false`: warn and go on).
+    #[arg(long, env = "ETHPROOFS_STRICT_STARTUP", default_value = "true", action = clap::ArgAction::Set)]
+    pub ethproofs_strict_startup: bool,
+    /// A report still failing after this many hours is given up (and alerted).
+    #[arg(long, env = "REPORT_MAX_AGE_HOURS", default_value = "24", value_parser = positive_u64)]
+    pub report_max_age_hours: u64,
+    /// Longest wait between retries of a failing report.
+    #[arg(long, env = "REPORT_MAX_BACKOFF_SECONDS", default_value = "300", value_parser = positive_u64)]
+    pub report_max_backoff_seconds: u64,
+    /// The ledger (SQLite); default `OUTPUT_DIR/ethproofs-daemon.db`.
+    #[arg(long, env = "DB_PATH")]
+    pub db_path: Option<PathBuf>,
+    /// How often a block interrupted while proving (daemon killed) is proved again before it is failed.
+    #[arg(long, env = "MAX_PROVE_ATTEMPTS", default_value = "2", value_parser = positive_u64)]
+    pub max_prove_attempts: u64,
     /// Slack incoming-webhook URL for alerts.
     #[arg(long, env = "SLACK_WEBHOOK", value_parser = http_url, hide_env_values = true)]
     pub slack_webhook: Option<Secret>,
+    /// Also post each proved block to Slack, with its ethproofs.org link.
+    #[arg(long, env = "SLACK_NOTIFY_PROVED", default_value = "false", action = clap::ArgAction::Set)]
+    pub slack_notify_proved: bool,
     /// trace, debug, info, warn or error (or a tracing filter such as `ethproofs_daemon=debug`).
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -215,7 +233,13 @@ pub struct Config {
     pub prover_timeout: Duration,
     pub prover_kill_grace: Duration,
     pub ethproofs: Option<EthProofsConfig>,
+    pub ethproofs_strict_startup: bool,
+    pub report_max_age: Duration,
+    pub report_max_backoff: Duration,
+    pub db_path: PathBuf,
+    pub max_prove_attempts: u32,
     pub slack_webhook: Option<Secret>,
+    pub slack_notify_proved: bool,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -275,6 +299,7 @@ impl RunArgs {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| err("LOG_LEVEL", &format!("is not a level or tracing filter: {e}")))?;
+        let db_path = self.db_path.unwrap_or_else(|| self.output_dir.join("ethproofs-daemon.db"));
         Ok(Config {
             eth_rpc_url,
             eth_ws_url: self.eth_ws_url,
@@ -295,7 +320,13 @@ impl RunArgs {
             prover_timeout: Duration::from_secs(self.prover_timeout_seconds),
             prover_kill_grace: Duration::from_secs(self.prover_kill_grace_seconds),
             ethproofs,
+            ethproofs_strict_startup: self.ethproofs_strict_startup,
+            report_max_age: Duration::from_secs(self.report_max_age_hours * 3600),
+            report_max_backoff: Duration::from_secs(self.report_max_backoff_seconds),
+            db_path,
+            max_prove_attempts: self.max_prove_attempts.min(u64::from(u32::MAX)) as u32,
             slack_webhook: self.slack_webhook,
+            slack_notify_proved: self.slack_notify_proved,
             log_level: self.log_level,
             log_format: self.log_format,
         })

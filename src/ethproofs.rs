@@ -85,6 +85,44 @@ pub fn classify(status: Status, http: u16, retry_after: Option<&str>, body: &str
     }
 }
 
+/// What `GET /clusters` said about the configured key and cluster.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ClusterCheck {
+    #[error("the API key was refused ({0})")]
+    BadKey(String),
+    #[error("cluster id {cluster} is not one of this key's clusters (it has: {known})")]
+    UnknownCluster { cluster: u64, known: String },
+    #[error("unexpected answer from GET /clusters: {0}")]
+    Unexpected(String),
+    #[error("EthProofs unreachable: {0}")]
+    Unreachable(String),
+}
+
+/// Reads the `GET /clusters` answer: the configured id must be one of the team's clusters.
+pub fn check_clusters(http: u16, body: &str, cluster: u64) -> Result<(), ClusterCheck> {
+    let excerpt: String = body.chars().take(200).collect();
+    match http {
+        200 => {
+            let list: Vec<serde_json::Value> =
+                serde_json::from_str(body).map_err(|e| ClusterCheck::Unexpected(format!("not a cluster list: {e}")))?;
+            let ids: Vec<u64> = list.iter().filter_map(|c| c["id"].as_u64()).collect();
+            if ids.contains(&cluster) {
+                Ok(())
+            } else {
+                let known = if ids.is_empty() {
+                    "none".to_string()
+                } else {
+                    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+                };
+                Err(ClusterCheck::UnknownCluster { cluster, known })
+            }
+        }
+        401 | 403 => Err(ClusterCheck::BadKey(format!("HTTP {http}: {excerpt}"))),
+        500..=599 => Err(ClusterCheck::Unreachable(format!("HTTP {http}: {excerpt}"))),
+        _ => Err(ClusterCheck::Unexpected(format!("HTTP {http}: {excerpt}"))),
+    }
+}
+
 pub struct EthProofsClient {
     http: reqwest::Client,
     config: EthProofsConfig,
@@ -134,6 +172,21 @@ impl EthProofsClient {
         Ok(body)
     }
 
+    /// Asks `GET /clusters` whether the key sees the configured cluster.
+    pub async fn check_cluster(&self) -> Result<(), ClusterCheck> {
+        let response = self
+            .http
+            .get(self.url("clusters"))
+            .header("Authorization", format!("Bearer {}", self.config.api_key.expose()))
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .map_err(|e| ClusterCheck::Unreachable(e.without_url().to_string()))?;
+        let http = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        check_clusters(http, &body, self.config.cluster_id)
+    }
+
     /// Sends one call and classifies the answer. Never retries by itself.
     pub async fn send(&self, call: &Call) -> Outcome {
         let body = match self.body(call) {
@@ -178,6 +231,20 @@ mod tests {
         assert!(matches!(classify(Status::Queued, 400, None, "Invalid request"), Outcome::Permanent(_)));
         assert!(matches!(classify(Status::Queued, 404, None, "Cluster not found"), Outcome::Permanent(_)));
         assert!(matches!(classify(Status::Queued, 500, None, "Internal server error"), Outcome::Transient(_)));
+    }
+
+    #[test]
+    fn cluster_check_says_which_is_wrong() {
+        let list = r#"[{"id":1,"name":"a","versions":[{"id":3}]},{"id":2,"name":"b"}]"#;
+        assert_eq!(check_clusters(200, list, 2), Ok(()));
+        assert_eq!(
+            check_clusters(200, list, 7),
+            Err(ClusterCheck::UnknownCluster { cluster: 7, known: "1, 2".into() })
+        );
+        assert!(
+            matches!(check_clusters(401, "Invalid API key", 1), Err(ClusterCheck::BadKey(m)) if m.contains("Invalid API key"))
+        );
+        assert!(matches!(check_clusters(503, "down", 1), Err(ClusterCheck::Unreachable(_))));
     }
 
     fn client() -> EthProofsClient {

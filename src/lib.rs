@@ -7,6 +7,7 @@
 //!   and configs loaded from a genesis file.
 //! - [`chain`]: the Ethereum node over JSON-RPC (chain id, head, block, witness).
 //! - [`input`]: block + witness JSON → validated, framed ZisK guest input on disk.
+//! - [`store`]: the SQLite ledger of blocks and the EthProofs outbox.
 //! - [`schedule`]: which blocks are targets, derived from ranges so none is skipped.
 //! - [`zisk`]: cargo-zisk's flags, framing and outputs per version.
 //! - [`process`]: running cargo-zisk in its own process group, with timeout and tail of output.
@@ -26,6 +27,7 @@ pub mod input;
 pub mod notify;
 pub mod process;
 pub mod schedule;
+pub mod store;
 pub mod zisk;
 
 /// The ethrex crates the guest input layout is built with; the guest ELF must match.

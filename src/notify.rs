@@ -55,3 +55,120 @@ pub async fn post(http: &reqwest::Client, webhook: &Secret, alert: &Alert) -> Re
     }
     Ok(())
 }
+
+/// What an alert is about. Repeats of a kind are de-duplicated; each kind that reports trouble
+/// has a "resolved" message when the trouble ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum AlertKind {
+    InputFailed,
+    ProofFailed,
+    ReportFailed,
+    RpcDown,
+    ProverStuck,
+    ActorDown,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::InputFailed => "input failed",
+            AlertKind::ProofFailed => "proof failed",
+            AlertKind::ReportFailed => "report failed",
+            AlertKind::RpcDown => "node unreachable",
+            AlertKind::ProverStuck => "prover stuck",
+            AlertKind::ActorDown => "actor down",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct KindState {
+    last_sent: Option<std::time::Instant>,
+    suppressed: u32,
+    occurrences: u32,
+    active: bool,
+}
+
+/// Decides which alerts reach Slack: the first of a kind at once, repeats at most once per
+/// window (with how many were held back), and a "resolved" only for a kind that was raised.
+#[derive(Debug)]
+pub struct Dedup {
+    window: std::time::Duration,
+    kinds: std::collections::HashMap<AlertKind, KindState>,
+}
+
+impl Dedup {
+    pub fn new(window: std::time::Duration) -> Dedup {
+        Dedup { window, kinds: Default::default() }
+    }
+
+    /// `Some(n)`: send now, mentioning `n` repeats held back since the last message.
+    pub fn raise(&mut self, kind: AlertKind, now: std::time::Instant) -> Option<u32> {
+        let k = self.kinds.entry(kind).or_default();
+        k.active = true;
+        k.occurrences += 1;
+        match k.last_sent {
+            Some(t) if now.duration_since(t) < self.window => {
+                k.suppressed += 1;
+                None
+            }
+            _ => {
+                k.last_sent = Some(now);
+                Some(std::mem::take(&mut k.suppressed))
+            }
+        }
+    }
+
+    /// `Some(n)`: the kind was active, with `n` occurrences; say it is resolved.
+    pub fn resolve(&mut self, kind: AlertKind) -> Option<u32> {
+        let k = self.kinds.get_mut(&kind)?;
+        if !k.active {
+            return None;
+        }
+        let n = k.occurrences;
+        *k = KindState::default();
+        Some(n)
+    }
+
+    pub fn active(&self) -> Vec<AlertKind> {
+        let mut v: Vec<AlertKind> = self.kinds.iter().filter(|(_, k)| k.active).map(|(kind, _)| *kind).collect();
+        v.sort_by_key(|k| k.as_str());
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn repeats_are_held_back_within_the_window_and_counted() {
+        let mut d = Dedup::new(Duration::from_secs(600));
+        let t0 = Instant::now();
+        assert_eq!(d.raise(AlertKind::ProofFailed, t0), Some(0));
+        assert_eq!(d.raise(AlertKind::ProofFailed, t0 + Duration::from_secs(10)), None);
+        assert_eq!(d.raise(AlertKind::ProofFailed, t0 + Duration::from_secs(20)), None);
+        assert_eq!(d.raise(AlertKind::InputFailed, t0 + Duration::from_secs(20)), Some(0), "kinds are separate");
+        assert_eq!(d.raise(AlertKind::ProofFailed, t0 + Duration::from_secs(601)), Some(2));
+    }
+
+    #[test]
+    fn resolved_only_after_a_raise() {
+        let mut d = Dedup::new(Duration::from_secs(600));
+        assert_eq!(d.resolve(AlertKind::RpcDown), None);
+        d.raise(AlertKind::RpcDown, Instant::now());
+        d.raise(AlertKind::RpcDown, Instant::now());
+        assert_eq!(d.active(), vec![AlertKind::RpcDown]);
+        assert_eq!(d.resolve(AlertKind::RpcDown), Some(2));
+        assert_eq!(d.resolve(AlertKind::RpcDown), None);
+        assert_eq!(d.raise(AlertKind::RpcDown, Instant::now()), Some(0), "a new episode alerts at once");
+    }
+
+    #[test]
+    fn payload_is_block_kit() {
+        let p = payload(&Alert { severity: Severity::Error, title: "Proof failed".into(), detail: "x".into() });
+        assert_eq!(p["blocks"][0]["type"], "section");
+        assert!(p["text"].as_str().unwrap().contains("Proof failed"));
+    }
+}

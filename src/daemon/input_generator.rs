@@ -15,7 +15,7 @@ use super::prover::{Job, ProverHandle};
 use super::{Context, INPUT_GENERATOR, Shared, deliver, rfc3339, send};
 use crate::chain::{ChainError, HeadPoller, NodeClient};
 use crate::input::{self, GenerateOptions, Generated};
-use crate::notify::Severity;
+use crate::notify::AlertKind;
 use crate::schedule;
 
 /// The head not advancing for this long makes the daemon degraded.
@@ -29,6 +29,15 @@ pub struct MissedBlock {
     pub stage: &'static str,
     pub reason: String,
     pub at: String,
+}
+
+impl InputGenState {
+    /// Restores progress from the ledger: where targets resume, and targets still to build.
+    pub fn resume(&mut self, last_handled: Option<u64>, to_build: Vec<u64>) {
+        self.last_handled = last_handled;
+        let now = Instant::now();
+        self.pending.extend(to_build.into_iter().map(|b| (b, now)));
+    }
 }
 
 #[derive(Default)]
@@ -125,12 +134,12 @@ impl Actor for InputGenerator {
             InputGenMsg::Tick => self.poll(state),
             InputGenMsg::Head(n) => {
                 self.rpc_ok(state);
-                self.on_head(state, n);
+                self.on_head(state, n)?;
                 self.pump(state);
             }
             InputGenMsg::PollFailed(reason) => self.rpc_failed(state, reason),
             InputGenMsg::Built { block, result } => {
-                self.on_built(state, block, *result);
+                self.on_built(state, block, *result)?;
                 self.pump(state);
             }
             InputGenMsg::Status(reply) => {
@@ -175,10 +184,9 @@ impl InputGenerator {
         if let Some(since) = s.rpc_down_since.take()
             && std::mem::take(&mut s.rpc_down_alerted)
         {
-            self.notifier.alert(
-                Severity::Info,
-                "Ethereum node reachable again",
-                format!("{} was unreachable for {}s", self.ctx.node.endpoint(), since.elapsed().as_secs()),
+            self.notifier.resolve(
+                AlertKind::RpcDown,
+                format!("{} reachable again after {}s down", self.ctx.node.endpoint(), since.elapsed().as_secs()),
             );
         }
         s.last_rpc_error = None;
@@ -191,22 +199,23 @@ impl InputGenerator {
         let since = *s.rpc_down_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= RPC_DOWN_ALERT_AFTER && !s.rpc_down_alerted {
             s.rpc_down_alerted = true;
-            self.notifier.alert(Severity::Error, "Ethereum node unreachable for 60 s", reason.clone());
+            self.notifier.alert(AlertKind::RpcDown, "Ethereum node unreachable for 60 s", reason.clone());
         }
         s.last_rpc_error = Some(reason);
     }
 
-    fn on_head(&self, state: &Shared<InputGenState>, head: u64) {
+    fn on_head(&self, state: &Shared<InputGenState>, head: u64) -> Result<(), ActorProcessingErr> {
         let cfg = &self.ctx.config;
         let mut s = state.lock();
         if s.stopped || s.head.is_some_and(|h| head <= h) {
-            return;
+            return Ok(());
         }
         s.head = Some(head);
         let now = Instant::now();
         s.head_seen_at = Some((now, SystemTime::now()));
         let due = schedule::due(s.last_handled, head, cfg.block_interval, cfg.max_backfill_blocks, cfg.start_block);
         for &block in &due.skipped {
+            self.ctx.ledger.mark_skipped(block, "older than MAX_BACKFILL_BLOCKS below the head")?;
             record_missed(
                 &mut s,
                 block,
@@ -222,8 +231,10 @@ impl InputGenerator {
         }
         for block in due.prove {
             tracing::info!(block, head, "new target");
+            self.ctx.ledger.mark_seen(block)?;
             s.pending.push_back((block, now));
         }
+        Ok(())
     }
 
     fn pump(&self, state: &Shared<InputGenState>) {
@@ -240,35 +251,46 @@ impl InputGenerator {
         s.building = Some((block, seen, task));
     }
 
-    fn on_built(&self, state: &Shared<InputGenState>, block: u64, result: Result<Generated, (&'static str, String)>) {
+    fn on_built(
+        &self,
+        state: &Shared<InputGenState>,
+        block: u64,
+        result: Result<Generated, (&'static str, String)>,
+    ) -> Result<(), ActorProcessingErr> {
         let mut s = state.lock();
-        let Some((_, seen, _)) = s.building.take_if(|(b, _, _)| *b == block) else { return };
+        let Some((_, seen, _)) = s.building.take_if(|(b, _, _)| *b == block) else { return Ok(()) };
         match result {
             Ok(generated) => {
                 s.processed_count += 1;
-                tracing::info!(
+                let input_ms = seen.elapsed().as_millis() as u64;
+                tracing::info!(block, input_bytes = generated.written.bytes, input_ms, "input ready");
+                self.ctx.ledger.mark_input_ready(
                     block,
-                    input_bytes = generated.written.bytes,
-                    input_ms = seen.elapsed().as_millis() as u64,
-                    "input ready"
-                );
+                    &generated.written.path,
+                    generated.summary.gas_used,
+                    generated.summary.tx_count,
+                    &format!("{:#x}", generated.summary.hash),
+                    input_ms,
+                )?;
                 drop(s);
+                self.notifier.resolve(AlertKind::InputFailed, format!("the input of block {block} was built"));
                 self.prover.enqueue(
-                    Job {
-                        block,
-                        input_path: generated.written.path.clone(),
-                        summary: generated.summary,
-                        head_seen_at: seen,
-                    },
+                    Job { block, input_path: generated.written.path.clone(), head_seen_at: seen },
                     // Without a proof to follow, `queued` would leave the block hanging on the site.
                     self.ctx.config.zisk_action == crate::config::ZiskAction::Prove,
-                );
+                )?;
             }
             Err((stage, reason)) => {
-                self.notifier.alert(Severity::Error, format!("Input failed: block {block} ({stage})"), reason.clone());
+                self.ctx.ledger.mark_failed(block, stage, &reason)?;
+                self.notifier.alert(
+                    AlertKind::InputFailed,
+                    format!("Input failed: block {block} ({stage})"),
+                    reason.clone(),
+                );
                 record_missed(&mut s, block, stage, reason);
             }
         }
+        Ok(())
     }
 
     fn status(&self, state: &Shared<InputGenState>) -> InputGenStatus {

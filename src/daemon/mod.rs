@@ -65,6 +65,7 @@ impl<T> Shared<T> {
 /// What every actor needs to know about the run, fixed at start-up.
 pub struct Context {
     pub config: Config,
+    pub ledger: Arc<crate::store::Ledger>,
     pub chain: ChainSpec,
     pub node: Arc<NodeClient>,
     pub http: reqwest::Client,
@@ -155,6 +156,10 @@ pub enum StartupError {
     Chain(#[from] crate::chainspec::ChainSpecError),
     #[error("cargo-zisk: {0}")]
     Zisk(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("EthProofs start-up check: {0} (set ETHPROOFS_STRICT_STARTUP=false to start anyway)")]
+    EthProofs(String),
     #[error("{0}")]
     Io(String),
 }
@@ -253,10 +258,29 @@ pub async fn run(config: Config) -> Result<u8, StartupError> {
         Some(e) => tracing::info!(cluster_id = e.cluster_id, "reporting to EthProofs"),
     }
 
+    let ledger = Arc::new(crate::store::Ledger::open(&config.db_path)?);
+    let durable = resume(&ledger, &config)?;
+    check_ethproofs(&config, &http).await?;
+    let elf_sha256 = {
+        use sha2::Digest;
+        let bytes = std::fs::read(&config.elf_path)
+            .map_err(|e| StartupError::Io(format!("cannot read ELF_PATH {}: {e}", config.elf_path.display())))?;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+
     let listener = tokio::net::TcpListener::bind((config.health_host, config.health_port)).await.map_err(|e| {
         StartupError::Io(format!("cannot listen on {}:{}: {e}", config.health_host, config.health_port))
     })?;
-    let ctx = Arc::new(Context { config, chain, node, http, zisk_version, dialect, started_at: SystemTime::now() });
+    let started_detail = format!(
+        "version {} (ethrex {}), chain {} ({}), cargo-zisk {zisk_version}, ELF sha256 {elf_sha256}",
+        env!("CARGO_PKG_VERSION"),
+        crate::ETHREX_VERSION,
+        chain.origin,
+        chain.chain_id()
+    );
+    let ctx =
+        Arc::new(Context { config, ledger, chain, node, http, zisk_version, dialect, started_at: SystemTime::now() });
+    notifier::NotifierHandle::new(durable.notifier.clone()).info("ethproofs-daemon started", started_detail);
 
     let gave_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (supervisor, supervisor_done) = ractor::Actor::spawn(
@@ -265,7 +289,7 @@ pub async fn run(config: Config) -> Result<u8, StartupError> {
         supervisor::SupervisorArgs {
             ctx: ctx.clone(),
             poller,
-            durable: supervisor::Durable::default(),
+            durable,
             restart_backoff: Duration::from_secs(1),
             gave_up: gave_up.clone(),
         },
@@ -308,4 +332,65 @@ pub async fn run(config: Config) -> Result<u8, StartupError> {
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     tracing::info!(code, "ethproofs-daemon stopped");
     Ok(code)
+}
+
+/// Rebuilds the actors' work from the ledger: targets to build, inputs to prove (a block
+/// interrupted while proving is proved again up to `MAX_PROVE_ATTEMPTS`, then failed). Pending
+/// reports are read by the Reporter itself.
+pub fn resume(ledger: &crate::store::Ledger, config: &Config) -> Result<supervisor::Durable, StartupError> {
+    use crate::store::BlockState;
+    let durable = supervisor::Durable::default();
+    let mut to_build = Vec::new();
+    for record in ledger.unfinished()? {
+        let n = record.number;
+        let input = record.input_path.clone().filter(|p| p.is_file());
+        match (record.state, input) {
+            (BlockState::Proving, _) if record.attempts >= config.max_prove_attempts => {
+                let reason = format!(
+                    "interrupted while proving {} time(s) (MAX_PROVE_ATTEMPTS = {}); not tried again",
+                    record.attempts, config.max_prove_attempts
+                );
+                tracing::error!(block = n, %reason, "giving up on block");
+                ledger.mark_failed(n, "prove", &reason)?;
+            }
+            (BlockState::InputReady | BlockState::Queued | BlockState::Proving, Some(input_path)) => {
+                tracing::info!(block = n, state = record.state.as_str(), "resuming: proving again");
+                ledger.mark_queued(n)?;
+                durable.prover.lock().resume(prover::Job {
+                    block: n,
+                    input_path,
+                    head_seen_at: std::time::Instant::now(),
+                });
+            }
+            _ => {
+                tracing::info!(block = n, state = record.state.as_str(), "resuming: building the input again");
+                to_build.push(n);
+            }
+        }
+    }
+    durable.input.lock().resume(ledger.last_target()?, to_build);
+    Ok(durable)
+}
+
+/// With reporting configured, the key must see the cluster. Definite answers (a refused key, a
+/// cluster the team does not have) stop the daemon unless ETHPROOFS_STRICT_STARTUP=false; an
+/// unreachable API does not, since the outbox rides out outages.
+async fn check_ethproofs(config: &Config, http: &reqwest::Client) -> Result<(), StartupError> {
+    let Some(e) = &config.ethproofs else { return Ok(()) };
+    let client = crate::ethproofs::EthProofsClient::new(http.clone(), e.clone());
+    match client.check_cluster().await {
+        Ok(()) => {
+            tracing::info!(cluster_id = e.cluster_id, "EthProofs key and cluster checked");
+            Ok(())
+        }
+        Err(crate::ethproofs::ClusterCheck::Unreachable(reason)) => {
+            tracing::warn!(%reason, "cannot reach EthProofs to check the key and cluster; starting anyway");
+            Ok(())
+        }
+        Err(problem) if config.ethproofs_strict_startup => Err(StartupError::EthProofs(problem.to_string())),
+        Err(problem) => {
+            tracing::warn!(problem = %problem, "EthProofs start-up check failed; starting anyway (ETHPROOFS_STRICT_STARTUP=false)");
+            Ok(())
+        }
+    }
 }

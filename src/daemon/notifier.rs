@@ -8,15 +8,31 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 
 use super::{Context, NOTIFIER, Shared, deliver, send};
-use crate::notify::{self, Alert, Severity};
+use crate::notify::{self, Alert, AlertKind, Dedup, Severity};
 
-#[derive(Default)]
+/// A repeated alert of one kind reaches Slack at most once per this window.
+pub const DEDUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
 pub struct NotifierState {
+    dedup: Dedup,
     queue: VecDeque<Alert>,
     sending: bool,
     sent: u64,
     failed: u64,
     last_error: Option<String>,
+}
+
+impl Default for NotifierState {
+    fn default() -> Self {
+        NotifierState {
+            dedup: Dedup::new(DEDUP_WINDOW),
+            queue: VecDeque::new(),
+            sending: false,
+            sent: 0,
+            failed: 0,
+            last_error: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -27,6 +43,7 @@ pub struct NotifierStatus {
     pub sent: u64,
     pub failed: u64,
     pub last_error: Option<String>,
+    pub active_alerts: Vec<AlertKind>,
 }
 
 pub enum NotifierMsg {
@@ -46,22 +63,57 @@ impl NotifierHandle {
         NotifierHandle { state }
     }
 
-    pub fn alert(&self, severity: Severity, title: impl Into<String>, detail: impl Into<String>) {
-        let alert = Alert { severity, title: title.into(), detail: detail.into() };
-        match severity {
-            Severity::Error => tracing::error!(title = %alert.title, detail = %alert.detail, "alert"),
-            Severity::Warning => tracing::warn!(title = %alert.title, detail = %alert.detail, "alert"),
-            Severity::Info => tracing::info!(title = %alert.title, "alert"),
+    /// Trouble of some kind: logged at once, posted unless a repeat within the window.
+    pub fn alert(&self, kind: AlertKind, title: impl Into<String>, detail: impl Into<String>) {
+        let (title, detail) = (title.into(), detail.into());
+        tracing::error!(kind = kind.as_str(), %title, %detail, "alert");
+        let mut s = self.state.lock();
+        match s.dedup.raise(kind, std::time::Instant::now()) {
+            None => return,
+            Some(0) => Self::push(&mut s, Alert { severity: Severity::Error, title, detail }),
+            Some(n) => Self::push(
+                &mut s,
+                Alert {
+                    severity: Severity::Error,
+                    title: format!("{title} (and {n} more like it since the last message)"),
+                    detail,
+                },
+            ),
         }
-        {
-            let mut s = self.state.lock();
-            // A Slack outage must not grow memory without bound.
-            if s.queue.len() >= 1000 {
-                s.queue.pop_front();
-            }
-            s.queue.push_back(alert);
-        }
+        drop(s);
         let _ = send(NOTIFIER, NotifierMsg::Wake);
+    }
+
+    /// The trouble of `kind` is over: posts "Resolved" if an alert of that kind was raised.
+    pub fn resolve(&self, kind: AlertKind, detail: impl Into<String>) {
+        let mut s = self.state.lock();
+        let Some(occurrences) = s.dedup.resolve(kind) else { return };
+        let detail = detail.into();
+        tracing::info!(kind = kind.as_str(), %detail, "resolved");
+        let title = format!(
+            "Resolved: {} ({occurrences} occurrence{})",
+            kind.as_str(),
+            if occurrences == 1 { "" } else { "s" }
+        );
+        Self::push(&mut s, Alert { severity: Severity::Info, title, detail });
+        drop(s);
+        let _ = send(NOTIFIER, NotifierMsg::Wake);
+    }
+
+    /// News rather than trouble (start-up, a proved block): always posted, never de-duplicated.
+    pub fn info(&self, title: impl Into<String>, detail: impl Into<String>) {
+        let alert = Alert { severity: Severity::Info, title: title.into(), detail: detail.into() };
+        tracing::info!(title = %alert.title, "notice");
+        Self::push(&mut self.state.lock(), alert);
+        let _ = send(NOTIFIER, NotifierMsg::Wake);
+    }
+
+    fn push(s: &mut NotifierState, alert: Alert) {
+        // A Slack outage must not grow memory without bound.
+        if s.queue.len() >= 1000 {
+            s.queue.pop_front();
+        }
+        s.queue.push_back(alert);
     }
 }
 
@@ -100,6 +152,7 @@ impl Actor for Notifier {
                     sent: s.sent,
                     failed: s.failed,
                     last_error: s.last_error.clone(),
+                    active_alerts: s.dedup.active(),
                 });
             }
             NotifierMsg::Sent(result) => {

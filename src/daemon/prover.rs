@@ -19,9 +19,9 @@ use super::reporter::{ProvedReport, ReporterHandle};
 use super::{Context, PROVER, Shared, deliver, rfc3339, send};
 use crate::config::ZiskAction;
 use crate::ethproofs::Status;
-use crate::input::BlockSummary;
-use crate::notify::Severity;
+use crate::notify::AlertKind;
 use crate::process::{self, Ending, RunOutcome, RunSpec};
+use crate::store::{BlockState, Ledger};
 use crate::zisk;
 
 /// An input ready to prove.
@@ -29,7 +29,6 @@ use crate::zisk;
 pub struct Job {
     pub block: u64,
     pub input_path: PathBuf,
-    pub summary: BlockSummary,
     /// When the daemon first saw a head at or past this block.
     pub head_seen_at: Instant,
 }
@@ -69,6 +68,16 @@ pub struct ProverState {
     failed_count: u64,
     cancel: watch::Sender<bool>,
     stopping: bool,
+    stuck_alerted: bool,
+}
+
+impl ProverState {
+    /// Puts a block straight into the queue (resume after a restart: no new `queued` report).
+    pub fn resume(&mut self, job: Job) {
+        if !self.queue.iter().any(|j| j.block == job.block) {
+            self.queue.push_back(job);
+        }
+    }
 }
 
 impl Default for ProverState {
@@ -82,6 +91,7 @@ impl Default for ProverState {
             failed_count: 0,
             cancel: watch::channel(false).0,
             stopping: false,
+            stuck_alerted: false,
         }
     }
 }
@@ -119,6 +129,8 @@ pub struct ProverStatus {
 
 pub enum ProverMsg {
     Wake,
+    /// Periodic look at the running proof (stuck detection).
+    Check,
     Started {
         block: u64,
         pgid: u32,
@@ -136,27 +148,35 @@ pub enum ProverMsg {
 pub struct ProverHandle {
     state: Shared<ProverState>,
     reporter: ReporterHandle,
+    ledger: Arc<Ledger>,
 }
 
 impl ProverHandle {
-    pub fn new(state: Shared<ProverState>, reporter: ReporterHandle) -> ProverHandle {
-        ProverHandle { state, reporter }
+    pub fn new(state: Shared<ProverState>, reporter: ReporterHandle, ledger: Arc<Ledger>) -> ProverHandle {
+        ProverHandle { state, reporter, ledger }
     }
 
-    /// Puts a ready input in the queue and reports it `queued`.
-    pub fn enqueue(&self, job: Job, report: bool) {
+    /// Puts a ready input in the queue and reports it `queued`. A block already proved is never
+    /// queued again.
+    pub fn enqueue(&self, job: Job, report: bool) -> Result<(), crate::store::StoreError> {
         let block = job.block;
+        if self.ledger.block(block)?.is_some_and(|b| b.state == BlockState::Proved) {
+            tracing::warn!(block, "already proved; not proving it again");
+            return Ok(());
+        }
         {
             let mut s = self.state.lock();
             if s.stopping || s.queue.iter().any(|j| j.block == block) {
-                return;
+                return Ok(());
             }
+            self.ledger.mark_queued(block)?;
             s.queue.push_back(job);
         }
         if report {
-            self.reporter.report(block, Status::Queued, None);
+            self.reporter.report(block, Status::Queued, None)?;
         }
         let _ = send(PROVER, ProverMsg::Wake);
+        Ok(())
     }
 }
 
@@ -189,6 +209,7 @@ impl Actor for Prover {
                 s.queue.push_front(f.job);
             }
         }
+        myself.send_interval(Duration::from_secs(5), || ProverMsg::Check);
         let _ = myself.cast(ProverMsg::Wake);
         Ok(state)
     }
@@ -200,7 +221,8 @@ impl Actor for Prover {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ProverMsg::Wake => self.start_next(state),
+            ProverMsg::Wake => self.start_next(state)?,
+            ProverMsg::Check => self.check_stuck(state),
             ProverMsg::Started { block, pgid } => {
                 let mut s = state.lock();
                 if let Some(f) = s.in_flight.as_mut().filter(|f| f.job.block == block) {
@@ -219,9 +241,9 @@ impl Actor for Prover {
                     }
                 };
                 if let Some(f) = in_flight {
-                    self.finish(state, f, result);
+                    self.finish(state, f, result)?;
                 }
-                self.start_next(state);
+                self.start_next(state)?;
             }
             ProverMsg::Status(reply) => {
                 let _ = reply.send(self.status(state));
@@ -285,12 +307,32 @@ impl Prover {
         }
     }
 
-    fn start_next(&self, state: &Shared<ProverState>) {
+    fn check_stuck(&self, state: &Shared<ProverState>) {
+        let mut s = state.lock();
+        let threshold = self.ctx.config.prover_stuck_threshold;
+        let Some((block, running)) =
+            s.in_flight.as_ref().map(|f| (f.job.block, f.started.elapsed())).filter(|(_, e)| *e > threshold)
+        else {
+            return;
+        };
+        if !s.stuck_alerted {
+            s.stuck_alerted = true;
+            let detail = format!(
+                "block {block} has been proving for {}s (PROVER_STUCK_THRESHOLD_SECONDS = {}); it is killed at PROVER_TIMEOUT_SECONDS = {}",
+                running.as_secs(),
+                threshold.as_secs(),
+                self.ctx.config.prover_timeout.as_secs()
+            );
+            self.notifier.alert(AlertKind::ProverStuck, format!("Prover stuck on block {block}"), detail);
+        }
+    }
+
+    fn start_next(&self, state: &Shared<ProverState>) -> Result<(), ActorProcessingErr> {
         let mut s = state.lock();
         if s.in_flight.is_some() || s.stopping {
-            return;
+            return Ok(());
         }
-        let Some(job) = s.queue.pop_front() else { return };
+        let Some(job) = s.queue.pop_front() else { return Ok(()) };
         let cfg = &self.ctx.config;
         let block_dir = job.input_path.parent().map(PathBuf::from).unwrap_or_else(|| cfg.output_dir.clone());
         let invocation = match cfg.zisk_action {
@@ -307,10 +349,11 @@ impl Prover {
         };
         let block = job.block;
         let cancel = s.cancel.subscribe();
+        let attempt = self.ctx.ledger.mark_proving(block)?;
         if cfg.zisk_action == ZiskAction::Prove {
-            self.reporter.report(block, Status::Proving, None);
+            self.reporter.report(block, Status::Proving, None)?;
         }
-        tracing::info!(block, program = %cfg.cargo_zisk.display(), "prover started");
+        tracing::info!(block, attempt, program = %cfg.cargo_zisk.display(), "prover started");
         let task = tokio::spawn(async move {
             let result = process::run(&spec, cancel, |pgid| {
                 let _ = send(PROVER, ProverMsg::Started { block, pgid });
@@ -320,9 +363,15 @@ impl Prover {
             deliver(PROVER, ProverMsg::Finished { block, result }).await;
         });
         s.in_flight = Some(InFlight { job, started: Instant::now(), started_at: SystemTime::now(), pgid: None, task });
+        Ok(())
     }
 
-    fn finish(&self, state: &Shared<ProverState>, f: InFlight, result: Result<RunOutcome, String>) {
+    fn finish(
+        &self,
+        state: &Shared<ProverState>,
+        f: InFlight,
+        result: Result<RunOutcome, String>,
+    ) -> Result<(), ActorProcessingErr> {
         let block = f.job.block;
         let head_to_prover_ms = f.started.saturating_duration_since(f.job.head_seen_at).as_millis() as u64;
         let outcome = match result {
@@ -330,18 +379,37 @@ impl Prover {
             Ok(run) => self.judge(&f, run),
         };
         let mut s = state.lock();
+        if std::mem::take(&mut s.stuck_alerted) {
+            self.notifier.resolve(
+                AlertKind::ProverStuck,
+                format!("the run of block {block} ended after {}s", f.started.elapsed().as_secs()),
+            );
+        }
         match outcome {
             Ok(proved) => {
                 tracing::info!(block, proving_time_ms = proved.proving_time_ms, cycles = ?proved.cycles, head_to_prover_ms, "block proved");
-                if let Some(path) = &proved.proof_path {
+                let proof = proved.proof_path.as_ref().map(PathBuf::from);
+                self.ctx.ledger.mark_proved(block, proof.as_deref(), proved.proving_time_ms, proved.cycles)?;
+                if let Some(path) = proof {
                     self.reporter.report(
                         block,
                         Status::Proved,
                         Some(ProvedReport {
                             proving_time_ms: proved.proving_time_ms,
                             cycles: proved.cycles,
-                            proof_path: PathBuf::from(path),
+                            proof_path: path,
                         }),
+                    )?;
+                }
+                self.notifier.resolve(AlertKind::ProofFailed, format!("block {block} proved"));
+                if self.ctx.config.slack_notify_proved {
+                    self.notifier.info(
+                        format!("Block {block} proved"),
+                        format!(
+                            "proving time {} ms, cycles {}\nhttps://ethproofs.org/blocks/{block}",
+                            proved.proving_time_ms,
+                            proved.cycles.map_or("unknown".to_string(), |c| c.to_string())
+                        ),
                     );
                 }
                 s.proved_count += 1;
@@ -351,8 +419,9 @@ impl Prover {
                 }
             }
             Err((stage, reason, last_lines)) if !s.stopping => {
+                self.ctx.ledger.mark_failed(block, stage, &reason)?;
                 self.notifier.alert(
-                    Severity::Error,
+                    AlertKind::ProofFailed,
                     format!("Proof failed: block {block} ({stage})"),
                     format!("{reason}\n{}", last_lines.join("\n")),
                 );
@@ -362,8 +431,10 @@ impl Prover {
                     s.failed.pop_front();
                 }
             }
+            // Left `proving` in the ledger: the next start proves it again (within MAX_PROVE_ATTEMPTS).
             Err((_, reason, _)) => tracing::info!(block, %reason, "prover stopped for shutdown"),
         }
+        Ok(())
     }
 
     /// Success needs exit 0 and, when proving, the proof the version promises.

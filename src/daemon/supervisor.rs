@@ -17,7 +17,7 @@ use super::reporter::{Reporter, ReporterHandle, ReporterState};
 use super::{Context, INPUT_GENERATOR, NOTIFIER, PROVER, REPORTER, Shared, ask};
 use crate::chain::HeadPoller;
 use crate::ethproofs::EthProofsClient;
-use crate::notify::Severity;
+use crate::notify::AlertKind;
 
 /// More restarts than this within [`RESTART_WINDOW`] and the process exits non-zero.
 pub const RESTART_BUDGET: usize = 5;
@@ -108,8 +108,9 @@ impl Actor for Supervisor {
         let client =
             args.ctx.config.ethproofs.clone().map(|c| Arc::new(EthProofsClient::new(args.ctx.http.clone(), c)));
         let notifier = NotifierHandle::new(durable.notifier.clone());
-        let reporter = ReporterHandle::new(durable.reporter.clone(), client.is_some());
-        let prover = ProverHandle::new(durable.prover.clone(), reporter.clone());
+        let ledger = args.ctx.ledger.clone();
+        let reporter = ReporterHandle::new(durable.reporter.clone(), ledger.clone(), client.is_some());
+        let prover = ProverHandle::new(durable.prover.clone(), reporter.clone(), ledger);
         let mut state = SupervisorState {
             ctx: args.ctx,
             poller: args.poller,
@@ -149,9 +150,12 @@ impl Actor for Supervisor {
             SupervisorMsg::Restart(child) => {
                 if !state.shutting_down {
                     tracing::warn!(actor = child.name(), "restarting actor");
-                    if let Err(e) = spawn_child(&myself, state, child).await {
-                        tracing::error!(actor = child.name(), error = %e, "restart failed");
-                        give_up(&myself, state, format!("{} could not be restarted: {e}", child.name()));
+                    match spawn_child(&myself, state, child).await {
+                        Ok(()) => state.notifier.resolve(AlertKind::ActorDown, format!("{} restarted", child.name())),
+                        Err(e) => {
+                            tracing::error!(actor = child.name(), error = %e, "restart failed");
+                            give_up(&myself, state, format!("{} could not be restarted: {e}", child.name()));
+                        }
                     }
                 }
             }
@@ -193,7 +197,11 @@ impl Actor for Supervisor {
         state.recent.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
         state.recent.push_back(now);
         state.restarts += 1;
-        state.notifier.alert(Severity::Error, format!("Actor {} {why}", child.name()), "restarting it".to_string());
+        state.notifier.alert(
+            AlertKind::ActorDown,
+            format!("Actor {} {why}", child.name()),
+            "restarting it".to_string(),
+        );
         if state.recent.len() > RESTART_BUDGET {
             give_up(&myself, state, format!("{} restarts within {}s", state.recent.len(), RESTART_WINDOW.as_secs()));
             return Ok(());
@@ -263,7 +271,6 @@ mod tests {
     use crate::config::RunArgs;
     use crate::daemon::prover::Job;
     use crate::daemon::{PROVER, SUPERVISOR};
-    use crate::input::BlockSummary;
     use crate::zisk::{Dialect, ZiskVersion};
 
     #[derive(Parser)]
@@ -315,7 +322,9 @@ mod tests {
         ])
         .unwrap()
         .args;
+        let ledger = Arc::new(crate::store::Ledger::open(&dir.path().join("ledger.db")).unwrap());
         let ctx = Arc::new(Context {
+            ledger: ledger.clone(),
             config: args.into_config().unwrap(),
             chain: ChainSpec::embedded(Network::Mainnet),
             node: Arc::new(NodeClient::new(url, Duration::from_secs(1)).unwrap()),
@@ -341,17 +350,10 @@ mod tests {
         .await
         .unwrap();
 
-        let reporter = ReporterHandle::new(Shared::default(), false);
-        let summary = BlockSummary {
-            number: 42,
-            hash: Default::default(),
-            parent_hash: Default::default(),
-            timestamp: 0,
-            tx_count: 0,
-            gas_used: 0,
-        };
-        ProverHandle::new(prover_state, reporter)
-            .enqueue(Job { block: 42, input_path: input, summary, head_seen_at: Instant::now() }, false);
+        let reporter = ReporterHandle::new(Shared::default(), ledger.clone(), false);
+        ProverHandle::new(prover_state, reporter, ledger)
+            .enqueue(Job { block: 42, input_path: input, head_seen_at: Instant::now() }, false)
+            .unwrap();
         let pid_file = dir.path().join("pid");
         wait("the prover to start", || pid_file.exists()).await;
 

@@ -22,6 +22,7 @@ type Answer = (u16, Vec<(String, String)>, String);
 #[derive(Default)]
 struct ApiState {
     key: String,
+    clusters: Vec<u64>,
     rows: HashMap<u64, &'static str>,
     scripted: VecDeque<Answer>,
     received: Vec<Received>,
@@ -34,7 +35,7 @@ pub struct FakeApi {
 
 impl FakeApi {
     pub fn start(key: &str) -> FakeApi {
-        let state = Arc::new(Mutex::new(ApiState { key: key.to_string(), ..Default::default() }));
+        let state = Arc::new(Mutex::new(ApiState { key: key.to_string(), clusters: vec![7], ..Default::default() }));
         let s = state.clone();
         let url = http::serve(move |req| {
             let mut st = s.lock().unwrap();
@@ -58,8 +59,18 @@ impl FakeApi {
         self.state.lock().unwrap().scripted.push_back((status, headers, body.to_string()));
     }
 
+    /// Every call received, `GET /clusters` excepted.
     pub fn received(&self) -> Vec<Received> {
-        self.state.lock().unwrap().received.clone()
+        self.state.lock().unwrap().received.iter().filter(|r| !r.path.ends_with("/clusters")).cloned().collect()
+    }
+
+    pub fn set_clusters(&self, ids: &[u64]) {
+        self.state.lock().unwrap().clusters = ids.to_vec();
+    }
+
+    /// Marks a block proved on the server, as if another run had reported it.
+    pub fn mark_proved(&self, block: u64) {
+        self.state.lock().unwrap().rows.insert(block, "proved");
     }
 
     /// `(endpoint, block)` of every call the server accepted with 200 (or 409 on proved).
@@ -83,13 +94,21 @@ fn answer(
     len: usize,
 ) -> Answer {
     let text = |s: u16, t: &str| (s, vec![], t.to_string());
-    if method != "POST" {
-        return text(404, "Not found");
-    }
     match auth.and_then(|a| a.strip_prefix("Bearer ")) {
         None | Some("") => return text(401, "No API key provided"),
         Some(k) if k != st.key => return text(401, "Invalid API key"),
         _ => {}
+    }
+    if method == "GET" && path.ends_with("/clusters") {
+        let list: Vec<_> = st
+            .clusters
+            .iter()
+            .map(|id| serde_json::json!({"id": id, "name": format!("cluster {id}"), "hardware_description": "fake", "versions": [{"id": 1}]}))
+            .collect();
+        return (200, vec![], serde_json::Value::Array(list).to_string());
+    }
+    if method != "POST" {
+        return text(404, "Not found");
     }
     if len > 6_000_000 {
         return text(413, "Request Entity Too Large");
