@@ -9,43 +9,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::Value;
-use support::daemon::{Daemon, any_alive};
+use support::daemon::{Daemon, KEY, any_alive, base_env, mini_node, read};
 use support::fake_api::FakeApi;
 use support::fake_node::FakeNode;
 use support::*;
-
-const KEY: &str = "test-api-key-SECRET";
-
-fn read(path: &std::path::Path) -> String {
-    std::fs::read_to_string(path).unwrap()
-}
-
-/// A node serving the mini chain (blocks 10 and 11) with the head at `head`.
-fn mini_node(head: u64) -> FakeNode {
-    let node = FakeNode::start();
-    let dir = mini_chain_dir();
-    node.set_chain_id(1337);
-    node.set_head(head);
-    node.add_block(10, &read(&dir.join("eth_getBlockByNumber.json")), &read(&dir.join("debug_executionWitness.json")));
-    let b11 = dir.join("block-11");
-    node.add_block(11, &read(&b11.join("eth_getBlockByNumber.json")), &read(&b11.join("debug_executionWitness.json")));
-    node
-}
-
-fn base_env(node: &FakeNode, api: Option<&FakeApi>) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        // A path on the node URL stands in for a provider key: it must never be logged.
-        ("ETH_RPC_URL", format!("{}/NODE-SECRET-PATH", node.url)),
-        ("CHAIN_CONFIG", mini_chain_dir().join("chain.json").display().to_string()),
-        ("BLOCK_INTERVAL", "1".into()),
-    ];
-    if let Some(api) = api {
-        env.push(("ETHPROOFS_RPC_URL", api.url.clone()));
-        env.push(("ETHPROOFS_API_KEY", KEY.into()));
-        env.push(("ETHPROOFS_CLUSTER_ID", "7".into()));
-    }
-    env
-}
 
 fn prover(h: &Value) -> &Value {
     &h["components"]["prover"]

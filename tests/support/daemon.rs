@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::fake_api::FakeApi;
+use super::fake_node::FakeNode;
+use super::mini_chain_dir;
+
 pub struct Daemon {
     child: Child,
     pub port: u16,
@@ -97,6 +101,12 @@ impl Daemon {
         panic!("timed out waiting for {what}; last /health: {last:#}\n--- log ---\n{}", self.logs());
     }
 
+    /// SIGKILL: the daemon gets no chance to clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the exit: `(status, how long it took)`.
     pub fn terminate(&mut self) -> (ExitStatus, Duration) {
         let start = Instant::now();
@@ -145,4 +155,38 @@ pub fn any_alive(file: &Path) -> Vec<i32> {
         .filter_map(|p| p.parse().ok())
         .filter(|&p| ethproofs_daemon::process::process_alive(p))
         .collect()
+}
+
+pub const KEY: &str = "test-api-key-SECRET";
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// A node serving the mini chain (blocks 10 and 11) with the head at `head`.
+pub fn mini_node(head: u64) -> FakeNode {
+    let node = FakeNode::start();
+    let dir = mini_chain_dir();
+    node.set_chain_id(1337);
+    node.set_head(head);
+    node.add_block(10, &read(&dir.join("eth_getBlockByNumber.json")), &read(&dir.join("debug_executionWitness.json")));
+    let b11 = dir.join("block-11");
+    node.add_block(11, &read(&b11.join("eth_getBlockByNumber.json")), &read(&b11.join("debug_executionWitness.json")));
+    node
+}
+
+/// The environment of a daemon on the mini chain, every block a target, reporting to `api`.
+pub fn base_env(node: &FakeNode, api: Option<&FakeApi>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        // A path on the node URL stands in for a provider key: it must never be logged.
+        ("ETH_RPC_URL", format!("{}/NODE-SECRET-PATH", node.url)),
+        ("CHAIN_CONFIG", mini_chain_dir().join("chain.json").display().to_string()),
+        ("BLOCK_INTERVAL", "1".into()),
+    ];
+    if let Some(api) = api {
+        env.push(("ETHPROOFS_RPC_URL", api.url.clone()));
+        env.push(("ETHPROOFS_API_KEY", KEY.into()));
+        env.push(("ETHPROOFS_CLUSTER_ID", "7".into()));
+    }
+    env
 }

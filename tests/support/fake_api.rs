@@ -24,7 +24,9 @@ struct ApiState {
     key: String,
     clusters: Vec<u64>,
     rows: HashMap<u64, &'static str>,
-    scripted: VecDeque<Answer>,
+    /// Scripted answers per endpoint (`queued`, `proving`, `proved`), used before the real semantics.
+    scripted: VecDeque<(String, Answer)>,
+    down: bool,
     received: Vec<Received>,
 }
 
@@ -40,8 +42,12 @@ impl FakeApi {
         let url = http::serve(move |req| {
             let mut st = s.lock().unwrap();
             let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
-            let (status, headers, text) = if let Some(scripted) = st.scripted.pop_front() {
-                scripted
+            let endpoint = req.path.rsplit('/').next().unwrap_or("").to_string();
+            let scripted = st.scripted.iter().position(|(e, _)| *e == endpoint).and_then(|i| st.scripted.remove(i));
+            let (status, headers, text) = if let Some((_, answer)) = scripted {
+                answer
+            } else if st.down {
+                (503, vec![], "Service Unavailable".to_string())
             } else {
                 answer(&mut st, &req.method, &req.path, req.header("authorization"), &body, req.body.len())
             };
@@ -53,10 +59,19 @@ impl FakeApi {
         FakeApi { url: format!("{url}/api/v0"), state }
     }
 
-    /// The next answers, before the real semantics apply again.
-    pub fn script(&self, status: u16, headers: &[(&str, &str)], body: &str) {
+    /// The next answer to `endpoint` (`queued`, `proving`, `proved`), before the real semantics.
+    pub fn script(&self, endpoint: &str, status: u16, headers: &[(&str, &str)], body: &str) {
         let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        self.state.lock().unwrap().scripted.push_back((status, headers, body.to_string()));
+        self.state.lock().unwrap().scripted.push_back((endpoint.to_string(), (status, headers, body.to_string())));
+    }
+
+    pub fn clear_script(&self) {
+        self.state.lock().unwrap().scripted.clear();
+    }
+
+    /// While down, every call is answered 503 (an outage).
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
     }
 
     /// Every call received, `GET /clusters` excepted.

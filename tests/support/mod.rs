@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod fake_api;
 pub mod fake_node;
+pub mod fake_slack;
 pub mod fake_ws;
 pub mod http;
 pub mod mini_chain;
