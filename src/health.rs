@@ -76,9 +76,20 @@ pub async fn snapshot(ctx: &Context) -> (Value, &'static str) {
             "notifier": to_value(notifier),
             "supervisor": to_value(supervisor),
         },
+        "ledger": ledger(ctx),
         "system": system(ctx),
     });
     (doc, status)
+}
+
+fn ledger(ctx: &Context) -> Value {
+    match ctx.ledger.counts() {
+        Ok(counts) => json!({
+            "path": ctx.ledger.path(),
+            "blocks": counts.into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<String, Value>>(),
+        }),
+        Err(e) => json!({"path": ctx.ledger.path(), "error": e.to_string()}),
+    }
 }
 
 fn system(ctx: &Context) -> Value {

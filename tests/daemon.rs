@@ -49,6 +49,7 @@ fn a_target_is_proved_and_reported_queued_proving_proved() {
 
     let health = d.health();
     assert_eq!(health["status"], "healthy", "{health:#}");
+    assert_eq!(health["ledger"]["blocks"]["proved"], 1, "{health:#}");
     assert_eq!(health["components"]["prover"]["zisk_version"], "1.4.0");
     assert_eq!(d.get("/health/ready").unwrap().0, 200);
     assert_eq!(d.get("/health/live").unwrap().0, 200);
@@ -265,6 +266,12 @@ fn help_lists_every_variable() {
         "ETHPROOFS_API_KEY",
         "ETHPROOFS_CLUSTER_ID",
         "SLACK_WEBHOOK",
+        "SLACK_NOTIFY_PROVED",
+        "DB_PATH",
+        "MAX_PROVE_ATTEMPTS",
+        "REPORT_MAX_AGE_HOURS",
+        "REPORT_MAX_BACKOFF_SECONDS",
+        "ETHPROOFS_STRICT_STARTUP",
         "LOG_LEVEL",
         "LOG_FORMAT",
     ] {
