@@ -84,6 +84,21 @@ impl FromStr for ZiskVersionSetting {
     }
 }
 
+/// `90s`, `30m`, `24h`, `7d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration like 90s, 30m, 24h or 7d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
 fn positive_u64(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(0) => Err("must be greater than 0".into()),
@@ -192,6 +207,9 @@ pub struct RunArgs {
     /// Slack incoming-webhook URL for alerts.
     #[arg(long, env = "SLACK_WEBHOOK", value_parser = http_url, hide_env_values = true)]
     pub slack_webhook: Option<Secret>,
+    /// Enables the admin API (`/admin/*`), which then requires `Authorization: Bearer <token>`.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
     /// Also post each proved block to Slack, with its ethproofs.org link.
     #[arg(long, env = "SLACK_NOTIFY_PROVED", default_value = "false", action = clap::ArgAction::Set)]
     pub slack_notify_proved: bool,
@@ -240,6 +258,7 @@ pub struct Config {
     pub max_prove_attempts: u32,
     pub slack_webhook: Option<Secret>,
     pub slack_notify_proved: bool,
+    pub admin_token: Option<Secret>,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -327,6 +346,7 @@ impl RunArgs {
             max_prove_attempts: self.max_prove_attempts.min(u64::from(u32::MAX)) as u32,
             slack_webhook: self.slack_webhook,
             slack_notify_proved: self.slack_notify_proved,
+            admin_token: self.admin_token,
             log_level: self.log_level,
             log_format: self.log_format,
         })
@@ -347,6 +367,16 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Config, String> {
         let t = T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).map_err(|e| e.to_string())?;
         t.args.into_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
     }
 
     #[test]

@@ -26,12 +26,14 @@ use crate::daemon::{self, Context, INPUT_GENERATOR, NOTIFIER, PROVER, REPORTER, 
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The daemon's HTTP surface: health always, the admin API when `ADMIN_TOKEN` is set.
 pub fn router(ctx: Arc<Context>) -> Router {
-    Router::new()
+    let health = Router::new()
         .route("/health", get(health))
         .route("/health/ready", get(ready))
         .route("/health/live", get(live))
-        .with_state(ctx)
+        .with_state(ctx.clone());
+    if ctx.config.admin_token.is_some() { health.merge(crate::admin::router(ctx)) } else { health }
 }
 
 fn to_value<T: serde::Serialize>(v: Option<T>) -> Value {
@@ -76,6 +78,7 @@ pub async fn snapshot(ctx: &Context) -> (Value, &'static str) {
             "notifier": to_value(notifier),
             "supervisor": to_value(supervisor),
         },
+        "paused": ctx.is_paused(),
         "ledger": ledger(ctx),
         "system": system(ctx),
     });

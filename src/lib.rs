@@ -16,7 +16,9 @@
 //! - [`config`]: environment / flag configuration, with secrets kept out of logs.
 //! - [`daemon`]: the supervised actors (InputGenerator, Prover, Reporter, Notifier).
 //! - [`health`]: the axum health endpoints.
+//! - [`admin`]: the operator's API (prove, resubmit, pause, resume, blocks) and its CLI client.
 
+pub mod admin;
 pub mod chain;
 pub mod chainspec;
 pub mod config;

@@ -31,6 +31,70 @@ enum Command {
     Run(Box<RunArgs>),
     /// Build the ZisK guest input for one block, validate it natively, and write it.
     GenerateInput(GenerateInputArgs),
+    /// Print one row per target block from the ledger (works while the daemon runs).
+    Report(ReportArgs),
+    /// Show a running daemon's status (its /health document).
+    Status(ClientArgs),
+    /// Ask a running daemon to prove block N, or `--start N --count K` blocks (any numbers).
+    Prove(ProveArgs),
+    /// Ask a running daemon to send a proved block's report to EthProofs again.
+    Resubmit(ResubmitArgs),
+    /// Ask a running daemon to start no new inputs or proofs (running ones finish).
+    Pause(ClientArgs),
+    /// Ask a paused daemon to go on.
+    Resume(ClientArgs),
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// The daemon's HTTP address (its HEALTH_HOST:HEALTH_PORT).
+    #[arg(long, env = "ETHPROOFS_DAEMON_URL", default_value = "http://127.0.0.1:4000")]
+    url: String,
+    /// The daemon's admin token.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<ethproofs_daemon::config::Secret>,
+}
+
+#[derive(Args)]
+struct ProveArgs {
+    /// The block to prove.
+    #[arg(conflicts_with_all = ["start", "count"], required_unless_present = "start")]
+    block: Option<u64>,
+    /// First block of a range.
+    #[arg(long, requires = "count")]
+    start: Option<u64>,
+    /// How many blocks from --start.
+    #[arg(long, requires = "start")]
+    count: Option<u64>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+struct ResubmitArgs {
+    block: u64,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// How far back, by when the target was first seen: 90s, 30m, 24h, 7d.
+    #[arg(long, default_value = "24h", value_parser = ethproofs_daemon::config::parse_duration)]
+    since: Duration,
+    #[arg(long, value_enum, default_value = "csv")]
+    format: ReportFormat,
+    /// The ledger (default OUTPUT_DIR/ethproofs-daemon.db).
+    #[arg(long, env = "DB_PATH")]
+    db_path: Option<PathBuf>,
+    #[arg(long, env = "OUTPUT_DIR", default_value = "output")]
+    output_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -66,6 +130,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::GenerateInput(args)) => generate_input(args),
+        Some(Command::Report(args)) => report(args),
+        Some(Command::Status(c)) => client(c, "GET", "/health".into()),
+        Some(Command::Prove(p)) => match (p.block, p.start, p.count) {
+            (Some(n), _, _) => client(p.client, "POST", format!("/admin/prove/{n}")),
+            (None, Some(start), Some(count)) => {
+                client(p.client, "POST", format!("/admin/prove?start={start}&count={count}"))
+            }
+            _ => Err(anyhow::anyhow!("give a block number, or --start and --count")),
+        },
+        Some(Command::Resubmit(r)) => client(r.client, "POST", format!("/admin/resubmit/{}", r.block)),
+        Some(Command::Pause(c)) => client(c, "POST", "/admin/pause".into()),
+        Some(Command::Resume(c)) => client(c, "POST", "/admin/resume".into()),
         Some(Command::Run(args)) => return run(*args),
         None => return run(cli.run),
     };
@@ -180,4 +256,79 @@ async fn fetch(url: &str, number: u64, chain: Option<&str>) -> anyhow::Result<(V
     };
     let (block, witness) = tokio::try_join!(node.block_json(number), node.witness_json(number))?;
     Ok((block, witness, chain))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+fn report(args: ReportArgs) -> anyhow::Result<()> {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let path = args.db_path.unwrap_or_else(|| args.output_dir.join("ethproofs-daemon.db"));
+    if !path.is_file() {
+        bail!("no ledger at {} (set DB_PATH or OUTPUT_DIR)", path.display());
+    }
+    let ledger = ethproofs_daemon::store::Ledger::open(&path)?;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+    let lines = ledger.report_lines(now_ms - args.since.as_millis() as i64)?;
+    let time = |ms: Option<i64>| {
+        ms.map(|ms| daemon::rfc3339(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))).unwrap_or_default()
+    };
+    match args.format {
+        ReportFormat::Json => {
+            let rows: Vec<serde_json::Value> = lines
+                .iter()
+                .map(|l| {
+                    serde_json::json!({
+                        "block": l.block, "outcome": l.outcome, "stage": l.stage, "reason": l.reason,
+                        "gas_used": l.gas_used, "tx_count": l.tx_count, "input_ms": l.input_ms,
+                        "proving_ms": l.proving_ms, "cycles": l.cycles, "attempts": l.attempts,
+                        "seen_at": time(l.seen_at_ms), "proved_at": time(l.proved_at_ms),
+                        "reported_at": time(l.reported_at_ms), "report_state": l.report_state,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        }
+        ReportFormat::Csv => {
+            println!(
+                "block,outcome,stage,reason,gas_used,tx_count,input_ms,proving_ms,cycles,attempts,seen_at,proved_at,reported_at"
+            );
+            let num = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+            for l in &lines {
+                println!(
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    l.block,
+                    l.outcome,
+                    csv_field(l.stage.as_deref().unwrap_or("")),
+                    csv_field(l.reason.as_deref().unwrap_or("")),
+                    num(l.gas_used),
+                    num(l.tx_count),
+                    num(l.input_ms),
+                    num(l.proving_ms),
+                    num(l.cycles),
+                    l.attempts,
+                    time(l.seen_at_ms),
+                    time(l.proved_at_ms),
+                    time(l.reported_at_ms),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One call to a running daemon; prints its JSON answer, fails on a non-2xx status
+/// (`status` prints the document even when the daemon answers 503: that is its content).
+fn client(args: ClientArgs, method: &str, path: String) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (status, body) = runtime
+        .block_on(ethproofs_daemon::admin::call(&args.url, args.token.as_ref(), method, &path))
+        .map_err(anyhow::Error::msg)?;
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    if (200..300).contains(&status) || (path == "/health" && status == 503) {
+        Ok(())
+    } else {
+        bail!("the daemon answered HTTP {status}: {body}")
+    }
 }

@@ -418,6 +418,93 @@ impl Ledger {
     }
 }
 
+/// One target block as `ethproofs-daemon report` prints it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReportLine {
+    pub block: u64,
+    pub outcome: String,
+    pub stage: Option<String>,
+    pub reason: Option<String>,
+    pub gas_used: Option<u64>,
+    pub tx_count: Option<u64>,
+    pub input_ms: Option<u64>,
+    pub proving_ms: Option<u64>,
+    pub cycles: Option<u64>,
+    pub attempts: u32,
+    pub seen_at_ms: Option<i64>,
+    pub proved_at_ms: Option<i64>,
+    /// When EthProofs accepted the `proved` call.
+    pub reported_at_ms: Option<i64>,
+    /// State of the `proved` call in the outbox, if any.
+    pub report_state: Option<String>,
+}
+
+impl Ledger {
+    /// Every target first seen at or after `since_ms`, oldest first.
+    pub fn report_lines(&self, since_ms: i64) -> Result<Vec<ReportLine>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT b.number, b.state, b.stage, b.reason, b.gas_used, b.tx_count, b.input_ms, b.proving_ms,
+                        b.cycles, b.attempts, b.seen_at, b.proved_at, r.done_at, r.state
+                 FROM blocks b LEFT JOIN reports r ON r.block = b.number AND r.status = 'proved'
+                 WHERE COALESCE(b.seen_at, b.skipped_at, b.failed_at, 0) >= ?1 ORDER BY b.number",
+            )
+            .map_err(self.sql())?;
+        let opt_u64 = |v: Option<i64>| v.map(|v| v as u64);
+        let rows = stmt
+            .query_map(params![since_ms], |r| {
+                let report_state: Option<String> = r.get(13)?;
+                let done_at: Option<i64> = r.get(12)?;
+                Ok(ReportLine {
+                    block: r.get::<_, i64>(0)? as u64,
+                    outcome: r.get(1)?,
+                    stage: r.get(2)?,
+                    reason: r.get(3)?,
+                    gas_used: opt_u64(r.get(4)?),
+                    tx_count: opt_u64(r.get(5)?),
+                    input_ms: opt_u64(r.get(6)?),
+                    proving_ms: opt_u64(r.get(7)?),
+                    cycles: opt_u64(r.get(8)?),
+                    attempts: r.get::<_, i64>(9)? as u32,
+                    seen_at_ms: r.get(10)?,
+                    proved_at_ms: r.get(11)?,
+                    reported_at_ms: done_at.filter(|_| report_state.as_deref() == Some("done")),
+                    report_state,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+    }
+
+    /// Recent blocks for the admin API, newest first, optionally of one state.
+    pub fn recent_blocks(&self, state: Option<&str>, limit: u32) -> Result<Vec<ReportLine>, StoreError> {
+        let mut lines = self.report_lines(0)?;
+        if let Some(state) = state {
+            lines.retain(|l| l.outcome == state);
+        }
+        lines.reverse();
+        lines.truncate(limit as usize);
+        Ok(lines)
+    }
+
+    /// Forgets a block's `proved` call so it can be sent again (admin resubmit). The call must
+    /// have been settled; a pending one is already going out.
+    pub fn reopen_proved_report(&self, block: u64) -> Result<Option<ReportRow>, StoreError> {
+        let record = self.block(block)?;
+        let Some(record) = record.filter(|b| b.state == BlockState::Proved) else { return Ok(None) };
+        {
+            let conn = self.lock();
+            conn.execute(
+                "DELETE FROM reports WHERE block = ?1 AND status = 'proved' AND state != 'pending'",
+                params![block as i64],
+            )
+            .map_err(self.sql())?;
+        }
+        self.add_report(block, "proved", record.proving_ms, record.cycles, record.proof_path.as_deref())
+    }
+}
+
 fn row_to_block(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlockRecord> {
     Ok(BlockRecord {
         number: r.get::<_, i64>(0)? as u64,
@@ -488,6 +575,31 @@ mod tests {
         l.settle_report(proved.id, "done", None).unwrap();
         assert_eq!(l.report_state(300, "proved").unwrap().as_deref(), Some("done"));
         assert_eq!(l.pending_reports().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn report_lines_join_the_proved_call() {
+        let (_d, l) = ledger();
+        l.mark_seen(10).unwrap();
+        l.mark_input_ready(10, Path::new("i"), 21000, 1, "0x1", 7).unwrap();
+        l.mark_proving(10).unwrap();
+        l.mark_proved(10, Some(Path::new("p")), 1500, Some(42)).unwrap();
+        let r = l.add_report(10, "proved", Some(1500), Some(42), Some(Path::new("p"))).unwrap().unwrap();
+        l.settle_report(r.id, "done", None).unwrap();
+        l.mark_seen(11).unwrap();
+        l.mark_failed(11, "input", "no witness").unwrap();
+        let lines = l.report_lines(0).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            (lines[0].outcome.as_str(), lines[0].proving_ms, lines[0].input_ms),
+            ("proved", Some(1500), Some(7))
+        );
+        assert!(lines[0].reported_at_ms.is_some());
+        assert_eq!((lines[1].outcome.as_str(), lines[1].stage.as_deref()), ("failed", Some("input")));
+        assert!(l.report_lines(i64::MAX).unwrap().is_empty());
+        let again = l.reopen_proved_report(10).unwrap().expect("reopened");
+        assert_eq!(again.status, "proved");
+        assert!(l.reopen_proved_report(11).unwrap().is_none(), "only proved blocks");
     }
 
     #[test]

@@ -77,9 +77,16 @@ pub struct InputGenStatus {
 
 pub enum InputGenMsg {
     Tick,
+    /// Operator asked for these blocks (any number, not only targets); answers how many were new.
+    Manual(Vec<u64>, RpcReplyPort<usize>),
+    /// Pause ended: start building again.
+    Wake,
     Head(u64),
     PollFailed(String),
-    Built { block: u64, result: Box<Result<Generated, (&'static str, String)>> },
+    Built {
+        block: u64,
+        result: Box<Result<Generated, (&'static str, String)>>,
+    },
     Status(RpcReplyPort<InputGenStatus>),
     Stop(RpcReplyPort<()>),
 }
@@ -131,7 +138,31 @@ impl Actor for InputGenerator {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            InputGenMsg::Tick => self.poll(state),
+            InputGenMsg::Tick => {
+                self.poll(state);
+                self.pump(state);
+            }
+            InputGenMsg::Wake => self.pump(state),
+            InputGenMsg::Manual(blocks, reply) => {
+                let mut added = 0;
+                {
+                    let mut s = state.lock();
+                    let now = Instant::now();
+                    for block in blocks {
+                        let known = s.pending.iter().any(|(b, _)| *b == block)
+                            || s.building.as_ref().is_some_and(|(b, _, _)| *b == block);
+                        if known {
+                            continue;
+                        }
+                        self.ctx.ledger.mark_seen(block)?;
+                        tracing::info!(block, "target added by the operator");
+                        s.pending.push_back((block, now));
+                        added += 1;
+                    }
+                }
+                let _ = reply.send(added);
+                self.pump(state);
+            }
             InputGenMsg::Head(n) => {
                 self.rpc_ok(state);
                 self.on_head(state, n)?;
@@ -239,7 +270,7 @@ impl InputGenerator {
 
     fn pump(&self, state: &Shared<InputGenState>) {
         let mut s = state.lock();
-        if s.building.is_some() || s.stopped {
+        if s.building.is_some() || s.stopped || self.ctx.is_paused() {
             return;
         }
         let Some((block, seen)) = s.pending.pop_front() else { return };
@@ -302,6 +333,8 @@ impl InputGenerator {
             status: if stale { "degraded" } else { "healthy" },
             state: if s.stopped {
                 "stopped"
+            } else if self.ctx.is_paused() {
+                "paused"
             } else if s.building.is_some() {
                 "building"
             } else if s.last_rpc_error.is_some() {

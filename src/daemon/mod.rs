@@ -72,6 +72,14 @@ pub struct Context {
     pub zisk_version: ZiskVersion,
     pub dialect: Dialect,
     pub started_at: SystemTime,
+    /// Set by the admin API: no new input builds or proofs start (running ones finish).
+    pub paused: std::sync::atomic::AtomicBool,
+}
+
+impl Context {
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Sends to the actor registered under `name` if it is alive now; gives the message back if not.
@@ -278,8 +286,17 @@ pub async fn run(config: Config) -> Result<u8, StartupError> {
         chain.origin,
         chain.chain_id()
     );
-    let ctx =
-        Arc::new(Context { config, ledger, chain, node, http, zisk_version, dialect, started_at: SystemTime::now() });
+    let ctx = Arc::new(Context {
+        config,
+        ledger,
+        chain,
+        node,
+        http,
+        zisk_version,
+        dialect,
+        started_at: SystemTime::now(),
+        paused: std::sync::atomic::AtomicBool::new(false),
+    });
     notifier::NotifierHandle::new(durable.notifier.clone()).info("ethproofs-daemon started", started_detail);
 
     let gave_up = Arc::new(std::sync::atomic::AtomicBool::new(false));

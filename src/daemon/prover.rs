@@ -222,7 +222,10 @@ impl Actor for Prover {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ProverMsg::Wake => self.start_next(state)?,
-            ProverMsg::Check => self.check_stuck(state),
+            ProverMsg::Check => {
+                self.check_stuck(state);
+                self.start_next(state)?;
+            }
             ProverMsg::Started { block, pgid } => {
                 let mut s = state.lock();
                 if let Some(f) = s.in_flight.as_mut().filter(|f| f.job.block == block) {
@@ -286,6 +289,8 @@ impl Prover {
                 "proving"
             } else if s.stopping {
                 "stopped"
+            } else if self.ctx.is_paused() {
+                "paused"
             } else {
                 "idle"
             },
@@ -329,7 +334,7 @@ impl Prover {
 
     fn start_next(&self, state: &Shared<ProverState>) -> Result<(), ActorProcessingErr> {
         let mut s = state.lock();
-        if s.in_flight.is_some() || s.stopping {
+        if s.in_flight.is_some() || s.stopping || self.ctx.is_paused() {
             return Ok(());
         }
         let Some(job) = s.queue.pop_front() else { return Ok(()) };

@@ -70,7 +70,12 @@ pub struct ReporterStatus {
 
 pub enum ReporterMsg {
     Wake,
-    Sent { id: i64, outcome: Outcome },
+    /// A call written to the outbox by someone else (admin resubmit).
+    Push(ReportRow),
+    Sent {
+        id: i64,
+        outcome: Outcome,
+    },
     Status(RpcReplyPort<ReporterStatus>),
 }
 
@@ -184,6 +189,10 @@ impl Actor for Reporter {
                 self.pump(&myself, state)?;
             }
             ReporterMsg::Wake => self.pump(&myself, state)?,
+            ReporterMsg::Push(row) => {
+                state.lock().queue.push_back(row);
+                self.pump(&myself, state)?;
+            }
         }
         Ok(())
     }

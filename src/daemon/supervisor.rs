@@ -332,6 +332,7 @@ mod tests {
             zisk_version: ZiskVersion { major: 1, minor: 4, patch: 0 },
             dialect: Dialect::V1,
             started_at: std::time::SystemTime::now(),
+            paused: Default::default(),
         });
         let durable = Durable::default();
         let prover_state = durable.prover.clone();

@@ -70,9 +70,17 @@ impl Daemon {
 
     /// `(HTTP status, JSON body)` of a GET, or `None` while the server is not up.
     pub fn get(&self, path: &str) -> Option<(u16, Value)> {
+        self.request(path, "")
+    }
+
+    pub fn get_with_token(&self, path: &str, token: &str) -> Option<(u16, Value)> {
+        self.request(path, &format!("Authorization: Bearer {token}\r\n"))
+    }
+
+    fn request(&self, path: &str, extra_headers: &str) -> Option<(u16, Value)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra_headers}Connection: close\r\n\r\n").ok()?;
         let mut text = String::new();
         s.read_to_string(&mut text).ok()?;
         let status = text.split_whitespace().nth(1)?.parse().ok()?;

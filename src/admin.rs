@@ -1,0 +1,200 @@
+//! The admin API: what an operator can ask a running daemon to do. Mounted only when
+//! `ADMIN_TOKEN` is set; every call needs `Authorization: Bearer <token>`, and a wrong or missing
+//! token gets 401 with nothing changed.
+//!
+//! - `POST /admin/prove/{n}`, `POST /admin/prove?start=<n>&count=<k>`: prove any blocks, not only targets.
+//! - `POST /admin/resubmit/{n}`: send a proved block's `proved` report again, from its saved proof.
+//! - `POST /admin/pause`, `POST /admin/resume`: stop / restart starting new inputs and proofs.
+//! - `GET /admin/blocks?state=&limit=`: the ledger's recent blocks.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::Secret;
+use crate::daemon::input_generator::InputGenMsg;
+use crate::daemon::prover::ProverMsg;
+use crate::daemon::reporter::ReporterMsg;
+use crate::daemon::{Context, INPUT_GENERATOR, PROVER, REPORTER, ask, send};
+use crate::store::BlockState;
+
+/// At most this many blocks per `prove?start=&count=` call.
+pub const MAX_RANGE: u64 = 1000;
+
+pub fn router(ctx: Arc<Context>) -> Router {
+    Router::new()
+        .route("/admin/prove/{n}", post(prove_one))
+        .route("/admin/prove", post(prove_range))
+        .route("/admin/resubmit/{n}", post(resubmit))
+        .route("/admin/pause", post(pause))
+        .route("/admin/resume", post(resume))
+        .route("/admin/blocks", get(blocks))
+        .with_state(ctx)
+}
+
+/// Compares without an early exit, so response times do not reveal the token.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The refusal to send, if the request does not carry the admin token.
+fn refuse(ctx: &Context, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = ctx.config.admin_token.as_ref() else {
+        return Some((StatusCode::NOT_FOUND, "admin API disabled").into_response());
+    };
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if same(g.as_bytes(), token.expose().as_bytes()) => None,
+        _ => Some((StatusCode::UNAUTHORIZED, Json(json!({"error": "missing or wrong admin token"}))).into_response()),
+    }
+}
+
+fn error(code: StatusCode, message: String) -> Response {
+    (code, Json(json!({"error": message}))).into_response()
+}
+
+async fn add_blocks(ctx: &Context, blocks: Vec<u64>) -> Response {
+    let mut wanted = Vec::new();
+    let mut already = Vec::new();
+    for b in blocks {
+        match ctx.ledger.block(b) {
+            Ok(Some(r)) if r.state == BlockState::Proved => already.push(b),
+            Ok(_) => wanted.push(b),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+    if wanted.is_empty() {
+        return error(StatusCode::CONFLICT, format!("already proved: {already:?}"));
+    }
+    let requested = wanted.clone();
+    match ask(INPUT_GENERATOR, Duration::from_secs(5), |reply| InputGenMsg::Manual(wanted, reply)).await {
+        Some(added) => {
+            (StatusCode::ACCEPTED, Json(json!({"requested": requested, "added": added, "already_proved": already})))
+                .into_response()
+        }
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "the input generator did not answer".into()),
+    }
+}
+
+async fn prove_one(State(ctx): State<Arc<Context>>, headers: HeaderMap, Path(n): Path<u64>) -> Response {
+    if let Some(refusal) = refuse(&ctx, &headers) {
+        return refusal;
+    }
+    add_blocks(&ctx, vec![n]).await
+}
+
+#[derive(Deserialize)]
+struct Range {
+    start: u64,
+    count: u64,
+}
+
+async fn prove_range(State(ctx): State<Arc<Context>>, headers: HeaderMap, Query(range): Query<Range>) -> Response {
+    if let Some(refusal) = refuse(&ctx, &headers) {
+        return refusal;
+    }
+    if range.count == 0 || range.count > MAX_RANGE {
+        return error(StatusCode::BAD_REQUEST, format!("count must be 1..={MAX_RANGE}"));
+    }
+    let Some(end) = range.start.checked_add(range.count) else {
+        return error(StatusCode::BAD_REQUEST, "start + count overflows".into());
+    };
+    add_blocks(&ctx, (range.start..end).collect()).await
+}
+
+async fn resubmit(State(ctx): State<Arc<Context>>, headers: HeaderMap, Path(n): Path<u64>) -> Response {
+    if let Some(refusal) = refuse(&ctx, &headers) {
+        return refusal;
+    }
+    if ctx.config.ethproofs.is_none() {
+        return error(StatusCode::CONFLICT, "EthProofs reporting is not configured".into());
+    }
+    match ctx.ledger.reopen_proved_report(n) {
+        Ok(Some(row)) => {
+            let _ = send(REPORTER, ReporterMsg::Push(row));
+            (StatusCode::ACCEPTED, Json(json!({"resubmitted": n}))).into_response()
+        }
+        Ok(None) => {
+            error(StatusCode::CONFLICT, format!("block {n} is not proved, or its proved report is still pending"))
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn pause(State(ctx): State<Arc<Context>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse(&ctx, &headers) {
+        return refusal;
+    }
+    ctx.paused.store(true, Ordering::SeqCst);
+    tracing::warn!("paused by the operator: no new inputs or proofs start");
+    Json(json!({"paused": true})).into_response()
+}
+
+async fn resume(State(ctx): State<Arc<Context>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse(&ctx, &headers) {
+        return refusal;
+    }
+    ctx.paused.store(false, Ordering::SeqCst);
+    tracing::info!("resumed by the operator");
+    let _ = send(INPUT_GENERATOR, InputGenMsg::Wake);
+    let _ = send(PROVER, ProverMsg::Wake);
+    Json(json!({"paused": false})).into_response()
+}
+
+#[derive(Deserialize)]
+struct BlocksQuery {
+    state: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn blocks(State(ctx): State<Arc<Context>>, headers: HeaderMap, Query(q): Query<BlocksQuery>) -> Response {
+    if let Some(refusal) = refuse(&ctx, &headers) {
+        return refusal;
+    }
+    match ctx.ledger.recent_blocks(q.state.as_deref(), q.limit.unwrap_or(50).min(1000)) {
+        Ok(lines) => Json(json!({"blocks": lines})).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The CLI side: one call to a running daemon's admin API. Returns the status and JSON body.
+pub async fn call(
+    base: &str,
+    token: Option<&Secret>,
+    method: &str,
+    path: &str,
+) -> Result<(u16, serde_json::Value), String> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
+    let mut request = match method {
+        "POST" => client.post(&url),
+        _ => client.get(&url),
+    };
+    if let Some(t) = token {
+        request = request.header("Authorization", format!("Bearer {}", t.expose()));
+    }
+    let response =
+        request.send().await.map_err(|e| format!("cannot reach the daemon at {base}: {}", e.without_url()))?;
+    let status = response.status().as_u16();
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_comparison() {
+        assert!(super::same(b"abc", b"abc"));
+        assert!(!super::same(b"abc", b"abd"));
+        assert!(!super::same(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,123 @@
+#![recursion_limit = "256"]
+//! The operator's surface on a running daemon: the admin API and its CLI (token required, and a
+//! refused call changes nothing), and `report` over the ledger.
+
+mod support;
+
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::daemon::{Daemon, KEY, base_env, mini_node};
+use support::fake_api::FakeApi;
+
+const TOKEN: &str = "admin-token-SECRET";
+
+fn cli(d: &Daemon, token: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = support::daemon();
+    cmd.args(args).arg("--url").arg(format!("http://127.0.0.1:{}", d.port)).env_remove("ADMIN_TOKEN");
+    if let Some(t) = token {
+        cmd.env("ADMIN_TOKEN", t);
+    }
+    cmd.output().unwrap()
+}
+
+fn ok_json(out: &Output) -> Value {
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn input_gen(h: &Value) -> &Value {
+    &h["components"]["input_generator"]
+}
+
+#[test]
+fn the_admin_api_needs_its_token_and_drives_the_daemon() {
+    let node = mini_node(1000);
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    env.retain(|(k, _)| *k != "BLOCK_INTERVAL");
+    env.push(("BLOCK_INTERVAL", "100".into()));
+    env.push(("ADMIN_TOKEN", TOKEN.into()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("target 1000 missed", Duration::from_secs(30), |h| input_gen(h)["missed_count"] == 1);
+
+    // Refused: nothing changes.
+    let out = cli(&d, None, &["pause"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("401"));
+    let out = cli(&d, Some("wrong"), &["pause"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("401"));
+    assert_eq!(d.health()["paused"], false);
+
+    // Paused: a new target is recorded but not built until resumed.
+    assert_eq!(ok_json(&cli(&d, Some(TOKEN), &["pause"]))["paused"], true);
+    node.set_head(1100);
+    d.wait_for("target 1100 waiting", Duration::from_secs(30), |h| {
+        input_gen(h)["queued_blocks"] == serde_json::json!([1100])
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(input_gen(&d.health())["missed_count"], 1);
+    assert_eq!(input_gen(&d.health())["state"], "paused");
+    assert_eq!(ok_json(&cli(&d, Some(TOKEN), &["resume"]))["paused"], false);
+    d.wait_for("target 1100 attempted", Duration::from_secs(30), |h| input_gen(h)["missed_count"] == 2);
+
+    // Any block, not only multiples of the interval.
+    let added = ok_json(&cli(&d, Some(TOKEN), &["prove", "10"]));
+    assert_eq!(added["added"], 1);
+    d.wait_for("block 10 reported", Duration::from_secs(60), |_| api.accepted().contains(&("proved".into(), 10)));
+    let added = ok_json(&cli(&d, Some(TOKEN), &["prove", "--start", "10", "--count", "2"]));
+    assert_eq!((added["added"].clone(), added["already_proved"].clone()), (1.into(), serde_json::json!([10])));
+    d.wait_for("block 11 reported", Duration::from_secs(60), |_| api.accepted().contains(&("proved".into(), 11)));
+
+    // Resubmit sends the saved proof again (the API answers 409: already proved, which is success).
+    ok_json(&cli(&d, Some(TOKEN), &["resubmit", "10"]));
+    d.wait_for("second proved call", Duration::from_secs(30), |_| {
+        api.received().iter().filter(|r| r.path.ends_with("/proved") && r.body["block_number"] == 10).count() == 2
+    });
+    let out = cli(&d, Some(TOKEN), &["resubmit", "1000"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("409"));
+
+    let status = ok_json(&cli(&d, None, &["status"]));
+    assert_eq!(status["components"]["prover"]["proved_count"], 2);
+    let (code, blocks) = d.get_with_token("/admin/blocks?state=proved&limit=10", TOKEN).unwrap();
+    assert_eq!(code, 200);
+    let numbers: Vec<u64> = blocks["blocks"].as_array().unwrap().iter().map(|b| b["block"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, vec![11, 10]);
+    assert_eq!(d.get_with_token("/admin/blocks", "wrong").unwrap().0, 401);
+
+    // The report reads the same ledger, while the daemon runs.
+    let out = support::daemon()
+        .args(["report", "--since", "1h", "--format", "csv"])
+        .env("OUTPUT_DIR", d.output())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("block,outcome,stage,reason,gas_used,tx_count,input_ms,proving_ms,cycles"), "{csv}");
+    let row10 = lines.iter().find(|l| l.starts_with("10,")).expect("block 10 row");
+    assert!(row10.starts_with("10,proved,,,21000,1,"), "{row10}");
+    let row1000 = lines.iter().find(|l| l.starts_with("1000,")).expect("block 1000 row");
+    assert!(row1000.contains("failed,input") && row1000.contains("null result"), "{row1000}");
+    let json_out = support::daemon()
+        .args(["report", "--since", "1h", "--format", "json"])
+        .env("OUTPUT_DIR", d.output())
+        .output()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    let r11 = rows.as_array().unwrap().iter().find(|r| r["block"] == 11).unwrap();
+    assert_eq!(r11["proving_ms"], 1234);
+    assert_eq!(r11["cycles"], 5555);
+    assert!(r11["reported_at"].as_str().unwrap().ends_with('Z'));
+    assert!(d.terminate().0.success());
+    assert!(!d.logs().contains(TOKEN), "the admin token leaked into the logs");
+}
+
+#[test]
+fn without_a_token_there_is_no_admin_api() {
+    let node = mini_node(10);
+    let mut d = Daemon::start(&base_env(&node, None));
+    d.wait_for("up", Duration::from_secs(30), |h| h["status"].is_string());
+    assert_eq!(d.get_with_token("/admin/blocks", "anything").map(|r| r.0), Some(404));
+    assert!(d.terminate().0.success());
+}
