@@ -32,6 +32,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/health", get(health))
         .route("/health/ready", get(ready))
         .route("/health/live", get(live))
+        .route("/metrics", get(metrics))
         .with_state(ctx.clone());
     if ctx.config.admin_token.is_some() { health.merge(crate::admin::router(ctx)) } else { health }
 }
@@ -129,6 +130,44 @@ async fn ready(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
     let (_, status) = snapshot(&ctx).await;
     let code = if status == "healthy" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(json!({"status": status})))
+}
+
+async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
+    let (input, prover, reporter) = tokio::join!(
+        ask(INPUT_GENERATOR, ASK_TIMEOUT, InputGenMsg::Status),
+        ask(PROVER, ASK_TIMEOUT, ProverMsg::Status),
+        ask(REPORTER, ASK_TIMEOUT, ReporterMsg::Status),
+    );
+    let six_hours_ago = SystemTime::now()
+        .checked_sub(Duration::from_secs(6 * 3600))
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64);
+    let (expected_6h, proved_6h) = ctx.ledger.reliability(six_hours_ago).unwrap_or((0, 0));
+    let (last_proved, last_reported) = ctx.ledger.last_proved_and_reported().unwrap_or((None, None));
+    let snapshot = crate::telemetry::Snapshot {
+        head: input.as_ref().and_then(|s| s.head),
+        last_target: ctx.ledger.last_target().ok().flatten(),
+        last_proved,
+        last_reported,
+        input_queue: input.as_ref().map_or(0, |s| s.queue_length),
+        prover_queue: prover.as_ref().map_or(0, |s| s.queue_length),
+        report_queue: reporter.as_ref().map_or(0, |s| s.queue_length),
+        proving_block: prover.as_ref().and_then(|s| s.proving_block),
+        proving_seconds: prover.as_ref().and_then(|s| s.proving_duration_seconds),
+        expected_6h,
+        proved_6h,
+        paused: ctx.is_paused(),
+    };
+    let body = crate::telemetry::render(
+        &snapshot,
+        [
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+            ("ethrex", crate::ETHREX_VERSION.to_string()),
+            ("zisk", ctx.zisk_version.to_string()),
+            ("elf_sha256", ctx.elf_sha256.clone()),
+        ],
+    );
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 async fn live() -> impl IntoResponse {

@@ -15,7 +15,8 @@
 //! - [`notify`]: Slack webhook messages.
 //! - [`config`]: environment / flag configuration, with secrets kept out of logs.
 //! - [`daemon`]: the supervised actors (InputGenerator, Prover, Reporter, Notifier).
-//! - [`health`]: the axum health endpoints.
+//! - [`health`]: the axum health endpoints and `/metrics`.
+//! - [`telemetry`]: Prometheus counters, histograms and gauges.
 //! - [`admin`]: the operator's API (prove, resubmit, pause, resume, blocks) and its CLI client.
 
 pub mod admin;
@@ -30,6 +31,7 @@ pub mod notify;
 pub mod process;
 pub mod schedule;
 pub mod store;
+pub mod telemetry;
 pub mod zisk;
 
 /// The ethrex crates the guest input layout is built with; the guest ELF must match.

@@ -477,6 +477,34 @@ impl Ledger {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
     }
 
+    /// `(expected, proved)` targets first seen at or after `since_ms` (skipped ones count as expected).
+    pub fn reliability(&self, since_ms: i64) -> Result<(u64, u64), StoreError> {
+        self.lock()
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(state = 'proved'), 0) FROM blocks
+                 WHERE COALESCE(seen_at, skipped_at, failed_at, 0) >= ?1",
+                params![since_ms],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(self.sql())
+    }
+
+    /// The newest proved block, and the newest whose `proved` call EthProofs accepted.
+    pub fn last_proved_and_reported(&self) -> Result<(Option<u64>, Option<u64>), StoreError> {
+        let conn = self.lock();
+        let proved: Option<i64> = conn
+            .query_row("SELECT MAX(number) FROM blocks WHERE state = 'proved'", [], |r| r.get(0))
+            .map_err(self.sql())?;
+        let reported: Option<i64> = conn
+            .query_row(
+                "SELECT MAX(block) FROM reports WHERE status = 'proved' AND state IN ('done', 'already_proved')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.sql())?;
+        Ok((proved.map(|v| v as u64), reported.map(|v| v as u64)))
+    }
+
     /// Recent blocks for the admin API, newest first, optionally of one state.
     pub fn recent_blocks(&self, state: Option<&str>, limit: u32) -> Result<Vec<ReportLine>, StoreError> {
         let mut lines = self.report_lines(0)?;

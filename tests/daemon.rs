@@ -54,6 +54,27 @@ fn a_target_is_proved_and_reported_queued_proving_proved() {
     assert_eq!(d.get("/health/ready").unwrap().0, 200);
     assert_eq!(d.get("/health/live").unwrap().0, 200);
 
+    let metrics = d.get_text("/metrics").unwrap();
+    for line in [
+        "ethproofs_blocks_total{outcome=\"proved\",stage=\"prove\"} 1",
+        "ethproofs_chain_head 10",
+        "ethproofs_last_proved_block 10",
+        "ethproofs_reliability_ratio_6h 1",
+        "ethproofs_queue_length{queue=\"prover\"} 0",
+        "ethproofs_proof_in_progress 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "/metrics lacks {line:?}:\n{metrics}");
+    }
+    for prefix in [
+        "ethproofs_build_info{version=",
+        "ethproofs_proving_seconds_bucket{le=\"10\"} 1",
+        "ethproofs_input_generation_seconds_count 1",
+        "ethproofs_block_to_proof_seconds_count 1",
+        "ethproofs_api_responses_total{endpoint=\"queued\",result=\"done\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l.starts_with(prefix)), "/metrics lacks {prefix:?}:\n{metrics}");
+    }
+
     let (status, took) = d.terminate();
     assert!(status.success(), "exit {status}");
     assert!(took < Duration::from_secs(30));

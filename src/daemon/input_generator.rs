@@ -227,6 +227,7 @@ impl InputGenerator {
         let mut s = state.lock();
         s.polling = false;
         tracing::warn!(%reason, "polling the head failed");
+        crate::telemetry::rpc_error("head");
         let since = *s.rpc_down_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= RPC_DOWN_ALERT_AFTER && !s.rpc_down_alerted {
             s.rpc_down_alerted = true;
@@ -247,6 +248,7 @@ impl InputGenerator {
         let due = schedule::due(s.last_handled, head, cfg.block_interval, cfg.max_backfill_blocks, cfg.start_block);
         for &block in &due.skipped {
             self.ctx.ledger.mark_skipped(block, "older than MAX_BACKFILL_BLOCKS below the head")?;
+            crate::telemetry::block_outcome("skipped", "backfill_window");
             record_missed(
                 &mut s,
                 block,
@@ -295,6 +297,7 @@ impl InputGenerator {
                 s.processed_count += 1;
                 let input_ms = seen.elapsed().as_millis() as u64;
                 tracing::info!(block, input_bytes = generated.written.bytes, input_ms, "input ready");
+                crate::telemetry::input_generated(input_ms as f64 / 1000.0);
                 self.ctx.ledger.mark_input_ready(
                     block,
                     &generated.written.path,
@@ -306,13 +309,22 @@ impl InputGenerator {
                 drop(s);
                 self.notifier.resolve(AlertKind::InputFailed, format!("the input of block {block} was built"));
                 self.prover.enqueue(
-                    Job { block, input_path: generated.written.path.clone(), head_seen_at: seen },
+                    Job {
+                        block,
+                        input_path: generated.written.path.clone(),
+                        head_seen_at: seen,
+                        block_timestamp: Some(generated.summary.timestamp),
+                    },
                     // Without a proof to follow, `queued` would leave the block hanging on the site.
                     self.ctx.config.zisk_action == crate::config::ZiskAction::Prove,
                 )?;
             }
             Err((stage, reason)) => {
                 self.ctx.ledger.mark_failed(block, stage, &reason)?;
+                crate::telemetry::block_outcome("missed", stage);
+                if stage.starts_with("fetch") {
+                    crate::telemetry::rpc_error(stage);
+                }
                 self.notifier.alert(
                     AlertKind::InputFailed,
                     format!("Input failed: block {block} ({stage})"),

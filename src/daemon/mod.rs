@@ -72,6 +72,7 @@ pub struct Context {
     pub zisk_version: ZiskVersion,
     pub dialect: Dialect,
     pub started_at: SystemTime,
+    pub elf_sha256: String,
     /// Set by the admin API: no new input builds or proofs start (running ones finish).
     pub paused: std::sync::atomic::AtomicBool,
 }
@@ -266,6 +267,7 @@ pub async fn run(config: Config) -> Result<u8, StartupError> {
         Some(e) => tracing::info!(cluster_id = e.cluster_id, "reporting to EthProofs"),
     }
 
+    crate::telemetry::install();
     let ledger = Arc::new(crate::store::Ledger::open(&config.db_path)?);
     let durable = resume(&ledger, &config)?;
     check_ethproofs(&config, &http).await?;
@@ -295,6 +297,7 @@ pub async fn run(config: Config) -> Result<u8, StartupError> {
         zisk_version,
         dialect,
         started_at: SystemTime::now(),
+        elf_sha256,
         paused: std::sync::atomic::AtomicBool::new(false),
     });
     notifier::NotifierHandle::new(durable.notifier.clone()).info("ethproofs-daemon started", started_detail);
@@ -377,6 +380,7 @@ pub fn resume(ledger: &crate::store::Ledger, config: &Config) -> Result<supervis
                     block: n,
                     input_path,
                     head_seen_at: std::time::Instant::now(),
+                    block_timestamp: None,
                 });
             }
             _ => {

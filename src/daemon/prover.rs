@@ -31,6 +31,8 @@ pub struct Job {
     pub input_path: PathBuf,
     /// When the daemon first saw a head at or past this block.
     pub head_seen_at: Instant,
+    /// The block's own timestamp, for block-to-proof latency (unknown after a resume).
+    pub block_timestamp: Option<u64>,
 }
 
 struct InFlight {
@@ -393,6 +395,8 @@ impl Prover {
         match outcome {
             Ok(proved) => {
                 tracing::info!(block, proving_time_ms = proved.proving_time_ms, cycles = ?proved.cycles, head_to_prover_ms, "block proved");
+                crate::telemetry::block_outcome("proved", "prove");
+                crate::telemetry::proved(proved.proving_time_ms as f64 / 1000.0, f.job.block_timestamp);
                 let proof = proved.proof_path.as_ref().map(PathBuf::from);
                 self.ctx.ledger.mark_proved(block, proof.as_deref(), proved.proving_time_ms, proved.cycles)?;
                 if let Some(path) = proof {
@@ -425,6 +429,7 @@ impl Prover {
             }
             Err((stage, reason, last_lines)) if !s.stopping => {
                 self.ctx.ledger.mark_failed(block, stage, &reason)?;
+                crate::telemetry::block_outcome("failed", stage);
                 self.notifier.alert(
                     AlertKind::ProofFailed,
                     format!("Proof failed: block {block} ({stage})"),

@@ -225,9 +225,20 @@ impl Reporter {
                 - row.created_at_ms)
                 .max(0) as u64,
         );
+        let result = match &outcome {
+            Outcome::Done => "done",
+            Outcome::AlreadyProved => "already_proved",
+            Outcome::Permanent(_) => "permanent",
+            Outcome::RetryAfter(_) => "rate_limited",
+            Outcome::Transient(_) => "transient",
+        };
+        crate::telemetry::api_response(&row.status, result);
         match outcome {
             Outcome::Done => {
                 ledger.settle_report(id, "done", None)?;
+                if row.status == "proved" {
+                    crate::telemetry::report_latency(age.as_secs_f64());
+                }
                 s.queue.pop_front();
                 s.delivered_count += 1;
                 s.delivered.push_back(DeliveredReport {

@@ -332,6 +332,7 @@ mod tests {
             zisk_version: ZiskVersion { major: 1, minor: 4, patch: 0 },
             dialect: Dialect::V1,
             started_at: std::time::SystemTime::now(),
+            elf_sha256: "test".into(),
             paused: Default::default(),
         });
         let durable = Durable::default();
@@ -353,7 +354,7 @@ mod tests {
 
         let reporter = ReporterHandle::new(Shared::default(), ledger.clone(), false);
         ProverHandle::new(prover_state, reporter, ledger)
-            .enqueue(Job { block: 42, input_path: input, head_seen_at: Instant::now() }, false)
+            .enqueue(Job { block: 42, input_path: input, head_seen_at: Instant::now(), block_timestamp: None }, false)
             .unwrap();
         let pid_file = dir.path().join("pid");
         wait("the prover to start", || pid_file.exists()).await;

@@ -77,6 +77,16 @@ impl Daemon {
         self.request(path, &format!("Authorization: Bearer {token}\r\n"))
     }
 
+    /// The raw body of a GET (for `/metrics`).
+    pub fn get_text(&self, path: &str) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        Some(text.split_once("\r\n\r\n")?.1.to_string())
+    }
+
     fn request(&self, path: &str, extra_headers: &str) -> Option<(u16, Value)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;

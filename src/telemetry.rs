@@ -1,0 +1,116 @@
+//! Prometheus metrics: counters and histograms recorded where things happen, gauges read from
+//! the actors and the ledger when `/metrics` is scraped. Served by the health router; the
+//! exporter runs no server of its own.
+
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Proof times cluster around 10 s (real-time targets) and 120 s (single GPU): dense buckets there.
+const PROVING_BUCKETS: &[f64] = &[
+    1.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 150.0, 180.0, 240.0, 300.0, 600.0,
+    1800.0, 3600.0,
+];
+const SHORT_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+/// Installs the recorder once per process; later calls return the same handle.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full("ethproofs_proving_seconds".into()), PROVING_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full("ethproofs_block_to_proof_seconds".into()), PROVING_BUCKETS)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full("ethproofs_input_generation_seconds".into()), SHORT_BUCKETS)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full("ethproofs_report_latency_seconds".into()), SHORT_BUCKETS)
+            });
+        let recorder = match builder {
+            Ok(b) => b.build_recorder(),
+            Err(e) => {
+                tracing::error!(error = %e, "metric buckets rejected; using defaults");
+                PrometheusBuilder::new().build_recorder()
+            }
+        };
+        let handle = recorder.handle();
+        // Another recorder (a test harness) may already be installed; rendering ours still works.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+pub fn block_outcome(outcome: &'static str, stage: &'static str) {
+    metrics::counter!("ethproofs_blocks_total", "outcome" => outcome, "stage" => stage).increment(1);
+}
+
+pub fn rpc_error(kind: &'static str) {
+    metrics::counter!("ethproofs_rpc_errors_total", "kind" => kind).increment(1);
+}
+
+pub fn api_response(endpoint: &str, result: &'static str) {
+    metrics::counter!("ethproofs_api_responses_total", "endpoint" => endpoint.to_string(), "result" => result)
+        .increment(1);
+}
+
+pub fn input_generated(seconds: f64) {
+    metrics::histogram!("ethproofs_input_generation_seconds").record(seconds);
+}
+
+pub fn proved(proving_seconds: f64, block_timestamp: Option<u64>) {
+    metrics::histogram!("ethproofs_proving_seconds").record(proving_seconds);
+    if let Some(ts) = block_timestamp {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        if now > ts as f64 {
+            metrics::histogram!("ethproofs_block_to_proof_seconds").record(now - ts as f64);
+        }
+    }
+}
+
+pub fn report_latency(seconds: f64) {
+    metrics::histogram!("ethproofs_report_latency_seconds").record(seconds);
+}
+
+/// Gauges that describe the present, set just before rendering.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub head: Option<u64>,
+    pub last_target: Option<u64>,
+    pub last_proved: Option<u64>,
+    pub last_reported: Option<u64>,
+    pub input_queue: usize,
+    pub prover_queue: usize,
+    pub report_queue: usize,
+    pub proving_block: Option<u64>,
+    pub proving_seconds: Option<u64>,
+    pub expected_6h: u64,
+    pub proved_6h: u64,
+    pub paused: bool,
+}
+
+pub fn render(snapshot: &Snapshot, build: [(&'static str, String); 4]) -> String {
+    let set = |name: &'static str, v: Option<u64>| metrics::gauge!(name).set(v.map_or(f64::NAN, |v| v as f64));
+    set("ethproofs_chain_head", snapshot.head);
+    set("ethproofs_last_target_seen", snapshot.last_target);
+    set("ethproofs_last_proved_block", snapshot.last_proved);
+    set("ethproofs_last_reported_block", snapshot.last_reported);
+    metrics::gauge!("ethproofs_queue_length", "queue" => "input").set(snapshot.input_queue as f64);
+    metrics::gauge!("ethproofs_queue_length", "queue" => "prover").set(snapshot.prover_queue as f64);
+    metrics::gauge!("ethproofs_queue_length", "queue" => "reports").set(snapshot.report_queue as f64);
+    metrics::gauge!("ethproofs_proof_in_progress").set(if snapshot.proving_block.is_some() { 1.0 } else { 0.0 });
+    set("ethproofs_proof_in_progress_block", snapshot.proving_block);
+    set("ethproofs_proof_in_progress_seconds", snapshot.proving_seconds);
+    metrics::gauge!("ethproofs_paused").set(if snapshot.paused { 1.0 } else { 0.0 });
+    metrics::gauge!("ethproofs_expected_targets_6h").set(snapshot.expected_6h as f64);
+    metrics::gauge!("ethproofs_proved_targets_6h").set(snapshot.proved_6h as f64);
+    // With nothing expected there is nothing to miss: report 1, not a division by zero.
+    let ratio = if snapshot.expected_6h == 0 { 1.0 } else { snapshot.proved_6h as f64 / snapshot.expected_6h as f64 };
+    metrics::gauge!("ethproofs_reliability_ratio_6h").set(ratio);
+    let [a, b, c, d] = build;
+    metrics::gauge!("ethproofs_build_info", a.0 => a.1, b.0 => b.1, c.0 => c.1, d.0 => d.1).set(1.0);
+    install().render()
+}
