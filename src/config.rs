@@ -207,6 +207,12 @@ pub struct RunArgs {
     /// Slack incoming-webhook URL for alerts.
     #[arg(long, env = "SLACK_WEBHOOK", value_parser = http_url, hide_env_values = true)]
     pub slack_webhook: Option<Secret>,
+    /// Inputs and proofs of this many most recent blocks are kept (unreported proofs always are).
+    #[arg(long, env = "RETAIN_BLOCKS", default_value = "50")]
+    pub retain_blocks: u64,
+    /// Below this much free space in OUTPUT_DIR, new work pauses (with an alert) until space returns.
+    #[arg(long, env = "MIN_FREE_DISK_MB", default_value = "2048")]
+    pub min_free_disk_mb: u64,
     /// Enables the admin API (`/admin/*`), which then requires `Authorization: Bearer <token>`.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
@@ -259,6 +265,8 @@ pub struct Config {
     pub slack_webhook: Option<Secret>,
     pub slack_notify_proved: bool,
     pub admin_token: Option<Secret>,
+    pub retain_blocks: u64,
+    pub min_free_disk_mb: u64,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -347,6 +355,8 @@ impl RunArgs {
             slack_webhook: self.slack_webhook,
             slack_notify_proved: self.slack_notify_proved,
             admin_token: self.admin_token,
+            retain_blocks: self.retain_blocks,
+            min_free_disk_mb: self.min_free_disk_mb,
             log_level: self.log_level,
             log_format: self.log_format,
         })

@@ -17,6 +17,7 @@
 //! - [`daemon`]: the supervised actors (InputGenerator, Prover, Reporter, Notifier).
 //! - [`health`]: the axum health endpoints and `/metrics`.
 //! - [`telemetry`]: Prometheus counters, histograms and gauges.
+//! - [`doctor`]: `ethproofs-daemon doctor`, a check of everything the daemon depends on.
 //! - [`admin`]: the operator's API (prove, resubmit, pause, resume, blocks) and its CLI client.
 
 pub mod admin;
@@ -24,6 +25,7 @@ pub mod chain;
 pub mod chainspec;
 pub mod config;
 pub mod daemon;
+pub mod doctor;
 pub mod ethproofs;
 pub mod health;
 pub mod input;

@@ -33,6 +33,8 @@ enum Command {
     GenerateInput(GenerateInputArgs),
     /// Print one row per target block from the ledger (works while the daemon runs).
     Report(ReportArgs),
+    /// Check the configuration, node, cargo-zisk, ELF, EthProofs, output directory and Slack.
+    Doctor(Box<DoctorArgs>),
     /// Show a running daemon's status (its /health document).
     Status(ClientArgs),
     /// Ask a running daemon to prove block N, or `--start N --count K` blocks (any numbers).
@@ -43,6 +45,15 @@ enum Command {
     Pause(ClientArgs),
     /// Ask a paused daemon to go on.
     Resume(ClientArgs),
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    /// Also send a test message to SLACK_WEBHOOK.
+    #[arg(long)]
+    notify: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Args)]
@@ -131,6 +142,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::GenerateInput(args)) => generate_input(args),
         Some(Command::Report(args)) => report(args),
+        Some(Command::Doctor(args)) => return doctor(*args),
         Some(Command::Status(c)) => client(c, "GET", "/health".into()),
         Some(Command::Prove(p)) => match (p.block, p.start, p.count) {
             (Some(n), _, _) => client(p.client, "POST", format!("/admin/prove/{n}")),
@@ -330,5 +342,34 @@ fn client(args: ClientArgs, method: &str, path: String) -> anyhow::Result<()> {
         Ok(())
     } else {
         bail!("the daemon answered HTTP {status}: {body}")
+    }
+}
+
+fn doctor(args: DoctorArgs) -> ExitCode {
+    let config = match args.run.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("FAIL config     {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks = runtime.block_on(ethproofs_daemon::doctor::run(&config, args.notify));
+    for check in &checks {
+        println!("{}", check.line());
+    }
+    let failed = checks.iter().filter(|c| c.ok == Some(false)).count();
+    if failed > 0 {
+        println!("{failed} check(s) failed");
+        ExitCode::FAILURE
+    } else {
+        println!("all checks passed");
+        ExitCode::SUCCESS
     }
 }

@@ -121,3 +121,45 @@ fn without_a_token_there_is_no_admin_api() {
     assert_eq!(d.get_with_token("/admin/blocks", "anything").map(|r| r.0), Some(404));
     assert!(d.terminate().0.success());
 }
+
+#[test]
+fn doctor_says_what_is_fine_and_what_is_not() {
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let dir = tempfile::tempdir().unwrap();
+    let elf = dir.path().join("guest.elf");
+    std::fs::write(&elf, b"\x7fELF fake").unwrap();
+    let run = |extra: &[(&str, String)]| {
+        let mut cmd = support::daemon();
+        cmd.arg("doctor").env_clear().env("PATH", std::env::var("PATH").unwrap());
+        for (k, v) in base_env(&node, Some(&api)) {
+            cmd.env(k, v);
+        }
+        cmd.env("ELF_PATH", &elf)
+            .env("OUTPUT_DIR", dir.path().join("out"))
+            .env("CARGO_ZISK", support::daemon::fake_zisk())
+            .env("MIN_FREE_DISK_MB", "1");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    // The mini chain serves blocks 10 and 11 only: with BLOCK_INTERVAL=1 the latest target is 10.
+    let out = run(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    for line in
+        ["ok   node", "ok   chain", "ok   witness", "ok   cargo-zisk", "ok   elf", "ok   ethproofs", "ok   output"]
+    {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert!(text.contains("1.4.0") && text.contains("sha256"), "{text}");
+
+    let out = run(&[("CARGO_ZISK", "/nonexistent/cargo-zisk".into()), ("ETHPROOFS_API_KEY", "wrong".into())]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("FAIL cargo-zisk") && text.contains("/nonexistent/cargo-zisk"), "{text}");
+    assert!(text.contains("FAIL ethproofs") && text.contains("API key was refused"), "{text}");
+    assert!(text.contains("2 check(s) failed"), "{text}");
+    assert!(!text.contains(KEY) && !text.contains("wrong"), "a secret was printed:\n{text}");
+}

@@ -1,0 +1,187 @@
+//! `ethproofs-daemon doctor`: checks everything the daemon depends on, one line per check, with
+//! the reason when something is wrong. It changes nothing (a Slack test message only on request).
+
+use std::time::Duration;
+
+use crate::chain::NodeClient;
+use crate::chainspec::ChainSpec;
+use crate::config::Config;
+use crate::ethproofs::{ClusterCheck, EthProofsClient};
+use crate::zisk::ZiskVersion;
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: &'static str,
+    /// `None`: not applicable (e.g. EthProofs not configured).
+    pub ok: Option<bool>,
+    pub detail: String,
+}
+
+impl Check {
+    fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+        Check { name, ok: Some(true), detail: detail.into() }
+    }
+    fn fail(name: &'static str, detail: impl Into<String>) -> Check {
+        Check { name, ok: Some(false), detail: detail.into() }
+    }
+    fn skip(name: &'static str, detail: impl Into<String>) -> Check {
+        Check { name, ok: None, detail: detail.into() }
+    }
+
+    pub fn line(&self) -> String {
+        let tag = match self.ok {
+            Some(true) => "ok  ",
+            Some(false) => "FAIL",
+            None => "skip",
+        };
+        format!("{tag} {:<10} {}", self.name, self.detail)
+    }
+}
+
+async fn node_checks(config: &Config, out: &mut Vec<Check>) {
+    let node = match NodeClient::new(config.eth_rpc_url.expose(), Duration::from_secs(30)) {
+        Ok(n) => n,
+        Err(e) => return out.push(Check::fail("node", e.to_string())),
+    };
+    let chain_id = match node.chain_id().await {
+        Ok(id) => id,
+        Err(e) => return out.push(Check::fail("node", format!("unreachable: {e}"))),
+    };
+    let head = match node.block_number().await {
+        Ok(h) => h,
+        Err(e) => return out.push(Check::fail("node", format!("eth_blockNumber failed: {e}"))),
+    };
+    out.push(Check::pass("node", format!("{} reachable, chain id {chain_id}, head {head}", node.endpoint())));
+    let spec = match &config.chain_config {
+        Some(path) => ChainSpec::from_file(path).and_then(|s| s.check_chain_id(chain_id).map(|()| s)),
+        None => ChainSpec::by_chain_id(chain_id),
+    };
+    match spec {
+        Ok(s) => out.push(Check::pass("chain", format!("{} (chain id {})", s.origin, s.chain_id()))),
+        Err(e) => out.push(Check::fail("chain", e.to_string())),
+    }
+    let target = crate::schedule::newest_target(head, config.block_interval);
+    let witness = node.witness_json(target).await.map_err(|e| e.to_string()).and_then(|body| {
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
+        if let Some(err) = v.get("error") {
+            return Err(format!("JSON-RPC error {}", err));
+        }
+        match v.get("result") {
+            Some(r) if r.get("state").is_some() => Ok(()),
+            _ => Err("the answer has no witness (`result.state`)".into()),
+        }
+    });
+    match witness {
+        Ok(()) => out.push(Check::pass("witness", format!("debug_executionWitness answers for target {target}"))),
+        Err(e) => out.push(Check::fail("witness", format!("debug_executionWitness({target}): {e}"))),
+    }
+}
+
+async fn zisk_check(config: &Config) -> Check {
+    let program = &config.cargo_zisk;
+    let run = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(program).arg("--version").kill_on_drop(true).output(),
+    )
+    .await;
+    let output = match run {
+        Err(_) => {
+            return Check::fail("cargo-zisk", format!("`{} --version` did not answer in 30 s", program.display()));
+        }
+        Ok(Err(e)) => return Check::fail("cargo-zisk", format!("cannot run {}: {e}", program.display())),
+        Ok(Ok(o)) => o,
+    };
+    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    match ZiskVersion::parse(&text).and_then(|v| v.dialect().map(|_| v)) {
+        Ok(v) => Check::pass(
+            "cargo-zisk",
+            format!(
+                "{} is {v}: `{}` supported, inputs {}",
+                program.display(),
+                match config.zisk_action {
+                    crate::config::ZiskAction::Prove => "prove",
+                    crate::config::ZiskAction::Execute => "execute",
+                },
+                v.framing()
+            ),
+        ),
+        Err(e) => Check::fail("cargo-zisk", e.to_string()),
+    }
+}
+
+fn elf_check(config: &Config) -> Check {
+    use sha2::Digest;
+    match std::fs::read(&config.elf_path) {
+        Ok(bytes) if bytes.starts_with(b"\x7fELF") => Check::pass(
+            "elf",
+            format!(
+                "{} ({} bytes) sha256 {}",
+                config.elf_path.display(),
+                bytes.len(),
+                hex::encode(sha2::Sha256::digest(&bytes))
+            ),
+        ),
+        Ok(_) => Check::fail("elf", format!("{} is not an ELF file", config.elf_path.display())),
+        Err(e) => Check::fail("elf", format!("cannot read {}: {e}", config.elf_path.display())),
+    }
+}
+
+fn output_check(config: &Config) -> Check {
+    let dir = &config.output_dir;
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return Check::fail("output", format!("cannot create {}: {e}", dir.display()));
+    }
+    let probe = dir.join(format!(".doctor-{}", std::process::id()));
+    if let Err(e) = std::fs::write(&probe, b"probe") {
+        return Check::fail("output", format!("{} is not writable: {e}", dir.display()));
+    }
+    let _ = std::fs::remove_file(&probe);
+    match crate::health::free_mb(dir) {
+        Some(free) if free < config.min_free_disk_mb => Check::fail(
+            "output",
+            format!("{} has {free} MB free, below MIN_FREE_DISK_MB = {}", dir.display(), config.min_free_disk_mb),
+        ),
+        Some(free) => Check::pass("output", format!("{} writable, {free} MB free", dir.display())),
+        None => Check::pass("output", format!("{} writable (free space unknown)", dir.display())),
+    }
+}
+
+async fn ethproofs_check(config: &Config, http: &reqwest::Client) -> Check {
+    let Some(e) = &config.ethproofs else {
+        return Check::skip("ethproofs", "not configured: nothing will be reported");
+    };
+    match EthProofsClient::new(http.clone(), e.clone()).check_cluster().await {
+        Ok(()) => Check::pass("ethproofs", format!("key accepted, cluster {} exists", e.cluster_id)),
+        Err(ClusterCheck::Unreachable(r)) => Check::fail("ethproofs", format!("unreachable: {r}")),
+        Err(problem) => Check::fail("ethproofs", problem.to_string()),
+    }
+}
+
+async fn slack_check(config: &Config, http: &reqwest::Client, notify: bool) -> Check {
+    let Some(webhook) = &config.slack_webhook else { return Check::skip("slack", "not configured") };
+    if !notify {
+        return Check::pass("slack", "webhook URL well-formed (no message sent; --notify sends one)");
+    }
+    let alert = crate::notify::Alert {
+        severity: crate::notify::Severity::Info,
+        title: "ethproofs-daemon doctor: test message".into(),
+        detail: "If you read this, alerts reach this channel.".into(),
+    };
+    match crate::notify::post(http, webhook, &alert).await {
+        Ok(()) => Check::pass("slack", "test message delivered"),
+        Err(e) => Check::fail("slack", e),
+    }
+}
+
+/// Runs every check in order; the configuration has already been checked by parsing it.
+pub async fn run(config: &Config, notify: bool) -> Vec<Check> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+    let mut checks = vec![Check::pass("config", "every variable is valid")];
+    node_checks(config, &mut checks).await;
+    checks.push(zisk_check(config).await);
+    checks.push(elf_check(config));
+    checks.push(ethproofs_check(config, &http).await);
+    checks.push(output_check(config));
+    checks.push(slack_check(config, &http, notify).await);
+    checks
+}
