@@ -8,6 +8,7 @@
 //! - [`chain`]: the Ethereum node over JSON-RPC (chain id, head, block, witness).
 //! - [`input`]: block + witness JSON → validated, framed ZisK guest input on disk.
 //! - [`store`]: the SQLite ledger of blocks and the EthProofs outbox.
+//! - [`retention`]: which inputs and proofs stay on disk.
 //! - [`schedule`]: which blocks are targets, derived from ranges so none is skipped.
 //! - [`zisk`]: cargo-zisk's flags, framing and outputs per version.
 //! - [`process`]: running cargo-zisk in its own process group, with timeout and tail of output.
@@ -31,6 +32,7 @@ pub mod health;
 pub mod input;
 pub mod notify;
 pub mod process;
+pub mod retention;
 pub mod schedule;
 pub mod store;
 pub mod telemetry;

@@ -66,6 +66,7 @@ pub enum AlertKind {
     RpcDown,
     ProverStuck,
     ActorDown,
+    DiskLow,
 }
 
 impl AlertKind {
@@ -77,6 +78,7 @@ impl AlertKind {
             AlertKind::RpcDown => "node unreachable",
             AlertKind::ProverStuck => "prover stuck",
             AlertKind::ActorDown => "actor down",
+            AlertKind::DiskLow => "disk low",
         }
     }
 }

@@ -163,3 +163,29 @@ fn doctor_says_what_is_fine_and_what_is_not() {
     assert!(text.contains("2 check(s) failed"), "{text}");
     assert!(!text.contains(KEY) && !text.contains("wrong"), "a secret was printed:\n{text}");
 }
+
+#[test]
+fn old_block_data_goes_and_low_disk_pauses_new_work() {
+    let node = mini_node(11);
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    env.push(("START_BLOCK", "10".into()));
+    env.push(("RETAIN_BLOCKS", "1".into()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("both reported", Duration::from_secs(60), |h| h["components"]["reporter"]["delivered_count"] == 6);
+    let block10 = d.output().join("10");
+    d.wait_for("block 10's data removed", Duration::from_secs(20), |_| !block10.exists());
+    assert!(d.output().join("11/proof.bin").is_file(), "the newest block is kept");
+    assert!(d.terminate().0.success());
+
+    let slack = support::fake_slack::FakeSlack::start();
+    let mut env = base_env(&mini_node(10), None);
+    env.push(("MIN_FREE_DISK_MB", "999999999999".into()));
+    env.push(("SLACK_WEBHOOK", slack.url.clone()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("paused for disk", Duration::from_secs(30), |h| input_gen(h)["state"] == "paused");
+    d.wait_for("alerted", Duration::from_secs(10), |_| slack.count("Disk low") == 1);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(input_gen(&d.health())["processed_count"], 0, "no input was built while the disk is low");
+    assert!(d.terminate().0.success());
+}

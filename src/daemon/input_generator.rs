@@ -139,6 +139,7 @@ impl Actor for InputGenerator {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             InputGenMsg::Tick => {
+                self.check_disk();
                 self.poll(state);
                 self.pump(state);
             }
@@ -193,6 +194,25 @@ impl Actor for InputGenerator {
 }
 
 impl InputGenerator {
+    /// Pauses new work while OUTPUT_DIR is short of space, and resumes it when space returns.
+    fn check_disk(&self) {
+        use std::sync::atomic::Ordering;
+        let min = self.ctx.config.min_free_disk_mb;
+        let Some(free) = crate::health::free_mb(&self.ctx.config.output_dir) else { return };
+        let low = free < min;
+        let was_low = self.ctx.disk_low.swap(low, Ordering::SeqCst);
+        if low && !was_low {
+            self.notifier.alert(
+                AlertKind::DiskLow,
+                "Disk low: new work paused",
+                format!("{} has {free} MB free, below MIN_FREE_DISK_MB = {min}", self.ctx.config.output_dir.display()),
+            );
+        } else if was_low && !low {
+            self.notifier.resolve(AlertKind::DiskLow, format!("{free} MB free again; work resumes"));
+            let _ = send(super::PROVER, super::prover::ProverMsg::Wake);
+        }
+    }
+
     fn poll(&self, state: &Shared<InputGenState>) {
         let mut s = state.lock();
         if s.polling || s.stopped {

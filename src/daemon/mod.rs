@@ -75,11 +75,14 @@ pub struct Context {
     pub elf_sha256: String,
     /// Set by the admin API: no new input builds or proofs start (running ones finish).
     pub paused: std::sync::atomic::AtomicBool,
+    /// Set while OUTPUT_DIR has less than MIN_FREE_DISK_MB free: no new work starts.
+    pub disk_low: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
+    /// Whether new inputs and proofs must wait (operator pause, or not enough disk).
     pub fn is_paused(&self) -> bool {
-        self.paused.load(std::sync::atomic::Ordering::SeqCst)
+        self.paused.load(std::sync::atomic::Ordering::SeqCst) || self.disk_low.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -299,6 +302,7 @@ pub async fn run(config: Config) -> Result<u8, StartupError> {
         started_at: SystemTime::now(),
         elf_sha256,
         paused: std::sync::atomic::AtomicBool::new(false),
+        disk_low: std::sync::atomic::AtomicBool::new(false),
     });
     notifier::NotifierHandle::new(durable.notifier.clone()).info("ethproofs-daemon started", started_detail);
 

@@ -226,6 +226,7 @@ impl Actor for Prover {
             ProverMsg::Wake => self.start_next(state)?,
             ProverMsg::Check => {
                 self.check_stuck(state);
+                self.prune();
                 self.start_next(state)?;
             }
             ProverMsg::Started { block, pgid } => {
@@ -385,6 +386,7 @@ impl Prover {
             Err(reason) => Err(("spawn", reason, Vec::new())),
             Ok(run) => self.judge(&f, run),
         };
+        self.prune();
         let mut s = state.lock();
         if std::mem::take(&mut s.stuck_alerted) {
             self.notifier.resolve(
@@ -445,6 +447,19 @@ impl Prover {
             Err((_, reason, _)) => tracing::info!(block, %reason, "prover stopped for shutdown"),
         }
         Ok(())
+    }
+
+    /// Drops old inputs and proofs in the background (never an unreported proof).
+    fn prune(&self) {
+        let ctx = self.ctx.clone();
+        tokio::task::spawn_blocking(move || {
+            let reporting = ctx.config.ethproofs.is_some();
+            match crate::retention::prune(&ctx.config.output_dir, &ctx.ledger, ctx.config.retain_blocks, reporting) {
+                Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "old block data removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retention skipped"),
+            }
+        });
     }
 
     /// Success needs exit 0 and, when proving, the proof the version promises.

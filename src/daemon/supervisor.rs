@@ -334,6 +334,7 @@ mod tests {
             started_at: std::time::SystemTime::now(),
             elf_sha256: "test".into(),
             paused: Default::default(),
+            disk_low: Default::default(),
         });
         let durable = Durable::default();
         let prover_state = durable.prover.clone();
