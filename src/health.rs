@@ -33,7 +33,8 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/health/ready", get(ready))
         .route("/health/live", get(live))
         .route("/metrics", get(metrics))
-        .with_state(ctx.clone());
+        .with_state(ctx.clone())
+        .merge(crate::dashboard::router(ctx.clone()));
     if ctx.config.admin_token.is_some() { health.merge(crate::admin::router(ctx)) } else { health }
 }
 

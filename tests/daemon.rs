@@ -293,6 +293,9 @@ fn help_lists_every_variable() {
         "REPORT_MAX_AGE_HOURS",
         "REPORT_MAX_BACKOFF_SECONDS",
         "ETHPROOFS_STRICT_STARTUP",
+        "ADMIN_TOKEN",
+        "RETAIN_BLOCKS",
+        "MIN_FREE_DISK_MB",
         "LOG_LEVEL",
         "LOG_FORMAT",
     ] {

@@ -1,0 +1,130 @@
+//! The dashboard at `/`: one server-rendered page whose script polls `/api/dashboard` every two
+//! seconds (no front-end build step). Everything it shows comes from the actors and the ledger.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Json};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::daemon::Context;
+
+const PAGE: &str = include_str!("dashboard/index.html");
+
+pub fn router(ctx: Arc<Context>) -> Router {
+    Router::new().route("/", get(page)).route("/api/dashboard", get(data)).with_state(ctx)
+}
+
+async fn page() -> impl IntoResponse {
+    Html(PAGE)
+}
+
+#[derive(Clone)]
+struct Hardware {
+    cpu: String,
+    cores: usize,
+    ram_gb: f64,
+    gpus: Vec<String>,
+}
+
+static HARDWARE: OnceLock<Hardware> = OnceLock::new();
+
+fn read_hardware() -> Hardware {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU".to_string(), |(_, v)| v.trim().to_string());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let ram_kb: f64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    // nvidia-smi is there only on GPU hosts; its absence is not an error.
+    let gpus = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name,memory.total", "--format=csv,noheader"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+        })
+        .unwrap_or_default();
+    Hardware {
+        cpu,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ram_gb: (ram_kb / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+        gpus,
+    }
+}
+
+async fn hardware() -> Hardware {
+    if let Some(h) = HARDWARE.get() {
+        return h.clone();
+    }
+    let h = tokio::task::spawn_blocking(read_hardware).await.unwrap_or_else(|_| Hardware {
+        cpu: "unknown CPU".into(),
+        cores: 1,
+        ram_gb: 0.0,
+        gpus: vec![],
+    });
+    HARDWARE.get_or_init(|| h).clone()
+}
+
+async fn data(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
+    let (health, status) = crate::health::snapshot(&ctx).await;
+    let components = &health["components"];
+    let input = &components["input_generator"];
+    let prover = &components["prover"];
+    let counts = ctx.ledger.counts().unwrap_or_default();
+    let count =
+        |states: &[&str]| -> u64 { counts.iter().filter(|(s, _)| states.contains(&s.as_str())).map(|(_, n)| n).sum() };
+    let six_hours_ago = SystemTime::now()
+        .checked_sub(Duration::from_secs(6 * 3600))
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64);
+    let (expected, proved_6h) = ctx.ledger.reliability(six_hours_ago).unwrap_or((0, 0));
+    let recent = ctx.ledger.recent_blocks(None, 20).unwrap_or_default();
+    let mut proved = ctx.ledger.recent_blocks(Some("proved"), 30).unwrap_or_default();
+    proved.reverse();
+    let times: Vec<u64> = proved.iter().filter_map(|b| b.proving_ms).collect();
+    let avg = (!times.is_empty()).then(|| times.iter().sum::<u64>() / times.len() as u64);
+    let head = input["head"].as_u64();
+    let next = input["next_target"].as_u64();
+    let hw = hardware().await;
+    Json(json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "ethrex": crate::ETHREX_VERSION,
+        "chain": ctx.chain.origin,
+        "zisk": ctx.zisk_version.to_string(),
+        "paused": ctx.is_paused(),
+        "head": head,
+        "head_age_seconds": input["head_age_seconds"],
+        "next_target": next,
+        "blocks_to_next": head.zip(next).map(|(h, n)| n.saturating_sub(h)),
+        "proved": count(&["proved"]),
+        "missed": count(&["failed", "skipped"]),
+        "reliability_6h": if expected == 0 { 1.0 } else { proved_6h as f64 / expected as f64 },
+        "prover_state": prover["state"],
+        "proving_block": prover["proving_block"],
+        "proving_seconds": prover["proving_duration_seconds"],
+        "input_queue": input["queue_length"],
+        "prover_queue": prover["queue_length"],
+        "report_queue": components["reporter"]["queue_length"],
+        "avg_proving_ms": avg,
+        "last_proving_ms": times.last(),
+        "chart": proved.iter().filter_map(|b| b.proving_ms.map(|ms| json!({"block": b.block, "proving_ms": ms}))).collect::<Vec<Value>>(),
+        "hardware": {
+            "cpu": hw.cpu, "cores": hw.cores, "ram_gb": hw.ram_gb, "gpus": hw.gpus,
+            "disk_free_gb": crate::health::free_mb(&ctx.config.output_dir).map(|mb| (mb as f64 / 100.0).round() / 10.0),
+        },
+        "blocks": recent,
+    }))
+}

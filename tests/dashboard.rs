@@ -1,0 +1,72 @@
+#![recursion_limit = "256"]
+//! The dashboard in a real browser: headless Chromium (Debian's `chromium`, installed by
+//! `.ci/run`) opens `/` on a daemon that has proved a block, runs the page's script, and the
+//! rendered page must list the proved block with its ethproofs.org link. A screenshot is saved.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::daemon::{Daemon, base_env, mini_node};
+
+fn chromium() -> Option<String> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .map(str::to_string)
+}
+
+/// Runs headless Chromium on `url` with a fresh profile and the flags this network needs.
+fn headless(browser: &str, profile: &std::path::Path, url: &str, action: &[&str]) -> std::process::Output {
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1000",
+            // Give the page's script time to fetch and render before the DOM is taken.
+            "--virtual-time-budget=6000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(action)
+        .arg(url)
+        .output()
+        .expect("run chromium")
+}
+
+#[test]
+fn a_proved_block_appears_on_the_dashboard_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        assert!(std::env::var("CI").is_err(), "chromium is missing under CI: .ci/run installs it");
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "\n*** dashboard browser test: SKIPPED, no chromium on this machine ***\n");
+        return;
+    };
+    let node = mini_node(10);
+    let mut d = Daemon::start(&base_env(&node, None));
+    d.wait_for("block 10 proved", Duration::from_secs(60), |h| h["components"]["prover"]["proved_count"] == 1);
+    let url = format!("http://127.0.0.1:{}/", d.port);
+    let profile = tempfile::tempdir().unwrap();
+
+    let out = headless(&browser, profile.path(), &url, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains(r#"data-block="10""#) && dom.contains(r#"data-state="proved""#), "no proved row in:\n{dom}");
+    assert!(dom.contains("https://ethproofs.org/blocks/10"), "no link in:\n{dom}");
+    assert!(dom.contains(r#"id="status" class="status healthy""#), "status not rendered:\n{dom}");
+
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = headless(&browser, profile.path(), &url, &[&format!("--screenshot={}", shot.display())]);
+    let png =
+        std::fs::read(&shot).unwrap_or_else(|_| panic!("no screenshot: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "screenshot looks empty ({} bytes)", png.len());
+    eprintln!("dashboard screenshot: {}", shot.display());
+    assert!(d.terminate().0.success());
+}
