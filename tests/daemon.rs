@@ -70,7 +70,7 @@ fn a_target_is_proved_and_reported_queued_proving_proved() {
         "ethproofs_proving_seconds_bucket{le=\"10\"} 1",
         "ethproofs_input_generation_seconds_count 1",
         "ethproofs_block_to_proof_seconds_count 1",
-        "ethproofs_api_responses_total{endpoint=\"queued\",result=\"done\"} 1",
+        "ethproofs_api_responses_total{endpoint=\"queued\",result=\"done\",status=\"2xx\"} 1",
     ] {
         assert!(metrics.lines().any(|l| l.starts_with(prefix)), "/metrics lacks {prefix:?}:\n{metrics}");
     }

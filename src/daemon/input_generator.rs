@@ -247,7 +247,7 @@ impl InputGenerator {
         let mut s = state.lock();
         s.polling = false;
         tracing::warn!(%reason, "polling the head failed");
-        crate::telemetry::rpc_error("head");
+        crate::telemetry::rpc_error("head", &reason);
         let since = *s.rpc_down_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= RPC_DOWN_ALERT_AFTER && !s.rpc_down_alerted {
             s.rpc_down_alerted = true;
@@ -342,8 +342,8 @@ impl InputGenerator {
             Err((stage, reason)) => {
                 self.ctx.ledger.mark_failed(block, stage, &reason)?;
                 crate::telemetry::block_outcome("missed", stage);
-                if stage.starts_with("fetch") {
-                    crate::telemetry::rpc_error(stage);
+                if stage.starts_with("fetch") || reason.contains("JSON-RPC error") || reason.contains("null result") {
+                    crate::telemetry::rpc_error(stage, &reason);
                 }
                 self.notifier.alert(
                     AlertKind::InputFailed,

@@ -225,14 +225,14 @@ impl Reporter {
                 - row.created_at_ms)
                 .max(0) as u64,
         );
-        let result = match &outcome {
-            Outcome::Done => "done",
-            Outcome::AlreadyProved => "already_proved",
-            Outcome::Permanent(_) => "permanent",
-            Outcome::RetryAfter(_) => "rate_limited",
-            Outcome::Transient(_) => "transient",
+        let (result, status) = match &outcome {
+            Outcome::Done => ("done", "2xx".to_string()),
+            Outcome::AlreadyProved => ("already_proved", "409".to_string()),
+            Outcome::Permanent(m) => ("permanent", crate::telemetry::status_label(m)),
+            Outcome::RetryAfter(_) => ("rate_limited", "429".to_string()),
+            Outcome::Transient(m) => ("transient", crate::telemetry::status_label(m)),
         };
-        crate::telemetry::api_response(&row.status, result);
+        crate::telemetry::api_response(&row.status, result, status);
         match outcome {
             Outcome::Done => {
                 ledger.settle_report(id, "done", None)?;
