@@ -53,6 +53,8 @@ impl FromStr for Secret {
 pub enum ZiskAction {
     Prove,
     Execute,
+    /// No ZisK: re-execute each input natively (the prover stage stands in; nothing is reported).
+    Native,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -138,7 +140,7 @@ pub struct RunArgs {
     /// The ethrex v31 ZisK guest ELF.
     #[arg(long, env = "ELF_PATH", default_value = "guest-elf/zec-ethrex.elf")]
     pub elf_path: PathBuf,
-    /// `prove` (GPU proof) or `execute` (emulation only, records steps).
+    /// `prove` (GPU proof), `execute` (emulation only, records steps) or `native` (no ZisK: re-execute natively).
     #[arg(long, env = "ZISK_ACTION", value_enum, default_value = "prove")]
     pub zisk_action: ZiskAction,
     /// The cargo-zisk executable.

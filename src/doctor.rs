@@ -101,6 +101,7 @@ async fn zisk_check(config: &Config) -> Check {
                 match config.zisk_action {
                     crate::config::ZiskAction::Prove => "prove",
                     crate::config::ZiskAction::Execute => "execute",
+                    crate::config::ZiskAction::Native => "native",
                 },
                 v.framing()
             ),

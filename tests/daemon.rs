@@ -363,3 +363,20 @@ fn new_heads_over_websocket_bring_targets_without_waiting_for_a_poll() {
     assert_eq!(polls, 1, "only the start-up poll: {:?}", node.calls());
     assert!(d.terminate().0.success());
 }
+
+#[test]
+fn native_mode_needs_no_zisk_and_reports_nothing() {
+    let node = mini_node(11);
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    env.push(("START_BLOCK", "10".into()));
+    env.push(("ZISK_ACTION", "native".into()));
+    env.push(("CARGO_ZISK", "/nonexistent/cargo-zisk".into()));
+    env.push(("ELF_PATH", "/nonexistent/guest.elf".into()));
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("both blocks re-executed", Duration::from_secs(60), |h| prover(h)["proved_count"] == 2);
+    assert_eq!(prover(&h)["action"], "native");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(api.received().is_empty(), "native mode must not report: {:?}", api.received());
+    assert!(d.terminate().0.success());
+}

@@ -189,6 +189,10 @@ async fn detect_zisk(config: &Config) -> Result<ZiskVersion, StartupError> {
     use crate::config::ZiskVersionSetting;
     match config.zisk_version {
         ZiskVersionSetting::Fixed { major, minor } => Ok(ZiskVersion { major, minor, patch: 0 }),
+        // Without ZisK the inputs are framed as the current CLI reads them.
+        ZiskVersionSetting::Auto if config.zisk_action == crate::config::ZiskAction::Native => {
+            Ok(ZiskVersion { major: 1, minor: 0, patch: 0 })
+        }
         ZiskVersionSetting::Auto => {
             let program = &config.cargo_zisk;
             let output = tokio::time::timeout(
@@ -236,7 +240,8 @@ pub async fn run(config: Config) -> Result<u8, StartupError> {
     };
     let zisk_version = detect_zisk(&config).await?;
     let dialect = zisk_version.dialect().map_err(|e| StartupError::Zisk(e.to_string()))?;
-    if !config.elf_path.is_file() {
+    let native = config.zisk_action == crate::config::ZiskAction::Native;
+    if !native && !config.elf_path.is_file() {
         return Err(ConfigError {
             variable: "ELF_PATH",
             message: format!("{} is not a readable file (see guest-elf/README.md)", config.elf_path.display()),
@@ -274,7 +279,9 @@ pub async fn run(config: Config) -> Result<u8, StartupError> {
     let ledger = Arc::new(crate::store::Ledger::open(&config.db_path)?);
     let durable = resume(&ledger, &config)?;
     check_ethproofs(&config, &http).await?;
-    let elf_sha256 = {
+    let elf_sha256 = if native {
+        "none (ZISK_ACTION=native)".to_string()
+    } else {
         use sha2::Digest;
         let bytes = std::fs::read(&config.elf_path)
             .map_err(|e| StartupError::Io(format!("cannot read ELF_PATH {}: {e}", config.elf_path.display())))?;

@@ -307,6 +307,7 @@ impl Prover {
             action: match self.ctx.config.zisk_action {
                 ZiskAction::Prove => "prove",
                 ZiskAction::Execute => "execute",
+                ZiskAction::Native => "native",
             },
             proved_count: s.proved_count,
             failed_count: s.failed_count,
@@ -347,7 +348,9 @@ impl Prover {
             ZiskAction::Prove => {
                 zisk::prove(self.ctx.dialect, &cfg.elf_path, &job.input_path, &block_dir, &cfg.zisk_extra_args)
             }
-            ZiskAction::Execute => zisk::execute(&cfg.elf_path, &job.input_path, &cfg.zisk_extra_args),
+            ZiskAction::Execute | ZiskAction::Native => {
+                zisk::execute(&cfg.elf_path, &job.input_path, &cfg.zisk_extra_args)
+            }
         };
         let spec = RunSpec {
             program: cfg.cargo_zisk.clone(),
@@ -360,6 +363,19 @@ impl Prover {
         let attempt = self.ctx.ledger.mark_proving(block)?;
         if cfg.zisk_action == ZiskAction::Prove {
             self.reporter.report(block, Status::Proving, None)?;
+        }
+        if cfg.zisk_action == ZiskAction::Native {
+            tracing::info!(block, attempt, "native re-execution started");
+            let (path, framing) = (job.input_path.clone(), self.ctx.zisk_version.framing());
+            let task = tokio::spawn(async move {
+                let result = tokio::task::spawn_blocking(move || native_run(&path, framing))
+                    .await
+                    .map_err(|e| format!("native run panicked: {e}"));
+                deliver(PROVER, ProverMsg::Finished { block, result }).await;
+            });
+            s.in_flight =
+                Some(InFlight { job, started: Instant::now(), started_at: SystemTime::now(), pgid: None, task });
+            return Ok(());
         }
         tracing::info!(block, attempt, program = %cfg.cargo_zisk.display(), "prover started");
         let task = tokio::spawn(async move {
@@ -465,6 +481,10 @@ impl Prover {
     /// Success needs exit 0 and, when proving, the proof the version promises.
     fn judge(&self, f: &InFlight, run: RunOutcome) -> Result<ProvedBlock, (&'static str, String, Vec<String>)> {
         let wall_ms = run.elapsed.as_millis().max(1) as u64;
+        if self.ctx.config.zisk_action == ZiskAction::Native && run.ending != Ending::Code(0) {
+            let reason = run.tail.first().cloned().unwrap_or_else(|| "native re-execution failed".into());
+            return Err(("native_validation", reason, run.tail));
+        }
         if run.ending != Ending::Code(0) {
             let stage = match run.ending {
                 Ending::TimedOut => "timeout",
@@ -480,7 +500,7 @@ impl Prover {
         }
         let cfg = &self.ctx.config;
         match cfg.zisk_action {
-            ZiskAction::Execute => Ok(ProvedBlock {
+            ZiskAction::Execute | ZiskAction::Native => Ok(ProvedBlock {
                 block: f.job.block,
                 proving_time_ms: wall_ms,
                 cycles: zisk::parse_steps(&run.tail),
@@ -506,6 +526,27 @@ impl Prover {
                 }
             }
         }
+    }
+}
+
+/// The `native` action: the input read back and re-executed as the guest would, in-process.
+fn native_run(path: &std::path::Path, framing: crate::input::Framing) -> RunOutcome {
+    let started = Instant::now();
+    let outcome = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(|file| {
+        let payload =
+            framing.payload(&file).ok_or_else(|| format!("{} is not a well-formed {framing} input", path.display()))?;
+        crate::input::validate::validate(payload).map_err(|e| format!("native re-execution failed: {e}"))
+    });
+    match outcome {
+        Ok(report) => RunOutcome {
+            ending: Ending::Code(0),
+            tail: vec![format!(
+                "native re-execution ok: state root {:#x}, gas {}",
+                report.state_root_after, report.gas_used
+            )],
+            elapsed: started.elapsed(),
+        },
+        Err(reason) => RunOutcome { ending: Ending::Code(1), tail: vec![reason], elapsed: started.elapsed() },
     }
 }
 

@@ -34,6 +34,18 @@ impl Framing {
         }
     }
 
+    /// The payload inside a file written in this framing, if the file is well formed.
+    pub fn payload(self, file: &[u8]) -> Option<&[u8]> {
+        match self {
+            Framing::Raw => Some(file),
+            Framing::Framed => {
+                let len = u64::from_le_bytes(file.get(..8)?.try_into().ok()?) as usize;
+                let payload = file.get(8..8usize.checked_add(len)?)?;
+                (file.len() == 8 + len.next_multiple_of(8)).then_some(payload)
+            }
+        }
+    }
+
     /// Writes `payload` in this framing; the caller owns buffering and atomicity.
     pub fn write_to<W: Write>(self, w: &mut W, payload: &[u8]) -> io::Result<()> {
         match self {
@@ -84,6 +96,15 @@ mod tests {
         for len in 0..20 {
             assert_eq!(framed(&vec![1; len]).len() as u64, Framing::Framed.file_len(len));
         }
+    }
+
+    #[test]
+    fn payload_reads_a_frame_back() {
+        let file = framed(b"hello");
+        assert_eq!(Framing::Framed.payload(&file), Some(&b"hello"[..]));
+        assert_eq!(Framing::Framed.payload(&file[..10]), None);
+        assert_eq!(Framing::Framed.payload(b"abc"), None);
+        assert_eq!(Framing::Raw.payload(b"abc"), Some(&b"abc"[..]));
     }
 
     #[test]
