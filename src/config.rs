@@ -128,6 +128,12 @@ fn ws_url(s: &str) -> Result<Secret, String> {
 /// `ethproofs-daemon run` settings. Field docs are the `--help` text.
 #[derive(Args, Clone)]
 pub struct RunArgs {
+    /// Start an offline dev chain and run against it, re-executing natively (no node, no ZisK, no config).
+    #[arg(long)]
+    pub dev: bool,
+    /// With --dev: seconds between dev chain blocks.
+    #[arg(long, env = "DEV_BLOCK_TIME", default_value = "2", value_parser = positive_u64)]
+    pub dev_block_time: u64,
     /// Ethereum node JSON-RPC URL (must serve debug_executionWitness).
     #[arg(long, env = "ETH_RPC_URL", value_parser = http_url, hide_env_values = true)]
     pub eth_rpc_url: Option<Secret>,

@@ -18,6 +18,7 @@
 //! - [`daemon`]: the supervised actors (InputGenerator, Prover, Reporter, Notifier).
 //! - [`health`]: the axum health endpoints and `/metrics`.
 //! - [`telemetry`]: Prometheus counters, histograms and gauges.
+//! - [`devchain`]: an offline chain (ethrex EVM) served over JSON-RPC, for `run --dev` and fixtures.
 //! - [`dashboard`]: the live page at `/` and the JSON it polls.
 //! - [`doctor`]: `ethproofs-daemon doctor`, a check of everything the daemon depends on.
 //! - [`admin`]: the operator's API (prove, resubmit, pause, resume, blocks) and its CLI client.
@@ -28,6 +29,7 @@ pub mod chainspec;
 pub mod config;
 pub mod daemon;
 pub mod dashboard;
+pub mod devchain;
 pub mod doctor;
 pub mod ethproofs;
 pub mod health;

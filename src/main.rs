@@ -31,6 +31,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Build the ZisK guest input for one block, validate it natively, and write it.
     GenerateInput(GenerateInputArgs),
+    /// Produce dev chain blocks and write them as fixtures (the ../shared/fixtures layout).
+    Devchain(DevchainArgs),
     /// Print one row per target block from the ledger (works while the daemon runs).
     Report(ReportArgs),
     /// Check the configuration, node, cargo-zisk, ELF, EthProofs, output directory and Slack.
@@ -45,6 +47,16 @@ enum Command {
     Pause(ClientArgs),
     /// Ask a paused daemon to go on.
     Resume(ClientArgs),
+}
+
+#[derive(Args)]
+struct DevchainArgs {
+    /// How many blocks to produce (the last ones are written).
+    #[arg(long, default_value = "3")]
+    blocks: u64,
+    /// Directory to write `dev-<n>/` fixture directories into.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -142,6 +154,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::GenerateInput(args)) => generate_input(args),
         Some(Command::Report(args)) => report(args),
+        Some(Command::Devchain(args)) => devchain_fixtures(args),
         Some(Command::Doctor(args)) => return doctor(*args),
         Some(Command::Status(c)) => client(c, "GET", "/health".into()),
         Some(Command::Prove(p)) => match (p.block, p.start, p.count) {
@@ -189,7 +202,20 @@ fn init_logging(config: &Config) {
     }
 }
 
-fn run(args: RunArgs) -> ExitCode {
+fn run(mut args: RunArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.dev
+        && let Err(e) = runtime.block_on(start_dev_chain(&mut args))
+    {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let config = match args.into_config() {
         Ok(c) => c,
         Err(e) => {
@@ -198,13 +224,9 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    if config.zisk_action == ethproofs_daemon::config::ZiskAction::Native {
+        tracing::info!(url = %format!("http://localhost:{}/", config.health_port), "dashboard");
+    }
     let result = runtime.block_on(daemon::run(config));
     // Stray tasks (a WebSocket reconnect loop, a delivery retry) must not hold up the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -372,4 +394,68 @@ fn doctor(args: DoctorArgs) -> ExitCode {
         println!("all checks passed");
         ExitCode::SUCCESS
     }
+}
+
+/// `run --dev`: an offline chain on loopback, and the settings that point the daemon at it
+/// (native re-execution, a target every 5 blocks, outputs under `output/dev`).
+async fn start_dev_chain(args: &mut RunArgs) -> anyhow::Result<()> {
+    use ethproofs_daemon::devchain;
+    if args.output_dir == std::path::Path::new("output") {
+        args.output_dir = PathBuf::from("output/dev");
+    }
+    std::fs::create_dir_all(&args.output_dir)?;
+    let config_path = args.output_dir.join("dev-chain-config.json");
+    std::fs::write(&config_path, devchain::CONFIG_JSON)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let chain = std::sync::Arc::new(std::sync::Mutex::new(devchain::DevChain::new()?));
+    tokio::spawn(devchain::serve(chain, listener, Duration::from_secs(args.dev_block_time)));
+    eprintln!("dev chain (chain id {}) serving JSON-RPC at {url}", devchain::CHAIN_ID);
+    args.eth_rpc_url = Some(ethproofs_daemon::config::Secret::new(url));
+    args.eth_ws_url = None;
+    args.chain_config = Some(config_path);
+    args.zisk_action = ethproofs_daemon::config::ZiskAction::Native;
+    if args.block_interval == 100 {
+        args.block_interval = 5;
+    }
+    args.max_backfill_blocks = args.max_backfill_blocks.max(args.block_interval);
+    Ok(())
+}
+
+/// Writes dev chain blocks as fixtures: chain.json, the two responses, and expected.json with
+/// the figures and input hashes this build computes for them.
+fn devchain_fixtures(args: DevchainArgs) -> anyhow::Result<()> {
+    use ethproofs_daemon::devchain::{CONFIG_JSON, DevChain};
+    let mut chain = DevChain::new()?;
+    for _ in 0..args.blocks {
+        let served = chain.produce()?.clone();
+        let dir = args.out.join(format!("dev-{}", served.number));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("chain.json"), CONFIG_JSON)?;
+        std::fs::write(dir.join("eth_getBlockByNumber.json"), &served.block_json)?;
+        std::fs::write(dir.join("debug_executionWitness.json"), &served.witness_json)?;
+        let mut expected = serde_json::Map::new();
+        for framing in [Framing::Raw, Framing::Framed] {
+            let out = dir.join(format!(".input.{framing}"));
+            let generated = input::generate(
+                served.block_json.clone().into_bytes(),
+                served.witness_json.clone().into_bytes(),
+                &chain.config(),
+                GenerateOptions { framing, validate: true },
+                &out,
+            )?;
+            std::fs::remove_file(&out)?;
+            let key = if framing == Framing::Raw { "input_rkyv_sha256" } else { "input_framed_sha256" };
+            expected.insert(key.into(), hex::encode(generated.written.sha256).into());
+            expected.insert("block_number".into(), generated.summary.number.into());
+            expected.insert("block_hash".into(), format!("{:#x}", generated.summary.hash).into());
+            expected.insert("tx_count".into(), generated.summary.tx_count.into());
+            expected.insert("gas_used".into(), generated.summary.gas_used.into());
+            expected.insert("native_validation".into(), generated.validation.as_str().into());
+        }
+        expected.insert("note".into(), "generated by ethproofs-daemon devchain; hashes computed by this build".into());
+        std::fs::write(dir.join("expected.json"), serde_json::to_string_pretty(&expected)? + "\n")?;
+        println!("{}", dir.display());
+    }
+    Ok(())
 }

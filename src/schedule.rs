@@ -25,6 +25,8 @@ pub fn due(last_handled: Option<u64>, head: u64, interval: u64, max_backfill: u6
         (None, Some(start)) => start,
         (None, None) => newest_target(head, interval),
     };
+    // The genesis block has no parent to execute from: it is never a target.
+    let first = first.max(interval);
     let oldest_allowed = head.saturating_sub(max_backfill);
     let mut due = Due { prove: Vec::new(), skipped: Vec::new() };
     let mut n = first;
@@ -68,6 +70,13 @@ mod tests {
         assert_eq!(d.prove.last(), Some(&5000));
         assert_eq!(d.skipped.first(), Some(&1100));
         assert_eq!(d.skipped.last(), Some(&3900));
+    }
+
+    #[test]
+    fn genesis_is_never_a_target() {
+        assert_eq!(due(None, 0, 100, 1000, None).prove, Vec::<u64>::new());
+        assert_eq!(due(None, 7, 5, 1000, None).prove, vec![5]);
+        assert_eq!(due(None, 3, 5, 1000, None).prove, Vec::<u64>::new());
     }
 
     #[test]

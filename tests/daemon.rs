@@ -380,3 +380,45 @@ fn native_mode_needs_no_zisk_and_reports_nothing() {
     assert!(api.received().is_empty(), "native mode must not report: {:?}", api.received());
     assert!(d.terminate().0.success());
 }
+
+#[test]
+fn run_dev_proves_dev_chain_blocks_with_no_configuration() {
+    let mut d = Daemon::start_with_args(&["run", "--dev"], &[("DEV_BLOCK_TIME", "1".into())]);
+    let h = d.wait_for("two dev blocks proved natively", Duration::from_secs(90), |h| {
+        prover(h)["proved_count"].as_u64().unwrap_or(0) >= 2
+    });
+    assert_eq!(prover(&h)["action"], "native");
+    assert_eq!(h["components"]["input_generator"]["missed_count"], 0, "{h:#}");
+    let proved: Vec<u64> =
+        prover(&h)["recent_proved"].as_array().unwrap().iter().map(|p| p["block"].as_u64().unwrap()).collect();
+    assert!(proved.iter().all(|b| b % 5 == 0), "targets are every 5th block: {proved:?}");
+    let page = d.get_text("/").unwrap();
+    assert!(page.contains("<title>ethproofs-daemon</title>"));
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn dev_chain_blocks_can_be_written_as_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = daemon().args(["devchain", "--blocks", "2", "--out"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fixture = dir.path().join("dev-2");
+    let expected: Value = serde_json::from_str(&read(&fixture.join("expected.json"))).unwrap();
+    let input = dir.path().join("input.bin");
+    let line = success_line(&generate(
+        &[
+            "--block",
+            fixture.join("eth_getBlockByNumber.json").to_str().unwrap(),
+            "--witness",
+            fixture.join("debug_executionWitness.json").to_str().unwrap(),
+            "--chain",
+            fixture.join("chain.json").to_str().unwrap(),
+            "--framing",
+            "framed",
+        ],
+        &input,
+    ));
+    assert_eq!(line["input_sha256"], expected["input_framed_sha256"]);
+    assert_eq!(line["validation"], "ok");
+    assert_eq!(line["tx_count"], 3);
+}

@@ -31,12 +31,18 @@ impl Daemon {
     /// Starts `ethproofs-daemon run` with a clean environment plus `env`. An ELF file, an output
     /// directory and the fake cargo-zisk are provided unless `env` overrides them.
     pub fn start(env: &[(&str, String)]) -> Daemon {
+        Daemon::start_with_args(&[], env)
+    }
+
+    /// As [`Daemon::start`], with command-line arguments (e.g. `run --dev`).
+    pub fn start_with_args(args: &[&str], env: &[(&str, String)]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let elf = dir.path().join("guest.elf");
         std::fs::write(&elf, b"\x7fELF fake guest").unwrap();
         let port = free_port();
         let log = dir.path().join("daemon.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ethproofs-daemon"));
+        cmd.args(args);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("ELF_PATH", &elf)

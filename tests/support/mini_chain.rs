@@ -13,11 +13,11 @@ use ethrex_common::types::{
     TxKind, Withdrawal, calculate_base_fee_per_gas, compute_receipts_root_and_logs_bloom, compute_transactions_root,
     compute_withdrawals_root,
 };
-use ethrex_common::{Address, Bloom, Bytes, H256, U256};
+use ethrex_common::{Address, Bytes, H256, U256};
 use ethrex_crypto::{Crypto, NativeCrypto};
 use ethrex_rlp::encode::RLPEncode;
 use ethrex_vm::{Evm, GuestProgramStateWrapper};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub const CHAIN_JSON: &str = r#"{
   "chainId": 1337,
@@ -42,14 +42,6 @@ pub const CHAIN_JSON: &str = r#"{
 
 fn keccak(data: &[u8]) -> H256 {
     H256(NativeCrypto.keccak256(data))
-}
-
-fn hex0x(data: &[u8]) -> String {
-    format!("0x{}", hex::encode(data))
-}
-
-fn qty(v: impl Into<U256>) -> String {
-    format!("{:#x}", v.into())
 }
 
 fn sign(mut tx: EIP1559Transaction, secret: &secp256k1::SecretKey) -> Transaction {
@@ -182,7 +174,7 @@ pub fn build() -> Vec<(Value, Value)> {
         };
         let body = BlockBody { transactions: vec![tx.clone()], ommers: vec![], withdrawals: Some(withdrawals.clone()) };
         let (block, witness, db) = seal(config, &parent, state_nodes, header, body);
-        out.push((block_json(&block, &tx, sender, recipient, &withdrawals), witness_json(&witness)));
+        out.push((block_json(&block, sender), witness_json(&witness)));
 
         // The next block's witness: every node on the paths it will touch, from this block's post-state.
         let post = db.lock_mutex().unwrap();
@@ -201,77 +193,10 @@ pub fn build() -> Vec<(Value, Value)> {
     out
 }
 
-fn block_json(
-    block: &Block,
-    tx: &Transaction,
-    sender: Address,
-    recipient: Address,
-    withdrawals: &[Withdrawal],
-) -> Value {
-    let crypto = NativeCrypto;
-    let h = &block.header;
-    let hash = h.compute_block_hash(&crypto);
-    let size = block.encode_to_vec().len();
-    let base_fee = h.base_fee_per_gas.unwrap();
-    let Transaction::EIP1559Transaction(t) = tx else { unreachable!() };
-    let effective_gas_price = (base_fee + t.max_priority_fee_per_gas).min(t.max_fee_per_gas);
-    json!({
-        "baseFeePerGas": qty(base_fee),
-        "blobGasUsed": "0x0",
-        "difficulty": "0x0",
-        "excessBlobGas": "0x0",
-        "extraData": hex0x(&h.extra_data),
-        "gasLimit": qty(h.gas_limit),
-        "gasUsed": qty(h.gas_used),
-        "hash": format!("{hash:#x}"),
-        "logsBloom": hex0x(Bloom::as_bytes(&h.logs_bloom)),
-        "miner": format!("{:#x}", h.coinbase),
-        "mixHash": format!("{:#x}", h.prev_randao),
-        "nonce": "0x0000000000000000",
-        "number": qty(h.number),
-        "parentBeaconBlockRoot": format!("{:#x}", h.parent_beacon_block_root.unwrap()),
-        "parentHash": format!("{:#x}", h.parent_hash),
-        "receiptsRoot": format!("{:#x}", h.receipts_root),
-        "sha3Uncles": format!("{:#x}", h.ommers_hash),
-        "size": qty(size as u64),
-        "stateRoot": format!("{:#x}", h.state_root),
-        "timestamp": qty(h.timestamp),
-        "transactions": [{
-            "blockHash": format!("{hash:#x}"),
-            "blockNumber": qty(h.number),
-            "from": format!("{sender:#x}"),
-            "gas": qty(t.gas_limit),
-            "gasPrice": qty(effective_gas_price),
-            "maxFeePerGas": qty(t.max_fee_per_gas),
-            "maxPriorityFeePerGas": qty(t.max_priority_fee_per_gas),
-            "hash": format!("{:#x}", tx.hash(&crypto)),
-            "input": "0x",
-            "nonce": qty(t.nonce),
-            "to": format!("{recipient:#x}"),
-            "transactionIndex": "0x0",
-            "value": qty(t.value),
-            "type": "0x2",
-            "accessList": [],
-            "chainId": qty(1337u64),
-            "v": qty(t.signature_y_parity),
-            "r": qty(t.signature_r),
-            "s": qty(t.signature_s),
-            "yParity": qty(t.signature_y_parity),
-        }],
-        "transactionsRoot": format!("{:#x}", h.transactions_root),
-        "uncles": [],
-        "withdrawals": withdrawals.iter().map(|w| json!({
-            "index": qty(w.index), "validatorIndex": qty(w.validator_index),
-            "address": format!("{:#x}", w.address), "amount": qty(w.amount),
-        })).collect::<Vec<_>>(),
-        "withdrawalsRoot": format!("{:#x}", h.withdrawals_root.unwrap()),
-    })
+fn block_json(block: &Block, sender: Address) -> Value {
+    ethproofs_daemon::devchain::block_json(block, &[sender])
 }
 
 fn witness_json(witness: &RpcExecutionWitness) -> Value {
-    json!({
-        "state": witness.state.iter().map(|b| hex0x(b)).collect::<Vec<_>>(),
-        "codes": [],
-        "headers": witness.headers.iter().map(|b| hex0x(b)).collect::<Vec<_>>(),
-    })
+    ethproofs_daemon::devchain::witness_json(witness)
 }
