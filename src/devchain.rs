@@ -404,7 +404,8 @@ pub fn witness_json(witness: &RpcExecutionWitness) -> Value {
 /// The chain behind its JSON-RPC server, shared with the block producer.
 pub type SharedChain = Arc<Mutex<DevChain>>;
 
-fn answer(chain: &SharedChain, request: &Value) -> Value {
+/// Answers one JSON-RPC request the way a node would (what the daemon uses, nothing more).
+pub fn handle_rpc(chain: &SharedChain, request: &Value) -> Value {
     let id = request["id"].clone();
     let method = request["method"].as_str().unwrap_or("");
     let number = |chain: &DevChain| -> Option<u64> {
@@ -458,7 +459,7 @@ pub async fn serve(chain: SharedChain, listener: tokio::net::TcpListener, block_
         "/",
         axum::routing::post(move |axum::Json(request): axum::Json<Value>| {
             let chain = chain.clone();
-            async move { axum::Json(answer(&chain, &request)) }
+            async move { axum::Json(handle_rpc(&chain, &request)) }
         }),
     );
     if let Err(e) = axum::serve(listener, app).await {

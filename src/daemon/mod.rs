@@ -276,6 +276,7 @@ pub async fn run(config: Config) -> Result<u8, StartupError> {
     }
 
     crate::telemetry::install();
+    prover::reap_leftover(&config.output_dir);
     let ledger = Arc::new(crate::store::Ledger::open(&config.db_path)?);
     let durable = resume(&ledger, &config)?;
     check_ethproofs(&config, &http).await?;

@@ -230,6 +230,9 @@ impl Actor for Prover {
                 self.start_next(state)?;
             }
             ProverMsg::Started { block, pgid } => {
+                // If this process is killed, the next start reaps the group (PDEATHSIG reaches
+                // only cargo-zisk itself, not what it started).
+                let _ = std::fs::write(pgid_file(&self.ctx.config.output_dir), format!("{pgid}\n"));
                 let mut s = state.lock();
                 if let Some(f) = s.in_flight.as_mut().filter(|f| f.job.block == block) {
                     f.pgid = Some(pgid);
@@ -262,11 +265,13 @@ impl Actor for Prover {
                     s.in_flight.take().map(|f| (f.job.block, f.task))
                 };
                 // Wait for the run to end (process::run terminates its group) outside the mailbox.
+                let pgid_path = pgid_file(&self.ctx.config.output_dir);
                 tokio::spawn(async move {
                     if let Some((block, task)) = task {
                         tracing::info!(block, "shutdown: stopping the running prover");
                         let _ = task.await;
                     }
+                    let _ = std::fs::remove_file(pgid_path);
                     let _ = reply.send(());
                 });
             }
@@ -403,6 +408,7 @@ impl Prover {
             Ok(run) => self.judge(&f, run),
         };
         self.prune();
+        let _ = std::fs::remove_file(pgid_file(&self.ctx.config.output_dir));
         let mut s = state.lock();
         if std::mem::take(&mut s.stuck_alerted) {
             self.notifier.resolve(
@@ -527,6 +533,24 @@ impl Prover {
             }
         }
     }
+}
+
+/// Where the running prover's process group id is recorded while it runs.
+pub fn pgid_file(output_dir: &std::path::Path) -> PathBuf {
+    output_dir.join(".prover-pgid")
+}
+
+/// Ends what a killed predecessor's prover left running, from the recorded group id.
+pub fn reap_leftover(output_dir: &std::path::Path) {
+    let path = pgid_file(output_dir);
+    let Ok(text) = std::fs::read_to_string(&path) else { return };
+    if let Ok(pgid) = text.trim().parse::<u32>()
+        && pgid > 1
+    {
+        tracing::warn!(pgid, "ending the process group a previous run's prover left behind");
+        process::signal_group(pgid, libc::SIGKILL);
+    }
+    let _ = std::fs::remove_file(&path);
 }
 
 /// The `native` action: the input read back and re-executed as the guest would, in-process.

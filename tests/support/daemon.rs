@@ -125,6 +125,11 @@ impl Daemon {
         panic!("timed out waiting for {what}; last /health: {last:#}\n--- log ---\n{}", self.logs());
     }
 
+    /// The exit status, if the daemon has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// SIGKILL: the daemon gets no chance to clean up.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
