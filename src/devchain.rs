@@ -4,10 +4,12 @@
 //! node, no network and no GPU (`run --dev`), and it writes fixtures in `../shared/fixtures`'s
 //! layout for tests.
 //!
-//! State is kept as plain maps and the tries are rebuilt for each block: the chain is tiny, and
-//! a witness holding every node of the pre-state is complete by construction. Each block is
-//! executed from that witness exactly as the validator will, so every block the chain serves
-//! passes native validation (the tests check it).
+//! State is kept as plain maps and the tries are rebuilt for each block (the chain is tiny). A
+//! block is first executed from a witness holding every node of the pre-state; the witness it is
+//! served with is then cut down to the nodes and codes the execution touches, found by taking
+//! each one out and re-running ethrex's stateless validation: a node the execution reads cannot
+//! be missed, one it does not read can. So every served witness is complete and minimal, like a
+//! node's, and every block passes native validation (the tests check it).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -322,6 +324,7 @@ impl DevChain {
         header.logs_bloom = bloom;
         header.state_root = db.state_trie_root().map_err(err)?;
         let block = Block::new(header.clone(), body);
+        let witness = self.touched_only(witness, &block, &parent)?;
         let served = Served {
             number,
             block_json: block_json(&block, &self.senders).to_string(),
@@ -334,6 +337,52 @@ impl DevChain {
             self.blocks.remove(0);
         }
         self.blocks.last().ok_or_else(|| err("no block"))
+    }
+}
+
+impl DevChain {
+    /// Whether `block` validates statelessly (as the guest would) from this witness.
+    fn validates(&self, witness: &RpcExecutionWitness, block: &Block, parent: &BlockHeader) -> bool {
+        let crypto = NativeCrypto;
+        let Ok(execution_witness) = witness.clone().into_execution_witness(
+            self.config,
+            block.header.number,
+            std::slice::from_ref(parent),
+            &crypto,
+        ) else {
+            return false;
+        };
+        let input = crate::input::ProgramInput { blocks: vec![block.clone()], execution_witness };
+        crate::input::program::serialize(&input).is_ok_and(|bytes| crate::input::validate::validate(&bytes).is_ok())
+    }
+
+    /// Drops every state node and code the block's execution does not touch (see the module doc).
+    fn touched_only(
+        &self,
+        mut witness: RpcExecutionWitness,
+        block: &Block,
+        parent: &BlockHeader,
+    ) -> Result<RpcExecutionWitness, DevChainError> {
+        if !self.validates(&witness, block, parent) {
+            return Err(err(format!("block {} does not validate from its full witness", block.header.number)));
+        }
+        for codes in [false, true] {
+            let mut i = 0;
+            loop {
+                let list = if codes { &mut witness.codes } else { &mut witness.state };
+                if i >= list.len() {
+                    break;
+                }
+                let removed = list.remove(i);
+                if self.validates(&witness, block, parent) {
+                    continue;
+                }
+                let list = if codes { &mut witness.codes } else { &mut witness.state };
+                list.insert(i, removed);
+                i += 1;
+            }
+        }
+        Ok(witness)
     }
 }
 
@@ -492,5 +541,32 @@ mod tests {
         }
         // The counter was called once per block.
         assert_eq!(chain.accounts[&chain.counter].storage.get(&H256::zero()), Some(&U256::from(6)));
+    }
+
+    #[test]
+    fn served_witnesses_hold_only_what_execution_touches() {
+        let mut chain = DevChain::new().unwrap();
+        for _ in 0..8 {
+            chain.produce().unwrap();
+        }
+        let served = chain.served(8).unwrap().clone();
+        let witness: Value = serde_json::from_str(&served.witness_json).unwrap();
+        let (_, all_nodes) = chain.tries().unwrap();
+        let state = witness["state"].as_array().unwrap();
+        assert!(state.len() < all_nodes.len(), "{} served of {} in the post-state", state.len(), all_nodes.len());
+        // Every node is needed: without any one of them the block no longer validates.
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..state.len() {
+            let mut w = witness.clone();
+            w["state"].as_array_mut().unwrap().remove(i);
+            let result = input::generate(
+                served.block_json.clone().into_bytes(),
+                w.to_string().into_bytes(),
+                &chain.config(),
+                GenerateOptions { framing: Framing::Raw, validate: true },
+                &dir.path().join("x.bin"),
+            );
+            assert!(result.is_err(), "state node {i} was not needed");
+        }
     }
 }
