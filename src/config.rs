@@ -371,20 +371,24 @@ impl RunArgs {
     }
 }
 
+/// Parses `RunArgs` from flags alone, for tests across the crate.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn test_args(args: &[&str]) -> Result<RunArgs, String> {
     use clap::Parser;
-
     #[derive(Parser)]
     struct T {
         #[command(flatten)]
         args: RunArgs,
     }
+    T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).map(|t| t.args).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     fn parse(args: &[&str]) -> Result<Config, String> {
-        let t = T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).map_err(|e| e.to_string())?;
-        t.args.into_config().map_err(|e| e.to_string())
+        test_args(args)?.into_config().map_err(|e| e.to_string())
     }
 
     #[test]

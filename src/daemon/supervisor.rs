@@ -263,21 +263,12 @@ async fn spawn_child(
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use clap::Parser;
-
     use super::*;
     use crate::chain::NodeClient;
     use crate::chainspec::{ChainSpec, Network};
-    use crate::config::RunArgs;
     use crate::daemon::prover::Job;
     use crate::daemon::{PROVER, SUPERVISOR};
     use crate::zisk::{Dialect, ZiskVersion};
-
-    #[derive(Parser)]
-    struct T {
-        #[command(flatten)]
-        args: RunArgs,
-    }
 
     async fn prover_status() -> Option<crate::daemon::prover::ProverStatus> {
         ask(PROVER, Duration::from_secs(2), ProverMsg::Status).await
@@ -307,8 +298,7 @@ mod tests {
         std::fs::create_dir_all(input.parent().unwrap()).unwrap();
         std::fs::write(&input, [0u8; 16]).unwrap();
         let url = "http://127.0.0.1:9";
-        let args = T::try_parse_from([
-            "t",
+        let args = crate::config::test_args(&[
             "--eth-rpc-url",
             url,
             "--cargo-zisk",
@@ -320,8 +310,7 @@ mod tests {
             "--poll-interval-ms",
             "60000",
         ])
-        .unwrap()
-        .args;
+        .unwrap();
         let ledger = Arc::new(crate::store::Ledger::open(&dir.path().join("ledger.db")).unwrap());
         let ctx = Arc::new(Context {
             ledger: ledger.clone(),
