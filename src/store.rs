@@ -357,6 +357,43 @@ impl Ledger {
         }))
     }
 
+    /// Writes the `proved` call for proved blocks that were being reported (queued or proving is
+    /// in the outbox) but have none: the process died between recording the proof and its call.
+    pub fn add_missing_proved_reports(&self) -> Result<Vec<u64>, StoreError> {
+        // (block, proving ms, cycles, proof path)
+        type Missing = (u64, Option<u64>, Option<u64>, Option<PathBuf>);
+        let missing: Vec<Missing> = {
+            let conn = self.lock();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT number, proving_ms, cycles, proof_path FROM blocks b
+                     WHERE state = 'proved' AND proof_path IS NOT NULL
+                       AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.block = b.number AND r.status = 'proved')
+                       AND EXISTS (SELECT 1 FROM reports r WHERE r.block = b.number AND r.status IN ('queued', 'proving'))
+                     ORDER BY number",
+                )
+                .map_err(self.sql())?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        r.get::<_, Option<i64>>(1)?.map(|v| v as u64),
+                        r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
+                        r.get::<_, Option<String>>(3)?.map(PathBuf::from),
+                    ))
+                })
+                .map_err(self.sql())?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())?
+        };
+        let mut added = Vec::new();
+        for (block, ms, cycles, path) in missing {
+            if self.add_report(block, "proved", ms, cycles, path.as_deref())?.is_some() {
+                added.push(block);
+            }
+        }
+        Ok(added)
+    }
+
     /// Every call not yet settled, in the order they were raised.
     pub fn pending_reports(&self) -> Result<Vec<ReportRow>, StoreError> {
         let conn = self.lock();
@@ -628,6 +665,18 @@ mod tests {
         let again = l.reopen_proved_report(10).unwrap().expect("reopened");
         assert_eq!(again.status, "proved");
         assert!(l.reopen_proved_report(11).unwrap().is_none(), "only proved blocks");
+    }
+
+    #[test]
+    fn a_proved_block_that_lost_its_report_gets_it_back() {
+        let (_d, l) = ledger();
+        l.mark_proving(40).unwrap();
+        l.add_report(40, "proving", None, None, None).unwrap();
+        l.mark_proved(40, Some(Path::new("p40")), 9, None).unwrap();
+        l.mark_proving(41).unwrap();
+        l.mark_proved(41, Some(Path::new("p41")), 9, None).unwrap();
+        assert_eq!(l.add_missing_proved_reports().unwrap(), vec![40], "41 was never being reported");
+        assert!(l.add_missing_proved_reports().unwrap().is_empty());
     }
 
     #[test]

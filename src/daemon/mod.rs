@@ -401,6 +401,11 @@ pub fn resume(ledger: &crate::store::Ledger, config: &Config) -> Result<supervis
             }
         }
     }
+    if config.ethproofs.is_some() {
+        for block in ledger.add_missing_proved_reports()? {
+            tracing::warn!(block, "proved but its report was never written; reporting it now");
+        }
+    }
     durable.input.lock().resume(ledger.last_target()?, to_build);
     Ok(durable)
 }
