@@ -479,18 +479,23 @@ pub struct ReportLine {
 impl Ledger {
     /// Every target first seen at or after `since_ms`, oldest first.
     pub fn report_lines(&self, since_ms: i64) -> Result<Vec<ReportLine>, StoreError> {
+        self.query_lines("COALESCE(b.seen_at, b.skipped_at, b.failed_at, 0) >= ?1 ORDER BY b.number", &[&since_ms])
+    }
+
+    /// Blocks joined with their `proved` call, filtered and ordered by `tail` (a WHERE body).
+    fn query_lines(&self, tail: &str, values: &[&dyn rusqlite::ToSql]) -> Result<Vec<ReportLine>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT b.number, b.state, b.stage, b.reason, b.gas_used, b.tx_count, b.input_ms, b.proving_ms,
                         b.cycles, b.attempts, b.seen_at, b.proved_at, r.done_at, r.state
                  FROM blocks b LEFT JOIN reports r ON r.block = b.number AND r.status = 'proved'
-                 WHERE COALESCE(b.seen_at, b.skipped_at, b.failed_at, 0) >= ?1 ORDER BY b.number",
-            )
+                 WHERE {tail}"
+            ))
             .map_err(self.sql())?;
         let opt_u64 = |v: Option<i64>| v.map(|v| v as u64);
         let rows = stmt
-            .query_map(params![since_ms], |r| {
+            .query_map(values, |r| {
                 let report_state: Option<String> = r.get(13)?;
                 let done_at: Option<i64> = r.get(12)?;
                 Ok(ReportLine {
@@ -543,14 +548,9 @@ impl Ledger {
     }
 
     /// Recent blocks for the admin API, newest first, optionally of one state.
+    /// The dashboard polls this: a bounded query, not a scan of the whole ledger into memory.
     pub fn recent_blocks(&self, state: Option<&str>, limit: u32) -> Result<Vec<ReportLine>, StoreError> {
-        let mut lines = self.report_lines(0)?;
-        if let Some(state) = state {
-            lines.retain(|l| l.outcome == state);
-        }
-        lines.reverse();
-        lines.truncate(limit as usize);
-        Ok(lines)
+        self.query_lines("(?1 IS NULL OR b.state = ?1) ORDER BY b.number DESC LIMIT ?2", &[&state, &i64::from(limit)])
     }
 
     /// Forgets a block's `proved` call so it can be sent again (admin resubmit). The call must
@@ -662,6 +662,10 @@ mod tests {
         assert!(lines[0].reported_at_ms.is_some());
         assert_eq!((lines[1].outcome.as_str(), lines[1].stage.as_deref()), ("failed", Some("input")));
         assert!(l.report_lines(i64::MAX).unwrap().is_empty());
+        let newest: Vec<u64> = l.recent_blocks(None, 1).unwrap().iter().map(|b| b.block).collect();
+        assert_eq!(newest, vec![11]);
+        let proved: Vec<u64> = l.recent_blocks(Some("proved"), 10).unwrap().iter().map(|b| b.block).collect();
+        assert_eq!(proved, vec![10]);
         let again = l.reopen_proved_report(10).unwrap().expect("reopened");
         assert_eq!(again.status, "proved");
         assert!(l.reopen_proved_report(11).unwrap().is_none(), "only proved blocks");
