@@ -8,7 +8,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::daemon::{Daemon, KEY, base_env, mini_node};
+use support::daemon::{Daemon, KEY, base_env, input_gen, mini_node, set};
 use support::fake_api::FakeApi;
 
 const TOKEN: &str = "admin-token-SECRET";
@@ -27,17 +27,12 @@ fn ok_json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn input_gen(h: &Value) -> &Value {
-    &h["components"]["input_generator"]
-}
-
 #[test]
 fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     let node = mini_node(1000);
     let api = FakeApi::start(KEY);
     let mut env = base_env(&node, Some(&api));
-    env.retain(|(k, _)| *k != "BLOCK_INTERVAL");
-    env.push(("BLOCK_INTERVAL", "100".into()));
+    set(&mut env, "BLOCK_INTERVAL", "100");
     env.push(("ADMIN_TOKEN", TOKEN.into()));
     let mut d = Daemon::start(&env);
     d.wait_for("target 1000 missed", Duration::from_secs(30), |h| input_gen(h)["missed_count"] == 1);

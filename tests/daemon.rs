@@ -9,14 +9,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::Value;
-use support::daemon::{Daemon, KEY, any_alive, base_env, mini_node, read};
+use support::daemon::{Daemon, KEY, any_alive, base_env, hanging, mini_node, prover, read, set};
 use support::fake_api::FakeApi;
 use support::fake_node::FakeNode;
 use support::*;
-
-fn prover(h: &Value) -> &Value {
-    &h["components"]["prover"]
-}
 
 #[test]
 fn a_target_is_proved_and_reported_queued_proving_proved() {
@@ -99,7 +95,7 @@ fn a_real_mainnet_block_is_proved_with_the_v014_cli() {
     );
     let api = FakeApi::start(KEY);
     let mut env = base_env(&node, Some(&api));
-    env.retain(|(k, _)| *k != "CHAIN_CONFIG");
+    env.retain(|(k, _)| *k != "CHAIN_CONFIG"); // the embedded mainnet config
     env.push(("FAKE_ZISK_VERSION", "0.14.0".into()));
     let zisk_log = tempfile::NamedTempFile::new().unwrap();
     env.push(("FAKE_ZISK_LOG", zisk_log.path().display().to_string()));
@@ -126,8 +122,7 @@ fn a_real_mainnet_block_is_proved_with_the_v014_cli() {
 fn a_head_jump_attempts_every_target_in_between() {
     let node = mini_node(1000);
     let mut env = base_env(&node, None);
-    env.retain(|(k, _)| *k != "BLOCK_INTERVAL");
-    env.push(("BLOCK_INTERVAL", "100".into()));
+    set(&mut env, "BLOCK_INTERVAL", "100");
     let mut d = Daemon::start(&env);
     d.wait_for("target 1000 accounted for", Duration::from_secs(30), |h| {
         h["components"]["input_generator"]["missed_count"] == 1
@@ -174,13 +169,9 @@ fn a_crash_fails_one_block_and_the_next_proceeds() {
 
 #[test]
 fn a_hang_is_killed_at_the_timeout_with_no_orphan() {
-    let node = mini_node(10);
-    let mut env = base_env(&node, None);
     let pids = tempfile::NamedTempFile::new().unwrap();
-    env.push(("FAKE_ZISK_MODE", "hang".into()));
-    env.push(("FAKE_ZISK_PIDS", pids.path().display().to_string()));
-    env.push(("PROVER_TIMEOUT_SECONDS", "2".into()));
-    env.push(("PROVER_STUCK_THRESHOLD_SECONDS", "1".into()));
+    let mut env = hanging(&mini_node(10), pids.path(), 1);
+    set(&mut env, "PROVER_TIMEOUT_SECONDS", "2");
     let mut d = Daemon::start(&env);
     let h = d.wait_for("the hung proof failed", Duration::from_secs(60), |h| prover(h)["failed_count"] == 1);
     let failed = &prover(&h)["recent_failed"][0];
@@ -194,13 +185,8 @@ fn a_hang_is_killed_at_the_timeout_with_no_orphan() {
 
 #[test]
 fn a_stuck_prover_turns_readiness_503_and_sigterm_leaves_no_orphan() {
-    let node = mini_node(10);
-    let mut env = base_env(&node, None);
     let pids = tempfile::NamedTempFile::new().unwrap();
-    env.push(("FAKE_ZISK_MODE", "hang".into()));
-    env.push(("FAKE_ZISK_PIDS", pids.path().display().to_string()));
-    env.push(("PROVER_STUCK_THRESHOLD_SECONDS", "1".into()));
-    let mut d = Daemon::start(&env);
+    let mut d = Daemon::start(&hanging(&mini_node(10), pids.path(), 1));
     let h = d.wait_for("prover stuck", Duration::from_secs(60), |h| prover(h)["state"] == "stuck");
     assert_eq!(h["status"], "degraded");
     assert_eq!(d.get("/health/ready").unwrap().0, 503);

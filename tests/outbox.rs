@@ -8,18 +8,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
-use support::daemon::{Daemon, KEY, base_env, mini_node};
+use support::daemon::{Daemon, KEY, base_env, mini_node, prover, reporter, set};
 use support::fake_api::FakeApi;
 use support::fake_slack::FakeSlack;
-
-fn prover(h: &Value) -> &Value {
-    &h["components"]["prover"]
-}
-
-fn reporter(h: &Value) -> &Value {
-    &h["components"]["reporter"]
-}
 
 /// Environment for a daemon whose ledger and outputs live in `dir` (so a restart finds them).
 fn env_in(
@@ -237,8 +228,7 @@ fn slack_hears_each_kind_once_per_window_and_when_it_is_resolved() {
     // Four input failures in a row: one message.
     let node = mini_node(1000);
     let mut env = base_env(&node, None);
-    env.retain(|(k, _)| *k != "BLOCK_INTERVAL");
-    env.push(("BLOCK_INTERVAL", "100".into()));
+    set(&mut env, "BLOCK_INTERVAL", "100");
     env.push(("SLACK_WEBHOOK", slack.url.clone()));
     let mut d = Daemon::start(&env);
     d.wait_for("target 1000 missed", Duration::from_secs(30), |h| {

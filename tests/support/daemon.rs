@@ -85,23 +85,23 @@ impl Daemon {
 
     /// The raw body of a GET (for `/metrics`).
     pub fn get_text(&self, path: &str) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        Some(text.split_once("\r\n\r\n")?.1.to_string())
+        self.raw_get(path, "").map(|(_, body)| body)
     }
 
     fn request(&self, path: &str, extra_headers: &str) -> Option<(u16, Value)> {
+        let (status, body) = self.raw_get(path, extra_headers)?;
+        Some((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+    }
+
+    /// `(status, body)` of one GET over a fresh connection.
+    fn raw_get(&self, path: &str, extra_headers: &str) -> Option<(u16, String)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
         write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra_headers}Connection: close\r\n\r\n").ok()?;
         let mut text = String::new();
         s.read_to_string(&mut text).ok()?;
         let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n")?.1;
-        Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+        Some((status, text.split_once("\r\n\r\n")?.1.to_string()))
     }
 
     pub fn health(&self) -> Value {
@@ -217,5 +217,33 @@ pub fn base_env(node: &FakeNode, api: Option<&FakeApi>) -> Vec<(&'static str, St
         env.push(("ETHPROOFS_API_KEY", KEY.into()));
         env.push(("ETHPROOFS_CLUSTER_ID", "7".into()));
     }
+    env
+}
+
+/// The `/health` document's components, by name.
+pub fn prover(h: &Value) -> &Value {
+    &h["components"]["prover"]
+}
+
+pub fn reporter(h: &Value) -> &Value {
+    &h["components"]["reporter"]
+}
+
+pub fn input_gen(h: &Value) -> &Value {
+    &h["components"]["input_generator"]
+}
+
+/// Sets `key` in a daemon environment, replacing any earlier value.
+pub fn set(env: &mut Vec<(&'static str, String)>, key: &'static str, value: impl Into<String>) {
+    env.retain(|(k, _)| *k != key);
+    env.push((key, value.into()));
+}
+
+/// An environment whose fake prover hangs, recording its pids in `pids`.
+pub fn hanging(node: &FakeNode, pids: &Path, stuck_after_seconds: u64) -> Vec<(&'static str, String)> {
+    let mut env = base_env(node, None);
+    set(&mut env, "FAKE_ZISK_MODE", "hang");
+    set(&mut env, "FAKE_ZISK_PIDS", pids.display().to_string());
+    set(&mut env, "PROVER_STUCK_THRESHOLD_SECONDS", stuck_after_seconds.to_string());
     env
 }
