@@ -8,7 +8,6 @@
 //! - `GET /admin/blocks?state=&limit=`: the ledger's recent blocks.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -20,16 +19,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::Secret;
-use crate::daemon::input_generator::InputGenMsg;
-use crate::daemon::prover::ProverMsg;
-use crate::daemon::reporter::ReporterMsg;
-use crate::daemon::{Context, INPUT_GENERATOR, PROVER, REPORTER, ask, send};
-use crate::store::BlockState;
+use crate::control::Resubmit;
+use crate::health::Surface;
 
 /// At most this many blocks per `prove?start=&count=` call.
 pub const MAX_RANGE: u64 = 1000;
 
-pub fn router(ctx: Arc<Context>) -> Router {
+pub fn router(surface: Arc<Surface>) -> Router {
     Router::new()
         .route("/admin/prove/{n}", post(prove_one))
         .route("/admin/prove", post(prove_range))
@@ -37,7 +33,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/admin/pause", post(pause))
         .route("/admin/resume", post(resume))
         .route("/admin/blocks", get(blocks))
-        .with_state(ctx)
+        .with_state(surface)
 }
 
 /// Compares without an early exit, so response times do not reveal the token.
@@ -46,8 +42,8 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The refusal to send, if the request does not carry the admin token.
-fn refuse(ctx: &Context, headers: &HeaderMap) -> Option<Response> {
-    let Some(token) = ctx.config.admin_token.as_ref() else {
+fn refuse(s: &Surface, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = s.info.admin_token.as_ref() else {
         return Some((StatusCode::NOT_FOUND, "admin API disabled").into_response());
     };
     let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
@@ -61,34 +57,37 @@ fn error(code: StatusCode, message: String) -> Response {
     (code, Json(json!({"error": message}))).into_response()
 }
 
-async fn add_blocks(ctx: &Context, blocks: Vec<u64>) -> Response {
-    let mut wanted = Vec::new();
-    let mut already = Vec::new();
-    for b in blocks {
-        match ctx.ledger.block(b) {
-            Ok(Some(r)) if r.state == BlockState::Proved => already.push(b),
-            Ok(_) => wanted.push(b),
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        }
-    }
-    if wanted.is_empty() {
-        return error(StatusCode::CONFLICT, format!("already proved: {already:?}"));
-    }
-    let requested = wanted.clone();
-    match ask(INPUT_GENERATOR, Duration::from_secs(5), |reply| InputGenMsg::Manual(wanted, reply)).await {
-        Some(added) => {
-            (StatusCode::ACCEPTED, Json(json!({"requested": requested, "added": added, "already_proved": already})))
-                .into_response()
-        }
-        None => error(StatusCode::SERVICE_UNAVAILABLE, "the input generator did not answer".into()),
+fn ledger_error(e: crate::store::StoreError) -> Response {
+    tracing::error!(error = %e, "admin call: ledger error");
+    error(StatusCode::INTERNAL_SERVER_ERROR, "the ledger could not be read or written (see the daemon's log)".into())
+}
+
+fn add_blocks(s: &Surface, blocks: &[u64]) -> Response {
+    match s.control.prove(blocks) {
+        Ok(outcome) if outcome.added.is_empty() => error(
+            StatusCode::CONFLICT,
+            format!("nothing to start: already proved {:?}, in progress {:?}", outcome.already_proved, outcome.in_progress),
+        ),
+        Ok(outcome) => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "requested": blocks,
+                "added": outcome.added.len(),
+                "added_blocks": outcome.added,
+                "in_progress": outcome.in_progress,
+                "already_proved": outcome.already_proved,
+            })),
+        )
+            .into_response(),
+        Err(e) => ledger_error(e),
     }
 }
 
-async fn prove_one(State(ctx): State<Arc<Context>>, headers: HeaderMap, Path(n): Path<u64>) -> Response {
-    if let Some(refusal) = refuse(&ctx, &headers) {
+async fn prove_one(State(s): State<Arc<Surface>>, headers: HeaderMap, Path(n): Path<u64>) -> Response {
+    if let Some(refusal) = refuse(&s, &headers) {
         return refusal;
     }
-    add_blocks(&ctx, vec![n]).await
+    add_blocks(&s, &[n])
 }
 
 #[derive(Deserialize)]
@@ -97,8 +96,8 @@ struct Range {
     count: u64,
 }
 
-async fn prove_range(State(ctx): State<Arc<Context>>, headers: HeaderMap, Query(range): Query<Range>) -> Response {
-    if let Some(refusal) = refuse(&ctx, &headers) {
+async fn prove_range(State(s): State<Arc<Surface>>, headers: HeaderMap, Query(range): Query<Range>) -> Response {
+    if let Some(refusal) = refuse(&s, &headers) {
         return refusal;
     }
     if range.count == 0 || range.count > MAX_RANGE {
@@ -107,46 +106,41 @@ async fn prove_range(State(ctx): State<Arc<Context>>, headers: HeaderMap, Query(
     let Some(end) = range.start.checked_add(range.count) else {
         return error(StatusCode::BAD_REQUEST, "start + count overflows".into());
     };
-    add_blocks(&ctx, (range.start..end).collect()).await
+    add_blocks(&s, &(range.start..end).collect::<Vec<_>>())
 }
 
-async fn resubmit(State(ctx): State<Arc<Context>>, headers: HeaderMap, Path(n): Path<u64>) -> Response {
-    if let Some(refusal) = refuse(&ctx, &headers) {
+async fn resubmit(State(s): State<Arc<Surface>>, headers: HeaderMap, Path(n): Path<u64>) -> Response {
+    if let Some(refusal) = refuse(&s, &headers) {
         return refusal;
     }
-    if ctx.config.ethproofs.is_none() {
-        return error(StatusCode::CONFLICT, "EthProofs reporting is not configured".into());
-    }
-    match ctx.ledger.reopen_proved_report(n) {
-        Ok(Some(row)) => {
-            let _ = send(REPORTER, ReporterMsg::Push(row));
-            (StatusCode::ACCEPTED, Json(json!({"resubmitted": n}))).into_response()
-        }
-        Ok(None) => {
+    match s.control.resubmit(n) {
+        Ok(Resubmit::Queued) => (StatusCode::ACCEPTED, Json(json!({"resubmitted": n}))).into_response(),
+        Ok(Resubmit::ReportingOff) => error(StatusCode::CONFLICT, "EthProofs reporting is not configured".into()),
+        Ok(Resubmit::NotProvedOrPending) => {
             error(StatusCode::CONFLICT, format!("block {n} is not proved, or its proved report is still pending"))
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => ledger_error(e),
     }
 }
 
-async fn pause(State(ctx): State<Arc<Context>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refuse(&ctx, &headers) {
+async fn pause(State(s): State<Arc<Surface>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse(&s, &headers) {
         return refusal;
     }
-    ctx.paused.store(true, Ordering::SeqCst);
-    tracing::warn!("paused by the operator: no new inputs or proofs start");
-    Json(json!({"paused": true})).into_response()
+    match s.control.set_paused(true) {
+        Ok(()) => Json(json!({"paused": true})).into_response(),
+        Err(e) => ledger_error(e),
+    }
 }
 
-async fn resume(State(ctx): State<Arc<Context>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refuse(&ctx, &headers) {
+async fn resume(State(s): State<Arc<Surface>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse(&s, &headers) {
         return refusal;
     }
-    ctx.paused.store(false, Ordering::SeqCst);
-    tracing::info!("resumed by the operator");
-    let _ = send(INPUT_GENERATOR, InputGenMsg::Wake);
-    let _ = send(PROVER, ProverMsg::Wake);
-    Json(json!({"paused": false})).into_response()
+    match s.control.set_paused(false) {
+        Ok(()) => Json(json!({"paused": false})).into_response(),
+        Err(e) => ledger_error(e),
+    }
 }
 
 #[derive(Deserialize)]
@@ -155,13 +149,13 @@ struct BlocksQuery {
     limit: Option<u32>,
 }
 
-async fn blocks(State(ctx): State<Arc<Context>>, headers: HeaderMap, Query(q): Query<BlocksQuery>) -> Response {
-    if let Some(refusal) = refuse(&ctx, &headers) {
+async fn blocks(State(s): State<Arc<Surface>>, headers: HeaderMap, Query(q): Query<BlocksQuery>) -> Response {
+    if let Some(refusal) = refuse(&s, &headers) {
         return refusal;
     }
-    match ctx.ledger.recent_blocks(q.state.as_deref(), q.limit.unwrap_or(50).min(1000)) {
+    match s.control.ledger().recent_blocks(q.state.as_deref(), q.limit.unwrap_or(50).min(1000)) {
         Ok(lines) => Json(json!({"blocks": lines})).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => ledger_error(e),
     }
 }
 

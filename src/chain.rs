@@ -28,6 +28,15 @@ pub enum ChainError {
 }
 
 impl ChainError {
+    /// The metric label for this error: the HTTP status, `rpc_error` or `network`.
+    pub fn label(&self) -> String {
+        match self {
+            ChainError::Status { status, .. } => status.to_string(),
+            ChainError::Rpc { .. } | ChainError::Decode { .. } => "rpc_error".into(),
+            ChainError::Transport { .. } | ChainError::InvalidUrl(_) => "network".into(),
+        }
+    }
+
     /// Whether trying again later can help (the node was unreachable or overloaded).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -149,6 +158,19 @@ impl NodeClient {
         self.call_u64("eth_blockNumber").await
     }
 
+    /// The hash of block `number` (header only), or `None` if the node does not have it: how a
+    /// ledger recognises its chain (block 0) and, later, whether a block is still canonical.
+    pub async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError> {
+        let method = "eth_getBlockByNumber";
+        let body = self.call_raw(method, json!([format!("{number:#x}"), false])).await?;
+        let envelope: Envelope = serde_json::from_slice(&body)
+            .map_err(|e| ChainError::Decode { method, message: format!("not a JSON-RPC response: {e}") })?;
+        if let Some(e) = envelope.error {
+            return Err(ChainError::Rpc { method, code: e.code, message: e.message });
+        }
+        Ok(envelope.result.and_then(|v| v.get("hash")?.as_str().map(str::to_string)))
+    }
+
     /// The raw `eth_getBlockByNumber(n, true)` response, envelope included.
     pub async fn block_json(&self, number: u64) -> Result<Vec<u8>, ChainError> {
         self.call_raw("eth_getBlockByNumber", json!([format!("{number:#x}"), true])).await
@@ -192,6 +214,11 @@ impl HeadPoller {
             secret_url: url.to_string(),
             endpoint: redact_url(url),
         })
+    }
+
+    /// Scheme, host and port only: safe to log.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     pub async fn head(&self) -> Result<u64, ChainError> {

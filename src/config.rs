@@ -334,12 +334,22 @@ impl RunArgs {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| err("LOG_LEVEL", &format!("is not a level or tracing filter: {e}")))?;
-        let db_path = self.db_path.unwrap_or_else(|| self.output_dir.join("ethproofs-daemon.db"));
+        // Absolute from here on: the ledger records paths, and they must resolve whatever the
+        // working directory of a later start (or of `report`) is.
+        let absolute = |variable, p: &std::path::Path| {
+            std::path::absolute(p).map_err(|e| err(variable, &format!("cannot be made absolute: {e}")))
+        };
+        let output_dir = absolute("OUTPUT_DIR", &self.output_dir)?;
+        let db_path = match self.db_path {
+            Some(p) => absolute("DB_PATH", &p)?,
+            None => output_dir.join("ethproofs-daemon.db"),
+        };
+        let elf_path = absolute("ELF_PATH", &self.elf_path)?;
         Ok(Config {
             eth_rpc_url,
             eth_ws_url: self.eth_ws_url,
             chain_config: self.chain_config,
-            elf_path: self.elf_path,
+            elf_path,
             zisk_action: self.zisk_action,
             cargo_zisk: self.cargo_zisk,
             zisk_version: self.zisk_version,
@@ -348,7 +358,7 @@ impl RunArgs {
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             max_backfill_blocks: self.max_backfill_blocks,
             start_block: self.start_block,
-            output_dir: self.output_dir,
+            output_dir,
             health_host: self.health_host,
             health_port: self.health_port,
             prover_stuck_threshold: Duration::from_secs(self.prover_stuck_threshold_seconds),

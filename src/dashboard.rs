@@ -10,12 +10,12 @@ use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::daemon::Context;
+use crate::health::Surface;
 
 const PAGE: &str = include_str!("dashboard/index.html");
 
-pub fn router(ctx: Arc<Context>) -> Router {
-    Router::new().route("/", get(page)).route("/api/dashboard", get(data)).with_state(ctx)
+pub fn router(surface: Arc<Surface>) -> Router {
+    Router::new().route("/", get(page)).route("/api/dashboard", get(data)).with_state(surface)
 }
 
 async fn page() -> impl IntoResponse {
@@ -77,21 +77,22 @@ async fn hardware() -> Hardware {
     HARDWARE.get_or_init(|| h).clone()
 }
 
-async fn data(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    let (health, status) = crate::health::snapshot(&ctx).await;
+async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
+    let (health, status) = crate::health::snapshot(&s);
+    let ledger = s.control.ledger();
     let components = &health["components"];
     let input = &components["input_generator"];
     let prover = &components["prover"];
-    let counts = ctx.ledger.counts().unwrap_or_default();
+    let counts = ledger.counts().unwrap_or_default();
     let count =
         |states: &[&str]| -> u64 { counts.iter().filter(|(s, _)| states.contains(&s.as_str())).map(|(_, n)| n).sum() };
     let six_hours_ago = SystemTime::now()
         .checked_sub(Duration::from_secs(6 * 3600))
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as i64);
-    let (expected, proved_6h) = ctx.ledger.reliability(six_hours_ago).unwrap_or((0, 0));
-    let recent = ctx.ledger.recent_blocks(None, 20).unwrap_or_default();
-    let mut proved = ctx.ledger.recent_blocks(Some("proved"), 30).unwrap_or_default();
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+    let (expected, proved_6h) = ledger.reliability(six_hours_ago).unwrap_or((0, 0));
+    let recent = ledger.recent_blocks(None, 20).unwrap_or_default();
+    let mut proved = ledger.recent_blocks(Some("proved"), 30).unwrap_or_default();
     proved.reverse();
     let times: Vec<u64> = proved.iter().filter_map(|b| b.proving_ms).collect();
     let avg = (!times.is_empty()).then(|| times.iter().sum::<u64>() / times.len() as u64);
@@ -102,14 +103,15 @@ async fn data(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "ethrex": crate::ETHREX_VERSION,
-        "chain": ctx.chain.origin,
-        "zisk": ctx.zisk_version.to_string(),
-        "paused": ctx.is_paused(),
+        "chain": s.info.chain_name,
+        "zisk": s.info.zisk_version,
+        "paused": s.paused(),
         "head": head,
         "head_age_seconds": input["head_age_seconds"],
         "next_target": next,
         "blocks_to_next": head.zip(next).map(|(h, n)| n.saturating_sub(h)),
         "proved": count(&["proved"]),
+        "executed": count(&["executed"]),
         "missed": count(&["failed", "skipped"]),
         "reliability_6h": if expected == 0 { 1.0 } else { proved_6h as f64 / expected as f64 },
         "prover_state": prover["state"],
@@ -123,7 +125,7 @@ async fn data(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
         "chart": proved.iter().filter_map(|b| b.proving_ms.map(|ms| json!({"block": b.block, "proving_ms": ms}))).collect::<Vec<Value>>(),
         "hardware": {
             "cpu": hw.cpu, "cores": hw.cores, "ram_gb": hw.ram_gb, "gpus": hw.gpus,
-            "disk_free_gb": crate::health::free_mb(&ctx.config.output_dir).map(|mb| (mb as f64 / 100.0).round() / 10.0),
+            "disk_free_gb": crate::health::free_mb(&s.info.output_dir).map(|mb| (mb as f64 / 100.0).round() / 10.0),
         },
         "blocks": recent,
     }))

@@ -61,12 +61,12 @@ pub enum Outcome {
     Done,
     /// 409 on `queued`/`proving`: the block is already proved; send no more status for it.
     AlreadyProved,
-    /// 400, 401, 404, an oversized body: retrying cannot help.
-    Permanent(String),
+    /// 400, 401, 404, an oversized body: retrying cannot help. `http` is the status, if any.
+    Permanent { http: Option<u16>, reason: String },
     /// 429: wait this long, then send the same call again.
     RetryAfter(Duration),
-    /// 5xx, timeouts, network errors: retry with backoff.
-    Transient(String),
+    /// 5xx, timeouts, network errors: retry with backoff. `http` is the status, if any.
+    Transient { http: Option<u16>, reason: String },
 }
 
 /// Classifies an answer by the server's real behaviour (see `ethproofs-api.md`).
@@ -80,8 +80,8 @@ pub fn classify(status: Status, http: u16, retry_after: Option<&str>, body: &str
             let secs = retry_after.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(60);
             Outcome::RetryAfter(Duration::from_secs(secs.max(1)))
         }
-        400..=499 => Outcome::Permanent(format!("HTTP {http}: {excerpt}")),
-        _ => Outcome::Transient(format!("HTTP {http}: {excerpt}")),
+        400..=499 => Outcome::Permanent { http: Some(http), reason: format!("HTTP {http}: {excerpt}") },
+        _ => Outcome::Transient { http: Some(http), reason: format!("HTTP {http}: {excerpt}") },
     }
 }
 
@@ -191,7 +191,7 @@ impl EthProofsClient {
     pub async fn send(&self, call: &Call) -> Outcome {
         let body = match self.body(call) {
             Ok(b) => b,
-            Err(reason) => return Outcome::Permanent(reason),
+            Err(reason) => return Outcome::Permanent { http: None, reason },
         };
         let response = self
             .http
@@ -203,7 +203,7 @@ impl EthProofsClient {
             .send()
             .await;
         match response {
-            Err(e) => Outcome::Transient(e.without_url().to_string()),
+            Err(e) => Outcome::Transient { http: None, reason: e.without_url().to_string() },
             Ok(r) => {
                 let http = r.status().as_u16();
                 let retry_after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -226,11 +226,11 @@ mod tests {
         assert_eq!(classify(Status::Proving, 409, None, "Proof already proved"), Outcome::AlreadyProved);
         assert_eq!(classify(Status::Proved, 429, Some("2"), "{}"), Outcome::RetryAfter(Duration::from_secs(2)));
         assert!(
-            matches!(classify(Status::Proved, 401, None, "Invalid API key"), Outcome::Permanent(m) if m.contains("401"))
+            matches!(classify(Status::Proved, 401, None, "Invalid API key"), Outcome::Permanent { reason, .. } if reason.contains("401"))
         );
-        assert!(matches!(classify(Status::Queued, 400, None, "Invalid request"), Outcome::Permanent(_)));
-        assert!(matches!(classify(Status::Queued, 404, None, "Cluster not found"), Outcome::Permanent(_)));
-        assert!(matches!(classify(Status::Queued, 500, None, "Internal server error"), Outcome::Transient(_)));
+        assert!(matches!(classify(Status::Queued, 400, None, "Invalid request"), Outcome::Permanent { .. }));
+        assert!(matches!(classify(Status::Queued, 404, None, "Cluster not found"), Outcome::Permanent { .. }));
+        assert!(matches!(classify(Status::Queued, 500, None, "Internal server error"), Outcome::Transient { .. }));
     }
 
     #[test]

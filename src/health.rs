@@ -1,13 +1,17 @@
-//! The health endpoints (axum): what Kubernetes probes and operators' scripts read.
+//! The HTTP surface's assembly and the health endpoints (axum): what Kubernetes probes and
+//! operators' scripts read.
 //!
 //! - `GET /health`: the whole picture, 200 when healthy, else 503.
-//! - `GET /health/ready`: 200 only when healthy (not stuck, head fresh, every actor answering).
-//! - `GET /health/live`: 200 while the supervisor answers.
+//! - `GET /health/ready`: 200 only when healthy (not stuck, head fresh, every actor publishing).
+//! - `GET /health/live`: 200 while the supervisor publishes.
 //!
-//! Every figure comes from asking the actors themselves, with a deadline: an actor that does not
-//! answer makes the daemon unhealthy, which is the point of asking.
+//! The surface reads the status board ([`crate::status`]) and the ledger, and sends typed
+//! commands ([`crate::control`]); it never imports an actor. An actor whose status has not been
+//! refreshed recently counts as not responding, which makes the daemon unhealthy.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -17,25 +21,47 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::daemon::input_generator::InputGenMsg;
-use crate::daemon::notifier::NotifierMsg;
-use crate::daemon::prover::ProverMsg;
-use crate::daemon::reporter::ReporterMsg;
-use crate::daemon::supervisor::SupervisorMsg;
-use crate::daemon::{self, Context, INPUT_GENERATOR, NOTIFIER, PROVER, REPORTER, SUPERVISOR, ask};
+use crate::config::Secret;
+use crate::control::Control;
+use crate::status::Board;
 
-const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// What the surface shows that never changes while the daemon runs.
+pub struct Info {
+    pub started_at: SystemTime,
+    pub chain_name: String,
+    pub chain_id: u64,
+    pub zisk_version: String,
+    pub elf_sha256: String,
+    pub output_dir: PathBuf,
+    pub admin_token: Option<Secret>,
+}
+
+/// Everything the HTTP surface needs, and nothing more.
+pub struct Surface {
+    pub board: Arc<Board>,
+    pub control: Control,
+    pub info: Info,
+    /// Set by the InputGenerator while OUTPUT_DIR is short of space.
+    pub disk_low: Arc<AtomicBool>,
+}
+
+impl Surface {
+    /// The operator's pause or a full disk.
+    pub fn paused(&self) -> bool {
+        self.disk_low.load(Ordering::SeqCst) || self.control.ledger().paused().unwrap_or(true)
+    }
+}
 
 /// The daemon's HTTP surface: health always, the admin API when `ADMIN_TOKEN` is set.
-pub fn router(ctx: Arc<Context>) -> Router {
+pub fn router(surface: Arc<Surface>) -> Router {
     let health = Router::new()
         .route("/health", get(health))
         .route("/health/ready", get(ready))
         .route("/health/live", get(live))
         .route("/metrics", get(metrics))
-        .with_state(ctx.clone())
-        .merge(crate::dashboard::router(ctx.clone()));
-    if ctx.config.admin_token.is_some() { health.merge(crate::admin::router(ctx)) } else { health }
+        .with_state(surface.clone())
+        .merge(crate::dashboard::router(surface.clone()));
+    if surface.info.admin_token.is_some() { health.merge(crate::admin::router(surface)) } else { health }
 }
 
 fn to_value<T: serde::Serialize>(v: Option<T>) -> Value {
@@ -46,14 +72,10 @@ fn to_value<T: serde::Serialize>(v: Option<T>) -> Value {
 }
 
 /// Builds the `/health` document and says whether the daemon is healthy.
-pub async fn snapshot(ctx: &Context) -> (Value, &'static str) {
-    let (input, prover, reporter, notifier, supervisor) = tokio::join!(
-        ask(INPUT_GENERATOR, ASK_TIMEOUT, InputGenMsg::Status),
-        ask(PROVER, ASK_TIMEOUT, ProverMsg::Status),
-        ask(REPORTER, ASK_TIMEOUT, ReporterMsg::Status),
-        ask(NOTIFIER, ASK_TIMEOUT, NotifierMsg::Status),
-        ask(SUPERVISOR, ASK_TIMEOUT, SupervisorMsg::Status),
-    );
+pub fn snapshot(s: &Surface) -> (Value, &'static str) {
+    let b = &s.board;
+    let (input, prover, reporter, notifier, supervisor) =
+        (b.input.fresh(), b.prover.fresh(), b.reporter.fresh(), b.notifier.fresh(), b.supervisor.fresh());
     let all_answer =
         input.is_some() && prover.is_some() && reporter.is_some() && notifier.is_some() && supervisor.is_some();
     let degraded =
@@ -65,14 +87,14 @@ pub async fn snapshot(ctx: &Context) -> (Value, &'static str) {
     } else {
         "healthy"
     };
-    let uptime = SystemTime::now().duration_since(ctx.started_at).map(|d| d.as_secs()).unwrap_or(0);
+    let uptime = SystemTime::now().duration_since(s.info.started_at).map(|d| d.as_secs()).unwrap_or(0);
     let doc = json!({
         "status": status,
-        "timestamp": daemon::rfc3339(SystemTime::now()),
+        "timestamp": crate::daemon::rfc3339(SystemTime::now()),
         "uptime_seconds": uptime,
         "version": env!("CARGO_PKG_VERSION"),
         "ethrex_version": crate::ETHREX_VERSION,
-        "chain": {"name": ctx.chain.origin, "chain_id": ctx.chain.chain_id()},
+        "chain": {"name": s.info.chain_name, "chain_id": s.info.chain_id},
         "components": {
             "input_generator": to_value(input),
             "prover": to_value(prover),
@@ -80,24 +102,23 @@ pub async fn snapshot(ctx: &Context) -> (Value, &'static str) {
             "notifier": to_value(notifier),
             "supervisor": to_value(supervisor),
         },
-        "paused": ctx.is_paused(),
-        "ledger": ledger(ctx),
-        "system": system(ctx),
+        "paused": s.paused(),
+        "ledger": ledger(s),
+        "system": system(s),
     });
     (doc, status)
 }
 
-fn ledger(ctx: &Context) -> Value {
-    match ctx.ledger.counts() {
+fn ledger(s: &Surface) -> Value {
+    match s.control.ledger().counts() {
         Ok(counts) => json!({
-            "path": ctx.ledger.path(),
             "blocks": counts.into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<String, Value>>(),
         }),
-        Err(e) => json!({"path": ctx.ledger.path(), "error": e.to_string()}),
+        Err(_) => json!({"error": "the ledger cannot be read (see the daemon's log)"}),
     }
 }
 
-fn system(ctx: &Context) -> Value {
+fn system(s: &Surface) -> Value {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb = |key: &str| -> Option<u64> {
         status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
@@ -106,7 +127,7 @@ fn system(ctx: &Context) -> Value {
         "rss_mb": kb("VmRSS:").map(|k| k / 1024),
         "peak_rss_mb": kb("VmHWM:").map(|k| k / 1024),
         "threads": kb("Threads:"),
-        "output_dir_free_gb": free_gb(&ctx.config.output_dir),
+        "output_dir_free_gb": free_gb(&s.info.output_dir),
     })
 }
 
@@ -127,36 +148,34 @@ fn free_bytes(path: &std::path::Path) -> Option<u64> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return None;
     }
-    Some(st.f_bavail as u64 * st.f_frsize as u64)
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
-async fn health(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    let (doc, status) = snapshot(&ctx).await;
+async fn health(State(s): State<Arc<Surface>>) -> impl IntoResponse {
+    let (doc, status) = snapshot(&s);
     let code = if status == "healthy" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(doc))
 }
 
-async fn ready(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    let (_, status) = snapshot(&ctx).await;
+async fn ready(State(s): State<Arc<Surface>>) -> impl IntoResponse {
+    let (_, status) = snapshot(&s);
     let code = if status == "healthy" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(json!({"status": status})))
 }
 
-async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    let (input, prover, reporter) = tokio::join!(
-        ask(INPUT_GENERATOR, ASK_TIMEOUT, InputGenMsg::Status),
-        ask(PROVER, ASK_TIMEOUT, ProverMsg::Status),
-        ask(REPORTER, ASK_TIMEOUT, ReporterMsg::Status),
-    );
+async fn metrics(State(s): State<Arc<Surface>>) -> impl IntoResponse {
+    let b = &s.board;
+    let (input, prover, reporter) = (b.input.fresh(), b.prover.fresh(), b.reporter.fresh());
+    let ledger = s.control.ledger();
     let six_hours_ago = SystemTime::now()
         .checked_sub(Duration::from_secs(6 * 3600))
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as i64);
-    let (expected_6h, proved_6h) = ctx.ledger.reliability(six_hours_ago).unwrap_or((0, 0));
-    let (last_proved, last_reported) = ctx.ledger.last_proved_and_reported().unwrap_or((None, None));
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+    let (expected_6h, proved_6h) = ledger.reliability(six_hours_ago).unwrap_or((0, 0));
+    let (last_proved, last_reported) = ledger.last_proved_and_reported().unwrap_or((None, None));
     let snapshot = crate::telemetry::Snapshot {
         head: input.as_ref().and_then(|s| s.head),
-        last_target: ctx.ledger.last_target().ok().flatten(),
+        last_target: ledger.last_scheduled().ok().flatten(),
         last_proved,
         last_reported,
         input_queue: input.as_ref().map_or(0, |s| s.queue_length),
@@ -166,23 +185,23 @@ async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
         proving_seconds: prover.as_ref().and_then(|s| s.proving_duration_seconds),
         expected_6h,
         proved_6h,
-        paused: ctx.is_paused(),
+        paused: s.paused(),
     };
     let body = crate::telemetry::render(
         &snapshot,
         [
             ("version", env!("CARGO_PKG_VERSION").to_string()),
             ("ethrex", crate::ETHREX_VERSION.to_string()),
-            ("zisk", ctx.zisk_version.to_string()),
-            ("elf_sha256", ctx.elf_sha256.clone()),
+            ("zisk", s.info.zisk_version.clone()),
+            ("elf_sha256", s.info.elf_sha256.clone()),
         ],
     );
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-async fn live() -> impl IntoResponse {
-    match ask(SUPERVISOR, ASK_TIMEOUT, SupervisorMsg::Ping).await {
-        Some(()) => (StatusCode::OK, Json(json!({"status": "alive"}))),
+async fn live(State(s): State<Arc<Surface>>) -> impl IntoResponse {
+    match s.board.supervisor.fresh() {
+        Some(_) => (StatusCode::OK, Json(json!({"status": "alive"}))),
         None => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "supervisor not responding"}))),
     }
 }

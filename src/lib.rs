@@ -7,16 +7,22 @@
 //!   and configs loaded from a genesis file.
 //! - [`chain`]: the Ethereum node over JSON-RPC (chain id, head, block, witness).
 //! - [`input`]: block + witness JSON → validated, framed ZisK guest input on disk.
-//! - [`store`]: the SQLite ledger of blocks and the EthProofs outbox.
-//! - [`retention`]: which inputs and proofs stay on disk.
+//! - [`store`]: the ledger: the block state machine and the EthProofs outbox (SQLite).
+//! - [`decide`]: the daemon's decisions as plain functions (judging a run, the outbox policy,
+//!   retention).
+//! - [`retention`]: deleting old block data, by `decide::retention`'s rule.
+//! - [`instance`]: one daemon per output directory; recognising our own prover processes.
 //! - [`schedule`]: which blocks are targets, derived from ranges so none is skipped.
 //! - [`zisk`]: cargo-zisk's flags, framing and outputs per version.
 //! - [`process`]: running cargo-zisk in its own process group, with timeout and tail of output.
 //! - [`ethproofs`]: the EthProofs API calls and what each answer means.
 //! - [`notify`]: Slack webhook messages.
 //! - [`config`]: environment / flag configuration, with secrets kept out of logs.
+//! - [`startup`]: config → build (everything that can fail) → spawn; shutdown as a future.
 //! - [`daemon`]: the supervised actors (InputGenerator, Prover, Reporter, Notifier).
-//! - [`health`]: the axum health endpoints and `/metrics`.
+//! - [`status`]: the typed status the actors publish and the HTTP surface reads.
+//! - [`control`]: the typed commands the HTTP surface sends (ledger events and nudges).
+//! - [`health`]: the HTTP surface's assembly, the health endpoints and `/metrics`.
 //! - [`telemetry`]: Prometheus counters, histograms and gauges.
 //! - [`devchain`]: an offline chain (ethrex EVM) served over JSON-RPC, for `run --dev` and fixtures.
 //! - [`dashboard`]: the live page at `/` and the JSON it polls.
@@ -27,17 +33,22 @@ pub mod admin;
 pub mod chain;
 pub mod chainspec;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod dashboard;
+pub mod decide;
 pub mod devchain;
 pub mod doctor;
 pub mod ethproofs;
 pub mod health;
 pub mod input;
+pub mod instance;
 pub mod notify;
 pub mod process;
 pub mod retention;
 pub mod schedule;
+pub mod startup;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod zisk;

@@ -9,7 +9,6 @@ use clap::{Args, Parser, Subcommand};
 use ethproofs_daemon::chain::NodeClient;
 use ethproofs_daemon::chainspec::{ChainSelector, ChainSpec};
 use ethproofs_daemon::config::{Config, LogFormat, RunArgs};
-use ethproofs_daemon::daemon;
 use ethproofs_daemon::input::{self, Framing, GenerateOptions};
 
 const LONG_VERSION: &str =
@@ -227,7 +226,7 @@ fn run(mut args: RunArgs) -> ExitCode {
     if config.zisk_action == ethproofs_daemon::config::ZiskAction::Native {
         tracing::info!(url = %format!("http://localhost:{}/", config.health_port), "dashboard");
     }
-    let result = runtime.block_on(daemon::run(config));
+    let result = runtime.block_on(ethproofs_daemon::startup::run(config, shutdown_signal()));
     // Stray tasks (a WebSocket reconnect loop, a delivery retry) must not hold up the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
@@ -238,6 +237,25 @@ fn run(mut args: RunArgs) -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// SIGTERM (systemd, Kubernetes) or Ctrl-C. A handler that cannot be installed means the
+/// daemon can only be stopped by SIGKILL, which the ledger survives: run anyway.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            eprintln!("warning: cannot install the SIGTERM handler ({e}); Ctrl-C still stops the daemon");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("signal received: stopping");
 }
 
 fn read(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
@@ -306,7 +324,7 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
     let lines = ledger.report_lines(now_ms - args.since.as_millis() as i64)?;
     let time = |ms: Option<i64>| {
-        ms.map(|ms| daemon::rfc3339(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))).unwrap_or_default()
+        ms.map(|ms| ethproofs_daemon::daemon::rfc3339(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))).unwrap_or_default()
     };
     match args.format {
         ReportFormat::Json => {
@@ -404,6 +422,7 @@ async fn start_dev_chain(args: &mut RunArgs) -> anyhow::Result<()> {
         args.output_dir = PathBuf::from("output/dev");
     }
     std::fs::create_dir_all(&args.output_dir)?;
+    fresh_dev_ledger(&args.output_dir)?;
     let config_path = args.output_dir.join("dev-chain-config.json");
     std::fs::write(&config_path, devchain::CONFIG_JSON)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -419,6 +438,30 @@ async fn start_dev_chain(args: &mut RunArgs) -> anyhow::Result<()> {
         args.block_interval = 5;
     }
     args.max_backfill_blocks = args.max_backfill_blocks.max(args.block_interval);
+    Ok(())
+}
+
+/// Every `run --dev` starts a new dev chain from block 0, so it starts a new ledger too: the old
+/// run's ledger and block directories would describe another chain under the same chain id.
+/// Done under the instance lock, so a dev daemon that is still running is refused, not wiped.
+fn fresh_dev_ledger(dir: &std::path::Path) -> anyhow::Result<()> {
+    let ledger = dir.join("ethproofs-daemon.db");
+    let _lock = ethproofs_daemon::instance::lock(dir, &ledger)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = ledger.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(PathBuf::from(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
+        let is_block_dir = entry.file_name().to_str().is_some_and(|n| n.parse::<u64>().is_ok());
+        if is_block_dir && entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
     Ok(())
 }
 

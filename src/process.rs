@@ -52,6 +52,29 @@ impl Ending {
     }
 }
 
+impl Ending {
+    /// How the ledger records it: `code 0`, `signal 9`, `timeout`, `cancelled`.
+    pub fn record(self) -> String {
+        match self {
+            Ending::Code(c) => format!("code {c}"),
+            Ending::Signal(s) => format!("signal {s}"),
+            Ending::TimedOut => "timeout".into(),
+            Ending::Cancelled => "cancelled".into(),
+        }
+    }
+
+    /// Reads [`Ending::record`]'s text back; `None` for text it never writes.
+    pub fn from_record(text: &str) -> Option<Ending> {
+        match text.split_once(' ') {
+            Some(("code", c)) => c.parse().ok().map(Ending::Code),
+            Some(("signal", s)) => s.parse().ok().map(Ending::Signal),
+            None if text == "timeout" => Some(Ending::TimedOut),
+            None if text == "cancelled" => Some(Ending::Cancelled),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     pub ending: Ending,

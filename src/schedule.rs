@@ -1,14 +1,17 @@
 //! Which blocks to prove: every multiple of the interval, derived from the range since the last
-//! handled target rather than from "is the head a multiple?", so a skipped poll, a lagging node
-//! or a dropped WebSocket header never loses a target.
+//! scheduled target rather than from "is the head a multiple?", so a skipped poll, a lagging node
+//! or a dropped WebSocket header never loses a target. A range too far below the head is given
+//! up as one record, never materialised block by block.
 
-/// Targets due when the head is `head` and everything up to `last_handled` is already handled.
+/// Targets due when the head is `head` and everything up to the cursor is already handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Due {
-    /// Targets to prove, oldest first.
+    /// Targets to prove, oldest first (at most `max_backfill / interval + 1` of them).
     pub prove: Vec<u64>,
-    /// Targets older than the backfill window, recorded as skipped instead.
-    pub skipped: Vec<u64>,
+    /// Targets older than the backfill window: `(first, last, count)`, recorded as one skip.
+    pub skipped: Option<(u64, u64, u64)>,
+    /// The newest target handled by this decision: where the next one resumes.
+    pub cursor: Option<u64>,
 }
 
 /// The newest multiple of `interval` at or below `head`.
@@ -16,33 +19,52 @@ pub fn newest_target(head: u64, interval: u64) -> u64 {
     head - head % interval
 }
 
-/// Multiples of `interval` in `(last_handled, head]`; those more than `max_backfill` blocks below
-/// the head are skipped. With no `last_handled` (first start), the first target is `start` if given,
-/// else the newest target at or below the head.
-pub fn due(last_handled: Option<u64>, head: u64, interval: u64, max_backfill: u64, start: Option<u64>) -> Due {
-    let first = match (last_handled, start) {
-        (Some(last), _) => (last / interval + 1) * interval,
-        (None, Some(start)) => start,
+/// The first multiple of `interval` strictly above `n`, if it fits in a u64.
+fn next_multiple(n: u64, interval: u64) -> Option<u64> {
+    (n / interval).checked_add(1)?.checked_mul(interval)
+}
+
+/// Multiples of `interval` in `(last, head]`; those more than `max_backfill` blocks below the
+/// head are skipped. With no `last` (first start), the first target is `start` if given, else
+/// the newest target at or below the head. Genesis is never a target.
+pub fn due(last: Option<u64>, head: u64, interval: u64, max_backfill: u64, start: Option<u64>) -> Due {
+    let none = Due { prove: Vec::new(), skipped: None, cursor: None };
+    let interval = interval.max(1);
+    let first = match (last, start) {
+        (Some(last), _) => match next_multiple(last, interval) {
+            Some(f) => f,
+            None => return none,
+        },
+        // A START_BLOCK that is not a multiple begins at the next one.
+        (None, Some(start)) if start % interval == 0 => start,
+        (None, Some(start)) => match next_multiple(start, interval) {
+            Some(f) => f,
+            None => return none,
+        },
         (None, None) => newest_target(head, interval),
     };
-    // The genesis block has no parent to execute from: it is never a target.
+    // The genesis block has no parent to execute from.
     let first = first.max(interval);
+    if first > head {
+        return none;
+    }
+    let last_target = newest_target(head, interval);
     let oldest_allowed = head.saturating_sub(max_backfill);
-    let mut due = Due { prove: Vec::new(), skipped: Vec::new() };
-    let mut n = first;
-    while n <= head {
-        if n < oldest_allowed {
-            due.skipped.push(n);
-        } else {
-            due.prove.push(n);
+    // The first multiple inside the window.
+    let window_first = if oldest_allowed <= first {
+        first
+    } else {
+        match next_multiple(oldest_allowed - 1, interval) {
+            Some(f) => f,
+            None => return none,
         }
-        n += interval;
-    }
-    // Never enumerate an unbounded range of skips (e.g. START_BLOCK far in the past): summarise.
-    if due.skipped.len() > 1000 {
-        due.skipped.drain(..due.skipped.len() - 1000);
-    }
-    due
+    };
+    let skipped = (window_first > first).then(|| {
+        let skip_last = window_first - interval;
+        (first, skip_last, (skip_last - first) / interval + 1)
+    });
+    let prove = (window_first..=last_target).step_by(usize::try_from(interval).unwrap_or(usize::MAX)).collect();
+    Due { prove, skipped, cursor: Some(last_target) }
 }
 
 #[cfg(test)]
@@ -51,25 +73,40 @@ mod tests {
 
     #[test]
     fn first_start_takes_the_newest_target() {
-        assert_eq!(due(None, 1234, 100, 1000, None), Due { prove: vec![1200], skipped: vec![] });
+        assert_eq!(due(None, 1234, 100, 1000, None).prove, vec![1200]);
         assert_eq!(due(None, 1200, 100, 1000, None).prove, vec![1200]);
         assert_eq!(due(None, 1234, 100, 1000, Some(1000)).prove, vec![1000, 1100, 1200]);
+        assert_eq!(due(None, 1234, 100, 1000, Some(1050)).prove, vec![1100, 1200]);
+        assert_eq!(due(None, 1234, 100, 1000, None).cursor, Some(1200));
     }
 
     #[test]
     fn a_jump_yields_every_target_in_between() {
         assert_eq!(due(Some(1000), 1350, 100, 1000, None).prove, vec![1100, 1200, 1300]);
-        assert_eq!(due(Some(1000), 1099, 100, 1000, None).prove, Vec::<u64>::new());
+        assert_eq!(due(Some(1000), 1099, 100, 1000, None), Due { prove: vec![], skipped: None, cursor: None });
         assert_eq!(due(Some(1050), 1100, 100, 1000, None).prove, vec![1100]);
     }
 
     #[test]
-    fn beyond_the_backfill_window_is_skipped_not_lost() {
+    fn beyond_the_backfill_window_is_one_skipped_range() {
         let d = due(Some(1000), 5000, 100, 1000, None);
         assert_eq!(d.prove.first(), Some(&4000));
         assert_eq!(d.prove.last(), Some(&5000));
-        assert_eq!(d.skipped.first(), Some(&1100));
-        assert_eq!(d.skipped.last(), Some(&3900));
+        assert_eq!(d.skipped, Some((1100, 3900, 29)));
+        assert_eq!(d.cursor, Some(5000));
+        // Every multiple is either proved or in the skipped range.
+        let (first, last, count) = d.skipped.unwrap();
+        assert_eq!(count + d.prove.len() as u64, (5000 - 1000) / 100);
+        assert_eq!((first, last + 100), (1100, d.prove[0]));
+    }
+
+    #[test]
+    fn an_absurd_head_costs_no_memory() {
+        let d = due(Some(1000), u64::MAX, 100, 1000, None);
+        assert!(d.prove.len() <= 11, "{}", d.prove.len());
+        let (_, _, count) = d.skipped.unwrap();
+        assert!(count > 1_000_000_000);
+        assert_eq!(due(Some(u64::MAX - 5), u64::MAX, 100, 1000, None).prove, Vec::<u64>::new());
     }
 
     #[test]

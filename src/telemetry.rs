@@ -48,28 +48,16 @@ pub fn block_outcome(outcome: &'static str, stage: &'static str) {
     metrics::counter!("ethproofs_blocks_total", "outcome" => outcome, "stage" => stage).increment(1);
 }
 
-/// The status part of an error message: the HTTP status if it names one (`HTTP 503`), a
-/// JSON-RPC error, or a network failure.
-pub fn status_label(message: &str) -> String {
-    if let Some(i) = message.find("HTTP ") {
-        let code: String = message[i + 5..].chars().take_while(char::is_ascii_digit).collect();
-        if code.len() == 3 {
-            return code;
-        }
-    }
-    if message.contains("JSON-RPC error") || message.contains("null result") {
-        return "rpc_error".into();
-    }
-    "network".into()
-}
-
-pub fn rpc_error(kind: &'static str, message: &str) {
-    metrics::counter!("ethproofs_rpc_errors_total", "kind" => kind, "status" => status_label(message)).increment(1);
+/// One failed node call: `status` is the HTTP status, `rpc_error` or `network` (from the typed
+/// error, never from its text).
+pub fn rpc_error(kind: &'static str, status: String) {
+    metrics::counter!("ethproofs_rpc_errors_total", "kind" => kind, "status" => status).increment(1);
 }
 
 /// One EthProofs answer: `result` is what it meant (done, already_proved, permanent,
 /// rate_limited, transient), `status` the HTTP status or `network`.
-pub fn api_response(endpoint: &str, result: &'static str, status: String) {
+pub fn api_response(endpoint: &str, result: &'static str, http: Option<u16>) {
+    let status = http.map_or_else(|| "network".to_string(), |h| h.to_string());
     metrics::counter!("ethproofs_api_responses_total", "endpoint" => endpoint.to_string(), "result" => result, "status" => status)
         .increment(1);
 }
@@ -130,17 +118,4 @@ pub fn render(snapshot: &Snapshot, build: [(&'static str, String); 4]) -> String
     let [a, b, c, d] = build;
     metrics::gauge!("ethproofs_build_info", a.0 => a.1, b.0 => b.1, c.0 => c.1, d.0 => d.1).set(1.0);
     install().render()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn status_labels() {
-        assert_eq!(super::status_label("eth_chainId to http://x: HTTP 503: upstream"), "503");
-        assert_eq!(
-            super::status_label("the node answered debug_executionWitness with JSON-RPC error -32000"),
-            "rpc_error"
-        );
-        assert_eq!(super::status_label("connection refused"), "network");
-    }
 }

@@ -1,194 +1,154 @@
-//! The InputGenerator actor: follows the head, derives every target since the last handled
-//! one, and builds each target's input in the background (one at a time, overlapping proving),
-//! handing ready inputs to the Prover. A target that cannot be built is recorded as missed with
-//! the stage and the reason; none is dropped silently.
+//! The InputGenerator actor: follows the head, records every target since the schedule's
+//! cursor in the ledger (one event per head), and builds the oldest `seen` block's input in the
+//! background (one at a time, overlapping proving). The build task records `input_built` or
+//! `input_failed` itself; the Prover is nudged. Its queue is the ledger's `seen` blocks, so a
+//! restart finds it where it was.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde::Serialize;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::notifier::NotifierHandle;
-use super::prover::{Job, ProverHandle};
-use super::{Context, INPUT_GENERATOR, Shared, deliver, rfc3339, send};
+use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
 use crate::chain::{ChainError, HeadPoller, NodeClient};
-use crate::input::{self, GenerateOptions, Generated};
+use crate::control::Nudge;
+use crate::input::{self, GenerateOptions};
 use crate::notify::AlertKind;
 use crate::schedule;
+use crate::status::{InputStatus, MissedBlock, Recent};
+use crate::store::{BlockState, Enqueued, StoreError};
 
 /// The head not advancing for this long makes the daemon degraded.
 pub const HEAD_STALE_AFTER: Duration = Duration::from_secs(300);
 /// The node failing this long raises an alert.
 const RPC_DOWN_ALERT_AFTER: Duration = Duration::from_secs(60);
+/// One head poll may not take longer than this: a hung call must never stop polling.
+const POLL_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone, Serialize)]
-pub struct MissedBlock {
-    pub block: u64,
-    pub stage: &'static str,
-    pub reason: String,
-    pub at: String,
+/// Why a target's input could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{error}")]
+    Fetch { stage: &'static str, error: ChainError },
+    #[error("{0}")]
+    Input(String),
 }
 
-impl InputGenState {
-    /// Restores progress from the ledger: where targets resume, and targets still to build.
-    pub fn resume(&mut self, last_handled: Option<u64>, to_build: Vec<u64>) {
-        self.last_handled = last_handled;
-        let now = Instant::now();
-        self.pending.extend(to_build.into_iter().map(|b| (b, now)));
+impl BuildError {
+    fn stage(&self) -> &'static str {
+        match self {
+            BuildError::Fetch { stage, .. } => stage,
+            BuildError::Input(_) => "input",
+        }
     }
-}
-
-#[derive(Default)]
-pub struct InputGenState {
-    last_handled: Option<u64>,
-    head: Option<u64>,
-    head_seen_at: Option<(Instant, SystemTime)>,
-    pending: VecDeque<(u64, Instant)>,
-    building: Option<(u64, Instant, tokio::task::JoinHandle<()>)>,
-    processed_count: u64,
-    missed: VecDeque<MissedBlock>,
-    missed_count: u64,
-    polling: bool,
-    rpc_down_since: Option<Instant>,
-    rpc_down_alerted: bool,
-    last_rpc_error: Option<String>,
-    ws_task: Option<tokio::task::JoinHandle<()>>,
-    stopped: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct InputGenStatus {
-    pub status: &'static str,
-    pub state: &'static str,
-    pub queue_length: usize,
-    pub queued_blocks: Vec<u64>,
-    pub building_block: Option<u64>,
-    pub processed_count: u64,
-    pub head: Option<u64>,
-    pub head_seen_at: Option<String>,
-    pub head_age_seconds: Option<u64>,
-    pub next_target: Option<u64>,
-    pub missed_count: u64,
-    pub missed_blocks: Vec<MissedBlock>,
-    pub rpc_error: Option<String>,
 }
 
 pub enum InputGenMsg {
     Tick,
-    /// Operator asked for these blocks (any number, not only targets); answers how many were new.
-    Manual(Vec<u64>, RpcReplyPort<usize>),
-    /// Pause ended: start building again.
+    /// The ledger's `seen` blocks may have changed (an operator's blocks, a resume).
     Wake,
     Head(u64),
-    PollFailed(String),
-    Built {
-        block: u64,
-        result: Box<Result<Generated, (&'static str, String)>>,
-    },
-    Status(RpcReplyPort<InputGenStatus>),
-    Stop(RpcReplyPort<()>),
+    PollFailed(ChainError),
+    /// A build ended; the ledger already says how.
+    Built { block: u64, result: Result<u64, BuildError> },
+    Stop,
+}
+
+pub struct InputGenState {
+    head: Option<u64>,
+    head_seen_at: Option<(Instant, SystemTime)>,
+    /// The build in flight: its block, when it started, the task.
+    building: Option<(u64, Instant, InFlightTask)>,
+    /// The head poll in flight, and when it started.
+    polling: Option<(Instant, InFlightTask)>,
+    /// When the last poll started: polls are `POLL_INTERVAL_MS` apart, ticks are more often.
+    last_poll: Option<Instant>,
+    /// `newHeads` over WebSocket, when configured.
+    ws: Option<InFlightTask>,
+    processed_count: u64,
+    missed: Recent<MissedBlock>,
+    missed_count: u64,
+    rpc_down_since: Option<Instant>,
+    rpc_down_alerted: bool,
+    last_rpc_error: Option<String>,
+    stopped: bool,
 }
 
 pub struct InputGenerator {
     pub ctx: Arc<Context>,
     pub poller: Arc<HeadPoller>,
-    pub prover: ProverHandle,
-    pub notifier: NotifierHandle,
+    pub alerts: Alerts,
+    pub mailbox: Mailbox<InputGenMsg>,
 }
 
 impl Actor for InputGenerator {
     type Msg = InputGenMsg;
-    type State = Shared<InputGenState>;
-    type Arguments = Shared<InputGenState>;
+    type State = InputGenState;
+    type Arguments = ();
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        state: Self::Arguments,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        {
-            let mut s = state.lock();
-            s.polling = false;
-            // A build whose task ended while no incarnation was alive lost its result: redo it.
-            if s.building.as_ref().is_some_and(|(_, _, task)| task.is_finished())
-                && let Some((block, seen, _)) = s.building.take()
-            {
-                s.pending.push_front((block, seen));
-            }
-            if let Some(url) = &self.ctx.config.eth_ws_url
-                && s.ws_task.as_ref().is_none_or(|t| t.is_finished())
-            {
-                let url = url.expose().to_string();
-                s.ws_task = Some(tokio::spawn(crate::chain::follow_new_heads(url, |n| {
-                    let _ = send(INPUT_GENERATOR, InputGenMsg::Head(n));
-                })));
-            }
-        }
-        myself.send_interval(self.ctx.config.poll_interval, || InputGenMsg::Tick);
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, _: ()) -> Result<Self::State, ActorProcessingErr> {
+        let ws = self.ctx.config.eth_ws_url.as_ref().map(|url| {
+            let (url, mailbox) = (url.expose().to_string(), self.mailbox.clone());
+            InFlightTask::spawn(crate::chain::follow_new_heads(url, move |n| {
+                let _ = mailbox.send(InputGenMsg::Head(n));
+            }))
+        });
+        myself.send_interval(self.ctx.config.poll_interval.min(Duration::from_secs(1)), || InputGenMsg::Tick);
         let _ = myself.cast(InputGenMsg::Tick);
-        Ok(state)
+        Ok(InputGenState {
+            head: None,
+            head_seen_at: None,
+            building: None,
+            polling: None,
+            last_poll: None,
+            ws,
+            processed_count: 0,
+            missed: Recent::new(100),
+            missed_count: 0,
+            rpc_down_since: None,
+            rpc_down_alerted: false,
+            last_rpc_error: None,
+            stopped: false,
+        })
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
-        state: &mut Self::State,
+        s: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             InputGenMsg::Tick => {
                 self.check_disk();
-                self.poll(state);
-                self.pump(state);
+                self.poll(s);
             }
-            InputGenMsg::Wake => self.pump(state),
-            InputGenMsg::Manual(blocks, reply) => {
-                let mut added = 0;
-                {
-                    let mut s = state.lock();
-                    let now = Instant::now();
-                    for block in blocks {
-                        let known = s.pending.iter().any(|(b, _)| *b == block)
-                            || s.building.as_ref().is_some_and(|(b, _, _)| *b == block);
-                        if known {
-                            continue;
-                        }
-                        self.ctx.ledger.mark_seen(block)?;
-                        tracing::info!(block, "target added by the operator");
-                        s.pending.push_back((block, now));
-                        added += 1;
-                    }
-                }
-                let _ = reply.send(added);
-                self.pump(state);
-            }
+            InputGenMsg::Wake => {}
             InputGenMsg::Head(n) => {
-                self.rpc_ok(state);
-                self.on_head(state, n)?;
-                self.pump(state);
+                s.polling = None;
+                self.rpc_ok(s);
+                self.on_head(s, n)?;
             }
-            InputGenMsg::PollFailed(reason) => self.rpc_failed(state, reason),
+            InputGenMsg::PollFailed(error) => {
+                s.polling = None;
+                self.rpc_failed(s, &error);
+            }
             InputGenMsg::Built { block, result } => {
-                self.on_built(state, block, *result)?;
-                self.pump(state);
+                if s.building.as_ref().is_some_and(|(b, _, _)| *b == block) {
+                    s.building = None;
+                }
+                self.built(s, block, result);
             }
-            InputGenMsg::Status(reply) => {
-                let _ = reply.send(self.status(state));
-            }
-            InputGenMsg::Stop(reply) => {
-                let mut s = state.lock();
+            InputGenMsg::Stop => {
                 s.stopped = true;
-                if let Some(t) = s.ws_task.take() {
-                    t.abort();
-                }
-                if let Some((_, _, t)) = s.building.take() {
-                    t.abort();
-                }
-                let _ = reply.send(());
+                s.ws = None;
+                s.polling = None;
+                // An aborted build leaves its block `seen`: the next start builds it again.
+                s.building = None;
             }
         }
+        self.pump(s)?;
+        self.publish(s)?;
         Ok(())
     }
 }
@@ -202,40 +162,47 @@ impl InputGenerator {
         let low = free < min;
         let was_low = self.ctx.disk_low.swap(low, Ordering::SeqCst);
         if low && !was_low {
-            self.notifier.alert(
+            self.alerts.alert(
                 AlertKind::DiskLow,
                 "Disk low: new work paused",
                 format!("{} has {free} MB free, below MIN_FREE_DISK_MB = {min}", self.ctx.config.output_dir.display()),
             );
         } else if was_low && !low {
-            self.notifier.resolve(AlertKind::DiskLow, format!("{free} MB free again; work resumes"));
-            let _ = send(super::PROVER, super::prover::ProverMsg::Wake);
+            self.alerts.resolve(AlertKind::DiskLow, format!("{free} MB free again; work resumes"));
+            self.ctx.nudge(Nudge::Prover);
         }
     }
 
-    fn poll(&self, state: &Shared<InputGenState>) {
-        let mut s = state.lock();
-        if s.polling || s.stopped {
+    fn poll(&self, s: &mut InputGenState) {
+        let interval = self.ctx.config.poll_interval;
+        let due = s.last_poll.is_none_or(|at| at.elapsed() >= interval);
+        if s.stopped || s.polling.is_some() || !due {
             return;
         }
-        s.polling = true;
-        let poller = self.poller.clone();
-        tokio::spawn(async move {
-            let msg = match poller.head().await {
-                Ok(n) => InputGenMsg::Head(n),
-                Err(e) => InputGenMsg::PollFailed(e.to_string()),
-            };
-            deliver(INPUT_GENERATOR, msg).await;
-        });
+        s.last_poll = Some(Instant::now());
+        let (poller, mailbox) = (self.poller.clone(), self.mailbox.clone());
+        s.polling = Some((
+            Instant::now(),
+            InFlightTask::spawn(async move {
+                let msg = match tokio::time::timeout(POLL_TIMEOUT, poller.head()).await {
+                    Ok(Ok(n)) => InputGenMsg::Head(n),
+                    Ok(Err(e)) => InputGenMsg::PollFailed(e),
+                    Err(_) => InputGenMsg::PollFailed(ChainError::Transport {
+                        method: "eth_blockNumber",
+                        endpoint: poller.endpoint().to_string(),
+                        message: format!("no answer in {}s", POLL_TIMEOUT.as_secs()),
+                    }),
+                };
+                mailbox.deliver(msg).await;
+            }),
+        ));
     }
 
-    fn rpc_ok(&self, state: &Shared<InputGenState>) {
-        let mut s = state.lock();
-        s.polling = false;
+    fn rpc_ok(&self, s: &mut InputGenState) {
         if let Some(since) = s.rpc_down_since.take()
             && std::mem::take(&mut s.rpc_down_alerted)
         {
-            self.notifier.resolve(
+            self.alerts.resolve(
                 AlertKind::RpcDown,
                 format!("{} reachable again after {}s down", self.ctx.node.endpoint(), since.elapsed().as_secs()),
             );
@@ -243,158 +210,125 @@ impl InputGenerator {
         s.last_rpc_error = None;
     }
 
-    fn rpc_failed(&self, state: &Shared<InputGenState>, reason: String) {
-        let mut s = state.lock();
-        s.polling = false;
+    fn rpc_failed(&self, s: &mut InputGenState, error: &ChainError) {
+        let reason = error.to_string();
         tracing::warn!(%reason, "polling the head failed");
-        crate::telemetry::rpc_error("head", &reason);
+        crate::telemetry::rpc_error("head", error.label());
         let since = *s.rpc_down_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= RPC_DOWN_ALERT_AFTER && !s.rpc_down_alerted {
             s.rpc_down_alerted = true;
-            self.notifier.alert(AlertKind::RpcDown, "Ethereum node unreachable for 60 s", reason.clone());
+            self.alerts.alert(AlertKind::RpcDown, "Ethereum node unreachable for 60 s", reason.clone());
         }
         s.last_rpc_error = Some(reason);
     }
 
-    fn on_head(&self, state: &Shared<InputGenState>, head: u64) -> Result<(), ActorProcessingErr> {
-        let cfg = &self.ctx.config;
-        let mut s = state.lock();
+    /// A higher head: every target since the cursor is recorded in one ledger event.
+    fn on_head(&self, s: &mut InputGenState, head: u64) -> Result<(), StoreError> {
+        let now = (Instant::now(), SystemTime::now());
         if s.stopped || s.head.is_some_and(|h| head <= h) {
+            if s.head == Some(head) {
+                s.head_seen_at = Some(now);
+            }
             return Ok(());
         }
         s.head = Some(head);
-        let now = Instant::now();
-        s.head_seen_at = Some((now, SystemTime::now()));
-        let due = schedule::due(s.last_handled, head, cfg.block_interval, cfg.max_backfill_blocks, cfg.start_block);
-        for &block in &due.skipped {
-            self.ctx.ledger.mark_skipped(block, "older than MAX_BACKFILL_BLOCKS below the head")?;
+        s.head_seen_at = Some(now);
+        let cfg = &self.ctx.config;
+        let last = self.ctx.ledger.last_scheduled()?;
+        let due = schedule::due(last, head, cfg.block_interval, cfg.max_backfill_blocks, cfg.start_block);
+        let Some(cursor) = due.cursor else { return Ok(()) };
+        let reason = format!("more than MAX_BACKFILL_BLOCKS ({}) below the head {head} when it was seen", cfg.max_backfill_blocks);
+        let skipped = due.skipped.map(|(first, last, count)| (first, last, count, reason.as_str()));
+        let new = self.ctx.ledger.targets_scheduled(&due.prove, skipped, cursor)?;
+        if let Some((first, last, count)) = due.skipped {
             crate::telemetry::block_outcome("skipped", "backfill_window");
-            record_missed(
-                &mut s,
-                block,
-                "backfill_window",
-                format!(
-                    "more than MAX_BACKFILL_BLOCKS ({}) below the head {head} when it was seen",
-                    cfg.max_backfill_blocks
-                ),
-            );
+            tracing::error!(first, last, count, %reason, "targets skipped");
+            s.missed_count = s.missed_count.saturating_add(count);
+            let what = if count == 1 { String::new() } else { format!(" (and {} more up to {last})", count - 1) };
+            s.missed.push(MissedBlock {
+                block: first,
+                stage: "backfill_window".into(),
+                reason: format!("{reason}{what}"),
+                at: rfc3339(SystemTime::now()),
+            });
         }
-        if let Some(&newest) = due.prove.last().or(due.skipped.last()) {
-            s.last_handled = Some(newest);
-        }
-        for block in due.prove {
+        for block in new {
             tracing::info!(block, head, "new target");
-            self.ctx.ledger.mark_seen(block)?;
-            s.pending.push_back((block, now));
         }
         Ok(())
     }
 
-    fn pump(&self, state: &Shared<InputGenState>) {
-        let mut s = state.lock();
+    /// Starts building the oldest `seen` block, if nothing is being built.
+    fn pump(&self, s: &mut InputGenState) -> Result<(), StoreError> {
         if s.building.is_some() || s.stopped || self.ctx.is_paused() {
-            return;
+            return Ok(());
         }
-        let Some((block, seen)) = s.pending.pop_front() else { return };
-        let ctx = self.ctx.clone();
-        let task = tokio::spawn(async move {
-            let result = build(&ctx, block).await;
-            deliver(INPUT_GENERATOR, InputGenMsg::Built { block, result: Box::new(result) }).await;
+        let Some(block) = self.ctx.ledger.blocks_in(&[BlockState::Seen])?.into_iter().next().map(|b| b.number) else {
+            return Ok(());
+        };
+        let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
+        let started = Instant::now();
+        let task = InFlightTask::spawn(async move {
+            let result = build_and_record(&ctx, block, started).await;
+            mailbox.deliver(InputGenMsg::Built { block, result }).await;
         });
-        s.building = Some((block, seen, task));
-    }
-
-    fn on_built(
-        &self,
-        state: &Shared<InputGenState>,
-        block: u64,
-        result: Result<Generated, (&'static str, String)>,
-    ) -> Result<(), ActorProcessingErr> {
-        let mut s = state.lock();
-        let Some((_, seen, _)) = s.building.take_if(|(b, _, _)| *b == block) else { return Ok(()) };
-        match result {
-            Ok(generated) => {
-                s.processed_count += 1;
-                let input_ms = seen.elapsed().as_millis() as u64;
-                tracing::info!(block, input_bytes = generated.written.bytes, input_ms, "input ready");
-                crate::telemetry::input_generated(input_ms as f64 / 1000.0);
-                self.ctx.ledger.mark_input_ready(
-                    block,
-                    &generated.written.path,
-                    generated.summary.gas_used,
-                    generated.summary.tx_count,
-                    &format!("{:#x}", generated.summary.hash),
-                    input_ms,
-                )?;
-                drop(s);
-                self.notifier.resolve(AlertKind::InputFailed, format!("the input of block {block} was built"));
-                self.prover.enqueue(
-                    Job {
-                        block,
-                        input_path: generated.written.path.clone(),
-                        head_seen_at: seen,
-                        block_timestamp: Some(generated.summary.timestamp),
-                    },
-                    // Without a proof to follow, `queued` would leave the block hanging on the site.
-                    self.ctx.config.zisk_action == crate::config::ZiskAction::Prove,
-                )?;
-            }
-            Err((stage, reason)) => {
-                self.ctx.ledger.mark_failed(block, stage, &reason)?;
-                crate::telemetry::block_outcome("missed", stage);
-                if stage.starts_with("fetch") || reason.contains("JSON-RPC error") || reason.contains("null result") {
-                    crate::telemetry::rpc_error(stage, &reason);
-                }
-                self.notifier.alert(
-                    AlertKind::InputFailed,
-                    format!("Input failed: block {block} ({stage})"),
-                    reason.clone(),
-                );
-                record_missed(&mut s, block, stage, reason);
-            }
-        }
+        s.building = Some((block, started, task));
         Ok(())
     }
 
-    fn status(&self, state: &Shared<InputGenState>) -> InputGenStatus {
-        let s = state.lock();
+    fn built(&self, s: &mut InputGenState, block: u64, result: Result<u64, BuildError>) {
+        match result {
+            Ok(input_ms) => {
+                s.processed_count += 1;
+                crate::telemetry::input_generated(input_ms as f64 / 1000.0);
+                self.alerts.resolve(AlertKind::InputFailed, format!("the input of block {block} was built"));
+            }
+            Err(error) => {
+                let (stage, reason) = (error.stage(), error.to_string());
+                crate::telemetry::block_outcome("missed", stage);
+                if let BuildError::Fetch { error, .. } = &error {
+                    crate::telemetry::rpc_error(stage, error.label());
+                }
+                self.alerts.alert(AlertKind::InputFailed, format!("Input failed: block {block} ({stage})"), reason.clone());
+                tracing::error!(block, stage, %reason, "target missed");
+                s.missed_count = s.missed_count.saturating_add(1);
+                s.missed.push(MissedBlock { block, stage: stage.into(), reason, at: rfc3339(SystemTime::now()) });
+            }
+        }
+    }
+
+    fn publish(&self, s: &InputGenState) -> Result<(), StoreError> {
         let interval = self.ctx.config.block_interval;
+        let queued: Vec<u64> = self.ctx.ledger.blocks_in(&[BlockState::Seen])?.iter().map(|b| b.number).collect();
         let head_age = s.head_seen_at.map(|(i, _)| i.elapsed());
         let stale = head_age.is_some_and(|a| a > HEAD_STALE_AFTER);
-        InputGenStatus {
+        let building = s.building.as_ref().map(|(b, _, _)| *b);
+        self.ctx.board.input.publish(InputStatus {
             status: if stale { "degraded" } else { "healthy" },
             state: if s.stopped {
                 "stopped"
             } else if self.ctx.is_paused() {
                 "paused"
-            } else if s.building.is_some() {
+            } else if building.is_some() {
                 "building"
             } else if s.last_rpc_error.is_some() {
                 "rpc_error"
             } else {
                 "polling"
             },
-            queue_length: s.pending.len(),
-            queued_blocks: s.pending.iter().map(|(b, _)| *b).collect(),
-            building_block: s.building.as_ref().map(|(b, _, _)| *b),
+            queue_length: queued.iter().filter(|b| Some(**b) != building).count(),
+            queued_blocks: queued.into_iter().filter(|b| Some(*b) != building).take(100).collect(),
+            building_block: building,
             processed_count: s.processed_count,
             head: s.head,
             head_seen_at: s.head_seen_at.map(|(_, t)| rfc3339(t)),
             head_age_seconds: head_age.map(|a| a.as_secs()),
-            next_target: s.head.map(|h| schedule::newest_target(h, interval) + interval),
+            next_target: s.head.and_then(|h| schedule::newest_target(h, interval).checked_add(interval)),
             missed_count: s.missed_count,
-            missed_blocks: s.missed.iter().cloned().collect(),
+            missed_blocks: s.missed.to_vec(),
             rpc_error: s.last_rpc_error.clone(),
-        }
-    }
-}
-
-fn record_missed(s: &mut InputGenState, block: u64, stage: &'static str, reason: String) {
-    tracing::error!(block, stage, %reason, "target missed");
-    s.missed_count += 1;
-    s.missed.push_back(MissedBlock { block, stage, reason, at: rfc3339(SystemTime::now()) });
-    if s.missed.len() > 100 {
-        s.missed.pop_front();
+        });
+        Ok(())
     }
 }
 
@@ -420,19 +354,56 @@ where
     }
 }
 
-/// Fetch, build, validate and write one target's input under `OUTPUT_DIR/<block>/input.bin`.
-async fn build(ctx: &Context, block: u64) -> Result<Generated, (&'static str, String)> {
+/// Fetch, build, validate and write one target's input under `OUTPUT_DIR/<block>/input.bin`,
+/// and record the outcome in the ledger. Returns the time it took.
+async fn build_and_record(ctx: &Context, block: u64, started: Instant) -> Result<u64, BuildError> {
+    let result = build(ctx, block).await;
+    let recorded = match &result {
+        Ok(generated) => {
+            let input_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            tracing::info!(block, input_bytes = generated.written.bytes, input_ms, "input ready");
+            let hash = format!("{:#x}", generated.summary.hash);
+            let built = Enqueued {
+                input_path: &generated.written.path,
+                gas_used: generated.summary.gas_used,
+                tx_count: u64::try_from(generated.summary.tx_count).unwrap_or(u64::MAX),
+                block_hash: &hash,
+                input_ms,
+            };
+            // Without a proof to follow, `queued` would leave the block hanging on the site.
+            let report = ctx.config.ethproofs.is_some() && ctx.config.zisk_action == crate::config::ZiskAction::Prove;
+            ctx.ledger.input_built(block, &built, report).map(|()| input_ms)
+        }
+        Err(e) => ctx.ledger.input_failed(block, e.stage(), &e.to_string()).map(|()| 0),
+    };
+    match recorded {
+        Ok(input_ms) => {
+            ctx.nudge(Nudge::Prover);
+            ctx.nudge(Nudge::Reporter);
+            result.map(|_| input_ms)
+        }
+        // The block stays `seen` and is built again by the next incarnation or start.
+        Err(e) => Err(BuildError::Input(format!("the outcome could not be recorded: {e}"))),
+    }
+}
+
+async fn build(ctx: &Context, block: u64) -> Result<input::Generated, BuildError> {
     let node: &NodeClient = &ctx.node;
-    let block_json = fetch("block", || node.block_json(block)).await.map_err(|e| ("fetch_block", e.to_string()))?;
-    let witness_json =
-        fetch("witness", || node.witness_json(block)).await.map_err(|e| ("fetch_witness", e.to_string()))?;
+    let block_json = fetch("block", || node.block_json(block))
+        .await
+        .map_err(|error| BuildError::Fetch { stage: "fetch_block", error })?;
+    let witness_json = fetch("witness", || node.witness_json(block))
+        .await
+        .map_err(|error| BuildError::Fetch { stage: "fetch_witness", error })?;
     let dir = ctx.config.output_dir.join(block.to_string());
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| ("input", format!("cannot create {}: {e}", dir.display())))?;
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| BuildError::Input(format!("cannot create {}: {e}", dir.display())))?;
     let out = dir.join("input.bin");
     let chain = ctx.chain.config;
     let options = GenerateOptions { framing: ctx.zisk_version.framing(), validate: true };
     tokio::task::spawn_blocking(move || input::generate(block_json, witness_json, &chain, options, &out))
         .await
-        .map_err(|e| ("input", format!("input task failed: {e}")))?
-        .map_err(|e| ("input", e.to_string()))
+        .map_err(|e| BuildError::Input(format!("input task failed: {e}")))?
+        .map_err(|e| BuildError::Input(e.to_string()))
 }

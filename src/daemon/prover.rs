@@ -1,477 +1,269 @@
-//! The Prover actor: a FIFO of ready inputs and one `cargo-zisk` at a time.
-//!
-//! It decides when a block starts and what its ending means; `process` runs the child and
-//! `zisk` knows the flags and outputs. A crash, an OOM kill, a non-zero exit, a timeout or a
-//! missing proof fails that block with the reason (and the prover's last lines), and the next
-//! block proceeds.
+//! The Prover actor: one prover run at a time, taken from the ledger's queued blocks. It starts
+//! runs ([`super::proof_run`]) and hears how they went; the runs record their own outcome. When
+//! it starts it settles what a predecessor left: a run the daemon died under is ended (only if
+//! its recorded process is verifiably ours) and queued again, counted as an interruption; a
+//! recorded exit that was never judged is judged from the ledger.
 
-use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde::Serialize;
 use tokio::sync::watch;
 
-use super::notifier::NotifierHandle;
-use super::reporter::{ProvedReport, ReporterHandle};
-use super::{Context, PROVER, Shared, deliver, rfc3339, send};
+use super::proof_run::{self, RunJob, RunReport};
+use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
 use crate::config::ZiskAction;
-use crate::ethproofs::Status;
+use crate::control::Nudge;
+use crate::decide::judge::{self, Verdict};
 use crate::notify::AlertKind;
-use crate::process::{self, Ending, RunOutcome, RunSpec};
-use crate::store::{BlockState, Ledger};
-use crate::zisk;
-
-/// An input ready to prove.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub block: u64,
-    pub input_path: PathBuf,
-    /// When the daemon first saw a head at or past this block.
-    pub head_seen_at: Instant,
-    /// The block's own timestamp, for block-to-proof latency (unknown after a resume).
-    pub block_timestamp: Option<u64>,
-}
-
-struct InFlight {
-    job: Job,
-    started: Instant,
-    started_at: SystemTime,
-    pgid: Option<u32>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ProvedBlock {
-    pub block: u64,
-    pub proving_time_ms: u64,
-    pub cycles: Option<u64>,
-    pub proof_path: Option<String>,
-    /// From first seeing the head to cargo-zisk starting.
-    pub head_to_prover_ms: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FailedBlock {
-    pub block: u64,
-    pub stage: &'static str,
-    pub reason: String,
-    pub last_lines: Vec<String>,
-}
-
-pub struct ProverState {
-    queue: VecDeque<Job>,
-    in_flight: Option<InFlight>,
-    proved: VecDeque<ProvedBlock>,
-    proved_count: u64,
-    failed: VecDeque<FailedBlock>,
-    failed_count: u64,
-    cancel: watch::Sender<bool>,
-    stopping: bool,
-    stuck_alerted: bool,
-}
-
-impl ProverState {
-    /// Puts a block straight into the queue (resume after a restart: no new `queued` report).
-    pub fn resume(&mut self, job: Job) {
-        if !self.queue.iter().any(|j| j.block == job.block) {
-            self.queue.push_back(job);
-        }
-    }
-}
-
-impl Default for ProverState {
-    fn default() -> Self {
-        ProverState {
-            queue: VecDeque::new(),
-            in_flight: None,
-            proved: VecDeque::new(),
-            proved_count: 0,
-            failed: VecDeque::new(),
-            failed_count: 0,
-            cancel: watch::channel(false).0,
-            stopping: false,
-            stuck_alerted: false,
-        }
-    }
-}
-
-impl ProverState {
-    /// Ends the running prover's process group now (used when the supervisor gives up).
-    pub fn cancel_now(&mut self) -> Option<u32> {
-        self.stopping = true;
-        let _ = self.cancel.send(true);
-        let pgid = self.in_flight.as_ref().and_then(|f| f.pgid);
-        if let Some(pgid) = pgid {
-            crate::process::signal_group(pgid, libc::SIGKILL);
-        }
-        pgid
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ProverStatus {
-    pub status: &'static str,
-    pub state: &'static str,
-    pub queue_length: usize,
-    pub queued_blocks: Vec<u64>,
-    pub proving_block: Option<u64>,
-    pub proving_since: Option<String>,
-    pub proving_duration_seconds: Option<u64>,
-    pub proving_pgid: Option<u32>,
-    pub zisk_version: String,
-    pub action: &'static str,
-    pub proved_count: u64,
-    pub failed_count: u64,
-    pub recent_proved: Vec<ProvedBlock>,
-    pub recent_failed: Vec<FailedBlock>,
-}
+use crate::status::{FailedBlock, ProvedBlock, ProverStatus, Recent};
+use crate::store::{BlockRecord, BlockState, Interrupted, StoreError};
 
 pub enum ProverMsg {
+    /// The queue may have changed.
     Wake,
-    /// Periodic look at the running proof (stuck detection).
+    /// Heartbeat: stuck detection, status.
     Check,
-    Started {
-        block: u64,
-        pgid: u32,
-    },
-    Finished {
-        block: u64,
-        result: Result<RunOutcome, String>,
-    },
-    Status(RpcReplyPort<ProverStatus>),
+    Finished(Box<RunReport>),
     /// Stop taking work and end the running prover; answers once nothing runs.
     Stop(RpcReplyPort<()>),
 }
 
-#[derive(Clone)]
-pub struct ProverHandle {
-    state: Shared<ProverState>,
-    reporter: ReporterHandle,
-    ledger: Arc<Ledger>,
+/// The run in flight.
+struct InFlight {
+    block: u64,
+    attempt: u32,
+    started: Instant,
+    started_at: SystemTime,
+    cancel: watch::Sender<bool>,
+    task: InFlightTask,
 }
 
-impl ProverHandle {
-    pub fn new(state: Shared<ProverState>, reporter: ReporterHandle, ledger: Arc<Ledger>) -> ProverHandle {
-        ProverHandle { state, reporter, ledger }
-    }
-
-    /// Puts a ready input in the queue and reports it `queued`. A block already proved is never
-    /// queued again.
-    pub fn enqueue(&self, job: Job, report: bool) -> Result<(), crate::store::StoreError> {
-        let block = job.block;
-        if self.ledger.block(block)?.is_some_and(|b| b.state == BlockState::Proved) {
-            tracing::warn!(block, "already proved; not proving it again");
-            return Ok(());
-        }
-        {
-            let mut s = self.state.lock();
-            if s.stopping || s.queue.iter().any(|j| j.block == block) {
-                return Ok(());
-            }
-            self.ledger.mark_queued(block)?;
-            s.queue.push_back(job);
-        }
-        if report {
-            self.reporter.report(block, Status::Queued, None)?;
-        }
-        let _ = send(PROVER, ProverMsg::Wake);
-        Ok(())
-    }
+pub struct ProverState {
+    in_flight: Option<InFlight>,
+    proved_count: u64,
+    executed_count: u64,
+    failed_count: u64,
+    proved: Recent<ProvedBlock>,
+    failed: Recent<FailedBlock>,
+    stopping: bool,
+    stuck_alerted: bool,
+    /// From the block becoming a target to its run starting, for the latest run.
+    last_head_to_prover_ms: Option<i64>,
 }
 
 pub struct Prover {
     pub ctx: Arc<Context>,
-    pub reporter: ReporterHandle,
-    pub notifier: NotifierHandle,
+    pub alerts: Alerts,
+    pub mailbox: Mailbox<ProverMsg>,
 }
 
 impl Actor for Prover {
     type Msg = ProverMsg;
-    type State = Shared<ProverState>;
-    type Arguments = Shared<ProverState>;
+    type State = ProverState;
+    type Arguments = ();
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        state: Self::Arguments,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        {
-            let mut s = state.lock();
-            // A run whose task ended while no incarnation was alive lost its result: run it again.
-            if s.in_flight.as_ref().is_some_and(|f| f.task.is_finished())
-                && let Some(f) = s.in_flight.take()
-            {
-                tracing::warn!(
-                    block = f.job.block,
-                    "prover restarted after its run ended unseen; proving the block again"
-                );
-                s.queue.push_front(f.job);
-            }
-        }
-        myself.send_interval(Duration::from_secs(5), || ProverMsg::Check);
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, _: ()) -> Result<Self::State, ActorProcessingErr> {
+        let mut s = ProverState {
+            in_flight: None,
+            proved_count: 0,
+            executed_count: 0,
+            failed_count: 0,
+            proved: Recent::new(50),
+            failed: Recent::new(50),
+            stopping: false,
+            stuck_alerted: false,
+            last_head_to_prover_ms: None,
+        };
+        self.recover(&mut s)?;
+        myself.send_interval(Duration::from_secs(1), || ProverMsg::Check);
         let _ = myself.cast(ProverMsg::Wake);
-        Ok(state)
+        Ok(s)
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
-        state: &mut Self::State,
+        s: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ProverMsg::Wake => self.start_next(state)?,
-            ProverMsg::Check => {
-                self.check_stuck(state);
-                self.prune();
-                self.start_next(state)?;
-            }
-            ProverMsg::Started { block, pgid } => {
-                // If this process is killed, the next start reaps the group (PDEATHSIG reaches
-                // only cargo-zisk itself, not what it started).
-                let _ = std::fs::write(pgid_file(&self.ctx.config.output_dir), format!("{pgid}\n"));
-                let mut s = state.lock();
-                if let Some(f) = s.in_flight.as_mut().filter(|f| f.job.block == block) {
-                    f.pgid = Some(pgid);
+            ProverMsg::Wake => {}
+            ProverMsg::Check => self.check_stuck(s),
+            ProverMsg::Finished(report) => {
+                if s.in_flight.as_ref().is_some_and(|f| f.block == report.block && f.attempt == report.attempt) {
+                    let f = s.in_flight.take();
+                    self.finished(s, &report, f.map(|f| f.started));
                 }
-            }
-            ProverMsg::Finished { block, result } => {
-                let in_flight = {
-                    let mut s = state.lock();
-                    match s.in_flight.take() {
-                        Some(f) if f.job.block == block => Some(f),
-                        other => {
-                            s.in_flight = other;
-                            None
-                        }
-                    }
-                };
-                if let Some(f) = in_flight {
-                    self.finish(state, f, result)?;
-                }
-                self.start_next(state)?;
-            }
-            ProverMsg::Status(reply) => {
-                let _ = reply.send(self.status(state));
             }
             ProverMsg::Stop(reply) => {
-                let task = {
-                    let mut s = state.lock();
-                    s.stopping = true;
-                    let _ = s.cancel.send(true);
-                    s.in_flight.take().map(|f| (f.job.block, f.task))
-                };
-                // Wait for the run to end (process::run terminates its group) outside the mailbox.
-                let pgid_path = pgid_file(&self.ctx.config.output_dir);
+                s.stopping = true;
+                let running = s.in_flight.take().map(|f| {
+                    let _ = f.cancel.send(true);
+                    (f.block, f.task.detach())
+                });
+                // Wait for the run to end (it records itself) outside the mailbox.
                 tokio::spawn(async move {
-                    if let Some((block, task)) = task {
+                    if let Some((block, Some(task))) = running {
                         tracing::info!(block, "shutdown: stopping the running prover");
                         let _ = task.await;
                     }
-                    let _ = std::fs::remove_file(pgid_path);
                     let _ = reply.send(());
                 });
             }
         }
+        self.start_next(s)?;
+        self.publish(s)?;
         Ok(())
     }
 }
 
 impl Prover {
-    fn status(&self, state: &Shared<ProverState>) -> ProverStatus {
-        let s = state.lock();
-        let threshold = self.ctx.config.prover_stuck_threshold;
-        let (proving_block, since, duration, pgid) = match &s.in_flight {
-            Some(f) => (Some(f.job.block), Some(rfc3339(f.started_at)), Some(f.started.elapsed().as_secs()), f.pgid),
-            None => (None, None, None, None),
-        };
-        let stuck = s.in_flight.as_ref().is_some_and(|f| f.started.elapsed() > threshold);
-        ProverStatus {
-            status: if stuck { "degraded" } else { "healthy" },
-            state: if stuck {
-                "stuck"
-            } else if s.in_flight.is_some() {
-                "proving"
-            } else if s.stopping {
-                "stopped"
-            } else if self.ctx.is_paused() {
-                "paused"
-            } else {
-                "idle"
-            },
-            queue_length: s.queue.len(),
-            queued_blocks: s.queue.iter().map(|j| j.block).collect(),
-            proving_block,
-            proving_since: since,
-            proving_duration_seconds: duration,
-            proving_pgid: pgid,
-            zisk_version: self.ctx.zisk_version.to_string(),
-            action: match self.ctx.config.zisk_action {
-                ZiskAction::Prove => "prove",
-                ZiskAction::Execute => "execute",
-                ZiskAction::Native => "native",
-            },
-            proved_count: s.proved_count,
-            failed_count: s.failed_count,
-            recent_proved: s.proved.iter().cloned().collect(),
-            recent_failed: s.failed.iter().cloned().collect(),
+    /// Settles the runs a predecessor left behind.
+    fn recover(&self, s: &mut ProverState) -> Result<(), StoreError> {
+        let ledger = &self.ctx.ledger;
+        let max = self.ctx.config.max_prove_attempts;
+        for row in ledger.blocks_in(&[BlockState::Proving])? {
+            if let Some(process) = &row.process {
+                let ended = crate::instance::reap(process);
+                if ended > 0 {
+                    tracing::warn!(block = row.number, pgid = process.pgid, ended, "ended a prover run left behind");
+                }
+            }
+            match ledger.proof_interrupted(row.number, true, max)? {
+                Interrupted::Requeued => tracing::info!(block = row.number, "resuming: proving again"),
+                Interrupted::GaveUp(reason) => self.failed(s, row.number, "prove", &reason, Vec::new()),
+            }
         }
+        for row in ledger.blocks_in(&[BlockState::Exited])? {
+            let verdict = self.rejudge(&row);
+            tracing::warn!(block = row.number, ?verdict, "judging a run whose exit was recorded before a restart");
+            proof_run::apply(&self.ctx, row.number, &verdict)?;
+        }
+        if self.ctx.config.zisk_action == ZiskAction::Prove {
+            let reopened = ledger.reopen_executed()?;
+            if !reopened.is_empty() {
+                tracing::info!(blocks = ?reopened, "blocks that were only executed are proved now");
+                self.ctx.nudge(Nudge::Inputs);
+            }
+        }
+        Ok(())
     }
 
-    fn check_stuck(&self, state: &Shared<ProverState>) {
-        let mut s = state.lock();
+    fn rejudge(&self, row: &BlockRecord) -> Verdict {
+        let intact = match (&row.proof_path, &row.proof_sha256) {
+            (Some(path), Some(sha)) => proof_run::digest(path).as_ref() == Some(sha),
+            _ => false,
+        };
+        let exit = row.exit.as_deref().unwrap_or("");
+        judge::rejudge(proof_run::action(self.ctx.config.zisk_action), exit, intact, row.proving_ms, row.cycles)
+    }
+
+    fn start_next(&self, s: &mut ProverState) -> Result<(), StoreError> {
+        if s.in_flight.is_some() || s.stopping || self.ctx.is_paused() {
+            return Ok(());
+        }
+        let ledger = &self.ctx.ledger;
+        let Some(row) = ledger.next_to_prove()? else { return Ok(()) };
+        let Some(input_path) = row.input_path.clone().filter(|p| p.is_file()) else {
+            tracing::warn!(block = row.number, "the input is gone from disk; building it again");
+            ledger.input_lost(row.number)?;
+            self.ctx.nudge(Nudge::Inputs);
+            return Ok(());
+        };
+        let cfg = &self.ctx.config;
+        let report = cfg.zisk_action == ZiskAction::Prove && cfg.ethproofs.is_some();
+        let attempt = ledger.proof_started(row.number, report)?;
+        if report {
+            self.ctx.nudge(Nudge::Reporter);
+        }
+        let head_to_prover_ms = row.seen_at_ms.map(|seen| crate::store::now_ms().saturating_sub(seen).max(0));
+        tracing::debug!(block = row.number, attempt, ?head_to_prover_ms, "run starting");
+        let (cancel, cancelled) = watch::channel(false);
+        let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
+        let job = RunJob { block: row.number, attempt, input_path };
+        let task = InFlightTask::spawn(async move {
+            let report = proof_run::run(ctx, job, cancelled).await;
+            mailbox.deliver(ProverMsg::Finished(Box::new(report))).await;
+        });
+        s.in_flight =
+            Some(InFlight { block: row.number, attempt, started: Instant::now(), started_at: SystemTime::now(), cancel, task });
+        s.last_head_to_prover_ms = head_to_prover_ms;
+        Ok(())
+    }
+
+    fn finished(&self, s: &mut ProverState, r: &RunReport, started: Option<Instant>) {
+        let block = r.block;
+        if let Some(e) = &r.unrecorded {
+            tracing::error!(block, error = %e, "the run's outcome could not be recorded; the next start looks at it again");
+        }
+        if std::mem::take(&mut s.stuck_alerted) {
+            let secs = started.map_or(0, |t| t.elapsed().as_secs());
+            self.alerts.resolve(AlertKind::ProverStuck, format!("the run of block {block} ended after {secs}s"));
+        }
+        match &r.verdict {
+            Verdict::Proved { proving_ms, cycles } => {
+                tracing::info!(block, proving_time_ms = proving_ms, cycles = ?cycles, "block proved");
+                crate::telemetry::block_outcome("proved", "prove");
+                crate::telemetry::proved(*proving_ms as f64 / 1000.0, None);
+                s.proved_count += 1;
+                s.proved.push(ProvedBlock {
+                    block,
+                    proving_time_ms: *proving_ms,
+                    cycles: *cycles,
+                    head_to_prover_ms: s.last_head_to_prover_ms.and_then(|v| u64::try_from(v).ok()),
+                });
+                self.alerts.resolve(AlertKind::ProofFailed, format!("block {block} proved"));
+                if self.ctx.config.slack_notify_proved {
+                    let cycles = cycles.map_or("unknown".to_string(), |c| c.to_string());
+                    self.alerts.info(
+                        format!("Block {block} proved"),
+                        format!("proving time {proving_ms} ms, cycles {cycles}\nhttps://ethproofs.org/blocks/{block}"),
+                    );
+                }
+            }
+            Verdict::Executed { ms, cycles } => {
+                tracing::info!(block, ms, cycles = ?cycles, "block executed (no proof)");
+                crate::telemetry::block_outcome("executed", "execute");
+                s.executed_count += 1;
+            }
+            Verdict::Failed { stage, reason } => self.failed(s, block, stage, reason, r.last_lines.clone()),
+            Verdict::Stopped => {}
+        }
+        self.prune();
+    }
+
+    fn failed(&self, s: &mut ProverState, block: u64, stage: &str, reason: &str, last_lines: Vec<String>) {
+        tracing::error!(block, stage, %reason, "proof failed");
+        crate::telemetry::block_outcome("failed", if stage == "prove" { "prove" } else { "prover" });
+        self.alerts.alert(
+            AlertKind::ProofFailed,
+            format!("Proof failed: block {block} ({stage})"),
+            format!("{reason}\n{}", last_lines.join("\n")),
+        );
+        s.failed_count += 1;
+        s.failed.push(FailedBlock { block, stage: stage.to_string(), reason: reason.to_string(), last_lines });
+    }
+
+    fn check_stuck(&self, s: &mut ProverState) {
         let threshold = self.ctx.config.prover_stuck_threshold;
         let Some((block, running)) =
-            s.in_flight.as_ref().map(|f| (f.job.block, f.started.elapsed())).filter(|(_, e)| *e > threshold)
+            s.in_flight.as_ref().map(|f| (f.block, f.started.elapsed())).filter(|(_, e)| *e > threshold)
         else {
             return;
         };
-        if !s.stuck_alerted {
-            s.stuck_alerted = true;
+        if !std::mem::replace(&mut s.stuck_alerted, true) {
             let detail = format!(
                 "block {block} has been proving for {}s (PROVER_STUCK_THRESHOLD_SECONDS = {}); it is killed at PROVER_TIMEOUT_SECONDS = {}",
                 running.as_secs(),
                 threshold.as_secs(),
                 self.ctx.config.prover_timeout.as_secs()
             );
-            self.notifier.alert(AlertKind::ProverStuck, format!("Prover stuck on block {block}"), detail);
+            self.alerts.alert(AlertKind::ProverStuck, format!("Prover stuck on block {block}"), detail);
         }
     }
 
-    fn start_next(&self, state: &Shared<ProverState>) -> Result<(), ActorProcessingErr> {
-        let mut s = state.lock();
-        if s.in_flight.is_some() || s.stopping || self.ctx.is_paused() {
-            return Ok(());
-        }
-        let Some(job) = s.queue.pop_front() else { return Ok(()) };
-        let cfg = &self.ctx.config;
-        let block_dir = job.input_path.parent().map(PathBuf::from).unwrap_or_else(|| cfg.output_dir.clone());
-        let invocation = match cfg.zisk_action {
-            ZiskAction::Prove => {
-                zisk::prove(self.ctx.dialect, &cfg.elf_path, &job.input_path, &block_dir, &cfg.zisk_extra_args)
-            }
-            ZiskAction::Execute | ZiskAction::Native => {
-                zisk::execute(&cfg.elf_path, &job.input_path, &cfg.zisk_extra_args)
-            }
-        };
-        let spec = RunSpec {
-            program: cfg.cargo_zisk.clone(),
-            args: invocation.args.clone(),
-            timeout: cfg.prover_timeout,
-            kill_grace: cfg.prover_kill_grace,
-        };
-        let block = job.block;
-        let cancel = s.cancel.subscribe();
-        let attempt = self.ctx.ledger.mark_proving(block)?;
-        if cfg.zisk_action == ZiskAction::Prove {
-            self.reporter.report(block, Status::Proving, None)?;
-        }
-        if cfg.zisk_action == ZiskAction::Native {
-            tracing::info!(block, attempt, "native re-execution started");
-            let (path, framing) = (job.input_path.clone(), self.ctx.zisk_version.framing());
-            let task = tokio::spawn(async move {
-                let result = tokio::task::spawn_blocking(move || native_run(&path, framing))
-                    .await
-                    .map_err(|e| format!("native run panicked: {e}"));
-                deliver(PROVER, ProverMsg::Finished { block, result }).await;
-            });
-            s.in_flight =
-                Some(InFlight { job, started: Instant::now(), started_at: SystemTime::now(), pgid: None, task });
-            return Ok(());
-        }
-        tracing::info!(block, attempt, program = %cfg.cargo_zisk.display(), "prover started");
-        let task = tokio::spawn(async move {
-            let result = process::run(&spec, cancel, |pgid| {
-                let _ = send(PROVER, ProverMsg::Started { block, pgid });
-            })
-            .await
-            .map_err(|e| format!("cannot start {}: {e}", spec.program.display()));
-            deliver(PROVER, ProverMsg::Finished { block, result }).await;
-        });
-        s.in_flight = Some(InFlight { job, started: Instant::now(), started_at: SystemTime::now(), pgid: None, task });
-        Ok(())
-    }
-
-    fn finish(
-        &self,
-        state: &Shared<ProverState>,
-        f: InFlight,
-        result: Result<RunOutcome, String>,
-    ) -> Result<(), ActorProcessingErr> {
-        let block = f.job.block;
-        let head_to_prover_ms = f.started.saturating_duration_since(f.job.head_seen_at).as_millis() as u64;
-        let outcome = match result {
-            Err(reason) => Err(("spawn", reason, Vec::new())),
-            Ok(run) => self.judge(&f, run),
-        };
-        self.prune();
-        let _ = std::fs::remove_file(pgid_file(&self.ctx.config.output_dir));
-        let mut s = state.lock();
-        if std::mem::take(&mut s.stuck_alerted) {
-            self.notifier.resolve(
-                AlertKind::ProverStuck,
-                format!("the run of block {block} ended after {}s", f.started.elapsed().as_secs()),
-            );
-        }
-        match outcome {
-            Ok(proved) => {
-                tracing::info!(block, proving_time_ms = proved.proving_time_ms, cycles = ?proved.cycles, head_to_prover_ms, "block proved");
-                crate::telemetry::block_outcome("proved", "prove");
-                crate::telemetry::proved(proved.proving_time_ms as f64 / 1000.0, f.job.block_timestamp);
-                let proof = proved.proof_path.as_ref().map(PathBuf::from);
-                self.ctx.ledger.mark_proved(block, proof.as_deref(), proved.proving_time_ms, proved.cycles)?;
-                if let Some(path) = proof {
-                    self.reporter.report(
-                        block,
-                        Status::Proved,
-                        Some(ProvedReport {
-                            proving_time_ms: proved.proving_time_ms,
-                            cycles: proved.cycles,
-                            proof_path: path,
-                        }),
-                    )?;
-                }
-                self.notifier.resolve(AlertKind::ProofFailed, format!("block {block} proved"));
-                if self.ctx.config.slack_notify_proved {
-                    self.notifier.info(
-                        format!("Block {block} proved"),
-                        format!(
-                            "proving time {} ms, cycles {}\nhttps://ethproofs.org/blocks/{block}",
-                            proved.proving_time_ms,
-                            proved.cycles.map_or("unknown".to_string(), |c| c.to_string())
-                        ),
-                    );
-                }
-                s.proved_count += 1;
-                s.proved.push_back(ProvedBlock { head_to_prover_ms, ..proved });
-                if s.proved.len() > 50 {
-                    s.proved.pop_front();
-                }
-            }
-            Err((stage, reason, last_lines)) if !s.stopping => {
-                self.ctx.ledger.mark_failed(block, stage, &reason)?;
-                crate::telemetry::block_outcome("failed", stage);
-                self.notifier.alert(
-                    AlertKind::ProofFailed,
-                    format!("Proof failed: block {block} ({stage})"),
-                    format!("{reason}\n{}", last_lines.join("\n")),
-                );
-                s.failed_count += 1;
-                s.failed.push_back(FailedBlock { block, stage, reason, last_lines });
-                if s.failed.len() > 50 {
-                    s.failed.pop_front();
-                }
-            }
-            // Left `proving` in the ledger: the next start proves it again (within MAX_PROVE_ATTEMPTS).
-            Err((_, reason, _)) => tracing::info!(block, %reason, "prover stopped for shutdown"),
-        }
-        Ok(())
-    }
-
-    /// Drops old inputs and proofs in the background (never an unreported proof).
+    /// Drops old inputs and proofs in the background (never an unaccepted proof).
     fn prune(&self) {
         let ctx = self.ctx.clone();
         tokio::task::spawn_blocking(move || {
@@ -484,93 +276,42 @@ impl Prover {
         });
     }
 
-    /// Success needs exit 0 and, when proving, the proof the version promises.
-    fn judge(&self, f: &InFlight, run: RunOutcome) -> Result<ProvedBlock, (&'static str, String, Vec<String>)> {
-        let wall_ms = run.elapsed.as_millis().max(1) as u64;
-        if self.ctx.config.zisk_action == ZiskAction::Native && run.ending != Ending::Code(0) {
-            let reason = run.tail.first().cloned().unwrap_or_else(|| "native re-execution failed".into());
-            return Err(("native_validation", reason, run.tail));
-        }
-        if run.ending != Ending::Code(0) {
-            let stage = match run.ending {
-                Ending::TimedOut => "timeout",
-                Ending::Cancelled => "shutdown",
-                Ending::Signal(_) => "crash",
-                _ => "prover_exit",
-            };
-            return Err((
-                stage,
-                format!("cargo-zisk {} after {:.1}s", run.ending.describe(), run.elapsed.as_secs_f64()),
-                run.tail,
-            ));
-        }
-        let cfg = &self.ctx.config;
-        match cfg.zisk_action {
-            ZiskAction::Execute | ZiskAction::Native => Ok(ProvedBlock {
-                block: f.job.block,
-                proving_time_ms: wall_ms,
-                cycles: zisk::parse_steps(&run.tail),
-                proof_path: None,
-                head_to_prover_ms: 0,
-            }),
-            ZiskAction::Prove => {
-                let block_dir = f.job.input_path.parent().map(PathBuf::from).unwrap_or_else(|| cfg.output_dir.clone());
-                let location =
-                    match zisk::prove(self.ctx.dialect, &cfg.elf_path, &f.job.input_path, &block_dir, &[]).proof {
-                        Some(l) => l,
-                        None => return Err(("proof_output", "no proof location for this version".into(), run.tail)),
-                    };
-                match zisk::read_prove_result(self.ctx.dialect, &location, &run.tail) {
-                    Ok(r) => Ok(ProvedBlock {
-                        block: f.job.block,
-                        proving_time_ms: r.proving_time_ms.unwrap_or(wall_ms),
-                        cycles: r.cycles,
-                        proof_path: Some(r.proof_path.display().to_string()),
-                        head_to_prover_ms: 0,
-                    }),
-                    Err(e) => Err(("proof_output", e.to_string(), run.tail)),
-                }
-            }
-        }
-    }
-}
-
-/// Where the running prover's process group id is recorded while it runs.
-pub fn pgid_file(output_dir: &std::path::Path) -> PathBuf {
-    output_dir.join(".prover-pgid")
-}
-
-/// Ends what a killed predecessor's prover left running, from the recorded group id.
-pub fn reap_leftover(output_dir: &std::path::Path) {
-    let path = pgid_file(output_dir);
-    let Ok(text) = std::fs::read_to_string(&path) else { return };
-    if let Ok(pgid) = text.trim().parse::<u32>()
-        && pgid > 1
-    {
-        tracing::warn!(pgid, "ending the process group a previous run's prover left behind");
-        process::signal_group(pgid, libc::SIGKILL);
-    }
-    let _ = std::fs::remove_file(&path);
-}
-
-/// The `native` action: the input read back and re-executed as the guest would, in-process.
-fn native_run(path: &std::path::Path, framing: crate::input::Framing) -> RunOutcome {
-    let started = Instant::now();
-    let outcome = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(|file| {
-        let payload =
-            framing.payload(&file).ok_or_else(|| format!("{} is not a well-formed {framing} input", path.display()))?;
-        crate::input::validate::validate(payload).map_err(|e| format!("native re-execution failed: {e}"))
-    });
-    match outcome {
-        Ok(report) => RunOutcome {
-            ending: Ending::Code(0),
-            tail: vec![format!(
-                "native re-execution ok: state root {:#x}, gas {}",
-                report.state_root_after, report.gas_used
-            )],
-            elapsed: started.elapsed(),
-        },
-        Err(reason) => RunOutcome { ending: Ending::Code(1), tail: vec![reason], elapsed: started.elapsed() },
+    fn publish(&self, s: &ProverState) -> Result<(), StoreError> {
+        let queued = self.ctx.ledger.blocks_in(&[BlockState::Queued, BlockState::InputReady])?;
+        let threshold = self.ctx.config.prover_stuck_threshold;
+        let stuck = s.in_flight.as_ref().is_some_and(|f| f.started.elapsed() > threshold);
+        self.ctx.board.prover.publish(ProverStatus {
+            status: if stuck { "degraded" } else { "healthy" },
+            state: if stuck {
+                "stuck"
+            } else if s.in_flight.is_some() {
+                "proving"
+            } else if s.stopping {
+                "stopped"
+            } else if self.ctx.is_paused() {
+                "paused"
+            } else {
+                "idle"
+            },
+            queue_length: queued.len(),
+            queued_blocks: queued.iter().take(100).map(|b| b.number).collect(),
+            proving_block: s.in_flight.as_ref().map(|f| f.block),
+            proving_attempt: s.in_flight.as_ref().map(|f| f.attempt),
+            proving_since: s.in_flight.as_ref().map(|f| rfc3339(f.started_at)),
+            proving_duration_seconds: s.in_flight.as_ref().map(|f| f.started.elapsed().as_secs()),
+            zisk_version: self.ctx.zisk_version.to_string(),
+            action: match self.ctx.config.zisk_action {
+                ZiskAction::Prove => "prove",
+                ZiskAction::Execute => "execute",
+                ZiskAction::Native => "native",
+            },
+            proved_count: s.proved_count,
+            executed_count: s.executed_count,
+            failed_count: s.failed_count,
+            recent_proved: s.proved.to_vec(),
+            recent_failed: s.failed.to_vec(),
+        });
+        Ok(())
     }
 }
 

@@ -1,368 +1,248 @@
-//! The Reporter actor: the EthProofs outbox. Every call is written to the ledger before it is
-//! sent and settled there after; the actor sends them one at a time in the order they were raised
-//! (so per block: queued, then proving, then proved), paced under the API's 60 calls per minute,
-//! retrying what the API says is worth retrying. After a restart, of the actor or of the process,
-//! the pending calls are read back from the ledger and go out again, never twice once accepted.
+//! The Reporter actor: the ledger's outbox, sent to EthProofs. Which call goes next and what an
+//! answer means are [`crate::decide::outbox`]'s; the send runs in a task that marks the call in
+//! doubt before it goes and settles it in the ledger the moment the answer is in. After a
+//! restart, of the actor or of the process, the pending calls are simply what the ledger holds.
 
-use std::collections::{HashSet, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde::Serialize;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::notifier::NotifierHandle;
-use super::{Context, REPORTER, Shared, deliver, send};
+use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
+use crate::decide::outbox::{self, Next, Policy};
 use crate::ethproofs::{Call, EthProofsClient, Outcome, Proved, Status};
 use crate::notify::AlertKind;
-use crate::store::{Ledger, ReportRow};
+use crate::status::{DeliveredReport, FailedReport, Recent, ReporterStatus};
+use crate::store::{ReportKind, ReportRow, Settle, StoreError};
 
 /// Calls are spaced at least this far apart: 60/min is the team-wide limit.
 const PACING: Duration = Duration::from_millis(1100);
 
-#[derive(Debug, Clone)]
-pub struct ProvedReport {
-    pub proving_time_ms: u64,
-    pub cycles: Option<u64>,
-    pub proof_path: PathBuf,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DeliveredReport {
-    pub block: u64,
-    pub status: String,
-    pub at: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FailedReport {
-    pub block: u64,
-    pub status: String,
-    pub reason: String,
-}
-
-#[derive(Default)]
-pub struct ReporterState {
-    queue: VecDeque<ReportRow>,
-    sending: bool,
-    not_before: Option<Instant>,
-    last_sent: Option<Instant>,
-    /// Blocks the API says are already proved: no more queued/proving for them.
-    already_proved: HashSet<u64>,
-    delivered: VecDeque<DeliveredReport>,
-    delivered_count: u64,
-    failed: VecDeque<FailedReport>,
-    last_error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ReporterStatus {
-    pub enabled: bool,
-    pub state: &'static str,
-    pub queue_length: usize,
-    pub queued_reports: Vec<String>,
-    pub delivered_count: u64,
-    pub recent_delivered: Vec<DeliveredReport>,
-    pub failed: Vec<FailedReport>,
-    pub last_error: Option<String>,
-}
-
 pub enum ReporterMsg {
+    /// The outbox may have changed (a call raised, an operator's resubmit) or a wait ended.
     Wake,
-    /// A call written to the outbox by someone else (admin resubmit).
-    Push(ReportRow),
-    Sent {
-        id: i64,
-        outcome: Outcome,
-    },
-    Status(RpcReplyPort<ReporterStatus>),
+    /// A send ended; its outcome is already in the ledger.
+    Sent { row: Box<ReportRow>, outcome: Outcome, settle: Settle },
+    /// Heartbeat: publish status, and look again.
+    Tick,
 }
 
-#[derive(Clone)]
-pub struct ReporterHandle {
-    state: Shared<ReporterState>,
-    ledger: Arc<Ledger>,
-    enabled: bool,
-}
-
-impl ReporterHandle {
-    pub fn new(state: Shared<ReporterState>, ledger: Arc<Ledger>, enabled: bool) -> ReporterHandle {
-        ReporterHandle { state, ledger, enabled }
-    }
-
-    /// Writes the call to the outbox, then wakes the Reporter. A call that already exists for the
-    /// block (or a `queued` after `proving`) is not added again.
-    pub fn report(
-        &self,
-        block: u64,
-        status: Status,
-        proved: Option<ProvedReport>,
-    ) -> Result<(), crate::store::StoreError> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let (ms, cycles, path) = match &proved {
-            Some(p) => (Some(p.proving_time_ms), p.cycles, Some(p.proof_path.as_path())),
-            None => (None, None, None),
-        };
-        if let Some(row) = self.ledger.add_report(block, status.as_str(), ms, cycles, path)? {
-            self.state.lock().queue.push_back(row);
-            let _ = send(REPORTER, ReporterMsg::Wake);
-        }
-        Ok(())
-    }
+pub struct ReporterState {
+    /// The request being sent.
+    sending: Option<(i64, InFlightTask)>,
+    last_sent: Option<Instant>,
+    delivered: Recent<DeliveredReport>,
+    delivered_count: u64,
+    failed: Recent<FailedReport>,
+    last_error: Option<String>,
 }
 
 pub struct Reporter {
     pub ctx: Arc<Context>,
     pub client: Option<Arc<EthProofsClient>>,
-    pub notifier: NotifierHandle,
+    pub alerts: Alerts,
+    pub mailbox: Mailbox<ReporterMsg>,
 }
 
-fn status_of(s: &str) -> Status {
-    match s {
-        "queued" => Status::Queued,
-        "proving" => Status::Proving,
-        _ => Status::Proved,
-    }
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 fn jitter() -> Duration {
     // Spreads retries of several daemons sharing one key.
-    Duration::from_millis(
-        u64::from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_millis()).unwrap_or(0)) % 500,
-    )
+    Duration::from_millis(u64::from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_millis()).unwrap_or(0)) % 500)
+}
+
+fn status_of(kind: ReportKind) -> Status {
+    match kind {
+        ReportKind::Queued => Status::Queued,
+        ReportKind::Proving => Status::Proving,
+        ReportKind::Proved => Status::Proved,
+    }
 }
 
 impl Actor for Reporter {
     type Msg = ReporterMsg;
-    type State = Shared<ReporterState>;
-    type Arguments = Shared<ReporterState>;
+    type State = ReporterState;
+    type Arguments = ();
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        state: Self::Arguments,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        {
-            // The ledger is the outbox: whatever is pending there is what remains to send.
-            let pending = self.ctx.ledger.pending_reports()?;
-            let mut s = state.lock();
-            s.queue = pending.into();
-            s.sending = false;
-        }
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, _: ()) -> Result<Self::State, ActorProcessingErr> {
+        myself.send_interval(Duration::from_secs(1), || ReporterMsg::Tick);
         let _ = myself.cast(ReporterMsg::Wake);
-        Ok(state)
+        Ok(ReporterState {
+            sending: None,
+            last_sent: None,
+            delivered: Recent::new(50),
+            delivered_count: 0,
+            failed: Recent::new(50),
+            last_error: None,
+        })
     }
 
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
-        state: &mut Self::State,
+        s: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ReporterMsg::Status(reply) => {
-                let s = state.lock();
-                let _ = reply.send(ReporterStatus {
-                    enabled: self.client.is_some(),
-                    state: if self.client.is_none() {
-                        "disabled"
-                    } else if s.sending {
-                        "sending"
-                    } else if s.queue.is_empty() {
-                        "idle"
-                    } else {
-                        "waiting"
-                    },
-                    queue_length: s.queue.len(),
-                    queued_reports: s.queue.iter().map(|r| format!("{} {}", r.block, r.status)).collect(),
-                    delivered_count: s.delivered_count,
-                    recent_delivered: s.delivered.iter().cloned().collect(),
-                    failed: s.failed.iter().cloned().collect(),
-                    last_error: s.last_error.clone(),
-                });
-            }
-            ReporterMsg::Sent { id, outcome } => {
-                self.settle(state, id, outcome)?;
-                self.pump(&myself, state)?;
-            }
-            ReporterMsg::Wake => self.pump(&myself, state)?,
-            ReporterMsg::Push(row) => {
-                state.lock().queue.push_back(row);
-                self.pump(&myself, state)?;
+            ReporterMsg::Wake | ReporterMsg::Tick => {}
+            ReporterMsg::Sent { row, outcome, settle } => {
+                if s.sending.as_ref().is_some_and(|(id, _)| *id == row.id) {
+                    s.sending = None;
+                }
+                self.answered(s, &row, &outcome, &settle);
             }
         }
+        self.pump(&myself, s)?;
+        self.publish(s)?;
         Ok(())
     }
 }
 
 impl Reporter {
-    fn fail(&self, s: &mut ReporterState, row: &ReportRow, reason: String) -> Result<(), ActorProcessingErr> {
-        self.ctx.ledger.settle_report(row.id, "failed", Some(&reason))?;
-        tracing::error!(block = row.block, status = %row.status, %reason, "EthProofs report failed permanently; not retried");
-        s.failed.push_back(FailedReport { block: row.block, status: row.status.clone(), reason: reason.clone() });
-        if s.failed.len() > 50 {
-            s.failed.pop_front();
-        }
-        s.last_error = Some(reason.clone());
-        self.notifier.alert(
-            AlertKind::ReportFailed,
-            format!("EthProofs report failed permanently: block {} {}", row.block, row.status),
-            reason,
-        );
-        Ok(())
-    }
-
-    fn settle(&self, state: &Shared<ReporterState>, id: i64, outcome: Outcome) -> Result<(), ActorProcessingErr> {
-        let mut s = state.lock();
-        s.sending = false;
-        let Some(row) = s.queue.front().cloned().filter(|r| r.id == id) else { return Ok(()) };
-        let ledger = &self.ctx.ledger;
-        let age = Duration::from_millis(
-            (SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-                - row.created_at_ms)
-                .max(0) as u64,
-        );
-        let (result, status) = match &outcome {
-            Outcome::Done => ("done", "2xx".to_string()),
-            Outcome::AlreadyProved => ("already_proved", "409".to_string()),
-            Outcome::Permanent(m) => ("permanent", crate::telemetry::status_label(m)),
-            Outcome::RetryAfter(_) => ("rate_limited", "429".to_string()),
-            Outcome::Transient(m) => ("transient", crate::telemetry::status_label(m)),
+    fn answered(&self, s: &mut ReporterState, row: &ReportRow, outcome: &Outcome, settle: &Settle) {
+        let (result, http) = match outcome {
+            Outcome::Done => ("done", Some(200)),
+            Outcome::AlreadyProved => ("already_proved", Some(409)),
+            Outcome::Permanent { http, .. } => ("permanent", *http),
+            Outcome::RetryAfter(_) => ("rate_limited", Some(429)),
+            Outcome::Transient { http, .. } => ("transient", *http),
         };
-        crate::telemetry::api_response(&row.status, result, status);
-        match outcome {
-            Outcome::Done => {
-                ledger.settle_report(id, "done", None)?;
-                if row.status == "proved" {
-                    crate::telemetry::report_latency(age.as_secs_f64());
+        crate::telemetry::api_response(row.kind.as_str(), result, http);
+        let (block, status) = (row.block, row.kind.as_str());
+        match settle {
+            Settle::Done => {
+                if row.kind == ReportKind::Proved {
+                    let age = now_ms().saturating_sub(row.created_at_ms).max(0);
+                    crate::telemetry::report_latency(age as f64 / 1000.0);
                 }
-                s.queue.pop_front();
                 s.delivered_count += 1;
-                s.delivered.push_back(DeliveredReport {
-                    block: row.block,
-                    status: row.status.clone(),
-                    at: super::rfc3339(SystemTime::now()),
-                });
-                if s.delivered.len() > 50 {
-                    s.delivered.pop_front();
-                }
+                s.delivered.push(DeliveredReport { block, status, at: rfc3339(SystemTime::now()) });
                 s.last_error = None;
-                tracing::info!(block = row.block, status = %row.status, "reported to EthProofs");
-                self.notifier.resolve(AlertKind::ReportFailed, format!("block {} {} accepted", row.block, row.status));
+                tracing::info!(block, status, "reported to EthProofs");
+                self.alerts.resolve(AlertKind::ReportFailed, format!("block {block} {status} accepted"));
             }
-            Outcome::AlreadyProved => {
-                ledger.settle_report(id, "already_proved", None)?;
-                s.queue.pop_front();
-                s.already_proved.insert(row.block);
-                tracing::info!(block = row.block, status = %row.status, "EthProofs says the block is already proved");
-            }
-            Outcome::Permanent(reason) => {
-                s.queue.pop_front();
-                self.fail(&mut s, &row, reason)?;
-            }
-            Outcome::RetryAfter(wait) => {
-                ledger.retry_report(id, &format!("rate limited for {}s", wait.as_secs()))?;
-                tracing::warn!(block = row.block, status = %row.status, wait_s = wait.as_secs(), "EthProofs rate limit; waiting");
-                s.not_before = Some(Instant::now() + wait);
-                s.last_error = Some(format!("rate limited for {}s", wait.as_secs()));
-            }
-            Outcome::Transient(reason) if age > self.ctx.config.report_max_age => {
-                s.queue.pop_front();
-                let hours = self.ctx.config.report_max_age.as_secs() / 3600;
-                self.fail(&mut s, &row, format!("still failing after {hours} h: {reason}"))?;
-            }
-            Outcome::Transient(reason) => {
-                let attempts = ledger.retry_report(id, &reason)?;
-                if let Some(front) = s.queue.front_mut() {
-                    front.attempts = attempts;
-                }
-                let wait =
-                    (Duration::from_secs(1u64 << attempts.min(16))).min(self.ctx.config.report_max_backoff) + jitter();
-                tracing::warn!(block = row.block, status = %row.status, %reason, retry_in_ms = wait.as_millis() as u64, "EthProofs call failed; will retry");
-                s.not_before = Some(Instant::now() + wait);
-                s.last_error = Some(reason);
+            Settle::AlreadyProved => tracing::info!(block, status, "EthProofs says the block is already proved"),
+            Settle::Failed(reason) => self.gave_up(s, row, reason),
+            Settle::Retry { error, next_at_ms } => {
+                let wait_ms = next_at_ms.saturating_sub(now_ms());
+                tracing::warn!(block, status, %error, retry_in_ms = wait_ms, "EthProofs call not accepted; will retry");
+                s.last_error = Some(error.clone());
             }
         }
-        Ok(())
     }
 
-    fn pump(&self, myself: &ActorRef<ReporterMsg>, state: &Shared<ReporterState>) -> Result<(), ActorProcessingErr> {
-        let Some(client) = self.client.clone() else {
-            state.lock().queue.clear();
-            return Ok(());
-        };
-        let ledger = &self.ctx.ledger;
-        let mut s = state.lock();
-        if s.sending {
+    fn gave_up(&self, s: &mut ReporterState, row: &ReportRow, reason: &str) {
+        let (block, status) = (row.block, row.kind.as_str());
+        tracing::error!(block, status, %reason, "EthProofs report failed permanently; not retried");
+        s.failed.push(FailedReport { block, status, reason: reason.to_string() });
+        s.last_error = Some(reason.to_string());
+        self.alerts.alert(
+            AlertKind::ReportFailed,
+            format!("EthProofs report failed permanently: block {block} {status}"),
+            reason.to_string(),
+        );
+    }
+
+    fn pump(&self, myself: &ActorRef<ReporterMsg>, s: &mut ReporterState) -> Result<(), StoreError> {
+        let Some(client) = self.client.clone() else { return Ok(()) };
+        if s.sending.is_some() {
             return Ok(());
         }
-        while let Some(front) = s.queue.front().cloned() {
-            // A late queued/proving for a block the API already holds as proved is dropped.
-            if front.status != "proved" && s.already_proved.contains(&front.block) {
-                ledger.settle_report(front.id, "already_proved", None)?;
-                s.queue.pop_front();
-                continue;
-            }
-            // `proved` needs the block's row on the server, which only queued/proving create.
-            if front.status == "proved" {
-                let accepted = ["queued", "proving"].iter().any(|st| {
-                    matches!(
-                        ledger.report_state(front.block, st).ok().flatten().as_deref(),
-                        Some("done" | "already_proved")
-                    )
-                });
-                if !accepted {
-                    s.queue.pop_front();
-                    self.fail(
-                        &mut s,
-                        &front,
-                        "neither queued nor proving was accepted for this block, so the API has no row to prove".into(),
-                    )?;
-                    continue;
+        let ledger = &self.ctx.ledger;
+        loop {
+            let pending = ledger.pending_reports()?;
+            let accepted_row = |block: u64| {
+                ledger.reports_of(block).is_ok_and(|rows| {
+                    rows.iter().any(|r| r.kind != ReportKind::Proved && r.state.accepted())
+                })
+            };
+            match outbox::next(&pending, accepted_row, now_ms()) {
+                Next::Idle | Next::WaitUntil(_) => return Ok(()),
+                Next::Supersede(id) => ledger.report_superseded(id)?,
+                Next::GiveUp(id, reason) => {
+                    if let Some(row) = pending.iter().find(|r| r.id == id) {
+                        ledger.report_settled(row, &Settle::Failed(reason.clone()))?;
+                        self.gave_up(s, row, &reason);
+                    }
+                }
+                Next::Send(id) => {
+                    let Some(row) = pending.into_iter().find(|r| r.id == id) else { return Ok(()) };
+                    let now = Instant::now();
+                    if let Some(at) = s.last_sent.map(|t| t + PACING).filter(|t| *t > now) {
+                        myself.send_after(at - now, || ReporterMsg::Wake);
+                        return Ok(());
+                    }
+                    s.last_sent = Some(now);
+                    ledger.report_sending(row.id)?;
+                    let task = self.send(client, row);
+                    s.sending = Some((id, task));
+                    return Ok(());
                 }
             }
-            break;
         }
-        let Some(report) = s.queue.front().cloned() else { return Ok(()) };
-        let now = Instant::now();
-        let paced = s.last_sent.map(|t| t + PACING).filter(|t| *t > now);
-        let wait_until = match (s.not_before.filter(|t| *t > now), paced) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(until) = wait_until {
-            myself.send_after(until - now, || ReporterMsg::Wake);
-            return Ok(());
-        }
-        s.sending = true;
-        s.not_before = None;
-        s.last_sent = Some(now);
-        drop(s);
-        tokio::spawn(async move {
-            let outcome = match build_call(&report).await {
+    }
+
+    fn send(&self, client: Arc<EthProofsClient>, row: ReportRow) -> InFlightTask {
+        let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
+        let policy = Policy { max_backoff: ctx.config.report_max_backoff, max_age: ctx.config.report_max_age };
+        InFlightTask::spawn(async move {
+            let outcome = match build_call(&row).await {
                 Ok(call) => client.send(&call).await,
-                Err(reason) => Outcome::Permanent(reason),
+                Err(reason) => Outcome::Permanent { http: None, reason },
             };
-            deliver(REPORTER, ReporterMsg::Sent { id: report.id, outcome }).await;
+            let settle = outbox::settle(&row, &outcome, policy, now_ms(), jitter());
+            if let Err(e) = ctx.ledger.report_settled(&row, &settle) {
+                tracing::error!(error = %e, block = row.block, "cannot record the EthProofs answer; the call stays pending");
+            }
+            mailbox.deliver(ReporterMsg::Sent { row: Box::new(row), outcome, settle }).await;
+        })
+    }
+
+    fn publish(&self, s: &ReporterState) -> Result<(), StoreError> {
+        let pending = if self.client.is_some() { self.ctx.ledger.pending_reports()? } else { Vec::new() };
+        self.ctx.board.reporter.publish(ReporterStatus {
+            enabled: self.client.is_some(),
+            state: if self.client.is_none() {
+                "disabled"
+            } else if s.sending.is_some() {
+                "sending"
+            } else if pending.is_empty() {
+                "idle"
+            } else {
+                "waiting"
+            },
+            queue_length: pending.len(),
+            queued_reports: pending.iter().take(100).map(|r| format!("{} {}", r.block, r.kind.as_str())).collect(),
+            delivered_count: s.delivered_count,
+            recent_delivered: s.delivered.to_vec(),
+            failed: s.failed.to_vec(),
+            last_error: s.last_error.clone(),
         });
         Ok(())
     }
 }
 
 async fn build_call(report: &ReportRow) -> Result<Call, String> {
-    let status = status_of(&report.status);
+    let status = status_of(report.kind);
     let proved = match status {
         Status::Proved => {
             let path = report.proof_path.as_ref().ok_or("a proved report without a proof path")?;
+            let size = tokio::fs::metadata(path)
+                .await
+                .map_err(|e| format!("cannot read the proof {}: {e}", path.display()))?
+                .len();
+            // Checked before reading: base64 grows it by a third, and the body limit is fixed.
+            if size > (crate::ethproofs::MAX_BODY_BYTES as u64) / 4 * 3 {
+                return Err(format!("the proof is {size} bytes, too large for the API's body limit"));
+            }
             let proof =
                 tokio::fs::read(path).await.map_err(|e| format!("cannot read the proof {}: {e}", path.display()))?;
             if proof.is_empty() {
                 return Err(format!("the proof {} is empty", path.display()));
             }
-            Some(Proved { proving_time_ms: report.proving_ms.unwrap_or(1), cycles: report.cycles, proof })
+            Some(Proved { proving_time_ms: report.proving_ms.filter(|m| *m > 0).unwrap_or(1), cycles: report.cycles, proof })
         }
         _ => None,
     };

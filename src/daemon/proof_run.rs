@@ -1,0 +1,269 @@
+//! One prover run of one block, as a task: start the process (recording its identity), wait for
+//! its end, record the exit and the proof's digest in the ledger at once, judge it
+//! ([`crate::decide::judge`]) and record the verdict. The Prover actor only starts these and
+//! hears how they went.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use sha2::Digest;
+use tokio::sync::watch;
+
+use super::Context;
+use crate::config::ZiskAction;
+use crate::control::Nudge;
+use crate::decide::judge::{self, Action, ProofFile, RunFacts, Verdict};
+use crate::process::{self, Ending, RunOutcome, RunSpec};
+use crate::store::{ExitRecord, Interrupted, StoreError};
+use crate::zisk::{self, ProofLocation};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunJob {
+    pub block: u64,
+    pub attempt: u32,
+    pub input_path: PathBuf,
+}
+
+/// How it went, for the Prover's status and alerts (the ledger already has it).
+#[derive(Debug)]
+pub struct RunReport {
+    pub block: u64,
+    pub attempt: u32,
+    pub verdict: Verdict,
+    pub last_lines: Vec<String>,
+    /// A ledger write that failed: the block's row is left where it was, and the next start
+    /// looks at it again.
+    pub unrecorded: Option<StoreError>,
+}
+
+pub fn action(a: ZiskAction) -> Action {
+    match a {
+        ZiskAction::Prove => Action::Prove,
+        ZiskAction::Execute => Action::Execute,
+        ZiskAction::Native => Action::Native,
+    }
+}
+
+fn block_dir(ctx: &Context, job: &RunJob) -> PathBuf {
+    job.input_path.parent().map(PathBuf::from).unwrap_or_else(|| ctx.config.output_dir.join(job.block.to_string()))
+}
+
+/// Removes what an earlier run left at the proof location, so only this run's proof can count.
+fn clear(location: &ProofLocation) {
+    let _ = match location {
+        ProofLocation::Dir(dir) => std::fs::remove_dir_all(dir),
+        ProofLocation::File(file) => std::fs::remove_file(file),
+    };
+}
+
+/// Runs the job to its end and records it. Never panics on the prover's behaviour.
+pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) -> RunReport {
+    let cfg = &ctx.config;
+    let act = action(cfg.zisk_action);
+    let started_at = SystemTime::now();
+    let location = match act {
+        Action::Prove => {
+            zisk::prove(ctx.dialect, &cfg.elf_path, &job.input_path, &block_dir(&ctx, &job), &cfg.zisk_extra_args).proof
+        }
+        _ => None,
+    };
+    if let Some(location) = &location {
+        clear(location);
+    }
+    let outcome = match act {
+        Action::Native => {
+            tracing::info!(block = job.block, attempt = job.attempt, "native re-execution started");
+            let (path, framing) = (job.input_path.clone(), ctx.zisk_version.framing());
+            tokio::task::spawn_blocking(move || native_run(&path, framing))
+                .await
+                .map_err(|e| format!("native run panicked: {e}"))
+        }
+        Action::Prove | Action::Execute => {
+            let invocation = match act {
+                Action::Prove => {
+                    zisk::prove(ctx.dialect, &cfg.elf_path, &job.input_path, &block_dir(&ctx, &job), &cfg.zisk_extra_args)
+                }
+                _ => zisk::execute(&cfg.elf_path, &job.input_path, &cfg.zisk_extra_args),
+            };
+            let spec = RunSpec {
+                program: cfg.cargo_zisk.clone(),
+                args: invocation.args,
+                timeout: cfg.prover_timeout,
+                kill_grace: cfg.prover_kill_grace,
+            };
+            tracing::info!(block = job.block, attempt = job.attempt, program = %cfg.cargo_zisk.display(), "prover started");
+            let (ledger, block, attempt) = (ctx.ledger.clone(), job.block, job.attempt);
+            process::run(&spec, cancel, move |pgid| {
+                // Recorded before anything else happens, so a later start can end it (and only it).
+                if let Some(record) = crate::instance::identify(pgid)
+                    && let Err(e) = ledger.prover_process(block, attempt, &record)
+                {
+                    tracing::error!(block, error = %e, "cannot record the prover's process");
+                }
+            })
+            .await
+            .map_err(|e| format!("cannot start {}: {e}", spec.program.display()))
+        }
+    };
+    let report = |verdict, last_lines, unrecorded, _elapsed_ms: u64| RunReport {
+        block: job.block,
+        attempt: job.attempt,
+        verdict,
+        last_lines,
+        unrecorded,
+    };
+    let run = match outcome {
+        Ok(run) => run,
+        Err(reason) => {
+            let verdict = Verdict::Failed { stage: "spawn", reason };
+            let unrecorded = apply(&ctx, job.block, &verdict).err();
+            return report(verdict, Vec::new(), unrecorded, 0);
+        }
+    };
+    let elapsed_ms = u64::try_from(run.elapsed.as_millis()).unwrap_or(u64::MAX);
+    if run.ending == Ending::Cancelled {
+        // A graceful stop is not the block's fault: back in the queue, not counted.
+        let unrecorded = ctx.ledger.proof_interrupted(job.block, false, cfg.max_prove_attempts).err();
+        tracing::info!(block = job.block, "prover stopped for shutdown; the block is proved again at the next start");
+        return report(Verdict::Stopped, run.tail, unrecorded, elapsed_ms);
+    }
+    let (facts, sealed) = gather(&ctx, act, &run, location.as_ref(), started_at);
+    let verdict = judge::judge(&facts);
+    let (proving_ms, cycles) = match &verdict {
+        Verdict::Proved { proving_ms, cycles } => (*proving_ms, *cycles),
+        Verdict::Executed { ms, cycles } => (*ms, *cycles),
+        _ => (elapsed_ms.max(1), None),
+    };
+    let exit_text = run.ending.record();
+    let exit = ExitRecord {
+        exit: &exit_text,
+        proof: sealed.as_ref().map(|(p, sha)| (p.as_path(), sha.as_str())),
+        proving_ms,
+        cycles,
+    };
+    let unrecorded = match ctx.ledger.prover_exited(job.block, &exit) {
+        Ok(()) => apply(&ctx, job.block, &verdict).err(),
+        Err(e) => Some(e),
+    };
+    report(verdict, run.tail, unrecorded, elapsed_ms)
+}
+
+/// Records a verdict on an exited (or never started) run.
+pub fn apply(ctx: &Context, block: u64, verdict: &Verdict) -> Result<(), StoreError> {
+    let reporting = ctx.config.ethproofs.is_some();
+    match verdict {
+        Verdict::Proved { proving_ms, cycles } => {
+            ctx.ledger.proof_accepted(block, *proving_ms, *cycles, reporting)?;
+            ctx.nudge(Nudge::Reporter);
+        }
+        Verdict::Executed { ms, cycles } => ctx.ledger.executed(block, *ms, *cycles)?,
+        Verdict::Failed { stage, reason } => ctx.ledger.proof_failed(block, stage, reason)?,
+        Verdict::Stopped => {
+            if ctx.ledger.proof_interrupted(block, false, ctx.config.max_prove_attempts)? != Interrupted::Requeued {
+                tracing::warn!(block, "stopped run was not requeued");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The facts of the run's end; for a proof, also the proof made durable and its digest.
+fn gather(
+    ctx: &Context,
+    act: Action,
+    run: &RunOutcome,
+    location: Option<&ProofLocation>,
+    started_at: SystemTime,
+) -> (RunFacts, Option<(PathBuf, String)>) {
+    let mut facts = RunFacts {
+        action: act,
+        ending: run.ending,
+        elapsed: run.elapsed,
+        proof: Err("not looked for".into()),
+        reported_ms: None,
+        cycles: if act == Action::Prove { None } else { zisk::parse_steps(&run.tail) },
+        detail: run.tail.first().cloned(),
+    };
+    let mut sealed = None;
+    if act == Action::Prove
+        && run.ending == Ending::Code(0)
+        && let Some(location) = location
+    {
+        match zisk::read_prove_result(ctx.dialect, location, &run.tail) {
+            Ok(r) => {
+                facts.reported_ms = r.proving_time_ms;
+                facts.cycles = r.cycles;
+                facts.proof = proof_file(&r.proof_path, started_at).and_then(|file| {
+                    if file.written_by_this_run && file.bytes > 0 {
+                        let sha = seal(&r.proof_path).map_err(|e| format!("cannot make the proof durable: {e}"))?;
+                        sealed = Some((r.proof_path.clone(), sha));
+                    }
+                    Ok(file)
+                });
+            }
+            Err(e) => facts.proof = Err(e.to_string()),
+        }
+    }
+    (facts, sealed)
+}
+
+fn proof_file(path: &Path, started_at: SystemTime) -> Result<ProofFile, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let modified = meta.modified().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(ProofFile { bytes: meta.len(), written_by_this_run: modified >= started_at })
+}
+
+/// fsyncs the proof and the directories above it up to the block directory, and returns its
+/// SHA-256: the ledger may say `proved` only about bytes that survive a power cut.
+pub fn seal(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    file.sync_all()?;
+    let mut dir = path.parent();
+    for _ in 0..2 {
+        let Some(d) = dir else { break };
+        std::fs::File::open(d)?.sync_all()?;
+        dir = d.parent();
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The digest of a file now (for judging a recorded exit again after a restart).
+pub fn digest(path: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).ok()?;
+    Some(hex::encode(hasher.finalize()))
+}
+
+/// The `native` action: the input read back and re-executed as the guest would, in-process.
+fn native_run(path: &Path, framing: crate::input::Framing) -> RunOutcome {
+    let started = Instant::now();
+    let outcome = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(|file| {
+        let payload =
+            framing.payload(&file).ok_or_else(|| format!("{} is not a well-formed {framing} input", path.display()))?;
+        crate::input::validate::validate(payload).map_err(|e| format!("native re-execution failed: {e}"))
+    });
+    match outcome {
+        Ok(report) => RunOutcome {
+            ending: Ending::Code(0),
+            tail: vec![format!(
+                "native re-execution ok: state root {:#x}, gas {}",
+                report.state_root_after, report.gas_used
+            )],
+            elapsed: started.elapsed(),
+        },
+        Err(reason) => RunOutcome { ending: Ending::Code(1), tail: vec![reason], elapsed: started.elapsed() },
+    }
+}

@@ -1,0 +1,165 @@
+//! Judging a prover run: the facts of its ending in, a verdict out.
+
+use std::time::Duration;
+
+use crate::process::Ending;
+
+/// What the daemon was asked to do with the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Prove,
+    Execute,
+    Native,
+}
+
+/// The proof file as found after the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofFile {
+    pub bytes: u64,
+    /// Modified at or after this run started: a proof left by an earlier run does not count.
+    pub written_by_this_run: bool,
+}
+
+/// Everything known about a run when it ended.
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    pub action: Action,
+    pub ending: Ending,
+    pub elapsed: Duration,
+    /// With `Prove`: where the version's outputs say the proof is, or why they say nothing.
+    pub proof: Result<ProofFile, String>,
+    /// The prover's own proving time, when its outputs give one.
+    pub reported_ms: Option<u64>,
+    pub cycles: Option<u64>,
+    /// The run's first output line: a native re-execution's failure says why there.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Proved { proving_ms: u64, cycles: Option<u64> },
+    Executed { ms: u64, cycles: Option<u64> },
+    Failed { stage: &'static str, reason: String },
+    /// Stopped by the daemon's own shutdown: not the block's fault, proved again later.
+    Stopped,
+}
+
+pub fn judge(f: &RunFacts) -> Verdict {
+    let wall_ms = u64::try_from(f.elapsed.as_millis()).unwrap_or(u64::MAX).max(1);
+    let secs = f.elapsed.as_secs_f64();
+    match f.ending {
+        Ending::Cancelled => return Verdict::Stopped,
+        Ending::Code(0) => {}
+        ending if f.action == Action::Native => {
+            let reason = f.detail.clone().unwrap_or_else(|| format!("native re-execution {}", ending.describe()));
+            return Verdict::Failed { stage: "native_validation", reason };
+        }
+        ending => {
+            let stage = match ending {
+                Ending::TimedOut => "timeout",
+                Ending::Signal(_) => "crash",
+                _ => "prover_exit",
+            };
+            return Verdict::Failed { stage, reason: format!("cargo-zisk {} after {secs:.1}s", ending.describe()) };
+        }
+    }
+    match f.action {
+        Action::Execute | Action::Native => Verdict::Executed { ms: wall_ms, cycles: f.cycles },
+        Action::Prove => match &f.proof {
+            Err(why) => Verdict::Failed { stage: "proof_output", reason: why.clone() },
+            Ok(p) if !p.written_by_this_run => Verdict::Failed {
+                stage: "proof_output",
+                reason: "exited 0 but did not write a proof (the file there is older than this run)".into(),
+            },
+            Ok(p) if p.bytes == 0 => Verdict::Failed { stage: "proof_output", reason: "the proof file is empty".into() },
+            Ok(_) => Verdict::Proved { proving_ms: f.reported_ms.filter(|ms| *ms > 0).unwrap_or(wall_ms), cycles: f.cycles.filter(|c| *c > 0) },
+        },
+    }
+}
+
+/// Judges a run whose exit was recorded but whose verdict was not (the daemon died in
+/// between), from the ledger alone. `proof_intact`: the file still hashes to the recorded digest.
+pub fn rejudge(action: Action, exit: &str, proof_intact: bool, proving_ms: Option<u64>, cycles: Option<u64>) -> Verdict {
+    let ms = proving_ms.filter(|m| *m > 0).unwrap_or(1);
+    match (Ending::from_record(exit), action) {
+        (Some(Ending::Code(0)), Action::Prove) if proof_intact => Verdict::Proved { proving_ms: ms, cycles },
+        (Some(Ending::Code(0)), Action::Prove) => Verdict::Failed {
+            stage: "proof_output",
+            reason: "the proof recorded when the prover exited is missing or changed".into(),
+        },
+        (Some(Ending::Code(0)), Action::Execute | Action::Native) => Verdict::Executed { ms, cycles },
+        (Some(Ending::Cancelled), _) => Verdict::Stopped,
+        (Some(ending), _) => Verdict::Failed { stage: "prover_exit", reason: format!("cargo-zisk {}", ending.describe()) },
+        (None, _) => Verdict::Failed { stage: "prover_exit", reason: format!("unrecognised exit record {exit:?}") },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(ending: Ending, proof: Result<ProofFile, String>) -> RunFacts {
+        RunFacts { action: Action::Prove, ending, elapsed: Duration::from_millis(1500), proof, reported_ms: Some(1234), cycles: Some(7), detail: None }
+    }
+
+    fn fresh(bytes: u64) -> Result<ProofFile, String> {
+        Ok(ProofFile { bytes, written_by_this_run: true })
+    }
+
+    #[test]
+    fn exit_zero_with_a_fresh_proof_is_proved_with_the_provers_own_time() {
+        assert_eq!(judge(&facts(Ending::Code(0), fresh(10))), Verdict::Proved { proving_ms: 1234, cycles: Some(7) });
+        let mut f = facts(Ending::Code(0), fresh(10));
+        (f.reported_ms, f.cycles) = (Some(0), Some(0));
+        assert_eq!(judge(&f), Verdict::Proved { proving_ms: 1500, cycles: None }, "zero is never reported");
+    }
+
+    #[test]
+    fn a_stale_missing_or_empty_proof_fails() {
+        let stale = Ok(ProofFile { bytes: 10, written_by_this_run: false });
+        for proof in [stale, fresh(0), Err("no result.json".to_string())] {
+            match judge(&facts(Ending::Code(0), proof)) {
+                Verdict::Failed { stage: "proof_output", .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn endings_name_their_stage() {
+        for (ending, stage) in [(Ending::TimedOut, "timeout"), (Ending::Signal(9), "crash"), (Ending::Code(3), "prover_exit")] {
+            match judge(&facts(ending, fresh(10))) {
+                Verdict::Failed { stage: s, reason } => {
+                    assert_eq!(s, stage);
+                    assert!(reason.contains("1.5s"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(judge(&facts(Ending::Cancelled, fresh(10))), Verdict::Stopped);
+    }
+
+    #[test]
+    fn a_recorded_exit_is_judged_again_without_running_anything() {
+        assert_eq!(rejudge(Action::Prove, "code 0", true, Some(900), None), Verdict::Proved { proving_ms: 900, cycles: None });
+        assert!(matches!(rejudge(Action::Prove, "code 0", false, Some(900), None), Verdict::Failed { stage: "proof_output", .. }));
+        assert!(matches!(rejudge(Action::Native, "code 0", false, None, None), Verdict::Executed { .. }));
+        assert!(matches!(rejudge(Action::Prove, "signal 9", true, None, None), Verdict::Failed { stage: "prover_exit", .. }));
+        assert!(matches!(rejudge(Action::Prove, "garbage", true, None, None), Verdict::Failed { .. }));
+        for e in [Ending::Code(3), Ending::Signal(9), Ending::TimedOut, Ending::Cancelled] {
+            assert_eq!(Ending::from_record(&e.record()), Some(e));
+        }
+    }
+
+    #[test]
+    fn execution_is_never_a_proof() {
+        let mut f = facts(Ending::Code(0), Err("not looked for".into()));
+        f.action = Action::Native;
+        assert_eq!(judge(&f), Verdict::Executed { ms: 1500, cycles: Some(7) });
+        f.action = Action::Execute;
+        assert!(matches!(judge(&f), Verdict::Executed { .. }));
+        f.ending = Ending::Code(1);
+        f.action = Action::Native;
+        assert!(matches!(judge(&f), Verdict::Failed { stage: "native_validation", .. }));
+    }
+}

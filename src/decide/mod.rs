@@ -1,0 +1,13 @@
+//! The daemon's decisions, as plain functions of plain data: the actors gather the facts, call
+//! these, and record the answer in the ledger. Each is unit-tested here, without actors, files
+//! or network.
+//!
+//! - [`judge`]: what a prover run's ending means (proved, executed, or failed with a stage).
+//! - [`outbox`]: which EthProofs call goes next, and what an answer means for it.
+//! - [`retention`]: which block directories may be deleted.
+//!
+//! Scheduling (which blocks are targets, which ranges are given up) is `crate::schedule`.
+
+pub mod judge;
+pub mod outbox;
+pub mod retention;

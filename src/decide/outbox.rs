@@ -1,0 +1,158 @@
+//! The outbox policy: which pending EthProofs call goes next, and what an answer means for it.
+//!
+//! Order is kept per block (queued, then proving, then proved), never across blocks: one
+//! block's failing call waits on its own backoff while other blocks' calls go out.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::ethproofs::Outcome;
+use crate::store::{ReportKind, ReportRow, Settle};
+
+/// What the Reporter does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Send this call now.
+    Send(i64),
+    /// This call is not needed: a later call for its block does its work.
+    Supersede(i64),
+    /// This call can never succeed; give it up with the reason.
+    GiveUp(i64, String),
+    /// Nothing can go before this time (ms since the epoch).
+    WaitUntil(i64),
+    Idle,
+}
+
+/// `pending` in the order raised; `accepted_row` says whether the API accepted a `queued` or
+/// `proving` for a block (so it has the row a `proved` needs).
+pub fn next(pending: &[ReportRow], accepted_row: impl Fn(u64) -> bool, now_ms: i64) -> Next {
+    let mut seen_blocks = HashSet::new();
+    let mut earliest: Option<i64> = None;
+    for row in pending {
+        // Only a block's first pending call may go: per-block order.
+        if !seen_blocks.insert(row.block) {
+            continue;
+        }
+        if row.kind == ReportKind::Queued
+            && pending.iter().any(|r| r.block == row.block && r.kind == ReportKind::Proving)
+        {
+            return Next::Supersede(row.id);
+        }
+        if row.kind == ReportKind::Proved && !accepted_row(row.block) {
+            return Next::GiveUp(
+                row.id,
+                "neither queued nor proving was accepted for this block, so the API has no row to prove".into(),
+            );
+        }
+        if row.next_attempt_at_ms <= now_ms {
+            return Next::Send(row.id);
+        }
+        earliest = Some(earliest.map_or(row.next_attempt_at_ms, |e| e.min(row.next_attempt_at_ms)));
+    }
+    earliest.map_or(Next::Idle, Next::WaitUntil)
+}
+
+/// Retry policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Longest wait between tries (`REPORT_MAX_BACKOFF_SECONDS`); caps `Retry-After` too.
+    pub max_backoff: Duration,
+    /// A call still failing this long after it was raised is given up.
+    pub max_age: Duration,
+}
+
+/// Doubling backoff from one second, capped; overflow-safe for any attempt count.
+pub fn backoff(attempts: u32, max: Duration) -> Duration {
+    Duration::from_secs(1u64 << attempts.min(30)).min(max)
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// What an answer means for `row`, sent at `now_ms`. `jitter` spreads retries of daemons
+/// sharing one key.
+pub fn settle(row: &ReportRow, outcome: &Outcome, policy: Policy, now_ms: i64, jitter: Duration) -> Settle {
+    let age = now_ms.saturating_sub(row.created_at_ms).max(0);
+    match outcome {
+        Outcome::Done => Settle::Done,
+        Outcome::AlreadyProved => Settle::AlreadyProved,
+        Outcome::Permanent { reason, .. } => Settle::Failed(reason.clone()),
+        Outcome::RetryAfter(wait) => {
+            let wait = (*wait).min(policy.max_backoff);
+            Settle::Retry {
+                error: format!("rate limited for {}s", wait.as_secs()),
+                next_at_ms: now_ms.saturating_add(ms(wait)),
+            }
+        }
+        Outcome::Transient { reason, .. } if age > ms(policy.max_age) => {
+            let hours = policy.max_age.as_secs() / 3600;
+            Settle::Failed(format!("still failing after {hours} h: {reason}"))
+        }
+        Outcome::Transient { reason, .. } => {
+            let wait = backoff(row.attempts.saturating_add(1), policy.max_backoff) + jitter;
+            Settle::Retry { error: reason.clone(), next_at_ms: now_ms.saturating_add(ms(wait)) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ReportState;
+
+    fn row(id: i64, block: u64, kind: ReportKind, next_at: i64) -> ReportRow {
+        ReportRow {
+            id,
+            block,
+            kind,
+            state: ReportState::Pending,
+            created_at_ms: 0,
+            attempts: 0,
+            next_attempt_at_ms: next_at,
+            in_doubt: false,
+            proving_ms: None,
+            cycles: None,
+            proof_path: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn one_blocks_backoff_does_not_hold_back_another() {
+        let pending = [row(1, 100, ReportKind::Proved, 5_000), row(2, 200, ReportKind::Queued, 0)];
+        assert_eq!(next(&pending, |_| true, 1_000), Next::Send(2));
+        assert_eq!(next(&pending[..1], |_| true, 1_000), Next::WaitUntil(5_000));
+        assert_eq!(next(&[], |_| true, 1_000), Next::Idle);
+    }
+
+    #[test]
+    fn within_a_block_the_order_is_kept() {
+        let pending = [row(1, 100, ReportKind::Proving, 5_000), row(2, 100, ReportKind::Proved, 0)];
+        assert_eq!(next(&pending, |_| true, 1_000), Next::WaitUntil(5_000), "proved waits for proving");
+    }
+
+    #[test]
+    fn queued_is_superseded_by_a_pending_proving_and_proved_needs_a_row() {
+        let pending = [row(1, 100, ReportKind::Queued, 0), row(2, 100, ReportKind::Proving, 0)];
+        assert_eq!(next(&pending, |_| false, 0), Next::Supersede(1));
+        assert!(matches!(next(&[row(3, 100, ReportKind::Proved, 0)], |_| false, 0), Next::GiveUp(3, _)));
+    }
+
+    #[test]
+    fn answers_settle_and_waits_are_capped_without_overflow() {
+        let policy = Policy { max_backoff: Duration::from_secs(300), max_age: Duration::from_secs(3600) };
+        let r = row(1, 100, ReportKind::Proved, 0);
+        let huge = Outcome::RetryAfter(Duration::from_secs(u64::MAX));
+        assert_eq!(
+            settle(&r, &huge, policy, 1_000, Duration::ZERO),
+            Settle::Retry { error: "rate limited for 300s".into(), next_at_ms: 301_000 }
+        );
+        let transient = Outcome::Transient { http: Some(500), reason: "HTTP 500".into() };
+        assert!(matches!(settle(&r, &transient, policy, 1_000, Duration::ZERO), Settle::Retry { next_at_ms: 3_000, .. }));
+        assert!(matches!(settle(&r, &transient, policy, 4_000_000, Duration::ZERO), Settle::Failed(m) if m.contains("1 h")));
+        assert_eq!(backoff(u32::MAX, Duration::from_secs(300)), Duration::from_secs(300));
+        let refused = Outcome::Permanent { http: Some(401), reason: "HTTP 401".into() };
+        assert_eq!(settle(&r, &refused, policy, 0, Duration::ZERO), Settle::Failed("HTTP 401".into()));
+    }
+}

@@ -1,0 +1,343 @@
+//! Start-up in phases. [`build`] does everything that can fail — the instance lock (before
+//! anything else is touched), the node and its chain, cargo-zisk, the ELF, the ledger and its
+//! chain binding, the HTTP listener, the EthProofs check — and returns a [`Built`] daemon;
+//! [`Built::spawn`] cannot fail in any way an operator can fix: it starts the actors and the
+//! HTTP surface. [`run`] drives both and stops when `shutdown` resolves (a signal in `main`, a
+//! future in tests) or when the supervisor gives up.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, SystemTime};
+
+use crate::chain::{ChainError, HeadPoller, NodeClient};
+use crate::chainspec::ChainSpec;
+use crate::config::{Config, ConfigError, ZiskAction, ZiskVersionSetting};
+use crate::control::{Control, Nudge};
+use crate::daemon::{Context, Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::instance::InstanceLock;
+use crate::status::Board;
+use crate::zisk::ZiskVersion;
+
+/// Why the daemon could not start. `Config` errors exit with code 2, the rest with 1.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Instance(#[from] crate::instance::InstanceError),
+    #[error("the node is unreachable or unusable: {0}")]
+    Node(#[from] ChainError),
+    #[error(transparent)]
+    Chain(#[from] crate::chainspec::ChainSpecError),
+    #[error("cargo-zisk: {0}")]
+    Zisk(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("EthProofs start-up check: {0} (set ETHPROOFS_STRICT_STARTUP=false to start anyway)")]
+    EthProofs(crate::ethproofs::ClusterCheck),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("cannot start the actors: {0}")]
+    Actors(String),
+}
+
+impl StartupError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartupError::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
+    let what = what.into();
+    move |source| StartupError::Io { what, source }
+}
+
+/// Everything checked and opened, nothing started.
+pub struct Built {
+    ctx: Arc<Context>,
+    poller: Arc<HeadPoller>,
+    listener: tokio::net::TcpListener,
+    nudges: tokio::sync::mpsc::UnboundedReceiver<Nudge>,
+    started_notice: (String, String),
+    /// Held until the process ends: one daemon per OUTPUT_DIR.
+    _lock: InstanceLock,
+}
+
+/// The first phase: everything that can fail.
+pub async fn build(config: Config) -> Result<Built, StartupError> {
+    std::fs::create_dir_all(&config.output_dir)
+        .map_err(io(format!("cannot create OUTPUT_DIR {}", config.output_dir.display())))?;
+    let lock = crate::instance::lock(&config.output_dir, &config.db_path)?;
+
+    let node = Arc::new(NodeClient::new(config.eth_rpc_url.expose(), Duration::from_secs(120))?);
+    let node_chain_id = retry_transient(|| node.chain_id()).await?;
+    let chain = match &config.chain_config {
+        Some(path) => {
+            let spec = ChainSpec::from_file(path)?;
+            spec.check_chain_id(node_chain_id)?;
+            spec
+        }
+        None => ChainSpec::by_chain_id(node_chain_id)?,
+    };
+    // A node without block 0 (pruned, or a test node) binds the ledger by chain id alone.
+    let genesis = retry_transient(|| node.block_hash(0)).await?;
+    let identity = format!("chain id {node_chain_id}, genesis {}", genesis.as_deref().unwrap_or("unknown"));
+
+    let zisk_version = detect_zisk(&config).await?;
+    let dialect = zisk_version.dialect().map_err(|e| StartupError::Zisk(e.to_string()))?;
+    let native = config.zisk_action == ZiskAction::Native;
+    if !native && !config.elf_path.is_file() {
+        return Err(ConfigError {
+            variable: "ELF_PATH",
+            message: format!("{} is not a readable file (see guest-elf/README.md)", config.elf_path.display()),
+        }
+        .into());
+    }
+    let elf_sha256 = if native {
+        "none (ZISK_ACTION=native)".to_string()
+    } else {
+        use sha2::Digest;
+        let bytes = std::fs::read(&config.elf_path).map_err(io(format!("cannot read ELF_PATH {}", config.elf_path.display())))?;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+
+    let ledger = Arc::new(crate::store::Ledger::open(&config.db_path)?);
+    ledger.bind_chain(&identity)?;
+    if config.ethproofs.is_some() {
+        for block in ledger.repair_missing_proved_reports()? {
+            tracing::warn!(block, "proved but its report was never written; reporting it now");
+        }
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| StartupError::Io { what: "HTTP client".into(), source: std::io::Error::other(e) })?;
+    check_ethproofs(&config, &http).await?;
+    let poller = Arc::new(HeadPoller::new(config.eth_rpc_url.expose())?);
+    let listener = tokio::net::TcpListener::bind((config.health_host, config.health_port))
+        .await
+        .map_err(io(format!("cannot listen on {}:{}", config.health_host, config.health_port)))?;
+
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        ethrex = crate::ETHREX_VERSION,
+        chain = %chain.origin,
+        chain_id = chain.chain_id(),
+        node = node.endpoint(),
+        zisk = %zisk_version,
+        framing = %zisk_version.framing(),
+        action = ?config.zisk_action,
+        interval = config.block_interval,
+        ledger = ledger.path(),
+        "ethproofs-daemon starting"
+    );
+    match &config.ethproofs {
+        None => tracing::info!(
+            "EthProofs reporting is off: ETHPROOFS_RPC_URL, ETHPROOFS_API_KEY and ETHPROOFS_CLUSTER_ID are not set, so nothing will be reported"
+        ),
+        Some(e) => tracing::info!(cluster_id = e.cluster_id, "reporting to EthProofs"),
+    }
+    if ledger.paused()? {
+        tracing::warn!("the operator's pause is still in force (`ethproofs-daemon resume` ends it)");
+    }
+    let started_notice = (
+        "ethproofs-daemon started".to_string(),
+        format!(
+            "version {} (ethrex {}), chain {} ({}), cargo-zisk {zisk_version}, ELF sha256 {elf_sha256}",
+            env!("CARGO_PKG_VERSION"),
+            crate::ETHREX_VERSION,
+            chain.origin,
+            chain.chain_id()
+        ),
+    );
+    let (nudge_tx, nudges) = tokio::sync::mpsc::unbounded_channel();
+    let ctx = Arc::new(Context {
+        config,
+        ledger,
+        chain,
+        node,
+        http,
+        zisk_version,
+        dialect,
+        started_at: SystemTime::now(),
+        elf_sha256,
+        disk_low: Arc::new(AtomicBool::new(false)),
+        board: Arc::new(Board::default()),
+        nudges: nudge_tx,
+    });
+    Ok(Built { ctx, poller, listener, nudges, started_notice, _lock: lock })
+}
+
+/// Node calls at start-up ride out a node that is briefly unavailable.
+async fn retry_transient<T, F, Fut>(f: F) -> Result<T, ChainError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, ChainError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && attempt < 3 => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "node call failed at start-up; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn detect_zisk(config: &Config) -> Result<ZiskVersion, StartupError> {
+    match config.zisk_version {
+        ZiskVersionSetting::Fixed { major, minor } => Ok(ZiskVersion { major, minor, patch: 0 }),
+        // Without ZisK the inputs are framed as the current CLI reads them.
+        ZiskVersionSetting::Auto if config.zisk_action == ZiskAction::Native => {
+            Ok(ZiskVersion { major: 1, minor: 0, patch: 0 })
+        }
+        ZiskVersionSetting::Auto => {
+            let program = &config.cargo_zisk;
+            let output = tokio::time::timeout(
+                Duration::from_secs(30),
+                tokio::process::Command::new(program).arg("--version").kill_on_drop(true).output(),
+            )
+            .await
+            .map_err(|_| StartupError::Zisk(format!("`{} --version` did not answer in 30 s", program.display())))?
+            .map_err(|e| {
+                StartupError::Zisk(format!(
+                    "cannot run `{} --version` ({e}); set CARGO_ZISK to the cargo-zisk binary or ZISK_VERSION explicitly",
+                    program.display()
+                ))
+            })?;
+            let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+            ZiskVersion::parse(&text).map_err(|e| StartupError::Zisk(e.to_string()))
+        }
+    }
+}
+
+/// With reporting configured, the key must see the cluster. Definite answers (a refused key, a
+/// cluster the team does not have) stop the daemon unless ETHPROOFS_STRICT_STARTUP=false; an
+/// unreachable API does not, since the outbox rides out outages.
+async fn check_ethproofs(config: &Config, http: &reqwest::Client) -> Result<(), StartupError> {
+    let Some(e) = &config.ethproofs else { return Ok(()) };
+    let client = crate::ethproofs::EthProofsClient::new(http.clone(), e.clone());
+    match client.check_cluster().await {
+        Ok(()) => {
+            tracing::info!(cluster_id = e.cluster_id, "EthProofs key and cluster checked");
+            Ok(())
+        }
+        Err(crate::ethproofs::ClusterCheck::Unreachable(reason)) => {
+            tracing::warn!(%reason, "cannot reach EthProofs to check the key and cluster; starting anyway");
+            Ok(())
+        }
+        Err(problem) if config.ethproofs_strict_startup => Err(StartupError::EthProofs(problem)),
+        Err(problem) => {
+            tracing::warn!(problem = %problem, "EthProofs start-up check failed; starting anyway (ETHPROOFS_STRICT_STARTUP=false)");
+            Ok(())
+        }
+    }
+}
+
+/// A daemon whose actors and HTTP surface run.
+pub struct Running {
+    supervisor: ractor::ActorRef<SupervisorMsg>,
+    supervisor_done: tokio::task::JoinHandle<()>,
+    gave_up: Arc<std::sync::atomic::AtomicBool>,
+    stop_http: tokio::sync::oneshot::Sender<()>,
+    http: tokio::task::JoinHandle<()>,
+    grace: Duration,
+    _lock: InstanceLock,
+}
+
+impl Built {
+    /// The second phase: start the actors and serve the HTTP surface.
+    pub async fn spawn(self) -> Result<Running, StartupError> {
+        let Built { ctx, poller, listener, nudges, started_notice, _lock } = self;
+        crate::telemetry::install();
+        let gave_up = Arc::new(AtomicBool::new(false));
+        let (supervisor, supervisor_done) = ractor::Actor::spawn(
+            None,
+            Supervisor,
+            SupervisorArgs {
+                ctx: ctx.clone(),
+                poller,
+                nudges,
+                restart_backoff: Duration::from_secs(1),
+                gave_up: gave_up.clone(),
+                started_notice: Some(started_notice),
+            },
+        )
+        .await
+        .map_err(|e| StartupError::Actors(e.to_string()))?;
+        let surface = crate::health::Surface {
+            board: ctx.board.clone(),
+            control: Control::new(ctx.ledger.clone(), ctx.nudges.clone(), ctx.config.ethproofs.is_some()),
+            info: crate::health::Info {
+                started_at: ctx.started_at,
+                chain_name: ctx.chain.origin.to_string(),
+                chain_id: ctx.chain.chain_id(),
+                zisk_version: ctx.zisk_version.to_string(),
+                elf_sha256: ctx.elf_sha256.clone(),
+                output_dir: ctx.config.output_dir.clone(),
+                admin_token: ctx.config.admin_token.clone(),
+            },
+            disk_low: ctx.disk_low.clone(),
+        };
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = crate::health::router(Arc::new(surface));
+        let http = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = http_stopped.await;
+                })
+                .await;
+        });
+        Ok(Running {
+            supervisor,
+            supervisor_done,
+            gave_up,
+            stop_http,
+            http,
+            grace: ctx.config.prover_kill_grace,
+            _lock,
+        })
+    }
+}
+
+impl Running {
+    /// Runs until `shutdown` resolves or the supervisor ends; returns the process exit code.
+    pub async fn until(self, shutdown: impl Future<Output = ()>) -> u8 {
+        let Running { supervisor, mut supervisor_done, gave_up, stop_http, http, grace, _lock } = self;
+        let code = tokio::select! {
+            _ = shutdown => None,
+            _ = &mut supervisor_done => Some(u8::from(gave_up.load(std::sync::atomic::Ordering::SeqCst))),
+        };
+        let code = match code {
+            Some(code) => code,
+            None => {
+                tracing::info!("stopping");
+                let deadline = crate::daemon::supervisor::stop_deadline(grace);
+                let stopped = supervisor.call(SupervisorMsg::Shutdown, Some(deadline)).await;
+                if !matches!(stopped, Ok(ractor::rpc::CallResult::Success(()))) {
+                    tracing::warn!("shutdown did not complete in time");
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(3), supervisor_done).await;
+                0
+            }
+        };
+        let _ = stop_http.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
+        tracing::info!(code, "ethproofs-daemon stopped");
+        code
+    }
+}
+
+/// Checks, starts, and runs the daemon until `shutdown` or until the supervisor gives up.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<u8, StartupError> {
+    let running = build(config).await?.spawn().await?;
+    Ok(running.until(shutdown).await)
+}

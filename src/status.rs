@@ -1,0 +1,199 @@
+//! The status board: what each actor publishes about itself, and what the HTTP surface
+//! (`/health`, `/metrics`, the dashboard) reads. These types are an API boundary — they are the
+//! `/health` JSON — so they are their own types, not the actors' internals with `Serialize`.
+//!
+//! Each actor republishes at least once a second; a slot not refreshed for [`STALE_AFTER`]
+//! reads as "not responding", which is what makes a wedged actor show up as unhealthy.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// A slot older than this reads as not responding.
+pub const STALE_AFTER: Duration = Duration::from_secs(10);
+
+/// A bounded list of recent events: the one place the daemon keeps history in memory.
+#[derive(Debug, Clone)]
+pub struct Recent<T> {
+    items: VecDeque<T>,
+    cap: usize,
+}
+
+impl<T: Clone> Recent<T> {
+    pub fn new(cap: usize) -> Recent<T> {
+        Recent { items: VecDeque::with_capacity(cap.min(64)), cap }
+    }
+
+    pub fn push(&mut self, item: T) {
+        if self.items.len() == self.cap {
+            self.items.pop_front();
+        }
+        self.items.push_back(item);
+    }
+
+    pub fn to_vec(&self) -> Vec<T> {
+        self.items.iter().cloned().collect()
+    }
+}
+
+/// One actor's latest status and when it was published.
+#[derive(Debug)]
+pub struct Slot<T>(Mutex<Option<(Instant, T)>>);
+
+impl<T: Clone> Default for Slot<T> {
+    fn default() -> Self {
+        Slot(Mutex::new(None))
+    }
+}
+
+impl<T: Clone> Slot<T> {
+    pub fn publish(&self, status: T) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), status));
+    }
+
+    /// The status, unless it is older than [`STALE_AFTER`].
+    pub fn fresh(&self) -> Option<T> {
+        let slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().filter(|(at, _)| at.elapsed() < STALE_AFTER).map(|(_, s)| s.clone())
+    }
+}
+
+/// Every actor's slot.
+#[derive(Debug, Default)]
+pub struct Board {
+    pub input: Slot<InputStatus>,
+    pub prover: Slot<ProverStatus>,
+    pub reporter: Slot<ReporterStatus>,
+    pub notifier: Slot<NotifierStatus>,
+    pub supervisor: Slot<SupervisorStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MissedBlock {
+    pub block: u64,
+    pub stage: String,
+    pub reason: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputStatus {
+    pub status: &'static str,
+    pub state: &'static str,
+    pub queue_length: usize,
+    pub queued_blocks: Vec<u64>,
+    pub building_block: Option<u64>,
+    pub processed_count: u64,
+    pub head: Option<u64>,
+    pub head_seen_at: Option<String>,
+    pub head_age_seconds: Option<u64>,
+    pub next_target: Option<u64>,
+    pub missed_count: u64,
+    pub missed_blocks: Vec<MissedBlock>,
+    pub rpc_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProvedBlock {
+    pub block: u64,
+    pub proving_time_ms: u64,
+    pub cycles: Option<u64>,
+    /// From first seeing the head to the prover starting (unknown after a restart).
+    pub head_to_prover_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedBlock {
+    pub block: u64,
+    pub stage: String,
+    pub reason: String,
+    pub last_lines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProverStatus {
+    pub status: &'static str,
+    pub state: &'static str,
+    pub queue_length: usize,
+    pub queued_blocks: Vec<u64>,
+    pub proving_block: Option<u64>,
+    pub proving_attempt: Option<u32>,
+    pub proving_since: Option<String>,
+    pub proving_duration_seconds: Option<u64>,
+    pub zisk_version: String,
+    pub action: &'static str,
+    /// Blocks proved by this process (the ledger has the totals).
+    pub proved_count: u64,
+    /// Blocks re-executed (`native`) or emulated (`execute`): never counted as proved.
+    pub executed_count: u64,
+    pub failed_count: u64,
+    pub recent_proved: Vec<ProvedBlock>,
+    pub recent_failed: Vec<FailedBlock>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveredReport {
+    pub block: u64,
+    pub status: &'static str,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedReport {
+    pub block: u64,
+    pub status: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReporterStatus {
+    pub enabled: bool,
+    pub state: &'static str,
+    pub queue_length: usize,
+    pub queued_reports: Vec<String>,
+    pub delivered_count: u64,
+    pub recent_delivered: Vec<DeliveredReport>,
+    pub failed: Vec<FailedReport>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NotifierStatus {
+    pub enabled: bool,
+    pub state: &'static str,
+    pub queue_length: usize,
+    pub sent: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+    pub active_alerts: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SupervisorStatus {
+    pub restarts: u64,
+    pub children: Vec<&'static str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_keeps_only_the_newest() {
+        let mut r = Recent::new(3);
+        for i in 0..5 {
+            r.push(i);
+        }
+        assert_eq!(r.to_vec(), vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn an_unpublished_slot_is_not_responding() {
+        let slot: Slot<u32> = Slot::default();
+        assert_eq!(slot.fresh(), None);
+        slot.publish(7);
+        assert_eq!(slot.fresh(), Some(7));
+    }
+}

@@ -1,0 +1,251 @@
+//! The states a block and an EthProofs call can be in, and the one table of moves between them.
+//!
+//! ```text
+//!            ┌──────────────── operator re-prove ───────────────┐
+//!            ▼                                                  │
+//! (none) ─▶ seen ─▶ queued ─▶ proving ─▶ exited ─▶ proved       │   (terminal)
+//!            │  ▲      ▲         │  │       ├──▶ executed ──────┤   (native / execute)
+//!            │  │      └─────────┘  │       └──▶ failed ────────┤
+//!            │  │   stopped for     └─▶ failed (interrupted     │
+//!            │  │   shutdown /          too often)              │
+//!            │  │   interrupted                                 │
+//!            └──┼──▶ failed (input) ────────────────────────────┤
+//!               └── orphaned / skipped ─────────────────────────┘
+//! ```
+//!
+//! `input_ready` is a v1 state read from older ledgers; it moves on as `queued` does.
+
+use std::fmt;
+
+/// Where a block is. Stored as the text of [`BlockState::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlockState {
+    /// A target (or an operator's block) whose input is still to be built.
+    Seen,
+    /// Written by v1 ledgers between building and queueing; treated as `Queued`.
+    InputReady,
+    /// Input on disk, waiting for the prover.
+    Queued,
+    /// A prover run (attempt `attempts`) has started.
+    Proving,
+    /// The run ended; its ending and proof digest are recorded, the verdict is not yet.
+    Exited,
+    /// Proof accepted. Terminal.
+    Proved,
+    /// Re-executed (`native`) or emulated (`execute`): no proof exists.
+    Executed,
+    /// Ended with a stage and a reason.
+    Failed,
+    /// Not attempted (v1 ledgers; v2 records skips as ranges).
+    Skipped,
+    /// Its block left the canonical chain.
+    Orphaned,
+}
+
+impl BlockState {
+    pub const ALL: [BlockState; 10] = [
+        BlockState::Seen,
+        BlockState::InputReady,
+        BlockState::Queued,
+        BlockState::Proving,
+        BlockState::Exited,
+        BlockState::Proved,
+        BlockState::Executed,
+        BlockState::Failed,
+        BlockState::Skipped,
+        BlockState::Orphaned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockState::Seen => "seen",
+            BlockState::InputReady => "input_ready",
+            BlockState::Queued => "queued",
+            BlockState::Proving => "proving",
+            BlockState::Exited => "exited",
+            BlockState::Proved => "proved",
+            BlockState::Executed => "executed",
+            BlockState::Failed => "failed",
+            BlockState::Skipped => "skipped",
+            BlockState::Orphaned => "orphaned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BlockState> {
+        BlockState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Work is under way: the operator cannot start it again.
+    pub fn in_flight(self) -> bool {
+        matches!(self, BlockState::Seen | BlockState::InputReady | BlockState::Queued | BlockState::Proving | BlockState::Exited)
+    }
+}
+
+impl fmt::Display for BlockState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a block moves: each business event names its move, so the table below is the whole story.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    TargetSeen,
+    InputBuilt,
+    InputFailed,
+    ProofStarted,
+    /// The run was stopped by a graceful shutdown, or found dead after a crash: back in the queue.
+    ProofInterrupted,
+    /// Interrupted more often than `MAX_PROVE_ATTEMPTS`.
+    GaveUp,
+    ProverExited,
+    ProofAccepted,
+    ProofFailed,
+    ExecutedNatively,
+    Orphaned,
+    /// The operator asked for this block again (or prove mode takes back an executed block).
+    Reprove,
+    /// A queued block's input is gone from disk (deleted by hand): it is built again.
+    InputLost,
+}
+
+/// The transition table. `None` for `from` is a block the ledger does not know yet.
+pub fn allowed(from: Option<BlockState>, mv: Move) -> Option<BlockState> {
+    use BlockState::*;
+    let to = match (from, mv) {
+        (None, Move::TargetSeen) => Seen,
+        (None, Move::Reprove) => Seen,
+        (Some(Seen), Move::InputBuilt) => Queued,
+        (Some(Seen), Move::InputFailed) => Failed,
+        (Some(Queued | InputReady), Move::ProofStarted) => Proving,
+        (Some(Proving), Move::ProofInterrupted) => Queued,
+        (Some(Proving), Move::GaveUp) => Failed,
+        (Some(Proving), Move::ProverExited) => Exited,
+        // A run that could not even start has no exit to record.
+        (Some(Proving | Exited), Move::ProofFailed) => Failed,
+        (Some(Exited), Move::ProofAccepted) => Proved,
+        (Some(Exited), Move::ExecutedNatively) => Executed,
+        (Some(Seen | Queued | InputReady | Proving | Exited), Move::Orphaned) => Orphaned,
+        (Some(Failed | Executed | Skipped | Orphaned), Move::Reprove) => Seen,
+        (Some(Queued | InputReady), Move::InputLost) => Seen,
+        _ => return None,
+    };
+    Some(to)
+}
+
+/// Where an EthProofs call is. Stored as the text of [`ReportState::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportState {
+    /// Written, not yet accepted: the outbox sends it.
+    Pending,
+    /// The API answered 200.
+    Done,
+    /// The API answered 409: the block is already proved there.
+    AlreadyProved,
+    /// Given up with a reason (a permanent refusal, or too old).
+    Failed,
+    /// Not needed any more: a later call for the block does its work.
+    Superseded,
+}
+
+impl ReportState {
+    const ALL: [ReportState; 5] =
+        [ReportState::Pending, ReportState::Done, ReportState::AlreadyProved, ReportState::Failed, ReportState::Superseded];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportState::Pending => "pending",
+            ReportState::Done => "done",
+            ReportState::AlreadyProved => "already_proved",
+            ReportState::Failed => "failed",
+            ReportState::Superseded => "superseded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReportState> {
+        ReportState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The API holds what this call said.
+    pub fn accepted(self) -> bool {
+        matches!(self, ReportState::Done | ReportState::AlreadyProved)
+    }
+
+    /// Settling moves only out of `pending`; going back to `pending` is the operator's resubmit.
+    pub fn can_settle_to(self, to: ReportState) -> bool {
+        self == ReportState::Pending && to != ReportState::Pending
+    }
+}
+
+impl fmt::Display for ReportState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proved_is_terminal() {
+        for mv in [
+            Move::TargetSeen,
+            Move::InputBuilt,
+            Move::InputFailed,
+            Move::ProofStarted,
+            Move::ProofInterrupted,
+            Move::GaveUp,
+            Move::ProverExited,
+            Move::ProofAccepted,
+            Move::ProofFailed,
+            Move::ExecutedNatively,
+            Move::Orphaned,
+            Move::Reprove,
+            Move::InputLost,
+        ] {
+            assert_eq!(allowed(Some(BlockState::Proved), mv), None, "{mv:?} out of proved");
+        }
+    }
+
+    #[test]
+    fn the_happy_path_and_its_forks() {
+        let mut s = allowed(None, Move::TargetSeen).unwrap();
+        for (mv, want) in [
+            (Move::InputBuilt, BlockState::Queued),
+            (Move::ProofStarted, BlockState::Proving),
+            (Move::ProofInterrupted, BlockState::Queued),
+            (Move::ProofStarted, BlockState::Proving),
+            (Move::ProverExited, BlockState::Exited),
+            (Move::ProofAccepted, BlockState::Proved),
+        ] {
+            s = allowed(Some(s), mv).unwrap_or_else(|| panic!("{mv:?} from {s}"));
+            assert_eq!(s, want);
+        }
+        assert_eq!(allowed(Some(BlockState::Exited), Move::ExecutedNatively), Some(BlockState::Executed));
+        assert_eq!(allowed(Some(BlockState::Executed), Move::Reprove), Some(BlockState::Seen));
+        assert_eq!(allowed(Some(BlockState::Failed), Move::Reprove), Some(BlockState::Seen));
+    }
+
+    #[test]
+    fn in_flight_work_cannot_be_started_twice() {
+        for s in [BlockState::Seen, BlockState::Queued, BlockState::Proving, BlockState::Exited] {
+            assert_eq!(allowed(Some(s), Move::Reprove), None, "{s}");
+            assert_eq!(allowed(Some(s), Move::TargetSeen), None, "{s}");
+        }
+        assert_eq!(allowed(Some(BlockState::Proving), Move::ProofStarted), None);
+        assert_eq!(allowed(Some(BlockState::Seen), Move::ProofAccepted), None);
+    }
+
+    #[test]
+    fn states_round_trip_and_unknown_text_is_none() {
+        for s in BlockState::ALL {
+            assert_eq!(BlockState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(BlockState::parse("provd"), None);
+        assert_eq!(ReportState::parse("done"), Some(ReportState::Done));
+        assert_eq!(ReportState::parse(""), None);
+        assert!(ReportState::Pending.can_settle_to(ReportState::Done));
+        assert!(!ReportState::Done.can_settle_to(ReportState::Failed));
+    }
+}

@@ -1,0 +1,223 @@
+use std::path::Path;
+
+use super::*;
+
+fn ledger() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&dir.path().join("l.db")).unwrap();
+    (dir, l)
+}
+
+fn built(path: &Path) -> Enqueued<'_> {
+    Enqueued { input_path: path, gas_used: 21000, tx_count: 1, block_hash: "0xab", input_ms: 12 }
+}
+
+fn exit<'a>(proof: Option<(&'a Path, &'a str)>) -> ExitRecord<'a> {
+    ExitRecord { exit: "code 0", proof, proving_ms: 1234, cycles: Some(99) }
+}
+
+/// Drives block `n` from nothing to proved (reporting on).
+fn prove(l: &Ledger, n: u64) {
+    l.targets_scheduled(&[n], None, n).unwrap();
+    l.input_built(n, &built(Path::new("/out/i")), true).unwrap();
+    l.proof_started(n, true).unwrap();
+    l.prover_exited(n, &exit(Some((Path::new("/out/p"), "beef")))).unwrap();
+    l.proof_accepted(n, 1234, Some(99), true).unwrap();
+}
+
+#[test]
+fn a_block_moves_through_its_states_and_proved_is_final() {
+    let (_d, l) = ledger();
+    prove(&l, 100);
+    let b = l.block(100).unwrap().unwrap();
+    assert_eq!(b.state, BlockState::Proved);
+    assert_eq!((b.proving_ms, b.cycles, b.attempts), (Some(1234), Some(99), 1));
+    assert_eq!(b.proof_sha256.as_deref(), Some("beef"));
+    assert!(matches!(l.proof_failed(100, "prove", "late"), Err(StoreError::IllegalMove { .. })));
+    assert!(matches!(l.proof_started(100, true), Err(StoreError::IllegalMove { .. })));
+    assert_eq!(l.block(100).unwrap().unwrap().state, BlockState::Proved, "an illegal move changes nothing");
+    let kinds: Vec<_> = l.pending_reports().unwrap().iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [ReportKind::Queued, ReportKind::Proving, ReportKind::Proved], "each raised with its event");
+}
+
+#[test]
+fn operator_blocks_and_outcomes_never_move_the_schedule() {
+    let (_d, l) = ledger();
+    l.targets_scheduled(&[100], None, 100).unwrap();
+    let asked = l.operator_prove(&[99_999_900, 100]).unwrap();
+    assert_eq!(asked.added, vec![99_999_900]);
+    assert_eq!(asked.in_progress, vec![100]);
+    l.input_failed(100, "fetch_block", "no").unwrap();
+    assert_eq!(l.last_scheduled().unwrap(), Some(100), "a typo far above the head does not move it");
+    l.targets_scheduled(&[], Some((200, 5000, 49, "too old")), 5100).unwrap();
+    assert_eq!(l.last_scheduled().unwrap(), Some(5100));
+    l.targets_scheduled(&[], None, 300).unwrap();
+    assert_eq!(l.last_scheduled().unwrap(), Some(5100), "the cursor never goes back");
+    let skipped = l.skipped_ranges(10).unwrap();
+    assert_eq!(skipped.len(), 1, "a range is one record");
+    assert_eq!((skipped[0].first, skipped[0].last, skipped[0].count), (200, 5000, 49));
+    assert!(l.counts().unwrap().contains(&("skipped".to_string(), 49)));
+    // A failed block can be asked for again; that is its own move.
+    assert_eq!(l.operator_prove(&[100]).unwrap().added, vec![100]);
+    assert_eq!(l.block(100).unwrap().unwrap().origin, Origin::Schedule);
+}
+
+#[test]
+fn native_runs_are_executed_never_proved_and_prove_mode_takes_them_back() {
+    let (_d, l) = ledger();
+    l.targets_scheduled(&[10], None, 10).unwrap();
+    l.input_built(10, &built(Path::new("/i")), false).unwrap();
+    l.proof_started(10, false).unwrap();
+    l.prover_exited(10, &exit(None)).unwrap();
+    l.executed(10, 5, None).unwrap();
+    assert_eq!(l.block(10).unwrap().unwrap().state, BlockState::Executed);
+    assert_eq!(l.last_proved_and_reported().unwrap(), (None, None));
+    assert_eq!(l.reopen_executed().unwrap(), vec![10]);
+    assert_eq!(l.block(10).unwrap().unwrap().state, BlockState::Seen);
+}
+
+#[test]
+fn a_graceful_stop_is_not_an_interruption_and_a_crash_is() {
+    let (_d, l) = ledger();
+    l.targets_scheduled(&[7], None, 7).unwrap();
+    l.input_built(7, &built(Path::new("/i")), false).unwrap();
+    for _ in 0..5 {
+        l.proof_started(7, false).unwrap();
+        assert_eq!(l.proof_interrupted(7, false, 2).unwrap(), Interrupted::Requeued);
+    }
+    l.proof_started(7, false).unwrap();
+    assert_eq!(l.proof_interrupted(7, true, 2).unwrap(), Interrupted::Requeued);
+    l.proof_started(7, false).unwrap();
+    assert!(matches!(l.proof_interrupted(7, true, 2).unwrap(), Interrupted::GaveUp(r) if r.contains("2 time(s)")));
+    let b = l.block(7).unwrap().unwrap();
+    assert_eq!((b.state, b.attempts, b.interruptions), (BlockState::Failed, 7, 2));
+}
+
+#[test]
+fn the_running_process_is_recorded_for_its_attempt_only() {
+    let (_d, l) = ledger();
+    l.targets_scheduled(&[5], None, 5).unwrap();
+    l.input_built(5, &built(Path::new("/i")), false).unwrap();
+    let attempt = l.proof_started(5, false).unwrap();
+    let p = ProcessRecord { pgid: 4242, start_ticks: 77, boot_id: "b".into() };
+    l.prover_process(5, attempt + 1, &p).unwrap();
+    assert_eq!(l.block(5).unwrap().unwrap().process, None, "a stale attempt writes nothing");
+    l.prover_process(5, attempt, &p).unwrap();
+    assert_eq!(l.block(5).unwrap().unwrap().process, Some(p));
+    l.prover_exited(5, &exit(None)).unwrap();
+    assert_eq!(l.block(5).unwrap().unwrap().process, None, "cleared the moment it exits");
+}
+
+#[test]
+fn the_outbox_holds_each_call_once_and_a_409_stops_the_block() {
+    let (_d, l) = ledger();
+    prove(&l, 300);
+    let pending = l.pending_reports().unwrap();
+    l.report_sending(pending[0].id).unwrap();
+    assert!(l.pending_reports().unwrap()[0].in_doubt, "marked before it goes");
+    l.report_settled(&pending[0], &Settle::Retry { error: "HTTP 500".into(), next_at_ms: 99 }).unwrap();
+    let again = l.pending_reports().unwrap();
+    assert_eq!((again[0].attempts, again[0].next_attempt_at_ms, again[0].in_doubt), (1, 99, false));
+    l.report_settled(&again[0], &Settle::AlreadyProved).unwrap();
+    let left: Vec<_> = l.pending_reports().unwrap().iter().map(|r| r.kind).collect();
+    assert_eq!(left, [ReportKind::Proved], "the block's other queued/proving calls are superseded");
+    assert_eq!(l.report_state(300, ReportKind::Proving).unwrap(), Some(ReportState::Superseded));
+}
+
+#[test]
+fn resubmit_is_its_own_move_from_the_saved_proof() {
+    let (_d, l) = ledger();
+    prove(&l, 10);
+    assert_eq!(l.operator_resubmit(10).unwrap(), None, "still pending");
+    for r in l.pending_reports().unwrap() {
+        l.report_settled(&r, &Settle::Failed("HTTP 401".into())).unwrap();
+    }
+    assert_eq!(l.operator_resubmit(10).unwrap(), Some(()));
+    let pending: Vec<_> = l.pending_reports().unwrap().iter().map(|r| (r.kind, r.proof_path.clone())).collect();
+    assert!(pending.contains(&(ReportKind::Proved, Some(PathBuf::from("/out/p")))));
+    assert!(pending.iter().any(|(k, _)| *k == ReportKind::Proving), "no row was ever accepted: proving first");
+    l.targets_scheduled(&[11], None, 11).unwrap();
+    assert_eq!(l.operator_resubmit(11).unwrap(), None, "only proved blocks");
+}
+
+#[test]
+fn report_lines_join_the_proved_call() {
+    let (_d, l) = ledger();
+    prove(&l, 10);
+    for r in l.pending_reports().unwrap() {
+        l.report_settled(&r, &Settle::Done).unwrap();
+    }
+    l.targets_scheduled(&[11], None, 11).unwrap();
+    l.input_failed(11, "input", "no witness").unwrap();
+    let lines = l.report_lines(0).unwrap();
+    assert_eq!(lines.len(), 2);
+    assert_eq!((lines[0].outcome.as_str(), lines[0].proving_ms, lines[0].input_ms), ("proved", Some(1234), Some(12)));
+    assert!(lines[0].reported_at_ms.is_some());
+    assert_eq!((lines[1].outcome.as_str(), lines[1].stage.as_deref()), ("failed", Some("input")));
+    assert!(l.report_lines(i64::MAX).unwrap().is_empty());
+    let newest: Vec<u64> = l.recent_blocks(None, 1).unwrap().iter().map(|b| b.block).collect();
+    assert_eq!(newest, vec![11]);
+}
+
+#[test]
+fn unknown_state_text_is_an_error_naming_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    Ledger::open(&path).unwrap().targets_scheduled(&[42], None, 42).unwrap();
+    Connection::open(&path).unwrap().execute("UPDATE blocks SET state = 'provd' WHERE number = 42", []).unwrap();
+    let l = Ledger::open(&path).unwrap();
+    let err = l.block(42).unwrap_err().to_string();
+    assert!(err.contains("row 42") && err.contains("provd"), "{err}");
+    assert!(l.report_lines(0).is_err());
+}
+
+#[test]
+fn a_ledger_belongs_to_one_chain_and_remembers_the_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    {
+        let l = Ledger::open(&path).unwrap();
+        l.bind_chain("chain id 1, genesis 0xaa").unwrap();
+        l.set_paused(true).unwrap();
+    }
+    let l = Ledger::open(&path).unwrap();
+    assert!(l.paused().unwrap(), "pause survives a restart");
+    l.bind_chain("chain id 1, genesis 0xaa").unwrap();
+    let err = l.bind_chain("chain id 1337, genesis 0xbb").unwrap_err().to_string();
+    assert!(err.contains("0xaa") && err.contains("0xbb"), "names both: {err}");
+}
+
+#[test]
+fn a_v1_ledger_is_migrated_with_its_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute("INSERT INTO blocks (number, state) VALUES (500, 'proving'), (400, 'proved')", []).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let l = Ledger::open(&path).unwrap();
+    assert_eq!(l.last_scheduled().unwrap(), Some(500));
+    assert_eq!(l.blocks_in(&[BlockState::Proving]).unwrap()[0].number, 500);
+}
+
+#[test]
+fn a_corrupt_file_is_refused_not_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    let garbage = b"this is not a database, it is a text file of some length....".to_vec();
+    std::fs::write(&path, &garbage).unwrap();
+    let err = Ledger::open(&path).unwrap_err().to_string();
+    assert!(err.contains("l.db") && err.contains("corrupt"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), garbage, "the file was left untouched");
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    let err = Ledger::open(&path).unwrap_err().to_string();
+    assert!(err.contains("schema version 99"), "{err}");
+}
