@@ -10,7 +10,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,18 +73,6 @@ impl fmt::Debug for NodeClient {
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    result: Option<serde_json::Value>,
-    error: Option<RpcErrorObject>,
-}
-
-#[derive(Deserialize)]
-struct RpcErrorObject {
-    code: i64,
-    message: String,
-}
-
 impl NodeClient {
     pub fn new(url: &str, timeout: Duration) -> Result<NodeClient, ChainError> {
         let parsed =
@@ -134,12 +121,14 @@ impl NodeClient {
         params: serde_json::Value,
     ) -> Result<serde_json::Value, ChainError> {
         let body = self.call_raw(method, params).await?;
-        let envelope: Envelope = serde_json::from_slice(&body)
-            .map_err(|e| ChainError::Decode { method, message: format!("not a JSON-RPC response: {e}") })?;
-        if let Some(e) = envelope.error {
-            return Err(ChainError::Rpc { method, code: e.code, message: e.message });
-        }
-        envelope.result.ok_or(ChainError::Decode { method, message: "null result".into() })
+        let text = std::str::from_utf8(&body)
+            .map_err(|e| ChainError::Decode { method, message: format!("not UTF-8: {e}") })?;
+        let result = crate::input::envelope::payload(text, method).map_err(|e| match e {
+            crate::input::InputError::Rpc { code, message, .. } => ChainError::Rpc { method, code, message },
+            crate::input::InputError::NullResult { .. } => ChainError::Decode { method, message: "null result".into() },
+            other => ChainError::Decode { method, message: format!("not a JSON-RPC response: {other}") },
+        })?;
+        serde_json::from_str(result).map_err(|e| ChainError::Decode { method, message: e.to_string() })
     }
 
     async fn call_u64(&self, method: &'static str) -> Result<u64, ChainError> {
@@ -162,13 +151,17 @@ impl NodeClient {
     /// ledger recognises its chain (block 0) and, later, whether a block is still canonical.
     pub async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError> {
         let method = "eth_getBlockByNumber";
-        let body = self.call_raw(method, json!([format!("{number:#x}"), false])).await?;
-        let envelope: Envelope = serde_json::from_slice(&body)
-            .map_err(|e| ChainError::Decode { method, message: format!("not a JSON-RPC response: {e}") })?;
-        if let Some(e) = envelope.error {
-            return Err(ChainError::Rpc { method, code: e.code, message: e.message });
-        }
-        Ok(envelope.result.and_then(|v| v.get("hash")?.as_str().map(str::to_string)))
+        let header = match self.call_value(method, json!([format!("{number:#x}"), false])).await {
+            Ok(v) => v,
+            Err(ChainError::Decode { message, .. }) if message == "null result" => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // A hash is 32 bytes: anything else is not one, and is not stored.
+        Ok(header
+            .get("hash")
+            .and_then(|h| h.as_str())
+            .filter(|h| h.len() == 66 && h.starts_with("0x") && h[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_string))
     }
 
     /// The raw `eth_getBlockByNumber(n, true)` response, envelope included.

@@ -93,6 +93,19 @@ impl ChainSpec {
         ChainSpec { origin: network.name().to_string(), config }
     }
 
+    /// The one rule for which chain the daemon proves: the configured file (which must match the
+    /// node's chain id), or else the embedded config for the node's chain id.
+    pub fn select(config_file: Option<&Path>, node_chain_id: u64) -> Result<ChainSpec, ChainSpecError> {
+        match config_file {
+            Some(path) => {
+                let spec = ChainSpec::from_file(path)?;
+                spec.check_chain_id(node_chain_id)?;
+                Ok(spec)
+            }
+            None => ChainSpec::by_chain_id(node_chain_id),
+        }
+    }
+
     pub fn by_chain_id(chain_id: u64) -> Result<ChainSpec, ChainSpecError> {
         Network::from_chain_id(chain_id).map(ChainSpec::embedded).ok_or(ChainSpecError::UnknownChainId { chain_id })
     }

@@ -7,7 +7,6 @@ use crate::chain::NodeClient;
 use crate::chainspec::ChainSpec;
 use crate::config::Config;
 use crate::ethproofs::{ClusterCheck, EthProofsClient};
-use crate::zisk::ZiskVersion;
 
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -52,10 +51,7 @@ async fn node_checks(config: &Config, out: &mut Vec<Check>) {
         Err(e) => return out.push(Check::fail("node", format!("eth_blockNumber failed: {e}"))),
     };
     out.push(Check::pass("node", format!("{} reachable, chain id {chain_id}, head {head}", node.endpoint())));
-    let spec = match &config.chain_config {
-        Some(path) => ChainSpec::from_file(path).and_then(|s| s.check_chain_id(chain_id).map(|()| s)),
-        None => ChainSpec::by_chain_id(chain_id),
-    };
+    let spec = ChainSpec::select(config.chain_config.as_deref(), chain_id);
     match spec {
         Ok(s) => out.push(Check::pass("chain", format!("{} (chain id {})", s.origin, s.chain_id()))),
         Err(e) => out.push(Check::fail("chain", e.to_string())),
@@ -79,20 +75,7 @@ async fn node_checks(config: &Config, out: &mut Vec<Check>) {
 
 async fn zisk_check(config: &Config) -> Check {
     let program = &config.cargo_zisk;
-    let run = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new(program).arg("--version").kill_on_drop(true).output(),
-    )
-    .await;
-    let output = match run {
-        Err(_) => {
-            return Check::fail("cargo-zisk", format!("`{} --version` did not answer in 30 s", program.display()));
-        }
-        Ok(Err(e)) => return Check::fail("cargo-zisk", format!("cannot run {}: {e}", program.display())),
-        Ok(Ok(o)) => o,
-    };
-    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
-    match ZiskVersion::parse(&text).and_then(|v| v.dialect().map(|_| v)) {
+    match crate::zisk::detect(program).await.and_then(|v| v.dialect().map(|_| v)) {
         Ok(v) => Check::pass(
             "cargo-zisk",
             format!(

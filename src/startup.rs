@@ -75,14 +75,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
 
     let node = Arc::new(NodeClient::new(config.eth_rpc_url.expose(), Duration::from_secs(120))?);
     let node_chain_id = retry_transient(|| node.chain_id()).await?;
-    let chain = match &config.chain_config {
-        Some(path) => {
-            let spec = ChainSpec::from_file(path)?;
-            spec.check_chain_id(node_chain_id)?;
-            spec
-        }
-        None => ChainSpec::by_chain_id(node_chain_id)?,
-    };
+    let chain = ChainSpec::select(config.chain_config.as_deref(), node_chain_id)?;
     // A node without block 0 (pruned, or a test node) binds the ledger by chain id alone.
     let genesis = retry_transient(|| node.block_hash(0)).await?;
     let identity = format!("chain id {node_chain_id}, genesis {}", genesis.as_deref().unwrap_or("unknown"));
@@ -200,21 +193,7 @@ async fn detect_zisk(config: &Config) -> Result<ZiskVersion, StartupError> {
             Ok(ZiskVersion { major: 1, minor: 0, patch: 0 })
         }
         ZiskVersionSetting::Auto => {
-            let program = &config.cargo_zisk;
-            let output = tokio::time::timeout(
-                Duration::from_secs(30),
-                tokio::process::Command::new(program).arg("--version").kill_on_drop(true).output(),
-            )
-            .await
-            .map_err(|_| StartupError::Zisk(format!("`{} --version` did not answer in 30 s", program.display())))?
-            .map_err(|e| {
-                StartupError::Zisk(format!(
-                    "cannot run `{} --version` ({e}); set CARGO_ZISK to the cargo-zisk binary or ZISK_VERSION explicitly",
-                    program.display()
-                ))
-            })?;
-            let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
-            ZiskVersion::parse(&text).map_err(|e| StartupError::Zisk(e.to_string()))
+            crate::zisk::detect(&config.cargo_zisk).await.map_err(|e| StartupError::Zisk(e.to_string()))
         }
     }
 }

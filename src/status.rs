@@ -104,6 +104,14 @@ pub struct ProvedBlock {
     pub head_to_prover_ms: Option<u64>,
 }
 
+/// A block re-executed (`native`) or emulated (`execute`): there is no proof.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutedBlock {
+    pub block: u64,
+    pub ms: u64,
+    pub cycles: Option<u64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct FailedBlock {
     pub block: u64,
@@ -130,6 +138,7 @@ pub struct ProverStatus {
     pub executed_count: u64,
     pub failed_count: u64,
     pub recent_proved: Vec<ProvedBlock>,
+    pub recent_executed: Vec<ExecutedBlock>,
     pub recent_failed: Vec<FailedBlock>,
 }
 

@@ -57,7 +57,11 @@ pub fn rpc_error(kind: &'static str, status: String) {
 /// One EthProofs answer: `result` is what it meant (done, already_proved, permanent,
 /// rate_limited, transient), `status` the HTTP status or `network`.
 pub fn api_response(endpoint: &str, result: &'static str, http: Option<u16>) {
-    let status = http.map_or_else(|| "network".to_string(), |h| h.to_string());
+    let status = match http {
+        None => "network".to_string(),
+        Some(200..=299) => "2xx".to_string(),
+        Some(h) => h.to_string(),
+    };
     metrics::counter!("ethproofs_api_responses_total", "endpoint" => endpoint.to_string(), "result" => result, "status" => status)
         .increment(1);
 }

@@ -41,6 +41,28 @@ pub enum ZiskError {
     MissingProof(String),
     #[error("the prover wrote an unreadable result file {path}: {reason}")]
     BadResult { path: String, reason: String },
+    #[error("`{program} --version` did not answer in 30 s")]
+    VersionTimeout { program: String },
+    #[error("cannot run `{program} --version` ({reason}); set CARGO_ZISK to the cargo-zisk binary or ZISK_VERSION explicitly")]
+    NotRunnable { program: String, reason: String },
+}
+
+/// Asks `program --version` which cargo-zisk it is: the one place that does.
+pub async fn detect(program: &Path) -> Result<ZiskVersion, ZiskError> {
+    let run = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::process::Command::new(program).arg("--version").kill_on_drop(true).output(),
+    )
+    .await;
+    let output = match run {
+        Err(_) => return Err(ZiskError::VersionTimeout { program: program.display().to_string() }),
+        Ok(Err(e)) => {
+            return Err(ZiskError::NotRunnable { program: program.display().to_string(), reason: e.to_string() });
+        }
+        Ok(Ok(o)) => o,
+    };
+    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    ZiskVersion::parse(&text)
 }
 
 /// The CLI dialects that differ in flags or output.

@@ -208,8 +208,9 @@ fn execute_mode_records_steps_and_reports_nothing() {
     env.push(("ZISK_ACTION", "execute".into()));
     env.push(("FAKE_ZISK_VERSION", "0.14.0".into()));
     let mut d = Daemon::start(&env);
-    let h = d.wait_for("block executed", Duration::from_secs(60), |h| prover(h)["proved_count"] == 1);
-    assert_eq!(prover(&h)["recent_proved"][0]["cycles"], 7777);
+    let h = d.wait_for("block executed", Duration::from_secs(60), |h| prover(h)["executed_count"] == 1);
+    assert_eq!(prover(&h)["recent_executed"][0]["cycles"], 7777);
+    assert_eq!(prover(&h)["proved_count"], 0, "an emulation is not a proof");
     assert_eq!(prover(&h)["action"], "execute");
     std::thread::sleep(Duration::from_millis(500));
     assert!(api.received().is_empty(), "execute mode must not report: {:?}", api.received());
@@ -360,7 +361,8 @@ fn native_mode_needs_no_zisk_and_reports_nothing() {
     env.push(("CARGO_ZISK", "/nonexistent/cargo-zisk".into()));
     env.push(("ELF_PATH", "/nonexistent/guest.elf".into()));
     let mut d = Daemon::start(&env);
-    let h = d.wait_for("both blocks re-executed", Duration::from_secs(60), |h| prover(h)["proved_count"] == 2);
+    let h = d.wait_for("both blocks re-executed", Duration::from_secs(60), |h| prover(h)["executed_count"] == 2);
+    assert_eq!(prover(&h)["proved_count"], 0, "a re-execution is not a proof");
     assert_eq!(prover(&h)["action"], "native");
     std::thread::sleep(Duration::from_millis(500));
     assert!(api.received().is_empty(), "native mode must not report: {:?}", api.received());
@@ -370,13 +372,13 @@ fn native_mode_needs_no_zisk_and_reports_nothing() {
 #[test]
 fn run_dev_proves_dev_chain_blocks_with_no_configuration() {
     let mut d = Daemon::start_with_args(&["run", "--dev"], &[("DEV_BLOCK_TIME", "1".into())]);
-    let h = d.wait_for("two dev blocks proved natively", Duration::from_secs(90), |h| {
-        prover(h)["proved_count"].as_u64().unwrap_or(0) >= 2
+    let h = d.wait_for("two dev blocks executed natively", Duration::from_secs(90), |h| {
+        prover(h)["executed_count"].as_u64().unwrap_or(0) >= 2
     });
     assert_eq!(prover(&h)["action"], "native");
     assert_eq!(h["components"]["input_generator"]["missed_count"], 0, "{h:#}");
     let proved: Vec<u64> =
-        prover(&h)["recent_proved"].as_array().unwrap().iter().map(|p| p["block"].as_u64().unwrap()).collect();
+        prover(&h)["recent_executed"].as_array().unwrap().iter().map(|p| p["block"].as_u64().unwrap()).collect();
     assert!(proved.iter().all(|b| b % 5 == 0), "targets are every 5th block: {proved:?}");
     let page = d.get_text("/").unwrap();
     assert!(page.contains("<title>ethproofs-daemon</title>"));

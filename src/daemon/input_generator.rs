@@ -369,6 +369,7 @@ async fn build_and_record(ctx: &Context, block: u64, started: Instant) -> Result
                 tx_count: u64::try_from(generated.summary.tx_count).unwrap_or(u64::MAX),
                 block_hash: &hash,
                 input_ms,
+                timestamp: generated.summary.timestamp,
             };
             // Without a proof to follow, `queued` would leave the block hanging on the site.
             let report = ctx.config.ethproofs.is_some() && ctx.config.zisk_action == crate::config::ZiskAction::Prove;

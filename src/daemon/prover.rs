@@ -16,7 +16,7 @@ use crate::config::ZiskAction;
 use crate::control::Nudge;
 use crate::decide::judge::{self, Verdict};
 use crate::notify::AlertKind;
-use crate::status::{FailedBlock, ProvedBlock, ProverStatus, Recent};
+use crate::status::{ExecutedBlock, FailedBlock, ProvedBlock, ProverStatus, Recent};
 use crate::store::{BlockRecord, BlockState, Interrupted, StoreError};
 
 pub enum ProverMsg {
@@ -45,11 +45,16 @@ pub struct ProverState {
     executed_count: u64,
     failed_count: u64,
     proved: Recent<ProvedBlock>,
+    executed: Recent<ExecutedBlock>,
     failed: Recent<FailedBlock>,
     stopping: bool,
     stuck_alerted: bool,
     /// From the block becoming a target to its run starting, for the latest run.
     last_head_to_prover_ms: Option<i64>,
+    /// The running block's own timestamp, for block-to-proof latency.
+    in_flight_timestamp: Option<u64>,
+    /// Heartbeats seen, for work done every few of them.
+    ticks: u64,
 }
 
 pub struct Prover {
@@ -70,10 +75,13 @@ impl Actor for Prover {
             executed_count: 0,
             failed_count: 0,
             proved: Recent::new(50),
+            executed: Recent::new(50),
             failed: Recent::new(50),
             stopping: false,
             stuck_alerted: false,
             last_head_to_prover_ms: None,
+            in_flight_timestamp: None,
+            ticks: 0,
         };
         self.recover(&mut s)?;
         myself.send_interval(Duration::from_secs(1), || ProverMsg::Check);
@@ -89,7 +97,15 @@ impl Actor for Prover {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ProverMsg::Wake => {}
-            ProverMsg::Check => self.check_stuck(s),
+            ProverMsg::Check => {
+                self.check_stuck(s);
+                // Proofs become deletable when EthProofs accepts them, which the Reporter
+                // records: look every few seconds rather than only after a run.
+                s.ticks = s.ticks.wrapping_add(1);
+                if s.ticks % 5 == 0 {
+                    self.prune();
+                }
+            }
             ProverMsg::Finished(report) => {
                 if s.in_flight.as_ref().is_some_and(|f| f.block == report.block && f.attempt == report.attempt) {
                     let f = s.in_flight.take();
@@ -189,6 +205,7 @@ impl Prover {
         s.in_flight =
             Some(InFlight { block: row.number, attempt, started: Instant::now(), started_at: SystemTime::now(), cancel, task });
         s.last_head_to_prover_ms = head_to_prover_ms;
+        s.in_flight_timestamp = row.block_timestamp;
         Ok(())
     }
 
@@ -205,7 +222,7 @@ impl Prover {
             Verdict::Proved { proving_ms, cycles } => {
                 tracing::info!(block, proving_time_ms = proving_ms, cycles = ?cycles, "block proved");
                 crate::telemetry::block_outcome("proved", "prove");
-                crate::telemetry::proved(*proving_ms as f64 / 1000.0, None);
+                crate::telemetry::proved(*proving_ms as f64 / 1000.0, s.in_flight_timestamp.take());
                 s.proved_count += 1;
                 s.proved.push(ProvedBlock {
                     block,
@@ -226,6 +243,7 @@ impl Prover {
                 tracing::info!(block, ms, cycles = ?cycles, "block executed (no proof)");
                 crate::telemetry::block_outcome("executed", "execute");
                 s.executed_count += 1;
+                s.executed.push(ExecutedBlock { block, ms: *ms, cycles: *cycles });
             }
             Verdict::Failed { stage, reason } => self.failed(s, block, stage, reason, r.last_lines.clone()),
             Verdict::Stopped => {}
@@ -309,6 +327,7 @@ impl Prover {
             executed_count: s.executed_count,
             failed_count: s.failed_count,
             recent_proved: s.proved.to_vec(),
+            recent_executed: s.executed.to_vec(),
             recent_failed: s.failed.to_vec(),
         });
         Ok(())

@@ -33,7 +33,10 @@ pub fn next(pending: &[ReportRow], accepted_row: impl Fn(u64) -> bool, now_ms: i
         if !seen_blocks.insert(row.block) {
             continue;
         }
+        // A `queued` that may already have been accepted (the daemon died before recording the
+        // answer) is not sent again once `proving` waits: `proving` creates the row just as well.
         if row.kind == ReportKind::Queued
+            && row.in_doubt
             && pending.iter().any(|r| r.block == row.block && r.kind == ReportKind::Proving)
         {
             return Next::Supersede(row.id);
@@ -52,10 +55,13 @@ pub fn next(pending: &[ReportRow], accepted_row: impl Fn(u64) -> bool, now_ms: i
     earliest.map_or(Next::Idle, Next::WaitUntil)
 }
 
+/// A `Retry-After` longer than this is not believed: one absurd header must not stop reporting.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// Retry policy.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
-    /// Longest wait between tries (`REPORT_MAX_BACKOFF_SECONDS`); caps `Retry-After` too.
+    /// Longest wait between tries of a failing call (`REPORT_MAX_BACKOFF_SECONDS`).
     pub max_backoff: Duration,
     /// A call still failing this long after it was raised is given up.
     pub max_age: Duration,
@@ -79,7 +85,7 @@ pub fn settle(row: &ReportRow, outcome: &Outcome, policy: Policy, now_ms: i64, j
         Outcome::AlreadyProved => Settle::AlreadyProved,
         Outcome::Permanent { reason, .. } => Settle::Failed(reason.clone()),
         Outcome::RetryAfter(wait) => {
-            let wait = (*wait).min(policy.max_backoff);
+            let wait = (*wait).min(MAX_RETRY_AFTER);
             Settle::Retry {
                 error: format!("rate limited for {}s", wait.as_secs()),
                 next_at_ms: now_ms.saturating_add(ms(wait)),
@@ -133,8 +139,10 @@ mod tests {
     }
 
     #[test]
-    fn queued_is_superseded_by_a_pending_proving_and_proved_needs_a_row() {
-        let pending = [row(1, 100, ReportKind::Queued, 0), row(2, 100, ReportKind::Proving, 0)];
+    fn an_in_doubt_queued_is_superseded_by_a_pending_proving_and_proved_needs_a_row() {
+        let mut pending = [row(1, 100, ReportKind::Queued, 0), row(2, 100, ReportKind::Proving, 0)];
+        assert_eq!(next(&pending, |_| false, 0), Next::Send(1), "in order while nothing is in doubt");
+        pending[0].in_doubt = true;
         assert_eq!(next(&pending, |_| false, 0), Next::Supersede(1));
         assert!(matches!(next(&[row(3, 100, ReportKind::Proved, 0)], |_| false, 0), Next::GiveUp(3, _)));
     }
@@ -146,7 +154,7 @@ mod tests {
         let huge = Outcome::RetryAfter(Duration::from_secs(u64::MAX));
         assert_eq!(
             settle(&r, &huge, policy, 1_000, Duration::ZERO),
-            Settle::Retry { error: "rate limited for 300s".into(), next_at_ms: 301_000 }
+            Settle::Retry { error: "rate limited for 3600s".into(), next_at_ms: 3_601_000 }
         );
         let transient = Outcome::Transient { http: Some(500), reason: "HTTP 500".into() };
         assert!(matches!(settle(&r, &transient, policy, 1_000, Duration::ZERO), Settle::Retry { next_at_ms: 3_000, .. }));

@@ -10,7 +10,7 @@
 //! Architecture invariant: this module never does network I/O; `chain` fetches, `input` builds.
 
 mod block;
-mod envelope;
+pub mod envelope;
 mod framing;
 mod hex;
 pub mod program;

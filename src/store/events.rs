@@ -49,6 +49,8 @@ pub struct Enqueued<'a> {
     pub tx_count: u64,
     pub block_hash: &'a str,
     pub input_ms: u64,
+    /// The block's own timestamp (seconds since the epoch).
+    pub timestamp: u64,
 }
 
 /// How the API's answer settles a call.
@@ -253,8 +255,15 @@ impl Ledger {
                 tx,
                 n,
                 Move::InputBuilt,
-                ", input_path = ?3, gas_used = ?4, tx_count = ?5, block_hash = ?6, input_ms = ?7",
-                &[&path, &sql_u64(built.gas_used), &sql_u64(built.tx_count), &built.block_hash, &sql_u64(built.input_ms)],
+                ", input_path = ?3, gas_used = ?4, tx_count = ?5, block_hash = ?6, input_ms = ?7, block_timestamp = ?8",
+                &[
+                    &path,
+                    &sql_u64(built.gas_used),
+                    &sql_u64(built.tx_count),
+                    &built.block_hash,
+                    &sql_u64(built.input_ms),
+                    &sql_u64(built.timestamp),
+                ],
             )?;
             if report {
                 self.raise(tx, n, ReportKind::Queued, None)?;

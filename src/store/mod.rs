@@ -129,6 +129,8 @@ pub struct BlockRecord {
     pub block_hash: Option<String>,
     /// When the block became a target (the head was first seen at or past it).
     pub seen_at_ms: Option<i64>,
+    /// The block's own timestamp (seconds), for block-to-proof latency.
+    pub block_timestamp: Option<u64>,
 }
 
 /// One EthProofs call in the outbox.
@@ -213,6 +215,7 @@ ALTER TABLE blocks ADD COLUMN boot_id TEXT;
 ALTER TABLE blocks ADD COLUMN exited_at INTEGER;
 ALTER TABLE blocks ADD COLUMN executed_at INTEGER;
 ALTER TABLE blocks ADD COLUMN orphaned_at INTEGER;
+ALTER TABLE blocks ADD COLUMN block_timestamp INTEGER;
 ALTER TABLE reports ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE reports ADD COLUMN in_doubt INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX blocks_state ON blocks(state);
@@ -226,7 +229,7 @@ INSERT INTO meta (key, value) SELECT 'last_scheduled', MAX(number) FROM blocks H
 ";
 
 const BLOCK_COLUMNS: &str = "number, state, origin, stage, reason, attempts, interruptions, input_path, proof_path,
-    proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at";
+    proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at, block_timestamp";
 
 const REPORT_COLUMNS: &str =
     "id, block, status, state, created_at, attempts, next_attempt_at, in_doubt, proving_ms, cycles, proof_path, last_error";
@@ -471,6 +474,7 @@ fn raw_block(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawBlock> {
             cycles: opt_u64(r.get(16)?),
             block_hash: r.get(17)?,
             seen_at_ms: r.get(18)?,
+            block_timestamp: opt_u64(r.get(19)?),
         },
     })
 }

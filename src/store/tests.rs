@@ -9,7 +9,7 @@ fn ledger() -> (tempfile::TempDir, Ledger) {
 }
 
 fn built(path: &Path) -> Enqueued<'_> {
-    Enqueued { input_path: path, gas_used: 21000, tx_count: 1, block_hash: "0xab", input_ms: 12 }
+    Enqueued { input_path: path, gas_used: 21000, tx_count: 1, block_hash: "0xab", input_ms: 12, timestamp: 1 }
 }
 
 fn exit<'a>(proof: Option<(&'a Path, &'a str)>) -> ExitRecord<'a> {
