@@ -66,7 +66,10 @@ fn add_blocks(s: &Surface, blocks: &[u64]) -> Response {
     match s.control.prove(blocks) {
         Ok(outcome) if outcome.added.is_empty() => error(
             StatusCode::CONFLICT,
-            format!("nothing to start: already proved {:?}, in progress {:?}", outcome.already_proved, outcome.in_progress),
+            format!(
+                "nothing to start: already proved {:?}, in progress {:?}",
+                outcome.already_proved, outcome.in_progress
+            ),
         ),
         Ok(outcome) => (
             StatusCode::ACCEPTED,

@@ -402,6 +402,18 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_absolute_whatever_the_working_directory() {
+        let c = test_args(&["--eth-rpc-url", "http://127.0.0.1:8545", "--output-dir", "out/x"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(c.output_dir, cwd.join("out/x"));
+        assert_eq!(c.db_path, cwd.join("out/x/ethproofs-daemon.db"));
+        assert!(c.elf_path.is_absolute());
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));

@@ -324,7 +324,8 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
     let lines = ledger.report_lines(now_ms - args.since.as_millis() as i64)?;
     let time = |ms: Option<i64>| {
-        ms.map(|ms| ethproofs_daemon::daemon::rfc3339(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))).unwrap_or_default()
+        ms.map(|ms| ethproofs_daemon::daemon::rfc3339(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)))
+            .unwrap_or_default()
     };
     match args.format {
         ReportFormat::Json => {

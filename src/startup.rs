@@ -94,7 +94,8 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         "none (ZISK_ACTION=native)".to_string()
     } else {
         use sha2::Digest;
-        let bytes = std::fs::read(&config.elf_path).map_err(io(format!("cannot read ELF_PATH {}", config.elf_path.display())))?;
+        let bytes = std::fs::read(&config.elf_path)
+            .map_err(io(format!("cannot read ELF_PATH {}", config.elf_path.display())))?;
         hex::encode(sha2::Sha256::digest(&bytes))
     };
 
@@ -316,7 +317,16 @@ impl Running {
 }
 
 /// Checks, starts, and runs the daemon until `shutdown` or until the supervisor gives up.
+/// A shutdown during start-up (a SIGTERM while the node is still being reached) ends it cleanly.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<u8, StartupError> {
-    let running = build(config).await?.spawn().await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let built = tokio::select! {
+        built = build(config) => built?,
+        () = &mut shutdown => {
+            tracing::info!("stopped during start-up");
+            return Ok(0);
+        }
+    };
+    let running = built.spawn().await?;
     Ok(running.until(shutdown).await)
 }

@@ -43,7 +43,9 @@ pub enum ZiskError {
     BadResult { path: String, reason: String },
     #[error("`{program} --version` did not answer in 30 s")]
     VersionTimeout { program: String },
-    #[error("cannot run `{program} --version` ({reason}); set CARGO_ZISK to the cargo-zisk binary or ZISK_VERSION explicitly")]
+    #[error(
+        "cannot run `{program} --version` ({reason}); set CARGO_ZISK to the cargo-zisk binary or ZISK_VERSION explicitly"
+    )]
     NotRunnable { program: String, reason: String },
 }
 

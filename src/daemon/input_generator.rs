@@ -50,7 +50,10 @@ pub enum InputGenMsg {
     Head(u64),
     PollFailed(ChainError),
     /// A build ended; the ledger already says how.
-    Built { block: u64, result: Result<u64, BuildError> },
+    Built {
+        block: u64,
+        result: Result<u64, BuildError>,
+    },
     Stop,
 }
 
@@ -237,7 +240,10 @@ impl InputGenerator {
         let last = self.ctx.ledger.last_scheduled()?;
         let due = schedule::due(last, head, cfg.block_interval, cfg.max_backfill_blocks, cfg.start_block);
         let Some(cursor) = due.cursor else { return Ok(()) };
-        let reason = format!("more than MAX_BACKFILL_BLOCKS ({}) below the head {head} when it was seen", cfg.max_backfill_blocks);
+        let reason = format!(
+            "more than MAX_BACKFILL_BLOCKS ({}) below the head {head} when it was seen",
+            cfg.max_backfill_blocks
+        );
         let skipped = due.skipped.map(|(first, last, count)| (first, last, count, reason.as_str()));
         let new = self.ctx.ledger.targets_scheduled(&due.prove, skipped, cursor)?;
         if let Some((first, last, count)) = due.skipped {
@@ -289,7 +295,11 @@ impl InputGenerator {
                 if let BuildError::Fetch { error, .. } = &error {
                     crate::telemetry::rpc_error(stage, error.label());
                 }
-                self.alerts.alert(AlertKind::InputFailed, format!("Input failed: block {block} ({stage})"), reason.clone());
+                self.alerts.alert(
+                    AlertKind::InputFailed,
+                    format!("Input failed: block {block} ({stage})"),
+                    reason.clone(),
+                );
                 tracing::error!(block, stage, %reason, "target missed");
                 s.missed_count = s.missed_count.saturating_add(1);
                 s.missed.push(MissedBlock { block, stage: stage.into(), reason, at: rfc3339(SystemTime::now()) });

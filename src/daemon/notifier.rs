@@ -18,9 +18,19 @@ pub const DEDUP_WINDOW: Duration = Duration::from_secs(600);
 const MAX_QUEUE: usize = 1000;
 
 pub enum NotifierMsg {
-    Raise { kind: AlertKind, title: String, detail: String },
-    Resolve { kind: AlertKind, detail: String },
-    Info { title: String, detail: String },
+    Raise {
+        kind: AlertKind,
+        title: String,
+        detail: String,
+    },
+    Resolve {
+        kind: AlertKind,
+        detail: String,
+    },
+    Info {
+        title: String,
+        detail: String,
+    },
     Sent(Result<(), String>),
     /// Heartbeat: publish status.
     Tick,

@@ -83,9 +83,13 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) 
         }
         Action::Prove | Action::Execute => {
             let invocation = match act {
-                Action::Prove => {
-                    zisk::prove(ctx.dialect, &cfg.elf_path, &job.input_path, &block_dir(&ctx, &job), &cfg.zisk_extra_args)
-                }
+                Action::Prove => zisk::prove(
+                    ctx.dialect,
+                    &cfg.elf_path,
+                    &job.input_path,
+                    &block_dir(&ctx, &job),
+                    &cfg.zisk_extra_args,
+                ),
                 _ => zisk::execute(&cfg.elf_path, &job.input_path, &cfg.zisk_extra_args),
             };
             let spec = RunSpec {

@@ -202,8 +202,14 @@ impl Prover {
             let report = proof_run::run(ctx, job, cancelled).await;
             mailbox.deliver(ProverMsg::Finished(Box::new(report))).await;
         });
-        s.in_flight =
-            Some(InFlight { block: row.number, attempt, started: Instant::now(), started_at: SystemTime::now(), cancel, task });
+        s.in_flight = Some(InFlight {
+            block: row.number,
+            attempt,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            cancel,
+            task,
+        });
         s.last_head_to_prover_ms = head_to_prover_ms;
         s.in_flight_timestamp = row.block_timestamp;
         Ok(())

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
-use crate::decide::outbox::{self, Next, Policy};
+use crate::decide::outbox::{self, BlockFacts, Next, Policy};
 use crate::ethproofs::{Call, EthProofsClient, Outcome, Proved, Status};
 use crate::notify::AlertKind;
 use crate::status::{DeliveredReport, FailedReport, Recent, ReporterStatus};
-use crate::store::{ReportKind, ReportRow, Settle, StoreError};
+use crate::store::{BlockState, ReportKind, ReportRow, Settle, StoreError};
 
 /// Calls are spaced at least this far apart: 60/min is the team-wide limit.
 const PACING: Duration = Duration::from_millis(1100);
@@ -25,7 +25,13 @@ pub enum ReporterMsg {
     Sent { row: Box<ReportRow>, outcome: Outcome, settle: Settle },
     /// Heartbeat: publish status, and look again.
     Tick,
+    /// Send nothing new; answer once the call in flight has its answer recorded (so a graceful
+    /// stop never leaves a call in doubt), or after [`STOP_WAIT`].
+    Stop(ractor::RpcReplyPort<()>),
 }
+
+/// How long a graceful stop waits for the call in flight.
+pub const STOP_WAIT: Duration = Duration::from_secs(10);
 
 pub struct ReporterState {
     /// The request being sent.
@@ -35,6 +41,7 @@ pub struct ReporterState {
     delivered_count: u64,
     failed: Recent<FailedReport>,
     last_error: Option<String>,
+    stopping: bool,
 }
 
 pub struct Reporter {
@@ -50,7 +57,9 @@ fn now_ms() -> i64 {
 
 fn jitter() -> Duration {
     // Spreads retries of several daemons sharing one key.
-    Duration::from_millis(u64::from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_millis()).unwrap_or(0)) % 500)
+    Duration::from_millis(
+        u64::from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_millis()).unwrap_or(0)) % 500,
+    )
 }
 
 fn status_of(kind: ReportKind) -> Status {
@@ -76,6 +85,7 @@ impl Actor for Reporter {
             delivered_count: 0,
             failed: Recent::new(50),
             last_error: None,
+            stopping: false,
         })
     }
 
@@ -87,6 +97,16 @@ impl Actor for Reporter {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ReporterMsg::Wake | ReporterMsg::Tick => {}
+            ReporterMsg::Stop(reply) => {
+                s.stopping = true;
+                let task = s.sending.take().and_then(|(_, task)| task.detach());
+                tokio::spawn(async move {
+                    if let Some(task) = task {
+                        let _ = tokio::time::timeout(STOP_WAIT, task).await;
+                    }
+                    let _ = reply.send(());
+                });
+            }
             ReporterMsg::Sent { row, outcome, settle } => {
                 if s.sending.as_ref().is_some_and(|(id, _)| *id == row.id) {
                     s.sending = None;
@@ -147,18 +167,21 @@ impl Reporter {
 
     fn pump(&self, myself: &ActorRef<ReporterMsg>, s: &mut ReporterState) -> Result<(), StoreError> {
         let Some(client) = self.client.clone() else { return Ok(()) };
-        if s.sending.is_some() {
+        if s.sending.is_some() || s.stopping {
             return Ok(());
         }
         let ledger = &self.ctx.ledger;
         loop {
             let pending = ledger.pending_reports()?;
-            let accepted_row = |block: u64| {
-                ledger.reports_of(block).is_ok_and(|rows| {
-                    rows.iter().any(|r| r.kind != ReportKind::Proved && r.state.accepted())
-                })
+            let facts = |block: u64| BlockFacts {
+                row_accepted: ledger
+                    .reports_of(block)
+                    .is_ok_and(|rows| rows.iter().any(|r| r.kind != ReportKind::Proved && r.state.accepted())),
+                ended_unproved: ledger.block(block).ok().flatten().is_some_and(|b| {
+                    matches!(b.state, BlockState::Failed | BlockState::Skipped | BlockState::Orphaned)
+                }),
             };
-            match outbox::next(&pending, accepted_row, now_ms()) {
+            match outbox::next(&pending, facts, now_ms()) {
                 Next::Idle | Next::WaitUntil(_) => return Ok(()),
                 Next::Supersede(id) => ledger.report_superseded(id)?,
                 Next::GiveUp(id, reason) => {
@@ -242,7 +265,11 @@ async fn build_call(report: &ReportRow) -> Result<Call, String> {
             if proof.is_empty() {
                 return Err(format!("the proof {} is empty", path.display()));
             }
-            Some(Proved { proving_time_ms: report.proving_ms.filter(|m| *m > 0).unwrap_or(1), cycles: report.cycles, proof })
+            Some(Proved {
+                proving_time_ms: report.proving_ms.filter(|m| *m > 0).unwrap_or(1),
+                cycles: report.cycles,
+                proof,
+            })
         }
         _ => None,
     };

@@ -91,6 +91,9 @@ pub enum SupervisorMsg {
     /// Heartbeat: publish status.
     Tick,
     Shutdown(RpcReplyPort<()>),
+    /// Kills a child as a crash would (tests of the restart path).
+    #[cfg(test)]
+    Kill(Child),
 }
 
 pub struct Supervisor;
@@ -156,6 +159,19 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::Tick => {}
+            #[cfg(test)]
+            SupervisorMsg::Kill(child) => {
+                let m = &state.mailboxes;
+                let cell = match child {
+                    Child::InputGenerator => m.input.current().map(|a| a.get_cell()),
+                    Child::Prover => m.prover.current().map(|a| a.get_cell()),
+                    Child::Reporter => m.reporter.current().map(|a| a.get_cell()),
+                    Child::Notifier => m.notifier.current().map(|a| a.get_cell()),
+                };
+                if let Some(cell) = cell {
+                    cell.kill();
+                }
+            }
             SupervisorMsg::Restart(child) => {
                 if !state.shutting_down {
                     tracing::warn!(actor = child.name(), "restarting actor");
@@ -176,6 +192,15 @@ impl Actor for Supervisor {
                     let stopped = prover.call(ProverMsg::Stop, Some(stop_timeout(grace))).await;
                     if !matches!(stopped, Ok(ractor::rpc::CallResult::Success(()))) {
                         tracing::warn!("the prover did not confirm its stop in time");
+                    }
+                }
+                if let Some(reporter) = state.mailboxes.reporter.current() {
+                    let wait = super::reporter::STOP_WAIT + Duration::from_secs(1);
+                    if !matches!(
+                        reporter.call(ReporterMsg::Stop, Some(wait)).await,
+                        Ok(ractor::rpc::CallResult::Success(()))
+                    ) {
+                        tracing::warn!("the EthProofs call in flight did not finish in time; it is in doubt");
                     }
                 }
                 for cell in myself.get_children() {
@@ -226,7 +251,7 @@ impl Actor for Supervisor {
 
 /// How long an orderly shutdown may take before the process exits anyway.
 pub fn stop_deadline(grace: Duration) -> Duration {
-    stop_timeout(grace) + Duration::from_secs(3)
+    stop_timeout(grace) + super::reporter::STOP_WAIT + Duration::from_secs(4)
 }
 
 fn publish(state: &SupervisorState) {
@@ -283,7 +308,8 @@ async fn spawn_child(
             actor.get_cell()
         }
         Child::Prover => {
-            let (actor, _) = Actor::spawn_linked(name, Prover { ctx, alerts, mailbox: m.prover.clone() }, (), sup).await?;
+            let (actor, _) =
+                Actor::spawn_linked(name, Prover { ctx, alerts, mailbox: m.prover.clone() }, (), sup).await?;
             m.prover.set(Some(actor.clone()));
             actor.get_cell()
         }
@@ -296,4 +322,125 @@ async fn spawn_child(
     };
     state.children.insert(cell.get_id(), child);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use super::*;
+    use crate::chain::NodeClient;
+    use crate::chainspec::{ChainSpec, Network};
+    use crate::status::Board;
+    use crate::store::{Enqueued, Ledger};
+    use crate::zisk::{Dialect, ZiskVersion};
+
+    async fn wait<F: Fn() -> bool>(what: &str, f: F) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn pid(path: &Path) -> Option<i32> {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_prover_ends_its_run_and_proves_again_and_the_budget_ends_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        // A "prover" that runs long whatever its arguments, and says which process it is.
+        let zisk = dir.path().join("slow-zisk");
+        std::fs::write(&zisk, "#!/bin/sh\necho $$ > \"$(dirname \"$0\")/pid\"\nexec sleep 30\n").unwrap();
+        std::fs::set_permissions(&zisk, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let elf = dir.path().join("g.elf");
+        std::fs::write(&elf, "elf").unwrap();
+        let input = dir.path().join("42").join("input.bin");
+        std::fs::create_dir_all(input.parent().unwrap()).unwrap();
+        std::fs::write(&input, [0u8; 16]).unwrap();
+        let url = "http://127.0.0.1:9";
+        let config = crate::config::test_args(&[
+            "--eth-rpc-url",
+            url,
+            "--cargo-zisk",
+            zisk.to_str().unwrap(),
+            "--elf-path",
+            elf.to_str().unwrap(),
+            "--output-dir",
+            dir.path().to_str().unwrap(),
+            "--poll-interval-ms",
+            "60000",
+            "--max-prove-attempts",
+            "100",
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap();
+        let ledger = Arc::new(Ledger::open(&dir.path().join("ledger.db")).unwrap());
+        ledger.targets_scheduled(&[42], None, 42).unwrap();
+        let built =
+            Enqueued { input_path: &input, gas_used: 1, tx_count: 1, block_hash: "0x1", input_ms: 1, timestamp: 1 };
+        ledger.input_built(42, &built, false).unwrap();
+        let (nudges, routed) = tokio::sync::mpsc::unbounded_channel();
+        let board = Arc::new(Board::default());
+        let ctx = Arc::new(Context {
+            config,
+            ledger: ledger.clone(),
+            chain: ChainSpec::embedded(Network::Mainnet),
+            node: Arc::new(NodeClient::new(url, Duration::from_secs(1)).unwrap()),
+            http: reqwest::Client::new(),
+            zisk_version: ZiskVersion { major: 1, minor: 4, patch: 0 },
+            dialect: Dialect::V1,
+            started_at: std::time::SystemTime::now(),
+            elf_sha256: "test".into(),
+            disk_low: Default::default(),
+            board: board.clone(),
+            nudges,
+        });
+        let gave_up = Arc::new(AtomicBool::new(false));
+        let (sup, done) = Actor::spawn(
+            None,
+            Supervisor,
+            SupervisorArgs {
+                ctx,
+                poller: Arc::new(HeadPoller::new(url).unwrap()),
+                nudges: routed,
+                restart_backoff: Duration::from_millis(10),
+                gave_up: gave_up.clone(),
+                started_notice: None,
+            },
+        )
+        .await
+        .unwrap();
+        let pid_file = dir.path().join("pid");
+        let attempt = || board.prover.fresh().and_then(|p| p.proving_attempt.filter(|_| p.proving_block == Some(42)));
+        wait("the first run", || attempt() == Some(1) && pid(&pid_file).is_some()).await;
+        let first = pid(&pid_file).unwrap();
+
+        // A crashed Prover: its successor ends the recorded run (verified as ours) and runs the
+        // block again, as a new attempt: never two runs of one block at once.
+        sup.cast(SupervisorMsg::Kill(Child::Prover)).unwrap();
+        wait("a second attempt", || attempt() == Some(2)).await;
+        wait("the first run ended", || !crate::process::process_alive(first)).await;
+        let record = ledger.block(42).unwrap().unwrap();
+        assert_eq!((record.state, record.interruptions), (BlockState::Proving, 1));
+
+        // Past the budget the supervisor gives up and takes the prover's process group with it.
+        // (A kill that lands while the Prover is between incarnations does nothing; keep going.)
+        for _ in 0..(RESTART_BUDGET * 10) {
+            let _ = sup.cast(SupervisorMsg::Kill(Child::Prover));
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            if gave_up.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(10), done).await.expect("supervisor stopped").unwrap();
+        assert!(gave_up.load(Ordering::SeqCst), "the budget must end the run");
+        let last = pid(&pid_file).unwrap();
+        wait("the prover group to die", || !crate::process::process_alive(last)).await;
+    }
 }

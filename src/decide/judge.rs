@@ -37,9 +37,18 @@ pub struct RunFacts {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    Proved { proving_ms: u64, cycles: Option<u64> },
-    Executed { ms: u64, cycles: Option<u64> },
-    Failed { stage: &'static str, reason: String },
+    Proved {
+        proving_ms: u64,
+        cycles: Option<u64>,
+    },
+    Executed {
+        ms: u64,
+        cycles: Option<u64>,
+    },
+    Failed {
+        stage: &'static str,
+        reason: String,
+    },
     /// Stopped by the daemon's own shutdown: not the block's fault, proved again later.
     Stopped,
 }
@@ -71,15 +80,26 @@ pub fn judge(f: &RunFacts) -> Verdict {
                 stage: "proof_output",
                 reason: "exited 0 but did not write a proof (the file there is older than this run)".into(),
             },
-            Ok(p) if p.bytes == 0 => Verdict::Failed { stage: "proof_output", reason: "the proof file is empty".into() },
-            Ok(_) => Verdict::Proved { proving_ms: f.reported_ms.filter(|ms| *ms > 0).unwrap_or(wall_ms), cycles: f.cycles.filter(|c| *c > 0) },
+            Ok(p) if p.bytes == 0 => {
+                Verdict::Failed { stage: "proof_output", reason: "the proof file is empty".into() }
+            }
+            Ok(_) => Verdict::Proved {
+                proving_ms: f.reported_ms.filter(|ms| *ms > 0).unwrap_or(wall_ms),
+                cycles: f.cycles.filter(|c| *c > 0),
+            },
         },
     }
 }
 
 /// Judges a run whose exit was recorded but whose verdict was not (the daemon died in
 /// between), from the ledger alone. `proof_intact`: the file still hashes to the recorded digest.
-pub fn rejudge(action: Action, exit: &str, proof_intact: bool, proving_ms: Option<u64>, cycles: Option<u64>) -> Verdict {
+pub fn rejudge(
+    action: Action,
+    exit: &str,
+    proof_intact: bool,
+    proving_ms: Option<u64>,
+    cycles: Option<u64>,
+) -> Verdict {
     let ms = proving_ms.filter(|m| *m > 0).unwrap_or(1);
     match (Ending::from_record(exit), action) {
         (Some(Ending::Code(0)), Action::Prove) if proof_intact => Verdict::Proved { proving_ms: ms, cycles },
@@ -89,7 +109,9 @@ pub fn rejudge(action: Action, exit: &str, proof_intact: bool, proving_ms: Optio
         },
         (Some(Ending::Code(0)), Action::Execute | Action::Native) => Verdict::Executed { ms, cycles },
         (Some(Ending::Cancelled), _) => Verdict::Stopped,
-        (Some(ending), _) => Verdict::Failed { stage: "prover_exit", reason: format!("cargo-zisk {}", ending.describe()) },
+        (Some(ending), _) => {
+            Verdict::Failed { stage: "prover_exit", reason: format!("cargo-zisk {}", ending.describe()) }
+        }
         (None, _) => Verdict::Failed { stage: "prover_exit", reason: format!("unrecognised exit record {exit:?}") },
     }
 }
@@ -99,7 +121,15 @@ mod tests {
     use super::*;
 
     fn facts(ending: Ending, proof: Result<ProofFile, String>) -> RunFacts {
-        RunFacts { action: Action::Prove, ending, elapsed: Duration::from_millis(1500), proof, reported_ms: Some(1234), cycles: Some(7), detail: None }
+        RunFacts {
+            action: Action::Prove,
+            ending,
+            elapsed: Duration::from_millis(1500),
+            proof,
+            reported_ms: Some(1234),
+            cycles: Some(7),
+            detail: None,
+        }
     }
 
     fn fresh(bytes: u64) -> Result<ProofFile, String> {
@@ -127,7 +157,9 @@ mod tests {
 
     #[test]
     fn endings_name_their_stage() {
-        for (ending, stage) in [(Ending::TimedOut, "timeout"), (Ending::Signal(9), "crash"), (Ending::Code(3), "prover_exit")] {
+        for (ending, stage) in
+            [(Ending::TimedOut, "timeout"), (Ending::Signal(9), "crash"), (Ending::Code(3), "prover_exit")]
+        {
             match judge(&facts(ending, fresh(10))) {
                 Verdict::Failed { stage: s, reason } => {
                     assert_eq!(s, stage);
@@ -141,10 +173,19 @@ mod tests {
 
     #[test]
     fn a_recorded_exit_is_judged_again_without_running_anything() {
-        assert_eq!(rejudge(Action::Prove, "code 0", true, Some(900), None), Verdict::Proved { proving_ms: 900, cycles: None });
-        assert!(matches!(rejudge(Action::Prove, "code 0", false, Some(900), None), Verdict::Failed { stage: "proof_output", .. }));
+        assert_eq!(
+            rejudge(Action::Prove, "code 0", true, Some(900), None),
+            Verdict::Proved { proving_ms: 900, cycles: None }
+        );
+        assert!(matches!(
+            rejudge(Action::Prove, "code 0", false, Some(900), None),
+            Verdict::Failed { stage: "proof_output", .. }
+        ));
         assert!(matches!(rejudge(Action::Native, "code 0", false, None, None), Verdict::Executed { .. }));
-        assert!(matches!(rejudge(Action::Prove, "signal 9", true, None, None), Verdict::Failed { stage: "prover_exit", .. }));
+        assert!(matches!(
+            rejudge(Action::Prove, "signal 9", true, None, None),
+            Verdict::Failed { stage: "prover_exit", .. }
+        ));
         assert!(matches!(rejudge(Action::Prove, "garbage", true, None, None), Verdict::Failed { .. }));
         for e in [Ending::Code(3), Ending::Signal(9), Ending::TimedOut, Ending::Cancelled] {
             assert_eq!(Ending::from_record(&e.record()), Some(e));

@@ -23,9 +23,24 @@ pub enum Next {
     Idle,
 }
 
-/// `pending` in the order raised; `accepted_row` says whether the API accepted a `queued` or
-/// `proving` for a block (so it has the row a `proved` needs).
-pub fn next(pending: &[ReportRow], accepted_row: impl Fn(u64) -> bool, now_ms: i64) -> Next {
+/// What the outbox needs to know about a block beyond its pending calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockFacts {
+    /// The API accepted a `queued` or `proving` for it, so it has the row a `proved` needs.
+    pub row_accepted: bool,
+    /// The block ended without a proof (failed, skipped, orphaned): nothing more will follow.
+    pub ended_unproved: bool,
+}
+
+/// `pending` in the order raised; `facts` answers for any block among them.
+///
+/// A call that is *in doubt* (its send started and its answer was never recorded, because the
+/// daemon died) may already be on the site. Sending it again would be a duplicate, so an
+/// in-doubt `queued` or `proving` goes again only when something needs it: it is superseded by
+/// a later call that does its work (`proving` creates the row as `queued` does; `proved` needs
+/// only a row that an accepted call already made), held while nothing follows it, and dropped
+/// once its block ended without a proof.
+pub fn next(pending: &[ReportRow], facts: impl Fn(u64) -> BlockFacts, now_ms: i64) -> Next {
     let mut seen_blocks = HashSet::new();
     let mut earliest: Option<i64> = None;
     for row in pending {
@@ -33,15 +48,21 @@ pub fn next(pending: &[ReportRow], accepted_row: impl Fn(u64) -> bool, now_ms: i
         if !seen_blocks.insert(row.block) {
             continue;
         }
-        // A `queued` that may already have been accepted (the daemon died before recording the
-        // answer) is not sent again once `proving` waits: `proving` creates the row just as well.
-        if row.kind == ReportKind::Queued
-            && row.in_doubt
-            && pending.iter().any(|r| r.block == row.block && r.kind == ReportKind::Proving)
-        {
-            return Next::Supersede(row.id);
+        let block = facts(row.block);
+        if row.in_doubt && row.kind != ReportKind::Proved {
+            let later = |kind| pending.iter().any(|r| r.block == row.block && r.id != row.id && r.kind == kind);
+            let superseded = match row.kind {
+                ReportKind::Queued => later(ReportKind::Proving),
+                _ => later(ReportKind::Proved) && block.row_accepted,
+            };
+            if superseded || block.ended_unproved {
+                return Next::Supersede(row.id);
+            }
+            if !later(ReportKind::Proving) && !later(ReportKind::Proved) {
+                continue;
+            }
         }
-        if row.kind == ReportKind::Proved && !accepted_row(row.block) {
+        if row.kind == ReportKind::Proved && !block.row_accepted {
             return Next::GiveUp(
                 row.id,
                 "neither queued nor proving was accepted for this block, so the API has no row to prove".into(),
@@ -124,27 +145,39 @@ mod tests {
         }
     }
 
+    const ROW: BlockFacts = BlockFacts { row_accepted: true, ended_unproved: false };
+    const NO_ROW: BlockFacts = BlockFacts { row_accepted: false, ended_unproved: false };
+
     #[test]
     fn one_blocks_backoff_does_not_hold_back_another() {
         let pending = [row(1, 100, ReportKind::Proved, 5_000), row(2, 200, ReportKind::Queued, 0)];
-        assert_eq!(next(&pending, |_| true, 1_000), Next::Send(2));
-        assert_eq!(next(&pending[..1], |_| true, 1_000), Next::WaitUntil(5_000));
-        assert_eq!(next(&[], |_| true, 1_000), Next::Idle);
+        assert_eq!(next(&pending, |_| ROW, 1_000), Next::Send(2));
+        assert_eq!(next(&pending[..1], |_| ROW, 1_000), Next::WaitUntil(5_000));
+        assert_eq!(next(&[], |_| ROW, 1_000), Next::Idle);
     }
 
     #[test]
     fn within_a_block_the_order_is_kept() {
         let pending = [row(1, 100, ReportKind::Proving, 5_000), row(2, 100, ReportKind::Proved, 0)];
-        assert_eq!(next(&pending, |_| true, 1_000), Next::WaitUntil(5_000), "proved waits for proving");
+        assert_eq!(next(&pending, |_| ROW, 1_000), Next::WaitUntil(5_000), "proved waits for proving");
+        assert!(matches!(next(&[row(3, 100, ReportKind::Proved, 0)], |_| NO_ROW, 0), Next::GiveUp(3, _)));
     }
 
     #[test]
-    fn an_in_doubt_queued_is_superseded_by_a_pending_proving_and_proved_needs_a_row() {
+    fn a_call_in_doubt_is_not_sent_again_unless_something_needs_it() {
         let mut pending = [row(1, 100, ReportKind::Queued, 0), row(2, 100, ReportKind::Proving, 0)];
-        assert_eq!(next(&pending, |_| false, 0), Next::Send(1), "in order while nothing is in doubt");
+        assert_eq!(next(&pending, |_| NO_ROW, 0), Next::Send(1), "in order while nothing is in doubt");
         pending[0].in_doubt = true;
-        assert_eq!(next(&pending, |_| false, 0), Next::Supersede(1));
-        assert!(matches!(next(&[row(3, 100, ReportKind::Proved, 0)], |_| false, 0), Next::GiveUp(3, _)));
+        assert_eq!(next(&pending, |_| NO_ROW, 0), Next::Supersede(1), "proving makes the row as well");
+
+        let mut proving = row(3, 200, ReportKind::Proving, 0);
+        proving.in_doubt = true;
+        assert_eq!(next(std::slice::from_ref(&proving), |_| ROW, 0), Next::Idle, "held: nothing follows it yet");
+        let ended = BlockFacts { ended_unproved: true, ..NO_ROW };
+        assert_eq!(next(std::slice::from_ref(&proving), |_| ended, 0), Next::Supersede(3), "its block ended");
+        let with_proved = [proving.clone(), row(4, 200, ReportKind::Proved, 0)];
+        assert_eq!(next(&with_proved, |_| ROW, 0), Next::Supersede(3), "queued made the row: proved can go");
+        assert_eq!(next(&with_proved, |_| NO_ROW, 0), Next::Send(3), "no row known: proving must go again");
     }
 
     #[test]
@@ -157,8 +190,13 @@ mod tests {
             Settle::Retry { error: "rate limited for 3600s".into(), next_at_ms: 3_601_000 }
         );
         let transient = Outcome::Transient { http: Some(500), reason: "HTTP 500".into() };
-        assert!(matches!(settle(&r, &transient, policy, 1_000, Duration::ZERO), Settle::Retry { next_at_ms: 3_000, .. }));
-        assert!(matches!(settle(&r, &transient, policy, 4_000_000, Duration::ZERO), Settle::Failed(m) if m.contains("1 h")));
+        assert!(matches!(
+            settle(&r, &transient, policy, 1_000, Duration::ZERO),
+            Settle::Retry { next_at_ms: 3_000, .. }
+        ));
+        assert!(
+            matches!(settle(&r, &transient, policy, 4_000_000, Duration::ZERO), Settle::Failed(m) if m.contains("1 h"))
+        );
         assert_eq!(backoff(u32::MAX, Duration::from_secs(300)), Duration::from_secs(300));
         let refused = Outcome::Permanent { http: Some(401), reason: "HTTP 401".into() };
         assert_eq!(settle(&r, &refused, policy, 0, Duration::ZERO), Settle::Failed("HTTP 401".into()));

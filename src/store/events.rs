@@ -61,7 +61,10 @@ pub enum Settle {
     AlreadyProved,
     Failed(String),
     /// Try again at `next_at_ms`.
-    Retry { error: String, next_at_ms: i64 },
+    Retry {
+        error: String,
+        next_at_ms: i64,
+    },
 }
 
 fn state_of(tx: &Transaction<'_>, n: u64) -> rusqlite::Result<Option<String>> {
@@ -228,8 +231,9 @@ impl Ledger {
     pub fn reopen_executed(&self) -> Result<Vec<u64>, StoreError> {
         self.write(|tx| {
             let executed: Vec<i64> = {
-                let mut stmt =
-                    tx.prepare("SELECT number FROM blocks WHERE state = 'executed' ORDER BY number").map_err(self.sql())?;
+                let mut stmt = tx
+                    .prepare("SELECT number FROM blocks WHERE state = 'executed' ORDER BY number")
+                    .map_err(self.sql())?;
                 let rows = stmt.query_map([], |r| r.get(0)).map_err(self.sql())?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())?
             };
@@ -273,7 +277,9 @@ impl Ledger {
     }
 
     pub fn input_failed(&self, n: u64, stage: &str, reason: &str) -> Result<(), StoreError> {
-        self.write(|tx| self.apply(tx, n, Move::InputFailed, ", stage = ?3, reason = ?4", &[&stage, &reason]).map(|_| ()))
+        self.write(|tx| {
+            self.apply(tx, n, Move::InputFailed, ", stage = ?3, reason = ?4", &[&stage, &reason]).map(|_| ())
+        })
     }
 
     /// A prover run starts: its attempt number is returned, and `proving` is raised.

@@ -231,8 +231,7 @@ INSERT INTO meta (key, value) SELECT 'last_scheduled', MAX(number) FROM blocks H
 const BLOCK_COLUMNS: &str = "number, state, origin, stage, reason, attempts, interruptions, input_path, proof_path,
     proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at, block_timestamp";
 
-const REPORT_COLUMNS: &str =
-    "id, block, status, state, created_at, attempts, next_attempt_at, in_doubt, proving_ms, cycles, proof_path, last_error";
+const REPORT_COLUMNS: &str = "id, block, status, state, created_at, attempts, next_attempt_at, in_doubt, proving_ms, cycles, proof_path, last_error";
 
 impl Ledger {
     /// Opens (creating if absent) and migrates the ledger. Refuses a file that is not a healthy
@@ -446,11 +445,9 @@ fn raw_block(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawBlock> {
     let ticks: Option<i64> = r.get(13)?;
     let boot: Option<String> = r.get(14)?;
     let process = match (pgid, ticks, boot) {
-        (Some(pgid), Some(ticks), Some(boot_id)) => Some(ProcessRecord {
-            pgid: u32::try_from(pgid).unwrap_or(0),
-            start_ticks: from_sql(ticks),
-            boot_id,
-        }),
+        (Some(pgid), Some(ticks), Some(boot_id)) => {
+            Some(ProcessRecord { pgid: u32::try_from(pgid).unwrap_or(0), start_ticks: from_sql(ticks), boot_id })
+        }
         _ => None,
     };
     Ok(RawBlock {
@@ -487,8 +484,12 @@ struct RawReport {
 
 impl RawReport {
     fn check(self, path: &str) -> Result<ReportRow, StoreError> {
-        let unknown =
-            |text: String| StoreError::UnknownState { path: path.to_string(), table: "reports", row: self.row.id, text };
+        let unknown = |text: String| StoreError::UnknownState {
+            path: path.to_string(),
+            table: "reports",
+            row: self.row.id,
+            text,
+        };
         let kind = ReportKind::parse(&self.kind).ok_or_else(|| unknown(format!("status {}", self.kind)))?;
         let state = ReportState::parse(&self.state).ok_or_else(|| unknown(self.state.clone()))?;
         Ok(ReportRow { kind, state, ..self.row })

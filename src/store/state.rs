@@ -77,7 +77,10 @@ impl BlockState {
 
     /// Work is under way: the operator cannot start it again.
     pub fn in_flight(self) -> bool {
-        matches!(self, BlockState::Seen | BlockState::InputReady | BlockState::Queued | BlockState::Proving | BlockState::Exited)
+        matches!(
+            self,
+            BlockState::Seen | BlockState::InputReady | BlockState::Queued | BlockState::Proving | BlockState::Exited
+        )
     }
 }
 
@@ -149,8 +152,13 @@ pub enum ReportState {
 }
 
 impl ReportState {
-    const ALL: [ReportState; 5] =
-        [ReportState::Pending, ReportState::Done, ReportState::AlreadyProved, ReportState::Failed, ReportState::Superseded];
+    const ALL: [ReportState; 5] = [
+        ReportState::Pending,
+        ReportState::Done,
+        ReportState::AlreadyProved,
+        ReportState::Failed,
+        ReportState::Superseded,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -27,6 +27,9 @@ struct ApiState {
     /// Scripted answers per endpoint (`queued`, `proving`, `proved`), used before the real semantics.
     scripted: VecDeque<(String, Answer)>,
     down: bool,
+    /// How long each answer takes after the server has acted on the call (a slow API: the
+    /// window in which a client can die with its call accepted but unanswered).
+    delay: std::time::Duration,
     received: Vec<Received>,
 }
 
@@ -40,21 +43,26 @@ impl FakeApi {
         let state = Arc::new(Mutex::new(ApiState { key: key.to_string(), clusters: vec![7], ..Default::default() }));
         let s = state.clone();
         let url = http::serve(move |req| {
-            let mut st = s.lock().unwrap();
-            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
-            let endpoint = req.path.rsplit('/').next().unwrap_or("").to_string();
-            let scripted = st.scripted.iter().position(|(e, _)| *e == endpoint).and_then(|i| st.scripted.remove(i));
-            let (status, headers, text) = if let Some((_, answer)) = scripted {
-                answer
-            } else if st.down {
-                (503, vec![], "Service Unavailable".to_string())
-            } else {
-                answer(&mut st, &req.method, &req.path, req.header("authorization"), &body, req.body.len())
+            let delay = s.lock().unwrap().delay;
+            let response = {
+                let mut st = s.lock().unwrap();
+                let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+                let endpoint = req.path.rsplit('/').next().unwrap_or("").to_string();
+                let scripted = st.scripted.iter().position(|(e, _)| *e == endpoint).and_then(|i| st.scripted.remove(i));
+                let (status, headers, text) = if let Some((_, answer)) = scripted {
+                    answer
+                } else if st.down {
+                    (503, vec![], "Service Unavailable".to_string())
+                } else {
+                    answer(&mut st, &req.method, &req.path, req.header("authorization"), &body, req.body.len())
+                };
+                st.received.push(Received { path: req.path.clone(), status, body, at: Instant::now() });
+                let mut r = Response::json(status, text);
+                r.headers.extend(headers);
+                r
             };
-            st.received.push(Received { path: req.path.clone(), status, body, at: Instant::now() });
-            let mut r = Response::json(status, text);
-            r.headers.extend(headers);
-            r
+            std::thread::sleep(delay);
+            response
         });
         FakeApi { url: format!("{url}/api/v0"), state }
     }
@@ -70,6 +78,10 @@ impl FakeApi {
     }
 
     /// While down, every call is answered 503 (an outage).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.state.lock().unwrap().delay = delay;
+    }
+
     pub fn set_down(&self, down: bool) {
         self.state.lock().unwrap().down = down;
     }
