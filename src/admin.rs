@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::config::Secret;
 use crate::control::Resubmit;
-use crate::health::Surface;
+use crate::surface::Surface;
 
 /// At most this many blocks per `prove?start=&count=` call.
 pub const MAX_RANGE: u64 = 1000;

@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::health::Surface;
+use crate::surface::Surface;
 
 const PAGE: &str = include_str!("dashboard/index.html");
 
@@ -125,7 +125,7 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         "chart": proved.iter().filter_map(|b| b.proving_ms.map(|ms| json!({"block": b.block, "proving_ms": ms}))).collect::<Vec<Value>>(),
         "hardware": {
             "cpu": hw.cpu, "cores": hw.cores, "ram_gb": hw.ram_gb, "gpus": hw.gpus,
-            "disk_free_gb": crate::health::free_mb(&s.info.output_dir).map(|mb| (mb as f64 / 100.0).round() / 10.0),
+            "disk_free_gb": crate::disk::free_mb(&s.info.output_dir).map(|mb| (mb as f64 / 100.0).round() / 10.0),
         },
         "blocks": recent,
     }))

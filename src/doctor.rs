@@ -120,7 +120,7 @@ fn output_check(config: &Config) -> Check {
         return Check::fail("output", format!("{} is not writable: {e}", dir.display()));
     }
     let _ = std::fs::remove_file(&probe);
-    match crate::health::free_mb(dir) {
+    match crate::disk::free_mb(dir) {
         Some(free) if free < config.min_free_disk_mb => Check::fail(
             "output",
             format!("{} has {free} MB free, below MIN_FREE_DISK_MB = {}", dir.display(), config.min_free_disk_mb),

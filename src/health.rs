@@ -1,5 +1,4 @@
-//! The HTTP surface's assembly and the health endpoints (axum): what Kubernetes probes and
-//! operators' scripts read.
+//! The health endpoints (axum): what Kubernetes probes and operators' scripts read.
 //!
 //! - `GET /health`: the whole picture, 200 when healthy, else 503.
 //! - `GET /health/ready`: 200 only when healthy (not stuck, head fresh, every actor publishing).
@@ -9,9 +8,7 @@
 //! commands ([`crate::control`]); it never imports an actor. An actor whose status has not been
 //! refreshed recently counts as not responding, which makes the daemon unhealthy.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -21,48 +18,7 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::config::Secret;
-use crate::control::Control;
-use crate::status::Board;
-
-/// What the surface shows that never changes while the daemon runs.
-pub struct Info {
-    pub started_at: SystemTime,
-    pub chain_name: String,
-    pub chain_id: u64,
-    pub zisk_version: String,
-    pub elf_sha256: String,
-    pub output_dir: PathBuf,
-    pub admin_token: Option<Secret>,
-}
-
-/// Everything the HTTP surface needs, and nothing more.
-pub struct Surface {
-    pub board: Arc<Board>,
-    pub control: Control,
-    pub info: Info,
-    /// Set by the InputGenerator while OUTPUT_DIR is short of space.
-    pub disk_low: Arc<AtomicBool>,
-}
-
-impl Surface {
-    /// The operator's pause or a full disk.
-    pub fn paused(&self) -> bool {
-        self.disk_low.load(Ordering::SeqCst) || self.control.ledger().paused().unwrap_or(true)
-    }
-}
-
-/// The daemon's HTTP surface: health always, the admin API when `ADMIN_TOKEN` is set.
-pub fn router(surface: Arc<Surface>) -> Router {
-    let health = Router::new()
-        .route("/health", get(health))
-        .route("/health/ready", get(ready))
-        .route("/health/live", get(live))
-        .route("/metrics", get(metrics))
-        .with_state(surface.clone())
-        .merge(crate::dashboard::router(surface.clone()));
-    if surface.info.admin_token.is_some() { health.merge(crate::admin::router(surface)) } else { health }
-}
+use crate::surface::Surface;
 
 fn to_value<T: serde::Serialize>(v: Option<T>) -> Value {
     match v {
@@ -90,7 +46,7 @@ pub fn snapshot(s: &Surface) -> (Value, &'static str) {
     let uptime = SystemTime::now().duration_since(s.info.started_at).map(|d| d.as_secs()).unwrap_or(0);
     let doc = json!({
         "status": status,
-        "timestamp": crate::daemon::rfc3339(SystemTime::now()),
+        "timestamp": crate::status::rfc3339(SystemTime::now()),
         "uptime_seconds": uptime,
         "version": env!("CARGO_PKG_VERSION"),
         "ethrex_version": crate::ETHREX_VERSION,
@@ -127,28 +83,18 @@ fn system(s: &Surface) -> Value {
         "rss_mb": kb("VmRSS:").map(|k| k / 1024),
         "peak_rss_mb": kb("VmHWM:").map(|k| k / 1024),
         "threads": kb("Threads:"),
-        "output_dir_free_gb": free_gb(&s.info.output_dir),
+        "output_dir_free_gb": crate::disk::free_gb(&s.info.output_dir),
     })
 }
 
-/// Free space available to us in `path`'s filesystem, in MB.
-pub fn free_mb(path: &std::path::Path) -> Option<u64> {
-    free_bytes(path).map(|b| b / 1_000_000)
-}
-
-fn free_gb(path: &std::path::Path) -> Option<f64> {
-    free_bytes(path).map(|b| (b as f64 / 1e9 * 10.0).round() / 10.0)
-}
-
-fn free_bytes(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+/// The health endpoints and `/metrics`.
+pub fn router(surface: Arc<Surface>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/health/ready", get(ready))
+        .route("/health/live", get(live))
+        .route("/metrics", get(metrics))
+        .with_state(surface)
 }
 
 async fn health(State(s): State<Arc<Surface>>) -> impl IntoResponse {

@@ -22,7 +22,9 @@
 //! - [`daemon`]: the supervised actors (InputGenerator, Prover, Reporter, Notifier).
 //! - [`status`]: the typed status the actors publish and the HTTP surface reads.
 //! - [`control`]: the typed commands the HTTP surface sends (ledger events and nudges).
-//! - [`health`]: the HTTP surface's assembly, the health endpoints and `/metrics`.
+//! - [`surface`]: what the HTTP surface holds (status board, control, fixed facts).
+//! - [`health`]: the health endpoints and `/metrics`.
+//! - [`disk`]: free space of a filesystem.
 //! - [`telemetry`]: Prometheus counters, histograms and gauges.
 //! - [`devchain`]: an offline chain (ethrex EVM) served over JSON-RPC, for `run --dev` and fixtures.
 //! - [`dashboard`]: the live page at `/` and the JSON it polls.
@@ -38,6 +40,7 @@ pub mod daemon;
 pub mod dashboard;
 pub mod decide;
 pub mod devchain;
+pub mod disk;
 pub mod doctor;
 pub mod ethproofs;
 pub mod health;
@@ -50,6 +53,7 @@ pub mod schedule;
 pub mod startup;
 pub mod status;
 pub mod store;
+pub mod surface;
 pub mod telemetry;
 pub mod zisk;
 

@@ -253,10 +253,10 @@ impl Built {
         )
         .await
         .map_err(|e| StartupError::Actors(e.to_string()))?;
-        let surface = crate::health::Surface {
+        let surface = crate::surface::Surface {
             board: ctx.board.clone(),
             control: Control::new(ctx.ledger.clone(), ctx.nudges.clone(), ctx.config.ethproofs.is_some()),
-            info: crate::health::Info {
+            info: crate::surface::Info {
                 started_at: ctx.started_at,
                 chain_name: ctx.chain.origin.to_string(),
                 chain_id: ctx.chain.chain_id(),
@@ -268,7 +268,7 @@ impl Built {
             disk_low: ctx.disk_low.clone(),
         };
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = crate::health::router(Arc::new(surface));
+        let app = http_router(Arc::new(surface));
         let http = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
@@ -286,6 +286,13 @@ impl Built {
             _lock,
         })
     }
+}
+
+/// The daemon's HTTP surface: health, metrics and the dashboard always; the admin API only with
+/// `ADMIN_TOKEN`.
+fn http_router(surface: Arc<crate::surface::Surface>) -> axum::Router {
+    let open = crate::health::router(surface.clone()).merge(crate::dashboard::router(surface.clone()));
+    if surface.info.admin_token.is_some() { open.merge(crate::admin::router(surface)) } else { open }
 }
 
 impl Running {

@@ -161,7 +161,7 @@ impl InputGenerator {
     fn check_disk(&self) {
         use std::sync::atomic::Ordering;
         let min = self.ctx.config.min_free_disk_mb;
-        let Some(free) = crate::health::free_mb(&self.ctx.config.output_dir) else { return };
+        let Some(free) = crate::disk::free_mb(&self.ctx.config.output_dir) else { return };
         let low = free < min;
         let was_low = self.ctx.disk_low.swap(low, Ordering::SeqCst);
         if low && !was_low {

@@ -1,0 +1,344 @@
+//! The commands the binary runs (part of the binary, not the library): the daemon itself,
+//! `generate-input`, `report`, `doctor`, the dev chain, and the admin client calls. `main.rs`
+//! parses the arguments and dispatches here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ethproofs_daemon::chain::NodeClient;
+use ethproofs_daemon::chainspec::{ChainSelector, ChainSpec};
+use ethproofs_daemon::config::{Config, LogFormat, RunArgs};
+use ethproofs_daemon::input::{self, Framing, GenerateOptions};
+
+use crate::{ClientArgs, DevchainArgs, DoctorArgs, GenerateInputArgs, ReportArgs, ReportFormat};
+
+pub(crate) fn init_logging(config: &Config) {
+    use std::io::IsTerminal;
+    // A bare level applies to the daemon (and cargo-zisk's output); dependencies stay at `warn`:
+    // their debug spans carry request URLs, which may hold a node provider's key.
+    let level = config.log_level.trim();
+    let directives = if level.contains('=') || level.contains(',') {
+        level.to_string()
+    } else {
+        format!("warn,ethproofs_daemon={level},cargo_zisk={level}")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+pub(crate) fn run(mut args: RunArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.dev
+        && let Err(e) = runtime.block_on(start_dev_chain(&mut args))
+    {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let config = match args.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    if config.zisk_action == ethproofs_daemon::config::ZiskAction::Native {
+        tracing::info!(url = %format!("http://localhost:{}/", config.health_port), "dashboard");
+    }
+    let result = runtime.block_on(ethproofs_daemon::startup::run(config, shutdown_signal()));
+    // Stray tasks (a WebSocket reconnect loop, a delivery retry) must not hold up the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// SIGTERM (systemd, Kubernetes) or Ctrl-C. A handler that cannot be installed means the
+/// daemon can only be stopped by SIGKILL, which the ledger survives: run anyway.
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            eprintln!("warning: cannot install the SIGTERM handler ({e}); Ctrl-C still stops the daemon");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("signal received: stopping");
+}
+
+pub(crate) fn read(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {what} file {}", path.display()))
+}
+
+pub(crate) fn generate_input(args: GenerateInputArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (block_json, witness_json, chain) = match (&args.block, &args.witness, &args.rpc_url, args.block_number) {
+        (Some(block), Some(witness), None, None) => {
+            let Some(chain) = &args.chain else {
+                bail!("--chain is required when the block and witness come from files")
+            };
+            let chain = chain.parse::<ChainSelector>().unwrap_or_else(|e| match e {}).resolve()?;
+            (read(block, "block")?, read(witness, "witness")?, chain)
+        }
+        (None, None, Some(url), Some(number)) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(fetch(url, number, args.chain.as_deref()))?
+        }
+        _ => bail!("give either --block and --witness files, or --rpc-url and --block-number"),
+    };
+    let options = GenerateOptions { framing: args.framing, validate: !args.no_validate };
+    let generated = input::generate(block_json, witness_json, &chain.config, options, &args.out)?;
+    let line = serde_json::json!({
+        "block_number": generated.summary.number,
+        "block_hash": format!("{:#x}", generated.summary.hash),
+        "tx_count": generated.summary.tx_count,
+        "gas_used": generated.summary.gas_used,
+        "input_bytes": generated.written.bytes,
+        "input_sha256": hex::encode(generated.written.sha256),
+        "framing": generated.framing.as_str(),
+        "validation": generated.validation.as_str(),
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+    });
+    println!("{line}");
+    Ok(())
+}
+
+pub(crate) async fn fetch(
+    url: &str,
+    number: u64,
+    chain: Option<&str>,
+) -> anyhow::Result<(Vec<u8>, Vec<u8>, ChainSpec)> {
+    let node = NodeClient::new(url, Duration::from_secs(120))?;
+    let node_chain_id = node.chain_id().await?;
+    let chain = match chain {
+        Some(c) => {
+            let spec = c.parse::<ChainSelector>().unwrap_or_else(|e| match e {}).resolve()?;
+            spec.check_chain_id(node_chain_id)?;
+            spec
+        }
+        None => ChainSpec::by_chain_id(node_chain_id)?,
+    };
+    let (block, witness) = tokio::try_join!(node.block_json(number), node.witness_json(number))?;
+    Ok((block, witness, chain))
+}
+
+pub(crate) fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let path = args.db_path.unwrap_or_else(|| args.output_dir.join("ethproofs-daemon.db"));
+    if !path.is_file() {
+        bail!("no ledger at {} (set DB_PATH or OUTPUT_DIR)", path.display());
+    }
+    let ledger = ethproofs_daemon::store::Ledger::open(&path)?;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+    let lines = ledger.report_lines(now_ms - args.since.as_millis() as i64)?;
+    let time = |ms: Option<i64>| {
+        ms.map(|ms| ethproofs_daemon::status::rfc3339(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)))
+            .unwrap_or_default()
+    };
+    match args.format {
+        ReportFormat::Json => {
+            let rows: Vec<serde_json::Value> = lines
+                .iter()
+                .map(|l| {
+                    serde_json::json!({
+                        "block": l.block, "outcome": l.outcome, "stage": l.stage, "reason": l.reason,
+                        "gas_used": l.gas_used, "tx_count": l.tx_count, "input_ms": l.input_ms,
+                        "proving_ms": l.proving_ms, "cycles": l.cycles, "attempts": l.attempts,
+                        "seen_at": time(l.seen_at_ms), "proved_at": time(l.proved_at_ms),
+                        "reported_at": time(l.reported_at_ms), "report_state": l.report_state,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        }
+        ReportFormat::Csv => {
+            println!(
+                "block,outcome,stage,reason,gas_used,tx_count,input_ms,proving_ms,cycles,attempts,seen_at,proved_at,reported_at"
+            );
+            let num = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+            for l in &lines {
+                println!(
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    l.block,
+                    l.outcome,
+                    csv_field(l.stage.as_deref().unwrap_or("")),
+                    csv_field(l.reason.as_deref().unwrap_or("")),
+                    num(l.gas_used),
+                    num(l.tx_count),
+                    num(l.input_ms),
+                    num(l.proving_ms),
+                    num(l.cycles),
+                    l.attempts,
+                    time(l.seen_at_ms),
+                    time(l.proved_at_ms),
+                    time(l.reported_at_ms),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One call to a running daemon; prints its JSON answer, fails on a non-2xx status
+/// (`status` prints the document even when the daemon answers 503: that is its content).
+pub(crate) fn client(args: ClientArgs, method: &str, path: String) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (status, body) = runtime
+        .block_on(ethproofs_daemon::admin::call(&args.url, args.token.as_ref(), method, &path))
+        .map_err(anyhow::Error::msg)?;
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    if (200..300).contains(&status) || (path == "/health" && status == 503) {
+        Ok(())
+    } else {
+        bail!("the daemon answered HTTP {status}: {body}")
+    }
+}
+
+pub(crate) fn doctor(args: DoctorArgs) -> ExitCode {
+    let config = match args.run.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("FAIL config     {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks = runtime.block_on(ethproofs_daemon::doctor::run(&config, args.notify));
+    for check in &checks {
+        println!("{}", check.line());
+    }
+    let failed = checks.iter().filter(|c| c.ok == Some(false)).count();
+    if failed > 0 {
+        println!("{failed} check(s) failed");
+        ExitCode::FAILURE
+    } else {
+        println!("all checks passed");
+        ExitCode::SUCCESS
+    }
+}
+
+/// `run --dev`: an offline chain on loopback, and the settings that point the daemon at it
+/// (native re-execution, a target every 5 blocks, outputs under `output/dev`).
+pub(crate) async fn start_dev_chain(args: &mut RunArgs) -> anyhow::Result<()> {
+    use ethproofs_daemon::devchain;
+    if args.output_dir == std::path::Path::new("output") {
+        args.output_dir = PathBuf::from("output/dev");
+    }
+    std::fs::create_dir_all(&args.output_dir)?;
+    fresh_dev_ledger(&args.output_dir)?;
+    let config_path = args.output_dir.join("dev-chain-config.json");
+    std::fs::write(&config_path, devchain::CONFIG_JSON)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let chain = std::sync::Arc::new(std::sync::Mutex::new(devchain::DevChain::new()?));
+    tokio::spawn(devchain::serve(chain, listener, Duration::from_secs(args.dev_block_time)));
+    eprintln!("dev chain (chain id {}) serving JSON-RPC at {url}", devchain::CHAIN_ID);
+    args.eth_rpc_url = Some(ethproofs_daemon::config::Secret::new(url));
+    args.eth_ws_url = None;
+    args.chain_config = Some(config_path);
+    args.zisk_action = ethproofs_daemon::config::ZiskAction::Native;
+    if args.block_interval == 100 {
+        args.block_interval = 5;
+    }
+    args.max_backfill_blocks = args.max_backfill_blocks.max(args.block_interval);
+    Ok(())
+}
+
+/// Every `run --dev` starts a new dev chain from block 0, so it starts a new ledger too: the old
+/// run's ledger and block directories would describe another chain under the same chain id.
+/// Done under the instance lock, so a dev daemon that is still running is refused, not wiped.
+pub(crate) fn fresh_dev_ledger(dir: &std::path::Path) -> anyhow::Result<()> {
+    let ledger = dir.join("ethproofs-daemon.db");
+    let _lock = ethproofs_daemon::instance::lock(dir, &ledger)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = ledger.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(PathBuf::from(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
+        let is_block_dir = entry.file_name().to_str().is_some_and(|n| n.parse::<u64>().is_ok());
+        if is_block_dir && entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes dev chain blocks as fixtures: chain.json, the two responses, and expected.json with
+/// the figures and input hashes this build computes for them.
+pub(crate) fn devchain_fixtures(args: DevchainArgs) -> anyhow::Result<()> {
+    use ethproofs_daemon::devchain::{CONFIG_JSON, DevChain};
+    let mut chain = DevChain::new()?;
+    for _ in 0..args.blocks {
+        let served = chain.produce()?.clone();
+        let dir = args.out.join(format!("dev-{}", served.number));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("chain.json"), CONFIG_JSON)?;
+        std::fs::write(dir.join("eth_getBlockByNumber.json"), &served.block_json)?;
+        std::fs::write(dir.join("debug_executionWitness.json"), &served.witness_json)?;
+        let mut expected = serde_json::Map::new();
+        for framing in [Framing::Raw, Framing::Framed] {
+            let out = dir.join(format!(".input.{framing}"));
+            let generated = input::generate(
+                served.block_json.clone().into_bytes(),
+                served.witness_json.clone().into_bytes(),
+                &chain.config(),
+                GenerateOptions { framing, validate: true },
+                &out,
+            )?;
+            std::fs::remove_file(&out)?;
+            let key = if framing == Framing::Raw { "input_rkyv_sha256" } else { "input_framed_sha256" };
+            expected.insert(key.into(), hex::encode(generated.written.sha256).into());
+            expected.insert("block_number".into(), generated.summary.number.into());
+            expected.insert("block_hash".into(), format!("{:#x}", generated.summary.hash).into());
+            expected.insert("tx_count".into(), generated.summary.tx_count.into());
+            expected.insert("gas_used".into(), generated.summary.gas_used.into());
+            expected.insert("native_validation".into(), generated.validation.as_str().into());
+        }
+        expected.insert("note".into(), "generated by ethproofs-daemon devchain; hashes computed by this build".into());
+        std::fs::write(dir.join("expected.json"), serde_json::to_string_pretty(&expected)? + "\n")?;
+        println!("{}", dir.display());
+    }
+    Ok(())
+}

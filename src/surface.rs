@@ -1,0 +1,39 @@
+//! The HTTP surface's state and assembly: what `/health`, `/metrics`, the dashboard and
+//! `/admin/*` may see and do. It holds the status board (read), the control (typed commands)
+//! and fixed facts about the run; never an actor. `startup` assembles the routes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use crate::config::Secret;
+use crate::control::Control;
+use crate::status::Board;
+
+/// What the surface shows that never changes while the daemon runs.
+pub struct Info {
+    pub started_at: SystemTime,
+    pub chain_name: String,
+    pub chain_id: u64,
+    pub zisk_version: String,
+    pub elf_sha256: String,
+    pub output_dir: PathBuf,
+    pub admin_token: Option<Secret>,
+}
+
+/// Everything the HTTP surface needs, and nothing more.
+pub struct Surface {
+    pub board: Arc<Board>,
+    pub control: Control,
+    pub info: Info,
+    /// Set by the InputGenerator while OUTPUT_DIR is short of space.
+    pub disk_low: Arc<AtomicBool>,
+}
+
+impl Surface {
+    /// The operator's pause or a full disk.
+    pub fn paused(&self) -> bool {
+        self.disk_low.load(Ordering::SeqCst) || self.control.ledger().paused().unwrap_or(true)
+    }
+}
