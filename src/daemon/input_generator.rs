@@ -1,7 +1,7 @@
 //! The InputGenerator actor: follows the head, records every target since the schedule's
 //! cursor in the ledger (one event per head), and builds the oldest `seen` block's input in the
-//! background (one at a time, overlapping proving). The build task records `input_built` or
-//! `input_failed` itself; the Prover is nudged. Its queue is the ledger's `seen` blocks, so a
+//! background (one at a time, overlapping proving). The build task ([`super::input_build`])
+//! records `input_built` or `input_failed` itself; the Prover is nudged. Its queue is the ledger's `seen` blocks, so a
 //! restart finds it where it was.
 
 use std::sync::Arc;
@@ -9,14 +9,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::input_build::{self, BuildError};
 use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
-use crate::chain::{ChainError, HeadPoller, NodeClient};
+use crate::chain::{ChainError, HeadPoller};
 use crate::control::Nudge;
-use crate::input::{self, GenerateOptions};
 use crate::notify::AlertKind;
 use crate::schedule;
 use crate::status::{InputStatus, MissedBlock, Recent};
-use crate::store::{BlockState, Enqueued, StoreError};
+use crate::store::{BlockState, StoreError};
 
 /// The head not advancing for this long makes the daemon degraded.
 pub const HEAD_STALE_AFTER: Duration = Duration::from_secs(300);
@@ -24,24 +24,6 @@ pub const HEAD_STALE_AFTER: Duration = Duration::from_secs(300);
 const RPC_DOWN_ALERT_AFTER: Duration = Duration::from_secs(60);
 /// One head poll may not take longer than this: a hung call must never stop polling.
 const POLL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Why a target's input could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("{error}")]
-    Fetch { stage: &'static str, error: ChainError },
-    #[error("{0}")]
-    Input(String),
-}
-
-impl BuildError {
-    fn stage(&self) -> &'static str {
-        match self {
-            BuildError::Fetch { stage, .. } => stage,
-            BuildError::Input(_) => "input",
-        }
-    }
-}
 
 pub enum InputGenMsg {
     Tick,
@@ -275,7 +257,7 @@ impl InputGenerator {
         let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
         let started = Instant::now();
         let task = InFlightTask::spawn(async move {
-            let result = build_and_record(&ctx, block, started).await;
+            let result = input_build::build_and_record(&ctx, block, started).await;
             mailbox.deliver(InputGenMsg::Built { block, result }).await;
         });
         s.building = Some((block, started, task));
@@ -342,79 +324,66 @@ impl InputGenerator {
     }
 }
 
-/// Fetches with a few retries when the failure is the node's or the network's, not the data's.
-async fn fetch<F, Fut>(what: &str, f: F) -> Result<Vec<u8>, ChainError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<u8>, ChainError>>,
-{
-    let mut delay = Duration::from_secs(1);
-    let mut attempt = 1;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.is_transient() && attempt < 4 => {
-                tracing::warn!(what, attempt, error = %e, "fetch failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Fetch, build, validate and write one target's input under `OUTPUT_DIR/<block>/input.bin`,
-/// and record the outcome in the ledger. Returns the time it took.
-async fn build_and_record(ctx: &Context, block: u64, started: Instant) -> Result<u64, BuildError> {
-    let result = build(ctx, block).await;
-    let recorded = match &result {
-        Ok(generated) => {
-            let input_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            tracing::info!(block, input_bytes = generated.written.bytes, input_ms, "input ready");
-            let hash = format!("{:#x}", generated.summary.hash);
-            let built = Enqueued {
-                input_path: &generated.written.path,
-                gas_used: generated.summary.gas_used,
-                tx_count: u64::try_from(generated.summary.tx_count).unwrap_or(u64::MAX),
-                block_hash: &hash,
-                input_ms,
-                timestamp: generated.summary.timestamp,
+    use axum::extract::State;
+    use axum::routing::post;
+    use ractor::Actor;
+
+    use super::*;
+    use crate::daemon::test_support::{context, serve, wait};
+
+    /// A node whose head the test moves; it has no blocks (every fetch answers `null`).
+    async fn node(head: Arc<AtomicU64>) -> String {
+        async fn rpc(State(head): State<Arc<AtomicU64>>, body: String) -> String {
+            let req: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let result = match req["method"].as_str() {
+                Some("eth_blockNumber") => serde_json::json!(format!("{:#x}", head.load(Ordering::SeqCst))),
+                _ => serde_json::Value::Null,
             };
-            // Without a proof to follow, `queued` would leave the block hanging on the site.
-            let report = ctx.config.ethproofs.is_some() && ctx.config.zisk_action == crate::config::ZiskAction::Prove;
-            ctx.ledger.input_built(block, &built, report).map(|()| input_ms)
+            serde_json::json!({"jsonrpc": "2.0", "id": req["id"], "result": result}).to_string()
         }
-        Err(e) => ctx.ledger.input_failed(block, e.stage(), &e.to_string()).map(|()| 0),
-    };
-    match recorded {
-        Ok(input_ms) => {
-            ctx.nudge(Nudge::Prover);
-            ctx.nudge(Nudge::Reporter);
-            result.map(|_| input_ms)
-        }
-        // The block stays `seen` and is built again by the next incarnation or start.
-        Err(e) => Err(BuildError::Input(format!("the outcome could not be recorded: {e}"))),
+        serve(axum::Router::new().route("/", post(rpc)).with_state(head)).await
     }
-}
 
-async fn build(ctx: &Context, block: u64) -> Result<input::Generated, BuildError> {
-    let node: &NodeClient = &ctx.node;
-    let block_json = fetch("block", || node.block_json(block))
-        .await
-        .map_err(|error| BuildError::Fetch { stage: "fetch_block", error })?;
-    let witness_json = fetch("witness", || node.witness_json(block))
-        .await
-        .map_err(|error| BuildError::Fetch { stage: "fetch_witness", error })?;
-    let dir = ctx.config.output_dir.join(block.to_string());
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| BuildError::Input(format!("cannot create {}: {e}", dir.display())))?;
-    let out = dir.join("input.bin");
-    let chain = ctx.chain.config;
-    let options = GenerateOptions { framing: ctx.zisk_version.framing(), validate: true };
-    tokio::task::spawn_blocking(move || input::generate(block_json, witness_json, &chain, options, &out))
-        .await
-        .map_err(|e| BuildError::Input(format!("input task failed: {e}")))?
-        .map_err(|e| BuildError::Input(e.to_string()))
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_target_is_recorded_a_long_gap_as_one_skip_and_a_failed_build_with_its_stage() {
+        let head = Arc::new(AtomicU64::new(250));
+        let url = node(head.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let flags = ["--poll-interval-ms", "100", "--block-interval", "100", "--max-backfill-blocks", "1000"];
+        let (ctx, _nudges) = context(dir.path(), &url, &flags);
+        let mailbox = Mailbox::default();
+        let generator = InputGenerator {
+            ctx: ctx.clone(),
+            poller: Arc::new(HeadPoller::new(&url).unwrap()),
+            alerts: Alerts::default(),
+            mailbox: mailbox.clone(),
+        };
+        let (actor, _) = Actor::spawn(None, generator, ()).await.unwrap();
+        mailbox.set(Some(actor.clone()));
+        let ledger = ctx.ledger.clone();
+        let state_of = |n| ledger.block(n).ok().flatten().map(|b| b.state);
+        wait("target 200 attempted", || state_of(200) == Some(BlockState::Failed)).await;
+        assert_eq!(ledger.last_scheduled().unwrap(), Some(200), "the first start takes the newest target");
+        let failed = ledger.block(200).unwrap().unwrap();
+        assert!(failed.stage.is_some() && failed.reason.as_deref().is_some_and(|r| r.contains("null")), "{failed:?}");
+
+        head.store(5_050, Ordering::SeqCst);
+        wait("targets up to 5000 attempted", || state_of(5_000) == Some(BlockState::Failed)).await;
+        assert_eq!(ledger.last_scheduled().unwrap(), Some(5_000));
+        let skipped = ledger.skipped_ranges(10).unwrap();
+        assert_eq!(skipped.len(), 1, "one record for the whole gap: {skipped:?}");
+        // More than 1000 below the head 5050: 300 … 4000.
+        assert_eq!((skipped[0].first, skipped[0].last, skipped[0].count), (300, 4_000, 38));
+        for n in (4_100..=5_000).step_by(100) {
+            assert!(state_of(n).is_some(), "target {n} is in the ledger");
+        }
+        let status = ctx.board.input.fresh().unwrap();
+        assert_eq!(status.head, Some(5_050));
+        assert_eq!(status.missed_count, 1 + 38 + 10, "every missed target counted: {status:?}");
+        actor.stop(None);
+    }
 }

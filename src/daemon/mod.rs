@@ -14,12 +14,15 @@
 //! record their own outcome in the ledger the moment it is known, then tell the actor through
 //! its [`Mailbox`], which always points at the live incarnation.
 
+mod input_build;
 mod input_generator;
 mod notifier;
 mod proof_run;
 mod prover;
 mod reporter;
 pub(crate) mod supervisor;
+#[cfg(test)]
+mod test_support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};

@@ -153,3 +153,43 @@ impl Notifier {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::State;
+    use axum::routing::post;
+    use ractor::Actor;
+
+    use super::*;
+    use crate::daemon::Alerts;
+    use crate::daemon::test_support::{context, serve, wait};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_repeated_alert_is_posted_once_and_its_resolution_once() {
+        let posts: Arc<Mutex<Vec<String>>> = Arc::default();
+        async fn hook(State(posts): State<Arc<Mutex<Vec<String>>>>, body: String) -> &'static str {
+            posts.lock().unwrap().push(body);
+            "ok"
+        }
+        let url = serve(axum::Router::new().route("/", post(hook)).with_state(posts.clone())).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, _nudges) = context(dir.path(), "http://127.0.0.1:9", &["--slack-webhook", &url]);
+        let mailbox = Mailbox::default();
+        let (actor, _) = Actor::spawn(None, Notifier { ctx, mailbox: mailbox.clone() }, ()).await.unwrap();
+        mailbox.set(Some(actor.clone()));
+        let alerts = Alerts(mailbox);
+        alerts.alert(AlertKind::RpcDown, "node down", "refused");
+        alerts.alert(AlertKind::RpcDown, "node down", "refused again");
+        wait("the first post", || posts.lock().unwrap().len() == 1).await;
+        alerts.resolve(AlertKind::RpcDown, "back");
+        alerts.resolve(AlertKind::ProverStuck, "never raised: no message");
+        wait("the resolution", || posts.lock().unwrap().len() == 2).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let posts = posts.lock().unwrap().clone();
+        assert_eq!(posts.len(), 2, "{posts:?}");
+        assert!(posts[0].contains("node down") && posts[1].contains("Resolved"), "{posts:?}");
+        actor.stop(None);
+    }
+}

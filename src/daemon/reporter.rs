@@ -275,3 +275,72 @@ async fn build_call(report: &ReportRow) -> Result<Call, String> {
     };
     Ok(Call { block: report.block, status, proved })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::extract::{Path, State};
+    use axum::routing::post;
+    use ractor::Actor;
+
+    use super::*;
+    use crate::daemon::test_support::{context, serve, wait};
+    use crate::store::{Enqueued, ExitRecord, ReportState};
+
+    type Seen = Arc<Mutex<Vec<(String, u64)>>>;
+
+    /// An EthProofs API that accepts everything and remembers the order.
+    async fn api(seen: Seen) -> String {
+        async fn accept(State(seen): State<Seen>, Path(status): Path<String>, body: String) -> &'static str {
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            seen.lock().unwrap().push((status, body["block_number"].as_u64().unwrap_or(0)));
+            r#"{"proof_id":1}"#
+        }
+        serve(axum::Router::new().route("/proofs/{status}", post(accept)).with_state(seen)).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sends_each_blocks_calls_in_order_and_holds_a_call_in_doubt() {
+        let seen: Seen = Arc::default();
+        let url = api(seen.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let flags = ["--ethproofs-rpc-url", &url, "--ethproofs-api-key", "k", "--ethproofs-cluster-id", "1"];
+        let (ctx, _nudges) = context(dir.path(), "http://127.0.0.1:9", &flags);
+        let ledger = &ctx.ledger;
+        let proof = dir.path().join("proof.bin");
+        std::fs::write(&proof, [7u8; 64]).unwrap();
+        let built =
+            Enqueued { input_path: &proof, gas_used: 1, tx_count: 1, block_hash: "0x1", input_ms: 1, timestamp: 1 };
+        // Block 10: proved, all three calls pending. Block 20: its `proving` went out and the
+        // daemon died before the answer, and nothing follows it yet.
+        ledger.targets_scheduled(&[10, 20], None, 20).unwrap();
+        for n in [10, 20] {
+            ledger.input_built(n, &built, n == 10).unwrap();
+            ledger.proof_started(n, true).unwrap();
+        }
+        let exit = ExitRecord { exit: "code 0", proof: Some((&proof, "ab")), proving_ms: 5, cycles: None };
+        ledger.prover_exited(10, &exit).unwrap();
+        ledger.proof_accepted(10, 5, None, true).unwrap();
+        let in_doubt = ledger.pending_reports().unwrap().into_iter().find(|r| r.block == 20).unwrap();
+        ledger.report_sending(in_doubt.id).unwrap();
+
+        let client = Arc::new(EthProofsClient::new(ctx.http.clone(), ctx.config.ethproofs.clone().unwrap()));
+        let mailbox = Mailbox::default();
+        let reporter =
+            Reporter { ctx: ctx.clone(), client: Some(client), alerts: Alerts::default(), mailbox: mailbox.clone() };
+        let (actor, _) = Actor::spawn(None, reporter, ()).await.unwrap();
+        mailbox.set(Some(actor.clone()));
+        wait("block 10's three calls", || seen.lock().unwrap().len() >= 3).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let sent = seen.lock().unwrap().clone();
+        let expected: Vec<(String, u64)> =
+            ["queued", "proving", "proved"].iter().map(|s| (s.to_string(), 10)).collect();
+        assert_eq!(sent, expected, "in order, and block 20's call in doubt is not sent again");
+        assert!(ledger.reports_of(10).unwrap().iter().all(|r| r.state == ReportState::Done));
+        assert_eq!(ledger.report_state(20, ReportKind::Proving).unwrap(), Some(ReportState::Pending));
+        let status = ctx.board.reporter.fresh().unwrap();
+        assert_eq!((status.delivered_count, status.queue_length), (3, 1));
+        actor.stop(None);
+    }
+}

@@ -125,6 +125,11 @@ impl Ledger {
         Ok(to)
     }
 
+    /// `SELECT COUNT(*) … WHERE block = ?1 …` for one block.
+    fn count(&self, tx: &Transaction<'_>, sql: &str, block: u64) -> Result<i64, StoreError> {
+        tx.query_row(sql, params![sql_u64(block)], |r| r.get(0)).map_err(self.sql())
+    }
+
     fn insert_seen(&self, tx: &Transaction<'_>, n: u64, origin: Origin) -> Result<(), StoreError> {
         tx.execute(
             "INSERT INTO blocks (number, state, origin, seen_at) VALUES (?1, 'seen', ?2, ?3)",
@@ -144,13 +149,11 @@ impl Ledger {
         proved: Option<(u64, Option<u64>, &Path)>,
     ) -> Result<(), StoreError> {
         if kind == ReportKind::Queued {
-            let later: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM reports WHERE block = ?1 AND status IN ('proving', 'proved')",
-                    params![sql_u64(block)],
-                    |r| r.get(0),
-                )
-                .map_err(self.sql())?;
+            let later = self.count(
+                tx,
+                "SELECT COUNT(*) FROM reports WHERE block = ?1 AND status IN ('proving', 'proved')",
+                block,
+            )?;
             if later > 0 {
                 return Ok(());
             }
@@ -413,6 +416,20 @@ impl Ledger {
         })
     }
 
+    /// The block left the canonical chain: whatever was done for it (a proof included) is kept
+    /// on disk and never reported as proved; its pending calls are not needed any more.
+    pub fn block_orphaned(&self, n: u64, reason: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            self.apply(tx, n, Move::Orphaned, ", stage = 'reorg', reason = ?3, pgid = NULL", &[&reason])?;
+            tx.execute(
+                "UPDATE reports SET state = 'superseded', done_at = ?2 WHERE block = ?1 AND state = 'pending'",
+                params![sql_u64(n), now_ms()],
+            )
+            .map_err(self.sql())?;
+            Ok(())
+        })
+    }
+
     // ── outbox ──────────────────────────────────────────────────────────────
 
     /// A send is about to start: until its answer is recorded the call is in doubt.
@@ -492,24 +509,20 @@ impl Ledger {
                 )
                 .map_err(self.sql())?;
             let Some(path) = path else { return Ok(None) };
-            let pending: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM reports WHERE block = ?1 AND status = 'proved' AND state = 'pending'",
-                    params![sql_u64(n)],
-                    |r| r.get(0),
-                )
-                .map_err(self.sql())?;
+            let pending = self.count(
+                tx,
+                "SELECT COUNT(*) FROM reports WHERE block = ?1 AND status = 'proved' AND state = 'pending'",
+                n,
+            )?;
             if pending > 0 {
                 return Ok(None);
             }
-            let accepted: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM reports WHERE block = ?1 AND status IN ('queued', 'proving')
-                     AND state IN ('done', 'already_proved')",
-                    params![sql_u64(n)],
-                    |r| r.get(0),
-                )
-                .map_err(self.sql())?;
+            let accepted = self.count(
+                tx,
+                "SELECT COUNT(*) FROM reports WHERE block = ?1 AND status IN ('queued', 'proving')
+                 AND state IN ('done', 'already_proved')",
+                n,
+            )?;
             if accepted == 0 {
                 tx.execute(
                     "DELETE FROM reports WHERE block = ?1 AND status = 'proving' AND state != 'pending'",

@@ -1,0 +1,106 @@
+//! Building one target's input, as a task: fetch the block and its witness (transient errors
+//! retried), build, validate and write the guest input, and record `input_built` or
+//! `input_failed` in the ledger the moment the outcome is known.
+
+use std::time::{Duration, Instant};
+
+use super::Context;
+use crate::chain::{ChainError, NodeClient};
+use crate::control::Nudge;
+use crate::input::{self, GenerateOptions};
+use crate::store::Enqueued;
+
+/// Why a target's input could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{error}")]
+    Fetch { stage: &'static str, error: ChainError },
+    #[error("{0}")]
+    Input(String),
+}
+
+impl BuildError {
+    pub fn stage(&self) -> &'static str {
+        match self {
+            BuildError::Fetch { stage, .. } => stage,
+            BuildError::Input(_) => "input",
+        }
+    }
+}
+
+/// Fetches with a few retries when the failure is the node's or the network's, not the data's.
+async fn fetch<F, Fut>(what: &str, f: F) -> Result<Vec<u8>, ChainError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<u8>, ChainError>>,
+{
+    let mut delay = Duration::from_secs(1);
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && attempt < 4 => {
+                tracing::warn!(what, attempt, error = %e, "fetch failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Fetch, build, validate and write one target's input under `OUTPUT_DIR/<block>/input.bin`,
+/// and record the outcome in the ledger. Returns the time it took.
+pub async fn build_and_record(ctx: &Context, block: u64, started: Instant) -> Result<u64, BuildError> {
+    let result = build(ctx, block).await;
+    let recorded = match &result {
+        Ok(generated) => {
+            let input_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            tracing::info!(block, input_bytes = generated.written.bytes, input_ms, "input ready");
+            let hash = format!("{:#x}", generated.summary.hash);
+            let built = Enqueued {
+                input_path: &generated.written.path,
+                gas_used: generated.summary.gas_used,
+                tx_count: u64::try_from(generated.summary.tx_count).unwrap_or(u64::MAX),
+                block_hash: &hash,
+                input_ms,
+                timestamp: generated.summary.timestamp,
+            };
+            // Without a proof to follow, `queued` would leave the block hanging on the site.
+            let report = ctx.config.ethproofs.is_some() && ctx.config.zisk_action == crate::config::ZiskAction::Prove;
+            ctx.ledger.input_built(block, &built, report).map(|()| input_ms)
+        }
+        Err(e) => ctx.ledger.input_failed(block, e.stage(), &e.to_string()).map(|()| 0),
+    };
+    match recorded {
+        Ok(input_ms) => {
+            ctx.nudge(Nudge::Prover);
+            ctx.nudge(Nudge::Reporter);
+            result.map(|_| input_ms)
+        }
+        // The block stays `seen` and is built again by the next incarnation or start.
+        Err(e) => Err(BuildError::Input(format!("the outcome could not be recorded: {e}"))),
+    }
+}
+
+async fn build(ctx: &Context, block: u64) -> Result<input::Generated, BuildError> {
+    let node: &NodeClient = &ctx.node;
+    let block_json = fetch("block", || node.block_json(block))
+        .await
+        .map_err(|error| BuildError::Fetch { stage: "fetch_block", error })?;
+    let witness_json = fetch("witness", || node.witness_json(block))
+        .await
+        .map_err(|error| BuildError::Fetch { stage: "fetch_witness", error })?;
+    let dir = ctx.config.output_dir.join(block.to_string());
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| BuildError::Input(format!("cannot create {}: {e}", dir.display())))?;
+    let out = dir.join("input.bin");
+    let chain = ctx.chain.config;
+    let options = GenerateOptions { framing: ctx.zisk_version.framing(), validate: true };
+    tokio::task::spawn_blocking(move || input::generate(block_json, witness_json, &chain, options, &out))
+        .await
+        .map_err(|e| BuildError::Input(format!("input task failed: {e}")))?
+        .map_err(|e| BuildError::Input(e.to_string()))
+}

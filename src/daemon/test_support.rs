@@ -1,0 +1,71 @@
+//! What the actors' unit tests share: a `Context` over a temporary directory, and local HTTP
+//! servers standing in for the node, EthProofs and Slack (loopback only).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::Context;
+use crate::chain::NodeClient;
+use crate::chainspec::{ChainSpec, Network};
+use crate::control::Nudge;
+use crate::status::Board;
+use crate::store::Ledger;
+use crate::zisk::{Dialect, ZiskVersion};
+
+/// A context whose node is `node_url` and whose outputs live in `dir`; `extra` are more flags.
+pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, UnboundedReceiver<Nudge>) {
+    let elf = dir.join("g.elf");
+    std::fs::write(&elf, "elf").unwrap();
+    let mut args = vec![
+        "--eth-rpc-url",
+        node_url,
+        "--elf-path",
+        elf.to_str().unwrap(),
+        "--output-dir",
+        dir.to_str().unwrap(),
+        "--min-free-disk-mb",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let config = crate::config::test_args(&args).unwrap().into_config().unwrap();
+    let (nudges, routed) = tokio::sync::mpsc::unbounded_channel();
+    let ctx = Arc::new(Context {
+        ledger: Arc::new(Ledger::open(&config.db_path).unwrap()),
+        config,
+        chain: ChainSpec::embedded(Network::Mainnet),
+        node: Arc::new(NodeClient::new(node_url, Duration::from_secs(5)).unwrap()),
+        http: reqwest::Client::new(),
+        zisk_version: ZiskVersion { major: 1, minor: 4, patch: 0 },
+        dialect: Dialect::V1,
+        started_at: std::time::SystemTime::now(),
+        elf_sha256: "test".into(),
+        disk_low: Default::default(),
+        board: Arc::new(Board::default()),
+        nudges,
+    });
+    (ctx, routed)
+}
+
+/// Serves `router` on a loopback port; returns `http://127.0.0.1:PORT`.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    url
+}
+
+/// Polls `f` until it holds (10 s at most).
+pub async fn wait(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
