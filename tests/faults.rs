@@ -123,7 +123,10 @@ fn the_pipeline_keeps_its_promises_under_faults() {
     // events: just after the prover exits (a proof completed, not yet recorded perhaps) and just
     // after the API accepted a call (its answer not yet read: the API answers slowly). Two
     // SIGTERMs land while a block is proving, as a deploy would.
-    let kills: Vec<u64> = [(6, 14), (24, 32), (44, 52), (64, 72)].iter().map(|&(a, b)| rng.next(a, b)).collect();
+    let kills: Vec<u64> = [(6, 9), (11, 14), (22, 26), (28, 32), (38, 42), (44, 48), (50, 53), (60, 64), (66, 70)]
+        .iter()
+        .map(|&(a, b)| rng.next(a, b))
+        .collect();
     let after_exit: Vec<u64> = [(8, 18), (56, 66)].iter().map(|&(a, b)| rng.next(a, b)).collect();
     let after_accept: Vec<u64> = [(10, 19), (36, 46), (71, 76)].iter().map(|&(a, b)| rng.next(a, b)).collect();
     let sigterms: Vec<u64> = [(15, 19), (58, 63)].iter().map(|&(a, b)| rng.next(a, b)).collect();
@@ -188,7 +191,8 @@ fn the_pipeline_keeps_its_promises_under_faults() {
         if let Some(before) = armed_exit
             && completed(&zisk_log) > before
         {
-            std::thread::sleep(Duration::from_millis(rng.next(0, 40)));
+            // A few ms for the prover to exit after its last line, then a random moment after that.
+            std::thread::sleep(Duration::from_millis(rng.next(5, 40)));
             // The run wrote its proof and exited: a re-proof of it would be a real duplicate.
             kill(&mut daemon, None, &mut killed_mid_run);
             armed_exit = None;

@@ -1,6 +1,7 @@
 //! One prover run of one block, as a task: start the process (recording its identity), wait for
-//! its end, record the exit and the proof's digest in the ledger at once, judge it
-//! ([`crate::decide::judge`]) and record the verdict. The Prover actor only starts these and
+//! its end, record the exit and the proof it wrote in the ledger at once, judge it
+//! ([`crate::decide::judge`]), make an accepted proof durable (fsync, SHA-256) and record the
+//! verdict. The Prover actor only starts these and
 //! hears how they went.
 
 use std::io::Read;
@@ -16,7 +17,7 @@ use crate::config::ZiskAction;
 use crate::control::Nudge;
 use crate::decide::judge::{self, Action, ProofFile, RunFacts, Verdict};
 use crate::process::{self, Ending, RunOutcome, RunSpec};
-use crate::store::{ExitRecord, Interrupted, StoreError};
+use crate::store::{Accepted, ExitRecord, Interrupted, StoreError};
 use crate::zisk::{self, ProofLocation};
 
 /// What to run.
@@ -112,7 +113,7 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) 
             .map_err(|e| format!("cannot start {}: {e}", spec.program.display()))
         }
     };
-    let report = |verdict, last_lines, unrecorded, _elapsed_ms: u64| RunReport {
+    let report = |verdict, last_lines, unrecorded| RunReport {
         block: job.block,
         attempt: job.attempt,
         verdict,
@@ -123,8 +124,8 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) 
         Ok(run) => run,
         Err(reason) => {
             let verdict = Verdict::Failed { stage: "spawn", reason };
-            let unrecorded = apply(&ctx, job.block, &verdict).err();
-            return report(verdict, Vec::new(), unrecorded, 0);
+            let unrecorded = apply(&ctx, job.block, &verdict, None).err();
+            return report(verdict, Vec::new(), unrecorded);
         }
     };
     let elapsed_ms = u64::try_from(run.elapsed.as_millis()).unwrap_or(u64::MAX);
@@ -132,9 +133,9 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) 
         // A graceful stop is not the block's fault: back in the queue, not counted.
         let unrecorded = ctx.ledger.proof_interrupted(job.block, false, cfg.max_prove_attempts).err();
         tracing::info!(block = job.block, "prover stopped for shutdown; the block is proved again at the next start");
-        return report(Verdict::Stopped, run.tail, unrecorded, elapsed_ms);
+        return report(Verdict::Stopped, run.tail, unrecorded);
     }
-    let (facts, sealed) = gather(&ctx, act, &run, location.as_ref(), started_at);
+    let (facts, proof) = gather(&ctx, act, &run, location.as_ref(), started_at);
     let verdict = judge::judge(&facts);
     let (proving_ms, cycles) = match &verdict {
         Verdict::Proved { proving_ms, cycles } => (*proving_ms, *cycles),
@@ -144,24 +145,41 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) 
     let exit_text = run.ending.record();
     let exit = ExitRecord {
         exit: &exit_text,
-        proof: sealed.as_ref().map(|(p, sha)| (p.as_path(), sha.as_str())),
+        proof: proof.as_ref().map(|(p, bytes)| (p.as_path(), *bytes)),
         proving_ms,
         cycles,
     };
-    let unrecorded = match ctx.ledger.prover_exited(job.block, &exit) {
-        Ok(()) => apply(&ctx, job.block, &verdict).err(),
-        Err(e) => Some(e),
-    };
-    report(verdict, run.tail, unrecorded, elapsed_ms)
+    // The exit first, the moment it is known: a crash from here on is judged from the ledger
+    // at the next start, never proved again.
+    if let Err(e) = ctx.ledger.prover_exited(job.block, &exit) {
+        return report(verdict, run.tail, Some(e));
+    }
+    match apply(&ctx, job.block, &verdict, proof.as_ref().map(|(p, _)| p.as_path())) {
+        Ok(verdict) => report(verdict, run.tail, None),
+        Err(e) => report(verdict, run.tail, Some(e)),
+    }
 }
 
-/// Records a verdict on an exited (or never started) run.
-pub fn apply(ctx: &Context, block: u64, verdict: &Verdict) -> Result<(), StoreError> {
+/// Records a verdict on an exited (or never started) run, and returns it as recorded: a proof
+/// that cannot be made durable is a failure, not a proof.
+pub fn apply(ctx: &Context, block: u64, verdict: &Verdict, proof: Option<&Path>) -> Result<Verdict, StoreError> {
     let reporting = ctx.config.ethproofs.is_some();
     match verdict {
         Verdict::Proved { proving_ms, cycles } => {
-            ctx.ledger.proof_accepted(block, *proving_ms, *cycles, reporting)?;
-            ctx.nudge(Nudge::Reporter);
+            let sealed = proof
+                .ok_or_else(|| "no proof path was recorded".to_string())
+                .and_then(|p| seal(p).map_err(|e| format!("cannot make the proof {} durable: {e}", p.display())));
+            match sealed {
+                Ok(sha256) => {
+                    let accepted = Accepted { proving_ms: *proving_ms, cycles: *cycles, sha256: &sha256 };
+                    ctx.ledger.proof_accepted(block, &accepted, reporting)?;
+                    ctx.nudge(Nudge::Reporter);
+                }
+                Err(reason) => {
+                    ctx.ledger.proof_failed(block, "proof_output", &reason)?;
+                    return Ok(Verdict::Failed { stage: "proof_output", reason });
+                }
+            }
         }
         Verdict::Executed { ms, cycles } => ctx.ledger.executed(block, *ms, *cycles)?,
         Verdict::Failed { stage, reason } => ctx.ledger.proof_failed(block, stage, reason)?,
@@ -171,17 +189,17 @@ pub fn apply(ctx: &Context, block: u64, verdict: &Verdict) -> Result<(), StoreEr
             }
         }
     }
-    Ok(())
+    Ok(verdict.clone())
 }
 
-/// The facts of the run's end; for a proof, also the proof made durable and its digest.
+/// The facts of the run's end; for a proof this run wrote, also its path and size.
 fn gather(
     ctx: &Context,
     act: Action,
     run: &RunOutcome,
     location: Option<&ProofLocation>,
     started_at: SystemTime,
-) -> (RunFacts, Option<(PathBuf, String)>) {
+) -> (RunFacts, Option<(PathBuf, u64)>) {
     let mut facts = RunFacts {
         action: act,
         ending: run.ending,
@@ -191,7 +209,7 @@ fn gather(
         cycles: if act == Action::Prove { None } else { zisk::parse_steps(&run.tail) },
         detail: run.tail.first().cloned(),
     };
-    let mut sealed = None;
+    let mut written = None;
     if act == Action::Prove
         && run.ending == Ending::Code(0)
         && let Some(location) = location
@@ -200,18 +218,18 @@ fn gather(
             Ok(r) => {
                 facts.reported_ms = r.proving_time_ms;
                 facts.cycles = r.cycles;
-                facts.proof = proof_file(&r.proof_path, started_at).and_then(|file| {
-                    if file.written_by_this_run && file.bytes > 0 {
-                        let sha = seal(&r.proof_path).map_err(|e| format!("cannot make the proof durable: {e}"))?;
-                        sealed = Some((r.proof_path.clone(), sha));
-                    }
-                    Ok(file)
-                });
+                facts.proof = proof_file(&r.proof_path, started_at);
+                if let Ok(file) = &facts.proof
+                    && file.written_by_this_run
+                    && file.bytes > 0
+                {
+                    written = Some((r.proof_path.clone(), file.bytes));
+                }
             }
             Err(e) => facts.proof = Err(e.to_string()),
         }
     }
-    (facts, sealed)
+    (facts, written)
 }
 
 fn proof_file(path: &Path, started_at: SystemTime) -> Result<ProofFile, String> {
@@ -243,12 +261,10 @@ pub fn seal(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// The digest of a file now (for judging a recorded exit again after a restart).
-pub fn digest(path: &Path) -> Option<String> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut file, &mut hasher).ok()?;
-    Some(hex::encode(hasher.finalize()))
+/// Whether the proof recorded at exit is still there, whole (for judging a recorded exit again
+/// after a restart).
+pub fn intact(path: &Path, bytes: u64) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes && bytes > 0)
 }
 
 /// The `native` action: the input read back and re-executed as the guest would, in-process.

@@ -154,7 +154,7 @@ impl Prover {
         for row in ledger.blocks_in(&[BlockState::Exited])? {
             let verdict = self.rejudge(&row);
             tracing::warn!(block = row.number, ?verdict, "judging a run whose exit was recorded before a restart");
-            proof_run::apply(&self.ctx, row.number, &verdict)?;
+            proof_run::apply(&self.ctx, row.number, &verdict, row.proof_path.as_deref())?;
         }
         if self.ctx.config.zisk_action == ZiskAction::Prove {
             let reopened = ledger.reopen_executed()?;
@@ -167,8 +167,8 @@ impl Prover {
     }
 
     fn rejudge(&self, row: &BlockRecord) -> Verdict {
-        let intact = match (&row.proof_path, &row.proof_sha256) {
-            (Some(path), Some(sha)) => proof_run::digest(path).as_ref() == Some(sha),
+        let intact = match (&row.proof_path, row.proof_bytes) {
+            (Some(path), Some(bytes)) => proof_run::intact(path, bytes),
             _ => false,
         };
         let exit = row.exit.as_deref().unwrap_or("");

@@ -171,7 +171,9 @@ impl Reporter {
             return Ok(());
         }
         let ledger = &self.ctx.ledger;
-        loop {
+        // Each turn settles one call that can never go (superseded, given up) or sends one; the
+        // bound only guards against a ledger write that did not take.
+        for _ in 0..1000 {
             let pending = ledger.pending_reports()?;
             let facts = |block: u64| BlockFacts {
                 row_accepted: ledger
@@ -205,6 +207,8 @@ impl Reporter {
                 }
             }
         }
+        tracing::error!("the outbox did not settle in 1000 steps; looking again at the next tick");
+        Ok(())
     }
 
     fn send(&self, client: Arc<EthProofsClient>, row: ReportRow) -> InFlightTask {
@@ -286,7 +290,7 @@ mod tests {
 
     use super::*;
     use crate::daemon::test_support::{context, serve, wait};
-    use crate::store::{Enqueued, ExitRecord, ReportState};
+    use crate::store::{Accepted, Enqueued, ExitRecord, ReportState};
 
     type Seen = Arc<Mutex<Vec<(String, u64)>>>;
 
@@ -319,9 +323,9 @@ mod tests {
             ledger.input_built(n, &built, n == 10).unwrap();
             ledger.proof_started(n, true).unwrap();
         }
-        let exit = ExitRecord { exit: "code 0", proof: Some((&proof, "ab")), proving_ms: 5, cycles: None };
+        let exit = ExitRecord { exit: "code 0", proof: Some((&proof, 64)), proving_ms: 5, cycles: None };
         ledger.prover_exited(10, &exit).unwrap();
-        ledger.proof_accepted(10, 5, None, true).unwrap();
+        ledger.proof_accepted(10, &Accepted { proving_ms: 5, cycles: None, sha256: "ab" }, true).unwrap();
         let in_doubt = ledger.pending_reports().unwrap().into_iter().find(|r| r.block == 20).unwrap();
         ledger.report_sending(in_doubt.id).unwrap();
 

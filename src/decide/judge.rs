@@ -92,7 +92,7 @@ pub fn judge(f: &RunFacts) -> Verdict {
 }
 
 /// Judges a run whose exit was recorded but whose verdict was not (the daemon died in
-/// between), from the ledger alone. `proof_intact`: the file still hashes to the recorded digest.
+/// between), from the ledger alone. `proof_intact`: the proof is still there, of the recorded size.
 pub fn rejudge(
     action: Action,
     exit: &str,
@@ -105,7 +105,7 @@ pub fn rejudge(
         (Some(Ending::Code(0)), Action::Prove) if proof_intact => Verdict::Proved { proving_ms: ms, cycles },
         (Some(Ending::Code(0)), Action::Prove) => Verdict::Failed {
             stage: "proof_output",
-            reason: "the proof recorded when the prover exited is missing or changed".into(),
+            reason: "the proof recorded when the prover exited is missing or has another size".into(),
         },
         (Some(Ending::Code(0)), Action::Execute | Action::Native) => Verdict::Executed { ms, cycles },
         (Some(Ending::Cancelled), _) => Verdict::Stopped,

@@ -27,11 +27,19 @@ pub type RunProcess = ProcessRecord;
 pub struct ExitRecord<'a> {
     /// `code 0`, `signal 9`, `timeout`, `spawn failed: …`.
     pub exit: &'a str,
-    /// The proof this run wrote, fsynced, and its SHA-256.
-    pub proof: Option<(&'a Path, &'a str)>,
+    /// The proof this run wrote, and its size.
+    pub proof: Option<(&'a Path, u64)>,
     /// The run's proving time and cycles as its outputs gave them (or its wall time).
     pub proving_ms: u64,
     pub cycles: Option<u64>,
+}
+
+/// A proof as accepted: its figures and the digest of the durable file.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted<'a> {
+    pub proving_ms: u64,
+    pub cycles: Option<u64>,
+    pub sha256: &'a str,
 }
 
 /// What became of an interrupted run.
@@ -292,7 +300,7 @@ impl Ledger {
                 tx,
                 n,
                 Move::ProofStarted,
-                ", attempts = attempts + 1, run_started_at = ?2, exit = NULL, proof_sha256 = NULL,
+                ", attempts = attempts + 1, run_started_at = ?2, exit = NULL, proof_sha256 = NULL, proof_bytes = NULL,
                  pgid = NULL, pgid_start_ticks = NULL, boot_id = NULL",
                 &[],
             )?;
@@ -328,31 +336,33 @@ impl Ledger {
     /// The run ended: how, and the proof it wrote, before anything is judged.
     pub fn prover_exited(&self, n: u64, exit: &ExitRecord<'_>) -> Result<(), StoreError> {
         self.write(|tx| {
-            let (path, sha) = match exit.proof {
-                Some((p, s)) => (Some(p.display().to_string()), Some(s)),
+            let (path, bytes) = match exit.proof {
+                Some((p, b)) => (Some(p.display().to_string()), Some(sql_u64(b))),
                 None => (None, None),
             };
             self.apply(
                 tx,
                 n,
                 Move::ProverExited,
-                ", exit = ?3, proof_path = ?4, proof_sha256 = ?5, proving_ms = ?6, cycles = ?7,
+                ", exit = ?3, proof_path = ?4, proof_bytes = ?5, proving_ms = ?6, cycles = ?7,
                  pgid = NULL, pgid_start_ticks = NULL, boot_id = NULL",
-                &[&exit.exit, &path, &sha, &sql_u64(exit.proving_ms), &exit.cycles.map(sql_u64)],
+                &[&exit.exit, &path, &bytes, &sql_u64(exit.proving_ms), &exit.cycles.map(sql_u64)],
             )
             .map(|_| ())
         })
     }
 
-    /// The judged run is a proof: the block is proved and `proved` is raised with it.
-    pub fn proof_accepted(&self, n: u64, proving_ms: u64, cycles: Option<u64>, report: bool) -> Result<(), StoreError> {
+    /// The judged run is a proof, fsynced with its directory and hashed: the block is proved
+    /// and `proved` is raised with it.
+    pub fn proof_accepted(&self, n: u64, accepted: &Accepted<'_>, report: bool) -> Result<(), StoreError> {
+        let Accepted { proving_ms, cycles, sha256 } = *accepted;
         self.write(|tx| {
             self.apply(
                 tx,
                 n,
                 Move::ProofAccepted,
-                ", proving_ms = ?3, cycles = ?4, stage = NULL, reason = NULL",
-                &[&sql_u64(proving_ms), &cycles.map(sql_u64)],
+                ", proving_ms = ?3, cycles = ?4, proof_sha256 = ?5, stage = NULL, reason = NULL",
+                &[&sql_u64(proving_ms), &cycles.map(sql_u64), &sha256],
             )?;
             if report {
                 let path: Option<String> = tx

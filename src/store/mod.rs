@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use events::{Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess, Settle};
+pub use events::{Accepted, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess, Settle};
 pub use state::{BlockState, Move, ReportState};
 
 /// Schema versions this build can read; `migrate` brings older ones up to the last.
@@ -119,7 +119,10 @@ pub struct BlockRecord {
     pub interruptions: u32,
     pub input_path: Option<PathBuf>,
     pub proof_path: Option<PathBuf>,
+    /// SHA-256 of the proof, recorded with its acceptance, after the proof was fsynced.
     pub proof_sha256: Option<String>,
+    /// The proof's size when the prover exited: a restart judges the run again against it.
+    pub proof_bytes: Option<u64>,
     /// How the last prover run ended, as recorded the moment it ended.
     pub exit: Option<String>,
     pub run_started_at_ms: Option<i64>,
@@ -208,6 +211,7 @@ ALTER TABLE blocks ADD COLUMN origin TEXT NOT NULL DEFAULT 'schedule';
 ALTER TABLE blocks ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE blocks ADD COLUMN exit TEXT;
 ALTER TABLE blocks ADD COLUMN proof_sha256 TEXT;
+ALTER TABLE blocks ADD COLUMN proof_bytes INTEGER;
 ALTER TABLE blocks ADD COLUMN run_started_at INTEGER;
 ALTER TABLE blocks ADD COLUMN pgid INTEGER;
 ALTER TABLE blocks ADD COLUMN pgid_start_ticks INTEGER;
@@ -229,7 +233,7 @@ INSERT INTO meta (key, value) SELECT 'last_scheduled', MAX(number) FROM blocks H
 ";
 
 const BLOCK_COLUMNS: &str = "number, state, origin, stage, reason, attempts, interruptions, input_path, proof_path,
-    proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at, block_timestamp";
+    proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at, block_timestamp, proof_bytes";
 
 const REPORT_COLUMNS: &str = "id, block, status, state, created_at, attempts, next_attempt_at, in_doubt, proving_ms, cycles, proof_path, last_error";
 
@@ -472,6 +476,7 @@ fn raw_block(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawBlock> {
             block_hash: r.get(17)?,
             seen_at_ms: r.get(18)?,
             block_timestamp: opt_u64(r.get(19)?),
+            proof_bytes: opt_u64(r.get(20)?),
         },
     })
 }

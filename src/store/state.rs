@@ -28,7 +28,7 @@ pub enum BlockState {
     Queued,
     /// A prover run (attempt `attempts`) has started.
     Proving,
-    /// The run ended; its ending and proof digest are recorded, the verdict is not yet.
+    /// The run ended; its ending and its proof (path, size) are recorded, the verdict is not yet.
     Exited,
     /// Proof accepted. Terminal.
     Proved,

@@ -12,7 +12,7 @@ fn built(path: &Path) -> Enqueued<'_> {
     Enqueued { input_path: path, gas_used: 21000, tx_count: 1, block_hash: "0xab", input_ms: 12, timestamp: 1 }
 }
 
-fn exit<'a>(proof: Option<(&'a Path, &'a str)>) -> ExitRecord<'a> {
+fn exit(proof: Option<(&Path, u64)>) -> ExitRecord<'_> {
     ExitRecord { exit: "code 0", proof, proving_ms: 1234, cycles: Some(99) }
 }
 
@@ -21,8 +21,12 @@ fn prove(l: &Ledger, n: u64) {
     l.targets_scheduled(&[n], None, n).unwrap();
     l.input_built(n, &built(Path::new("/out/i")), true).unwrap();
     l.proof_started(n, true).unwrap();
-    l.prover_exited(n, &exit(Some((Path::new("/out/p"), "beef")))).unwrap();
-    l.proof_accepted(n, 1234, Some(99), true).unwrap();
+    l.prover_exited(n, &exit(Some((Path::new("/out/p"), 2048)))).unwrap();
+    l.proof_accepted(n, &accepted(), true).unwrap();
+}
+
+fn accepted() -> Accepted<'static> {
+    Accepted { proving_ms: 1234, cycles: Some(99), sha256: "beef" }
 }
 
 #[test]
@@ -32,7 +36,7 @@ fn a_block_moves_through_its_states_and_proved_is_final() {
     let b = l.block(100).unwrap().unwrap();
     assert_eq!(b.state, BlockState::Proved);
     assert_eq!((b.proving_ms, b.cycles, b.attempts), (Some(1234), Some(99), 1));
-    assert_eq!(b.proof_sha256.as_deref(), Some("beef"));
+    assert_eq!((b.proof_sha256.as_deref(), b.proof_bytes), (Some("beef"), Some(2048)));
     assert!(matches!(l.proof_failed(100, "prove", "late"), Err(StoreError::IllegalMove { .. })));
     assert!(matches!(l.proof_started(100, true), Err(StoreError::IllegalMove { .. })));
     assert_eq!(l.block(100).unwrap().unwrap().state, BlockState::Proved, "an illegal move changes nothing");
@@ -228,11 +232,11 @@ fn an_orphaned_block_keeps_its_files_and_drops_its_calls_and_can_be_proved_again
     l.targets_scheduled(&[8], None, 8).unwrap();
     l.input_built(8, &built(Path::new("/i")), true).unwrap();
     l.proof_started(8, true).unwrap();
-    l.prover_exited(8, &exit(Some((Path::new("/p8"), "cafe")))).unwrap();
+    l.prover_exited(8, &exit(Some((Path::new("/p8"), 64)))).unwrap();
     l.block_orphaned(8, "hash 0xaa is no longer canonical").unwrap();
     let b = l.block(8).unwrap().unwrap();
     assert_eq!((b.state, b.proof_path.as_deref()), (BlockState::Orphaned, Some(Path::new("/p8"))));
     assert!(l.pending_reports().unwrap().is_empty(), "nothing about an orphan goes out");
-    assert!(matches!(l.proof_accepted(8, 1, None, true), Err(StoreError::IllegalMove { .. })));
+    assert!(matches!(l.proof_accepted(8, &accepted(), true), Err(StoreError::IllegalMove { .. })));
     assert_eq!(l.operator_prove(&[8]).unwrap().added, vec![8]);
 }
