@@ -153,7 +153,7 @@ async fn slack_check(config: &Config, http: &reqwest::Client, notify: bool) -> C
     };
     match crate::notify::post(http, webhook, &alert).await {
         Ok(()) => Check::pass("slack", "test message delivered"),
-        Err(e) => Check::fail("slack", e),
+        Err(e) => Check::fail("slack", e.to_string()),
     }
 }
 

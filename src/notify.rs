@@ -42,16 +42,25 @@ pub fn payload(alert: &Alert) -> serde_json::Value {
 }
 
 /// Posts one alert; the error says what failed without the URL.
-pub async fn post(http: &reqwest::Client, webhook: &Secret, alert: &Alert) -> Result<(), String> {
+/// Why a Slack post did not go through. The webhook URL is a secret: it is never in here.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PostError {
+    #[error("cannot reach Slack: {0}")]
+    Transport(String),
+    #[error("Slack answered HTTP {0}")]
+    Status(u16),
+}
+
+pub async fn post(http: &reqwest::Client, webhook: &Secret, alert: &Alert) -> Result<(), PostError> {
     let response = http
         .post(webhook.expose())
         .json(&payload(alert))
         .timeout(std::time::Duration::from_secs(10))
         .send()
         .await
-        .map_err(|e| e.without_url().to_string())?;
+        .map_err(|e| PostError::Transport(e.without_url().to_string()))?;
     if !response.status().is_success() {
-        return Err(format!("Slack answered HTTP {}", response.status().as_u16()));
+        return Err(PostError::Status(response.status().as_u16()));
     }
     Ok(())
 }

@@ -31,7 +31,7 @@ pub enum NotifierMsg {
         title: String,
         detail: String,
     },
-    Sent(Result<(), String>),
+    Sent(Result<(), notify::PostError>),
     /// Heartbeat: publish status.
     Tick,
 }
@@ -105,7 +105,7 @@ impl Actor for Notifier {
                     Err(e) => {
                         tracing::warn!(error = %e, "Slack alert not delivered");
                         s.failed += 1;
-                        s.last_error = Some(e);
+                        s.last_error = Some(e.to_string());
                     }
                 }
             }

@@ -217,7 +217,7 @@ impl Reporter {
         InFlightTask::spawn(async move {
             let outcome = match build_call(&row).await {
                 Ok(call) => client.send(&call).await,
-                Err(reason) => Outcome::Permanent { http: None, reason },
+                Err(e) => Outcome::Permanent { http: None, reason: e.to_string() },
             };
             let settle = outbox::settle(&row, &outcome, policy, now_ms(), jitter());
             if let Err(e) = ctx.ledger.report_settled(&row, &settle) {
@@ -251,23 +251,33 @@ impl Reporter {
     }
 }
 
-async fn build_call(report: &ReportRow) -> Result<Call, String> {
+/// Why a call cannot be made at all (so it is given up, not retried).
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("a proved report without a proof path")]
+    NoProofPath,
+    #[error("cannot read the proof {path}: {source}")]
+    Unreadable { path: String, source: std::io::Error },
+    #[error("the proof is {0} bytes, too large for the API's body limit")]
+    TooLarge(u64),
+    #[error("the proof {0} is empty")]
+    Empty(String),
+}
+
+async fn build_call(report: &ReportRow) -> Result<Call, CallError> {
     let status = status_of(report.kind);
     let proved = match status {
         Status::Proved => {
-            let path = report.proof_path.as_ref().ok_or("a proved report without a proof path")?;
-            let size = tokio::fs::metadata(path)
-                .await
-                .map_err(|e| format!("cannot read the proof {}: {e}", path.display()))?
-                .len();
+            let path = report.proof_path.as_ref().ok_or(CallError::NoProofPath)?;
+            let unreadable = |source| CallError::Unreadable { path: path.display().to_string(), source };
+            let size = tokio::fs::metadata(path).await.map_err(unreadable)?.len();
             // Checked before reading: base64 grows it by a third, and the body limit is fixed.
             if size > (crate::ethproofs::MAX_BODY_BYTES as u64) / 4 * 3 {
-                return Err(format!("the proof is {size} bytes, too large for the API's body limit"));
+                return Err(CallError::TooLarge(size));
             }
-            let proof =
-                tokio::fs::read(path).await.map_err(|e| format!("cannot read the proof {}: {e}", path.display()))?;
+            let proof = tokio::fs::read(path).await.map_err(unreadable)?;
             if proof.is_empty() {
-                return Err(format!("the proof {} is empty", path.display()));
+                return Err(CallError::Empty(path.display().to_string()));
             }
             Some(Proved {
                 proving_time_ms: report.proving_ms.filter(|m| *m > 0).unwrap_or(1),
