@@ -330,21 +330,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::chain::NodeClient;
-    use crate::chainspec::{ChainSpec, Network};
-    use crate::status::Board;
-    use crate::store::{Enqueued, Ledger};
-    use crate::zisk::{Dialect, ZiskVersion};
-
-    async fn wait<F: Fn() -> bool>(what: &str, f: F) {
-        for _ in 0..500 {
-            if f() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("timed out waiting for {what}");
-    }
+    use crate::daemon::test_support::{context, wait};
+    use crate::store::Enqueued;
 
     fn pid(path: &Path) -> Option<i32> {
         std::fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -357,50 +344,18 @@ mod tests {
         let zisk = dir.path().join("slow-zisk");
         std::fs::write(&zisk, "#!/bin/sh\necho $$ > \"$(dirname \"$0\")/pid\"\nexec sleep 30\n").unwrap();
         std::fs::set_permissions(&zisk, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let elf = dir.path().join("g.elf");
-        std::fs::write(&elf, "elf").unwrap();
         let input = dir.path().join("42").join("input.bin");
         std::fs::create_dir_all(input.parent().unwrap()).unwrap();
         std::fs::write(&input, [0u8; 16]).unwrap();
         let url = "http://127.0.0.1:9";
-        let config = crate::config::test_args(&[
-            "--eth-rpc-url",
-            url,
-            "--cargo-zisk",
-            zisk.to_str().unwrap(),
-            "--elf-path",
-            elf.to_str().unwrap(),
-            "--output-dir",
-            dir.path().to_str().unwrap(),
-            "--poll-interval-ms",
-            "60000",
-            "--max-prove-attempts",
-            "100",
-        ])
-        .unwrap()
-        .into_config()
-        .unwrap();
-        let ledger = Arc::new(Ledger::open(&dir.path().join("ledger.db")).unwrap());
+        let flags =
+            ["--cargo-zisk", zisk.to_str().unwrap(), "--poll-interval-ms", "60000", "--max-prove-attempts", "100"];
+        let (ctx, routed) = context(dir.path(), url, &flags);
+        let (ledger, board) = (ctx.ledger.clone(), ctx.board.clone());
         ledger.targets_scheduled(&[42], None, 42).unwrap();
         let built =
             Enqueued { input_path: &input, gas_used: 1, tx_count: 1, block_hash: "0x1", input_ms: 1, timestamp: 1 };
         ledger.input_built(42, &built, false).unwrap();
-        let (nudges, routed) = tokio::sync::mpsc::unbounded_channel();
-        let board = Arc::new(Board::default());
-        let ctx = Arc::new(Context {
-            config,
-            ledger: ledger.clone(),
-            chain: ChainSpec::embedded(Network::Mainnet),
-            node: Arc::new(NodeClient::new(url, Duration::from_secs(1)).unwrap()),
-            http: reqwest::Client::new(),
-            zisk_version: ZiskVersion { major: 1, minor: 4, patch: 0 },
-            dialect: Dialect::V1,
-            started_at: std::time::SystemTime::now(),
-            elf_sha256: "test".into(),
-            disk_low: Default::default(),
-            board: board.clone(),
-            nudges,
-        });
         let gave_up = Arc::new(AtomicBool::new(false));
         let (sup, done) = Actor::spawn(
             None,
