@@ -24,6 +24,10 @@ pub enum ChainError {
     Rpc { method: &'static str, code: i64, message: String },
     #[error("{method}: unexpected response: {message}")]
     Decode { method: &'static str, message: String },
+    #[error("{method}: the node has no answer yet (null result); it may not have caught up")]
+    NotYet { method: &'static str },
+    #[error("{method}: the answer is larger than MAX_RESPONSE_MB ({limit_mb} MB); not read further")]
+    TooLarge { method: &'static str, limit_mb: u64 },
 }
 
 impl ChainError {
@@ -31,19 +35,43 @@ impl ChainError {
     pub fn label(&self) -> String {
         match self {
             ChainError::Status { status, .. } => status.to_string(),
-            ChainError::Rpc { .. } | ChainError::Decode { .. } => "rpc_error".into(),
+            ChainError::Rpc { .. } | ChainError::Decode { .. } | ChainError::NotYet { .. } => "rpc_error".into(),
+            ChainError::TooLarge { .. } => "too_large".into(),
             ChainError::Transport { .. } | ChainError::InvalidUrl(_) => "network".into(),
         }
     }
 
-    /// Whether trying again later can help (the node was unreachable or overloaded).
+    /// Whether trying again later can help: the node was unreachable or overloaded, said "slow
+    /// down" (HTTP 429, or a JSON-RPC error sent with HTTP 200, as many providers do), or has not
+    /// caught up yet (a null result, "header not found").
     pub fn is_transient(&self) -> bool {
         match self {
-            ChainError::Transport { .. } => true,
-            ChainError::Status { status, .. } => *status == 429 || *status >= 500,
+            ChainError::Transport { .. } | ChainError::NotYet { .. } => true,
+            ChainError::Status { status, .. } => matches!(*status, 408 | 425 | 429) || *status >= 500,
+            ChainError::Rpc { code, message, .. } => rpc_says_retry(*code, message),
             _ => false,
         }
     }
+}
+
+/// JSON-RPC errors that mean "not yet" or "slow down" rather than "never".
+fn rpc_says_retry(code: i64, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    // -32005: limit exceeded (EIP-1474); -32016: over rate limit (several providers).
+    matches!(code, -32005 | -32016)
+        || [
+            "rate limit",
+            "too many",
+            "limit exceeded",
+            "not found",
+            "unknown block",
+            "busy",
+            "timeout",
+            "try again",
+            "syncing",
+        ]
+        .iter()
+        .any(|k| m.contains(k))
 }
 
 /// Keeps scheme, host and port: paths and query strings of hosted nodes hold API keys.
@@ -59,12 +87,18 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The default answer size cap: well above the largest mainnet witnesses seen (tens of MB).
+pub const DEFAULT_MAX_RESPONSE_MB: u64 = 1024;
+
 /// A JSON-RPC client for one node.
 pub struct NodeClient {
     http: reqwest::Client,
     url: reqwest::Url,
     endpoint: String,
     next_id: AtomicU64,
+    /// No answer is read past this many bytes (`MAX_RESPONSE_MB`): one huge answer must not
+    /// take the daemon's memory, and the proof running beside it, down.
+    max_response_bytes: u64,
 }
 
 impl fmt::Debug for NodeClient {
@@ -84,7 +118,19 @@ impl NodeClient {
             .timeout(timeout)
             .build()
             .map_err(|e| ChainError::InvalidUrl(e.without_url().to_string()))?;
-        Ok(NodeClient { http, endpoint: redact_url(url), url: parsed, next_id: AtomicU64::new(1) })
+        Ok(NodeClient {
+            http,
+            endpoint: redact_url(url),
+            url: parsed,
+            next_id: AtomicU64::new(1),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_MB * 1_000_000,
+        })
+    }
+
+    /// Caps every answer at `mb` megabytes.
+    pub fn with_max_response_mb(mut self, mb: u64) -> NodeClient {
+        self.max_response_bytes = mb.saturating_mul(1_000_000);
+        self
     }
 
     pub fn endpoint(&self) -> &str {
@@ -100,9 +146,22 @@ impl NodeClient {
             endpoint: self.endpoint.clone(),
             message: e.without_url().to_string(),
         };
-        let response = self.http.post(self.url.clone()).json(&body).send().await.map_err(transport)?;
+        let mut response = self.http.post(self.url.clone()).json(&body).send().await.map_err(transport)?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(transport)?;
+        let limit = self.max_response_bytes;
+        let too_large = || ChainError::TooLarge { method, limit_mb: limit / 1_000_000 };
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        // Read in chunks into one buffer, never past the limit and never twice.
+        let capacity = response.content_length().unwrap_or(0).min(limit);
+        let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if (bytes.len() as u64).saturating_add(chunk.len() as u64) > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             let excerpt = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).replace('\n', " ");
             return Err(ChainError::Status {
@@ -112,7 +171,26 @@ impl NodeClient {
                 body: excerpt,
             });
         }
-        Ok(bytes.to_vec())
+        Ok(bytes)
+    }
+
+    /// A raw block or witness response; a small answer is checked for a null result or a
+    /// JSON-RPC error (sent with HTTP 200 by many providers) so they are named, and retried
+    /// when they mean "not yet" or "slow down". Large answers go to `input` unread.
+    async fn call_payload(&self, method: &'static str, params: serde_json::Value) -> Result<Vec<u8>, ChainError> {
+        let body = self.call_raw(method, params).await?;
+        if body.len() <= 64 * 1024
+            && let Ok(text) = std::str::from_utf8(&body)
+        {
+            match crate::input::envelope::payload(text, method) {
+                Err(crate::input::InputError::NullResult { .. }) => return Err(ChainError::NotYet { method }),
+                Err(crate::input::InputError::Rpc { code, message, .. }) => {
+                    return Err(ChainError::Rpc { method, code, message });
+                }
+                _ => {}
+            }
+        }
+        Ok(body)
     }
 
     async fn call_value(
@@ -125,7 +203,7 @@ impl NodeClient {
             .map_err(|e| ChainError::Decode { method, message: format!("not UTF-8: {e}") })?;
         let result = crate::input::envelope::payload(text, method).map_err(|e| match e {
             crate::input::InputError::Rpc { code, message, .. } => ChainError::Rpc { method, code, message },
-            crate::input::InputError::NullResult { .. } => ChainError::Decode { method, message: "null result".into() },
+            crate::input::InputError::NullResult { .. } => ChainError::NotYet { method },
             other => ChainError::Decode { method, message: format!("not a JSON-RPC response: {other}") },
         })?;
         serde_json::from_str(result).map_err(|e| ChainError::Decode { method, message: e.to_string() })
@@ -153,7 +231,7 @@ impl NodeClient {
         let method = "eth_getBlockByNumber";
         let header = match self.call_value(method, json!([format!("{number:#x}"), false])).await {
             Ok(v) => v,
-            Err(ChainError::Decode { message, .. }) if message == "null result" => return Ok(None),
+            Err(ChainError::NotYet { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
         // A hash is 32 bytes: anything else is not one, and is not stored.
@@ -166,12 +244,12 @@ impl NodeClient {
 
     /// The raw `eth_getBlockByNumber(n, true)` response, envelope included.
     pub async fn block_json(&self, number: u64) -> Result<Vec<u8>, ChainError> {
-        self.call_raw("eth_getBlockByNumber", json!([format!("{number:#x}"), true])).await
+        self.call_payload("eth_getBlockByNumber", json!([format!("{number:#x}"), true])).await
     }
 
     /// The raw `debug_executionWitness(n)` response, envelope included.
     pub async fn witness_json(&self, number: u64) -> Result<Vec<u8>, ChainError> {
-        self.call_raw("debug_executionWitness", json!([format!("{number:#x}")])).await
+        self.call_payload("debug_executionWitness", json!([format!("{number:#x}")])).await
     }
 }
 

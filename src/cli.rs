@@ -113,7 +113,8 @@ pub(crate) fn generate_input(args: GenerateInputArgs) -> anyhow::Result<()> {
         }
         _ => bail!("give either --block and --witness files, or --rpc-url and --block-number"),
     };
-    let options = GenerateOptions { framing: args.framing, validate: !args.no_validate };
+    let options =
+        GenerateOptions { framing: args.framing, validate: !args.no_validate, expect_block: args.block_number };
     let generated = input::generate(block_json, witness_json, &chain.config, options, &args.out)?;
     let line = serde_json::json!({
         "block_number": generated.summary.number,
@@ -324,7 +325,7 @@ pub(crate) fn devchain_fixtures(args: DevchainArgs) -> anyhow::Result<()> {
                 served.block_json.clone().into_bytes(),
                 served.witness_json.clone().into_bytes(),
                 &chain.config(),
-                GenerateOptions { framing, validate: true },
+                GenerateOptions { framing, validate: true, expect_block: None },
                 &out,
             )?;
             std::fs::remove_file(&out)?;

@@ -167,6 +167,16 @@ pub struct RunArgs {
     /// Targets further than this below the head are recorded as skipped instead of proved.
     #[arg(long, env = "MAX_BACKFILL_BLOCKS", default_value = "1000")]
     pub max_backfill_blocks: u64,
+    /// Build a target only once the head is this many blocks past it (0: at once).
+    #[arg(long, env = "CONFIRMATIONS", default_value = "0")]
+    pub confirmations: u64,
+    /// How long a node answer that means "not yet" or "slow down" (a null block, a rate-limit
+    /// error, a 5xx) is retried, with backoff, before the target fails.
+    #[arg(long, env = "NODE_RETRY_SECONDS", default_value = "120")]
+    pub node_retry_seconds: u64,
+    /// No node answer is read past this size (the largest mainnet witnesses are tens of MB).
+    #[arg(long, env = "MAX_RESPONSE_MB", default_value = "1024", value_parser = positive_u64)]
+    pub max_response_mb: u64,
     /// First target on a first start (default: the newest target at or below the head).
     #[arg(long, env = "START_BLOCK")]
     pub start_block: Option<u64>,
@@ -257,6 +267,9 @@ pub struct Config {
     pub block_interval: u64,
     pub poll_interval: Duration,
     pub max_backfill_blocks: u64,
+    pub confirmations: u64,
+    pub node_retry: Duration,
+    pub max_response_mb: u64,
     pub start_block: Option<u64>,
     pub output_dir: PathBuf,
     pub health_host: IpAddr,
@@ -357,6 +370,9 @@ impl RunArgs {
             block_interval: self.block_interval,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             max_backfill_blocks: self.max_backfill_blocks,
+            confirmations: self.confirmations,
+            node_retry: Duration::from_secs(self.node_retry_seconds),
+            max_response_mb: self.max_response_mb,
             start_block: self.start_block,
             output_dir,
             health_host: self.health_host,

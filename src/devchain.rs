@@ -532,7 +532,7 @@ mod tests {
                 served.block_json.into_bytes(),
                 served.witness_json.into_bytes(),
                 &chain.config(),
-                GenerateOptions { framing: Framing::Framed, validate: true },
+                GenerateOptions { framing: Framing::Framed, validate: true, expect_block: None },
                 &out,
             )
             .unwrap_or_else(|e| panic!("block {}: {e}", served.number));
@@ -563,7 +563,7 @@ mod tests {
                 served.block_json.clone().into_bytes(),
                 w.to_string().into_bytes(),
                 &chain.config(),
-                GenerateOptions { framing: Framing::Raw, validate: true },
+                GenerateOptions { framing: Framing::Raw, validate: true, expect_block: None },
                 &dir.path().join("x.bin"),
             );
             assert!(result.is_err(), "state node {i} was not needed");

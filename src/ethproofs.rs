@@ -73,16 +73,29 @@ pub enum Outcome {
 pub fn classify(status: Status, http: u16, retry_after: Option<&str>, body: &str) -> Outcome {
     let excerpt: String = body.chars().take(200).collect::<String>().replace('\n', " ");
     match http {
+        // A proxy's error page with status 200 is not the API's answer: only its JSON counts.
+        200..=299 if !is_api_answer(body) => Outcome::Transient {
+            http: Some(http),
+            reason: format!("HTTP {http} without the API's JSON answer: {excerpt}"),
+        },
         200..=299 => Outcome::Done,
         409 if status == Status::Proved => Outcome::Done,
         409 => Outcome::AlreadyProved,
         429 => {
+            // Seconds only; an absurd or unreadable value is bounded by the outbox policy.
             let secs = retry_after.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(60);
             Outcome::RetryAfter(Duration::from_secs(secs.max(1)))
         }
+        // Timeouts and "too early" are the server's way of saying "again, later".
+        408 | 425 => Outcome::Transient { http: Some(http), reason: format!("HTTP {http}: {excerpt}") },
         400..=499 => Outcome::Permanent { http: Some(http), reason: format!("HTTP {http}: {excerpt}") },
         _ => Outcome::Transient { http: Some(http), reason: format!("HTTP {http}: {excerpt}") },
     }
+}
+
+/// The API answers success with `{"proof_id": <int>}`.
+fn is_api_answer(body: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| v.get("proof_id").is_some_and(|id| id.is_u64()))
 }
 
 /// What `GET /clusters` said about the configured key and cluster.
@@ -231,6 +244,13 @@ mod tests {
         assert!(matches!(classify(Status::Queued, 400, None, "Invalid request"), Outcome::Permanent { .. }));
         assert!(matches!(classify(Status::Queued, 404, None, "Cluster not found"), Outcome::Permanent { .. }));
         assert!(matches!(classify(Status::Queued, 500, None, "Internal server error"), Outcome::Transient { .. }));
+        let html = "<html><body>502 Bad Gateway</body></html>";
+        assert!(
+            matches!(classify(Status::Proved, 200, None, html), Outcome::Transient { .. }),
+            "a proxy page is no answer"
+        );
+        assert!(matches!(classify(Status::Queued, 408, None, "timeout"), Outcome::Transient { .. }));
+        assert!(matches!(classify(Status::Queued, 425, None, "too early"), Outcome::Transient { .. }));
     }
 
     #[test]

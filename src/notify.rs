@@ -21,6 +21,13 @@ pub struct Alert {
     pub detail: String,
 }
 
+/// Text from outside (the node, the API, the prover) made inert for Slack: `&`, `<`, `>` as
+/// Slack requires, and backticks turned into look-alikes so nothing closes the code block or
+/// opens a link or mention.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('`', "\u{2018}")
+}
+
 /// The Block Kit payload for an alert.
 pub fn payload(alert: &Alert) -> serde_json::Value {
     let icon = match alert.severity {
@@ -28,20 +35,20 @@ pub fn payload(alert: &Alert) -> serde_json::Value {
         Severity::Warning => ":warning:",
         Severity::Error => ":rotating_light:",
     };
-    let mut detail: String = alert.detail.chars().take(2900).collect();
+    let mut detail: String = escape(&alert.detail).chars().take(2900).collect();
     if detail.is_empty() {
         detail = "-".into();
     }
+    let title = escape(&alert.title);
     json!({
-        "text": format!("{icon} {}", alert.title),
+        "text": format!("{icon} {title}"),
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": format!("{icon} *{}*", alert.title)}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": format!("{icon} *{title}*")}},
             {"type": "section", "text": {"type": "mrkdwn", "text": format!("```{detail}```")}},
         ]
     })
 }
 
-/// Posts one alert; the error says what failed without the URL.
 /// Why a Slack post did not go through. The webhook URL is a secret: it is never in here.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PostError {
@@ -181,5 +188,17 @@ mod tests {
         let p = payload(&Alert { severity: Severity::Error, title: "Proof failed".into(), detail: "x".into() });
         assert_eq!(p["blocks"][0]["type"], "section");
         assert!(p["text"].as_str().unwrap().contains("Proof failed"));
+    }
+
+    #[test]
+    fn outside_text_cannot_break_out_of_the_code_block() {
+        let detail = "error: ```\n<!channel> <https://evil|click> & more```";
+        let p = payload(&Alert { severity: Severity::Error, title: "t `x`".into(), detail: detail.into() });
+        let block = p["blocks"][1]["text"]["text"].as_str().unwrap();
+        assert!(block.starts_with("```") && block.ends_with("```"));
+        let inner = &block[3..block.len() - 3];
+        assert!(!inner.contains('`') && !inner.contains('<') && !inner.contains('>'), "{inner}");
+        assert!(inner.contains("&lt;!channel&gt;") && inner.contains("&amp; more"));
+        assert!(!p["text"].as_str().unwrap().contains('`'));
     }
 }

@@ -204,13 +204,44 @@ pub async fn run(
     Ok(RunOutcome { ending, tail: tail.into_iter().collect(), elapsed: begin.elapsed() })
 }
 
+/// Longest output line kept; the rest of a longer line is dropped (a line without a newline
+/// must not grow memory without bound).
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// Forwards the child's output line by line. Bytes that are not UTF-8 are replaced, never a
+/// reason to stop reading: a reader that stops would leave the child to die of SIGPIPE.
 fn forward_lines<R: tokio::io::AsyncRead + Unpin + Send + 'static>(reader: R, tx: mpsc::UnboundedSender<String>) {
     tokio::spawn(async move {
-        let mut lines = BufReader::new(reader).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if tx.send(line).is_err() {
-                break;
+        let mut reader = BufReader::new(reader);
+        let mut line: Vec<u8> = Vec::with_capacity(256);
+        let mut overflowed = false;
+        loop {
+            let chunk = match reader.fill_buf().await {
+                Ok([]) | Err(_) => break,
+                Ok(chunk) => chunk,
+            };
+            let (part, newline) = match chunk.iter().position(|b| *b == b'\n') {
+                Some(i) => (&chunk[..i], Some(i + 1)),
+                None => (chunk, None),
+            };
+            let room = MAX_LINE_BYTES.saturating_sub(line.len());
+            line.extend_from_slice(&part[..part.len().min(room)]);
+            overflowed |= part.len() > room;
+            let used = newline.unwrap_or(chunk.len());
+            reader.consume(used);
+            if newline.is_some() {
+                let mut text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+                if std::mem::take(&mut overflowed) {
+                    text.push_str(" …(line cut)");
+                }
+                line.clear();
+                if tx.send(text).is_err() {
+                    break;
+                }
             }
+        }
+        if !line.is_empty() {
+            let _ = tx.send(String::from_utf8_lossy(&line).to_string());
         }
     });
 }
@@ -292,5 +323,17 @@ mod tests {
         let out = handle.await.unwrap().unwrap();
         assert_eq!(out.ending, Ending::Cancelled);
         assert!(out.elapsed < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn garbage_output_is_read_to_the_end_and_long_lines_are_cut() {
+        // Invalid UTF-8, then a 100 kB line without a newline, then a normal exit.
+        let script = "printf 'bad \\377\\376 bytes\\n'; head -c 100000 /dev/zero | tr '\\0' x; echo; echo done; exit 0";
+        let out = run(&sh(script, Duration::from_secs(10)), never(), |_| {}).await.unwrap();
+        assert_eq!(out.ending, Ending::Code(0), "the child was not killed by a closed pipe");
+        assert!(out.tail.iter().any(|l| l.starts_with("bad ") && l.contains('\u{fffd}')), "{:?}", out.tail);
+        let long = out.tail.iter().find(|l| l.starts_with("xxx")).expect("the long line");
+        assert!(long.len() <= MAX_LINE_BYTES + 20 && long.ends_with("(line cut)"), "{}", long.len());
+        assert_eq!(out.tail.last().map(String::as_str), Some("done"));
     }
 }

@@ -73,7 +73,10 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         .map_err(io(format!("cannot create OUTPUT_DIR {}", config.output_dir.display())))?;
     let lock = crate::instance::lock(&config.output_dir, &config.db_path)?;
 
-    let node = Arc::new(NodeClient::new(config.eth_rpc_url.expose(), Duration::from_secs(120))?);
+    let node = Arc::new(
+        NodeClient::new(config.eth_rpc_url.expose(), Duration::from_secs(120))?
+            .with_max_response_mb(config.max_response_mb),
+    );
     let node_chain_id = retry_transient(|| node.chain_id()).await?;
     let chain = ChainSpec::select(config.chain_config.as_deref(), node_chain_id)?;
     // A node without block 0 (pruned, or a test node) binds the ledger by chain id alone.

@@ -112,7 +112,10 @@ fn a_429_waits_for_retry_after() {
         &[("Retry-After", "2")],
         r#"{"error":"Rate limit exceeded","message":"Too many requests","retryAfter":2}"#,
     );
-    let mut d = Daemon::start(&env_in(dir.path(), &node, &api, &dir.path().join("z.log")));
+    let mut env = env_in(dir.path(), &node, &api, &dir.path().join("z.log"));
+    // Retry-After is honoured up to REPORT_MAX_BACKOFF_SECONDS.
+    set(&mut env, "REPORT_MAX_BACKOFF_SECONDS", "5");
+    let mut d = Daemon::start(&env);
     d.wait_for("proved delivered", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
     let proved: Vec<_> = api.received().into_iter().filter(|r| r.path.ends_with("/proved")).collect();
     assert_eq!(proved.iter().map(|r| r.status).collect::<Vec<_>>(), vec![429, 200]);

@@ -28,22 +28,24 @@ impl BuildError {
     }
 }
 
-/// Fetches with a few retries when the failure is the node's or the network's, not the data's.
-async fn fetch<F, Fut>(what: &str, f: F) -> Result<Vec<u8>, ChainError>
+/// Fetches, retrying answers that mean "not yet" or "slow down" with backoff (1 s doubling to
+/// 10 s) for at most `budget`; other failures are final at once.
+async fn fetch<F, Fut>(what: &str, budget: Duration, f: F) -> Result<Vec<u8>, ChainError>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<Vec<u8>, ChainError>>,
 {
+    let started = Instant::now();
     let mut delay = Duration::from_secs(1);
-    let mut attempt = 1;
+    let mut attempt = 1u32;
     loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(e) if e.is_transient() && attempt < 4 => {
-                tracing::warn!(what, attempt, error = %e, "fetch failed; retrying");
+            Err(e) if e.is_transient() && started.elapsed() + delay <= budget => {
+                tracing::warn!(what, attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "fetch failed; retrying");
                 tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
+                delay = (delay * 2).min(Duration::from_secs(10));
+                attempt = attempt.saturating_add(1);
             }
             Err(e) => return Err(e),
         }
@@ -86,10 +88,11 @@ pub async fn build_and_record(ctx: &Context, block: u64, started: Instant) -> Re
 
 async fn build(ctx: &Context, block: u64) -> Result<input::Generated, BuildError> {
     let node: &NodeClient = &ctx.node;
-    let block_json = fetch("block", || node.block_json(block))
+    let budget = ctx.config.node_retry;
+    let block_json = fetch("block", budget, || node.block_json(block))
         .await
         .map_err(|error| BuildError::Fetch { stage: "fetch_block", error })?;
-    let witness_json = fetch("witness", || node.witness_json(block))
+    let witness_json = fetch("witness", budget, || node.witness_json(block))
         .await
         .map_err(|error| BuildError::Fetch { stage: "fetch_witness", error })?;
     let dir = ctx.config.output_dir.join(block.to_string());
@@ -98,7 +101,7 @@ async fn build(ctx: &Context, block: u64) -> Result<input::Generated, BuildError
         .map_err(|e| BuildError::Input(format!("cannot create {}: {e}", dir.display())))?;
     let out = dir.join("input.bin");
     let chain = ctx.chain.config;
-    let options = GenerateOptions { framing: ctx.zisk_version.framing(), validate: true };
+    let options = GenerateOptions { framing: ctx.zisk_version.framing(), validate: true, expect_block: Some(block) };
     tokio::task::spawn_blocking(move || input::generate(block_json, witness_json, &chain, options, &out))
         .await
         .map_err(|e| BuildError::Input(format!("input task failed: {e}")))?

@@ -24,6 +24,8 @@ pub const HEAD_STALE_AFTER: Duration = Duration::from_secs(300);
 const RPC_DOWN_ALERT_AFTER: Duration = Duration::from_secs(60);
 /// One head poll may not take longer than this: a hung call must never stop polling.
 const POLL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A head this far past the last one is not believed until a second answer confirms it.
+const SUSPECT_JUMP: u64 = 100_000;
 
 pub enum InputGenMsg {
     Tick,
@@ -56,6 +58,8 @@ pub struct InputGenState {
     rpc_down_since: Option<Instant>,
     rpc_down_alerted: bool,
     last_rpc_error: Option<String>,
+    /// A head far beyond the last one, waiting for a second answer to confirm it.
+    suspect: Option<u64>,
     stopped: bool,
 }
 
@@ -93,6 +97,7 @@ impl Actor for InputGenerator {
             rpc_down_since: None,
             rpc_down_alerted: false,
             last_rpc_error: None,
+            suspect: None,
             stopped: false,
         })
     }
@@ -216,11 +221,22 @@ impl InputGenerator {
             }
             return Ok(());
         }
+        let last = self.ctx.ledger.last_scheduled()?;
+        if let Some(known) = s.head.or(last)
+            && head.saturating_sub(known) > SUSPECT_JUMP
+            && s.suspect.is_none_or(|prev| head < prev)
+        {
+            tracing::warn!(head, known, "a head far beyond the last one; waiting for a second answer to confirm it");
+            s.suspect = Some(head);
+            return Ok(());
+        }
+        s.suspect = None;
         s.head = Some(head);
         s.head_seen_at = Some(now);
         let cfg = &self.ctx.config;
-        let last = self.ctx.ledger.last_scheduled()?;
-        let due = schedule::due(last, head, cfg.block_interval, cfg.max_backfill_blocks, cfg.start_block);
+        // Targets are built only once CONFIRMATIONS blocks sit on top of them.
+        let settled = head.saturating_sub(cfg.confirmations);
+        let due = schedule::due(last, settled, cfg.block_interval, cfg.max_backfill_blocks, cfg.start_block);
         let Some(cursor) = due.cursor else { return Ok(()) };
         let reason = format!(
             "more than MAX_BACKFILL_BLOCKS ({}) below the head {head} when it was seen",

@@ -28,6 +28,8 @@ pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, Unb
         dir.to_str().unwrap(),
         "--min-free-disk-mb",
         "0",
+        "--node-retry-seconds",
+        "0",
     ];
     args.extend_from_slice(extra);
     let config = crate::config::test_args(&args).unwrap().into_config().unwrap();

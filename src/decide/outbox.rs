@@ -76,13 +76,11 @@ pub fn next(pending: &[ReportRow], facts: impl Fn(u64) -> BlockFacts, now_ms: i6
     earliest.map_or(Next::Idle, Next::WaitUntil)
 }
 
-/// A `Retry-After` longer than this is not believed: one absurd header must not stop reporting.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
 /// Retry policy.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
-    /// Longest wait between tries of a failing call (`REPORT_MAX_BACKOFF_SECONDS`).
+    /// Longest wait between tries of a failing call (`REPORT_MAX_BACKOFF_SECONDS`); caps a
+    /// `Retry-After` too, so one absurd header cannot stop reporting.
     pub max_backoff: Duration,
     /// A call still failing this long after it was raised is given up.
     pub max_age: Duration,
@@ -106,7 +104,7 @@ pub fn settle(row: &ReportRow, outcome: &Outcome, policy: Policy, now_ms: i64, j
         Outcome::AlreadyProved => Settle::AlreadyProved,
         Outcome::Permanent { reason, .. } => Settle::Failed(reason.clone()),
         Outcome::RetryAfter(wait) => {
-            let wait = (*wait).min(MAX_RETRY_AFTER);
+            let wait = (*wait).min(policy.max_backoff);
             Settle::Retry {
                 error: format!("rate limited for {}s", wait.as_secs()),
                 next_at_ms: now_ms.saturating_add(ms(wait)),
@@ -187,7 +185,7 @@ mod tests {
         let huge = Outcome::RetryAfter(Duration::from_secs(u64::MAX));
         assert_eq!(
             settle(&r, &huge, policy, 1_000, Duration::ZERO),
-            Settle::Retry { error: "rate limited for 3600s".into(), next_at_ms: 3_601_000 }
+            Settle::Retry { error: "rate limited for 300s".into(), next_at_ms: 301_000 }
         );
         let transient = Outcome::Transient { http: Some(500), reason: "HTTP 500".into() };
         assert!(matches!(

@@ -63,6 +63,8 @@ pub enum InputError {
     Unsupported { block: u64, reason: String },
     #[error("witness for block {block}: {reason}")]
     Witness { block: u64, reason: String },
+    #[error("asked the node for block {asked}, it answered block {answered}")]
+    WrongBlock { asked: u64, answered: u64 },
     #[error("rkyv serialization failed: {0}")]
     Serialize(String),
     #[error("native validation of block {block} failed: {source}")]
@@ -240,6 +242,9 @@ pub struct Generated {
 pub struct GenerateOptions {
     pub framing: Framing,
     pub validate: bool,
+    /// The block that was asked for: a node (or proxy, or cache) answering another block is an
+    /// error, never an input for the wrong block.
+    pub expect_block: Option<u64>,
 }
 
 /// Builds, checks and writes the input for one block. Takes the raw responses by value so each
@@ -260,6 +265,11 @@ pub fn generate(
     let t = Instant::now();
     let (input, summary) = raw.convert(chain)?;
     timings.convert = t.elapsed();
+    if let Some(asked) = options.expect_block
+        && summary.number != asked
+    {
+        return Err(InputError::WrongBlock { asked, answered: summary.number });
+    }
 
     let t = Instant::now();
     let payload: AlignedVec = program::serialize(&input)?;

@@ -211,6 +211,8 @@ pub fn base_env(node: &FakeNode, api: Option<&FakeApi>) -> Vec<(&'static str, St
         ("ETH_RPC_URL", format!("{}/NODE-SECRET-PATH", node.url)),
         ("CHAIN_CONFIG", mini_chain_dir().join("chain.json").display().to_string()),
         ("BLOCK_INTERVAL", "1".into()),
+        // A block the fake node does not have is final at once (tests/hostile.rs retries).
+        ("NODE_RETRY_SECONDS", "0".into()),
     ];
     if let Some(api) = api {
         env.push(("ETHPROOFS_RPC_URL", api.url.clone()));
