@@ -32,6 +32,11 @@ pub enum InputGenMsg {
     /// The ledger's `seen` blocks may have changed (an operator's blocks, a resume).
     Wake,
     Head(u64),
+    /// A far head was looked up: whether the node has a block at that height.
+    HeadChecked {
+        head: u64,
+        exists: bool,
+    },
     PollFailed(ChainError),
     /// A build ended; the ledger already says how.
     Built {
@@ -58,8 +63,9 @@ pub struct InputGenState {
     rpc_down_since: Option<Instant>,
     rpc_down_alerted: bool,
     last_rpc_error: Option<String>,
-    /// A head far beyond the last one, waiting for a second answer to confirm it.
-    suspect: Option<u64>,
+    /// A head far beyond the last one, and the look-up that confirms (or not) that the node has
+    /// a block there.
+    suspect: Option<(u64, InFlightTask)>,
     stopped: bool,
 }
 
@@ -117,7 +123,18 @@ impl Actor for InputGenerator {
             InputGenMsg::Head(n) => {
                 s.polling = None;
                 self.rpc_ok(s);
-                self.on_head(s, n)?;
+                self.on_head(s, n, false)?;
+            }
+            InputGenMsg::HeadChecked { head, exists } => {
+                if s.suspect.as_ref().is_some_and(|(h, _)| *h == head) {
+                    s.suspect = None;
+                    if exists {
+                        tracing::warn!(head, "the far head is confirmed: the node has a block there");
+                        self.on_head(s, head, true)?;
+                    } else {
+                        tracing::error!(head, "ignoring a head the node has no block for");
+                    }
+                }
             }
             InputGenMsg::PollFailed(error) => {
                 s.polling = None;
@@ -212,8 +229,9 @@ impl InputGenerator {
         s.last_rpc_error = Some(reason);
     }
 
-    /// A higher head: every target since the cursor is recorded in one ledger event.
-    fn on_head(&self, s: &mut InputGenState, head: u64) -> Result<(), StoreError> {
+    /// A higher head: every target since the cursor is recorded in one ledger event. A head far
+    /// beyond the last one is believed only once the node shows a block at that height.
+    fn on_head(&self, s: &mut InputGenState, head: u64, confirmed: bool) -> Result<(), StoreError> {
         let now = (Instant::now(), SystemTime::now());
         if s.stopped || s.head.is_some_and(|h| head <= h) {
             if s.head == Some(head) {
@@ -222,12 +240,19 @@ impl InputGenerator {
             return Ok(());
         }
         let last = self.ctx.ledger.last_scheduled()?;
-        if let Some(known) = s.head.or(last)
+        if !confirmed
+            && let Some(known) = s.head.or(last)
             && head.saturating_sub(known) > SUSPECT_JUMP
-            && s.suspect.is_none_or(|prev| head < prev)
         {
-            tracing::warn!(head, known, "a head far beyond the last one; waiting for a second answer to confirm it");
-            s.suspect = Some(head);
+            if s.suspect.is_none() {
+                tracing::warn!(head, known, "a head far beyond the last one; asking the node for that block");
+                let (node, mailbox) = (self.ctx.node.clone(), self.mailbox.clone());
+                let check = InFlightTask::spawn(async move {
+                    let exists = matches!(node.block_hash(head).await, Ok(Some(_)));
+                    mailbox.deliver(InputGenMsg::HeadChecked { head, exists }).await;
+                });
+                s.suspect = Some((head, check));
+            }
             return Ok(());
         }
         s.suspect = None;

@@ -36,7 +36,17 @@ impl Daemon {
 
     /// As [`Daemon::start`], with command-line arguments (e.g. `run --dev`).
     pub fn start_with_args(args: &[&str], env: &[(&str, String)]) -> Daemon {
+        Daemon::spawn(args, env, |_| {})
+    }
+
+    /// As [`Daemon::start`], after `prepare` has put files in the (default) output directory.
+    pub fn start_with(env: &[(&str, String)], prepare: impl FnOnce(&Path)) -> Daemon {
+        Daemon::spawn(&[], env, prepare)
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, String)], prepare: impl FnOnce(&Path)) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
+        prepare(&dir.path().join("output"));
         let elf = dir.path().join("guest.elf");
         std::fs::write(&elf, b"\x7fELF fake guest").unwrap();
         let port = free_port();

@@ -27,6 +27,8 @@ struct ApiState {
     /// Scripted answers per endpoint (`queued`, `proving`, `proved`), used before the real semantics.
     scripted: VecDeque<(String, Answer)>,
     down: bool,
+    /// Blocks whose calls are answered with this status (a server failing for one block only).
+    failing: HashMap<u64, u16>,
     /// How long each answer takes after the server has acted on the call (a slow API: the
     /// window in which a client can die with its call accepted but unanswered).
     delay: std::time::Duration,
@@ -53,6 +55,8 @@ impl FakeApi {
                     answer
                 } else if st.down {
                     (503, vec![], "Service Unavailable".to_string())
+                } else if let Some(status) = body["block_number"].as_u64().and_then(|b| st.failing.get(&b)) {
+                    (*status, vec![], "Internal server error".to_string())
                 } else {
                     answer(&mut st, &req.method, &req.path, req.header("authorization"), &body, req.body.len())
                 };
@@ -80,6 +84,15 @@ impl FakeApi {
     /// While down, every call is answered 503 (an outage).
     pub fn set_delay(&self, delay: std::time::Duration) {
         self.state.lock().unwrap().delay = delay;
+    }
+
+    /// Answers every call about `block` with `status` (`None`: the real semantics again).
+    pub fn fail_block(&self, block: u64, status: Option<u16>) {
+        let mut st = self.state.lock().unwrap();
+        match status {
+            Some(s) => st.failing.insert(block, s),
+            None => st.failing.remove(&block),
+        };
     }
 
     pub fn set_down(&self, down: bool) {

@@ -1,0 +1,229 @@
+#![recursion_limit = "256"]
+//! A hostile world, through the real binary: a node that answers the wrong block, `null` before
+//! it has the block, "slow down" as a JSON-RPC error with HTTP 200, a huge answer and an absurd
+//! head; an API that answers a proxy's HTML page with 200, an absurd `Retry-After`, or fails for
+//! one block only; a prover that prints garbage, or exits 0 without a proof after an earlier
+//! run left one. Each fault must leave the daemon running, lose nothing done, report nothing
+//! false. The scenarios run side by side; the test prints each verdict and `N passed, M failed`.
+
+mod support;
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::daemon::{Daemon, KEY, base_env, mini_node, prover, read, set};
+use support::fake_api::FakeApi;
+use support::fake_node::Answer;
+
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn accepted(api: &FakeApi, endpoint: &str, block: u64) -> usize {
+    api.accepted().iter().filter(|(e, b)| e == endpoint && *b == block).count()
+}
+
+fn missed(h: &Value) -> Vec<Value> {
+    h["components"]["input_generator"]["missed_blocks"].as_array().cloned().unwrap_or_default()
+}
+
+fn alive_and_healthy(d: &mut Daemon) {
+    assert!(d.exited().is_none(), "the daemon died\n{}", d.logs());
+    assert_eq!(d.get("/health/live").map(|(s, _)| s), Some(200));
+}
+
+fn wrong_block() {
+    let node = mini_node(10);
+    let b11 = support::mini_chain_dir().join("block-11");
+    // A proxy's cache answers block 11 when asked for block 10.
+    node.add_block(10, &read(&b11.join("eth_getBlockByNumber.json")), &read(&b11.join("debug_executionWitness.json")));
+    let api = FakeApi::start(KEY);
+    let mut d = Daemon::start(&base_env(&node, Some(&api)));
+    let h = d.wait_for("block 10 missed", Duration::from_secs(30), |h| !missed(h).is_empty());
+    let reason = missed(&h)[0]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("asked the node for block 10, it answered block 11"), "{reason}");
+    assert_eq!(accepted(&api, "proved", 10), 0, "nothing proved for the wrong block");
+    alive_and_healthy(&mut d);
+}
+
+fn null_then_available() {
+    let node = mini_node(10);
+    let dir = support::mini_chain_dir();
+    let (block, witness) =
+        (read(&dir.join("eth_getBlockByNumber.json")), read(&dir.join("debug_executionWitness.json")));
+    node.add_block(10, "null", "null");
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "NODE_RETRY_SECONDS", "30");
+    let mut d = Daemon::start(&env);
+    d.wait_for("the first fetch", Duration::from_secs(30), |_| {
+        node.calls().iter().any(|c| c.starts_with("eth_getBlockByNumber 10"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    node.add_block(10, &block, &witness);
+    d.wait_for("block 10 proved and reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+    assert!(missed(&d.health()).is_empty(), "a block the node did not have yet is not a missed target");
+}
+
+fn rate_limited_with_http_200() {
+    let node = mini_node(10);
+    node.answer("debug_executionWitness", Answer::Error { code: -32005, message: "limit exceeded".into() });
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "NODE_RETRY_SECONDS", "30");
+    let mut d = Daemon::start(&env);
+    d.wait_for("a rate-limited fetch", Duration::from_secs(30), |_| {
+        node.calls().iter().any(|c| c.starts_with("debug_executionWitness"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    node.clear_answer("debug_executionWitness");
+    d.wait_for("block 10 proved and reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+}
+
+fn huge_answer() {
+    let node = mini_node(10);
+    let dir = support::mini_chain_dir();
+    let witness = format!(r#"{{"state":[],"codes":[],"keys":[],"headers":[],"padding":"{}"}}"#, "x".repeat(3_000_000));
+    node.add_block(10, &read(&dir.join("eth_getBlockByNumber.json")), &witness);
+    let mut env = base_env(&node, None);
+    set(&mut env, "MAX_RESPONSE_MB", "1");
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("block 10 missed", Duration::from_secs(30), |h| !missed(h).is_empty());
+    let reason = missed(&h)[0]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("larger than MAX_RESPONSE_MB"), "{reason}");
+    alive_and_healthy(&mut d);
+}
+
+fn absurd_head() {
+    let node = mini_node(10);
+    let mut env = base_env(&node, None);
+    set(&mut env, "START_BLOCK", "10");
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 proved", Duration::from_secs(30), |h| prover(h)["proved_count"] == 1);
+    node.set_head(u64::MAX);
+    std::thread::sleep(Duration::from_secs(2));
+    let h = d.health();
+    assert_eq!(h["components"]["input_generator"]["head"], 10, "the absurd head was not believed: {h:#}");
+    node.set_head(11);
+    d.wait_for("block 11 proved", Duration::from_secs(30), |h| prover(h)["proved_count"] == 2);
+    alive_and_healthy(&mut d);
+}
+
+fn html_200_is_not_delivery() {
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    api.script("proved", 200, &[], "<html><body>Bad gateway</body></html>");
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "REPORT_MAX_BACKOFF_SECONDS", "1");
+    let mut d = Daemon::start(&env);
+    let proved_calls = || api.received().iter().filter(|r| r.path.ends_with("/proved")).count();
+    // The fake records the HTML answer as a 200; the daemon must not take it for delivery.
+    d.wait_for("proved sent again after the HTML page", Duration::from_secs(60), |_| proved_calls() == 2);
+    let h = d.wait_for("the real answer settled", Duration::from_secs(30), |h| {
+        h["components"]["reporter"]["queue_length"] == 0
+    });
+    assert_eq!(h["components"]["reporter"]["delivered_count"], 3, "{h:#}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(proved_calls(), 2, "settled by the real answer, not sent a third time");
+    alive_and_healthy(&mut d);
+}
+
+fn absurd_retry_after() {
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    api.script("proved", 429, &[("Retry-After", "18446744073709551615")], r#"{"error":"Rate limit exceeded"}"#);
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "REPORT_MAX_BACKOFF_SECONDS", "2");
+    let mut d = Daemon::start(&env);
+    d.wait_for("proved delivered despite the header", Duration::from_secs(30), |_| accepted(&api, "proved", 10) == 1);
+    alive_and_healthy(&mut d);
+}
+
+fn one_blocks_failures_hold_back_no_other() {
+    let node = mini_node(11);
+    let api = FakeApi::start(KEY);
+    api.fail_block(10, Some(503));
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "START_BLOCK", "10");
+    set(&mut env, "REPORT_MAX_BACKOFF_SECONDS", "1");
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 11 reported while 10 fails", Duration::from_secs(60), |_| accepted(&api, "proved", 11) == 1);
+    assert_eq!(accepted(&api, "proved", 10), 0);
+    api.fail_block(10, None);
+    d.wait_for("block 10 reported too", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+}
+
+fn garbage_prover_output() {
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "FAKE_ZISK_MODE", "binary");
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 proved and reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+    alive_and_healthy(&mut d);
+}
+
+fn a_stale_proof_never_counts() {
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "FAKE_ZISK_MODE", "silent");
+    let mut d = Daemon::start_with(&env, |output| {
+        // An earlier run's proof is where this run's should be.
+        std::fs::create_dir_all(output.join("10")).unwrap();
+        std::fs::write(output.join("10/proof.bin"), [1u8; 2048]).unwrap();
+    });
+    let h = d.wait_for("block 10 failed", Duration::from_secs(60), |h| prover(h)["failed_count"] == 1);
+    assert_eq!(prover(&h)["recent_failed"][0]["stage"], "proof_output", "{h:#}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(accepted(&api, "proved", 10), 0, "a stale proof is never reported");
+    alive_and_healthy(&mut d);
+}
+
+#[test]
+fn the_daemon_survives_a_hostile_world() {
+    let scenarios: Vec<(&str, fn())> = vec![
+        ("the node answers another block than the one asked for", wrong_block),
+        ("the node answers null until it has the block", null_then_available),
+        ("the node says `limit exceeded` as a JSON-RPC error with HTTP 200", rate_limited_with_http_200),
+        ("the node's answer is larger than MAX_RESPONSE_MB", huge_answer),
+        ("the node reports an absurd head (u64::MAX)", absurd_head),
+        ("the API (a proxy) answers an HTML page with 200", html_200_is_not_delivery),
+        ("the API sends Retry-After: 18446744073709551615", absurd_retry_after),
+        ("the API fails for one block only", one_blocks_failures_hold_back_no_other),
+        ("the prover prints bytes that are not UTF-8 and a 100 kB line", garbage_prover_output),
+        ("the prover exits 0 without a proof after an earlier run left one", a_stale_proof_never_counts),
+    ];
+    let results: Vec<(&str, Result<(), String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            scenarios.iter().map(|(name, f)| (*name, scope.spawn(move || std::panic::catch_unwind(f)))).collect();
+        handles
+            .into_iter()
+            .map(|(name, h)| {
+                let outcome = match h.join() {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(panic)) | Err(panic) => Err(panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "panicked".into())),
+                };
+                (name, outcome)
+            })
+            .collect()
+    });
+    say("hostile world:");
+    let mut failed = Vec::new();
+    for (name, outcome) in &results {
+        match outcome {
+            Ok(()) => say(&format!("  ok    {name}")),
+            Err(why) => {
+                say(&format!("  FAIL  {name}: {}", why.lines().next().unwrap_or("")));
+                failed.push((*name, why.clone()));
+            }
+        }
+    }
+    say(&format!("{} passed, {} failed", results.len() - failed.len(), failed.len()));
+    assert!(failed.is_empty(), "{failed:#?}");
+}
