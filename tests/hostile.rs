@@ -110,6 +110,38 @@ fn absurd_head() {
     alive_and_healthy(&mut d);
 }
 
+fn reorg_while_proving() {
+    let node = mini_node(10);
+    let dir = support::mini_chain_dir();
+    let (block, witness) =
+        (read(&dir.join("eth_getBlockByNumber.json")), read(&dir.join("debug_executionWitness.json")));
+    // The same height, another hash: what the node says after a one-block reorg at the tip.
+    let mut other: Value = serde_json::from_str(&block).unwrap();
+    let header = if other.get("result").is_some() { &mut other["result"] } else { &mut other };
+    header["hash"] = Value::String(format!("0x{}", "ab".repeat(32)));
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "FAKE_ZISK_SECONDS", "2");
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 proving", Duration::from_secs(30), |h| prover(h)["proving_block"] == 10);
+    node.add_block(10, &other.to_string(), &witness);
+    let out = d.output();
+    let orphan_kept = || {
+        std::fs::read_dir(&out)
+            .map(|e| e.flatten().any(|e| e.file_name().to_string_lossy().starts_with("10.orphan-")))
+            .unwrap_or(false)
+    };
+    d.wait_for("the orphan's proof kept aside", Duration::from_secs(30), |_| orphan_kept());
+    // The block now at height 10 is built again; this fake one does not hash to its `hash`, so
+    // it fails there, with its reason, and nothing is ever reported proved for height 10.
+    let h = d.wait_for("block 10 rebuilt from the new chain", Duration::from_secs(30), |h| !missed(h).is_empty());
+    let reason = missed(&h)[0]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("hash mismatch"), "{reason}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(accepted(&api, "proved", 10), 0, "the orphan's proof is never reported");
+    alive_and_healthy(&mut d);
+}
+
 fn html_200_is_not_delivery() {
     let node = mini_node(10);
     let api = FakeApi::start(KEY);
@@ -189,6 +221,7 @@ fn the_daemon_survives_a_hostile_world() {
         ("the node says `limit exceeded` as a JSON-RPC error with HTTP 200", rate_limited_with_http_200),
         ("the node's answer is larger than MAX_RESPONSE_MB", huge_answer),
         ("the node reports an absurd head (u64::MAX)", absurd_head),
+        ("the node's block changes while it is being proved (a reorg)", reorg_while_proving),
         ("the API (a proxy) answers an HTML page with 200", html_200_is_not_delivery),
         ("the API sends Retry-After: 18446744073709551615", absurd_retry_after),
         ("the API fails for one block only", one_blocks_failures_hold_back_no_other),

@@ -86,15 +86,32 @@ pub async fn build_and_record(ctx: &Context, block: u64, started: Instant) -> Re
     }
 }
 
+/// How often a build starts over because the chain reorganised under it.
+const REORG_RETRIES: u32 = 3;
+
 async fn build(ctx: &Context, block: u64) -> Result<input::Generated, BuildError> {
     let node: &NodeClient = &ctx.node;
     let budget = ctx.config.node_retry;
-    let block_json = fetch("block", budget, || node.block_json(block))
-        .await
-        .map_err(|error| BuildError::Fetch { stage: "fetch_block", error })?;
-    let witness_json = fetch("witness", budget, || node.witness_json(block))
-        .await
-        .map_err(|error| BuildError::Fetch { stage: "fetch_witness", error })?;
+    let mut reorgs = 0;
+    let (block_json, witness_json) = loop {
+        // The canonical hash before and after the two fetches: if it moved, the block and the
+        // witness may belong to different blocks, so both are fetched again.
+        let before = node.block_hash(block).await.ok().flatten();
+        let block_json = fetch("block", budget, || node.block_json(block))
+            .await
+            .map_err(|error| BuildError::Fetch { stage: "fetch_block", error })?;
+        let witness_json = fetch("witness", budget, || node.witness_json(block))
+            .await
+            .map_err(|error| BuildError::Fetch { stage: "fetch_witness", error })?;
+        let after = node.block_hash(block).await.ok().flatten();
+        match (before, after) {
+            (Some(b), Some(a)) if !a.eq_ignore_ascii_case(&b) && reorgs < REORG_RETRIES => {
+                reorgs += 1;
+                tracing::warn!(block, before = %b, after = %a, "the chain reorganised while fetching; fetching again");
+            }
+            _ => break (block_json, witness_json),
+        }
+    };
     let dir = ctx.config.output_dir.join(block.to_string());
     tokio::fs::create_dir_all(&dir)
         .await

@@ -28,7 +28,10 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(30);
 const SUSPECT_JUMP: u64 = 100_000;
 
 pub enum InputGenMsg {
+    /// Heartbeat: the disk guard, status.
     Tick,
+    /// Time to ask the node for its head (every `POLL_INTERVAL_MS`).
+    Poll,
     /// The ledger's `seen` blocks may have changed (an operator's blocks, a resume).
     Wake,
     Head(u64),
@@ -53,8 +56,6 @@ pub struct InputGenState {
     building: Option<(u64, Instant, InFlightTask)>,
     /// The head poll in flight, and when it started.
     polling: Option<(Instant, InFlightTask)>,
-    /// When the last poll started: polls are `POLL_INTERVAL_MS` apart, ticks are more often.
-    last_poll: Option<Instant>,
     /// `newHeads` over WebSocket, when configured.
     ws: Option<InFlightTask>,
     processed_count: u64,
@@ -88,14 +89,14 @@ impl Actor for InputGenerator {
                 let _ = mailbox.send(InputGenMsg::Head(n));
             }))
         });
-        myself.send_interval(self.ctx.config.poll_interval.min(Duration::from_secs(1)), || InputGenMsg::Tick);
-        let _ = myself.cast(InputGenMsg::Tick);
+        myself.send_interval(Duration::from_secs(1), || InputGenMsg::Tick);
+        myself.send_interval(self.ctx.config.poll_interval, || InputGenMsg::Poll);
+        let _ = myself.cast(InputGenMsg::Poll);
         Ok(InputGenState {
             head: None,
             head_seen_at: None,
             building: None,
             polling: None,
-            last_poll: None,
             ws,
             processed_count: 0,
             missed: Recent::new(100),
@@ -115,10 +116,8 @@ impl Actor for InputGenerator {
         s: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            InputGenMsg::Tick => {
-                self.check_disk();
-                self.poll(s);
-            }
+            InputGenMsg::Tick => self.check_disk(),
+            InputGenMsg::Poll => self.poll(s),
             InputGenMsg::Wake => {}
             InputGenMsg::Head(n) => {
                 s.polling = None;
@@ -181,12 +180,9 @@ impl InputGenerator {
     }
 
     fn poll(&self, s: &mut InputGenState) {
-        let interval = self.ctx.config.poll_interval;
-        let due = s.last_poll.is_none_or(|at| at.elapsed() >= interval);
-        if s.stopped || s.polling.is_some() || !due {
+        if s.stopped || s.polling.is_some() {
             return;
         }
-        s.last_poll = Some(Instant::now());
         let (poller, mailbox) = (self.poller.clone(), self.mailbox.clone());
         s.polling = Some((
             Instant::now(),

@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::Digest;
 use tokio::sync::watch;
@@ -24,14 +24,17 @@ use crate::zisk::{self, ProofLocation};
 #[derive(Debug, Clone)]
 pub struct RunJob {
     pub block: u64,
-    pub attempt: u32,
     pub input_path: PathBuf,
+    /// The hash of the block the input was built from: checked against the node's canonical
+    /// block at this height before the run starts and before its proof is accepted.
+    pub block_hash: Option<String>,
 }
 
 /// How it went, for the Prover's status and alerts (the ledger already has it).
 #[derive(Debug)]
 pub struct RunReport {
     pub block: u64,
+    /// The attempt this run was (0 if it never started).
     pub attempt: u32,
     pub verdict: Verdict,
     pub last_lines: Vec<String>,
@@ -60,10 +63,78 @@ fn clear(location: &ProofLocation) {
     };
 }
 
+/// How long the canonical check may take; a node that cannot say is not a reason to stop.
+const CANONICAL_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The node's canonical hash at the block's height, if it answers in time.
+async fn canonical(ctx: &Context, block: u64) -> Option<String> {
+    match tokio::time::timeout(CANONICAL_CHECK_TIMEOUT, ctx.node.block_hash(block)).await {
+        Ok(Ok(hash)) => hash,
+        Ok(Err(e)) => {
+            tracing::warn!(block, error = %e, "cannot check that the block is still canonical");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(block, "the canonical check did not answer in time");
+            None
+        }
+    }
+}
+
+/// `Some(reason)` if the node's block at this height is not the one the input was built from.
+async fn left_the_chain(ctx: &Context, job: &RunJob) -> Option<(String, String)> {
+    let built_from = job.block_hash.as_deref()?;
+    let now = canonical(ctx, job.block).await?;
+    (!now.eq_ignore_ascii_case(built_from)).then(|| {
+        let reason = format!("block {} {built_from} is no longer canonical (the chain now has {now})", job.block);
+        (built_from.to_string(), reason)
+    })
+}
+
+/// Keeps what was done for an orphaned block under `OUTPUT_DIR/<n>.orphan-<hash>` and records
+/// it; the canonical block at this height is built and proved afresh.
+fn orphan(ctx: &Context, job: &RunJob, old_hash: &str, reason: &str) -> Result<(), StoreError> {
+    let dir = block_dir(ctx, job);
+    let short: String = old_hash.trim_start_matches("0x").chars().take(12).collect();
+    let kept = ctx.config.output_dir.join(format!("{}.orphan-{short}", job.block));
+    let kept = match std::fs::rename(&dir, &kept) {
+        Ok(()) => Some(kept),
+        Err(e) => {
+            tracing::warn!(block = job.block, error = %e, "cannot move the orphan's files aside");
+            None
+        }
+    };
+    tracing::warn!(block = job.block, %reason, "reorg: the block is built again from the canonical chain");
+    ctx.ledger.block_reorged(job.block, Some(old_hash), kept.as_deref(), reason)?;
+    ctx.nudge(Nudge::Inputs);
+    Ok(())
+}
+
 /// Runs the job to its end and records it. Never panics on the prover's behaviour.
 pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) -> RunReport {
     let cfg = &ctx.config;
     let act = action(cfg.zisk_action);
+    let report = |attempt, verdict, last_lines, unrecorded| RunReport {
+        block: job.block,
+        attempt,
+        verdict,
+        last_lines,
+        unrecorded,
+    };
+    // Before `proving` is raised: is the input still the chain's block at this height?
+    if let Some((old, reason)) = left_the_chain(&ctx, &job).await {
+        let unrecorded = orphan(&ctx, &job, &old, &reason).err();
+        return report(0, Verdict::Orphaned(reason), Vec::new(), unrecorded);
+    }
+    let reporting = cfg.zisk_action == ZiskAction::Prove && cfg.ethproofs.is_some();
+    let attempt = match ctx.ledger.proof_started(job.block, reporting) {
+        Ok(attempt) => attempt,
+        Err(e) => return report(0, Verdict::Stopped, Vec::new(), Some(e)),
+    };
+    if reporting {
+        ctx.nudge(Nudge::Reporter);
+    }
+    let report = |verdict, last_lines, unrecorded| report(attempt, verdict, last_lines, unrecorded);
     let started_at = SystemTime::now();
     let location = match act {
         Action::Prove => {
@@ -76,7 +147,7 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) 
     }
     let outcome = match act {
         Action::Native => {
-            tracing::info!(block = job.block, attempt = job.attempt, "native re-execution started");
+            tracing::info!(block = job.block, attempt = attempt, "native re-execution started");
             let (path, framing) = (job.input_path.clone(), ctx.zisk_version.framing());
             tokio::task::spawn_blocking(move || native_run(&path, framing))
                 .await
@@ -99,8 +170,8 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) 
                 timeout: cfg.prover_timeout,
                 kill_grace: cfg.prover_kill_grace,
             };
-            tracing::info!(block = job.block, attempt = job.attempt, program = %cfg.cargo_zisk.display(), "prover started");
-            let (ledger, block, attempt) = (ctx.ledger.clone(), job.block, job.attempt);
+            tracing::info!(block = job.block, attempt = attempt, program = %cfg.cargo_zisk.display(), "prover started");
+            let (ledger, block, attempt) = (ctx.ledger.clone(), job.block, attempt);
             process::run(&spec, cancel, move |pgid| {
                 // Recorded before anything else happens, so a later start can end it (and only it).
                 if let Some(record) = crate::instance::identify(pgid)
@@ -112,13 +183,6 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) 
             .await
             .map_err(|e| format!("cannot start {}: {e}", spec.program.display()))
         }
-    };
-    let report = |verdict, last_lines, unrecorded| RunReport {
-        block: job.block,
-        attempt: job.attempt,
-        verdict,
-        last_lines,
-        unrecorded,
     };
     let run = match outcome {
         Ok(run) => run,
@@ -154,6 +218,13 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) 
     if let Err(e) = ctx.ledger.prover_exited(job.block, &exit) {
         return report(verdict, run.tail, Some(e));
     }
+    // Before `proved` is raised: a proof of a block that left the chain is kept, never reported.
+    if matches!(verdict, Verdict::Proved { .. })
+        && let Some((old, reason)) = left_the_chain(&ctx, &job).await
+    {
+        let unrecorded = orphan(&ctx, &job, &old, &reason).err();
+        return report(Verdict::Orphaned(reason), run.tail, unrecorded);
+    }
     match apply(&ctx, job.block, &verdict, proof.as_ref().map(|(p, _)| p.as_path())) {
         Ok(verdict) => report(verdict, run.tail, None),
         Err(e) => report(verdict, run.tail, Some(e)),
@@ -188,6 +259,8 @@ pub fn apply(ctx: &Context, block: u64, verdict: &Verdict, proof: Option<&Path>)
                 tracing::warn!(block, "stopped run was not requeued");
             }
         }
+        // Recorded where it was found (`orphan`).
+        Verdict::Orphaned(_) => {}
     }
     Ok(verdict.clone())
 }

@@ -32,7 +32,6 @@ pub enum ProverMsg {
 /// The run in flight.
 struct InFlight {
     block: u64,
-    attempt: u32,
     started: Instant,
     started_at: SystemTime,
     cancel: watch::Sender<bool>,
@@ -107,7 +106,7 @@ impl Actor for Prover {
                 }
             }
             ProverMsg::Finished(report) => {
-                if s.in_flight.as_ref().is_some_and(|f| f.block == report.block && f.attempt == report.attempt) {
+                if s.in_flight.as_ref().is_some_and(|f| f.block == report.block) {
                     let f = s.in_flight.take();
                     self.finished(s, &report, f.map(|f| f.started));
                 }
@@ -187,29 +186,18 @@ impl Prover {
             self.ctx.nudge(Nudge::Inputs);
             return Ok(());
         };
-        let cfg = &self.ctx.config;
-        let report = cfg.zisk_action == ZiskAction::Prove && cfg.ethproofs.is_some();
-        let attempt = ledger.proof_started(row.number, report)?;
-        if report {
-            self.ctx.nudge(Nudge::Reporter);
-        }
         let head_to_prover_ms = row.seen_at_ms.map(|seen| crate::store::now_ms().saturating_sub(seen).max(0));
-        tracing::debug!(block = row.number, attempt, ?head_to_prover_ms, "run starting");
+        tracing::debug!(block = row.number, ?head_to_prover_ms, "run starting");
         let (cancel, cancelled) = watch::channel(false);
         let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
-        let job = RunJob { block: row.number, attempt, input_path };
+        // The run records `proof started` itself, once the block is known to be canonical.
+        let job = RunJob { block: row.number, input_path, block_hash: row.block_hash.clone() };
         let task = InFlightTask::spawn(async move {
             let report = proof_run::run(ctx, job, cancelled).await;
             mailbox.deliver(ProverMsg::Finished(Box::new(report))).await;
         });
-        s.in_flight = Some(InFlight {
-            block: row.number,
-            attempt,
-            started: Instant::now(),
-            started_at: SystemTime::now(),
-            cancel,
-            task,
-        });
+        s.in_flight =
+            Some(InFlight { block: row.number, started: Instant::now(), started_at: SystemTime::now(), cancel, task });
         s.last_head_to_prover_ms = head_to_prover_ms;
         s.in_flight_timestamp = row.block_timestamp;
         Ok(())
@@ -226,7 +214,7 @@ impl Prover {
         }
         match &r.verdict {
             Verdict::Proved { proving_ms, cycles } => {
-                tracing::info!(block, proving_time_ms = proving_ms, cycles = ?cycles, "block proved");
+                tracing::info!(block, attempt = r.attempt, proving_time_ms = proving_ms, cycles = ?cycles, "block proved");
                 crate::telemetry::block_outcome("proved", "prove");
                 crate::telemetry::proved(*proving_ms as f64 / 1000.0, s.in_flight_timestamp.take());
                 s.proved_count += 1;
@@ -252,6 +240,13 @@ impl Prover {
                 s.executed.push(ExecutedBlock { block, ms: *ms, cycles: *cycles });
             }
             Verdict::Failed { stage, reason } => self.failed(s, block, stage, reason, r.last_lines.clone()),
+            Verdict::Orphaned(reason) => {
+                crate::telemetry::block_outcome("orphaned", "reorg");
+                self.alerts.info(
+                    format!("Reorg at block {block}"),
+                    format!("{reason}; the orphan is kept, the canonical block is proved"),
+                );
+            }
             Verdict::Stopped => {}
         }
         self.prune();
@@ -320,7 +315,12 @@ impl Prover {
             queue_length: queued.len(),
             queued_blocks: queued.iter().take(100).map(|b| b.number).collect(),
             proving_block: s.in_flight.as_ref().map(|f| f.block),
-            proving_attempt: s.in_flight.as_ref().map(|f| f.attempt),
+            proving_attempt: s
+                .in_flight
+                .as_ref()
+                .and_then(|f| self.ctx.ledger.block(f.block).ok().flatten())
+                .filter(|b| b.state == BlockState::Proving)
+                .map(|b| b.attempts),
             proving_since: s.in_flight.as_ref().map(|f| rfc3339(f.started_at)),
             proving_duration_seconds: s.in_flight.as_ref().map(|f| f.started.elapsed().as_secs()),
             zisk_version: self.ctx.zisk_version.to_string(),

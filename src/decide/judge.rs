@@ -51,6 +51,10 @@ pub enum Verdict {
     },
     /// Stopped by the daemon's own shutdown: not the block's fault, proved again later.
     Stopped,
+    /// The block left the canonical chain (found before the run, or before its proof was
+    /// accepted): kept as an orphan, the canonical block is built instead. Not judged from a
+    /// run: the Prover's canonical check says so.
+    Orphaned(String),
 }
 
 pub fn judge(f: &RunFacts) -> Verdict {

@@ -440,6 +440,34 @@ impl Ledger {
         })
     }
 
+    /// The block the input was built from left the canonical chain: it is recorded as an orphan
+    /// (its files kept in `dir`), and the block at this height is built and proved afresh. A
+    /// proof of the orphan is never accepted, so no `proved` is ever raised for it.
+    pub fn block_reorged(
+        &self,
+        n: u64,
+        old_hash: Option<&str>,
+        dir: Option<&Path>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            self.apply(
+                tx,
+                n,
+                Move::Reorged,
+                ", input_path = NULL, proof_path = NULL, proof_sha256 = NULL, proof_bytes = NULL, exit = NULL,
+                 block_hash = NULL, pgid = NULL, pgid_start_ticks = NULL, boot_id = NULL, stage = NULL, reason = ?3",
+                &[&reason],
+            )?;
+            tx.execute(
+                "INSERT INTO orphans (block, hash, dir, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![sql_u64(n), old_hash, dir.map(|d| d.display().to_string()), reason, now_ms()],
+            )
+            .map_err(self.sql())?;
+            Ok(())
+        })
+    }
+
     // ── outbox ──────────────────────────────────────────────────────────────
 
     /// A send is about to start: until its answer is recorded the call is in doubt.

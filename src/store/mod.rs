@@ -224,6 +224,10 @@ ALTER TABLE reports ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE reports ADD COLUMN in_doubt INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX blocks_state ON blocks(state);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE orphans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    block INTEGER NOT NULL, hash TEXT, dir TEXT, reason TEXT NOT NULL, at INTEGER NOT NULL
+);
 CREATE TABLE skipped_ranges (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     first INTEGER NOT NULL, last INTEGER NOT NULL, count INTEGER NOT NULL,
@@ -372,6 +376,20 @@ impl Ledger {
             )
             .map_err(self.sql())?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, from_sql(r.get(1)?)))).map_err(self.sql())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+    }
+
+    /// Blocks that left the canonical chain, newest first: `(block, hash, where its files went, reason)`.
+    pub fn orphans(&self, limit: u32) -> Result<Vec<(u64, Option<String>, Option<PathBuf>, String)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT block, hash, dir, reason FROM orphans ORDER BY id DESC LIMIT ?1")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![i64::from(limit)], |r| {
+                Ok((from_sql(r.get(0)?), r.get(1)?, r.get::<_, Option<String>>(2)?.map(PathBuf::from), r.get(3)?))
+            })
+            .map_err(self.sql())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
     }
 

@@ -110,6 +110,9 @@ pub enum Move {
     Reprove,
     /// A queued block's input is gone from disk (deleted by hand): it is built again.
     InputLost,
+    /// The block at this height is no longer the one the input was built from: the old one is
+    /// recorded as an orphan and the canonical block is built again.
+    Reorged,
 }
 
 /// The transition table. `None` for `from` is a block the ledger does not know yet.
@@ -131,6 +134,7 @@ pub fn allowed(from: Option<BlockState>, mv: Move) -> Option<BlockState> {
         (Some(Seen | Queued | InputReady | Proving | Exited), Move::Orphaned) => Orphaned,
         (Some(Failed | Executed | Skipped | Orphaned), Move::Reprove) => Seen,
         (Some(Queued | InputReady), Move::InputLost) => Seen,
+        (Some(Seen | Queued | InputReady | Proving | Exited), Move::Reorged) => Seen,
         _ => return None,
     };
     Some(to)
@@ -211,6 +215,7 @@ mod tests {
             Move::Orphaned,
             Move::Reprove,
             Move::InputLost,
+            Move::Reorged,
         ] {
             assert_eq!(allowed(Some(BlockState::Proved), mv), None, "{mv:?} out of proved");
         }

@@ -240,3 +240,20 @@ fn an_orphaned_block_keeps_its_files_and_drops_its_calls_and_can_be_proved_again
     assert!(matches!(l.proof_accepted(8, &accepted(), true), Err(StoreError::IllegalMove { .. })));
     assert_eq!(l.operator_prove(&[8]).unwrap().added, vec![8]);
 }
+
+#[test]
+fn a_reorged_block_is_recorded_as_an_orphan_and_built_again() {
+    let (_d, l) = ledger();
+    l.targets_scheduled(&[9], None, 9).unwrap();
+    l.input_built(9, &built(Path::new("/out/9/input.bin")), true).unwrap();
+    l.proof_started(9, true).unwrap();
+    l.prover_exited(9, &exit(Some((Path::new("/out/9/proof.bin"), 64)))).unwrap();
+    l.block_reorged(9, Some("0xab"), Some(Path::new("/out/9.orphan-ab")), "no longer canonical").unwrap();
+    let b = l.block(9).unwrap().unwrap();
+    assert_eq!((b.state, b.proof_path, b.block_hash), (BlockState::Seen, None, None));
+    let orphans = l.orphans(10).unwrap();
+    assert_eq!(orphans.len(), 1);
+    assert_eq!((orphans[0].0, orphans[0].1.as_deref()), (9, Some("0xab")));
+    assert!(matches!(l.proof_accepted(9, &accepted(), true), Err(StoreError::IllegalMove { .. })), "never proved");
+    assert!(!l.pending_reports().unwrap().iter().any(|r| r.kind == ReportKind::Proved));
+}
