@@ -155,6 +155,17 @@ pub struct ReportRow {
     pub last_error: Option<String>,
 }
 
+/// A block that left the canonical chain after work was done for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    pub block: u64,
+    /// The hash of the block the work was for.
+    pub hash: Option<String>,
+    /// Where its input and proof were kept.
+    pub dir: Option<PathBuf>,
+    pub reason: String,
+}
+
 /// A range of targets given up as one record (never one row per block).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedRange {
@@ -379,15 +390,20 @@ impl Ledger {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
     }
 
-    /// Blocks that left the canonical chain, newest first: `(block, hash, where its files went, reason)`.
-    pub fn orphans(&self, limit: u32) -> Result<Vec<(u64, Option<String>, Option<PathBuf>, String)>, StoreError> {
+    /// Blocks that left the canonical chain, newest first.
+    pub fn orphans(&self, limit: u32) -> Result<Vec<Orphan>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare("SELECT block, hash, dir, reason FROM orphans ORDER BY id DESC LIMIT ?1")
             .map_err(self.sql())?;
         let rows = stmt
             .query_map(params![i64::from(limit)], |r| {
-                Ok((from_sql(r.get(0)?), r.get(1)?, r.get::<_, Option<String>>(2)?.map(PathBuf::from), r.get(3)?))
+                Ok(Orphan {
+                    block: from_sql(r.get(0)?),
+                    hash: r.get(1)?,
+                    dir: r.get::<_, Option<String>>(2)?.map(PathBuf::from),
+                    reason: r.get(3)?,
+                })
             })
             .map_err(self.sql())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())

@@ -253,7 +253,7 @@ fn a_reorged_block_is_recorded_as_an_orphan_and_built_again() {
     assert_eq!((b.state, b.proof_path, b.block_hash), (BlockState::Seen, None, None));
     let orphans = l.orphans(10).unwrap();
     assert_eq!(orphans.len(), 1);
-    assert_eq!((orphans[0].0, orphans[0].1.as_deref()), (9, Some("0xab")));
+    assert_eq!((orphans[0].block, orphans[0].hash.as_deref()), (9, Some("0xab")));
     assert!(matches!(l.proof_accepted(9, &accepted(), true), Err(StoreError::IllegalMove { .. })), "never proved");
     assert!(!l.pending_reports().unwrap().iter().any(|r| r.kind == ReportKind::Proved));
 }
