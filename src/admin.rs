@@ -178,8 +178,10 @@ pub async fn call(
     if let Some(t) = token {
         request = request.header("Authorization", format!("Bearer {}", t.expose()));
     }
-    let response =
-        request.send().await.map_err(|e| format!("cannot reach the daemon at {base}: {}", e.without_url()))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the daemon at {}: {}", crate::chain::redact_url(base), e.without_url()))?;
     let status = response.status().as_u16();
     let text = response.text().await.map_err(|e| e.to_string())?;
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));

@@ -257,7 +257,6 @@ impl NodeClient {
 /// transient transport errors are retried inside the call).
 pub struct HeadPoller {
     provider: alloy_provider::RootProvider,
-    secret_url: String,
     endpoint: String,
 }
 
@@ -267,10 +266,26 @@ impl fmt::Debug for HeadPoller {
     }
 }
 
-/// alloy's errors quote the URL they failed on; replace it before the text goes anywhere.
-fn scrub(message: String, secret_url: &str, endpoint: &str) -> String {
-    let trimmed = secret_url.trim_end_matches('/');
-    message.replace(secret_url, endpoint).replace(trimmed, endpoint)
+/// Reduces every URL in `text` to scheme://host:port, by structure: whatever spelling the
+/// operator used (upper-case host, an explicit default port), and whatever form a dependency
+/// quotes it in, no path or query (where providers put keys) survives.
+pub fn scrub_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = ["http://", "https://", "ws://", "wss://"]
+        .iter()
+        .filter_map(|scheme| rest.to_ascii_lowercase().find(scheme))
+        .min()
+    {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let end =
+            tail.find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '>' | ',')).unwrap_or(tail.len());
+        out.push_str(&redact_url(&tail[..end]));
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl HeadPoller {
@@ -280,11 +295,7 @@ impl HeadPoller {
         let client = alloy_rpc_client::ClientBuilder::default()
             .layer(alloy_transport::layers::RetryBackoffLayer::new(3, 500, u64::MAX))
             .http(parsed);
-        Ok(HeadPoller {
-            provider: alloy_provider::RootProvider::new(client),
-            secret_url: url.to_string(),
-            endpoint: redact_url(url),
-        })
+        Ok(HeadPoller { provider: alloy_provider::RootProvider::new(client), endpoint: redact_url(url) })
     }
 
     /// Scheme, host and port only: safe to log.
@@ -297,7 +308,7 @@ impl HeadPoller {
         self.provider.get_block_number().await.map_err(|e| ChainError::Transport {
             method: "eth_blockNumber",
             endpoint: self.endpoint.clone(),
-            message: scrub(e.to_string(), &self.secret_url, &self.endpoint),
+            message: scrub_urls(&e.to_string()),
         })
     }
 }
@@ -309,22 +320,34 @@ pub async fn follow_new_heads(url: String, on_head: impl Fn(u64) + Send + 'stati
     use futures_util::StreamExt;
     let endpoint = redact_url(&url);
     loop {
-        match alloy_provider::ProviderBuilder::new().connect_ws(alloy_provider::WsConnect::new(url.clone())).await {
-            Ok(provider) => match provider.subscribe_blocks().await {
-                Ok(sub) => {
-                    tracing::info!(%endpoint, "following newHeads");
-                    let mut stream = sub.into_stream();
-                    while let Some(header) = stream.next().await {
-                        on_head(header.number);
-                    }
-                    tracing::warn!(%endpoint, "newHeads subscription ended; reconnecting");
+        // Connecting and subscribing are bounded: a node that never answers must not park the
+        // subscription for good (polling goes on regardless).
+        let connect = tokio::time::timeout(Duration::from_secs(30), async {
+            let provider =
+                alloy_provider::ProviderBuilder::new().connect_ws(alloy_provider::WsConnect::new(url.clone())).await?;
+            let sub = provider.subscribe_blocks().await?;
+            Ok::<_, alloy_transport::TransportError>((provider, sub))
+        })
+        .await;
+        let connected = match connect {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(%endpoint, "WebSocket connection did not complete in 30 s");
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                continue;
+            }
+        };
+        match connected {
+            Ok((_provider, sub)) => {
+                tracing::info!(%endpoint, "following newHeads");
+                let mut stream = sub.into_stream();
+                while let Some(header) = stream.next().await {
+                    on_head(header.number);
                 }
-                Err(e) => {
-                    tracing::warn!(%endpoint, error = %scrub(e.to_string(), &url, &endpoint), "newHeads subscription failed")
-                }
-            },
+                tracing::warn!(%endpoint, "newHeads subscription ended; reconnecting");
+            }
             Err(e) => {
-                tracing::warn!(%endpoint, error = %scrub(e.to_string(), &url, &endpoint), "WebSocket connection failed")
+                tracing::warn!(%endpoint, error = %scrub_urls(&e.to_string()), "WebSocket connection or subscription failed")
             }
         }
         tokio::time::sleep(Duration::from_secs(10)).await;
@@ -334,6 +357,17 @@ pub async fn follow_new_heads(url: String, on_head: impl Fn(u64) + Send + 'stati
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_in_any_spelling_are_reduced_by_structure() {
+        let text = "error sending request for url (HTTPS://Eth.Example.COM:443/v2/KEY123): timed out; see https://x.io/a?k=SECRET2, 'wss://ws.node/KEY3'";
+        let scrubbed = scrub_urls(text);
+        for secret in ["KEY123", "SECRET2", "KEY3", "/v2/"] {
+            assert!(!scrubbed.contains(secret), "{scrubbed}");
+        }
+        assert!(scrubbed.contains("https://eth.example.com/…") && scrubbed.contains("timed out"), "{scrubbed}");
+        assert_eq!(scrub_urls("no url here"), "no url here");
+    }
 
     #[test]
     fn redaction_drops_paths_and_queries() {

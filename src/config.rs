@@ -109,20 +109,17 @@ fn positive_u64(s: &str) -> Result<u64, String> {
     }
 }
 
-fn http_url(s: &str) -> Result<Secret, String> {
-    let url = reqwest::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("must be an http:// or https:// URL".into());
-    }
-    Ok(Secret(s.to_string()))
-}
-
-fn ws_url(s: &str) -> Result<Secret, String> {
-    let url = reqwest::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
-    if !matches!(url.scheme(), "ws" | "wss") {
-        return Err("must be a ws:// or wss:// URL".into());
-    }
-    Ok(Secret(s.to_string()))
+/// A secret-bearing URL is taken as given by clap (whose own error would quote the value) and
+/// checked in `into_config`, whose error names the variable and never the value.
+fn check_url(variable: &'static str, secret: Option<&Secret>, schemes: &[&str]) -> Result<(), ConfigError> {
+    let Some(secret) = secret else { return Ok(()) };
+    let wanted = schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+    let message = match reqwest::Url::parse(secret.expose()) {
+        Err(e) => format!("is not a URL ({e}); the value is not shown because it may hold a key"),
+        Ok(url) if !schemes.contains(&url.scheme()) => format!("must be a {wanted} URL"),
+        Ok(_) => return Ok(()),
+    };
+    Err(ConfigError { variable, message })
 }
 
 /// `ethproofs-daemon run` settings. Field docs are the `--help` text.
@@ -135,10 +132,10 @@ pub struct RunArgs {
     #[arg(long, env = "DEV_BLOCK_TIME", default_value = "2", value_parser = positive_u64)]
     pub dev_block_time: u64,
     /// Ethereum node JSON-RPC URL (must serve debug_executionWitness).
-    #[arg(long, env = "ETH_RPC_URL", value_parser = http_url, hide_env_values = true)]
+    #[arg(long, env = "ETH_RPC_URL", hide_env_values = true)]
     pub eth_rpc_url: Option<Secret>,
     /// Optional WebSocket URL for newHeads; polling stays on as the safety net.
-    #[arg(long, env = "ETH_WS_URL", value_parser = ws_url, hide_env_values = true)]
+    #[arg(long, env = "ETH_WS_URL", hide_env_values = true)]
     pub eth_ws_url: Option<Secret>,
     /// Genesis or config JSON for a chain without an embedded config (its chain id must match the node's).
     #[arg(long, env = "CHAIN_CONFIG")]
@@ -199,7 +196,7 @@ pub struct RunArgs {
     #[arg(long, env = "PROVER_KILL_GRACE_SECONDS", default_value = "10")]
     pub prover_kill_grace_seconds: u64,
     /// EthProofs API base URL, e.g. https://ethproofs.org/api/v0 (set all three ETHPROOFS_* or none).
-    #[arg(long, env = "ETHPROOFS_RPC_URL", value_parser = http_url, hide_env_values = true)]
+    #[arg(long, env = "ETHPROOFS_RPC_URL", hide_env_values = true)]
     pub ethproofs_rpc_url: Option<Secret>,
     /// EthProofs API key.
     #[arg(long, env = "ETHPROOFS_API_KEY", hide_env_values = true)]
@@ -223,7 +220,7 @@ pub struct RunArgs {
     #[arg(long, env = "MAX_PROVE_ATTEMPTS", default_value = "2", value_parser = positive_u64)]
     pub max_prove_attempts: u64,
     /// Slack incoming-webhook URL for alerts.
-    #[arg(long, env = "SLACK_WEBHOOK", value_parser = http_url, hide_env_values = true)]
+    #[arg(long, env = "SLACK_WEBHOOK", hide_env_values = true)]
     pub slack_webhook: Option<Secret>,
     /// Inputs and proofs of this many most recent blocks are kept (unreported proofs always are).
     #[arg(long, env = "RETAIN_BLOCKS", default_value = "50")]
@@ -303,6 +300,10 @@ pub struct ConfigError {
 impl RunArgs {
     pub fn into_config(self) -> Result<Config, ConfigError> {
         let err = |variable, message: &str| ConfigError { variable, message: message.to_string() };
+        check_url("ETH_RPC_URL", self.eth_rpc_url.as_ref(), &["http", "https"])?;
+        check_url("ETH_WS_URL", self.eth_ws_url.as_ref(), &["ws", "wss"])?;
+        check_url("ETHPROOFS_RPC_URL", self.ethproofs_rpc_url.as_ref(), &["http", "https"])?;
+        check_url("SLACK_WEBHOOK", self.slack_webhook.as_ref(), &["http", "https"])?;
         let eth_rpc_url =
             self.eth_rpc_url.ok_or_else(|| err("ETH_RPC_URL", "is required (the node's JSON-RPC URL)"))?;
         let ethproofs = match (self.ethproofs_rpc_url, self.ethproofs_api_key, self.ethproofs_cluster_id) {
@@ -480,8 +481,10 @@ mod tests {
     fn invalid_values_name_their_variable() {
         let e = parse(&["--eth-rpc-url", "http://x", "--block-interval", "0"]).unwrap_err();
         assert!(e.contains("BLOCK_INTERVAL") || e.contains("block-interval"), "{e}");
-        let e = parse(&["--eth-rpc-url", "ftp://x"]).unwrap_err();
-        assert!(e.contains("eth-rpc-url"), "{e}");
+        let e = parse(&["--eth-rpc-url", "ftp://x/KEYINURL"]).unwrap_err();
+        assert!(e.starts_with("ETH_RPC_URL") && !e.contains("KEYINURL"), "named, never echoed: {e}");
+        let e = parse(&["--eth-rpc-url", "http://x", "--ethproofs-rpc-url", "not a url KEY2"]).unwrap_err();
+        assert!(e.starts_with("ETHPROOFS_RPC_URL") && !e.contains("KEY2"), "{e}");
         let e = parse(&["--eth-rpc-url", "http://x", "--start-block", "150"]).unwrap_err();
         assert!(e.starts_with("START_BLOCK"), "{e}");
         let e = parse(&[]).unwrap_err();
