@@ -24,6 +24,7 @@
 //! - [`control`]: the typed commands the HTTP surface sends (ledger events and nudges).
 //! - [`surface`]: what the HTTP surface holds (status board, control, fixed facts).
 //! - [`health`]: the health endpoints and `/metrics`.
+//! - [`serve`]: the HTTP server loop (connection cap, header timeout, size limits).
 //! - [`disk`]: free space of a filesystem.
 //! - [`telemetry`]: Prometheus counters, histograms and gauges.
 //! - [`devchain`]: an offline chain (ethrex EVM) served over JSON-RPC, for `run --dev` and fixtures.
@@ -50,6 +51,7 @@ pub mod notify;
 pub mod process;
 pub mod retention;
 pub mod schedule;
+pub mod serve;
 pub mod startup;
 pub mod status;
 pub mod store;

@@ -272,13 +272,9 @@ impl Built {
         };
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let app = http_router(Arc::new(surface));
-        let http = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = http_stopped.await;
-                })
-                .await;
-        });
+        let http = tokio::spawn(crate::serve::serve(listener, app, async {
+            let _ = http_stopped.await;
+        }));
         Ok(Running {
             supervisor,
             supervisor_done,

@@ -213,6 +213,50 @@ fn a_stale_proof_never_counts() {
     alive_and_healthy(&mut d);
 }
 
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+fn half_open_flood() {
+    use std::io::Write as _;
+    let node = mini_node(9);
+    let mut d = Daemon::start(&base_env(&node, None));
+    d.wait_for("up", Duration::from_secs(30), |h| h["status"] == "healthy");
+    let before = open_fds(d.pid());
+    // 300 clients that start a request and never finish its headers.
+    let flood: Vec<std::net::TcpStream> = (0..300)
+        .filter_map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).ok()?;
+            let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n");
+            Some(s)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = open_fds(d.pid());
+    assert!(during <= before + 70, "descriptors held: {before} before, {during} during the flood");
+    d.wait_for("health answers again", Duration::from_secs(15), |h| h["status"] == "healthy");
+    drop(flood);
+    alive_and_healthy(&mut d);
+}
+
+fn key_bearing_url_in_any_spelling() {
+    let node = mini_node(9);
+    let mut env = base_env(&node, None);
+    // Upper-case scheme and host, an explicit port, and a key in the path.
+    let url = node.url.replace("http://127.0.0.1", "HTTP://LOCALHOST");
+    set(&mut env, "ETH_RPC_URL", format!("{url}/NODE-SECRET-PATH"));
+    let mut d = Daemon::start(&env);
+    d.wait_for("up", Duration::from_secs(30), |h| h["status"] == "healthy");
+    node.answer("eth_blockNumber", Answer::Http { status: 500, body: "upstream down".into() });
+    let h = d.wait_for("the poll failure shown", Duration::from_secs(30), |h| {
+        h["components"]["input_generator"]["rpc_error"].is_string()
+    });
+    let logs = d.logs();
+    assert!(!logs.contains("NODE-SECRET-PATH") && !h.to_string().contains("NODE-SECRET-PATH"), "{logs}\n{h:#}");
+    node.clear_answer("eth_blockNumber");
+    alive_and_healthy(&mut d);
+}
+
 #[test]
 fn the_daemon_survives_a_hostile_world() {
     let scenarios: Vec<(&str, fn())> = vec![
@@ -227,6 +271,8 @@ fn the_daemon_survives_a_hostile_world() {
         ("the API fails for one block only", one_blocks_failures_hold_back_no_other),
         ("the prover prints bytes that are not UTF-8 and a 100 kB line", garbage_prover_output),
         ("the prover exits 0 without a proof after an earlier run left one", a_stale_proof_never_counts),
+        ("300 half-open connections on the daemon's port", half_open_flood),
+        ("a key-bearing node URL in non-canonical spelling", key_bearing_url_in_any_spelling),
     ];
     let results: Vec<(&str, Result<(), String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> =
