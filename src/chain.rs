@@ -24,7 +24,7 @@ pub enum ChainError {
     Rpc { method: &'static str, code: i64, message: String },
     #[error("{method}: unexpected response: {message}")]
     Decode { method: &'static str, message: String },
-    #[error("{method}: the node has no answer yet (null result); it may not have caught up")]
+    #[error("the node answered {method} with a null result: it may not have that block yet")]
     NotYet { method: &'static str },
     #[error("{method}: the answer is larger than MAX_RESPONSE_MB ({limit_mb} MB); not read further")]
     TooLarge { method: &'static str, limit_mb: u64 },

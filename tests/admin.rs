@@ -93,7 +93,7 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     let row10 = lines.iter().find(|l| l.starts_with("10,")).expect("block 10 row");
     assert!(row10.starts_with("10,proved,,,21000,1,"), "{row10}");
     let row1000 = lines.iter().find(|l| l.starts_with("1000,")).expect("block 1000 row");
-    assert!(row1000.contains("failed,input") && row1000.contains("null result"), "{row1000}");
+    assert!(row1000.contains("failed,fetch_block") && row1000.contains("null result"), "{row1000}");
     let json_out = support::daemon()
         .args(["report", "--since", "1h", "--format", "json"])
         .env("OUTPUT_DIR", d.output())

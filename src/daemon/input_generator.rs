@@ -89,6 +89,8 @@ impl Actor for InputGenerator {
                 let _ = mailbox.send(InputGenMsg::Head(n));
             }))
         });
+        // The disk guard first: nothing is built on a full disk, not even the first target.
+        self.check_disk();
         myself.send_interval(Duration::from_secs(1), || InputGenMsg::Tick);
         myself.send_interval(self.ctx.config.poll_interval, || InputGenMsg::Poll);
         let _ = myself.cast(InputGenMsg::Poll);
