@@ -21,12 +21,13 @@ COPY config ./config
 RUN cargo build --release --locked --bin ethproofs-daemon
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+# tini is PID 1: it reaps whatever cargo-zisk's helpers leave as zombies and forwards SIGTERM to the daemon.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tini && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /src/target/release/ethproofs-daemon /usr/local/bin/ethproofs-daemon
 COPY config ./config
 COPY guest-elf ./guest-elf
 VOLUME ["/app/output"]
-ENTRYPOINT ["ethproofs-daemon"]
+ENTRYPOINT ["/usr/bin/tini", "--", "ethproofs-daemon"]
 EXPOSE 4000
 CMD ["run"]

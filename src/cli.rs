@@ -146,7 +146,9 @@ pub(crate) async fn fetch(
         }
         None => ChainSpec::by_chain_id(node_chain_id)?,
     };
-    let (block, witness) = tokio::try_join!(node.block_json(number), node.witness_json(number))?;
+    // One after the other: the block's failure, if any, is the one reported.
+    let block = node.block_json(number).await?;
+    let witness = node.witness_json(number).await?;
     Ok((block, witness, chain))
 }
 
