@@ -6,6 +6,10 @@
 //! - `POST /admin/resubmit/{n}`: send a proved block's `proved` report again, from its saved proof.
 //! - `POST /admin/pause`, `POST /admin/resume`: stop / restart starting new inputs and proofs.
 //! - `GET /admin/blocks?state=&limit=`: the ledger's recent blocks.
+//! - `GET /admin/status`: the `/health` document with every detail.
+//!
+//! Served on its own address (`ADMIN_HOST:ADMIN_PORT`, loopback by default), never on the
+//! public health port.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +37,7 @@ pub fn router(surface: Arc<Surface>) -> Router {
         .route("/admin/pause", post(pause))
         .route("/admin/resume", post(resume))
         .route("/admin/blocks", get(blocks))
+        .route("/admin/status", get(status))
         .with_state(surface)
 }
 
@@ -144,6 +149,15 @@ async fn resume(State(s): State<Arc<Surface>>, headers: HeaderMap) -> Response {
         Ok(()) => Json(json!({"paused": false})).into_response(),
         Err(e) => ledger_error(e),
     }
+}
+
+/// The `/health` document with every detail: the prover's last lines, what the node and the
+/// API said.
+async fn status(State(s): State<Arc<Surface>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse(&s, &headers) {
+        return refusal;
+    }
+    Json(crate::health::snapshot(&s, true).0).into_response()
 }
 
 #[derive(Deserialize)]

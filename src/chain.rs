@@ -31,6 +31,19 @@ pub enum ChainError {
 }
 
 impl ChainError {
+    /// What may be shown without the admin token: the call and the kind of failure, never the
+    /// node's own words (an HTTP body, a JSON-RPC message), which go to the log and `/admin/status`.
+    pub fn summary(&self) -> String {
+        match self {
+            ChainError::Transport { method, endpoint, .. } => format!("{method} to {endpoint} failed (network)"),
+            ChainError::Status { method, status, .. } => format!("{method}: the node answered HTTP {status}"),
+            ChainError::Rpc { method, code, .. } => format!("the node answered {method} with JSON-RPC error {code}"),
+            ChainError::Decode { method, .. } => format!("{method}: the node's answer is not what was asked for"),
+            ChainError::InvalidUrl(_) => "the node URL is invalid".into(),
+            ChainError::NotYet { .. } | ChainError::TooLarge { .. } => self.to_string(),
+        }
+    }
+
     /// The metric label for this error: the HTTP status, `rpc_error` or `network`.
     pub fn label(&self) -> String {
         match self {

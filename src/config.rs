@@ -186,6 +186,12 @@ pub struct RunArgs {
     /// Port of the health server.
     #[arg(long, env = "HEALTH_PORT", default_value = "4000")]
     pub health_port: u16,
+    /// Address the admin API (and a copy of `/health`) listens on, with `ADMIN_TOKEN`.
+    #[arg(long, env = "ADMIN_HOST", default_value = "127.0.0.1")]
+    pub admin_host: IpAddr,
+    /// Port of the admin API.
+    #[arg(long, env = "ADMIN_PORT", default_value = "4001")]
+    pub admin_port: u16,
     /// A proof running longer than this makes the daemon degraded (readiness 503).
     #[arg(long, env = "PROVER_STUCK_THRESHOLD_SECONDS", default_value = "3600", value_parser = positive_u64)]
     pub prover_stuck_threshold_seconds: u64,
@@ -271,6 +277,8 @@ pub struct Config {
     pub output_dir: PathBuf,
     pub health_host: IpAddr,
     pub health_port: u16,
+    pub admin_host: IpAddr,
+    pub admin_port: u16,
     pub prover_stuck_threshold: Duration,
     pub prover_timeout: Duration,
     pub prover_kill_grace: Duration,
@@ -378,6 +386,8 @@ impl RunArgs {
             output_dir,
             health_host: self.health_host,
             health_port: self.health_port,
+            admin_host: self.admin_host,
+            admin_port: self.admin_port,
             prover_stuck_threshold: Duration::from_secs(self.prover_stuck_threshold_seconds),
             prover_timeout: Duration::from_secs(self.prover_timeout_seconds),
             prover_kill_grace: Duration::from_secs(self.prover_kill_grace_seconds),

@@ -78,7 +78,7 @@ async fn hardware() -> Hardware {
 }
 
 async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
-    let (health, status) = crate::health::snapshot(&s);
+    let (health, status) = crate::health::snapshot(&s, false);
     let ledger = s.control.ledger();
     let components = &health["components"];
     let input = &components["input_generator"];

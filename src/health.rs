@@ -4,6 +4,9 @@
 //! - `GET /health/ready`: 200 only when healthy (not stuck, head fresh, every actor publishing).
 //! - `GET /health/live`: 200 while the supervisor publishes.
 //!
+//! `/health` shows health, not internals; the same document with every detail is
+//! `GET /admin/status`, behind the admin token.
+//!
 //! The surface reads the status board ([`crate::status`]) and the ledger, and sends typed
 //! commands ([`crate::control`]); it never imports an actor. An actor whose status has not been
 //! refreshed recently counts as not responding, which makes the daemon unhealthy.
@@ -27,8 +30,22 @@ fn to_value<T: serde::Serialize>(v: Option<T>) -> Value {
     }
 }
 
-/// Builds the `/health` document and says whether the daemon is healthy.
-pub fn snapshot(s: &Surface) -> (Value, &'static str) {
+/// Drops the detail fields (`status::DETAIL_FIELDS`) everywhere in a document.
+fn public(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|k, _| !crate::status::DETAIL_FIELDS.contains(&k.as_str()));
+            map.values_mut().for_each(public);
+        }
+        Value::Array(items) => items.iter_mut().for_each(public),
+        _ => {}
+    }
+}
+
+/// Builds the `/health` document and says whether the daemon is healthy. Without `detail` (the
+/// unauthenticated `/health`) it carries health, not internals: no prover output, no text a
+/// node or the API sent; `/admin/status` (behind the token) has everything.
+pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
     let b = &s.board;
     let (input, prover, reporter, notifier, supervisor) =
         (b.input.fresh(), b.prover.fresh(), b.reporter.fresh(), b.notifier.fresh(), b.supervisor.fresh());
@@ -62,6 +79,10 @@ pub fn snapshot(s: &Surface) -> (Value, &'static str) {
         "ledger": ledger(s),
         "system": system(s),
     });
+    let mut doc = doc;
+    if !detail {
+        public(&mut doc);
+    }
     (doc, status)
 }
 
@@ -98,13 +119,13 @@ pub fn router(surface: Arc<Surface>) -> Router {
 }
 
 async fn health(State(s): State<Arc<Surface>>) -> impl IntoResponse {
-    let (doc, status) = snapshot(&s);
+    let (doc, status) = snapshot(&s, false);
     let code = if status == "healthy" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(doc))
 }
 
 async fn ready(State(s): State<Arc<Surface>>) -> impl IntoResponse {
-    let (_, status) = snapshot(&s);
+    let (_, status) = snapshot(&s, false);
     let code = if status == "healthy" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(json!({"status": status})))
 }

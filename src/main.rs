@@ -69,8 +69,8 @@ pub(crate) struct DoctorArgs {
 
 #[derive(Args)]
 pub(crate) struct ClientArgs {
-    /// The daemon's HTTP address (its HEALTH_HOST:HEALTH_PORT).
-    #[arg(long, env = "ETHPROOFS_DAEMON_URL", default_value = "http://127.0.0.1:4000")]
+    /// The daemon's admin address (its ADMIN_HOST:ADMIN_PORT).
+    #[arg(long, env = "ETHPROOFS_DAEMON_URL", default_value = "http://127.0.0.1:4001")]
     pub(crate) url: String,
     /// The daemon's admin token.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
@@ -155,7 +155,11 @@ fn main() -> ExitCode {
         Some(Command::Report(args)) => cli::report(args),
         Some(Command::Devchain(args)) => cli::devchain_fixtures(args),
         Some(Command::Doctor(args)) => return cli::doctor(*args),
-        Some(Command::Status(c)) => cli::client(c, "GET", "/health".into()),
+        // With the token, everything; without, what `/health` shows.
+        Some(Command::Status(c)) => {
+            let path = if c.token.is_some() { "/admin/status" } else { "/health" };
+            cli::client(c, "GET", path.into())
+        }
         Some(Command::Prove(p)) => match (p.block, p.start, p.count) {
             (Some(n), _, _) => cli::client(p.client, "POST", format!("/admin/prove/{n}")),
             (None, Some(start), Some(count)) => {

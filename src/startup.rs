@@ -61,6 +61,8 @@ pub struct Built {
     ctx: Arc<Context>,
     poller: Arc<HeadPoller>,
     listener: tokio::net::TcpListener,
+    /// The admin API's own listener (loopback by default), when `ADMIN_TOKEN` is set.
+    admin_listener: Option<tokio::net::TcpListener>,
     nudges: tokio::sync::mpsc::UnboundedReceiver<Nudge>,
     started_notice: (String, String),
     /// Held until the process ends: one daemon per OUTPUT_DIR.
@@ -118,6 +120,12 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     let listener = tokio::net::TcpListener::bind((config.health_host, config.health_port))
         .await
         .map_err(io(format!("cannot listen on {}:{}", config.health_host, config.health_port)))?;
+    let admin_listener = match &config.admin_token {
+        None => None,
+        Some(_) => Some(tokio::net::TcpListener::bind((config.admin_host, config.admin_port)).await.map_err(io(
+            format!("cannot listen on ADMIN_HOST:ADMIN_PORT {}:{}", config.admin_host, config.admin_port),
+        ))?),
+    };
 
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -166,7 +174,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         board: Arc::new(Board::default()),
         nudges: nudge_tx,
     });
-    Ok(Built { ctx, poller, listener, nudges, started_notice, _lock: lock })
+    Ok(Built { ctx, poller, listener, admin_listener, nudges, started_notice, _lock: lock })
 }
 
 /// Node calls at start-up ride out a node that is briefly unavailable.
@@ -230,8 +238,9 @@ pub struct Running {
     supervisor: ractor::ActorRef<SupervisorMsg>,
     supervisor_done: tokio::task::JoinHandle<()>,
     gave_up: Arc<std::sync::atomic::AtomicBool>,
-    stop_http: tokio::sync::oneshot::Sender<()>,
-    http: tokio::task::JoinHandle<()>,
+    stop_http: tokio::sync::watch::Sender<bool>,
+    /// The public server, and the admin server when there is one.
+    http: Vec<tokio::task::JoinHandle<()>>,
     grace: Duration,
     _lock: InstanceLock,
 }
@@ -239,7 +248,7 @@ pub struct Running {
 impl Built {
     /// The second phase: start the actors and serve the HTTP surface.
     pub async fn spawn(self) -> Result<Running, StartupError> {
-        let Built { ctx, poller, listener, nudges, started_notice, _lock } = self;
+        let Built { ctx, poller, listener, admin_listener, nudges, started_notice, _lock } = self;
         crate::telemetry::install();
         let gave_up = Arc::new(AtomicBool::new(false));
         let (supervisor, supervisor_done) = ractor::Actor::spawn(
@@ -270,11 +279,18 @@ impl Built {
             },
             disk_low: ctx.disk_low.clone(),
         };
-        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = http_router(Arc::new(surface));
-        let http = tokio::spawn(crate::serve::serve(listener, app, async {
-            let _ = http_stopped.await;
-        }));
+        let surface = Arc::new(surface);
+        let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let public = crate::health::router(surface.clone()).merge(crate::dashboard::router(surface.clone()));
+        let mut http = vec![tokio::spawn(crate::serve::serve(listener, public, stopped(http_stopped.clone())))];
+        if let Some(admin_listener) = admin_listener {
+            // The admin API on its own address; `/health` there too, so `status` needs one URL.
+            let admin = crate::admin::router(surface.clone()).merge(crate::health::router(surface));
+            http.push(tokio::spawn(crate::serve::serve(admin_listener, admin, stopped(http_stopped))));
+        }
         Ok(Running {
             supervisor,
             supervisor_done,
@@ -285,13 +301,6 @@ impl Built {
             _lock,
         })
     }
-}
-
-/// The daemon's HTTP surface: health, metrics and the dashboard always; the admin API only with
-/// `ADMIN_TOKEN`.
-fn http_router(surface: Arc<crate::surface::Surface>) -> axum::Router {
-    let open = crate::health::router(surface.clone()).merge(crate::dashboard::router(surface.clone()));
-    if surface.info.admin_token.is_some() { open.merge(crate::admin::router(surface)) } else { open }
 }
 
 impl Running {
@@ -315,8 +324,10 @@ impl Running {
                 0
             }
         };
-        let _ = stop_http.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
+        let _ = stop_http.send(true);
+        for server in http {
+            let _ = tokio::time::timeout(Duration::from_secs(3), server).await;
+        }
         tracing::info!(code, "ethproofs-daemon stopped");
         code
     }

@@ -70,11 +70,18 @@ pub struct Board {
     pub supervisor: Slot<SupervisorStatus>,
 }
 
+/// Fields with these names carry third-party text (the node's, the API's, the prover's) or
+/// detail only the operator should see: `/health` drops them, `/admin/status` keeps them.
+pub const DETAIL_FIELDS: [&str; 4] = ["detail", "last_lines", "rpc_error_detail", "last_error_detail"];
+
 #[derive(Debug, Clone, Serialize)]
 pub struct MissedBlock {
     pub block: u64,
     pub stage: String,
+    /// Ours: the stage's failure in our words.
     pub reason: String,
+    /// The whole error, with whatever the node said.
+    pub detail: Option<String>,
     pub at: String,
 }
 
@@ -92,7 +99,9 @@ pub struct InputStatus {
     pub next_target: Option<u64>,
     pub missed_count: u64,
     pub missed_blocks: Vec<MissedBlock>,
+    /// The last head poll's failure, in our words.
     pub rpc_error: Option<String>,
+    pub rpc_error_detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,6 +163,8 @@ pub struct FailedReport {
     pub block: u64,
     pub status: &'static str,
     pub reason: String,
+    /// The API's answer as it came.
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,6 +177,14 @@ pub struct ReporterStatus {
     pub recent_delivered: Vec<DeliveredReport>,
     pub failed: Vec<FailedReport>,
     pub last_error: Option<String>,
+    pub last_error_detail: Option<String>,
+}
+
+/// What of an EthProofs failure may be shown without the token: the part before the API's own
+/// words (`HTTP 401`), and no file path.
+pub fn public_reason(reason: &str) -> String {
+    let head = reason.split(": ").next().unwrap_or(reason);
+    if head.contains('/') { "the call could not be made".to_string() } else { head.chars().take(160).collect() }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -15,7 +15,7 @@ const TOKEN: &str = "admin-token-SECRET";
 
 fn cli(d: &Daemon, token: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = support::daemon();
-    cmd.args(args).arg("--url").arg(format!("http://127.0.0.1:{}", d.port)).env_remove("ADMIN_TOKEN");
+    cmd.args(args).arg("--url").arg(format!("http://127.0.0.1:{}", d.admin_port)).env_remove("ADMIN_TOKEN");
     if let Some(t) = token {
         cmd.env("ADMIN_TOKEN", t);
     }
@@ -74,11 +74,12 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
 
     let status = ok_json(&cli(&d, None, &["status"]));
     assert_eq!(status["components"]["prover"]["proved_count"], 2);
-    let (code, blocks) = d.get_with_token("/admin/blocks?state=proved&limit=10", TOKEN).unwrap();
+    assert_eq!(d.get_with_token("/admin/blocks", TOKEN).map(|r| r.0), Some(404), "not on the public port");
+    let (code, blocks) = d.admin_get("/admin/blocks?state=proved&limit=10", TOKEN).unwrap();
     assert_eq!(code, 200);
     let numbers: Vec<u64> = blocks["blocks"].as_array().unwrap().iter().map(|b| b["block"].as_u64().unwrap()).collect();
     assert_eq!(numbers, vec![11, 10]);
-    assert_eq!(d.get_with_token("/admin/blocks", "wrong").unwrap().0, 401);
+    assert_eq!(d.admin_get("/admin/blocks", "wrong").unwrap().0, 401);
 
     // The report reads the same ledger, while the daemon runs.
     let out = support::daemon()

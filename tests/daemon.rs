@@ -10,6 +10,9 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::Value;
 use support::daemon::{Daemon, KEY, any_alive, base_env, hanging, mini_node, prover, read, set};
+
+/// The admin token of the tests that read `/admin/status`.
+const ADMIN: &str = "admin-token-SECRET";
 use support::fake_api::FakeApi;
 use support::fake_node::FakeNode;
 use support::*;
@@ -152,6 +155,7 @@ fn a_crash_fails_one_block_and_the_next_proceeds() {
     let mut env = base_env(&node, Some(&api));
     env.push(("START_BLOCK", "10".into()));
     env.push(("FAKE_ZISK_MODES", "10=crash".into()));
+    env.push(("ADMIN_TOKEN", ADMIN.into()));
     let mut d = Daemon::start(&env);
     let h = d.wait_for("block 10 failed and block 11 proved", Duration::from_secs(60), |h| {
         prover(h)["failed_count"] == 1 && prover(h)["proved_count"] == 1
@@ -160,6 +164,9 @@ fn a_crash_fails_one_block_and_the_next_proceeds() {
     assert_eq!(failed["block"], 10);
     assert_eq!(failed["stage"], "crash");
     assert!(failed["reason"].as_str().unwrap().contains("signal 11"), "{failed}");
+    assert!(failed.get("last_lines").is_none(), "the prover's output is not public: {failed}");
+    let (_, detail) = d.admin_get("/admin/status", ADMIN).unwrap();
+    let failed = &prover(&detail)["recent_failed"][0];
     assert!(failed["last_lines"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("about to crash")));
     assert_eq!(prover(&h)["recent_proved"][0]["block"], 11);
     d.wait_for("block 11 reported", Duration::from_secs(30), |_| api.accepted().contains(&("proved".into(), 11)));
@@ -308,6 +315,7 @@ fn a_failed_run_or_a_missing_proof_fails_the_block_with_its_reason() {
         env.push(("START_BLOCK", "10".into()));
         env.push(("FAKE_ZISK_VERSION", version.into()));
         env.push(("FAKE_ZISK_MODES", modes.into()));
+        env.push(("ADMIN_TOKEN", ADMIN.into()));
         let mut d = Daemon::start(&env);
         let h = d.wait_for("both blocks failed", Duration::from_secs(60), |h| prover(h)["failed_count"] == 2);
         let failed = prover(&h)["recent_failed"].as_array().unwrap().clone();
@@ -316,7 +324,8 @@ fn a_failed_run_or_a_missing_proof_fails_the_block_with_its_reason() {
             assert!(f["reason"].as_str().unwrap().contains(reason), "{version}: {f}");
         }
         if version == "1.4.0" {
-            let lines = failed[0]["last_lines"].as_array().unwrap();
+            let (_, detail) = d.admin_get("/admin/status", ADMIN).unwrap();
+            let lines = prover(&detail)["recent_failed"][0]["last_lines"].as_array().unwrap().clone();
             assert!(lines.iter().any(|l| l.as_str().unwrap().contains("Error: proving failed")), "{lines:?}");
         }
         assert_eq!(prover(&h)["proved_count"], 0);

@@ -16,7 +16,7 @@ const TOKEN: &str = "admin-token-SECRET";
 
 fn cli(d: &Daemon, args: &[&str]) -> Output {
     let mut cmd = support::daemon();
-    cmd.args(args).arg("--url").arg(format!("http://127.0.0.1:{}", d.port)).env("ADMIN_TOKEN", TOKEN);
+    cmd.args(args).arg("--url").arg(format!("http://127.0.0.1:{}", d.admin_port)).env("ADMIN_TOKEN", TOKEN);
     cmd.output().unwrap()
 }
 

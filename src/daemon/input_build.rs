@@ -26,6 +26,14 @@ impl BuildError {
             BuildError::Input(_) => "input",
         }
     }
+
+    /// In our words, without what the node said (that stays in the whole error).
+    pub fn summary(&self) -> String {
+        match self {
+            BuildError::Fetch { error, .. } => error.summary(),
+            BuildError::Input(reason) => reason.clone(),
+        }
+    }
 }
 
 /// Fetches, retrying answers that mean "not yet" or "slow down" with backoff (1 s doubling to

@@ -63,7 +63,8 @@ pub struct InputGenState {
     missed_count: u64,
     rpc_down_since: Option<Instant>,
     rpc_down_alerted: bool,
-    last_rpc_error: Option<String>,
+    /// The last poll failure: in our words, and whole.
+    last_rpc_error: Option<(String, String)>,
     /// A head far beyond the last one, and the look-up that confirms (or not) that the node has
     /// a block there.
     suspect: Option<(u64, InFlightTask)>,
@@ -224,7 +225,7 @@ impl InputGenerator {
             s.rpc_down_alerted = true;
             self.alerts.alert(AlertKind::RpcDown, "Ethereum node unreachable for 60 s", reason.clone());
         }
-        s.last_rpc_error = Some(reason);
+        s.last_rpc_error = Some((error.summary(), reason));
     }
 
     /// A higher head: every target since the cursor is recorded in one ledger event. A head far
@@ -273,6 +274,7 @@ impl InputGenerator {
             s.missed_count = s.missed_count.saturating_add(count);
             let what = if count == 1 { String::new() } else { format!(" (and {} more up to {last})", count - 1) };
             s.missed.push(MissedBlock {
+                detail: None,
                 block: first,
                 stage: "backfill_window".into(),
                 reason: format!("{reason}{what}"),
@@ -323,7 +325,13 @@ impl InputGenerator {
                 );
                 tracing::error!(block, stage, %reason, "target missed");
                 s.missed_count = s.missed_count.saturating_add(1);
-                s.missed.push(MissedBlock { block, stage: stage.into(), reason, at: rfc3339(SystemTime::now()) });
+                s.missed.push(MissedBlock {
+                    block,
+                    stage: stage.into(),
+                    reason: error.summary(),
+                    detail: Some(reason),
+                    at: rfc3339(SystemTime::now()),
+                });
             }
         }
     }
@@ -357,7 +365,8 @@ impl InputGenerator {
             next_target: s.head.and_then(|h| schedule::newest_target(h, interval).checked_add(interval)),
             missed_count: s.missed_count,
             missed_blocks: s.missed.to_vec(),
-            rpc_error: s.last_rpc_error.clone(),
+            rpc_error: s.last_rpc_error.as_ref().map(|(summary, _)| summary.clone()),
+            rpc_error_detail: s.last_rpc_error.as_ref().map(|(_, whole)| whole.clone()),
         });
         Ok(())
     }

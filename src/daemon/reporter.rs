@@ -12,7 +12,7 @@ use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
 use crate::decide::outbox::{self, BlockFacts, Next, Policy};
 use crate::ethproofs::{Call, EthProofsClient, Outcome, Proved, Status};
 use crate::notify::AlertKind;
-use crate::status::{DeliveredReport, FailedReport, Recent, ReporterStatus};
+use crate::status::{DeliveredReport, FailedReport, Recent, ReporterStatus, public_reason};
 use crate::store::{BlockState, ReportKind, ReportRow, Settle, StoreError};
 
 /// Calls are spaced at least this far apart: 60/min is the team-wide limit.
@@ -156,7 +156,7 @@ impl Reporter {
     fn gave_up(&self, s: &mut ReporterState, row: &ReportRow, reason: &str) {
         let (block, status) = (row.block, row.kind.as_str());
         tracing::error!(block, status, %reason, "EthProofs report failed permanently; not retried");
-        s.failed.push(FailedReport { block, status, reason: reason.to_string() });
+        s.failed.push(FailedReport { block, status, reason: public_reason(reason), detail: reason.to_string() });
         s.last_error = Some(reason.to_string());
         self.alerts.alert(
             AlertKind::ReportFailed,
@@ -245,7 +245,8 @@ impl Reporter {
             delivered_count: s.delivered_count,
             recent_delivered: s.delivered.to_vec(),
             failed: s.failed.to_vec(),
-            last_error: s.last_error.clone(),
+            last_error: s.last_error.as_deref().map(public_reason),
+            last_error_detail: s.last_error.clone(),
         });
         Ok(())
     }

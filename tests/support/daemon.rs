@@ -15,6 +15,8 @@ use super::mini_chain_dir;
 pub struct Daemon {
     child: Child,
     pub port: u16,
+    /// The admin API's port (`ADMIN_PORT`, served when `ADMIN_TOKEN` is set).
+    pub admin_port: u16,
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
 }
@@ -50,6 +52,7 @@ impl Daemon {
         let elf = dir.path().join("guest.elf");
         std::fs::write(&elf, b"\x7fELF fake guest").unwrap();
         let port = free_port();
+        let admin_port = free_port();
         let log = dir.path().join("daemon.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ethproofs-daemon"));
         cmd.args(args);
@@ -60,6 +63,7 @@ impl Daemon {
             .env("CARGO_ZISK", fake_zisk())
             .env("HEALTH_HOST", "127.0.0.1")
             .env("HEALTH_PORT", port.to_string())
+            .env("ADMIN_PORT", admin_port.to_string())
             .env("POLL_INTERVAL_MS", "200")
             .env("PROVER_KILL_GRACE_SECONDS", "1")
             .env("LOG_LEVEL", "debug")
@@ -69,7 +73,7 @@ impl Daemon {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start ethproofs-daemon");
-        Daemon { child, port, dir, log }
+        Daemon { child, port, admin_port, dir, log }
     }
 
     pub fn pid(&self) -> u32 {
@@ -93,6 +97,12 @@ impl Daemon {
         self.request(path, &format!("Authorization: Bearer {token}\r\n"))
     }
 
+    /// A GET on the admin address, with the token.
+    pub fn admin_get(&self, path: &str, token: &str) -> Option<(u16, Value)> {
+        let (status, body) = self.raw_get_on(self.admin_port, path, &format!("Authorization: Bearer {token}\r\n"))?;
+        Some((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+    }
+
     /// The raw body of a GET (for `/metrics`).
     pub fn get_text(&self, path: &str) -> Option<String> {
         self.raw_get(path, "").map(|(_, body)| body)
@@ -105,7 +115,11 @@ impl Daemon {
 
     /// `(status, body)` of one GET over a fresh connection.
     fn raw_get(&self, path: &str, extra_headers: &str) -> Option<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        self.raw_get_on(self.port, path, extra_headers)
+    }
+
+    fn raw_get_on(&self, port: u16, path: &str, extra_headers: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
         write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra_headers}Connection: close\r\n\r\n").ok()?;
         let mut text = String::new();
