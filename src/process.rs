@@ -246,6 +246,71 @@ fn forward_lines<R: tokio::io::AsyncRead + Unpin + Send + 'static>(reader: R, tx
     });
 }
 
+/// Makes this process the "subreaper" of its descendants: a helper the prover started that
+/// outlives the prover (even one that left its process group) becomes our child instead of
+/// init's, so [`sweep_orphans`] can find and end it.
+pub fn become_subreaper() {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only sets a flag on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+}
+
+/// `(state, ppid, pgid, start time in ticks)` of a process, from `/proc/<pid>/stat`.
+fn parent_and_start(pid: u32) -> Option<(char, u32, u32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = text.get(text.rfind(')')? + 2..)?.split_whitespace().collect();
+    Some((
+        fields.first()?.chars().next()?,
+        fields.get(1)?.parse().ok()?,
+        fields.get(2)?.parse().ok()?,
+        fields.get(19)?.parse().ok()?,
+    ))
+}
+
+/// Start time of this process's clock, in ticks since boot (comparable with `/proc` start times).
+pub fn ticks_now() -> u64 {
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+    let secs: f64 = uptime.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (secs * hz) as u64
+}
+
+/// Ends and reaps every child of ours started at or after `since` (clock ticks) outside our own
+/// process group: after a prover run (one at a time, its leader already reaped), those are the
+/// helpers it left behind, ours by [`become_subreaper`]. The daemon's other children (a
+/// `--version` check, `nvidia-smi`) run in its own group and are left alone. Returns how many
+/// were ended.
+pub fn sweep_orphans(since: u64) -> usize {
+    let me = std::process::id();
+    // SAFETY: getpgrp has no preconditions.
+    let my_group = u32::try_from(unsafe { libc::getpgrp() }).unwrap_or(0);
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    let orphans: Vec<(u32, char)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| parent_and_start(pid).map(|(state, ppid, pgid, start)| (pid, state, ppid, pgid, start)))
+        .filter(|&(_, _, ppid, pgid, start)| ppid == me && pgid != my_group && start >= since)
+        .map(|(pid, state, _, _, _)| (pid, state))
+        .collect();
+    for &(pid, state) in &orphans {
+        // SAFETY: a signal and a reap for a direct child of ours that tokio does not track.
+        unsafe {
+            if state != 'Z' {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+            let mut status = 0;
+            for _ in 0..100 {
+                if libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) != 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    orphans.len()
+}
+
 /// Whether a process with this pid still runs. A zombie (dead, not yet reaped by a parent that
 /// may be a container's init) does not count: it holds no resources but its pid.
 pub fn process_alive(pid: i32) -> bool {

@@ -74,6 +74,8 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     std::fs::create_dir_all(&config.output_dir)
         .map_err(io(format!("cannot create OUTPUT_DIR {}", config.output_dir.display())))?;
     let lock = crate::instance::lock(&config.output_dir, &config.db_path)?;
+    // The prover's helpers that outlive it become ours, so each run's end can sweep them.
+    crate::process::become_subreaper();
 
     let node = Arc::new(
         NodeClient::new(config.eth_rpc_url.expose(), Duration::from_secs(120))?

@@ -213,6 +213,39 @@ fn a_stale_proof_never_counts() {
     alive_and_healthy(&mut d);
 }
 
+fn escaped_grandchild() {
+    let node = mini_node(10);
+    let pids = tempfile::NamedTempFile::new().unwrap();
+    let mut env = base_env(&node, None);
+    set(&mut env, "FAKE_ZISK_MODE", "escape");
+    set(&mut env, "FAKE_ZISK_PIDS", pids.path().display().to_string());
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 proved", Duration::from_secs(60), |h| prover(h)["proved_count"] == 1);
+    let mut alive = support::daemon::any_alive(pids.path());
+    for _ in 0..50 {
+        if alive.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        alive = support::daemon::any_alive(pids.path());
+    }
+    assert!(alive.is_empty(), "the prover's helper outside its group outlived the run: {alive:?}");
+    alive_and_healthy(&mut d);
+}
+
+fn hung_head_poll() {
+    let node = mini_node(9);
+    let mut d = Daemon::start(&base_env(&node, None));
+    d.wait_for("up", Duration::from_secs(30), |h| h["status"] == "healthy");
+    // One eth_blockNumber that never answers (for longer than the poll's 30 s timeout).
+    node.answer("eth_blockNumber", Answer::Hang(Duration::from_secs(300)));
+    std::thread::sleep(Duration::from_secs(2));
+    node.clear_answer("eth_blockNumber");
+    node.set_head(10);
+    d.wait_for("polling resumed and block 10 proved", Duration::from_secs(60), |h| prover(h)["proved_count"] == 1);
+    alive_and_healthy(&mut d);
+}
+
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
 }
@@ -272,6 +305,8 @@ fn the_daemon_survives_a_hostile_world() {
         ("the prover prints bytes that are not UTF-8 and a 100 kB line", garbage_prover_output),
         ("the prover exits 0 without a proof after an earlier run left one", a_stale_proof_never_counts),
         ("300 half-open connections on the daemon's port", half_open_flood),
+        ("one eth_blockNumber call never answers", hung_head_poll),
+        ("the prover leaves a helper running outside its process group", escaped_grandchild),
         ("a key-bearing node URL in non-canonical spelling", key_bearing_url_in_any_spelling),
     ];
     let results: Vec<(&str, Result<(), String>)> = std::thread::scope(|scope| {

@@ -172,7 +172,8 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) 
             };
             tracing::info!(block = job.block, attempt = attempt, program = %cfg.cargo_zisk.display(), "prover started");
             let (ledger, block, attempt) = (ctx.ledger.clone(), job.block, attempt);
-            process::run(&spec, cancel, move |pgid| {
+            let since = process::ticks_now();
+            let outcome = process::run(&spec, cancel, move |pgid| {
                 // Recorded before anything else happens, so a later start can end it (and only it).
                 if let Some(record) = crate::instance::identify(pgid)
                     && let Err(e) = ledger.prover_process(block, attempt, &record)
@@ -181,7 +182,13 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) 
                 }
             })
             .await
-            .map_err(|e| format!("cannot start {}: {e}", spec.program.display()))
+            .map_err(|e| format!("cannot start {}: {e}", spec.program.display()));
+            // Helpers that left the prover's process group and outlived it (ours as subreaper).
+            let swept = process::sweep_orphans(since);
+            if swept > 0 {
+                tracing::warn!(block, swept, "ended helpers the prover left running");
+            }
+            outcome
         }
     };
     let run = match outcome {

@@ -18,6 +18,8 @@ pub enum Answer {
     Error { code: i64, message: String },
     /// An HTTP error status with a body.
     Http { status: u16, body: String },
+    /// No answer for this long (a hung node), then the real one.
+    Hang(std::time::Duration),
 }
 
 #[derive(Default)]
@@ -47,10 +49,17 @@ impl FakeNode {
             let method = request["method"].as_str().unwrap_or("").to_string();
             let id = request["id"].clone();
             let number = quantity(&request["params"][0]);
+            let hang = match s.lock().unwrap().overrides.get(&method) {
+                Some(Answer::Hang(d)) => Some(*d),
+                _ => None,
+            };
+            if let Some(d) = hang {
+                std::thread::sleep(d);
+            }
             let answer = {
                 let mut st = s.lock().unwrap();
                 st.calls.push(format!("{method} {}", number.map(|n| n.to_string()).unwrap_or_default()));
-                if let Some(a) = st.overrides.get(&method) {
+                if let Some(a) = st.overrides.get(&method).filter(|a| !matches!(a, Answer::Hang(_))) {
                     a.clone()
                 } else {
                     match method.as_str() {
@@ -83,6 +92,7 @@ impl FakeNode {
                     serde_json::json!({"jsonrpc":"2.0","id":id,"error":{"code":code,"message":message}}).to_string(),
                 ),
                 Answer::Http { status, body } => Response::json(status, body),
+                Answer::Hang(_) => Response::json(500, "unreachable"),
             }
         });
         FakeNode { url, state }
