@@ -132,21 +132,19 @@ async fn resubmit(State(s): State<Arc<Surface>>, headers: HeaderMap, Path(n): Pa
 }
 
 async fn pause(State(s): State<Arc<Surface>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refuse(&s, &headers) {
-        return refusal;
-    }
-    match s.control.set_paused(true) {
-        Ok(()) => Json(json!({"paused": true})).into_response(),
-        Err(e) => ledger_error(e),
-    }
+    set_paused(&s, &headers, true)
 }
 
 async fn resume(State(s): State<Arc<Surface>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refuse(&s, &headers) {
+    set_paused(&s, &headers, false)
+}
+
+fn set_paused(s: &Surface, headers: &HeaderMap, paused: bool) -> Response {
+    if let Some(refusal) = refuse(s, headers) {
         return refusal;
     }
-    match s.control.set_paused(false) {
-        Ok(()) => Json(json!({"paused": false})).into_response(),
+    match s.control.set_paused(paused) {
+        Ok(()) => Json(json!({"paused": paused})).into_response(),
         Err(e) => ledger_error(e),
     }
 }

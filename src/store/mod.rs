@@ -390,42 +390,41 @@ impl Ledger {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
     }
 
-    /// Blocks that left the canonical chain, newest first.
-    pub fn orphans(&self, limit: u32) -> Result<Vec<Orphan>, StoreError> {
+    /// Rows of `sql` (which takes the limit as `?1`), mapped.
+    fn newest<T>(
+        &self,
+        sql: &str,
+        limit: u32,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
         let conn = self.lock();
-        let mut stmt = conn
-            .prepare("SELECT block, hash, dir, reason FROM orphans ORDER BY id DESC LIMIT ?1")
-            .map_err(self.sql())?;
-        let rows = stmt
-            .query_map(params![i64::from(limit)], |r| {
-                Ok(Orphan {
-                    block: from_sql(r.get(0)?),
-                    hash: r.get(1)?,
-                    dir: r.get::<_, Option<String>>(2)?.map(PathBuf::from),
-                    reason: r.get(3)?,
-                })
-            })
-            .map_err(self.sql())?;
+        let mut stmt = conn.prepare(sql).map_err(self.sql())?;
+        let rows = stmt.query_map(params![i64::from(limit)], map).map_err(self.sql())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
     }
 
-    pub fn skipped_ranges(&self, limit: u32) -> Result<Vec<SkippedRange>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare("SELECT first, last, count, reason, at FROM skipped_ranges ORDER BY id DESC LIMIT ?1")
-            .map_err(self.sql())?;
-        let rows = stmt
-            .query_map(params![i64::from(limit)], |r| {
-                Ok(SkippedRange {
-                    first: from_sql(r.get(0)?),
-                    last: from_sql(r.get(1)?),
-                    count: from_sql(r.get(2)?),
-                    reason: r.get(3)?,
-                    at_ms: r.get(4)?,
-                })
+    /// Blocks that left the canonical chain, newest first.
+    pub fn orphans(&self, limit: u32) -> Result<Vec<Orphan>, StoreError> {
+        self.newest("SELECT block, hash, dir, reason FROM orphans ORDER BY id DESC LIMIT ?1", limit, |r| {
+            Ok(Orphan {
+                block: from_sql(r.get(0)?),
+                hash: r.get(1)?,
+                dir: r.get::<_, Option<String>>(2)?.map(PathBuf::from),
+                reason: r.get(3)?,
             })
-            .map_err(self.sql())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+        })
+    }
+
+    pub fn skipped_ranges(&self, limit: u32) -> Result<Vec<SkippedRange>, StoreError> {
+        self.newest("SELECT first, last, count, reason, at FROM skipped_ranges ORDER BY id DESC LIMIT ?1", limit, |r| {
+            Ok(SkippedRange {
+                first: from_sql(r.get(0)?),
+                last: from_sql(r.get(1)?),
+                count: from_sql(r.get(2)?),
+                reason: r.get(3)?,
+                at_ms: r.get(4)?,
+            })
+        })
     }
 
     /// Every call not yet settled, in the order they were raised.
