@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::input_build::{self, BuildError};
+use super::watch::{NodeWatch, check_disk};
 use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
 use crate::chain::{ChainError, HeadPoller};
-use crate::control::Nudge;
 use crate::notify::AlertKind;
 use crate::schedule;
 use crate::status::{InputStatus, MissedBlock, Recent};
@@ -20,8 +20,6 @@ use crate::store::{BlockState, StoreError};
 
 /// The head not advancing for this long makes the daemon degraded.
 pub const HEAD_STALE_AFTER: Duration = Duration::from_secs(300);
-/// The node failing this long raises an alert.
-const RPC_DOWN_ALERT_AFTER: Duration = Duration::from_secs(60);
 /// One head poll may not take longer than this: a hung call must never stop polling.
 const POLL_TIMEOUT: Duration = Duration::from_secs(30);
 /// A head this far past the last one is not believed until a second answer confirms it.
@@ -61,10 +59,8 @@ pub struct InputGenState {
     processed_count: u64,
     missed: Recent<MissedBlock>,
     missed_count: u64,
-    rpc_down_since: Option<Instant>,
-    rpc_down_alerted: bool,
-    /// The last poll failure: in our words, and whole.
-    last_rpc_error: Option<(String, String)>,
+    /// Whether the node answers the head poll.
+    node: NodeWatch,
     /// A head far beyond the last one, and the look-up that confirms (or not) that the node has
     /// a block there.
     suspect: Option<(u64, InFlightTask)>,
@@ -91,7 +87,7 @@ impl Actor for InputGenerator {
             }))
         });
         // The disk guard first: nothing is built on a full disk, not even the first target.
-        self.check_disk();
+        check_disk(&self.ctx, &self.alerts);
         myself.send_interval(Duration::from_secs(1), || InputGenMsg::Tick);
         myself.send_interval(self.ctx.config.poll_interval, || InputGenMsg::Poll);
         let _ = myself.cast(InputGenMsg::Poll);
@@ -104,9 +100,7 @@ impl Actor for InputGenerator {
             processed_count: 0,
             missed: Recent::new(100),
             missed_count: 0,
-            rpc_down_since: None,
-            rpc_down_alerted: false,
-            last_rpc_error: None,
+            node: NodeWatch::default(),
             suspect: None,
             stopped: false,
         })
@@ -119,12 +113,12 @@ impl Actor for InputGenerator {
         s: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            InputGenMsg::Tick => self.check_disk(),
+            InputGenMsg::Tick => check_disk(&self.ctx, &self.alerts),
             InputGenMsg::Poll => self.poll(s),
             InputGenMsg::Wake => {}
             InputGenMsg::Head(n) => {
                 s.polling = None;
-                self.rpc_ok(s);
+                s.node.ok(&self.ctx, &self.alerts);
                 self.on_head(s, n, false)?;
             }
             InputGenMsg::HeadChecked { head, exists } => {
@@ -140,7 +134,7 @@ impl Actor for InputGenerator {
             }
             InputGenMsg::PollFailed(error) => {
                 s.polling = None;
-                self.rpc_failed(s, &error);
+                s.node.failed(&self.alerts, &error);
             }
             InputGenMsg::Built { block, result } => {
                 if s.building.as_ref().is_some_and(|(b, _, _)| *b == block) {
@@ -163,25 +157,6 @@ impl Actor for InputGenerator {
 }
 
 impl InputGenerator {
-    /// Pauses new work while OUTPUT_DIR is short of space, and resumes it when space returns.
-    fn check_disk(&self) {
-        use std::sync::atomic::Ordering;
-        let min = self.ctx.config.min_free_disk_mb;
-        let Some(free) = crate::disk::free_mb(&self.ctx.config.output_dir) else { return };
-        let low = free < min;
-        let was_low = self.ctx.disk_low.swap(low, Ordering::SeqCst);
-        if low && !was_low {
-            self.alerts.alert(
-                AlertKind::DiskLow,
-                "Disk low: new work paused",
-                format!("{} has {free} MB free, below MIN_FREE_DISK_MB = {min}", self.ctx.config.output_dir.display()),
-            );
-        } else if was_low && !low {
-            self.alerts.resolve(AlertKind::DiskLow, format!("{free} MB free again; work resumes"));
-            self.ctx.nudge(Nudge::Prover);
-        }
-    }
-
     fn poll(&self, s: &mut InputGenState) {
         if s.stopped || s.polling.is_some() {
             return;
@@ -202,30 +177,6 @@ impl InputGenerator {
                 mailbox.deliver(msg).await;
             }),
         ));
-    }
-
-    fn rpc_ok(&self, s: &mut InputGenState) {
-        if let Some(since) = s.rpc_down_since.take()
-            && std::mem::take(&mut s.rpc_down_alerted)
-        {
-            self.alerts.resolve(
-                AlertKind::RpcDown,
-                format!("{} reachable again after {}s down", self.ctx.node.endpoint(), since.elapsed().as_secs()),
-            );
-        }
-        s.last_rpc_error = None;
-    }
-
-    fn rpc_failed(&self, s: &mut InputGenState, error: &ChainError) {
-        let reason = error.to_string();
-        tracing::warn!(%reason, "polling the head failed");
-        crate::telemetry::rpc_error("head", error.label());
-        let since = *s.rpc_down_since.get_or_insert_with(Instant::now);
-        if since.elapsed() >= RPC_DOWN_ALERT_AFTER && !s.rpc_down_alerted {
-            s.rpc_down_alerted = true;
-            self.alerts.alert(AlertKind::RpcDown, "Ethereum node unreachable for 60 s", reason.clone());
-        }
-        s.last_rpc_error = Some((error.summary(), reason));
     }
 
     /// A higher head: every target since the cursor is recorded in one ledger event. A head far
@@ -342,6 +293,7 @@ impl InputGenerator {
         let head_age = s.head_seen_at.map(|(i, _)| i.elapsed());
         let stale = head_age.is_some_and(|a| a > HEAD_STALE_AFTER);
         let building = s.building.as_ref().map(|(b, _, _)| *b);
+        let (rpc_error, rpc_error_detail) = s.node.last_error();
         self.ctx.board.input.publish(InputStatus {
             status: if stale { "degraded" } else { "healthy" },
             state: if s.stopped {
@@ -350,7 +302,7 @@ impl InputGenerator {
                 "paused"
             } else if building.is_some() {
                 "building"
-            } else if s.last_rpc_error.is_some() {
+            } else if rpc_error.is_some() {
                 "rpc_error"
             } else {
                 "polling"
@@ -365,8 +317,8 @@ impl InputGenerator {
             next_target: s.head.and_then(|h| schedule::newest_target(h, interval).checked_add(interval)),
             missed_count: s.missed_count,
             missed_blocks: s.missed.to_vec(),
-            rpc_error: s.last_rpc_error.as_ref().map(|(summary, _)| summary.clone()),
-            rpc_error_detail: s.last_rpc_error.as_ref().map(|(_, whole)| whole.clone()),
+            rpc_error,
+            rpc_error_detail,
         });
         Ok(())
     }

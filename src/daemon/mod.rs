@@ -23,6 +23,7 @@ mod reporter;
 pub(crate) mod supervisor;
 #[cfg(test)]
 mod test_support;
+mod watch;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
