@@ -10,6 +10,7 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use crate::process::{all_processes, proc_stat};
 use crate::store::ProcessRecord;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,30 +69,18 @@ fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
-/// `(process group, start time in ticks)` of a live process, from `/proc/<pid>/stat`.
-fn stat(pid: u32) -> Option<(u32, u64, char)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is parenthesised and may contain anything; fields follow the last ')'.
-    let rest = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state(3) ppid(4) pgrp(5) … starttime(22).
-    let state = fields.first()?.chars().next()?;
-    let pgrp = fields.get(2)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((pgrp, start, state))
-}
-
 /// What identifies the process `pid` now, for the ledger.
 pub fn identify(pid: u32) -> Option<ProcessRecord> {
-    let (_, start_ticks, _) = stat(pid)?;
+    let start_ticks = proc_stat(pid)?.start_ticks;
     Some(ProcessRecord { pgid: pid, start_ticks, boot_id: boot_id() })
 }
 
 /// Live (non-zombie) processes of group `pgid` that started no earlier than `since` ticks.
 fn members(pgid: u32, since: u64) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| matches!(stat(*pid), Some((g, start, st)) if g == pgid && start >= since && st != 'Z'))
+    all_processes()
+        .into_iter()
+        .filter(|(_, st)| st.pgrp == pgid && st.start_ticks >= since && st.alive())
+        .map(|(pid, _)| pid)
         .collect()
 }
 
@@ -101,8 +90,8 @@ pub fn reap(record: &ProcessRecord) -> usize {
     if record.pgid <= 1 || record.boot_id.is_empty() || record.boot_id != boot_id() {
         return 0;
     }
-    if let Some((_, start, _)) = stat(record.pgid)
-        && start != record.start_ticks
+    if let Some(leader) = proc_stat(record.pgid)
+        && leader.start_ticks != record.start_ticks
     {
         // The leader's pid belongs to another program now: not ours.
         return 0;

@@ -256,16 +256,43 @@ pub fn become_subreaper() {
     }
 }
 
-/// `(state, ppid, pgid, start time in ticks)` of a process, from `/proc/<pid>/stat`.
-fn parent_and_start(pid: u32) -> Option<(char, u32, u32, u64)> {
+/// What `/proc/<pid>/stat` says about a process: the one parser of it in the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// `R`, `S`, `Z` (zombie: dead, not yet reaped), …
+    pub state: char,
+    pub ppid: u32,
+    pub pgrp: u32,
+    /// Start time in clock ticks since boot.
+    pub start_ticks: u64,
+}
+
+impl ProcStat {
+    /// Running, or at least not dead: a zombie holds nothing but its pid.
+    pub fn alive(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X')
+    }
+}
+
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is parenthesised and may contain anything; fields follow the last ')':
+    // state(3) ppid(4) pgrp(5) … starttime(22).
     let fields: Vec<&str> = text.get(text.rfind(')')? + 2..)?.split_whitespace().collect();
-    Some((
-        fields.first()?.chars().next()?,
-        fields.get(1)?.parse().ok()?,
-        fields.get(2)?.parse().ok()?,
-        fields.get(19)?.parse().ok()?,
-    ))
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Every process on the machine with what `/proc` says of it.
+pub fn all_processes() -> Vec<(u32, ProcStat)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| proc_stat(pid).map(|st| (pid, st)))
+        .collect()
 }
 
 /// Start time of this process's clock, in ticks since boot (comparable with `/proc` start times).
@@ -286,17 +313,14 @@ pub fn sweep_orphans(since: u64) -> usize {
     let me = std::process::id();
     // SAFETY: getpgrp has no preconditions.
     let my_group = u32::try_from(unsafe { libc::getpgrp() }).unwrap_or(0);
-    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
-    let orphans: Vec<(u32, char)> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| parent_and_start(pid).map(|(state, ppid, pgid, start)| (pid, state, ppid, pgid, start)))
-        .filter(|&(_, _, ppid, pgid, start)| ppid == me && pgid != my_group && start >= since)
-        .map(|(pid, state, _, _, _)| (pid, state))
+    let orphans: Vec<(u32, ProcStat)> = all_processes()
+        .into_iter()
+        .filter(|(_, st)| st.ppid == me && st.pgrp != my_group && st.start_ticks >= since)
         .collect();
-    for &(pid, state) in &orphans {
+    for &(pid, st) in &orphans {
         // SAFETY: a signal and a reap for a direct child of ours that tokio does not track.
         unsafe {
-            if state != 'Z' {
+            if st.alive() {
                 libc::kill(pid as libc::pid_t, libc::SIGKILL);
             }
             let mut status = 0;
@@ -314,14 +338,7 @@ pub fn sweep_orphans(since: u64) -> usize {
 /// Whether a process with this pid still runs. A zombie (dead, not yet reaped by a parent that
 /// may be a container's init) does not count: it holds no resources but its pid.
 pub fn process_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name, which may itself contain spaces.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    u32::try_from(pid).ok().and_then(proc_stat).is_some_and(|st| st.alive())
 }
 
 #[cfg(test)]
