@@ -5,13 +5,15 @@
 //! - [`state`]: the block and report states and the one transition table.
 //! - [`events`]: one method per business event, each one SQLite transaction over every table it
 //!   touches, refusing a move the table does not allow.
+//! - [`lines`]: the per-block read model that `report`, `/admin/blocks` and the dashboard read.
 //! - this file: opening and migrating the file, the chain it belongs to, settings that outlive a
-//!   restart (pause, the schedule's cursor), and the read queries.
+//!   restart (pause, the schedule's cursor), and the queries the actors rebuild their work from.
 //!
 //! Architecture invariant: only `store` knows SQL. A database that cannot be read, or a state
 //! text this build does not know, is an error naming the file or row, never a silent default.
 
 mod events;
+mod lines;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use events::{Accepted, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess, Settle};
+pub use lines::ReportLine;
 pub use state::{BlockState, Move, ReportState};
 
 /// Schema versions this build can read; `migrate` brings older ones up to the last.
@@ -553,118 +556,6 @@ fn raw_report(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawReport> {
             last_error: r.get(11)?,
         },
     })
-}
-
-/// One target block as `ethproofs-daemon report` prints it, and as `/admin/blocks` and the
-/// dashboard list it. This is an API boundary: `report` reads it while the daemon runs.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReportLine {
-    pub block: u64,
-    pub outcome: String,
-    pub stage: Option<String>,
-    pub reason: Option<String>,
-    pub gas_used: Option<u64>,
-    pub tx_count: Option<u64>,
-    pub input_ms: Option<u64>,
-    pub proving_ms: Option<u64>,
-    pub cycles: Option<u64>,
-    pub attempts: u32,
-    pub seen_at_ms: Option<i64>,
-    pub proved_at_ms: Option<i64>,
-    /// When EthProofs accepted the `proved` call.
-    pub reported_at_ms: Option<i64>,
-    /// State of the `proved` call in the outbox, if any.
-    pub report_state: Option<String>,
-}
-
-impl Ledger {
-    /// Every target first seen at or after `since_ms`, oldest first.
-    pub fn report_lines(&self, since_ms: i64) -> Result<Vec<ReportLine>, StoreError> {
-        self.query_lines("COALESCE(b.seen_at, b.skipped_at, b.failed_at, 0) >= ?1 ORDER BY b.number", &[&since_ms])
-    }
-
-    /// Blocks joined with their `proved` call, filtered and ordered by `tail` (a WHERE body).
-    fn query_lines(&self, tail: &str, values: &[&dyn rusqlite::ToSql]) -> Result<Vec<ReportLine>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT b.number, b.state, b.stage, b.reason, b.gas_used, b.tx_count, b.input_ms, b.proving_ms,
-                        b.cycles, b.attempts, b.seen_at, b.proved_at, r.done_at, r.state
-                 FROM blocks b LEFT JOIN reports r ON r.block = b.number AND r.status = 'proved'
-                 WHERE {tail}"
-            ))
-            .map_err(self.sql())?;
-        let opt_u64 = |v: Option<i64>| v.map(from_sql);
-        let rows = stmt
-            .query_map(values, |r| {
-                let report_state: Option<String> = r.get(13)?;
-                let done_at: Option<i64> = r.get(12)?;
-                Ok(ReportLine {
-                    block: from_sql(r.get(0)?),
-                    outcome: r.get(1)?,
-                    stage: r.get(2)?,
-                    reason: r.get(3)?,
-                    gas_used: opt_u64(r.get(4)?),
-                    tx_count: opt_u64(r.get(5)?),
-                    input_ms: opt_u64(r.get(6)?),
-                    proving_ms: opt_u64(r.get(7)?),
-                    cycles: opt_u64(r.get(8)?),
-                    attempts: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
-                    seen_at_ms: r.get(10)?,
-                    proved_at_ms: r.get(11)?,
-                    reported_at_ms: done_at.filter(|_| report_state.as_deref() == Some("done")),
-                    report_state,
-                })
-            })
-            .map_err(self.sql())?;
-        let lines = rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())?;
-        for line in &lines {
-            if BlockState::parse(&line.outcome).is_none() {
-                return Err(StoreError::UnknownState {
-                    path: self.path.clone(),
-                    table: "blocks",
-                    row: sql_u64(line.block),
-                    text: line.outcome.clone(),
-                });
-            }
-        }
-        Ok(lines)
-    }
-
-    /// `(expected, proved)` targets first seen at or after `since_ms` (skipped ones count as expected).
-    pub fn reliability(&self, since_ms: i64) -> Result<(u64, u64), StoreError> {
-        self.lock()
-            .query_row(
-                "SELECT COUNT(*) + (SELECT COALESCE(SUM(count), 0) FROM skipped_ranges WHERE at >= ?1),
-                        COALESCE(SUM(state = 'proved'), 0)
-                 FROM blocks WHERE origin = 'schedule' AND COALESCE(seen_at, skipped_at, failed_at, 0) >= ?1",
-                params![since_ms],
-                |r| Ok((from_sql(r.get(0)?), from_sql(r.get(1)?))),
-            )
-            .map_err(self.sql())
-    }
-
-    /// The newest proved block, and the newest whose `proved` call EthProofs accepted.
-    pub fn last_proved_and_reported(&self) -> Result<(Option<u64>, Option<u64>), StoreError> {
-        let conn = self.lock();
-        let proved: Option<i64> = conn
-            .query_row("SELECT MAX(number) FROM blocks WHERE state = 'proved'", [], |r| r.get(0))
-            .map_err(self.sql())?;
-        let reported: Option<i64> = conn
-            .query_row(
-                "SELECT MAX(block) FROM reports WHERE status = 'proved' AND state IN ('done', 'already_proved')",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(self.sql())?;
-        Ok((proved.map(from_sql), reported.map(from_sql)))
-    }
-
-    /// Recent blocks, newest first, optionally of one state.
-    /// The dashboard polls this: a bounded query, not a scan of the whole ledger into memory.
-    pub fn recent_blocks(&self, state: Option<&str>, limit: u32) -> Result<Vec<ReportLine>, StoreError> {
-        self.query_lines("(?1 IS NULL OR b.state = ?1) ORDER BY b.number DESC LIMIT ?2", &[&state, &i64::from(limit)])
-    }
 }
 
 #[cfg(test)]
