@@ -179,9 +179,11 @@ impl Reporter {
                 row_accepted: ledger
                     .reports_of(block)
                     .is_ok_and(|rows| rows.iter().any(|r| r.kind != ReportKind::Proved && r.state.accepted())),
-                ended_unproved: ledger.block(block).ok().flatten().is_some_and(|b| {
-                    matches!(b.state, BlockState::Failed | BlockState::Skipped | BlockState::Orphaned)
-                }),
+                ended_unproved: ledger
+                    .block(block)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|b| matches!(b.state, BlockState::Failed | BlockState::Skipped)),
             };
             match outbox::next(&pending, facts, now_ms()) {
                 Next::Idle | Next::WaitUntil(_) => return Ok(()),

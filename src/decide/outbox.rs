@@ -28,7 +28,7 @@ pub enum Next {
 pub struct BlockFacts {
     /// The API accepted a `queued` or `proving` for it, so it has the row a `proved` needs.
     pub row_accepted: bool,
-    /// The block ended without a proof (failed, skipped, orphaned): nothing more will follow.
+    /// The block ended without a proof (failed, skipped): nothing more will follow.
     pub ended_unproved: bool,
 }
 

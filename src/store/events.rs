@@ -12,7 +12,7 @@ use super::{Ledger, Origin, ProcessRecord, ReportKind, ReportRow, StoreError, no
 /// What an operator's `prove` did to each block asked for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct OperatorProve {
-    /// New to the ledger, or taken back from failed / executed / skipped / orphaned.
+    /// New to the ledger, or taken back from failed / executed / skipped.
     pub added: Vec<u64>,
     /// Already being built or proved: not started twice.
     pub in_progress: Vec<u64>,
@@ -122,7 +122,6 @@ impl Ledger {
             BlockState::Executed => "executed_at",
             BlockState::Failed => "failed_at",
             BlockState::Skipped => "skipped_at",
-            BlockState::Orphaned => "orphaned_at",
         };
         let (number, at) = (sql_u64(n), now_ms());
         let mut all: Vec<&dyn rusqlite::ToSql> = vec![&number, &at];
@@ -423,20 +422,6 @@ impl Ledger {
             }
             self.apply(tx, n, Move::ProofInterrupted, ", interruptions = ?3, pgid = NULL", &[&interruptions])?;
             Ok(Interrupted::Requeued)
-        })
-    }
-
-    /// The block left the canonical chain: whatever was done for it (a proof included) is kept
-    /// on disk and never reported as proved; its pending calls are not needed any more.
-    pub fn block_orphaned(&self, n: u64, reason: &str) -> Result<(), StoreError> {
-        self.write(|tx| {
-            self.apply(tx, n, Move::Orphaned, ", stage = 'reorg', reason = ?3, pgid = NULL", &[&reason])?;
-            tx.execute(
-                "UPDATE reports SET state = 'superseded', done_at = ?2 WHERE block = ?1 AND state = 'pending'",
-                params![sql_u64(n), now_ms()],
-            )
-            .map_err(self.sql())?;
-            Ok(())
         })
     }
 

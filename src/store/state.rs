@@ -10,7 +10,7 @@
 //!            │  │   shutdown /          too often)              │
 //!            │  │   interrupted                                 │
 //!            └──┼──▶ failed (input) ────────────────────────────┤
-//!               └── orphaned / skipped ─────────────────────────┘
+//!               └── skipped (v1) ──── reorged / input lost: back to seen ─┘
 //! ```
 //!
 //! `input_ready` is a v1 state read from older ledgers; it moves on as `queued` does.
@@ -38,12 +38,10 @@ pub enum BlockState {
     Failed,
     /// Not attempted (v1 ledgers; v2 records skips as ranges).
     Skipped,
-    /// Its block left the canonical chain.
-    Orphaned,
 }
 
 impl BlockState {
-    pub const ALL: [BlockState; 10] = [
+    pub const ALL: [BlockState; 9] = [
         BlockState::Seen,
         BlockState::InputReady,
         BlockState::Queued,
@@ -53,7 +51,6 @@ impl BlockState {
         BlockState::Executed,
         BlockState::Failed,
         BlockState::Skipped,
-        BlockState::Orphaned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,7 +64,6 @@ impl BlockState {
             BlockState::Executed => "executed",
             BlockState::Failed => "failed",
             BlockState::Skipped => "skipped",
-            BlockState::Orphaned => "orphaned",
         }
     }
 
@@ -105,7 +101,6 @@ pub enum Move {
     ProofAccepted,
     ProofFailed,
     ExecutedNatively,
-    Orphaned,
     /// The operator asked for this block again (or prove mode takes back an executed block).
     Reprove,
     /// A queued block's input is gone from disk (deleted by hand): it is built again.
@@ -131,8 +126,7 @@ pub fn allowed(from: Option<BlockState>, mv: Move) -> Option<BlockState> {
         (Some(Proving | Exited), Move::ProofFailed) => Failed,
         (Some(Exited), Move::ProofAccepted) => Proved,
         (Some(Exited), Move::ExecutedNatively) => Executed,
-        (Some(Seen | Queued | InputReady | Proving | Exited), Move::Orphaned) => Orphaned,
-        (Some(Failed | Executed | Skipped | Orphaned), Move::Reprove) => Seen,
+        (Some(Failed | Executed | Skipped), Move::Reprove) => Seen,
         (Some(Queued | InputReady), Move::InputLost) => Seen,
         (Some(Seen | Queued | InputReady | Proving | Exited), Move::Reorged) => Seen,
         _ => return None,
@@ -212,7 +206,6 @@ mod tests {
             Move::ProofAccepted,
             Move::ProofFailed,
             Move::ExecutedNatively,
-            Move::Orphaned,
             Move::Reprove,
             Move::InputLost,
             Move::Reorged,

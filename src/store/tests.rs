@@ -227,21 +227,6 @@ fn a_newer_schema_is_refused() {
 }
 
 #[test]
-fn an_orphaned_block_keeps_its_files_and_drops_its_calls_and_can_be_proved_again() {
-    let (_d, l) = ledger();
-    l.targets_scheduled(&[8], None, 8).unwrap();
-    l.input_built(8, &built(Path::new("/i")), true).unwrap();
-    l.proof_started(8, true).unwrap();
-    l.prover_exited(8, &exit(Some((Path::new("/p8"), 64)))).unwrap();
-    l.block_orphaned(8, "hash 0xaa is no longer canonical").unwrap();
-    let b = l.block(8).unwrap().unwrap();
-    assert_eq!((b.state, b.proof_path.as_deref()), (BlockState::Orphaned, Some(Path::new("/p8"))));
-    assert!(l.pending_reports().unwrap().is_empty(), "nothing about an orphan goes out");
-    assert!(matches!(l.proof_accepted(8, &accepted(), true), Err(StoreError::IllegalMove { .. })));
-    assert_eq!(l.operator_prove(&[8]).unwrap().added, vec![8]);
-}
-
-#[test]
 fn a_reorged_block_is_recorded_as_an_orphan_and_built_again() {
     let (_d, l) = ledger();
     l.targets_scheduled(&[9], None, 9).unwrap();
