@@ -4,6 +4,8 @@
 //!
 //! - `POST /admin/prove/{n}`, `POST /admin/prove?start=<n>&count=<k>`: prove any blocks, not only targets.
 //! - `POST /admin/resubmit/{n}`: send a proved block's `proved` report again, from its saved proof.
+//! - `POST /admin/cancel/{n}`: cancel the block's running attempt (its cargo-zisk run or
+//!   coordinator job); the block ends failed at stage `cancelled` and can be proved again.
 //! - `POST /admin/pause`, `POST /admin/resume`: stop / restart starting new inputs and proofs.
 //! - `GET /admin/blocks?state=&limit=`: the ledger's recent blocks.
 //! - `GET /admin/status`: the `/health` document with every detail.
@@ -24,6 +26,7 @@ use serde_json::json;
 
 use crate::config::Secret;
 use crate::control::Resubmit;
+use crate::store::CancelRequest;
 use crate::surface::Surface;
 
 /// At most this many blocks per `prove?start=&count=` call.
@@ -34,6 +37,7 @@ pub fn router(surface: Arc<Surface>) -> Router {
         .route("/admin/prove/{n}", post(prove_one))
         .route("/admin/prove", post(prove_range))
         .route("/admin/resubmit/{n}", post(resubmit))
+        .route("/admin/cancel/{n}", post(cancel))
         .route("/admin/pause", post(pause))
         .route("/admin/resume", post(resume))
         .route("/admin/blocks", get(blocks))
@@ -127,6 +131,23 @@ async fn resubmit(State(s): State<Arc<Surface>>, headers: HeaderMap, Path(n): Pa
         Ok(Resubmit::NotProvedOrPending) => {
             error(StatusCode::CONFLICT, format!("block {n} is not proved, or its proved report is still pending"))
         }
+        Err(e) => ledger_error(e),
+    }
+}
+
+async fn cancel(State(s): State<Arc<Surface>>, headers: HeaderMap, Path(n): Path<u64>) -> Response {
+    if let Some(refusal) = refuse(&s, &headers) {
+        return refusal;
+    }
+    match s.control.cancel(n) {
+        Ok(CancelRequest::Requested) => (StatusCode::ACCEPTED, Json(json!({"cancelling": n}))).into_response(),
+        Ok(CancelRequest::NotProving(state)) => error(
+            StatusCode::CONFLICT,
+            match state {
+                Some(state) => format!("block {n} is not being proved (it is {state}); nothing to cancel"),
+                None => format!("block {n} is not in the ledger; nothing to cancel"),
+            },
+        ),
         Err(e) => ledger_error(e),
     }
 }

@@ -180,6 +180,7 @@ pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
                         "proving_ms": l.proving_ms, "cycles": l.cycles, "attempts": l.attempts,
                         "seen_at": time(l.seen_at_ms), "proved_at": time(l.proved_at_ms),
                         "reported_at": time(l.reported_at_ms), "report_state": l.report_state,
+                        "job_id": l.job_id,
                     })
                 })
                 .collect();

@@ -57,6 +57,24 @@ pub enum ZiskAction {
     Native,
 }
 
+/// `PROVER_BACKEND`: what proves each block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProverBackend {
+    /// `cargo-zisk prove` on this machine, one process per block.
+    Cli,
+    /// A job per block on ZisK's coordinator (`ZISK_COORDINATOR_URL`), which spreads it over its workers.
+    Coordinator,
+}
+
+/// `INPUT_CHECK`: how an input is checked before a prover spends time on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputCheck {
+    /// Re-executed natively (ethrex in-process) when it is built.
+    Native,
+    /// Run by the real guest (an execute job on the coordinator) before it is proved.
+    Emulate,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -146,6 +164,24 @@ pub struct RunArgs {
     /// `prove` (GPU proof), `execute` (emulation only, records steps) or `native` (no ZisK: re-execute natively).
     #[arg(long, env = "ZISK_ACTION", value_enum, default_value = "prove")]
     pub zisk_action: ZiskAction,
+    /// `cli` (cargo-zisk on this machine) or `coordinator` (ZisK's distributed prover).
+    #[arg(long, env = "PROVER_BACKEND", value_enum, default_value = "cli")]
+    pub prover_backend: ProverBackend,
+    /// The coordinator's API (gRPC) with PROVER_BACKEND=coordinator.
+    #[arg(long, env = "ZISK_COORDINATOR_URL", default_value = "http://127.0.0.1:7000")]
+    pub zisk_coordinator_url: String,
+    /// With the coordinator: on a graceful stop, cancel the running job (default: leave it running
+    /// and re-attach to it at the next start).
+    #[arg(long, env = "CANCEL_ON_SHUTDOWN", default_value = "false", action = clap::ArgAction::Set)]
+    pub cancel_on_shutdown: bool,
+    /// Input past this many bytes is streamed to the coordinator after the job is accepted (lower
+    /// it when a proxy in front of the coordinator limits gRPC messages).
+    #[arg(long, env = "COORDINATOR_INLINE_LIMIT_BYTES", default_value = "133169152", value_parser = positive_u64)]
+    pub coordinator_inline_limit_bytes: u64,
+    /// `native` (re-execute each input as it is built) or `emulate` (run the real guest on it
+    /// before proving; needs PROVER_BACKEND=coordinator).
+    #[arg(long, env = "INPUT_CHECK", value_enum, default_value = "native")]
+    pub input_check: InputCheck,
     /// The cargo-zisk executable.
     #[arg(long, env = "CARGO_ZISK", default_value = "cargo-zisk")]
     pub cargo_zisk: PathBuf,
@@ -267,6 +303,11 @@ pub struct Config {
     pub cargo_zisk: PathBuf,
     pub zisk_version: ZiskVersionSetting,
     pub zisk_extra_args: Vec<String>,
+    pub prover_backend: ProverBackend,
+    pub coordinator_url: String,
+    pub cancel_on_shutdown: bool,
+    pub coordinator_inline_limit: usize,
+    pub input_check: InputCheck,
     pub block_interval: u64,
     pub poll_interval: Duration,
     pub max_backfill_blocks: u64,
@@ -354,6 +395,18 @@ impl RunArgs {
         {
             return Err(err("START_BLOCK", "must be a multiple of BLOCK_INTERVAL"));
         }
+        if self.prover_backend == ProverBackend::Coordinator {
+            let scheme = self.zisk_coordinator_url.split("://").next().unwrap_or("");
+            if !matches!(scheme, "http" | "https") || !self.zisk_coordinator_url.contains("://") {
+                return Err(err("ZISK_COORDINATOR_URL", "must be an http:// or https:// URL (the coordinator's API port, 7000 by default)"));
+            }
+        }
+        if self.input_check == InputCheck::Emulate && self.prover_backend != ProverBackend::Coordinator {
+            return Err(err(
+                "INPUT_CHECK",
+                "emulate needs PROVER_BACKEND=coordinator in this version (it runs the guest as an execute job); use native",
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| err("LOG_LEVEL", &format!("is not a level or tracing filter: {e}")))?;
         // Absolute from here on: the ledger records paths, and they must resolve whatever the
@@ -376,6 +429,11 @@ impl RunArgs {
             cargo_zisk: self.cargo_zisk,
             zisk_version: self.zisk_version,
             zisk_extra_args: self.zisk_extra_args.split_whitespace().map(str::to_string).collect(),
+            prover_backend: self.prover_backend,
+            coordinator_url: self.zisk_coordinator_url,
+            cancel_on_shutdown: self.cancel_on_shutdown,
+            coordinator_inline_limit: usize::try_from(self.coordinator_inline_limit_bytes).unwrap_or(usize::MAX),
+            input_check: self.input_check,
             block_interval: self.block_interval,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             max_backfill_blocks: self.max_backfill_blocks,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::store::{Ledger, OperatorProve, StoreError};
+use crate::store::{CancelRequest, Ledger, OperatorProve, StoreError};
 
 /// "Look at the ledger": sent to the actor whose work may have changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +55,16 @@ impl Control {
             }
             None => Ok(Resubmit::NotProvedOrPending),
         }
+    }
+
+    /// Cancel the block's running attempt; the Prover ends it (its process or coordinator job).
+    pub fn cancel(&self, block: u64) -> Result<CancelRequest, StoreError> {
+        let outcome = self.ledger.operator_cancel(block)?;
+        if outcome == CancelRequest::Requested {
+            tracing::warn!(block, "the operator cancels the block's running attempt");
+            self.nudge(Nudge::Prover);
+        }
+        Ok(outcome)
     }
 
     /// Pause or resume starting new inputs and proofs; remembered across restarts.

@@ -93,6 +93,46 @@ async fn zisk_check(config: &Config) -> Check {
     }
 }
 
+/// The coordinator: reachable, serving (gRPC health), and the ELF registered (registration is
+/// idempotent: it returns the program's hash id) and set up (as the daemon's ledger recorded it).
+async fn coordinator_checks(config: &Config, out: &mut Vec<Check>) {
+    let client = match crate::coordinator::Coordinator::new(&config.coordinator_url, config.coordinator_inline_limit) {
+        Ok(c) => c,
+        Err(e) => return out.push(Check::fail("coordinator", e.to_string())),
+    };
+    match client.serving().await {
+        Ok(true) => out.push(Check::pass("coordinator", format!("{} reachable, gRPC health SERVING", client.url()))),
+        Ok(false) => out.push(Check::fail("coordinator", format!("{} answers but is not SERVING", client.url()))),
+        Err(e) => return out.push(Check::fail("coordinator", e.to_string())),
+    }
+    let elf = match std::fs::read(&config.elf_path) {
+        Ok(elf) => elf,
+        Err(e) => return out.push(Check::fail("program", format!("cannot read {}: {e}", config.elf_path.display()))),
+    };
+    let elf_sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&elf))
+    };
+    let hash_id = match client.register(elf).await {
+        Ok(h) => h,
+        Err(e) => return out.push(Check::fail("program", format!("cannot register the ELF: {e}"))),
+    };
+    let recorded = config
+        .db_path
+        .is_file()
+        .then(|| crate::store::Ledger::open(&config.db_path).ok())
+        .flatten()
+        .and_then(|l| l.coordinator_program().ok().flatten())
+        .filter(|p| p.elf_sha256 == elf_sha256 && p.hash_id == hash_id);
+    match recorded {
+        Some(p) if p.set_up => out.push(Check::pass("program", format!("ELF registered as {hash_id}, set up"))),
+        _ => out.push(Check::pass(
+            "program",
+            format!("ELF registered as {hash_id}; not yet set up by this daemon (it sets it up before its first proof)"),
+        )),
+    }
+}
+
 fn elf_check(config: &Config) -> Check {
     use sha2::Digest;
     match std::fs::read(&config.elf_path) {
@@ -162,7 +202,14 @@ pub async fn run(config: &Config, notify: bool) -> Vec<Check> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
     let mut checks = vec![Check::pass("config", "every variable is valid")];
     node_checks(config, &mut checks).await;
-    checks.push(zisk_check(config).await);
+    let coordinator = config.prover_backend == crate::config::ProverBackend::Coordinator
+        && config.zisk_action != crate::config::ZiskAction::Native;
+    if coordinator {
+        checks.push(Check::skip("cargo-zisk", "not used: PROVER_BACKEND=coordinator"));
+        coordinator_checks(config, &mut checks).await;
+    } else {
+        checks.push(zisk_check(config).await);
+    }
     checks.push(elf_check(config));
     checks.push(ethproofs_check(config, &http).await);
     checks.push(output_check(config));

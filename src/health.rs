@@ -153,14 +153,23 @@ async fn metrics(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         expected_6h,
         proved_6h,
         paused: s.paused(),
+        job_phase: prover.as_ref().and_then(|p| p.phase.zip(p.phase_seconds)),
+        coordinator_up: prover.as_ref().and_then(|p| p.coordinator.as_ref()).map(|c| c.reachable != Some(false)),
     };
+    let hash_id = prover
+        .as_ref()
+        .and_then(|p| p.coordinator.as_ref())
+        .and_then(|c| c.hash_id.clone())
+        .unwrap_or_else(|| "none".to_string());
     let body = crate::telemetry::render(
         &snapshot,
-        [
+        vec![
             ("version", env!("CARGO_PKG_VERSION").to_string()),
             ("ethrex", crate::ETHREX_VERSION.to_string()),
             ("zisk", s.info.zisk_version.clone()),
             ("elf_sha256", s.info.elf_sha256.clone()),
+            ("backend", prover.as_ref().map_or("unknown", |p| p.backend).to_string()),
+            ("elf_hash_id", hash_id),
         ],
     );
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)

@@ -14,6 +14,9 @@
 //! - [`instance`]: one daemon per output directory; recognising our own prover processes.
 //! - [`schedule`]: which blocks are targets, derived from ranges so none is skipped.
 //! - [`zisk`]: cargo-zisk's flags, framing and outputs per version.
+//! - [`coordinator`]: ZisK's distributed prover over gRPC (the coordinator's 1.x API).
+//! - [`backend`]: the prover backends (cargo-zisk, the coordinator, native re-execution) behind
+//!   one seam; the Prover actor does not know which one runs.
 //! - [`process`]: running cargo-zisk in its own process group, with timeout and tail of output.
 //! - [`ethproofs`]: the EthProofs API calls and what each answer means.
 //! - [`notify`]: Slack webhook messages.
@@ -35,8 +38,10 @@
 pub mod admin;
 pub mod chain;
 pub mod chainspec;
+pub mod backend;
 pub mod config;
 pub mod control;
+pub mod coordinator;
 pub mod daemon;
 pub mod dashboard;
 pub mod decide;

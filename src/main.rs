@@ -42,6 +42,8 @@ pub(crate) enum Command {
     Prove(ProveArgs),
     /// Ask a running daemon to send a proved block's report to EthProofs again.
     Resubmit(ResubmitArgs),
+    /// Ask a running daemon to cancel block N's running proof (cargo-zisk run or coordinator job).
+    Cancel(ResubmitArgs),
     /// Ask a running daemon to start no new inputs or proofs (running ones finish).
     Pause(ClientArgs),
     /// Ask a paused daemon to go on.
@@ -92,6 +94,7 @@ pub(crate) struct ProveArgs {
     pub(crate) client: ClientArgs,
 }
 
+/// One block of a running daemon (`resubmit`, `cancel`).
 #[derive(Args)]
 pub(crate) struct ResubmitArgs {
     pub(crate) block: u64,
@@ -168,6 +171,7 @@ fn main() -> ExitCode {
             _ => Err(anyhow::anyhow!("give a block number, or --start and --count")),
         },
         Some(Command::Resubmit(r)) => cli::client(r.client, "POST", format!("/admin/resubmit/{}", r.block)),
+        Some(Command::Cancel(r)) => cli::client(r.client, "POST", format!("/admin/cancel/{}", r.block)),
         Some(Command::Pause(c)) => cli::client(c, "POST", "/admin/pause".into()),
         Some(Command::Resume(c)) => cli::client(c, "POST", "/admin/resume".into()),
         Some(Command::Run(args)) => return cli::run(*args),

@@ -81,6 +81,7 @@ pub enum AlertKind {
     ReportFailed,
     RpcDown,
     ProverStuck,
+    CoordinatorDown,
     ActorDown,
     DiskLow,
 }
@@ -93,6 +94,7 @@ impl AlertKind {
             AlertKind::ReportFailed => "report failed",
             AlertKind::RpcDown => "node unreachable",
             AlertKind::ProverStuck => "prover stuck",
+            AlertKind::CoordinatorDown => "coordinator unreachable",
             AlertKind::ActorDown => "actor down",
             AlertKind::DiskLow => "disk low",
         }

@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::chain::{ChainError, HeadPoller, NodeClient};
 use crate::chainspec::ChainSpec;
-use crate::config::{Config, ConfigError, ZiskAction, ZiskVersionSetting};
+use crate::backend::{Backend, Cli, Native, Remote, RemoteSettings};
+use crate::config::{Config, ConfigError, InputCheck, ProverBackend, ZiskAction, ZiskVersionSetting};
 use crate::control::{Control, Nudge};
 use crate::daemon::{Context, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::instance::InstanceLock;
@@ -32,6 +33,8 @@ pub enum StartupError {
     Chain(#[from] crate::chainspec::ChainSpecError),
     #[error("cargo-zisk: {0}")]
     Zisk(String),
+    #[error("ZisK coordinator: {0}")]
+    Coordinator(#[from] crate::coordinator::CoordError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("EthProofs start-up check: {0} (set ETHPROOFS_STRICT_STARTUP=false to start anyway)")]
@@ -135,7 +138,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         chain = %chain.origin,
         chain_id = chain.chain_id(),
         node = node.endpoint(),
-        zisk = %zisk_version,
+        prover = %prover_label(&config, zisk_version),
         framing = %zisk_version.framing(),
         action = ?config.zisk_action,
         interval = config.block_interval,
@@ -154,13 +157,15 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     let started_notice = (
         "ethproofs-daemon started".to_string(),
         format!(
-            "version {} (ethrex {}), chain {} ({}), cargo-zisk {zisk_version}, ELF sha256 {elf_sha256}",
+            "version {} (ethrex {}), chain {} ({}), {}, ELF sha256 {elf_sha256}",
             env!("CARGO_PKG_VERSION"),
             crate::ETHREX_VERSION,
             chain.origin,
-            chain.chain_id()
+            chain.chain_id(),
+            prover_label(&config, zisk_version),
         ),
     );
+    let backend = prover_backend(&config, &ledger, zisk_version, dialect)?;
     let (nudge_tx, nudges) = tokio::sync::mpsc::unbounded_channel();
     let ctx = Arc::new(Context {
         config,
@@ -170,6 +175,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         http,
         zisk_version,
         dialect,
+        backend,
         started_at: SystemTime::now(),
         elf_sha256,
         disk_low: Arc::new(AtomicBool::new(false)),
@@ -199,7 +205,69 @@ where
     }
 }
 
+/// What proves, in words: `cargo-zisk 0.16.0`, `ZisK coordinator http://…`, `native re-execution`.
+pub fn prover_label(config: &Config, zisk_version: ZiskVersion) -> String {
+    match (config.zisk_action, config.prover_backend) {
+        (ZiskAction::Native, _) => "native re-execution (no ZisK)".to_string(),
+        (_, ProverBackend::Cli) => format!("cargo-zisk {zisk_version}"),
+        (_, ProverBackend::Coordinator) => {
+            format!("ZisK coordinator {}", crate::chain::scrub_urls(&config.coordinator_url))
+        }
+    }
+}
+
+/// The backend the configuration asks for; the coordinator is not dialled here (a coordinator
+/// that is down delays proofs, not the daemon).
+pub(crate) fn prover_backend(
+    config: &Config,
+    ledger: &Arc<crate::store::Ledger>,
+    zisk_version: ZiskVersion,
+    dialect: crate::zisk::Dialect,
+) -> Result<Backend, StartupError> {
+    let action = crate::backend::action(config.zisk_action);
+    Ok(match (config.zisk_action, config.prover_backend) {
+        (ZiskAction::Native, _) => Backend::Native(Native { framing: zisk_version.framing() }),
+        (_, ProverBackend::Cli) => Backend::Cli(Cli {
+            program: config.cargo_zisk.clone(),
+            elf: config.elf_path.clone(),
+            dialect,
+            extra_args: config.zisk_extra_args.clone(),
+            action,
+            timeout: config.prover_timeout,
+            kill_grace: config.prover_kill_grace,
+        }),
+        (_, ProverBackend::Coordinator) => {
+            let client = crate::coordinator::Coordinator::new(&config.coordinator_url, config.coordinator_inline_limit)?;
+            let settings = RemoteSettings {
+                elf: config.elf_path.clone(),
+                action,
+                timeout: config.prover_timeout,
+                emulate_first: config.input_check == InputCheck::Emulate,
+                cancel_on_shutdown: config.cancel_on_shutdown,
+            };
+            Backend::Remote(
+                Remote::new(client, ledger.clone(), settings)
+                    .map_err(io(format!("cannot read ELF_PATH {}", config.elf_path.display())))?,
+            )
+        }
+    })
+}
+
 async fn detect_zisk(config: &Config) -> Result<ZiskVersion, StartupError> {
+    if config.prover_backend == ProverBackend::Coordinator && config.zisk_action != ZiskAction::Native {
+        // The coordinator's API is 1.x: it reads inputs framed as ZisK 0.16 and later do, and
+        // this machine need not have cargo-zisk at all.
+        return match config.zisk_version {
+            ZiskVersionSetting::Auto | ZiskVersionSetting::Fixed { major: 1, .. } => {
+                Ok(ZiskVersion { major: 1, minor: 0, patch: 0 })
+            }
+            ZiskVersionSetting::Fixed { .. } => Err(ConfigError {
+                variable: "ZISK_VERSION",
+                message: "the coordinator backend speaks ZisK 1.x; set ZISK_VERSION=1 or auto".into(),
+            }
+            .into()),
+        };
+    }
     match config.zisk_version {
         ZiskVersionSetting::Fixed { major, minor } => Ok(ZiskVersion { major, minor, patch: 0 }),
         // Without ZisK the inputs are framed as the current CLI reads them.
@@ -274,7 +342,7 @@ impl Built {
                 started_at: ctx.started_at,
                 chain_name: ctx.chain.origin.to_string(),
                 chain_id: ctx.chain.chain_id(),
-                zisk_version: ctx.zisk_version.to_string(),
+                zisk_version: ctx.zisk_label(),
                 elf_sha256: ctx.elf_sha256.clone(),
                 output_dir: ctx.config.output_dir.clone(),
                 admin_token: ctx.config.admin_token.clone(),

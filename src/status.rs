@@ -129,6 +129,27 @@ pub struct FailedBlock {
     pub last_lines: Vec<String>,
 }
 
+/// A coordinator job's phase left behind, and how long it took.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseTime {
+    pub phase: &'static str,
+    pub seconds: f64,
+}
+
+/// The coordinator backend as the Prover sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CoordinatorStatus {
+    /// Without credentials.
+    pub url: String,
+    /// The coordinator's id of the guest program (blake3 of the ELF), once registered.
+    pub hash_id: Option<String>,
+    pub set_up: bool,
+    /// Whether the running job's coordinator answers (`None` when no job runs).
+    pub reachable: Option<bool>,
+    pub unreachable_seconds: Option<u64>,
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ProverStatus {
     pub status: &'static str,
@@ -141,6 +162,16 @@ pub struct ProverStatus {
     pub proving_duration_seconds: Option<u64>,
     pub zisk_version: String,
     pub action: &'static str,
+    /// `cli`, `coordinator` or `native`.
+    pub backend: &'static str,
+    /// The running block's coordinator job.
+    pub job_id: Option<String>,
+    /// The running job's phase (contributions, prove, recurse, …) and how long it has been in it.
+    pub phase: Option<&'static str>,
+    pub phase_seconds: Option<u64>,
+    /// The phases the running job has been through.
+    pub phases: Vec<PhaseTime>,
+    pub coordinator: Option<CoordinatorStatus>,
     /// Blocks proved by this process (the ledger has the totals).
     pub proved_count: u64,
     /// Blocks re-executed (`native`) or emulated (`execute`): never counted as proved.

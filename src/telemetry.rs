@@ -29,6 +29,9 @@ pub fn install() -> &'static PrometheusHandle {
             })
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full("ethproofs_report_latency_seconds".into()), SHORT_BUCKETS)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full("ethproofs_job_phase_seconds".into()), PROVING_BUCKETS)
             });
         let recorder = match builder {
             Ok(b) => b.build_recorder(),
@@ -80,6 +83,16 @@ pub fn proved(proving_seconds: f64, block_timestamp: Option<u64>) {
     }
 }
 
+/// A coordinator job left `phase` after `took`.
+pub fn job_phase(phase: &'static str, took: std::time::Duration) {
+    metrics::histogram!("ethproofs_job_phase_seconds", "phase" => phase).record(took.as_secs_f64());
+}
+
+/// One failed coordinator call, by kind (`unreachable`, `no_capacity`, …).
+pub fn coordinator_error(kind: &'static str) {
+    metrics::counter!("ethproofs_coordinator_errors_total", "kind" => kind).increment(1);
+}
+
 pub fn report_latency(seconds: f64) {
     metrics::histogram!("ethproofs_report_latency_seconds").record(seconds);
 }
@@ -99,9 +112,19 @@ pub struct Snapshot {
     pub expected_6h: u64,
     pub proved_6h: u64,
     pub paused: bool,
+    /// The running coordinator job's phase and how long it has been in it.
+    pub job_phase: Option<(&'static str, u64)>,
+    /// Whether the coordinator is answering (`None` with another backend).
+    pub coordinator_up: Option<bool>,
 }
 
-pub fn render(snapshot: &Snapshot, build: [(&'static str, String); 4]) -> String {
+/// The build labels last rendered: when they change (the coordinator's hash id becomes known)
+/// the old series is set to 0, so exactly one `build_info` series is 1.
+static LAST_BUILD: std::sync::Mutex<Vec<(&'static str, String)>> = std::sync::Mutex::new(Vec::new());
+
+const PHASES: [&str; 6] = ["queued", "started", "contributions", "prove", "recurse", "waiting_for_input"];
+
+pub fn render(snapshot: &Snapshot, build: Vec<(&'static str, String)>) -> String {
     let set = |name: &'static str, v: Option<u64>| metrics::gauge!(name).set(v.map_or(f64::NAN, |v| v as f64));
     set("ethproofs_chain_head", snapshot.head);
     set("ethproofs_last_target_seen", snapshot.last_target);
@@ -119,7 +142,24 @@ pub fn render(snapshot: &Snapshot, build: [(&'static str, String); 4]) -> String
     // With nothing expected there is nothing to miss: report 1, not a division by zero.
     let ratio = if snapshot.expected_6h == 0 { 1.0 } else { snapshot.proved_6h as f64 / snapshot.expected_6h as f64 };
     metrics::gauge!("ethproofs_reliability_ratio_6h").set(ratio);
-    let [a, b, c, d] = build;
-    metrics::gauge!("ethproofs_build_info", a.0 => a.1, b.0 => b.1, c.0 => c.1, d.0 => d.1).set(1.0);
+    for phase in PHASES {
+        let seconds = snapshot.job_phase.filter(|(p, _)| *p == phase).map(|(_, s)| s as f64);
+        metrics::gauge!("ethproofs_job_phase", "phase" => phase).set(if seconds.is_some() { 1.0 } else { 0.0 });
+        metrics::gauge!("ethproofs_job_phase_elapsed_seconds", "phase" => phase).set(seconds.unwrap_or(0.0));
+    }
+    if let Some(up) = snapshot.coordinator_up {
+        metrics::gauge!("ethproofs_coordinator_up").set(if up { 1.0 } else { 0.0 });
+    }
+    let labels = |b: &[(&'static str, String)]| {
+        b.iter().map(|(k, v)| metrics::Label::new(*k, v.clone())).collect::<Vec<metrics::Label>>()
+    };
+    {
+        let mut last = LAST_BUILD.lock().unwrap_or_else(|p| p.into_inner());
+        if !last.is_empty() && *last != build {
+            metrics::gauge!("ethproofs_build_info", labels(&last)).set(0.0);
+        }
+        metrics::gauge!("ethproofs_build_info", labels(&build)).set(1.0);
+        *last = build;
+    }
     install().render()
 }

@@ -20,6 +20,7 @@ mod notifier;
 mod proof_run;
 mod prover;
 mod reporter;
+mod run_progress;
 pub(crate) mod supervisor;
 #[cfg(test)]
 mod test_support;
@@ -54,6 +55,8 @@ pub struct Context {
     pub http: reqwest::Client,
     pub zisk_version: ZiskVersion,
     pub dialect: Dialect,
+    /// What proves (or executes) each block: cargo-zisk, the coordinator, or native re-execution.
+    pub backend: crate::backend::Backend,
     pub started_at: SystemTime,
     pub elf_sha256: String,
     /// Set while OUTPUT_DIR has less than MIN_FREE_DISK_MB free: no new work starts. Not in the
@@ -70,6 +73,15 @@ impl Context {
     /// not enough disk). A ledger that cannot be read pauses: better idle than blind.
     pub fn is_paused(&self) -> bool {
         self.disk_low.load(Ordering::SeqCst) || self.ledger.paused().unwrap_or(true)
+    }
+
+    /// Which ZisK proves, for status: the cargo-zisk version, or the backend that has none.
+    pub fn zisk_label(&self) -> String {
+        match &self.backend {
+            crate::backend::Backend::Cli(_) => self.zisk_version.to_string(),
+            crate::backend::Backend::Remote(_) => "coordinator (1.x API)".to_string(),
+            crate::backend::Backend::Native(_) => "none (native)".to_string(),
+        }
     }
 
     pub fn nudge(&self, n: Nudge) {

@@ -1,24 +1,24 @@
-//! One prover run of one block, as a task: start the process (recording its identity), wait for
-//! its end, record the exit and the proof it wrote in the ledger at once, judge it
-//! ([`crate::decide::judge`]), make an accepted proof durable (fsync, SHA-256) and record the
-//! verdict. The Prover actor only starts these and
-//! hears how they went.
+//! One prover run of one block, as a task: check the block is still canonical, record the
+//! attempt, hand the input to the configured [`Backend`] (which records its process or job as
+//! soon as it exists), record the exit and the proof at once, make an accepted proof durable
+//! (fsync, SHA-256) and record the verdict. The Prover actor only starts these and hears how
+//! they went; neither knows which backend runs.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use sha2::Digest;
 use tokio::sync::watch;
 
 use super::Context;
+use super::run_progress::{Recording, RunProgress};
+use crate::backend::{Outcome, RunRequest, Stop};
 use crate::config::ZiskAction;
 use crate::control::Nudge;
-use crate::decide::judge::{self, Action, ProofFile, RunFacts, Verdict};
-use crate::process::{self, Ending, RunOutcome, RunSpec};
+use crate::decide::judge::Verdict;
 use crate::store::{Accepted, ExitRecord, Interrupted, StoreError};
-use crate::zisk::{self, ProofLocation};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -28,6 +28,15 @@ pub struct RunJob {
     /// The hash of the block the input was built from: checked against the node's canonical
     /// block at this height before the run starts and before its proof is accepted.
     pub block_hash: Option<String>,
+    /// An attempt already running when the daemon (re)started, whose coordinator job is
+    /// followed again rather than started anew.
+    pub resume: Option<Resume>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resume {
+    pub attempt: u32,
+    pub job_id: String,
 }
 
 /// How it went, for the Prover's status and alerts (the ledger already has it).
@@ -43,24 +52,9 @@ pub struct RunReport {
     pub unrecorded: Option<StoreError>,
 }
 
-pub fn action(a: ZiskAction) -> Action {
-    match a {
-        ZiskAction::Prove => Action::Prove,
-        ZiskAction::Execute => Action::Execute,
-        ZiskAction::Native => Action::Native,
-    }
-}
 
 fn block_dir(ctx: &Context, job: &RunJob) -> PathBuf {
     job.input_path.parent().map(PathBuf::from).unwrap_or_else(|| ctx.config.output_dir.join(job.block.to_string()))
-}
-
-/// Removes what an earlier run left at the proof location, so only this run's proof can count.
-fn clear(location: &ProofLocation) {
-    let _ = match location {
-        ProofLocation::Dir(dir) => std::fs::remove_dir_all(dir),
-        ProofLocation::File(file) => std::fs::remove_file(file),
-    };
 }
 
 /// How long the canonical check may take; a node that cannot say is not a reason to stop.
@@ -111,9 +105,8 @@ fn orphan(ctx: &Context, job: &RunJob, old_hash: &str, reason: &str) -> Result<(
 }
 
 /// Runs the job to its end and records it. Never panics on the prover's behaviour.
-pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) -> RunReport {
+pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, progress: Arc<RunProgress>) -> RunReport {
     let cfg = &ctx.config;
-    let act = action(cfg.zisk_action);
     let report = |attempt, verdict, last_lines, unrecorded| RunReport {
         block: job.block,
         attempt,
@@ -121,120 +114,88 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, cancel: watch::Receiver<bool>) 
         last_lines,
         unrecorded,
     };
-    // Before `proving` is raised: is the input still the chain's block at this height?
-    if let Some((old, reason)) = left_the_chain(&ctx, &job).await {
-        let unrecorded = orphan(&ctx, &job, &old, &reason).err();
-        return report(0, Verdict::Orphaned(reason), Vec::new(), unrecorded);
-    }
-    let reporting = cfg.zisk_action == ZiskAction::Prove && cfg.ethproofs.is_some();
-    let attempt = match ctx.ledger.proof_started(job.block, reporting) {
-        Ok(attempt) => attempt,
-        Err(e) => return report(0, Verdict::Stopped, Vec::new(), Some(e)),
-    };
-    if reporting {
-        ctx.nudge(Nudge::Reporter);
-    }
-    let report = |verdict, last_lines, unrecorded| report(attempt, verdict, last_lines, unrecorded);
-    let started_at = SystemTime::now();
-    let location = match act {
-        Action::Prove => {
-            zisk::prove(ctx.dialect, &cfg.elf_path, &job.input_path, &block_dir(&ctx, &job), &cfg.zisk_extra_args).proof
-        }
-        _ => None,
-    };
-    if let Some(location) = &location {
-        clear(location);
-    }
-    let outcome = match act {
-        Action::Native => {
-            tracing::info!(block = job.block, attempt = attempt, "native re-execution started");
-            let (path, framing) = (job.input_path.clone(), ctx.zisk_version.framing());
-            tokio::task::spawn_blocking(move || native_run(&path, framing))
-                .await
-                .map_err(|e| format!("native run panicked: {e}"))
-        }
-        Action::Prove | Action::Execute => {
-            let invocation = match act {
-                Action::Prove => zisk::prove(
-                    ctx.dialect,
-                    &cfg.elf_path,
-                    &job.input_path,
-                    &block_dir(&ctx, &job),
-                    &cfg.zisk_extra_args,
-                ),
-                _ => zisk::execute(&cfg.elf_path, &job.input_path, &cfg.zisk_extra_args),
-            };
-            let spec = RunSpec {
-                program: cfg.cargo_zisk.clone(),
-                args: invocation.args,
-                timeout: cfg.prover_timeout,
-                kill_grace: cfg.prover_kill_grace,
-            };
-            tracing::info!(block = job.block, attempt = attempt, program = %cfg.cargo_zisk.display(), "prover started");
-            let (ledger, block, attempt) = (ctx.ledger.clone(), job.block, attempt);
-            let since = process::ticks_now();
-            let outcome = process::run(&spec, cancel, move |pgid| {
-                // Recorded before anything else happens, so a later start can end it (and only it).
-                if let Some(record) = crate::instance::identify(pgid)
-                    && let Err(e) = ledger.prover_process(block, attempt, &record)
-                {
-                    tracing::error!(block, error = %e, "cannot record the prover's process");
-                }
-            })
-            .await
-            .map_err(|e| format!("cannot start {}: {e}", spec.program.display()));
-            // Helpers that left the prover's process group and outlived it (ours as subreaper).
-            let swept = process::sweep_orphans(since);
-            if swept > 0 {
-                tracing::warn!(block, swept, "ended helpers the prover left running");
+    let attempt = match &job.resume {
+        Some(resume) => resume.attempt,
+        None => {
+            // Before `proving` is raised: is the input still the chain's block at this height?
+            if let Some((old, reason)) = left_the_chain(&ctx, &job).await {
+                let unrecorded = orphan(&ctx, &job, &old, &reason).err();
+                return report(0, Verdict::Orphaned(reason), Vec::new(), unrecorded);
             }
-            outcome
+            let reporting = cfg.zisk_action == ZiskAction::Prove && cfg.ethproofs.is_some();
+            match ctx.ledger.proof_started(job.block, reporting) {
+                Ok(attempt) => {
+                    if reporting {
+                        ctx.nudge(Nudge::Reporter);
+                    }
+                    attempt
+                }
+                Err(e) => return report(0, Verdict::Stopped, Vec::new(), Some(e)),
+            }
         }
     };
-    let run = match outcome {
-        Ok(run) => run,
-        Err(reason) => {
-            let verdict = Verdict::Failed { stage: "spawn", reason };
-            let unrecorded = apply(&ctx, job.block, &verdict, None).err();
-            return report(verdict, Vec::new(), unrecorded);
+    let report = |verdict, last_lines, unrecorded| report(attempt, verdict, last_lines, unrecorded);
+    let request = RunRequest {
+        block: job.block,
+        attempt,
+        input: job.input_path.clone(),
+        block_dir: block_dir(&ctx, &job),
+        resume_job: job.resume.as_ref().map(|r| r.job_id.clone()),
+    };
+    let recording = Recording { block: job.block, attempt, ledger: &ctx.ledger, progress: &progress };
+    let ended = match ctx.backend.run(&request, stop, &recording).await {
+        Outcome::Ended(ended) => ended,
+        Outcome::Stopped => {
+            // A graceful stop is not the block's fault: back in the queue, not counted.
+            let unrecorded = ctx.ledger.proof_interrupted(job.block, false, cfg.max_prove_attempts).err();
+            tracing::info!(block = job.block, "prover stopped for shutdown; the block is proved again at the next start");
+            return report(Verdict::Stopped, Vec::new(), unrecorded);
+        }
+        // The block stays `proving` with its job recorded: the next start follows it again.
+        Outcome::Detached => return report(Verdict::Stopped, Vec::new(), None),
+        Outcome::Lost(reason) => {
+            tracing::warn!(block = job.block, %reason, "the attempt is lost; proving again");
+            return match ctx.ledger.proof_interrupted(job.block, true, cfg.max_prove_attempts) {
+                Ok(Interrupted::Requeued) => {
+                    ctx.nudge(Nudge::Prover);
+                    report(Verdict::Stopped, vec![reason], None)
+                }
+                Ok(Interrupted::GaveUp(gave_up)) => {
+                    report(Verdict::Failed { stage: "prove", reason: gave_up }, vec![reason], None)
+                }
+                Err(e) => report(Verdict::Stopped, vec![reason], Some(e)),
+            };
         }
     };
-    let elapsed_ms = u64::try_from(run.elapsed.as_millis()).unwrap_or(u64::MAX);
-    if run.ending == Ending::Cancelled {
-        // A graceful stop is not the block's fault: back in the queue, not counted.
-        let unrecorded = ctx.ledger.proof_interrupted(job.block, false, cfg.max_prove_attempts).err();
-        tracing::info!(block = job.block, "prover stopped for shutdown; the block is proved again at the next start");
-        return report(Verdict::Stopped, run.tail, unrecorded);
-    }
-    let (facts, proof) = gather(&ctx, act, &run, location.as_ref(), started_at);
-    let verdict = judge::judge(&facts);
-    let (proving_ms, cycles) = match &verdict {
-        Verdict::Proved { proving_ms, cycles } => (*proving_ms, *cycles),
-        Verdict::Executed { ms, cycles } => (*ms, *cycles),
-        _ => (elapsed_ms.max(1), None),
-    };
-    let exit_text = run.ending.record();
-    let exit = ExitRecord {
-        exit: &exit_text,
-        proof: proof.as_ref().map(|(p, bytes)| (p.as_path(), *bytes)),
-        proving_ms,
-        cycles,
-    };
-    // The exit first, the moment it is known: a crash from here on is judged from the ledger
-    // at the next start, never proved again.
-    if let Err(e) = ctx.ledger.prover_exited(job.block, &exit) {
-        return report(verdict, run.tail, Some(e));
+    let verdict = ended.verdict;
+    if let Some(exit_text) = &ended.exit {
+        let (proving_ms, cycles) = match &verdict {
+            Verdict::Proved { proving_ms, cycles } => (*proving_ms, *cycles),
+            Verdict::Executed { ms, cycles } => (*ms, *cycles),
+            _ => (1, None),
+        };
+        let exit = ExitRecord {
+            exit: exit_text,
+            proof: ended.proof.as_ref().map(|(p, bytes)| (p.as_path(), *bytes)),
+            proving_ms,
+            cycles,
+        };
+        // The exit first, the moment it is known: a crash from here on is judged from the
+        // ledger at the next start, never proved again.
+        if let Err(e) = ctx.ledger.prover_exited(job.block, &exit) {
+            return report(verdict, ended.last_lines, Some(e));
+        }
     }
     // Before `proved` is raised: a proof of a block that left the chain is kept, never reported.
     if matches!(verdict, Verdict::Proved { .. })
         && let Some((old, reason)) = left_the_chain(&ctx, &job).await
     {
         let unrecorded = orphan(&ctx, &job, &old, &reason).err();
-        return report(Verdict::Orphaned(reason), run.tail, unrecorded);
+        return report(Verdict::Orphaned(reason), ended.last_lines, unrecorded);
     }
-    match apply(&ctx, job.block, &verdict, proof.as_ref().map(|(p, _)| p.as_path())) {
-        Ok(verdict) => report(verdict, run.tail, None),
-        Err(e) => report(verdict, run.tail, Some(e)),
+    match apply(&ctx, job.block, &verdict, ended.proof.as_ref().map(|(p, _)| p.as_path())) {
+        Ok(verdict) => report(verdict, ended.last_lines, None),
+        Err(e) => report(verdict, ended.last_lines, Some(e)),
     }
 }
 
@@ -272,52 +233,6 @@ pub fn apply(ctx: &Context, block: u64, verdict: &Verdict, proof: Option<&Path>)
     Ok(verdict.clone())
 }
 
-/// The facts of the run's end; for a proof this run wrote, also its path and size.
-fn gather(
-    ctx: &Context,
-    act: Action,
-    run: &RunOutcome,
-    location: Option<&ProofLocation>,
-    started_at: SystemTime,
-) -> (RunFacts, Option<(PathBuf, u64)>) {
-    let mut facts = RunFacts {
-        action: act,
-        ending: run.ending,
-        elapsed: run.elapsed,
-        proof: Err("not looked for".into()),
-        reported_ms: None,
-        cycles: if act == Action::Prove { None } else { zisk::parse_steps(&run.tail) },
-        detail: run.tail.first().cloned(),
-    };
-    let mut written = None;
-    if act == Action::Prove
-        && run.ending == Ending::Code(0)
-        && let Some(location) = location
-    {
-        match zisk::read_prove_result(ctx.dialect, location, &run.tail) {
-            Ok(r) => {
-                facts.reported_ms = r.proving_time_ms;
-                facts.cycles = r.cycles;
-                facts.proof = proof_file(&r.proof_path, started_at);
-                if let Ok(file) = &facts.proof
-                    && file.written_by_this_run
-                    && file.bytes > 0
-                {
-                    written = Some((r.proof_path.clone(), file.bytes));
-                }
-            }
-            Err(e) => facts.proof = Err(e.to_string()),
-        }
-    }
-    (facts, written)
-}
-
-fn proof_file(path: &Path, started_at: SystemTime) -> Result<ProofFile, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let modified = meta.modified().map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(ProofFile { bytes: meta.len(), written_by_this_run: modified >= started_at })
-}
-
 /// fsyncs the proof and the directories above it up to the block directory, and returns its
 /// SHA-256: the ledger may say `proved` only about bytes that survive a power cut.
 pub fn seal(path: &Path) -> std::io::Result<String> {
@@ -345,25 +260,4 @@ pub fn seal(path: &Path) -> std::io::Result<String> {
 /// after a restart).
 pub fn intact(path: &Path, bytes: u64) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes && bytes > 0)
-}
-
-/// The `native` action: the input read back and re-executed as the guest would, in-process.
-fn native_run(path: &Path, framing: crate::input::Framing) -> RunOutcome {
-    let started = Instant::now();
-    let outcome = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(|file| {
-        let payload =
-            framing.payload(&file).ok_or_else(|| format!("{} is not a well-formed {framing} input", path.display()))?;
-        crate::input::validate::validate(payload).map_err(|e| format!("native re-execution failed: {e}"))
-    });
-    match outcome {
-        Ok(report) => RunOutcome {
-            ending: Ending::Code(0),
-            tail: vec![format!(
-                "native re-execution ok: state root {:#x}, gas {}",
-                report.state_root_after, report.gas_used
-            )],
-            elapsed: started.elapsed(),
-        },
-        Err(reason) => RunOutcome { ending: Ending::Code(1), tail: vec![reason], elapsed: started.elapsed() },
-    }
 }

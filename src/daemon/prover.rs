@@ -1,22 +1,27 @@
 //! The Prover actor: one prover run at a time, taken from the ledger's queued blocks. It starts
 //! runs ([`super::proof_run`]) and hears how they went; the runs record their own outcome. When
-//! it starts it settles what a predecessor left: a run the daemon died under is ended (only if
-//! its recorded process is verifiably ours) and queued again, counted as an interruption; a
-//! recorded exit that was never judged is judged from the ledger.
+//! it starts it settles what a predecessor left: a coordinator job still recorded is followed
+//! again (re-attached, first of all); any other run the daemon died under is ended (only if its
+//! recorded process is verifiably ours) and queued again, counted as an interruption; a
+//! recorded exit that was never judged is judged from the ledger. An operator's cancel is a
+//! ledger flag the Prover turns into a stop of the running attempt.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
 
-use super::proof_run::{self, RunJob, RunReport};
+use super::proof_run::{self, Resume, RunJob, RunReport};
+use super::run_progress::RunProgress;
 use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
+use crate::backend::Stop;
 use crate::config::ZiskAction;
 use crate::control::Nudge;
 use crate::decide::judge::{self, Verdict};
 use crate::notify::AlertKind;
-use crate::status::{ExecutedBlock, FailedBlock, ProvedBlock, ProverStatus, Recent};
+use crate::status::{CoordinatorStatus, ExecutedBlock, FailedBlock, PhaseTime, ProvedBlock, ProverStatus, Recent};
 use crate::store::{BlockRecord, BlockState, Interrupted, StoreError};
 
 pub enum ProverMsg {
@@ -34,9 +39,15 @@ struct InFlight {
     block: u64,
     started: Instant,
     started_at: SystemTime,
-    cancel: watch::Sender<bool>,
+    stop: watch::Sender<Stop>,
+    /// What the run has told so far (its job, phase, the coordinator's trouble).
+    progress: Arc<RunProgress>,
     task: InFlightTask,
 }
+
+/// How long the coordinator may be unreachable during a run before Slack hears of it and
+/// readiness degrades.
+const COORDINATOR_ALERT_AFTER: Duration = Duration::from_secs(120);
 
 pub struct ProverState {
     in_flight: Option<InFlight>,
@@ -48,6 +59,9 @@ pub struct ProverState {
     failed: Recent<FailedBlock>,
     stopping: bool,
     stuck_alerted: bool,
+    coordinator_alerted: bool,
+    /// Attempts whose coordinator jobs outlived the previous daemon: followed before anything new.
+    resume: VecDeque<(u64, Resume)>,
     /// From the block becoming a target to its run starting, for the latest run.
     last_head_to_prover_ms: Option<i64>,
     /// The running block's own timestamp, for block-to-proof latency.
@@ -78,6 +92,8 @@ impl Actor for Prover {
             failed: Recent::new(50),
             stopping: false,
             stuck_alerted: false,
+            coordinator_alerted: false,
+            resume: VecDeque::new(),
             last_head_to_prover_ms: None,
             in_flight_timestamp: None,
             ticks: 0,
@@ -98,6 +114,7 @@ impl Actor for Prover {
             ProverMsg::Wake => {}
             ProverMsg::Check => {
                 self.check_stuck(s);
+                self.check_coordinator(s);
                 // Proofs become deletable when EthProofs accepts them, which the Reporter
                 // records: look every few seconds rather than only after a run.
                 s.ticks = s.ticks.wrapping_add(1);
@@ -114,7 +131,7 @@ impl Actor for Prover {
             ProverMsg::Stop(reply) => {
                 s.stopping = true;
                 let running = s.in_flight.take().map(|f| {
-                    let _ = f.cancel.send(true);
+                    let _ = f.stop.send(Stop::Shutdown);
                     (f.block, f.task.detach())
                 });
                 // Wait for the run to end (it records itself) outside the mailbox.
@@ -127,6 +144,7 @@ impl Actor for Prover {
                 });
             }
         }
+        self.honour_cancel(s);
         self.start_next(s)?;
         self.publish(s)?;
         Ok(())
@@ -139,6 +157,11 @@ impl Prover {
         let ledger = &self.ctx.ledger;
         let max = self.ctx.config.max_prove_attempts;
         for row in ledger.blocks_in(&[BlockState::Proving])? {
+            if let Some(job_id) = row.job_id.clone().filter(|_| self.ctx.backend.reattaches()) {
+                tracing::info!(block = row.number, job_id, "a coordinator job outlived the last run; following it again");
+                s.resume.push_back((row.number, Resume { attempt: row.attempts, job_id }));
+                continue;
+            }
             if let Some(process) = &row.process {
                 let ended = crate::instance::reap(process);
                 if ended > 0 {
@@ -171,7 +194,7 @@ impl Prover {
             _ => false,
         };
         let exit = row.exit.as_deref().unwrap_or("");
-        judge::rejudge(proof_run::action(self.ctx.config.zisk_action), exit, intact, row.proving_ms, row.cycles)
+        judge::rejudge(crate::backend::action(self.ctx.config.zisk_action), exit, intact, row.proving_ms, row.cycles)
     }
 
     fn start_next(&self, s: &mut ProverState) -> Result<(), StoreError> {
@@ -179,6 +202,14 @@ impl Prover {
             return Ok(());
         }
         let ledger = &self.ctx.ledger;
+        if let Some((block, resume)) = s.resume.pop_front() {
+            let Some(row) = ledger.block(block)?.filter(|r| r.state == BlockState::Proving) else { return Ok(()) };
+            let input_path = row.input_path.clone().unwrap_or_default();
+            let job = RunJob { block, input_path, block_hash: row.block_hash.clone(), resume: Some(resume.clone()) };
+            self.spawn_run(s, job, Some(resume.job_id), row.block_timestamp);
+            s.last_head_to_prover_ms = None;
+            return Ok(());
+        }
         let Some(row) = ledger.next_to_prove()? else { return Ok(()) };
         let Some(input_path) = row.input_path.clone().filter(|p| p.is_file()) else {
             tracing::warn!(block = row.number, "the input is gone from disk; building it again");
@@ -188,19 +219,54 @@ impl Prover {
         };
         let head_to_prover_ms = row.seen_at_ms.map(|seen| crate::store::now_ms().saturating_sub(seen).max(0));
         tracing::debug!(block = row.number, ?head_to_prover_ms, "run starting");
-        let (cancel, cancelled) = watch::channel(false);
-        let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
         // The run records `proof started` itself, once the block is known to be canonical.
-        let job = RunJob { block: row.number, input_path, block_hash: row.block_hash.clone() };
+        let job = RunJob { block: row.number, input_path, block_hash: row.block_hash.clone(), resume: None };
+        self.spawn_run(s, job, None, row.block_timestamp);
+        s.last_head_to_prover_ms = head_to_prover_ms;
+        Ok(())
+    }
+
+    fn spawn_run(&self, s: &mut ProverState, job: RunJob, job_id: Option<String>, timestamp: Option<u64>) {
+        let (stop, stopped) = watch::channel(Stop::No);
+        let progress = Arc::new(RunProgress::new(job_id));
+        let (ctx, mailbox, shared) = (self.ctx.clone(), self.mailbox.clone(), progress.clone());
+        let block = job.block;
         let task = InFlightTask::spawn(async move {
-            let report = proof_run::run(ctx, job, cancelled).await;
+            let report = proof_run::run(ctx, job, stopped, shared).await;
             mailbox.deliver(ProverMsg::Finished(Box::new(report))).await;
         });
-        s.in_flight =
-            Some(InFlight { block: row.number, started: Instant::now(), started_at: SystemTime::now(), cancel, task });
-        s.last_head_to_prover_ms = head_to_prover_ms;
-        s.in_flight_timestamp = row.block_timestamp;
-        Ok(())
+        s.in_flight = Some(InFlight { block, started: Instant::now(), started_at: SystemTime::now(), stop, progress, task });
+        s.in_flight_timestamp = timestamp;
+    }
+
+    /// The operator's cancel, recorded in the ledger, reaches the running attempt.
+    fn honour_cancel(&self, s: &ProverState) {
+        let Some(f) = &s.in_flight else { return };
+        let requested = self.ctx.ledger.block(f.block).ok().flatten().is_some_and(|b| b.cancel_requested);
+        if requested && *f.stop.borrow() == Stop::No {
+            tracing::warn!(block = f.block, "the operator cancels the running attempt");
+            let _ = f.stop.send(Stop::Operator);
+        }
+    }
+
+    /// A coordinator that stays unreachable during a run is alerted once, and resolved when it answers.
+    fn check_coordinator(&self, s: &mut ProverState) {
+        let trouble = s.in_flight.as_ref().and_then(|f| f.progress.snapshot().trouble);
+        match trouble {
+            Some(t) if t.since.elapsed() > COORDINATOR_ALERT_AFTER && !s.coordinator_alerted => {
+                s.coordinator_alerted = true;
+                self.alerts.alert(
+                    AlertKind::CoordinatorDown,
+                    "ZisK coordinator unreachable".to_string(),
+                    format!("for {}s: {}; the block waits, it is not failed", t.since.elapsed().as_secs(), t.error),
+                );
+            }
+            None if s.coordinator_alerted => {
+                s.coordinator_alerted = false;
+                self.alerts.resolve(AlertKind::CoordinatorDown, "the coordinator answers again".to_string());
+            }
+            _ => {}
+        }
     }
 
     fn finished(&self, s: &mut ProverState, r: &RunReport, started: Option<Instant>) {
@@ -299,8 +365,21 @@ impl Prover {
         let queued = self.ctx.ledger.blocks_in(&[BlockState::Queued, BlockState::InputReady])?;
         let threshold = self.ctx.config.prover_stuck_threshold;
         let stuck = s.in_flight.as_ref().is_some_and(|f| f.started.elapsed() > threshold);
+        let progress = s.in_flight.as_ref().map(|f| f.progress.snapshot()).unwrap_or_default();
+        let cut_off = progress.trouble.as_ref().is_some_and(|t| t.since.elapsed() > COORDINATOR_ALERT_AFTER);
+        let coordinator = self.ctx.backend.remote().map(|r| {
+            let program = r.program();
+            CoordinatorStatus {
+                url: r.client().url().to_string(),
+                hash_id: program.as_ref().map(|p| p.hash_id.clone()),
+                set_up: program.is_some_and(|p| p.set_up),
+                reachable: s.in_flight.as_ref().map(|_| progress.trouble.is_none()),
+                unreachable_seconds: progress.trouble.as_ref().map(|t| t.since.elapsed().as_secs()),
+                error: progress.trouble.as_ref().map(|t| t.error.clone()),
+            }
+        });
         self.ctx.board.prover.publish(ProverStatus {
-            status: if stuck { "degraded" } else { "healthy" },
+            status: if stuck || cut_off { "degraded" } else { "healthy" },
             state: if stuck {
                 "stuck"
             } else if s.in_flight.is_some() {
@@ -323,12 +402,22 @@ impl Prover {
                 .map(|b| b.attempts),
             proving_since: s.in_flight.as_ref().map(|f| rfc3339(f.started_at)),
             proving_duration_seconds: s.in_flight.as_ref().map(|f| f.started.elapsed().as_secs()),
-            zisk_version: self.ctx.zisk_version.to_string(),
+            zisk_version: self.ctx.zisk_label(),
             action: match self.ctx.config.zisk_action {
                 ZiskAction::Prove => "prove",
                 ZiskAction::Execute => "execute",
                 ZiskAction::Native => "native",
             },
+            backend: self.ctx.backend.name(),
+            job_id: progress.job_id.clone(),
+            phase: progress.phase.map(|(p, _)| p.as_str()),
+            phase_seconds: progress.phase.map(|(_, since)| since.elapsed().as_secs()),
+            phases: progress
+                .done
+                .iter()
+                .map(|(p, took)| PhaseTime { phase: p.as_str(), seconds: took.as_secs_f64() })
+                .collect(),
+            coordinator,
             proved_count: s.proved_count,
             executed_count: s.executed_count,
             failed_count: s.failed_count,
@@ -340,9 +429,10 @@ impl Prover {
     }
 }
 
-/// How long a stop may take: the kill grace plus a margin for the group to die.
+/// How long a stop may take: the kill grace plus a margin for the group to die, and at least
+/// what a coordinator job's cancel may take (`CANCEL_ON_SHUTDOWN`).
 pub fn stop_timeout(grace: Duration) -> Duration {
-    grace + Duration::from_secs(5)
+    (grace + Duration::from_secs(5)).max(Duration::from_secs(15))
 }
 
 #[cfg(test)]

@@ -34,14 +34,18 @@ pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, Unb
     args.extend_from_slice(extra);
     let config = crate::config::test_args(&args).unwrap().into_config().unwrap();
     let (nudges, routed) = tokio::sync::mpsc::unbounded_channel();
+    let ledger = Arc::new(Ledger::open(&config.db_path).unwrap());
+    let (zisk_version, dialect) = (ZiskVersion { major: 1, minor: 4, patch: 0 }, Dialect::V1);
+    let backend = crate::startup::prover_backend(&config, &ledger, zisk_version, dialect).unwrap();
     let ctx = Arc::new(Context {
-        ledger: Arc::new(Ledger::open(&config.db_path).unwrap()),
+        ledger,
+        backend,
         config,
         chain: ChainSpec::embedded(Network::Mainnet),
         node: Arc::new(NodeClient::new(node_url, Duration::from_secs(5)).unwrap()),
         http: reqwest::Client::new(),
-        zisk_version: ZiskVersion { major: 1, minor: 4, patch: 0 },
-        dialect: Dialect::V1,
+        zisk_version,
+        dialect,
         started_at: std::time::SystemTime::now(),
         elf_sha256: "test".into(),
         disk_low: Default::default(),

@@ -1,8 +1,13 @@
-//! Judging a prover run: the facts of its ending in, a verdict out.
+//! Judging a prover run: the facts of its ending in, a verdict out. A cargo-zisk run is judged
+//! by [`judge`], a coordinator job by [`judge_job`].
 
 use std::time::Duration;
 
+use crate::coordinator::{Failure, JobEnd};
 use crate::process::Ending;
+
+/// The exit a completed coordinator job is recorded with ([`rejudge`] reads it back).
+pub const JOB_COMPLETED: &str = "job completed";
 
 /// What the daemon was asked to do with the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +110,8 @@ pub fn rejudge(
     cycles: Option<u64>,
 ) -> Verdict {
     let ms = proving_ms.filter(|m| *m > 0).unwrap_or(1);
-    match (Ending::from_record(exit), action) {
+    let ending = if exit == JOB_COMPLETED { Some(Ending::Code(0)) } else { Ending::from_record(exit) };
+    match (ending, action) {
         (Some(Ending::Code(0)), Action::Prove) if proof_intact => Verdict::Proved { proving_ms: ms, cycles },
         (Some(Ending::Code(0)), Action::Prove) => Verdict::Failed {
             stage: "proof_output",
@@ -120,9 +126,151 @@ pub fn rejudge(
     }
 }
 
+/// Why the daemon itself cancelled a coordinator job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelledBy {
+    /// It ran past `PROVER_TIMEOUT_SECONDS`.
+    Timeout,
+    Operator,
+}
+
+/// Everything known about a coordinator job when it ended.
+#[derive(Debug, Clone)]
+pub struct JobFacts<'a> {
+    pub action: Action,
+    pub end: &'a JobEnd,
+    /// The size of the proof file written from the job's `proof.data` (with `Prove`).
+    pub proof_bytes: Option<u64>,
+    pub cancelled_by: Option<CancelledBy>,
+    /// From submission to the end, for a job that gives no time of its own.
+    pub elapsed: Duration,
+    pub timeout: Duration,
+}
+
+/// Judges a coordinator job: its own result and failure kinds, mapped to a verdict whose stage
+/// says where it went wrong.
+pub fn judge_job(f: &JobFacts<'_>) -> Verdict {
+    let wall_ms = u64::try_from(f.elapsed.as_millis()).unwrap_or(u64::MAX).max(1);
+    let failed = |stage: &'static str, reason: String| Verdict::Failed { stage, reason };
+    let cancelled = || match f.cancelled_by {
+        Some(CancelledBy::Timeout) => failed(
+            "timeout",
+            format!("the job ran past PROVER_TIMEOUT_SECONDS = {} and was cancelled", f.timeout.as_secs()),
+        ),
+        Some(CancelledBy::Operator) => failed("cancelled", "cancelled by the operator".into()),
+        None => failed("cancelled", "the job was cancelled on the coordinator (not by this daemon)".into()),
+    };
+    match (f.end, f.action) {
+        (JobEnd::Proved { proving_ms, steps, .. }, Action::Prove) => match f.proof_bytes {
+            Some(bytes) if bytes > 0 => {
+                Verdict::Proved { proving_ms: proving_ms.filter(|ms| *ms > 0).unwrap_or(wall_ms), cycles: *steps }
+            }
+            Some(_) => failed("proof_output", "the coordinator completed the job with an empty proof".into()),
+            None => failed("proof_output", "the coordinator's proof could not be written to disk".into()),
+        },
+        (JobEnd::Done { steps, ms }, Action::Execute | Action::Native) => {
+            Verdict::Executed { ms: ms.filter(|m| *m > 0).unwrap_or(wall_ms), cycles: *steps }
+        }
+        (JobEnd::Proved { .. } | JobEnd::Done { .. }, _) => {
+            failed("coordinator_answer", "the coordinator completed the job with another kind of result".into())
+        }
+        (JobEnd::Failed(failure), _) => match failure {
+            Failure::Timeout { phase, limit_secs } => failed(
+                "timeout",
+                format!(
+                    "the coordinator's time limit{} ran out{}",
+                    limit_secs.map_or(String::new(), |s| format!(" of {s}s")),
+                    phase.map_or(String::new(), |p| format!(" in the {p} phase"))
+                ),
+            ),
+            Failure::Input(reason) => failed("input", format!("the coordinator refused the input: {reason}")),
+            Failure::Execution(reason) => failed("execution", format!("the guest failed: {reason}")),
+            Failure::Internal { trace_id } => {
+                failed("coordinator", format!("internal coordinator error (trace id {trace_id})"))
+            }
+            Failure::Cancelled => cancelled(),
+            Failure::Unspecified => failed("coordinator", "the job failed without saying why".into()),
+            Failure::NoResult => {
+                failed("coordinator_answer", "the coordinator said the job completed but sent no result".into())
+            }
+        },
+        (JobEnd::Cancelled, _) => cancelled(),
+        (JobEnd::Unknown, _) => failed("coordinator", "the coordinator no longer knows the job".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn job(end: &JobEnd, proof_bytes: Option<u64>, cancelled_by: Option<CancelledBy>) -> Verdict {
+        judge_job(&JobFacts {
+            action: Action::Prove,
+            end,
+            proof_bytes,
+            cancelled_by,
+            elapsed: Duration::from_secs(90),
+            timeout: Duration::from_secs(3600),
+        })
+    }
+
+    #[test]
+    fn a_completed_job_is_a_proof_timed_by_the_job_itself() {
+        let end = JobEnd::Proved { data: vec![1], proving_ms: Some(42_000), steps: Some(9) };
+        assert_eq!(job(&end, Some(1), None), Verdict::Proved { proving_ms: 42_000, cycles: Some(9) });
+        let untimed = JobEnd::Proved { data: vec![1], proving_ms: None, steps: None };
+        assert_eq!(job(&untimed, Some(1), None), Verdict::Proved { proving_ms: 90_000, cycles: None });
+        assert!(matches!(job(&end, Some(0), None), Verdict::Failed { stage: "proof_output", .. }));
+        assert!(matches!(job(&end, None, None), Verdict::Failed { stage: "proof_output", .. }));
+    }
+
+    #[test]
+    fn every_failure_kind_lands_on_its_own_stage_with_its_reason() {
+        let cases = [
+            (Failure::Timeout { phase: Some("recurse"), limit_secs: Some(600) }, "timeout", "of 600s ran out in the recurse phase"),
+            (Failure::Input("bad framing".into()), "input", "bad framing"),
+            (Failure::Execution("guest panicked: state root mismatch".into()), "execution", "state root mismatch"),
+            (Failure::Internal { trace_id: "tr-77".into() }, "coordinator", "trace id tr-77"),
+            (Failure::Cancelled, "cancelled", "not by this daemon"),
+            (Failure::NoResult, "coordinator_answer", "no result"),
+        ];
+        for (failure, stage, text) in cases {
+            match job(&JobEnd::Failed(failure.clone()), None, None) {
+                Verdict::Failed { stage: s, reason } => {
+                    assert_eq!(s, stage, "{failure:?}");
+                    assert!(reason.contains(text), "{failure:?}: {reason}");
+                }
+                v => panic!("{failure:?} gave {v:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_job_this_daemon_cancelled_says_why() {
+        let timeout = job(&JobEnd::Cancelled, None, Some(CancelledBy::Timeout));
+        assert!(matches!(&timeout, Verdict::Failed { stage: "timeout", reason } if reason.contains("3600")), "{timeout:?}");
+        let operator = job(&JobEnd::Failed(Failure::Cancelled), None, Some(CancelledBy::Operator));
+        assert_eq!(operator, Verdict::Failed { stage: "cancelled", reason: "cancelled by the operator".into() });
+    }
+
+    #[test]
+    fn an_execute_job_is_executed_never_proved() {
+        let end = JobEnd::Done { steps: Some(5), ms: Some(700) };
+        let facts = JobFacts {
+            action: Action::Execute,
+            end: &end,
+            proof_bytes: None,
+            cancelled_by: None,
+            elapsed: Duration::from_secs(1),
+            timeout: Duration::from_secs(60),
+        };
+        assert_eq!(judge_job(&facts), Verdict::Executed { ms: 700, cycles: Some(5) });
+        assert!(matches!(job(&end, None, None), Verdict::Failed { stage: "coordinator_answer", .. }));
+        assert_eq!(
+            rejudge(Action::Prove, JOB_COMPLETED, true, Some(5), Some(1)),
+            Verdict::Proved { proving_ms: 5, cycles: Some(1) }
+        );
+    }
 
     fn facts(ending: Ending, proof: Result<ProofFile, String>) -> RunFacts {
         RunFacts {

@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::state::{BlockState, Move, ReportState, allowed};
-use super::{Ledger, Origin, ProcessRecord, ReportKind, ReportRow, StoreError, now_ms, sql_u64};
+use super::{Ledger, Origin, ProcessRecord, ProgramRecord, ReportKind, ReportRow, StoreError, now_ms, sql_u64};
 
 /// What an operator's `prove` did to each block asked for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -40,6 +40,15 @@ pub struct Accepted<'a> {
     pub proving_ms: u64,
     pub cycles: Option<u64>,
     pub sha256: &'a str,
+}
+
+/// What an operator's cancel found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelRequest {
+    /// The running attempt is asked to stop; the block ends failed at stage `cancelled`.
+    Requested,
+    /// Not being proved: the block's state, if it is in the ledger at all.
+    NotProving(Option<String>),
 }
 
 /// What became of an interrupted run.
@@ -80,6 +89,19 @@ fn state_of(tx: &Transaction<'_>, n: u64) -> rusqlite::Result<Option<String>> {
 }
 
 impl Ledger {
+    fn meta_in(&self, tx: &Transaction<'_>, key: &str) -> Result<Option<String>, StoreError> {
+        tx.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0)).optional().map_err(self.sql())
+    }
+
+    fn set_meta_in(&self, tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+            params![key, value],
+        )
+        .map(|_| ())
+        .map_err(self.sql())
+    }
+
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(self.sql())?;
@@ -300,7 +322,7 @@ impl Ledger {
                 n,
                 Move::ProofStarted,
                 ", attempts = attempts + 1, run_started_at = ?2, exit = NULL, proof_sha256 = NULL, proof_bytes = NULL,
-                 pgid = NULL, pgid_start_ticks = NULL, boot_id = NULL",
+                 pgid = NULL, pgid_start_ticks = NULL, boot_id = NULL, job_id = NULL, cancel_requested = 0",
                 &[],
             )?;
             if report {
@@ -329,6 +351,67 @@ impl Ledger {
             )
             .map(|_| ())
             .map_err(self.sql())
+        })
+    }
+
+    /// The coordinator accepted the attempt's job: recorded before anything else happens to it,
+    /// so a restart re-attaches rather than proving again. `false` if the block is no longer in
+    /// that attempt (nothing is changed).
+    pub fn job_submitted(&self, n: u64, attempt: u32, job_id: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE blocks SET job_id = ?3 WHERE number = ?1 AND attempts = ?2 AND state = 'proving'",
+                    params![sql_u64(n), i64::from(attempt), job_id],
+                )
+                .map_err(self.sql())?;
+            Ok(changed == 1)
+        })
+    }
+
+    /// The operator asks to cancel the block's running attempt; only a block being proved can be.
+    pub fn operator_cancel(&self, n: u64) -> Result<CancelRequest, StoreError> {
+        self.write(|tx| {
+            let state: Option<String> = tx
+                .query_row("SELECT state FROM blocks WHERE number = ?1", params![sql_u64(n)], |r| r.get(0))
+                .optional()
+                .map_err(self.sql())?;
+            match state.as_deref() {
+                Some("proving") => {
+                    tx.execute("UPDATE blocks SET cancel_requested = 1 WHERE number = ?1", params![sql_u64(n)])
+                        .map_err(self.sql())?;
+                    Ok(CancelRequest::Requested)
+                }
+                other => Ok(CancelRequest::NotProving(other.map(str::to_string))),
+            }
+        })
+    }
+
+    /// The guest program was registered with the coordinator under `hash_id` (not yet set up
+    /// unless the record already said so for the same ELF and hash id).
+    pub fn program_registered(&self, elf_sha256: &str, hash_id: &str) -> Result<ProgramRecord, StoreError> {
+        self.write(|tx| {
+            let old = self.meta_in(tx, "coordinator_program")?.and_then(|v| ProgramRecord::parse(&v));
+            let set_up = old.is_some_and(|o| o.elf_sha256 == elf_sha256 && o.hash_id == hash_id && o.set_up);
+            let record = ProgramRecord { elf_sha256: elf_sha256.into(), hash_id: hash_id.into(), set_up };
+            self.set_meta_in(tx, "coordinator_program", &record.text())?;
+            Ok(record)
+        })
+    }
+
+    /// The program's set-up completed on the coordinator.
+    pub fn program_set_up(&self, elf_sha256: &str, hash_id: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let record = ProgramRecord { elf_sha256: elf_sha256.into(), hash_id: hash_id.into(), set_up: true };
+            self.set_meta_in(tx, "coordinator_program", &record.text())
+        })
+    }
+
+    /// The coordinator no longer knows the program (it restarted without it): registered and
+    /// set up again before the next job.
+    pub fn program_forgotten(&self) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM meta WHERE key = 'coordinator_program'", []).map(|_| ()).map_err(self.sql())
         })
     }
 
@@ -420,7 +503,13 @@ impl Ledger {
                 )?;
                 return Ok(Interrupted::GaveUp(reason));
             }
-            self.apply(tx, n, Move::ProofInterrupted, ", interruptions = ?3, pgid = NULL", &[&interruptions])?;
+            self.apply(
+                tx,
+                n,
+                Move::ProofInterrupted,
+                ", interruptions = ?3, pgid = NULL, job_id = NULL, cancel_requested = 0",
+                &[&interruptions],
+            )?;
             Ok(Interrupted::Requeued)
         })
     }

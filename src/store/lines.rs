@@ -26,6 +26,8 @@ pub struct ReportLine {
     pub reported_at_ms: Option<i64>,
     /// State of the `proved` call in the outbox, if any.
     pub report_state: Option<String>,
+    /// The coordinator job of the latest attempt (coordinator backend).
+    pub job_id: Option<String>,
 }
 
 impl Ledger {
@@ -40,7 +42,7 @@ impl Ledger {
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT b.number, b.state, b.stage, b.reason, b.gas_used, b.tx_count, b.input_ms, b.proving_ms,
-                        b.cycles, b.attempts, b.seen_at, b.proved_at, r.done_at, r.state
+                        b.cycles, b.attempts, b.seen_at, b.proved_at, r.done_at, r.state, b.job_id
                  FROM blocks b LEFT JOIN reports r ON r.block = b.number AND r.status = 'proved'
                  WHERE {tail}"
             ))
@@ -65,6 +67,7 @@ impl Ledger {
                     proved_at_ms: r.get(11)?,
                     reported_at_ms: done_at.filter(|_| report_state.as_deref() == Some("done")),
                     report_state,
+                    job_id: r.get(14)?,
                 })
             })
             .map_err(self.sql())?;

@@ -22,12 +22,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use events::{Accepted, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess, Settle};
+pub use events::{Accepted, CancelRequest, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess, Settle};
 pub use lines::ReportLine;
 pub use state::{BlockState, Move, ReportState};
 
 /// Schema versions this build can read; `migrate` brings older ones up to the last.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -137,6 +137,33 @@ pub struct BlockRecord {
     pub seen_at_ms: Option<i64>,
     /// The block's own timestamp (seconds), for block-to-proof latency.
     pub block_timestamp: Option<u64>,
+    /// The coordinator's job for the current attempt, recorded before anything else happens to
+    /// it: a restart re-attaches to it instead of proving again.
+    pub job_id: Option<String>,
+    /// The operator asked to cancel the running attempt.
+    pub cancel_requested: bool,
+}
+
+/// The guest program registered with the coordinator: which ELF (by SHA-256), the
+/// coordinator's hash id for it, and whether its set-up completed. Set-up runs once per hash id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramRecord {
+    pub elf_sha256: String,
+    pub hash_id: String,
+    pub set_up: bool,
+}
+
+impl ProgramRecord {
+    /// Stored as `<elf sha256> <hash id> <set-up|registered>` in `meta`.
+    fn parse(text: &str) -> Option<ProgramRecord> {
+        let mut parts = text.split(' ');
+        let (elf_sha256, hash_id, stage) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(ProgramRecord { elf_sha256: elf_sha256.into(), hash_id: hash_id.into(), set_up: stage == "set-up" })
+    }
+
+    fn text(&self) -> String {
+        format!("{} {} {}", self.elf_sha256, self.hash_id, if self.set_up { "set-up" } else { "registered" })
+    }
 }
 
 /// One EthProofs call in the outbox.
@@ -250,8 +277,15 @@ CREATE TABLE skipped_ranges (
 INSERT INTO meta (key, value) SELECT 'last_scheduled', MAX(number) FROM blocks HAVING MAX(number) IS NOT NULL;
 ";
 
+/// v3: the coordinator backend's job per attempt, and the operator's cancel.
+const SCHEMA_V3: &str = "
+ALTER TABLE blocks ADD COLUMN job_id TEXT;
+ALTER TABLE blocks ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+";
+
 const BLOCK_COLUMNS: &str = "number, state, origin, stage, reason, attempts, interruptions, input_path, proof_path,
-    proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at, block_timestamp, proof_bytes";
+    proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at, block_timestamp, proof_bytes,
+    job_id, cancel_requested";
 
 const REPORT_COLUMNS: &str = "id, block, status, state, created_at, attempts, next_attempt_at, in_doubt, proving_ms, cycles, proof_path, last_error";
 
@@ -297,6 +331,9 @@ impl Ledger {
         }
         if version < 2 {
             tx.execute_batch(SCHEMA_V2).map_err(self.sql())?;
+        }
+        if version < 3 {
+            tx.execute_batch(SCHEMA_V3).map_err(self.sql())?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(self.sql())?;
         tx.commit().map_err(self.sql())
@@ -351,6 +388,12 @@ impl Ledger {
     pub fn last_scheduled(&self) -> Result<Option<u64>, StoreError> {
         let conn = self.lock();
         Ok(self.meta(&conn, "last_scheduled")?.and_then(|v| v.parse().ok()))
+    }
+
+    /// The guest program as the coordinator knows it, if it was registered.
+    pub fn coordinator_program(&self) -> Result<Option<ProgramRecord>, StoreError> {
+        let conn = self.lock();
+        Ok(self.meta(&conn, "coordinator_program")?.and_then(|v| ProgramRecord::parse(&v)))
     }
 
     // ── reads ───────────────────────────────────────────────────────────────
@@ -513,6 +556,8 @@ fn raw_block(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawBlock> {
             seen_at_ms: r.get(18)?,
             block_timestamp: opt_u64(r.get(19)?),
             proof_bytes: opt_u64(r.get(20)?),
+            job_id: r.get(21)?,
+            cancel_requested: r.get::<_, i64>(22)? != 0,
         },
     })
 }

@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod fake_api;
+pub mod fake_coordinator;
 pub mod fake_node;
 pub mod fake_slack;
 pub mod fake_ws;

@@ -1,0 +1,150 @@
+//! The prover backends behind one seam. A run of one block's input is handed to the
+//! [`Backend`] the configuration chose; it reports what happens through a [`Recorder`] (whose
+//! writes go to the ledger) and ends with an [`Outcome`]. The Prover actor and the run
+//! ([`crate::daemon`]) never know which backend runs.
+//!
+//! - [`Cli`]: `cargo-zisk prove` / `execute` as a subprocess in its own process group, one per block.
+//! - [`Remote`]: a job on ZisK's coordinator (distributed proving, the proving key loaded once
+//!   per worker); survives a daemon restart by re-attaching to the job.
+//! - [`Native`]: the input re-executed in-process (no ZisK at all).
+
+mod cli;
+mod native;
+mod remote;
+
+use std::path::{Path, PathBuf};
+
+use tokio::sync::watch;
+
+pub use cli::Cli;
+pub use native::Native;
+pub use remote::{Remote, RemoteSettings};
+
+use crate::config::ZiskAction;
+use crate::coordinator::{CoordError, Phase};
+use crate::decide::judge::{Action, Verdict};
+
+/// What the configured `ZISK_ACTION` asks of a backend.
+pub fn action(a: ZiskAction) -> Action {
+    match a {
+        ZiskAction::Prove => Action::Prove,
+        ZiskAction::Execute => Action::Execute,
+        ZiskAction::Native => Action::Native,
+    }
+}
+
+/// Why a run is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stop {
+    #[default]
+    No,
+    /// The daemon is stopping.
+    Shutdown,
+    /// The operator cancelled the block's run.
+    Operator,
+}
+
+/// One run of one block's input.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub block: u64,
+    pub attempt: u32,
+    pub input: PathBuf,
+    /// `OUTPUT_DIR/<block>`: where the proof is written.
+    pub block_dir: PathBuf,
+    /// A coordinator job of this attempt, recorded before a restart: followed, not submitted again.
+    pub resume_job: Option<String>,
+}
+
+/// What a backend says as the run goes; the implementation records it.
+pub trait Recorder: Send + Sync {
+    /// The prover's process group exists (it can be recognised, and ended, after a crash).
+    fn process(&self, pgid: u32);
+    /// The coordinator accepted the attempt's job. Must be durable before anything else happens
+    /// to the job: an `Err` makes the backend cancel the job and stop.
+    fn job(&self, job_id: &str) -> Result<(), String>;
+    /// The job entered a phase.
+    fn phase(&self, phase: Phase);
+    /// The coordinator cannot be asked (`Some`), or answers again (`None`).
+    fn trouble(&self, error: Option<&CoordError>);
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The run ended by itself, or by its timeout or an operator's cancel: judged.
+    Ended(Ended),
+    /// Stopped for shutdown and nothing of it continues: the block goes back to the queue,
+    /// not counted as an attempt's failure.
+    Stopped,
+    /// Shutdown left the job running on the coordinator: the next start re-attaches to it.
+    Detached,
+    /// The coordinator no longer knows the job: proved again, counted as an interrupted attempt.
+    Lost(String),
+}
+
+/// A judged run.
+#[derive(Debug)]
+pub struct Ended {
+    pub verdict: Verdict,
+    /// How the run ended, as the ledger records it (`code 0`, `job completed`, …). `None`: the
+    /// run never got as far as a prover (a spawn failure, a refused input check).
+    pub exit: Option<String>,
+    /// The proof this run wrote, and its size.
+    pub proof: Option<(PathBuf, u64)>,
+    pub last_lines: Vec<String>,
+}
+
+impl Ended {
+    fn failed(stage: &'static str, reason: String) -> Ended {
+        Ended { verdict: Verdict::Failed { stage, reason }, exit: None, proof: None, last_lines: Vec::new() }
+    }
+}
+
+/// The configured backend.
+pub enum Backend {
+    Cli(Cli),
+    Remote(Remote),
+    Native(Native),
+}
+
+impl Backend {
+    pub async fn run(&self, req: &RunRequest, stop: watch::Receiver<Stop>, rec: &dyn Recorder) -> Outcome {
+        match self {
+            Backend::Cli(b) => b.run(req, stop, rec).await,
+            Backend::Remote(b) => b.run(req, stop, rec).await,
+            Backend::Native(b) => b.run(req).await,
+        }
+    }
+
+    /// `cli`, `coordinator` or `native`, for status and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Cli(_) => "cli",
+            Backend::Remote(_) => "coordinator",
+            Backend::Native(_) => "native",
+        }
+    }
+
+    /// Whether a run of this backend can outlive the daemon and be re-attached to.
+    pub fn reattaches(&self) -> bool {
+        matches!(self, Backend::Remote(_))
+    }
+
+    /// The coordinator backend, for `doctor` and the status.
+    pub fn remote(&self) -> Option<&Remote> {
+        match self {
+            Backend::Remote(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Writes `data` as `path` through a temporary file and a rename, so a crash never leaves a
+/// half-written proof under the proof's name. (The run's acceptance fsyncs it.)
+pub(crate) fn write_whole(path: &Path, data: &[u8]) -> std::io::Result<u64> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(data.len() as u64)
+}

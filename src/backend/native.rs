@@ -1,0 +1,62 @@
+//! The `native` action: no ZisK at all; the input read back and re-executed in-process as the
+//! guest would. Nothing it does is a proof, so it is recorded as executed.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::{Ended, Outcome, RunRequest};
+use crate::decide::judge::{self, Action, RunFacts};
+use crate::input::Framing;
+use crate::process::{Ending, RunOutcome};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Native {
+    /// How the input files are framed (the configured ZisK version's).
+    pub framing: Framing,
+}
+
+impl Native {
+    pub async fn run(&self, req: &RunRequest) -> Outcome {
+        tracing::info!(block = req.block, attempt = req.attempt, "native re-execution started");
+        let (path, framing) = (req.input.clone(), self.framing);
+        let run = match tokio::task::spawn_blocking(move || native_run(&path, framing)).await {
+            Ok(run) => run,
+            Err(e) => return Outcome::Ended(Ended::failed("native_validation", format!("native run panicked: {e}"))),
+        };
+        let facts = RunFacts {
+            action: Action::Native,
+            ending: run.ending,
+            elapsed: run.elapsed,
+            proof: Err("not looked for".into()),
+            reported_ms: None,
+            cycles: None,
+            detail: run.tail.first().cloned(),
+        };
+        Outcome::Ended(Ended {
+            verdict: judge::judge(&facts),
+            exit: Some(run.ending.record()),
+            proof: None,
+            last_lines: run.tail,
+        })
+    }
+}
+
+fn native_run(path: &Path, framing: Framing) -> RunOutcome {
+    let started = Instant::now();
+    let outcome = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(|file| {
+        let payload =
+            framing.payload(&file).ok_or_else(|| format!("{} is not a well-formed {framing} input", path.display()))?;
+        crate::input::validate::validate(payload).map_err(|e| format!("native re-execution failed: {e}"))
+    });
+    match outcome {
+        Ok(report) => RunOutcome {
+            ending: Ending::Code(0),
+            tail: vec![format!(
+                "native re-execution ok: state root {:#x}, gas {}",
+                report.state_root_after, report.gas_used
+            )],
+            elapsed: started.elapsed(),
+        },
+        Err(reason) => RunOutcome { ending: Ending::Code(1), tail: vec![reason], elapsed: started.elapsed() },
+    }
+}

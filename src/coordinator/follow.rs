@@ -1,0 +1,219 @@
+//! Following one job to its end: the `WatchJob` stream while it lasts, then `WaitJobResult`
+//! long polls (a broken stream, a proxy that cuts long streams, a coordinator restart). The
+//! coordinator's passing trouble is reported to the caller and waited out with backoff; only
+//! the job's own end, or the coordinator forgetting the job, ends the following. The caller
+//! bounds it (its own deadline, a stop): dropping the future stops following, never the job.
+
+use std::time::Duration;
+
+use super::wire::v1 as pb;
+use super::{CoordError, Coordinator, Failure, JobEnd, Phase, completed, failure};
+
+/// How long each `WaitJobResult` may hold before answering.
+const POLL_HOLD_SECS: u32 = 30;
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// What one stream event or poll answer means.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Phase(Phase),
+    End(JobEnd),
+    /// Completed, but the result must be asked for again.
+    CompletedWithoutResult,
+}
+
+/// How following ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    End(JobEnd),
+}
+
+/// Follows `job_id` until it ends. `phase` hears each phase as it is entered; `trouble` hears
+/// `Some(error)` while the coordinator cannot be asked and `None` once it answers again.
+pub async fn follow(
+    c: &Coordinator,
+    job_id: &str,
+    mut phase: impl FnMut(Phase),
+    mut trouble: impl FnMut(Option<&CoordError>),
+) -> Followed {
+    let mut backoff = Duration::from_secs(1);
+    let mut results_missing = 0u32;
+    // The stream first; once it breaks, long polls to the end.
+    match c.watch(job_id).await {
+        Ok(mut stream) => {
+            trouble(None);
+            loop {
+                match stream.message().await {
+                    Ok(Some(event)) => match event_step(event) {
+                        Some(Step::Phase(p)) => phase(p),
+                        Some(Step::End(end)) => return Followed::End(end),
+                        Some(Step::CompletedWithoutResult) => {
+                            results_missing += 1;
+                            break;
+                        }
+                        None => {}
+                    },
+                    Ok(None) => {
+                        tracing::debug!(job_id, "the job's event stream ended before the job did; polling");
+                        break;
+                    }
+                    Err(status) => {
+                        let e = c.error(&status, Some(job_id));
+                        if e == CoordError::JobUnknown(job_id.to_string()) {
+                            return Followed::End(JobEnd::Unknown);
+                        }
+                        tracing::warn!(job_id, error = %e, "the job's event stream broke; polling");
+                        break;
+                    }
+                }
+            }
+        }
+        Err(CoordError::JobUnknown(_)) => return Followed::End(JobEnd::Unknown),
+        Err(e) => {
+            tracing::warn!(job_id, error = %e, "cannot watch the job; polling");
+            if e.transient() {
+                trouble(Some(&e));
+            }
+        }
+    }
+    loop {
+        match c.wait(job_id, POLL_HOLD_SECS).await {
+            Ok(answer) => {
+                trouble(None);
+                backoff = Duration::from_secs(1);
+                match status_step(answer) {
+                    Some(Step::Phase(p)) => phase(p),
+                    Some(Step::End(end)) => return Followed::End(end),
+                    Some(Step::CompletedWithoutResult) => {
+                        results_missing += 1;
+                        if results_missing >= 3 {
+                            return Followed::End(JobEnd::Failed(Failure::NoResult));
+                        }
+                        // A finished job's stream replays its completion, with the result.
+                        if let Ok(mut stream) = c.watch(job_id).await {
+                            while let Ok(Some(event)) = stream.message().await {
+                                if let Some(Step::End(end)) = event_step(event) {
+                                    return Followed::End(end);
+                                }
+                            }
+                        }
+                    }
+                    None => {}
+                }
+            }
+            Err(CoordError::JobUnknown(_)) => return Followed::End(JobEnd::Unknown),
+            Err(e) => {
+                trouble(Some(&e));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+fn event_step(event: pb::JobEvent) -> Option<Step> {
+    use pb::job_event::Event;
+    Some(match event.event? {
+        Event::Queued(_) => Step::Phase(Phase::Queued),
+        Event::Started(_) => Step::Phase(Phase::Started),
+        Event::Progress(p) => Step::Phase(Phase::from_wire(p.phase)),
+        Event::WaitingForInput(_) => Step::Phase(Phase::WaitingForInput),
+        Event::Completed(c) => match completed(c.result) {
+            Some(end) => Step::End(end),
+            None => Step::CompletedWithoutResult,
+        },
+        Event::Cancelled(_) => Step::End(JobEnd::Cancelled),
+        Event::Failed(f) => Step::End(JobEnd::Failed(failure(f.failure))),
+    })
+}
+
+fn status_step(answer: pb::WaitJobResultResponse) -> Option<Step> {
+    use pb::job_status::Status;
+    Some(match answer.job_status?.status? {
+        Status::Queued(_) => Step::Phase(Phase::Queued),
+        Status::Running(r) => Step::Phase(r.phase.map_or(Phase::Started, Phase::from_wire)),
+        Status::WaitingForInput(_) => Step::Phase(Phase::WaitingForInput),
+        Status::Completed(_) => match completed(answer.result) {
+            Some(end) => Step::End(end),
+            None => Step::CompletedWithoutResult,
+        },
+        Status::Failed(f) => Step::End(JobEnd::Failed(failure(f.failure))),
+        Status::Cancelled(_) => Step::End(JobEnd::Cancelled),
+    })
+}
+
+impl Coordinator {
+    /// Opens `WatchJob`; the stream's messages are capped like every answer.
+    async fn watch(&self, job_id: &str) -> Result<tonic::Streaming<pb::JobEvent>, CoordError> {
+        let mut c = self.client.clone();
+        let req = pb::WatchJobRequest { job_id: job_id.to_string() };
+        self.call("WatchJob", Duration::from_secs(30), Some(job_id), c.watch_job(req)).await
+    }
+
+    /// One `WaitJobResult` long poll.
+    async fn wait(&self, job_id: &str, hold: u32) -> Result<pb::WaitJobResultResponse, CoordError> {
+        let mut c = self.client.clone();
+        let req = pb::WaitJobResultRequest { job_id: job_id.to_string(), timeout_seconds: Some(hold) };
+        let deadline = Duration::from_secs(u64::from(hold) + 30);
+        self.call("WaitJobResult", deadline, Some(job_id), c.wait_job_result(req)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(e: pb::job_event::Event) -> pb::JobEvent {
+        pb::JobEvent { event: Some(e) }
+    }
+
+    #[test]
+    fn events_become_phases_and_ends() {
+        use pb::job_event::{Event, Progress};
+        let progress = |phase: pb::JobPhase| {
+            event(Event::Progress(Progress { job_id: "j".into(), phase: phase as i32, timestamp: None }))
+        };
+        assert_eq!(event_step(progress(pb::JobPhase::Contributions)), Some(Step::Phase(Phase::Contributions)));
+        assert_eq!(event_step(progress(pb::JobPhase::Recurse)), Some(Step::Phase(Phase::Recurse)));
+        // A phase number from a newer coordinator is still "running", not an error.
+        let mut p = Progress { job_id: "j".into(), phase: 0, timestamp: None };
+        p.phase = 99;
+        assert_eq!(event_step(event(Event::Progress(p))), Some(Step::Phase(Phase::Started)));
+        let failed = event(Event::Failed(pb::job_event::Failed {
+            job_id: "j".into(),
+            failure: Some(pb::JobFailure {
+                kind: Some(pb::job_failure::Kind::Internal(pb::job_failure::Internal { trace_id: "t-1".into() })),
+            }),
+            timestamp: None,
+        }));
+        assert_eq!(event_step(failed), Some(Step::End(JobEnd::Failed(Failure::Internal { trace_id: "t-1".into() }))));
+        let bare = event(Event::Completed(pb::job_event::Completed { job_id: "j".into(), result: None, timestamp: None }));
+        assert_eq!(event_step(bare), Some(Step::CompletedWithoutResult));
+        assert_eq!(event_step(pb::JobEvent { event: None }), None);
+    }
+
+    #[test]
+    fn poll_answers_become_phases_and_ends() {
+        use pb::job_status::{Running, Status};
+        let answer = |s: Status| pb::WaitJobResultResponse {
+            job_id: "j".into(),
+            job_status: Some(pb::JobStatus { status: Some(s) }),
+            result: None,
+        };
+        assert_eq!(
+            status_step(answer(Status::Running(Running { phase: Some(pb::JobPhase::Prove as i32) }))),
+            Some(Step::Phase(Phase::Prove))
+        );
+        assert_eq!(status_step(answer(Status::Cancelled(Default::default()))), Some(Step::End(JobEnd::Cancelled)));
+        let timeout = pb::JobFailure {
+            kind: Some(pb::job_failure::Kind::Timeout(pb::job_failure::Timeout {
+                phase: Some(pb::JobPhase::Recurse as i32),
+                limit: Some(prost_types::Duration { seconds: 600, nanos: 0 }),
+            })),
+        };
+        assert_eq!(
+            status_step(answer(Status::Failed(pb::job_status::Failed { failure: Some(timeout) }))),
+            Some(Step::End(JobEnd::Failed(Failure::Timeout { phase: Some("recurse"), limit_secs: Some(600) })))
+        );
+    }
+}
