@@ -44,8 +44,9 @@ pub struct Remote {
     elf_sha256: String,
 }
 
-/// The coordinator's own deadline is the job's; ours comes a little later, so that its failure
-/// (which names the phase) is the one normally seen.
+/// The coordinator's own deadline is the job's; ours comes a little later (up to this, and at
+/// most a quarter of the timeout), so that its failure (which names the phase) is the one
+/// normally seen.
 const DEADLINE_SLACK: Duration = Duration::from_secs(30);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A cancel that cannot reach the coordinator is tried again this often.
@@ -282,7 +283,8 @@ impl Remote {
         stop: &mut watch::Receiver<Stop>,
         rec: &dyn Recorder,
     ) -> Result<(JobEnd, Option<CancelledBy>), Outcome> {
-        let mut deadline = tokio::time::Instant::now() + self.settings.timeout + DEADLINE_SLACK;
+        let slack = DEADLINE_SLACK.min(self.settings.timeout / 4);
+        let mut deadline = tokio::time::Instant::now() + self.settings.timeout + slack;
         let mut cancelled_by: Option<CancelledBy> = None;
         // Whether a cancel still has to reach the coordinator.
         let mut cancel_pending = false;

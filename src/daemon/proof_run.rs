@@ -143,7 +143,9 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         resume_job: job.resume.as_ref().map(|r| r.job_id.clone()),
     };
     let recording = Recording { block: job.block, attempt, ledger: &ctx.ledger, progress: &progress };
-    let ended = match ctx.backend.run(&request, stop, &recording).await {
+    let outcome = ctx.backend.run(&request, stop, &recording).await;
+    progress.finish();
+    let ended = match outcome {
         Outcome::Ended(ended) => ended,
         Outcome::Stopped => {
             // A graceful stop is not the block's fault: back in the queue, not counted.

@@ -39,6 +39,16 @@ impl RunProgress {
         RunProgress { state: Mutex::new(Progress { job_id, ..Progress::default() }) }
     }
 
+    /// The run is over: the phase it was in ends now (and is measured).
+    pub fn finish(&self) {
+        let mut s = self.lock();
+        if let Some((left, since)) = s.phase.take() {
+            let took = since.elapsed();
+            crate::telemetry::job_phase(left.as_str(), took);
+            s.done.push((left, took));
+        }
+    }
+
     pub fn snapshot(&self) -> Progress {
         self.lock().clone()
     }

@@ -1,0 +1,310 @@
+#![recursion_limit = "256"]
+//! The coordinator backend (`PROVER_BACKEND=coordinator`), driven through the real binary
+//! against the fake node, the fake EthProofs API and a fake ZisK coordinator that speaks the
+//! 1.x gRPC contract.
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+use support::daemon::{Daemon, KEY, base_env, mini_node, prover, set};
+use support::fake_api::FakeApi;
+use support::fake_coordinator::{FailKind, FakeCoordinator};
+use support::fake_node::FakeNode;
+
+const TOKEN: &str = "admin-token-SECRET";
+
+fn env_in(
+    dir: &Path,
+    node: &FakeNode,
+    api: Option<&FakeApi>,
+    coordinator: &FakeCoordinator,
+) -> Vec<(&'static str, String)> {
+    let mut env = base_env(node, api);
+    env.push(("OUTPUT_DIR", dir.join("output").display().to_string()));
+    env.push(("PROVER_BACKEND", "coordinator".into()));
+    env.push(("ZISK_COORDINATOR_URL", coordinator.url.clone()));
+    // cargo-zisk is not needed with the coordinator: a path that does not exist proves it.
+    env.push(("CARGO_ZISK", "/nonexistent/cargo-zisk".into()));
+    env.push(("REPORT_MAX_BACKOFF_SECONDS", "1".into()));
+    env.push(("ADMIN_TOKEN", TOKEN.into()));
+    env
+}
+
+fn cli(d: &Daemon, args: &[&str]) -> Output {
+    let mut cmd = support::daemon();
+    cmd.args(args).arg("--url").arg(format!("http://127.0.0.1:{}", d.admin_port)).env("ADMIN_TOKEN", TOKEN);
+    cmd.output().unwrap()
+}
+
+fn accepted(api: &FakeApi, endpoint: &str, block: u64) -> usize {
+    api.accepted().iter().filter(|(e, b)| e == endpoint && *b == block).count()
+}
+
+/// The ledger's row for `block`, through the admin API.
+fn row(d: &Daemon, block: u64) -> Value {
+    let (_, blocks) = d.admin_get("/admin/blocks?limit=100", TOKEN).unwrap_or_default();
+    blocks["blocks"]
+        .as_array()
+        .and_then(|b| b.iter().find(|r| r["block"] == block).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// Polls `done` (which may read the daemon's admin API) until it holds.
+fn until(d: &mut Daemon, what: &str, timeout: Duration, done: impl Fn(&Daemon) -> bool) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if let Some(status) = d.exited() {
+            panic!("daemon exited ({status}) while waiting for {what}\n{}", d.logs());
+        }
+        if done(d) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}; block rows: {}\n--- log ---\n{}", row(d, 10), d.logs());
+}
+
+fn outcome(d: &Daemon, block: u64) -> String {
+    row(d, block)["outcome"].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn blocks_are_proved_through_the_coordinator_and_reported_with_its_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(11);
+    let api = FakeApi::start(KEY);
+    let coordinator = FakeCoordinator::start();
+    let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    set(&mut env, "START_BLOCK", "10");
+    let mut d = Daemon::start(&env);
+    d.wait_for("blocks 10 and 11 reported", Duration::from_secs(60), |_| {
+        accepted(&api, "proved", 10) == 1 && accepted(&api, "proved", 11) == 1
+    });
+
+    // The ELF was registered and set up once; one prove job per block, with its input inline,
+    // its block in the metadata and a deadline PROVER_TIMEOUT_SECONDS (7200) away.
+    assert_eq!((coordinator.registers(), coordinator.setups()), (1, 1));
+    let jobs = coordinator.prove_jobs();
+    assert_eq!(jobs.iter().map(|j| j.block).collect::<Vec<_>>(), vec![Some(10), Some(11)]);
+    let input = std::fs::read(dir.path().join("output/10/input.bin")).unwrap();
+    assert_eq!(jobs[0].input_bytes, input.len(), "the framed input file, whole");
+    assert_eq!(jobs[0].metadata["attempt"], "1");
+    let ahead = jobs[0].deadline.unwrap().duration_since(std::time::SystemTime::now()).unwrap();
+    assert!(ahead > Duration::from_secs(7000) && ahead <= Duration::from_secs(7200), "{ahead:?}");
+
+    // What EthProofs got is the coordinator's proof.data, its steps and its own proving time.
+    let proved = api.received().into_iter().find(|r| r.path.ends_with("/proved") && r.body["block_number"] == 10).unwrap();
+    let proof = base64::engine::general_purpose::STANDARD.decode(proved.body["proof"].as_str().unwrap()).unwrap();
+    assert_eq!(proof, FakeCoordinator::proof_of(10));
+    assert_eq!(proved.body["proving_cycles"], 123_456_789);
+    assert_eq!(proved.body["proving_time"], 600, "the job's completed_at - started_at");
+    assert_eq!(std::fs::read(dir.path().join("output/10/proof.bin")).unwrap(), FakeCoordinator::proof_of(10));
+
+    // The status shows the backend and the program; the ledger keeps each block's job id.
+    let h = d.admin_get("/admin/status", TOKEN).unwrap().1;
+    assert_eq!(prover(&h)["backend"], "coordinator");
+    let hash_id = prover(&h)["coordinator"]["hash_id"].as_str().unwrap().to_string();
+    assert_eq!(prover(&h)["coordinator"]["set_up"], true);
+    assert_eq!(row(&d, 10)["job_id"].as_str(), Some(jobs[0].id.as_str()));
+    let metrics = d.get_text("/metrics").unwrap();
+    assert!(metrics.contains(&format!("elf_hash_id=\"{hash_id}\"")), "build_info names the program");
+    assert!(metrics.contains("ethproofs_job_phase_seconds_count{phase=\"recurse\"}"), "phase durations are measured");
+    assert!(d.terminate().0.success());
+
+    // A restart does not register or set the program up again: the ledger remembers it.
+    node.set_head(11);
+    let mut d = Daemon::start(&env);
+    d.wait_for("running again", Duration::from_secs(30), |h| prover(h)["state"] == "idle");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!((coordinator.registers(), coordinator.setups()), (1, 1));
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn a_daemon_killed_mid_job_reattaches_to_it_and_proves_the_block_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let coordinator = FakeCoordinator::start();
+    coordinator.set_prove_time(Duration::from_secs(6));
+    let env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    let mut d = Daemon::start(&env);
+    d.wait_for("the job in its prove phase", Duration::from_secs(60), |h| prover(h)["phase"] == "prove");
+    d.kill9();
+    assert!(coordinator.running(10), "the job outlives the daemon");
+
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("re-attached", Duration::from_secs(30), |h| prover(h)["job_id"].is_string());
+    assert_eq!(prover(&h)["proving_block"], 10);
+    d.wait_for("block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+    assert_eq!(coordinator.prove_jobs_for(10), 1, "one job for the block");
+    assert!(coordinator.cancels().is_empty());
+    assert_eq!(row(&d, 10)["attempts"], 1, "re-attaching is not another attempt");
+    assert!(d.logs().contains("re-attaching"), "{}", d.logs());
+
+    // A graceful stop mid-job leaves the job running too (CANCEL_ON_SHUTDOWN=false).
+    node.set_head(11);
+    d.wait_for("block 11 proving", Duration::from_secs(60), |h| prover(h)["phase"] == "prove");
+    let (status, took) = d.terminate();
+    assert!(status.success() && took < Duration::from_secs(10), "{took:?}");
+    assert!(coordinator.running(11) && coordinator.cancels().is_empty());
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 11 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 11) == 1);
+    assert_eq!(coordinator.prove_jobs_for(11), 1);
+    assert_eq!(accepted(&api, "proved", 10), 1, "reported once");
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn each_job_failure_lands_on_its_stage_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let coordinator = FakeCoordinator::start();
+    coordinator.set_prove_time(Duration::from_millis(900));
+    let env = env_in(dir.path(), &node, None, &coordinator);
+    let mut d = Daemon::start(&env);
+    let cases = [
+        (FailKind::Input("input is not framed for ZisK 0.16+".into()), "input", "not framed"),
+        (FailKind::Execution("guest panicked: state root mismatch".into()), "execution", "state root mismatch"),
+        (FailKind::Internal("trace-4711".into()), "coordinator", "trace id trace-4711"),
+        (FailKind::Timeout, "timeout", "600s ran out in the recurse phase"),
+        (FailKind::Cancelled, "cancelled", "not by this daemon"),
+    ];
+    for (i, (kind, stage, words)) in cases.into_iter().enumerate() {
+        coordinator.fail_next(kind);
+        if i > 0 {
+            let out = cli(&d, &["prove", "10"]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let what = format!("block 10 failed at {stage}");
+        until(&mut d, &what, Duration::from_secs(60), |d| outcome(d, 10) == "failed" && row(d, 10)["stage"] == stage);
+        let reason = row(&d, 10)["reason"].as_str().unwrap_or("").to_string();
+        assert!(reason.contains(words), "{stage}: {reason}");
+    }
+    assert_eq!(coordinator.prove_jobs_for(10), 5);
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn a_job_past_its_timeout_is_cancelled_and_the_operator_can_cancel_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let coordinator = FakeCoordinator::start();
+    coordinator.set_prove_time(Duration::from_secs(120));
+    let mut env = env_in(dir.path(), &node, None, &coordinator);
+    set(&mut env, "PROVER_TIMEOUT_SECONDS", "2");
+    set(&mut env, "PROVER_STUCK_THRESHOLD_SECONDS", "1");
+    let mut d = Daemon::start(&env);
+    until(&mut d, "block 10 failed by its timeout", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
+    assert_eq!(row(&d, 10)["stage"], "timeout");
+    let jobs = coordinator.prove_jobs();
+    assert_eq!(coordinator.cancels(), vec![jobs[0].id.clone()], "the job was cancelled on the coordinator");
+    assert!(d.terminate().0.success());
+
+    // The operator's cancel: `cancel 10` ends the running job, and the block is failed as cancelled.
+    set(&mut env, "PROVER_TIMEOUT_SECONDS", "600");
+    set(&mut env, "PROVER_STUCK_THRESHOLD_SECONDS", "600");
+    let mut d = Daemon::start(&env);
+    d.wait_for("the daemon up", Duration::from_secs(30), |h| prover(h)["state"] == "idle");
+    let out = cli(&d, &["prove", "10"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    d.wait_for("block 10 proving again", Duration::from_secs(60), |h| prover(h)["phase"].is_string());
+    let out = cli(&d, &["cancel", "10"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    until(&mut d, "block 10 cancelled", Duration::from_secs(30), |d| outcome(d, 10) == "failed");
+    assert_eq!(row(&d, 10)["stage"], "cancelled");
+    assert_eq!(row(&d, 10)["reason"], "cancelled by the operator");
+    assert_eq!(coordinator.cancels().len(), 2);
+    let out = cli(&d, &["cancel", "10"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("not being proved"), "{text}");
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn a_coordinator_that_is_down_or_full_delays_the_block_and_never_fails_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let mut coordinator = FakeCoordinator::start_down();
+    let env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("the coordinator's trouble shown", Duration::from_secs(60), |h| {
+        prover(h)["coordinator"]["unreachable_seconds"].as_u64().is_some_and(|s| s >= 3)
+    });
+    assert_eq!(prover(&h)["coordinator"]["reachable"], false);
+    assert_eq!(outcome(&d, 10), "proving", "waiting, not failed");
+
+    // Up, but without free capacity: still waiting.
+    coordinator.set_no_capacity(true);
+    coordinator.up();
+    d.wait_for("no capacity shown", Duration::from_secs(60), |h| {
+        prover(h)["coordinator"]["error"].as_str().is_some_and(|e| e.contains("no free capacity"))
+    });
+    assert_eq!(outcome(&d, 10), "proving");
+    coordinator.set_no_capacity(false);
+    d.wait_for("block 10 reported", Duration::from_secs(90), |_| accepted(&api, "proved", 10) == 1);
+    assert_eq!(coordinator.prove_jobs_for(10), 1);
+    assert_eq!(row(&d, 10)["attempts"], 1);
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn coordinator_restarts_and_broken_streams_are_ridden_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let mut coordinator = FakeCoordinator::start();
+    coordinator.set_prove_time(Duration::from_secs(4));
+    coordinator.break_streams_after(Some(1));
+    let env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    let mut d = Daemon::start(&env);
+
+    // A restart that keeps its jobs: the daemon follows the same job to its end.
+    d.wait_for("block 10's job running", Duration::from_secs(60), |_| coordinator.running(10));
+    coordinator.restart(false);
+    d.wait_for("block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+    assert_eq!(coordinator.prove_jobs_for(10), 1);
+
+    // A restart that forgets everything: the job is proved again (an attempt), and the
+    // program is registered and set up again first.
+    node.set_head(11);
+    d.wait_for("block 11's job running", Duration::from_secs(60), |_| coordinator.running(11));
+    coordinator.restart(true);
+    d.wait_for("block 11 reported", Duration::from_secs(90), |_| accepted(&api, "proved", 11) == 1);
+    assert_eq!(coordinator.prove_jobs_for(11), 2);
+    assert_eq!(row(&d, 11)["attempts"], 2);
+    assert_eq!((coordinator.registers(), coordinator.setups()), (2, 2));
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn the_guest_checks_the_input_before_any_proof_with_input_check_emulate() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(11);
+    let api = FakeApi::start(KEY);
+    let coordinator = FakeCoordinator::start();
+    coordinator.reject_execute(11, "guest: invalid block: gas used mismatch");
+    let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    set(&mut env, "INPUT_CHECK", "emulate");
+    set(&mut env, "START_BLOCK", "10");
+    // Big inputs go in chunks after the job is accepted (a proxy with a small message limit).
+    set(&mut env, "COORDINATOR_INLINE_LIMIT_BYTES", "1024");
+    let mut d = Daemon::start(&env);
+    until(&mut d, "block 10 reported, block 11 failed", Duration::from_secs(60), |d| {
+        accepted(&api, "proved", 10) == 1 && outcome(d, 11) == "failed"
+    });
+    assert_eq!(row(&d, 11)["stage"], "input_check");
+    let reason = row(&d, 11)["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("gas used mismatch"), "the guest's own words: {reason}");
+    assert_eq!(coordinator.prove_jobs_for(11), 0, "no proof is attempted for a rejected input");
+    assert_eq!(coordinator.execute_jobs().len(), 2);
+    assert!(coordinator.pushes() > 0, "the input past the inline limit was pushed");
+    assert_eq!(coordinator.prove_jobs()[0].input_bytes, 1024);
+    assert!(d.terminate().0.success());
+}
