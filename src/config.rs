@@ -398,7 +398,10 @@ impl RunArgs {
         if self.prover_backend == ProverBackend::Coordinator {
             let scheme = self.zisk_coordinator_url.split("://").next().unwrap_or("");
             if !matches!(scheme, "http" | "https") || !self.zisk_coordinator_url.contains("://") {
-                return Err(err("ZISK_COORDINATOR_URL", "must be an http:// or https:// URL (the coordinator's API port, 7000 by default)"));
+                return Err(err(
+                    "ZISK_COORDINATOR_URL",
+                    "must be an http:// or https:// URL (the coordinator's API port, 7000 by default)",
+                ));
             }
         }
         if self.input_check == InputCheck::Emulate && self.prover_backend != ProverBackend::Coordinator {

@@ -128,7 +128,9 @@ async fn coordinator_checks(config: &Config, out: &mut Vec<Check>) {
         Some(p) if p.set_up => out.push(Check::pass("program", format!("ELF registered as {hash_id}, set up"))),
         _ => out.push(Check::pass(
             "program",
-            format!("ELF registered as {hash_id}; not yet set up by this daemon (it sets it up before its first proof)"),
+            format!(
+                "ELF registered as {hash_id}; not yet set up by this daemon (it sets it up before its first proof)"
+            ),
         )),
     }
 }

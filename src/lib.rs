@@ -36,9 +36,9 @@
 //! - [`admin`]: the operator's API (prove, resubmit, pause, resume, blocks) and its CLI client.
 
 pub mod admin;
+pub mod backend;
 pub mod chain;
 pub mod chainspec;
-pub mod backend;
 pub mod config;
 pub mod control;
 pub mod coordinator;

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
+use crate::backend::{Backend, Cli, Native, Remote, RemoteSettings};
 use crate::chain::{ChainError, HeadPoller, NodeClient};
 use crate::chainspec::ChainSpec;
-use crate::backend::{Backend, Cli, Native, Remote, RemoteSettings};
 use crate::config::{Config, ConfigError, InputCheck, ProverBackend, ZiskAction, ZiskVersionSetting};
 use crate::control::{Control, Nudge};
 use crate::daemon::{Context, Supervisor, SupervisorArgs, SupervisorMsg};
@@ -237,7 +237,8 @@ pub(crate) fn prover_backend(
             kill_grace: config.prover_kill_grace,
         }),
         (_, ProverBackend::Coordinator) => {
-            let client = crate::coordinator::Coordinator::new(&config.coordinator_url, config.coordinator_inline_limit)?;
+            let client =
+                crate::coordinator::Coordinator::new(&config.coordinator_url, config.coordinator_inline_limit)?;
             let settings = RemoteSettings {
                 elf: config.elf_path.clone(),
                 action,
@@ -245,10 +246,10 @@ pub(crate) fn prover_backend(
                 emulate_first: config.input_check == InputCheck::Emulate,
                 cancel_on_shutdown: config.cancel_on_shutdown,
             };
-            Backend::Remote(
+            Backend::Remote(Box::new(
                 Remote::new(client, ledger.clone(), settings)
                     .map_err(io(format!("cannot read ELF_PATH {}", config.elf_path.display())))?,
-            )
+            ))
         }
     })
 }

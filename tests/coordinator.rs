@@ -48,10 +48,7 @@ fn accepted(api: &FakeApi, endpoint: &str, block: u64) -> usize {
 /// The ledger's row for `block`, through the admin API.
 fn row(d: &Daemon, block: u64) -> Value {
     let (_, blocks) = d.admin_get("/admin/blocks?limit=100", TOKEN).unwrap_or_default();
-    blocks["blocks"]
-        .as_array()
-        .and_then(|b| b.iter().find(|r| r["block"] == block).cloned())
-        .unwrap_or(Value::Null)
+    blocks["blocks"].as_array().and_then(|b| b.iter().find(|r| r["block"] == block).cloned()).unwrap_or(Value::Null)
 }
 
 /// Polls `done` (which may read the daemon's admin API) until it holds.
@@ -98,7 +95,8 @@ fn blocks_are_proved_through_the_coordinator_and_reported_with_its_proof() {
     assert!(ahead > Duration::from_secs(7000) && ahead <= Duration::from_secs(7200), "{ahead:?}");
 
     // What EthProofs got is the coordinator's proof.data, its steps and its own proving time.
-    let proved = api.received().into_iter().find(|r| r.path.ends_with("/proved") && r.body["block_number"] == 10).unwrap();
+    let proved =
+        api.received().into_iter().find(|r| r.path.ends_with("/proved") && r.body["block_number"] == 10).unwrap();
     let proof = base64::engine::general_purpose::STANDARD.decode(proved.body["proof"].as_str().unwrap()).unwrap();
     assert_eq!(proof, FakeCoordinator::proof_of(10));
     assert_eq!(proved.body["proving_cycles"], 123_456_789);

@@ -68,7 +68,9 @@ impl Cli {
         }
         let run = match outcome {
             Ok(run) => run,
-            Err(e) => return Outcome::Ended(Ended::failed("spawn", format!("cannot start {}: {e}", spec.program.display()))),
+            Err(e) => {
+                return Outcome::Ended(Ended::failed("spawn", format!("cannot start {}: {e}", spec.program.display())));
+            }
         };
         if run.ending == Ending::Cancelled {
             if *stop.borrow() == Stop::Operator {

@@ -104,7 +104,8 @@ impl Ended {
 /// The configured backend.
 pub enum Backend {
     Cli(Cli),
-    Remote(Remote),
+    /// Boxed: the coordinator's client is large, and there is one backend per daemon.
+    Remote(Box<Remote>),
     Native(Native),
 }
 

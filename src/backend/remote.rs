@@ -187,7 +187,9 @@ impl Remote {
                 tracing::info!(hash_id, "guest program set up");
                 Ok(hash_id)
             }
-            other => Err(CoordError::Failing { code: "setup".into(), message: format!("the set-up job ended {other:?}") }),
+            other => {
+                Err(CoordError::Failing { code: "setup".into(), message: format!("the set-up job ended {other:?}") })
+            }
         }
     }
 
@@ -250,14 +252,20 @@ impl Remote {
                     tracing::warn!(error = %error, "the coordinator forgot the guest program; registering it again");
                     let _ = self.ledger.program_forgotten();
                 }
-                CoordError::Refused { message, .. } if metadata && message.to_ascii_lowercase().contains("metadata") => {
+                CoordError::Refused { message, .. }
+                    if metadata && message.to_ascii_lowercase().contains("metadata") =>
+                {
                     tracing::warn!(error = %error, "the coordinator takes no job metadata; submitting without");
                     metadata = false;
                     continue;
                 }
                 e if e.transient() => {}
                 e => {
-                    let stage = if kind == Kind::Execute && self.main_kind() == Kind::Prove { "input_check" } else { "coordinator" };
+                    let stage = if kind == Kind::Execute && self.main_kind() == Kind::Prove {
+                        "input_check"
+                    } else {
+                        "coordinator"
+                    };
                     return Err(Outcome::Ended(Ended::failed(stage, e.to_string())));
                 }
             }

@@ -187,7 +187,8 @@ mod tests {
             timestamp: None,
         }));
         assert_eq!(event_step(failed), Some(Step::End(JobEnd::Failed(Failure::Internal { trace_id: "t-1".into() }))));
-        let bare = event(Event::Completed(pb::job_event::Completed { job_id: "j".into(), result: None, timestamp: None }));
+        let bare =
+            event(Event::Completed(pb::job_event::Completed { job_id: "j".into(), result: None, timestamp: None }));
         assert_eq!(event_step(bare), Some(Step::CompletedWithoutResult));
         assert_eq!(event_step(pb::JobEvent { event: None }), None);
     }

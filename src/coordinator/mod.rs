@@ -96,10 +96,15 @@ pub enum JobEnd {
 /// A `JobFailure`, as data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    Timeout { phase: Option<&'static str>, limit_secs: Option<u64> },
+    Timeout {
+        phase: Option<&'static str>,
+        limit_secs: Option<u64>,
+    },
     Input(String),
     Execution(String),
-    Internal { trace_id: String },
+    Internal {
+        trace_id: String,
+    },
     Cancelled,
     /// A failure whose kind this build does not know.
     Unspecified,
@@ -181,7 +186,9 @@ pub fn classify(url: &str, code: tonic::Code, api_name: Option<&str>, message: &
         Code::NotFound if about_job || job.is_some() => {
             CoordError::JobUnknown(job.map(str::to_string).unwrap_or(message))
         }
-        Code::Unavailable if matches!(api_name, Some("CLUSTER_UNAVAILABLE")) || lower.contains("cluster unavailable") => {
+        Code::Unavailable
+            if matches!(api_name, Some("CLUSTER_UNAVAILABLE")) || lower.contains("cluster unavailable") =>
+        {
             CoordError::NoCapacity(message)
         }
         Code::Unavailable | Code::Unknown | Code::Cancelled => {
@@ -349,7 +356,10 @@ impl Coordinator {
         }
         let chunks: Vec<pb::PushJobInputRequest> = rest
             .chunks(PUSH_CHUNK)
-            .map(|c| pb::PushJobInputRequest { job_id: job_id.to_string(), chunk: Some(pb::InputChunk { data: c.to_vec() }) })
+            .map(|c| pb::PushJobInputRequest {
+                job_id: job_id.to_string(),
+                chunk: Some(pb::InputChunk { data: c.to_vec() }),
+            })
             .collect();
         let mut c = self.client.clone();
         let secs = 60 + (rest.len() / (1 << 20)) as u64;
@@ -475,7 +485,8 @@ mod tests {
 
     #[test]
     fn api_errors_in_details_are_read_and_garbage_is_not() {
-        let bytes = pb::ApiError { code: 2001, name: "CLUSTER_UNAVAILABLE".into(), message: "x".into() }.encode_to_vec();
+        let bytes =
+            pb::ApiError { code: 2001, name: "CLUSTER_UNAVAILABLE".into(), message: "x".into() }.encode_to_vec();
         assert_eq!(api_error_name(&bytes).as_deref(), Some("CLUSTER_UNAVAILABLE"));
         assert_eq!(api_error_name(&[0xff, 0xff, 0xff]), None);
         assert_eq!(api_error_name(&[]), None);
@@ -494,7 +505,12 @@ mod tests {
         let t = |s| Some(prost_types::Timestamp { seconds: s, nanos: 0 });
         let result = pb::JobKindResponse {
             kind: Some(pb::job_kind_response::Kind::Prove(pb::ProveResponse {
-                proof: Some(pb::Proof { data: vec![7; 10], started_at: t(100), completed_at: t(142), ..Default::default() }),
+                proof: Some(pb::Proof {
+                    data: vec![7; 10],
+                    started_at: t(100),
+                    completed_at: t(142),
+                    ..Default::default()
+                }),
                 stats: Some(pb::ExecutionStats { steps: 123_456, ..Default::default() }),
             })),
         };

@@ -52,7 +52,6 @@ pub struct RunReport {
     pub unrecorded: Option<StoreError>,
 }
 
-
 fn block_dir(ctx: &Context, job: &RunJob) -> PathBuf {
     job.input_path.parent().map(PathBuf::from).unwrap_or_else(|| ctx.config.output_dir.join(job.block.to_string()))
 }
@@ -150,7 +149,10 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         Outcome::Stopped => {
             // A graceful stop is not the block's fault: back in the queue, not counted.
             let unrecorded = ctx.ledger.proof_interrupted(job.block, false, cfg.max_prove_attempts).err();
-            tracing::info!(block = job.block, "prover stopped for shutdown; the block is proved again at the next start");
+            tracing::info!(
+                block = job.block,
+                "prover stopped for shutdown; the block is proved again at the next start"
+            );
             return report(Verdict::Stopped, Vec::new(), unrecorded);
         }
         // The block stays `proving` with its job recorded: the next start follows it again.

@@ -158,7 +158,11 @@ impl Prover {
         let max = self.ctx.config.max_prove_attempts;
         for row in ledger.blocks_in(&[BlockState::Proving])? {
             if let Some(job_id) = row.job_id.clone().filter(|_| self.ctx.backend.reattaches()) {
-                tracing::info!(block = row.number, job_id, "a coordinator job outlived the last run; following it again");
+                tracing::info!(
+                    block = row.number,
+                    job_id,
+                    "a coordinator job outlived the last run; following it again"
+                );
                 s.resume.push_back((row.number, Resume { attempt: row.attempts, job_id }));
                 continue;
             }
@@ -235,7 +239,8 @@ impl Prover {
             let report = proof_run::run(ctx, job, stopped, shared).await;
             mailbox.deliver(ProverMsg::Finished(Box::new(report))).await;
         });
-        s.in_flight = Some(InFlight { block, started: Instant::now(), started_at: SystemTime::now(), stop, progress, task });
+        s.in_flight =
+            Some(InFlight { block, started: Instant::now(), started_at: SystemTime::now(), stop, progress, task });
         s.in_flight_timestamp = timestamp;
     }
 

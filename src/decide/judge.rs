@@ -227,7 +227,11 @@ mod tests {
     #[test]
     fn every_failure_kind_lands_on_its_own_stage_with_its_reason() {
         let cases = [
-            (Failure::Timeout { phase: Some("recurse"), limit_secs: Some(600) }, "timeout", "of 600s ran out in the recurse phase"),
+            (
+                Failure::Timeout { phase: Some("recurse"), limit_secs: Some(600) },
+                "timeout",
+                "of 600s ran out in the recurse phase",
+            ),
             (Failure::Input("bad framing".into()), "input", "bad framing"),
             (Failure::Execution("guest panicked: state root mismatch".into()), "execution", "state root mismatch"),
             (Failure::Internal { trace_id: "tr-77".into() }, "coordinator", "trace id tr-77"),
@@ -248,7 +252,10 @@ mod tests {
     #[test]
     fn a_job_this_daemon_cancelled_says_why() {
         let timeout = job(&JobEnd::Cancelled, None, Some(CancelledBy::Timeout));
-        assert!(matches!(&timeout, Verdict::Failed { stage: "timeout", reason } if reason.contains("3600")), "{timeout:?}");
+        assert!(
+            matches!(&timeout, Verdict::Failed { stage: "timeout", reason } if reason.contains("3600")),
+            "{timeout:?}"
+        );
         let operator = job(&JobEnd::Failed(Failure::Cancelled), None, Some(CancelledBy::Operator));
         assert_eq!(operator, Verdict::Failed { stage: "cancelled", reason: "cancelled by the operator".into() });
     }

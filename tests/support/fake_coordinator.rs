@@ -23,9 +23,11 @@ use prost::Message;
 use sha2::Digest;
 use tonic::{Request, Response, Status};
 
+#[allow(clippy::all)]
 pub mod pb {
     tonic::include_proto!("zisk.coordinator.v1");
 }
+#[allow(clippy::all)]
 mod health_pb {
     tonic::include_proto!("grpc.health.v1");
 }
@@ -396,7 +398,9 @@ fn event_of(id: &str, job: &Job, steps: u64) -> pb::JobEvent {
         Stage::Queued => Event::Queued(plain()),
         Stage::WaitingForInput => Event::WaitingForInput(plain()),
         Stage::Running(p) => Event::Progress(Progress { job_id: id.to_string(), phase: p as i32, timestamp: now }),
-        Stage::Completed => Event::Completed(Completed { job_id: id.to_string(), result: result(job, steps), timestamp: now }),
+        Stage::Completed => {
+            Event::Completed(Completed { job_id: id.to_string(), result: result(job, steps), timestamp: now })
+        }
         Stage::Failed => {
             Event::Failed(Failed { job_id: id.to_string(), failure: job.fail.as_ref().map(failure), timestamp: now })
         }
@@ -476,7 +480,12 @@ impl ZiskCoordinatorApi for Fake {
         let block = msg.metadata.get("block").and_then(|b| b.parse().ok());
         let program_ready = |s: &State, hash: &str| -> Result<(), Status> {
             match s.programs.get(hash) {
-                None => Err(api_error(tonic::Code::NotFound, 1002, "PROGRAM_NOT_FOUND", format!("Program not found: {hash}"))),
+                None => Err(api_error(
+                    tonic::Code::NotFound,
+                    1002,
+                    "PROGRAM_NOT_FOUND",
+                    format!("Program not found: {hash}"),
+                )),
                 Some(false) => Err(api_error(
                     tonic::Code::NotFound,
                     1003,
@@ -553,9 +562,7 @@ impl ZiskCoordinatorApi for Fake {
                     return Err(Status::invalid_argument("this fake takes inline input only"));
                 };
                 let expected = expected_len(&chunk.data);
-                let fail = block
-                    .and_then(|b| s.reject_execute.get(&b).cloned())
-                    .map(|r| FailKind::Execution(r));
+                let fail = block.and_then(|b| s.reject_execute.get(&b).cloned()).map(FailKind::Execution);
                 let job = Job {
                     kind: Kind::Execute,
                     hash_id: e.hash_id,
@@ -677,7 +684,10 @@ impl ZiskCoordinatorApi for Fake {
         Ok(Response::new(()))
     }
 
-    async fn cancel_job(&self, request: Request<pb::CancelJobRequest>) -> Result<Response<pb::CancelJobResponse>, Status> {
+    async fn cancel_job(
+        &self,
+        request: Request<pb::CancelJobRequest>,
+    ) -> Result<Response<pb::CancelJobResponse>, Status> {
         let id = request.into_inner().job_id;
         let mut s = self.state.lock().unwrap();
         s.cancels.push(id.clone());
