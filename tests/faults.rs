@@ -5,6 +5,10 @@
 //! systemd would. Afterwards the invariants are checked: every target proved and reported exactly
 //! once or recorded failed with a reason, no orphaned prover process, the ledger intact.
 //! It prints its figures and a closing `N passed, M failed` line.
+//!
+//! The coordinator variant runs the same pipeline with `PROVER_BACKEND=coordinator` against a
+//! fake ZisK coordinator that is restarted (keeping and forgetting its jobs), goes down and
+//! fails a job, while the daemon is SIGKILLed and SIGTERMed mid-job.
 
 mod support;
 
@@ -18,6 +22,7 @@ use ethproofs_daemon::devchain::{self, DevChain};
 use serde_json::Value;
 use support::daemon::{Daemon, KEY};
 use support::fake_api::FakeApi;
+use support::fake_coordinator::{FailKind, FakeCoordinator};
 use support::http::{self, Response};
 
 /// A tiny deterministic generator: the run is reproducible from its seed.
@@ -52,8 +57,12 @@ impl Checks {
     }
 }
 
+/// The two scenarios run one after the other: each is timing-sensitive and loads both cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn the_pipeline_keeps_its_promises_under_faults() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let seed: u64 = std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261121);
     let mut rng = Lcg(seed);
     let work = tempfile::tempdir().unwrap();
@@ -397,4 +406,222 @@ fn the_pipeline_keeps_its_promises_under_faults() {
     ));
     say(&format!("{} passed, {} failed", checks.passed, checks.failed.len()));
     assert!(checks.failed.is_empty(), "failed: {:?}\nlast health: {last:#}\nlog:\n{}", checks.failed, daemon.logs());
+}
+
+/// The dev chain, one block a second, behind a node that can go down: `(url, chain, producing, down)`.
+fn dev_node() -> (String, Arc<Mutex<DevChain>>, Arc<AtomicBool>, Arc<AtomicBool>) {
+    let chain = Arc::new(Mutex::new(DevChain::new().unwrap()));
+    let producing = Arc::new(AtomicBool::new(true));
+    let node_down = Arc::new(AtomicBool::new(false));
+    {
+        let (chain, producing) = (chain.clone(), producing.clone());
+        std::thread::spawn(move || {
+            while producing.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_secs(1));
+                if producing.load(Ordering::SeqCst) {
+                    chain.lock().unwrap().produce().unwrap();
+                }
+            }
+        });
+    }
+    let (c, down) = (chain.clone(), node_down.clone());
+    let url = http::serve(move |req| {
+        if down.load(Ordering::SeqCst) {
+            return Response::json(503, "node down");
+        }
+        let request: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        Response::json(200, devchain::handle_rpc(&c, &request).to_string())
+    });
+    (url, chain, producing, node_down)
+}
+
+#[test]
+fn the_coordinator_pipeline_keeps_its_promises_under_faults() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let seed: u64 = std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261130);
+    let mut rng = Lcg(seed);
+    let work = tempfile::tempdir().unwrap();
+    let output = work.path().join("output");
+    let chain_config = work.path().join("dev-chain.json");
+    std::fs::write(&chain_config, devchain::CONFIG_JSON).unwrap();
+    let (node_url, chain, producing, _node_down) = dev_node();
+    let api = FakeApi::start(KEY);
+    let mut coordinator = FakeCoordinator::start();
+    coordinator.set_prove_time(Duration::from_millis(2500));
+    let env: Vec<(&str, String)> = vec![
+        ("ETH_RPC_URL", node_url),
+        ("CHAIN_CONFIG", chain_config.display().to_string()),
+        ("OUTPUT_DIR", output.display().to_string()),
+        ("BLOCK_INTERVAL", "5".into()),
+        ("POLL_INTERVAL_MS", "500".into()),
+        ("PROVER_BACKEND", "coordinator".into()),
+        ("ZISK_COORDINATOR_URL", coordinator.url.clone()),
+        ("ETHPROOFS_RPC_URL", api.url.clone()),
+        ("ETHPROOFS_API_KEY", KEY.into()),
+        ("ETHPROOFS_CLUSTER_ID", "7".into()),
+        ("REPORT_MAX_BACKOFF_SECONDS", "2".into()),
+        ("MAX_PROVE_ATTEMPTS", "4".into()),
+        ("LOG_LEVEL", "info".into()),
+    ];
+    let kills: Vec<u64> =
+        [(5, 8), (14, 17), (27, 30), (41, 44), (52, 55)].iter().map(|&(a, b)| rng.next(a, b)).collect();
+    let sigterms: Vec<u64> = [(10, 13), (35, 38)].iter().map(|&(a, b)| rng.next(a, b)).collect();
+    let (restart_keep_at, restart_forget_at) = (20, 47);
+    let (down_at, up_at) = (30, 40);
+    let (storm_at, storm_end) = (56, 62);
+    let fail_at = 24;
+    let stop_chain_at = 65;
+    say(&format!(
+        "coordinator fault suite: seed {seed}, SIGKILLs at {kills:?} s, SIGTERMs during a job at {sigterms:?} s; coordinator restarted keeping its jobs at {restart_keep_at} s and forgetting them at {restart_forget_at} s, down {down_at}-{up_at} s, one job failing (execution) from {fail_at} s; API 503 storm {storm_at}-{storm_end} s; proofs take 2.5 s"
+    ));
+    let start = Instant::now();
+    let mut daemon = Daemon::start(&env);
+    let (mut kills_done, mut terms_done, mut restarts) = (0usize, 0usize, 0u32);
+    let (mut kept, mut forgot, mut failing) = (false, false, false);
+    // Blocks whose job the coordinator forgot: proving them again is expected.
+    let mut forgotten: Vec<u64> = Vec::new();
+    let mut proving_now: Option<u64> = None;
+    let mut last_poll = Instant::now();
+    while start.elapsed() < Duration::from_secs(stop_chain_at) {
+        let t = start.elapsed().as_secs();
+        api.set_down((storm_at..storm_end).contains(&t));
+        if last_poll.elapsed() >= Duration::from_millis(200) {
+            last_poll = Instant::now();
+            proving_now = daemon.health()["components"]["prover"]["proving_block"].as_u64();
+        }
+        if kills_done < kills.len() && t >= kills[kills_done] {
+            daemon.kill9();
+            std::thread::sleep(Duration::from_millis(300));
+            daemon = Daemon::start(&env);
+            kills_done += 1;
+            restarts += 1;
+        }
+        if terms_done < sigterms.len() && t >= sigterms[terms_done] && proving_now.is_some() {
+            let (status, took) = daemon.terminate();
+            assert!(status.success() && took < Duration::from_secs(10), "SIGTERM mid-job: {status} after {took:?}");
+            daemon = Daemon::start(&env);
+            terms_done += 1;
+            restarts += 1;
+        }
+        if t >= restart_keep_at && !kept {
+            kept = true;
+            coordinator.restart(false);
+        }
+        if t >= restart_forget_at && !forgot {
+            forgot = true;
+            forgotten.extend(
+                coordinator
+                    .prove_jobs()
+                    .iter()
+                    .filter(|j| coordinator.running(j.block.unwrap_or(0)))
+                    .filter_map(|j| j.block),
+            );
+            coordinator.restart(true);
+        }
+        if t >= fail_at && !failing {
+            failing = true;
+            coordinator.fail_next(FailKind::Execution("guest panicked: fault suite".into()));
+        }
+        if (down_at..up_at).contains(&t) {
+            coordinator.down();
+        } else {
+            coordinator.up();
+        }
+        if let Some(status) = daemon.exited() {
+            panic!("the daemon exited ({status}) on its own\n{}", daemon.logs());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    api.set_down(false);
+    coordinator.up();
+    producing.store(false, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1200));
+    let final_head = chain.lock().unwrap().head_number();
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(120) {
+        let h = daemon.health();
+        let c = &h["components"];
+        if c["prover"]["state"] == "idle"
+            && c["prover"]["queue_length"] == 0
+            && c["input_generator"]["queue_length"] == 0
+            && c["input_generator"]["building_block"].is_null()
+            && c["reporter"]["queue_length"] == 0
+            && c["input_generator"]["head"] == final_head
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (status, took) = daemon.terminate();
+    let report = support::daemon()
+        .args(["report", "--since", "1d", "--format", "json"])
+        .env("OUTPUT_DIR", &output)
+        .output()
+        .unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&report.stdout).unwrap_or_default();
+    let by_block: BTreeMap<u64, &Value> = rows.iter().map(|r| (r["block"].as_u64().unwrap_or(0), r)).collect();
+    let ok_calls = |endpoint: &str, block: u64| {
+        api.received()
+            .iter()
+            .filter(|r| r.path.ends_with(&format!("/{endpoint}")) && r.body["block_number"] == block && r.status == 200)
+            .count()
+    };
+    let targets: Vec<u64> = (1..=final_head / 5).map(|k| k * 5).collect();
+    let proved: Vec<u64> =
+        rows.iter().filter(|r| r["outcome"] == "proved").filter_map(|r| r["block"].as_u64()).collect();
+    let failed: Vec<(u64, String)> = rows
+        .iter()
+        .filter(|r| r["outcome"] == "failed")
+        .map(|r| (r["block"].as_u64().unwrap_or(0), r["stage"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let jobs = coordinator.prove_jobs();
+    let jobs_of = |b: u64| jobs.iter().filter(|j| j.block == Some(b)).count();
+    let twice: Vec<u64> = targets.iter().copied().filter(|&b| jobs_of(b) > 1).collect();
+    let unexplained: Vec<u64> = twice.iter().copied().filter(|b| !forgotten.contains(b)).collect();
+
+    say("checks:");
+    let mut checks = Checks { passed: 0, failed: vec![] };
+    checks.check(report.status.success(), "the ledger opens and reports after the run");
+    checks.check(status.success() && took < Duration::from_secs(30), "the last daemon exits 0 on SIGTERM within 30 s");
+    checks.check(
+        targets
+            .iter()
+            .all(|t| by_block.get(t).is_some_and(|r| matches!(r["outcome"].as_str(), Some("proved" | "failed")))),
+        &format!("every target up to the final head {final_head} ended proved or failed ({} targets)", targets.len()),
+    );
+    checks.check(
+        rows.iter().filter(|r| r["outcome"] != "proved").all(|r| r["reason"].as_str().is_some_and(|s| !s.is_empty())),
+        "every failed target has its reason",
+    );
+    checks.check(
+        failed.len() == 1 && failed[0].1 == "execution",
+        &format!("only the job the coordinator failed is failed, at stage execution ({failed:?})"),
+    );
+    checks.check(
+        !proved.is_empty() && proved.iter().all(|&b| ok_calls("proved", b) == 1),
+        &format!("each proved block was accepted by the API exactly once ({} proved)", proved.len()),
+    );
+    checks.check(
+        unexplained.is_empty(),
+        &format!("one coordinator job per block, except where the coordinator forgot it (twice: {twice:?}, forgotten: {forgotten:?})"),
+    );
+    checks.check(
+        proved.iter().all(|b| {
+            std::fs::read(output.join(format!("{b}/proof.bin"))).is_ok_and(|p| p == FakeCoordinator::proof_of(*b))
+        }),
+        "every proved block's proof on disk is the coordinator's proof.data",
+    );
+    say(&format!(
+        "figures: {kills_done} SIGKILLs, {terms_done} SIGTERMs during a job, {restarts} daemon restarts; coordinator: 2 restarts (one forgetting {} running job(s)), down 10 s, {} prove jobs, {} cancels, {} registrations, {} set-ups; targets {}, proved {}, failed {}",
+        forgotten.len(),
+        jobs.len(),
+        coordinator.cancels().len(),
+        coordinator.registers(),
+        coordinator.setups(),
+        targets.len(),
+        proved.len(),
+        failed.len(),
+    ));
+    say(&format!("{} passed, {} failed", checks.passed, checks.failed.len()));
+    assert!(checks.failed.is_empty(), "failed: {:?}\nlog:\n{}", checks.failed, daemon.logs());
 }
