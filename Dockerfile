@@ -9,12 +9,16 @@
 #     plugin; see config/kubernetes.yaml);
 #   - the guest ELF (see guest-elf/README.md): -v /opt/guest-elf:/guest-elf:ro -e ELF_PATH=/guest-elf/<file>;
 #   - a volume for /app/output (inputs and proofs).
+# With PROVER_BACKEND=coordinator none of cargo-zisk, the key or the GPU is needed here: set
+# ZISK_COORDINATOR_URL to the coordinator (config/zisk-coordinator.service, config/kubernetes.yaml).
 # Example:
 #   docker run --gpus all --env-file config/ethproofs-daemon.env -p 4000:4000 \
 #     -v $HOME/.zisk:/zisk:ro -v /opt/guest-elf:/guest-elf:ro -v /var/lib/ethproofs:/app/output ethproofs-daemon run
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY Cargo.toml Cargo.lock rustfmt.toml build.rs ./
+# The coordinator's gRPC contract, compiled by build.rs in Rust (no protoc in the image).
+COPY proto ./proto
 COPY src ./src
 COPY benches ./benches
 COPY config ./config

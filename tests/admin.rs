@@ -185,3 +185,25 @@ fn old_block_data_goes_and_low_disk_pauses_new_work() {
     assert_eq!(input_gen(&d.health())["processed_count"], 0, "no input was built while the disk is low");
     assert!(d.terminate().0.success());
 }
+
+#[test]
+fn the_operator_cancels_a_running_cargo_zisk_proof() {
+    let node = mini_node(10);
+    let mut env = base_env(&node, None);
+    env.push(("FAKE_ZISK_SECONDS", "60".into()));
+    env.push(("ADMIN_TOKEN", TOKEN.into()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 proving", Duration::from_secs(60), |h| h["components"]["prover"]["proving_block"] == 10);
+    let out = support::daemon()
+        .args(["cancel", "10", "--url", &format!("http://127.0.0.1:{}", d.admin_port)])
+        .env("ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let h = d.wait_for("block 10 cancelled", Duration::from_secs(20), |h| {
+        h["components"]["prover"]["recent_failed"][0]["stage"] == "cancelled"
+    });
+    assert_eq!(h["components"]["prover"]["state"], "idle", "the run is over, not waiting out its 60 s");
+    assert_eq!(h["components"]["prover"]["recent_failed"][0]["reason"], "cancelled by the operator");
+    assert!(d.terminate().0.success());
+}

@@ -306,3 +306,80 @@ fn the_guest_checks_the_input_before_any_proof_with_input_check_emulate() {
     assert_eq!(coordinator.prove_jobs()[0].input_bytes, 1024);
     assert!(d.terminate().0.success());
 }
+
+#[test]
+fn cancel_on_shutdown_cancels_the_job_and_the_block_is_proved_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let coordinator = FakeCoordinator::start();
+    coordinator.set_prove_time(Duration::from_secs(3));
+    let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    set(&mut env, "CANCEL_ON_SHUTDOWN", "true");
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10's job running", Duration::from_secs(60), |h| prover(h)["phase"].is_string());
+    let (status, took) = d.terminate();
+    assert!(status.success() && took < Duration::from_secs(20), "{took:?}");
+    assert_eq!(coordinator.cancels(), vec![coordinator.prove_jobs()[0].id.clone()]);
+    assert!(!coordinator.running(10));
+
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+    assert_eq!(coordinator.prove_jobs_for(10), 2, "a new job after the cancelled one");
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn doctor_checks_the_coordinator_and_the_program() {
+    let node = mini_node(10);
+    let coordinator = FakeCoordinator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let elf = dir.path().join("guest.elf");
+    std::fs::write(&elf, b"\x7fELF fake guest").unwrap();
+    let run = |url: &str| {
+        let mut cmd = support::daemon();
+        cmd.arg("doctor").env_clear().env("PATH", std::env::var("PATH").unwrap());
+        for (k, v) in base_env(&node, None) {
+            cmd.env(k, v);
+        }
+        cmd.env("ELF_PATH", &elf)
+            .env("OUTPUT_DIR", dir.path().join("out"))
+            .env("PROVER_BACKEND", "coordinator")
+            .env("ZISK_COORDINATOR_URL", url)
+            .env("MIN_FREE_DISK_MB", "1");
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (ok, text) = run(&coordinator.url);
+    assert!(ok, "{text}");
+    assert!(text.contains("ok   coordinator") && text.contains("SERVING"), "{text}");
+    assert!(text.contains("ok   program") && text.contains("ELF registered as "), "{text}");
+    assert!(text.contains("skip cargo-zisk"), "cargo-zisk is not needed: {text}");
+
+    let down = FakeCoordinator::start_down();
+    let (ok, text) = run(&down.url);
+    assert!(!ok, "{text}");
+    assert!(text.contains("FAIL coordinator") && text.contains("unreachable"), "{text}");
+}
+
+#[test]
+fn a_job_left_waiting_for_input_by_a_killed_daemon_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let coordinator = FakeCoordinator::start();
+    coordinator.stall_pushes(true);
+    let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    set(&mut env, "COORDINATOR_INLINE_LIMIT_BYTES", "1024");
+    let mut d = Daemon::start(&env);
+    d.wait_for("the job recorded, its input half sent", Duration::from_secs(60), |h| prover(h)["job_id"].is_string());
+    d.kill9();
+    coordinator.stall_pushes(false);
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+    let jobs = coordinator.prove_jobs();
+    assert_eq!(jobs.len(), 2, "the starved job was replaced");
+    assert!(coordinator.cancels().contains(&jobs[0].id), "and cancelled");
+    assert_eq!(row(&d, 10)["attempts"], 2);
+    assert!(d.terminate().0.success());
+}

@@ -17,7 +17,7 @@ use sha2::Digest;
 use tokio::sync::watch;
 
 use super::{Ended, Outcome, Recorder, RunRequest, Stop, write_whole};
-use crate::coordinator::{CoordError, Coordinator, Followed, JobEnd, MAX_MESSAGE_BYTES, Submitted, follow};
+use crate::coordinator::{CoordError, Coordinator, Followed, JobEnd, MAX_MESSAGE_BYTES, Phase, Submitted, follow};
 use crate::decide::judge::{self, Action, CancelledBy, JOB_COMPLETED, JobFacts};
 use crate::store::{Ledger, ProgramRecord};
 
@@ -102,7 +102,8 @@ impl Remote {
             }
         };
         let started = Instant::now();
-        let (end, cancelled_by) = match self.await_end(&job_id, true, &mut stop, rec).await {
+        let resumed = req.resume_job.is_some();
+        let (end, cancelled_by) = match self.await_end(&job_id, resumed, true, &mut stop, rec).await {
             Ok(end) => end,
             Err(outcome) => return outcome,
         };
@@ -124,7 +125,7 @@ impl Remote {
     ) -> Result<(), Outcome> {
         let job_id = self.submit(req, input, Kind::Execute, stop, rec).await?;
         let started = Instant::now();
-        let (end, cancelled_by) = self.await_end(&job_id, false, stop, rec).await?;
+        let (end, cancelled_by) = self.await_end(&job_id, false, false, stop, rec).await?;
         match end {
             JobEnd::Done { steps, .. } => {
                 tracing::info!(block = req.block, steps = ?steps, ms = started.elapsed().as_millis() as u64, "the guest accepts the input");
@@ -177,7 +178,7 @@ impl Remote {
         }
         tracing::info!(hash_id, "setting the guest program up on the coordinator (once per ELF)");
         let job_id = self.client.setup(&hash_id).await?;
-        let (end, _) = match self.await_end(&job_id, false, &mut watch::channel(Stop::No).1, rec).await {
+        let (end, _) = match self.await_end(&job_id, false, false, &mut watch::channel(Stop::No).1, rec).await {
             Ok(end) => end,
             Err(_) => return Err(CoordError::Failing { code: "setup".into(), message: "set-up stopped".into() }),
         };
@@ -283,10 +284,13 @@ impl Remote {
     }
 
     /// Follows the job to its end, cancelling it past the deadline or when the operator asks.
-    /// A shutdown leaves a `detachable` job running (unless `CANCEL_ON_SHUTDOWN`).
+    /// A shutdown leaves a `detachable` job running (unless `CANCEL_ON_SHUTDOWN`). A `resumed` job
+    /// found waiting for input was left half-sent by the previous daemon: it is cancelled and
+    /// the block proved again.
     async fn await_end(
         &self,
         job_id: &str,
+        resumed: bool,
         detachable: bool,
         stop: &mut watch::Receiver<Stop>,
         rec: &dyn Recorder,
@@ -297,11 +301,27 @@ impl Remote {
         // Whether a cancel still has to reach the coordinator.
         let mut cancel_pending = false;
         let mut stop_open = true;
-        let following = follow(&self.client, job_id, |p| rec.phase(p), |t| rec.trouble(t));
+        let starved = std::sync::atomic::AtomicBool::new(false);
+        let on_phase = |p: Phase| {
+            if resumed && p == Phase::WaitingForInput {
+                starved.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            rec.phase(p);
+        };
+        let following = follow(&self.client, job_id, on_phase, |t| rec.trouble(t));
         tokio::pin!(following);
+        let mut look = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 Followed::End(end) = &mut following => return Ok((end, cancelled_by)),
+                _ = look.tick(), if resumed => {
+                    if starved.load(std::sync::atomic::Ordering::SeqCst) {
+                        let _ = self.client.cancel(job_id).await;
+                        return Err(Outcome::Lost(format!(
+                            "job {job_id} was left waiting for the input a previous run did not finish sending"
+                        )));
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline) => {
                     if cancelled_by.is_none() {
                         tracing::warn!(job_id, timeout_s = self.settings.timeout.as_secs(), "the job ran past its timeout; cancelling it");

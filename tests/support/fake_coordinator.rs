@@ -111,6 +111,8 @@ pub struct SubmittedJob {
     /// The job's deadline, as sent.
     pub deadline: Option<SystemTime>,
     pub metadata: HashMap<String, String>,
+    /// When the coordinator accepted it.
+    pub at: SystemTime,
 }
 
 #[derive(Default)]
@@ -138,6 +140,8 @@ struct State {
     honour_deadlines: bool,
     deadlines: HashMap<String, SystemTime>,
     refuse_metadata: bool,
+    /// `PushJobInput` hangs before reading anything (a client that dies mid-push leaves the job waiting).
+    stall_pushes: bool,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -241,6 +245,9 @@ impl FakeCoordinator {
     pub fn honour_deadlines(&self, on: bool) {
         self.with(|s| s.honour_deadlines = on);
     }
+    pub fn stall_pushes(&self, on: bool) {
+        self.with(|s| s.stall_pushes = on);
+    }
     pub fn refuse_metadata(&self, on: bool) {
         self.with(|s| s.refuse_metadata = on);
     }
@@ -276,6 +283,16 @@ impl FakeCoordinator {
                 .and_then(|j| s.jobs.get(&j.id))
                 .is_some_and(|j| matches!(j.stage(), Stage::Running(_)))
         })
+    }
+
+    /// When job `id` completed (or will), if it runs.
+    pub fn completes_at(&self, id: &str) -> Option<Instant> {
+        self.with(|s| s.jobs.get(id).and_then(|j| j.started.map(|t| t + j.duration)))
+    }
+
+    /// The same, as wall-clock time (to compare with the ledger's times).
+    pub fn completes_at_wall(&self, id: &str) -> Option<SystemTime> {
+        self.with(|s| s.jobs.get(id).and_then(|j| j.started.map(|_| j.started_wall + j.duration)))
     }
 
     /// The proof a job of `block` completes with (what must reach EthProofs).
@@ -584,6 +601,7 @@ impl ZiskCoordinatorApi for Fake {
             input_bytes: job.input.len(),
             deadline,
             metadata: msg.metadata.clone(),
+            at: SystemTime::now(),
         };
         match input {
             Some(Kind::Prove) => s.prove_jobs.push(record),
@@ -669,6 +687,9 @@ impl ZiskCoordinatorApi for Fake {
         request: Request<tonic::Streaming<pb::PushJobInputRequest>>,
     ) -> Result<Response<()>, Status> {
         let mut stream = request.into_inner();
+        while self.state.lock().unwrap().stall_pushes {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         while let Some(msg) = stream.message().await? {
             let mut s = self.state.lock().unwrap();
             s.pushes += 1;
