@@ -82,30 +82,7 @@ fn the_pipeline_keeps_its_promises_under_faults() {
     let zisk_log = work.path().join("zisk.log");
 
     // The dev chain, one block a second, behind a node that can go down.
-    let chain = Arc::new(Mutex::new(DevChain::new().unwrap()));
-    let producing = Arc::new(AtomicBool::new(true));
-    let node_down = Arc::new(AtomicBool::new(false));
-    {
-        let (chain, producing) = (chain.clone(), producing.clone());
-        std::thread::spawn(move || {
-            while producing.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_secs(1));
-                if producing.load(Ordering::SeqCst) {
-                    chain.lock().unwrap().produce().unwrap();
-                }
-            }
-        });
-    }
-    let node_url = {
-        let (chain, down) = (chain.clone(), node_down.clone());
-        http::serve(move |req| {
-            if down.load(Ordering::SeqCst) {
-                return Response::json(503, "node down");
-            }
-            let request: Value = serde_json::from_slice(&req.body).unwrap_or_default();
-            Response::json(200, devchain::handle_rpc(&chain, &request).to_string())
-        })
-    };
+    let (node_url, chain, producing, node_down) = dev_node();
     let api = FakeApi::start(KEY);
 
     let env: Vec<(&str, String)> = vec![
@@ -250,26 +227,7 @@ fn the_pipeline_keeps_its_promises_under_faults() {
     let targets: Vec<u64> = (1..=final_head / 5).map(|k| k * 5).collect();
 
     // Settle: every target terminal, nothing queued, every report settled.
-    let settle = Instant::now();
-    let mut last = Value::Null;
-    while settle.elapsed() < Duration::from_secs(120) {
-        if daemon.exited().is_some() {
-            daemon = Daemon::start(&env);
-            restarts += 1;
-        }
-        last = daemon.health();
-        let c = &last["components"];
-        let idle = c["prover"]["state"] == "idle"
-            && c["prover"]["queue_length"] == 0
-            && c["input_generator"]["queue_length"] == 0
-            && c["input_generator"]["building_block"].is_null()
-            && c["reporter"]["queue_length"] == 0
-            && c["input_generator"]["head"] == final_head;
-        if idle {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let last = settle(&mut daemon, &env, final_head, &mut restarts);
     let (status, took) = daemon.terminate();
     save_log(&daemon);
     if keep {
@@ -278,23 +236,13 @@ fn the_pipeline_keeps_its_promises_under_faults() {
     std::thread::sleep(Duration::from_millis(300));
 
     // The ledger, read the way an operator would.
-    let report = support::daemon()
-        .args(["report", "--since", "1d", "--format", "json"])
-        .env("OUTPUT_DIR", &output)
-        .output()
-        .unwrap();
-    let rows: Vec<Value> = serde_json::from_slice(&report.stdout).unwrap_or_default();
+    let (report_ok, rows) = ledger_report(&output);
     let by_block: BTreeMap<u64, &Value> = rows.iter().map(|r| (r["block"].as_u64().unwrap_or(0), r)).collect();
-    let ok_calls = |endpoint: &str, block: u64| {
-        api.received()
-            .iter()
-            .filter(|r| r.path.ends_with(&format!("/{endpoint}")) && r.body["block_number"] == block && r.status == 200)
-            .count()
-    };
+    let ok_calls = |endpoint: &str, block: u64| accepted_calls(&api, endpoint, block);
 
     say("checks:");
     let mut checks = Checks { passed: 0, failed: vec![] };
-    checks.check(report.status.success(), "the ledger opens and reports after the run");
+    checks.check(report_ok, "the ledger opens and reports after the run");
     checks.check(status.success() && took < Duration::from_secs(30), "the last daemon exits 0 on SIGTERM within 30 s");
     checks.check(
         targets.iter().all(|t| by_block.contains_key(t)),
@@ -406,6 +354,50 @@ fn the_pipeline_keeps_its_promises_under_faults() {
     ));
     say(&format!("{} passed, {} failed", checks.passed, checks.failed.len()));
     assert!(checks.failed.is_empty(), "failed: {:?}\nlast health: {last:#}\nlog:\n{}", checks.failed, daemon.logs());
+}
+
+/// Waits (up to 2 minutes) until every target is terminal, nothing is queued and every report
+/// is settled, restarting a daemon that exited; the last `/health`.
+fn settle(daemon: &mut Daemon, env: &[(&str, String)], final_head: u64, restarts: &mut u32) -> Value {
+    let settle = Instant::now();
+    let mut last = Value::Null;
+    while settle.elapsed() < Duration::from_secs(120) {
+        if daemon.exited().is_some() {
+            *daemon = Daemon::start(env);
+            *restarts += 1;
+        }
+        last = daemon.health();
+        let c = &last["components"];
+        let idle = c["prover"]["state"] == "idle"
+            && c["prover"]["queue_length"] == 0
+            && c["input_generator"]["queue_length"] == 0
+            && c["input_generator"]["building_block"].is_null()
+            && c["reporter"]["queue_length"] == 0
+            && c["input_generator"]["head"] == final_head;
+        if idle {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    last
+}
+
+/// `ethproofs-daemon report --format json` over the run's ledger: whether it worked, and its rows.
+fn ledger_report(output: &std::path::Path) -> (bool, Vec<Value>) {
+    let report = support::daemon()
+        .args(["report", "--since", "1d", "--format", "json"])
+        .env("OUTPUT_DIR", output)
+        .output()
+        .unwrap();
+    (report.status.success(), serde_json::from_slice(&report.stdout).unwrap_or_default())
+}
+
+/// How many `endpoint` calls for `block` the API accepted.
+fn accepted_calls(api: &FakeApi, endpoint: &str, block: u64) -> usize {
+    api.received()
+        .iter()
+        .filter(|r| r.path.ends_with(&format!("/{endpoint}")) && r.body["block_number"] == block && r.status == 200)
+        .count()
 }
 
 /// The dev chain, one block a second, behind a node that can go down: `(url, chain, producing, down)`.
@@ -537,35 +529,11 @@ fn the_coordinator_pipeline_keeps_its_promises_under_faults() {
     producing.store(false, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(1200));
     let final_head = chain.lock().unwrap().head_number();
-    let settle = Instant::now();
-    while settle.elapsed() < Duration::from_secs(120) {
-        let h = daemon.health();
-        let c = &h["components"];
-        if c["prover"]["state"] == "idle"
-            && c["prover"]["queue_length"] == 0
-            && c["input_generator"]["queue_length"] == 0
-            && c["input_generator"]["building_block"].is_null()
-            && c["reporter"]["queue_length"] == 0
-            && c["input_generator"]["head"] == final_head
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    settle(&mut daemon, &env, final_head, &mut restarts);
     let (status, took) = daemon.terminate();
-    let report = support::daemon()
-        .args(["report", "--since", "1d", "--format", "json"])
-        .env("OUTPUT_DIR", &output)
-        .output()
-        .unwrap();
-    let rows: Vec<Value> = serde_json::from_slice(&report.stdout).unwrap_or_default();
+    let (report_ok, rows) = ledger_report(&output);
     let by_block: BTreeMap<u64, &Value> = rows.iter().map(|r| (r["block"].as_u64().unwrap_or(0), r)).collect();
-    let ok_calls = |endpoint: &str, block: u64| {
-        api.received()
-            .iter()
-            .filter(|r| r.path.ends_with(&format!("/{endpoint}")) && r.body["block_number"] == block && r.status == 200)
-            .count()
-    };
+    let ok_calls = |endpoint: &str, block: u64| accepted_calls(&api, endpoint, block);
     let targets: Vec<u64> = (1..=final_head / 5).map(|k| k * 5).collect();
     let proved: Vec<u64> =
         rows.iter().filter(|r| r["outcome"] == "proved").filter_map(|r| r["block"].as_u64()).collect();
@@ -581,7 +549,7 @@ fn the_coordinator_pipeline_keeps_its_promises_under_faults() {
 
     say("checks:");
     let mut checks = Checks { passed: 0, failed: vec![] };
-    checks.check(report.status.success(), "the ledger opens and reports after the run");
+    checks.check(report_ok, "the ledger opens and reports after the run");
     checks.check(status.success() && took < Duration::from_secs(30), "the last daemon exits 0 on SIGTERM within 30 s");
     checks.check(
         targets

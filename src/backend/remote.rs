@@ -17,7 +17,9 @@ use sha2::Digest;
 use tokio::sync::watch;
 
 use super::{Ended, Outcome, Recorder, RunRequest, Stop, write_whole};
-use crate::coordinator::{CoordError, Coordinator, Followed, JobEnd, MAX_MESSAGE_BYTES, Phase, Submitted, follow};
+use crate::coordinator::{
+    CoordError, Coordinator, Followed, JobEnd, MAX_MESSAGE_BYTES, Phase, Submitted, Work, follow,
+};
 use crate::decide::judge::{self, Action, CancelledBy, JOB_COMPLETED, JobFacts};
 use crate::store::{Ledger, ProgramRecord};
 
@@ -54,13 +56,6 @@ const CANCEL_RETRY: Duration = Duration::from_secs(15);
 /// On shutdown with `CANCEL_ON_SHUTDOWN`, how long the cancel may take.
 const SHUTDOWN_CANCEL: Duration = Duration::from_secs(10);
 
-/// Which job a submission is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Prove,
-    Execute,
-}
-
 impl Remote {
     /// Reads the ELF's digest; the coordinator is not dialled until the first block.
     pub fn new(client: Coordinator, ledger: Arc<Ledger>, settings: RemoteSettings) -> std::io::Result<Remote> {
@@ -90,7 +85,7 @@ impl Remote {
                     Err(reason) => return Outcome::Ended(Ended::failed("input", reason)),
                 };
                 if self.settings.emulate_first
-                    && self.main_kind() == Kind::Prove
+                    && self.main_kind() == Work::Prove
                     && let Err(outcome) = self.check_input(req, &input, &mut stop, rec).await
                 {
                     return outcome;
@@ -110,8 +105,8 @@ impl Remote {
         self.ended(req, &job_id, kind, end, cancelled_by, started.elapsed())
     }
 
-    fn main_kind(&self) -> Kind {
-        if self.settings.action == Action::Prove { Kind::Prove } else { Kind::Execute }
+    fn main_kind(&self) -> Work {
+        if self.settings.action == Action::Prove { Work::Prove } else { Work::Execute }
     }
 
     /// Runs the guest on the input (an execute job) before it is proved: a guest that rejects it
@@ -123,7 +118,7 @@ impl Remote {
         stop: &mut watch::Receiver<Stop>,
         rec: &dyn Recorder,
     ) -> Result<(), Outcome> {
-        let job_id = self.submit(req, input, Kind::Execute, stop, rec).await?;
+        let job_id = self.submit(req, input, Work::Execute, stop, rec).await?;
         let started = Instant::now();
         let (end, cancelled_by) = self.await_end(&job_id, false, false, stop, rec).await?;
         match end {
@@ -200,7 +195,7 @@ impl Remote {
         &self,
         req: &RunRequest,
         input: &[u8],
-        kind: Kind,
+        kind: Work,
         stop: &mut watch::Receiver<Stop>,
         rec: &dyn Recorder,
     ) -> Result<String, Outcome> {
@@ -218,10 +213,7 @@ impl Remote {
                 let hash_id = self.ready_program(rec).await?;
                 let deadline = SystemTime::now() + self.settings.timeout;
                 let meta = if metadata { job_metadata(req) } else { HashMap::new() };
-                match kind {
-                    Kind::Prove => self.client.prove(&hash_id, input, deadline, meta).await,
-                    Kind::Execute => self.client.execute(&hash_id, input, deadline, meta).await,
-                }
+                self.client.submit_work(kind, &hash_id, input, deadline, meta).await
             };
             let error = match attempt.await {
                 Ok(Submitted { job_id, pending_input }) => {
@@ -262,7 +254,7 @@ impl Remote {
                 }
                 e if e.transient() => {}
                 e => {
-                    let stage = if kind == Kind::Execute && self.main_kind() == Kind::Prove {
+                    let stage = if kind == Work::Execute && self.main_kind() == Work::Prove {
                         "input_check"
                     } else {
                         "coordinator"
@@ -379,7 +371,7 @@ impl Remote {
         &self,
         req: &RunRequest,
         job_id: &str,
-        kind: Kind,
+        kind: Work,
         end: JobEnd,
         cancelled_by: Option<CancelledBy>,
         elapsed: Duration,
@@ -389,7 +381,7 @@ impl Remote {
         }
         let mut proof = None;
         if let JobEnd::Proved { data, .. } = &end
-            && kind == Kind::Prove
+            && kind == Work::Prove
         {
             let path = req.block_dir.join("proof.bin");
             match write_whole(&path, data) {

@@ -304,46 +304,39 @@ impl Coordinator {
         self.submit(kind, HashMap::new()).await
     }
 
-    /// Submits a proof of `input` (the framed input file's bytes) that the coordinator must
-    /// finish by `deadline`; input past the inline limit is pushed after. The job id is handed
-    /// to `submitted` before any input is pushed, so it can be recorded first.
-    pub async fn prove(
+    /// Submits `work` on `input` (the framed input file's bytes), to be done by `deadline`; input
+    /// past the inline limit is left for [`Coordinator::push_rest`], so the job id can be
+    /// recorded before anything else happens to the job.
+    pub async fn submit_work(
         &self,
+        work: Work,
         hash_id: &str,
         input: &[u8],
         deadline: SystemTime,
         metadata: HashMap<String, String>,
     ) -> Result<Submitted, CoordError> {
         let (first, rest) = input.split_at(input.len().min(self.inline_limit));
-        let kind = pb::job_kind::Kind::Prove(pb::ProveRequest {
-            hash_id: hash_id.to_string(),
-            input: Some(inline(first)),
-            proof_timeout: Some(prost_types::Timestamp::from(deadline)),
-            proof_dest: pb::ProofKind::Unspecified as i32,
-            hints: None,
-            random_seed: None,
-            snark_protocol: None,
-        });
-        let job_id = self.submit(kind, metadata).await?;
-        Ok(Submitted { job_id, pending_input: rest.len() })
-    }
-
-    /// Submits a run of the guest on `input` without proving (does the guest accept it?).
-    pub async fn execute(
-        &self,
-        hash_id: &str,
-        input: &[u8],
-        deadline: SystemTime,
-        metadata: HashMap<String, String>,
-    ) -> Result<Submitted, CoordError> {
-        let (first, rest) = input.split_at(input.len().min(self.inline_limit));
-        let kind = pb::job_kind::Kind::Execute(pb::ExecuteRequest {
-            hash_id: hash_id.to_string(),
-            input: Some(inline(first)),
-            execute_timeout: Some(prost_types::Timestamp::from(deadline)),
-            hints: None,
-            random_seed: None,
-        });
+        let (hash_id, input, deadline) =
+            (hash_id.to_string(), Some(inline(first)), Some(prost_types::Timestamp::from(deadline)));
+        let kind = match work {
+            Work::Prove => pb::job_kind::Kind::Prove(pb::ProveRequest {
+                hash_id,
+                input,
+                proof_timeout: deadline,
+                proof_dest: pb::ProofKind::Unspecified as i32,
+                hints: None,
+                random_seed: None,
+                snark_protocol: None,
+            }),
+            // The guest runs without proving: does it accept the input?
+            Work::Execute => pb::job_kind::Kind::Execute(pb::ExecuteRequest {
+                hash_id,
+                input,
+                execute_timeout: deadline,
+                hints: None,
+                random_seed: None,
+            }),
+        };
         let job_id = self.submit(kind, metadata).await?;
         Ok(Submitted { job_id, pending_input: rest.len() })
     }
@@ -383,6 +376,13 @@ impl Coordinator {
         let r = self.call("Health/Check", HEALTH_DEADLINE, None, h.check(req)).await?;
         Ok(r.status == wire::health::health_check_response::ServingStatus::Serving as i32)
     }
+}
+
+/// What a job does with a block's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    Prove,
+    Execute,
 }
 
 /// A job the coordinator accepted.
