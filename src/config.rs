@@ -164,6 +164,9 @@ pub struct RunArgs {
     /// `prove` (GPU proof), `execute` (emulation only, records steps) or `native` (no ZisK: re-execute natively).
     #[arg(long, env = "ZISK_ACTION", value_enum, default_value = "prove")]
     pub zisk_action: ZiskAction,
+    /// Start even when the ELF was built from an ethrex whose input layout differs from this build's.
+    #[arg(long, env = "ALLOW_ELF_MISMATCH", default_value = "false", action = clap::ArgAction::Set)]
+    pub allow_elf_mismatch: bool,
     /// `cli` (cargo-zisk on this machine) or `coordinator` (ZisK's distributed prover).
     #[arg(long, env = "PROVER_BACKEND", value_enum, default_value = "cli")]
     pub prover_backend: ProverBackend,
@@ -303,6 +306,7 @@ pub struct Config {
     pub cargo_zisk: PathBuf,
     pub zisk_version: ZiskVersionSetting,
     pub zisk_extra_args: Vec<String>,
+    pub allow_elf_mismatch: bool,
     pub prover_backend: ProverBackend,
     pub coordinator_url: String,
     pub cancel_on_shutdown: bool,
@@ -432,6 +436,7 @@ impl RunArgs {
             cargo_zisk: self.cargo_zisk,
             zisk_version: self.zisk_version,
             zisk_extra_args: self.zisk_extra_args.split_whitespace().map(str::to_string).collect(),
+            allow_elf_mismatch: self.allow_elf_mismatch,
             prover_backend: self.prover_backend,
             coordinator_url: self.zisk_coordinator_url,
             cancel_on_shutdown: self.cancel_on_shutdown,

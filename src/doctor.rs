@@ -135,20 +135,56 @@ async fn coordinator_checks(config: &Config, out: &mut Vec<Check>) {
     }
 }
 
-fn elf_check(config: &Config) -> Check {
-    use sha2::Digest;
-    match std::fs::read(&config.elf_path) {
-        Ok(bytes) if bytes.starts_with(b"\x7fELF") => Check::pass(
-            "elf",
-            format!(
-                "{} ({} bytes) sha256 {}",
-                config.elf_path.display(),
-                bytes.len(),
-                hex::encode(sha2::Sha256::digest(&bytes))
-            ),
+/// The ELF: readable, an ELF, what it was built from, and whether its input layout is this
+/// build's and its ziskos the installed cargo-zisk's line.
+async fn elf_checks(config: &Config, out: &mut Vec<Check>) {
+    let path = config.elf_path.display().to_string();
+    let bytes = match std::fs::read(&config.elf_path) {
+        Ok(bytes) if bytes.starts_with(b"\x7fELF") => bytes,
+        Ok(_) => return out.push(Check::fail("elf", format!("{path} is not an ELF file"))),
+        Err(e) => return out.push(Check::fail("elf", format!("cannot read {path}: {e}"))),
+    };
+    let fp = crate::elf::fingerprint(&bytes);
+    out.push(Check::pass(
+        "elf",
+        format!(
+            "{path} ({} bytes) sha256 {}, built from ethrex {}, ziskos {}",
+            fp.bytes,
+            fp.sha256,
+            fp.ethrex.describe(),
+            fp.ziskos.describe()
         ),
-        Ok(_) => Check::fail("elf", format!("{} is not an ELF file", config.elf_path.display())),
-        Err(e) => Check::fail("elf", format!("cannot read {}: {e}", config.elf_path.display())),
+    ));
+    match crate::elf::check_layout(&fp, &path) {
+        Ok(()) if fp.ethrex.version().is_none() => out.push(Check::skip(
+            "layout",
+            format!(
+                "the ELF does not say which ethrex it was built from; this daemon writes ethrex {}'s inputs",
+                crate::ETHREX_VERSION
+            ),
+        )),
+        Ok(()) => out.push(Check::pass(
+            "layout",
+            format!("the ELF reads the inputs of ethrex {} as written here", crate::ETHREX_VERSION),
+        )),
+        Err(e) if config.allow_elf_mismatch => {
+            out.push(Check::fail("layout", format!("{e} (ALLOW_ELF_MISMATCH=true lets the daemon start)")))
+        }
+        Err(e) => out.push(Check::fail("layout", e.to_string())),
+    }
+    let cli = config.prover_backend == crate::config::ProverBackend::Cli
+        && config.zisk_action != crate::config::ZiskAction::Native;
+    if cli && let Ok(v) = crate::zisk::detect(&config.cargo_zisk).await {
+        match crate::elf::ziskos_mismatch(&fp, v) {
+            Some(warning) => out.push(Check::fail("ziskos", warning)),
+            None if fp.ziskos.version().is_some() => {
+                out.push(Check::pass("ziskos", format!("ziskos {} matches cargo-zisk {v}", fp.ziskos.describe())))
+            }
+            None => out.push(Check::skip(
+                "ziskos",
+                format!("ziskos {}: cannot compare with cargo-zisk {v}", fp.ziskos.describe()),
+            )),
+        }
     }
 }
 
@@ -212,7 +248,7 @@ pub async fn run(config: &Config, notify: bool) -> Vec<Check> {
     } else {
         checks.push(zisk_check(config).await);
     }
-    checks.push(elf_check(config));
+    elf_checks(config, &mut checks).await;
     checks.push(ethproofs_check(config, &http).await);
     checks.push(output_check(config));
     checks.push(slack_check(config, &http, notify).await);

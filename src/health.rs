@@ -68,6 +68,7 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
         "version": env!("CARGO_PKG_VERSION"),
         "ethrex_version": crate::ETHREX_VERSION,
         "chain": {"name": s.info.chain_name, "chain_id": s.info.chain_id},
+        "elf": {"sha256": s.info.elf_sha256, "ethrex": s.info.elf_ethrex, "ziskos": s.info.elf_ziskos},
         "components": {
             "input_generator": to_value(input),
             "prover": to_value(prover),
@@ -168,6 +169,8 @@ async fn metrics(State(s): State<Arc<Surface>>) -> impl IntoResponse {
             ("ethrex", crate::ETHREX_VERSION.to_string()),
             ("zisk", s.info.zisk_version.clone()),
             ("elf_sha256", s.info.elf_sha256.clone()),
+            ("elf_ethrex", s.info.elf_ethrex.clone()),
+            ("elf_ziskos", s.info.elf_ziskos.clone()),
             ("backend", prover.as_ref().map_or("unknown", |p| p.backend).to_string()),
             ("elf_hash_id", hash_id),
         ],

@@ -17,6 +17,7 @@
 //! - [`coordinator`]: ZisK's distributed prover over gRPC (the coordinator's 1.x API).
 //! - [`backend`]: the prover backends (cargo-zisk, the coordinator, native re-execution) behind
 //!   one seam; the Prover actor does not know which one runs.
+//! - [`elf`]: which ethrex and ziskos a guest ELF was built from, and whether its input layout is ours.
 //! - [`process`]: running cargo-zisk in its own process group, with timeout and tail of output.
 //! - [`ethproofs`]: the EthProofs API calls and what each answer means.
 //! - [`notify`]: Slack webhook messages.
@@ -48,6 +49,7 @@ pub mod decide;
 pub mod devchain;
 pub mod disk;
 pub mod doctor;
+pub mod elf;
 pub mod ethproofs;
 pub mod health;
 pub mod input;

@@ -100,14 +100,14 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         }
         .into());
     }
-    let elf_sha256 = if native {
-        "none (ZISK_ACTION=native)".to_string()
+    let elf = if native {
+        None
     } else {
-        use sha2::Digest;
         let bytes = std::fs::read(&config.elf_path)
             .map_err(io(format!("cannot read ELF_PATH {}", config.elf_path.display())))?;
-        hex::encode(sha2::Sha256::digest(&bytes))
+        Some(check_elf(&config, &bytes, zisk_version)?)
     };
+    let elf_sha256 = elf.as_ref().map_or("none (ZISK_ACTION=native)".to_string(), |f| f.sha256.clone());
 
     let ledger = Arc::new(crate::store::Ledger::open(&config.db_path)?);
     ledger.bind_chain(&identity)?;
@@ -178,6 +178,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         backend,
         started_at: SystemTime::now(),
         elf_sha256,
+        elf,
         disk_low: Arc::new(AtomicBool::new(false)),
         board: Arc::new(Board::default()),
         nudges: nudge_tx,
@@ -203,6 +204,35 @@ where
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Reads what the ELF was built from, says it, and refuses an ELF whose ethrex writes another
+/// input layout (unless `ALLOW_ELF_MISMATCH`); a ziskos of another line than cargo-zisk is a warning.
+fn check_elf(
+    config: &Config,
+    bytes: &[u8],
+    zisk_version: ZiskVersion,
+) -> Result<crate::elf::Fingerprint, StartupError> {
+    let fp = crate::elf::fingerprint(bytes);
+    tracing::info!(
+        elf = %config.elf_path.display(),
+        sha256 = %fp.sha256,
+        ethrex = %fp.ethrex.describe(),
+        ziskos = %fp.ziskos.describe(),
+        "guest ELF"
+    );
+    if let Err(mismatch) = crate::elf::check_layout(&fp, &config.elf_path.display().to_string()) {
+        if !config.allow_elf_mismatch {
+            return Err(ConfigError { variable: "ELF_PATH", message: mismatch.to_string() }.into());
+        }
+        tracing::warn!(%mismatch, "ALLOW_ELF_MISMATCH=true: starting anyway");
+    }
+    if config.prover_backend == ProverBackend::Cli
+        && let Some(warning) = crate::elf::ziskos_mismatch(&fp, zisk_version)
+    {
+        tracing::warn!("{warning}");
+    }
+    Ok(fp)
 }
 
 /// What proves, in words: `cargo-zisk 0.16.0`, `ZisK coordinator http://…`, `native re-execution`.
@@ -345,6 +375,8 @@ impl Built {
                 chain_id: ctx.chain.chain_id(),
                 zisk_version: ctx.zisk_label(),
                 elf_sha256: ctx.elf_sha256.clone(),
+                elf_ethrex: ctx.elf.as_ref().map_or("none".into(), |f| f.ethrex.describe()),
+                elf_ziskos: ctx.elf.as_ref().map_or("none".into(), |f| f.ziskos.describe()),
                 output_dir: ctx.config.output_dir.clone(),
                 admin_token: ctx.config.admin_token.clone(),
             },

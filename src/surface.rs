@@ -18,6 +18,9 @@ pub struct Info {
     pub chain_id: u64,
     pub zisk_version: String,
     pub elf_sha256: String,
+    /// What the ELF was built from: the ethrex and ziskos versions or commits, or `unknown`.
+    pub elf_ethrex: String,
+    pub elf_ziskos: String,
     pub output_dir: PathBuf,
     pub admin_token: Option<Secret>,
 }

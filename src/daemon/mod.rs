@@ -59,6 +59,8 @@ pub struct Context {
     pub backend: crate::backend::Backend,
     pub started_at: SystemTime,
     pub elf_sha256: String,
+    /// What the ELF was built from (`None` without an ELF: native mode).
+    pub elf: Option<crate::elf::Fingerprint>,
     /// Set while OUTPUT_DIR has less than MIN_FREE_DISK_MB free: no new work starts. Not in the
     /// ledger: it is measured afresh after a restart.
     pub disk_low: Arc<AtomicBool>,

@@ -48,6 +48,7 @@ pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, Unb
         dialect,
         started_at: std::time::SystemTime::now(),
         elf_sha256: "test".into(),
+        elf: None,
         disk_low: Default::default(),
         board: Arc::new(Board::default()),
         nudges,
