@@ -180,7 +180,7 @@ pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
                         "proving_ms": l.proving_ms, "cycles": l.cycles, "attempts": l.attempts,
                         "seen_at": time(l.seen_at_ms), "proved_at": time(l.proved_at_ms),
                         "reported_at": time(l.reported_at_ms), "report_state": l.report_state,
-                        "job_id": l.job_id,
+                        "job_id": l.job_id, "guest_steps": l.guest_steps,
                     })
                 })
                 .collect();
@@ -188,12 +188,12 @@ pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
         }
         ReportFormat::Csv => {
             println!(
-                "block,outcome,stage,reason,gas_used,tx_count,input_ms,proving_ms,cycles,attempts,seen_at,proved_at,reported_at"
+                "block,outcome,stage,reason,gas_used,tx_count,input_ms,proving_ms,cycles,attempts,seen_at,proved_at,reported_at,guest_steps"
             );
             let num = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
             for l in &lines {
                 println!(
-                    "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                     l.block,
                     l.outcome,
                     csv_field(l.stage.as_deref().unwrap_or("")),
@@ -207,6 +207,7 @@ pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
                     time(l.seen_at_ms),
                     time(l.proved_at_ms),
                     time(l.reported_at_ms),
+                    num(l.guest_steps),
                 );
             }
         }

@@ -71,8 +71,23 @@ pub enum ProverBackend {
 pub enum InputCheck {
     /// Re-executed natively (ethrex in-process) when it is built.
     Native,
-    /// Run by the real guest (an execute job on the coordinator) before it is proved.
+    /// Run by the real guest before it is proved: `ziskemu` (or `cargo-zisk execute`), or an
+    /// execute job on the coordinator.
     Emulate,
+    /// Both of the above.
+    Both,
+    /// Neither: the prover is the first to read the input.
+    None,
+}
+
+impl InputCheck {
+    pub fn native(self) -> bool {
+        matches!(self, InputCheck::Native | InputCheck::Both)
+    }
+
+    pub fn emulate(self) -> bool {
+        matches!(self, InputCheck::Emulate | InputCheck::Both)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -181,10 +196,17 @@ pub struct RunArgs {
     /// it when a proxy in front of the coordinator limits gRPC messages).
     #[arg(long, env = "COORDINATOR_INLINE_LIMIT_BYTES", default_value = "133169152", value_parser = positive_u64)]
     pub coordinator_inline_limit_bytes: u64,
-    /// `native` (re-execute each input as it is built) or `emulate` (run the real guest on it
-    /// before proving; needs PROVER_BACKEND=coordinator).
+    /// `native` (re-execute each input as it is built), `emulate` (run the real guest on it before
+    /// proving), `both` or `none`.
     #[arg(long, env = "INPUT_CHECK", value_enum, default_value = "native")]
     pub input_check: InputCheck,
+    /// ZisK's emulator for INPUT_CHECK=emulate with the CLI backend (default: `ziskemu` beside
+    /// CARGO_ZISK, else `cargo-zisk execute`).
+    #[arg(long, env = "ZISKEMU")]
+    pub ziskemu: Option<PathBuf>,
+    /// How long the guest may take to check one input.
+    #[arg(long, env = "INPUT_CHECK_TIMEOUT_SECONDS", default_value = "600", value_parser = positive_u64)]
+    pub input_check_timeout_seconds: u64,
     /// The cargo-zisk executable.
     #[arg(long, env = "CARGO_ZISK", default_value = "cargo-zisk")]
     pub cargo_zisk: PathBuf,
@@ -312,6 +334,8 @@ pub struct Config {
     pub cancel_on_shutdown: bool,
     pub coordinator_inline_limit: usize,
     pub input_check: InputCheck,
+    pub ziskemu: Option<PathBuf>,
+    pub input_check_timeout: Duration,
     pub block_interval: u64,
     pub poll_interval: Duration,
     pub max_backfill_blocks: u64,
@@ -408,11 +432,8 @@ impl RunArgs {
                 ));
             }
         }
-        if self.input_check == InputCheck::Emulate && self.prover_backend != ProverBackend::Coordinator {
-            return Err(err(
-                "INPUT_CHECK",
-                "emulate needs PROVER_BACKEND=coordinator in this version (it runs the guest as an execute job); use native",
-            ));
+        if self.input_check.emulate() && self.zisk_action == ZiskAction::Native {
+            return Err(err("INPUT_CHECK", "emulate runs the guest with ZisK, which ZISK_ACTION=native does not use"));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| err("LOG_LEVEL", &format!("is not a level or tracing filter: {e}")))?;
@@ -442,6 +463,8 @@ impl RunArgs {
             cancel_on_shutdown: self.cancel_on_shutdown,
             coordinator_inline_limit: usize::try_from(self.coordinator_inline_limit_bytes).unwrap_or(usize::MAX),
             input_check: self.input_check,
+            ziskemu: self.ziskemu,
+            input_check_timeout: Duration::from_secs(self.input_check_timeout_seconds),
             block_interval: self.block_interval,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             max_backfill_blocks: self.max_backfill_blocks,

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use crate::backend::{Backend, Cli, Native, Remote, RemoteSettings};
 use crate::chain::{ChainError, HeadPoller, NodeClient};
 use crate::chainspec::ChainSpec;
-use crate::config::{Config, ConfigError, InputCheck, ProverBackend, ZiskAction, ZiskVersionSetting};
+use crate::config::{Config, ConfigError, ProverBackend, ZiskAction, ZiskVersionSetting};
 use crate::control::{Control, Nudge};
 use crate::daemon::{Context, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::instance::InstanceLock;
@@ -265,6 +265,10 @@ pub(crate) fn prover_backend(
             action,
             timeout: config.prover_timeout,
             kill_grace: config.prover_kill_grace,
+            emulate: config.input_check.emulate().then(|| crate::backend::Emulator {
+                ziskemu: crate::backend::find_ziskemu(config.ziskemu.as_deref(), &config.cargo_zisk),
+                timeout: config.input_check_timeout,
+            }),
         }),
         (_, ProverBackend::Coordinator) => {
             let client =
@@ -273,7 +277,7 @@ pub(crate) fn prover_backend(
                 elf: config.elf_path.clone(),
                 action,
                 timeout: config.prover_timeout,
-                emulate_first: config.input_check == InputCheck::Emulate,
+                emulate_first: config.input_check.emulate(),
                 cancel_on_shutdown: config.cancel_on_shutdown,
             };
             Backend::Remote(Box::new(

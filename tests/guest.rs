@@ -82,3 +82,43 @@ fn the_fingerprint_is_shown_in_health_metrics_and_doctor() {
     assert!(!ok, "{text}");
     assert!(text.contains("FAIL ziskos") && text.contains("0.15.0") && text.contains("1.4.0"), "{text}");
 }
+
+#[test]
+fn the_real_guest_checks_each_input_before_the_prover_with_input_check_emulate() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(11);
+    let api = support::fake_api::FakeApi::start(support::daemon::KEY);
+    let mut env = base_env(&node, Some(&api));
+    env.push(("START_BLOCK", "10".into()));
+    env.push(("INPUT_CHECK", "emulate".into()));
+    env.push(("ZISKEMU", support::repo_dir().join("tests/support/fake-ziskemu").display().to_string()));
+    env.push(("FAKE_ZISKEMU_REJECT", "11".into()));
+    env.push(("FAKE_ZISKEMU_LOG", dir.path().join("emu.log").display().to_string()));
+    env.push(("FAKE_ZISK_LOG", dir.path().join("zisk.log").display().to_string()));
+    env.push(("OUTPUT_DIR", dir.path().join("output").display().to_string()));
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("block 10 proved, block 11 failed", Duration::from_secs(60), |h| {
+        let p = &h["components"]["prover"];
+        p["proved_count"] == 1 && p["failed_count"] == 1
+    });
+    let failed = &h["components"]["prover"]["recent_failed"][0];
+    assert_eq!(failed["block"], 11);
+    assert_eq!(failed["stage"], "input_check");
+    assert!(failed["reason"].as_str().unwrap().contains("gas used mismatch"), "the guest's words: {failed}");
+    let zisk = std::fs::read_to_string(dir.path().join("zisk.log")).unwrap_or_default();
+    assert!(!zisk.contains("/11/input.bin"), "the rejected input never reached the prover:\n{zisk}");
+    assert!(zisk.contains("/10/input.bin"));
+    let emu = std::fs::read_to_string(dir.path().join("emu.log")).unwrap();
+    assert_eq!(emu.lines().count(), 2, "each input checked once: {emu}");
+    assert!(d.terminate().0.success());
+
+    // The guest's steps are in the ledger's report.
+    let out = support::daemon()
+        .args(["report", "--since", "1h", "--format", "json"])
+        .env("OUTPUT_DIR", dir.path().join("output"))
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let b10 = rows.as_array().unwrap().iter().find(|r| r["block"] == 10).unwrap();
+    assert_eq!(b10["guest_steps"], 4242);
+}

@@ -23,10 +23,41 @@ pub struct Cli {
     pub action: Action,
     pub timeout: Duration,
     pub kill_grace: Duration,
+    /// `INPUT_CHECK=emulate`: the guest runs on the input before it is proved.
+    pub emulate: Option<Emulator>,
+}
+
+/// How the guest is run on an input without proving.
+#[derive(Debug, Clone)]
+pub struct Emulator {
+    /// `ziskemu`; `None`: `cargo-zisk execute`.
+    pub ziskemu: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+/// The emulator to use: `ZISKEMU` as given, else `ziskemu` beside cargo-zisk or on `PATH`;
+/// `None` when there is none (then `cargo-zisk execute` runs the guest).
+pub fn find_ziskemu(setting: Option<&Path>, cargo_zisk: &Path) -> Option<PathBuf> {
+    if let Some(p) = setting {
+        return Some(p.to_path_buf());
+    }
+    let beside = cargo_zisk.parent().filter(|d| !d.as_os_str().is_empty()).map(|d| d.join("ziskemu"));
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|d| d.join("ziskemu")).collect::<Vec<_>>())
+        .unwrap_or_default();
+    beside.into_iter().chain(on_path).find(|p| p.is_file())
 }
 
 impl Cli {
     pub async fn run(&self, req: &RunRequest, stop: watch::Receiver<Stop>, rec: &dyn Recorder) -> Outcome {
+        if self.action == Action::Prove
+            && let Some(emulator) = &self.emulate
+        {
+            match self.check_input(emulator, req, stop.clone(), rec).await {
+                Ok(steps) => rec.checked(steps),
+                Err(outcome) => return outcome,
+            }
+        }
         let invocation = match self.action {
             Action::Prove => zisk::prove(self.dialect, &self.elf, &req.input, &req.block_dir, &self.extra_args),
             _ => zisk::execute(&self.elf, &req.input, &self.extra_args),
@@ -43,29 +74,7 @@ impl Cli {
         };
         tracing::info!(block = req.block, attempt = req.attempt, program = %self.program.display(), "prover started");
         let started_at = SystemTime::now();
-        let since = process::ticks_now();
-        let (cancel, cancelled) = watch::channel(false);
-        let mut stop_seen = stop.clone();
-        // Turns a stop request into the process's cancel; never finishes by itself, and keeps
-        // `cancel` alive (a dropped sender would read as a cancel).
-        let relay = async move {
-            while stop_seen.changed().await.is_ok() {
-                if *stop_seen.borrow() != Stop::No {
-                    let _ = cancel.send(true);
-                    break;
-                }
-            }
-            std::future::pending::<std::io::Result<RunOutcome>>().await
-        };
-        let outcome = tokio::select! {
-            outcome = process::run(&spec, cancelled, |pgid| rec.process(pgid)) => outcome,
-            never = relay => never,
-        };
-        // Helpers that left the prover's process group and outlived it (ours as subreaper).
-        let swept = process::sweep_orphans(since);
-        if swept > 0 {
-            tracing::warn!(block = req.block, swept, "ended helpers the prover left running");
-        }
+        let outcome = self.run_process(&spec, stop.clone(), rec, req.block).await;
         let run = match outcome {
             Ok(run) => run,
             Err(e) => {
@@ -90,6 +99,94 @@ impl Cli {
             proof,
             last_lines: run.tail,
         })
+    }
+
+    /// Runs `spec` in its own process group, recording it, until it ends, times out or is asked
+    /// to stop; then ends what it left behind.
+    async fn run_process(
+        &self,
+        spec: &RunSpec,
+        stop: watch::Receiver<Stop>,
+        rec: &dyn Recorder,
+        block: u64,
+    ) -> std::io::Result<RunOutcome> {
+        let since = process::ticks_now();
+        let (cancel, cancelled) = watch::channel(false);
+        let mut stop_seen = stop;
+        // Turns a stop request into the process's cancel; never finishes by itself, and keeps
+        // `cancel` alive (a dropped sender would read as a cancel).
+        let relay = async move {
+            while stop_seen.changed().await.is_ok() {
+                if *stop_seen.borrow() != Stop::No {
+                    let _ = cancel.send(true);
+                    break;
+                }
+            }
+            std::future::pending::<std::io::Result<RunOutcome>>().await
+        };
+        let outcome = tokio::select! {
+            outcome = process::run(spec, cancelled, |pgid| rec.process(pgid)) => outcome,
+            never = relay => never,
+        };
+        // Helpers that left the process group and outlived it (ours as subreaper).
+        let swept = process::sweep_orphans(since);
+        if swept > 0 {
+            tracing::warn!(block, swept, "ended helpers the prover left running");
+        }
+        outcome
+    }
+
+    /// Runs the guest on the input without proving (`ziskemu`, else `cargo-zisk execute`): its
+    /// steps if it accepts it; a block it rejects fails at `input_check` with its own last lines.
+    async fn check_input(
+        &self,
+        emulator: &Emulator,
+        req: &RunRequest,
+        stop: watch::Receiver<Stop>,
+        rec: &dyn Recorder,
+    ) -> Result<Option<u64>, Outcome> {
+        let (program, args) = match &emulator.ziskemu {
+            Some(ziskemu) => {
+                let args = vec!["-e".into(), self.elf.clone().into(), "-i".into(), req.input.clone().into()];
+                (ziskemu.clone(), args)
+            }
+            None => (self.program.clone(), zisk::execute(&self.elf, &req.input, &self.extra_args).args),
+        };
+        let spec = RunSpec { program, args, timeout: emulator.timeout, kill_grace: self.kill_grace };
+        tracing::info!(block = req.block, program = %spec.program.display(), "the guest checks the input");
+        let run = match self.run_process(&spec, stop.clone(), rec, req.block).await {
+            Ok(run) => run,
+            Err(e) => {
+                let reason = format!("cannot run {}: {e} (set ZISKEMU, or INPUT_CHECK=native)", spec.program.display());
+                return Err(Outcome::Ended(Ended::failed("input_check", reason)));
+            }
+        };
+        let fail = |reason: String, last_lines: Vec<String>| {
+            Outcome::Ended(Ended {
+                verdict: Verdict::Failed { stage: "input_check", reason },
+                exit: None,
+                proof: None,
+                last_lines,
+            })
+        };
+        match run.ending {
+            Ending::Code(0) => Ok(zisk::parse_steps(&run.tail)),
+            Ending::Cancelled if *stop.borrow() == Stop::Operator => {
+                Err(Outcome::Ended(Ended::failed("cancelled", "cancelled by the operator".into())))
+            }
+            Ending::Cancelled => Err(Outcome::Stopped),
+            Ending::TimedOut => Err(fail(
+                format!(
+                    "the guest did not finish checking the input within INPUT_CHECK_TIMEOUT_SECONDS = {}",
+                    emulator.timeout.as_secs()
+                ),
+                run.tail,
+            )),
+            ending => {
+                let said = run.tail.iter().rev().find(|l| !l.trim().is_empty()).cloned().unwrap_or_default();
+                Err(fail(format!("the guest rejected the input ({}): {said}", ending.describe()), run.tail))
+            }
+        }
     }
 
     /// The facts of the run's end; for a proof this run wrote, also its path and size.

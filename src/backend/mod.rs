@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::watch;
 
-pub use cli::Cli;
+pub use cli::{Cli, Emulator, find_ziskemu};
 pub use native::Native;
 pub use remote::{Remote, RemoteSettings};
 
@@ -67,6 +67,8 @@ pub trait Recorder: Send + Sync {
     fn phase(&self, phase: Phase);
     /// The coordinator cannot be asked (`Some`), or answers again (`None`).
     fn trouble(&self, error: Option<&CoordError>);
+    /// The guest accepted the input (`INPUT_CHECK=emulate`), in this many steps.
+    fn checked(&self, steps: Option<u64>);
 }
 
 /// How a run ended.

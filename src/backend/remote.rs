@@ -123,7 +123,8 @@ impl Remote {
         let (end, cancelled_by) = self.await_end(&job_id, false, false, stop, rec).await?;
         match end {
             JobEnd::Done { steps, .. } => {
-                tracing::info!(block = req.block, steps = ?steps, ms = started.elapsed().as_millis() as u64, "the guest accepts the input");
+                tracing::debug!(block = req.block, ms = started.elapsed().as_millis() as u64, "input check job done");
+                rec.checked(steps);
                 Ok(())
             }
             JobEnd::Unknown => Err(Outcome::Lost(format!("the coordinator forgot the input check job {job_id}"))),

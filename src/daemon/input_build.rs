@@ -126,8 +126,8 @@ async fn build(ctx: &Context, block: u64) -> Result<input::Generated, BuildError
         .map_err(|e| BuildError::Input(format!("cannot create {}: {e}", dir.display())))?;
     let out = dir.join("input.bin");
     let chain = ctx.chain.config;
-    // With INPUT_CHECK=emulate the real guest checks the input before it is proved instead.
-    let validate = ctx.config.input_check == crate::config::InputCheck::Native;
+    // With INPUT_CHECK=emulate (or none) the real guest checks the input before it is proved instead.
+    let validate = ctx.config.input_check.native();
     let options = GenerateOptions { framing: ctx.zisk_version.framing(), validate, expect_block: Some(block) };
     tokio::task::spawn_blocking(move || input::generate(block_json, witness_json, &chain, options, &out))
         .await

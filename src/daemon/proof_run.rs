@@ -171,7 +171,13 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
             };
         }
     };
-    let verdict = ended.verdict;
+    let verdict = match ended.verdict {
+        // A prover that gives no cycle count: the guest's own steps on the input stand in.
+        Verdict::Proved { proving_ms, cycles: None } => {
+            Verdict::Proved { proving_ms, cycles: progress.snapshot().guest_steps }
+        }
+        verdict => verdict,
+    };
     if let Some(exit_text) = &ended.exit {
         let (proving_ms, cycles) = match &verdict {
             Verdict::Proved { proving_ms, cycles } => (*proving_ms, *cycles),

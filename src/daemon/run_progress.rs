@@ -25,6 +25,8 @@ pub struct Progress {
     /// Phases already left, with their durations, in order.
     pub done: Vec<(Phase, Duration)>,
     pub trouble: Option<Trouble>,
+    /// The guest's steps on the input, when `INPUT_CHECK=emulate` ran it.
+    pub guest_steps: Option<u64>,
 }
 
 /// One run's progress, shared by the run (which writes it) and the Prover (which reads it).
@@ -105,6 +107,14 @@ impl Recorder for Recording<'_> {
         }
         tracing::info!(block = self.block, phase = phase.as_str(), "coordinator job phase");
         s.phase = Some((phase, Instant::now()));
+    }
+
+    fn checked(&self, steps: Option<u64>) {
+        tracing::info!(block = self.block, steps = ?steps, "the guest accepts the input");
+        if let Err(e) = self.ledger.input_checked(self.block, self.attempt, steps) {
+            tracing::error!(block = self.block, error = %e, "cannot record the input check");
+        }
+        self.lock().guest_steps = steps;
     }
 
     fn trouble(&self, error: Option<&CoordError>) {

@@ -369,6 +369,18 @@ impl Ledger {
         })
     }
 
+    /// The guest ran the attempt's input and accepted it, in `steps` (`INPUT_CHECK=emulate`).
+    pub fn input_checked(&self, n: u64, attempt: u32, steps: Option<u64>) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE blocks SET checked_at = ?3, guest_steps = ?4 WHERE number = ?1 AND attempts = ?2 AND state = 'proving'",
+                params![sql_u64(n), i64::from(attempt), now_ms(), steps.map(sql_u64)],
+            )
+            .map(|_| ())
+            .map_err(self.sql())
+        })
+    }
+
     /// The operator asks to cancel the block's running attempt; only a block being proved can be.
     pub fn operator_cancel(&self, n: u64) -> Result<CancelRequest, StoreError> {
         self.write(|tx| {

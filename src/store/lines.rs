@@ -28,6 +28,8 @@ pub struct ReportLine {
     pub report_state: Option<String>,
     /// The coordinator job of the latest attempt (coordinator backend).
     pub job_id: Option<String>,
+    /// The guest's steps when it checked the input (`INPUT_CHECK=emulate`).
+    pub guest_steps: Option<u64>,
 }
 
 impl Ledger {
@@ -42,7 +44,7 @@ impl Ledger {
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT b.number, b.state, b.stage, b.reason, b.gas_used, b.tx_count, b.input_ms, b.proving_ms,
-                        b.cycles, b.attempts, b.seen_at, b.proved_at, r.done_at, r.state, b.job_id
+                        b.cycles, b.attempts, b.seen_at, b.proved_at, r.done_at, r.state, b.job_id, b.guest_steps
                  FROM blocks b LEFT JOIN reports r ON r.block = b.number AND r.status = 'proved'
                  WHERE {tail}"
             ))
@@ -68,6 +70,7 @@ impl Ledger {
                     reported_at_ms: done_at.filter(|_| report_state.as_deref() == Some("done")),
                     report_state,
                     job_id: r.get(14)?,
+                    guest_steps: opt_u64(r.get(15)?),
                 })
             })
             .map_err(self.sql())?;

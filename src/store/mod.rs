@@ -27,7 +27,7 @@ pub use lines::ReportLine;
 pub use state::{BlockState, Move, ReportState};
 
 /// Schema versions this build can read; `migrate` brings older ones up to the last.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -142,6 +142,8 @@ pub struct BlockRecord {
     pub job_id: Option<String>,
     /// The operator asked to cancel the running attempt.
     pub cancel_requested: bool,
+    /// The guest's steps when it checked the input (`INPUT_CHECK=emulate`).
+    pub guest_steps: Option<u64>,
 }
 
 /// The guest program registered with the coordinator: which ELF (by SHA-256), the
@@ -283,9 +285,15 @@ ALTER TABLE blocks ADD COLUMN job_id TEXT;
 ALTER TABLE blocks ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// v4: the guest's own check of the input (`INPUT_CHECK=emulate`): when, and its step count.
+const SCHEMA_V4: &str = "
+ALTER TABLE blocks ADD COLUMN checked_at INTEGER;
+ALTER TABLE blocks ADD COLUMN guest_steps INTEGER;
+";
+
 const BLOCK_COLUMNS: &str = "number, state, origin, stage, reason, attempts, interruptions, input_path, proof_path,
     proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at, block_timestamp, proof_bytes,
-    job_id, cancel_requested";
+    job_id, cancel_requested, guest_steps";
 
 const REPORT_COLUMNS: &str = "id, block, status, state, created_at, attempts, next_attempt_at, in_doubt, proving_ms, cycles, proof_path, last_error";
 
@@ -334,6 +342,9 @@ impl Ledger {
         }
         if version < 3 {
             tx.execute_batch(SCHEMA_V3).map_err(self.sql())?;
+        }
+        if version < 4 {
+            tx.execute_batch(SCHEMA_V4).map_err(self.sql())?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(self.sql())?;
         tx.commit().map_err(self.sql())
@@ -558,6 +569,7 @@ fn raw_block(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawBlock> {
             proof_bytes: opt_u64(r.get(20)?),
             job_id: r.get(21)?,
             cancel_requested: r.get::<_, i64>(22)? != 0,
+            guest_steps: opt_u64(r.get(23)?),
         },
     })
 }
