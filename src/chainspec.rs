@@ -122,6 +122,20 @@ impl ChainSpec {
         self.config.chain_id
     }
 
+    /// The chain by name, for people: `mainnet`, `hoodi`, `sepolia`, `dev chain` (the offline
+    /// chain of `run --dev`), else `chain <id>` — never a file path.
+    pub fn name(&self) -> String {
+        if Network::from_chain_id(self.chain_id()).is_some_and(|n| n.name() == self.origin) {
+            return self.origin.clone();
+        }
+        if self.is_dev() { "dev chain".to_string() } else { format!("chain {}", self.chain_id()) }
+    }
+
+    /// The offline dev chain: nothing on it is ever on ethproofs.org.
+    pub fn is_dev(&self) -> bool {
+        self.chain_id() == crate::devchain::CHAIN_ID
+    }
+
     /// Refuses to go on when the config is for a different chain than the node serves.
     pub fn check_chain_id(&self, node_chain_id: u64) -> Result<(), ChainSpecError> {
         if self.config.chain_id != node_chain_id {

@@ -298,6 +298,10 @@ pub struct RunArgs {
     /// Enables the admin API (`/admin/*`), which then requires `Authorization: Bearer <token>`.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    /// Where operators reach this daemon's pages (e.g. https://prover-1.example.org:4000): Slack
+    /// alerts then link to the block's page.
+    #[arg(long, env = "DASHBOARD_URL")]
+    pub dashboard_url: Option<String>,
     /// Also post each proved block to Slack, with its ethproofs.org link.
     #[arg(long, env = "SLACK_NOTIFY_PROVED", default_value = "false", action = clap::ArgAction::Set)]
     pub slack_notify_proved: bool,
@@ -359,6 +363,7 @@ pub struct Config {
     pub max_prove_attempts: u32,
     pub slack_webhook: Option<Secret>,
     pub slack_notify_proved: bool,
+    pub dashboard_url: Option<String>,
     pub admin_token: Option<Secret>,
     pub retain_blocks: u64,
     pub min_free_disk_mb: u64,
@@ -435,6 +440,14 @@ impl RunArgs {
         if self.input_check.emulate() && self.zisk_action == ZiskAction::Native {
             return Err(err("INPUT_CHECK", "emulate runs the guest with ZisK, which ZISK_ACTION=native does not use"));
         }
+        if let Some(url) = &self.dashboard_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(err(
+                "DASHBOARD_URL",
+                "must be an http:// or https:// URL (where this daemon's pages are reached)",
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| err("LOG_LEVEL", &format!("is not a level or tracing filter: {e}")))?;
         // Absolute from here on: the ledger records paths, and they must resolve whatever the
@@ -488,6 +501,7 @@ impl RunArgs {
             max_prove_attempts: self.max_prove_attempts.min(u64::from(u32::MAX)) as u32,
             slack_webhook: self.slack_webhook,
             slack_notify_proved: self.slack_notify_proved,
+            dashboard_url: self.dashboard_url.map(|u| u.trim_end_matches('/').to_string()),
             admin_token: self.admin_token,
             retain_blocks: self.retain_blocks,
             min_free_disk_mb: self.min_free_disk_mb,

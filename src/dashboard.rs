@@ -104,6 +104,9 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         "version": env!("CARGO_PKG_VERSION"),
         "ethrex": crate::ETHREX_VERSION,
         "chain": s.info.chain_name,
+        "dev_chain": s.info.dev,
+        // ethproofs.org knows a block only when this daemon reports it, and never a dev chain's.
+        "ethproofs_links": s.info.reporting && !s.info.dev,
         "zisk": s.info.zisk_version,
         "paused": s.paused(),
         "head": head,

@@ -32,12 +32,14 @@
 //! - [`disk`]: free space of a filesystem.
 //! - [`telemetry`]: Prometheus counters, histograms and gauges.
 //! - [`devchain`]: an offline chain (ethrex EVM) served over JSON-RPC, for `run --dev` and fixtures.
+//! - [`blocks`]: a page per block (`/blocks/{n}`): its timeline from the ledger and where the time went.
 //! - [`dashboard`]: the live page at `/` and the JSON it polls.
 //! - [`doctor`]: `ethproofs-daemon doctor`, a check of everything the daemon depends on.
 //! - [`admin`]: the operator's API (prove, resubmit, pause, resume, blocks) and its CLI client.
 
 pub mod admin;
 pub mod backend;
+pub mod blocks;
 pub mod chain;
 pub mod chainspec;
 pub mod config;

@@ -375,7 +375,9 @@ impl Built {
             control: Control::new(ctx.ledger.clone(), ctx.nudges.clone(), ctx.config.ethproofs.is_some()),
             info: crate::surface::Info {
                 started_at: ctx.started_at,
-                chain_name: ctx.chain.origin.to_string(),
+                chain_name: ctx.chain.name(),
+                dev: ctx.chain.is_dev(),
+                reporting: ctx.config.ethproofs.is_some(),
                 chain_id: ctx.chain.chain_id(),
                 zisk_version: ctx.zisk_label(),
                 elf_sha256: ctx.elf_sha256.clone(),
@@ -391,7 +393,9 @@ impl Built {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let public = crate::health::router(surface.clone()).merge(crate::dashboard::router(surface.clone()));
+        let public = crate::health::router(surface.clone())
+            .merge(crate::dashboard::router(surface.clone()))
+            .merge(crate::blocks::router(surface.clone()));
         let mut http = vec![tokio::spawn(crate::serve::serve(listener, public, stopped(http_stopped.clone())))];
         if let Some(admin_listener) = admin_listener {
             // The admin API on its own address; `/health` there too, so `status` needs one URL.

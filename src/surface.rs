@@ -15,6 +15,10 @@ use crate::status::Board;
 pub struct Info {
     pub started_at: SystemTime,
     pub chain_name: String,
+    /// The offline dev chain (`run --dev`): its blocks are executed, never on ethproofs.org.
+    pub dev: bool,
+    /// EthProofs reporting is configured: only then does a block link to ethproofs.org.
+    pub reporting: bool,
     pub chain_id: u64,
     pub zisk_version: String,
     pub elf_sha256: String,

@@ -109,6 +109,16 @@ fn blocks_are_proved_through_the_coordinator_and_reported_with_its_proof() {
     let hash_id = prover(&h)["coordinator"]["hash_id"].as_str().unwrap().to_string();
     assert_eq!(prover(&h)["coordinator"]["set_up"], true);
     assert_eq!(row(&d, 10)["job_id"].as_str(), Some(jobs[0].id.as_str()));
+    // The block's page: its job, the phases' calls, every EthProofs call answered.
+    let (code, story) = d.get("/api/blocks/10").unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(story["job_id"].as_str(), Some(jobs[0].id.as_str()));
+    let events: Vec<&str> = story["timeline"].as_array().unwrap().iter().filter_map(|e| e["what"].as_str()).collect();
+    for expected in ["target seen", "input built", "proving started", "proof accepted", "EthProofs accepted `proved`"] {
+        assert!(events.contains(&expected), "{expected:?} missing from {events:?}");
+    }
+    assert!(story["where_the_time_went"].as_array().is_some_and(|s| !s.is_empty()));
+    assert_eq!(d.get("/api/blocks/12345").unwrap().0, 404);
     let metrics = d.get_text("/metrics").unwrap();
     assert!(metrics.contains(&format!("elf_hash_id=\"{hash_id}\"")), "build_info names the program");
     assert!(metrics.contains("ethproofs_job_phase_seconds_count{phase=\"recurse\"}"), "phase durations are measured");

@@ -1,7 +1,9 @@
 #![recursion_limit = "256"]
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium`, installed by
 //! `.ci/run`) opens `/` on a daemon that has proved a block, runs the page's script, and the
-//! rendered page must list the proved block with its ethproofs.org link. A screenshot is saved.
+//! rendered page must list the proved block linked to its own page — and not to ethproofs.org,
+//! which never hears of a block of this chain (id 1337, a dev chain) with reporting off. The
+//! block's page must render its timeline. A screenshot is saved.
 
 mod support;
 
@@ -58,8 +60,17 @@ fn a_proved_block_appears_on_the_dashboard_in_a_real_browser() {
     let out = headless(&browser, profile.path(), &url, &["--dump-dom"]);
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(dom.contains(r#"data-block="10""#) && dom.contains(r#"data-state="proved""#), "no proved row in:\n{dom}");
-    assert!(dom.contains("https://ethproofs.org/blocks/10"), "no link in:\n{dom}");
+    assert!(dom.contains(r#"href="blocks/10""#), "no link to the block's page in:\n{dom}");
+    assert!(!dom.contains("https://ethproofs.org/blocks/10"), "a dev chain's block links to ethproofs.org:\n{dom}");
     assert!(dom.contains(r#"id="status" class="status healthy""#), "status not rendered:\n{dom}");
+
+    let page = format!("http://127.0.0.1:{}/blocks/10", d.port);
+    let out = headless(&browser, profile.path(), &page, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    for expected in ["target seen", "input built", "proof accepted", "where the time went", "never on ethproofs.org"] {
+        assert!(dom.to_lowercase().contains(expected), "{expected:?} missing from the block page:\n{dom}");
+    }
+    assert!(dom.contains(r#"id="outcome" class="proved""#), "the outcome is shown:\n{dom}");
 
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let _ = std::fs::remove_file(&shot);

@@ -255,12 +255,18 @@ fn slack_hears_each_kind_once_per_window_and_when_it_is_resolved() {
     env.push(("FAKE_ZISK_MODES", "10=fail".into()));
     env.push(("SLACK_WEBHOOK", slack.url.clone()));
     env.push(("SLACK_NOTIFY_PROVED", "true".into()));
+    env.push(("DASHBOARD_URL", "https://prover.example.org:4000/".into()));
     let mut d = Daemon::start(&env);
     d.wait_for("resolved", Duration::from_secs(60), |_| slack.count("Resolved: proof failed") == 1);
     let messages = slack.messages();
     let alert = messages.iter().position(|m| m.contains("Proof failed: block 10")).expect("the alert");
     let resolved = messages.iter().position(|m| m.contains("Resolved: proof failed")).unwrap();
     assert!(alert < resolved, "{messages:#?}");
-    d.wait_for("proved notice", Duration::from_secs(10), |_| slack.count("https://ethproofs.org/blocks/11") == 1);
+    assert!(messages[alert].contains("https://prover.example.org:4000/blocks/10"), "the alert links the block's page");
+    d.wait_for("proved notice", Duration::from_secs(10), |_| {
+        slack.count("Block 11 proved") == 1 && slack.count("https://prover.example.org:4000/blocks/11") == 1
+    });
+    // Reporting is off (and the chain is a dev chain): ethproofs.org never hears of the block.
+    assert_eq!(slack.count("ethproofs.org/blocks"), 0, "{:#?}", slack.messages());
     assert!(d.terminate().0.success());
 }

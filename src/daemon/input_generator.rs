@@ -272,7 +272,7 @@ impl InputGenerator {
                 self.alerts.alert(
                     AlertKind::InputFailed,
                     format!("Input failed: block {block} ({stage})"),
-                    reason.clone(),
+                    format!("{reason}\n{}", self.ctx.block_links(block, false)),
                 );
                 tracing::error!(block, stage, %reason, "target missed");
                 s.missed_count = s.missed_count.saturating_add(1);

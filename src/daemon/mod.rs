@@ -86,6 +86,19 @@ impl Context {
         }
     }
 
+    /// A line for an alert about `block`: its page on this daemon (with `DASHBOARD_URL`), and its
+    /// ethproofs.org page when it is proved and reported there.
+    pub fn block_links(&self, block: u64, proved: bool) -> String {
+        let mut lines = Vec::new();
+        if let Some(base) = &self.config.dashboard_url {
+            lines.push(format!("{base}/blocks/{block}"));
+        }
+        if proved && self.config.ethproofs.is_some() && !self.chain.is_dev() {
+            lines.push(format!("https://ethproofs.org/blocks/{block}"));
+        }
+        lines.join("\n")
+    }
+
     pub fn nudge(&self, n: Nudge) {
         let _ = self.nudges.send(n);
     }

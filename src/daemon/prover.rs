@@ -300,7 +300,7 @@ impl Prover {
                     let cycles = cycles.map_or("unknown".to_string(), |c| c.to_string());
                     self.alerts.info(
                         format!("Block {block} proved"),
-                        format!("proving time {proving_ms} ms, cycles {cycles}\nhttps://ethproofs.org/blocks/{block}"),
+                        format!("proving time {proving_ms} ms, cycles {cycles}\n{}", self.ctx.block_links(block, true)),
                     );
                 }
             }
@@ -329,7 +329,7 @@ impl Prover {
         self.alerts.alert(
             AlertKind::ProofFailed,
             format!("Proof failed: block {block} ({stage})"),
-            format!("{reason}\n{}", last_lines.join("\n")),
+            format!("{reason}\n{}\n{}", last_lines.join("\n"), self.ctx.block_links(block, false)),
         );
         s.failed_count += 1;
         s.failed.push(FailedBlock { block, stage: stage.to_string(), reason: reason.to_string(), last_lines });

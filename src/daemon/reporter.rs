@@ -161,7 +161,7 @@ impl Reporter {
         self.alerts.alert(
             AlertKind::ReportFailed,
             format!("EthProofs report failed permanently: block {block} {status}"),
-            reason.to_string(),
+            format!("{reason}\n{}", self.ctx.block_links(block, false)),
         );
     }
 

@@ -15,6 +15,7 @@
 mod events;
 mod lines;
 pub mod state;
+mod story;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -25,6 +26,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use events::{Accepted, CancelRequest, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess, Settle};
 pub use lines::ReportLine;
 pub use state::{BlockState, Move, ReportState};
+pub use story::{Call, Moment, Story};
 
 /// Schema versions this build can read; `migrate` brings older ones up to the last.
 pub const SCHEMA_VERSION: i64 = 4;
