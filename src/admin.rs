@@ -2,7 +2,8 @@
 //! `ADMIN_TOKEN` is set; every call needs `Authorization: Bearer <token>`, and a wrong or missing
 //! token gets 401 with nothing changed.
 //!
-//! - `POST /admin/prove/{n}`, `POST /admin/prove?start=<n>&count=<k>`: prove any blocks, not only targets.
+//! - `POST /admin/prove/{n}`, `POST /admin/prove?start=<n>&count=<k>`: prove any blocks, not only targets;
+//!   `POST /admin/prove?latest=<k>`: the k newest targets at or below the head.
 //! - `POST /admin/resubmit/{n}`: send a proved block's `proved` report again, from its saved proof.
 //! - `POST /admin/cancel/{n}`: cancel the block's running attempt (its cargo-zisk run or
 //!   coordinator job); the block ends failed at stage `cancelled` and can be proved again.
@@ -104,21 +105,34 @@ async fn prove_one(State(s): State<Arc<Surface>>, headers: HeaderMap, Path(n): P
 
 #[derive(Deserialize)]
 struct Range {
-    start: u64,
-    count: u64,
+    start: Option<u64>,
+    count: Option<u64>,
+    latest: Option<u64>,
 }
 
 async fn prove_range(State(s): State<Arc<Surface>>, headers: HeaderMap, Query(range): Query<Range>) -> Response {
     if let Some(refusal) = refuse(&s, &headers) {
         return refusal;
     }
-    if range.count == 0 || range.count > MAX_RANGE {
+    if let Some(latest) = range.latest {
+        if latest == 0 || latest > MAX_RANGE {
+            return error(StatusCode::BAD_REQUEST, format!("latest must be 1..={MAX_RANGE}"));
+        }
+        let Some(head) = s.board.input.fresh().and_then(|i| i.head) else {
+            return error(StatusCode::CONFLICT, "the head is not known yet".into());
+        };
+        return add_blocks(&s, &latest_targets(head, s.info.block_interval, latest));
+    }
+    let (Some(start), Some(count)) = (range.start, range.count) else {
+        return error(StatusCode::BAD_REQUEST, "give start and count, or latest".into());
+    };
+    if count == 0 || count > MAX_RANGE {
         return error(StatusCode::BAD_REQUEST, format!("count must be 1..={MAX_RANGE}"));
     }
-    let Some(end) = range.start.checked_add(range.count) else {
+    let Some(end) = start.checked_add(count) else {
         return error(StatusCode::BAD_REQUEST, "start + count overflows".into());
     };
-    add_blocks(&s, &(range.start..end).collect::<Vec<_>>())
+    add_blocks(&s, &(start..end).collect::<Vec<_>>())
 }
 
 async fn resubmit(State(s): State<Arc<Surface>>, headers: HeaderMap, Path(n): Path<u64>) -> Response {
@@ -195,6 +209,12 @@ async fn blocks(State(s): State<Arc<Surface>>, headers: HeaderMap, Query(q): Que
     }
 }
 
+/// The `count` newest multiples of `interval` at or below `head`, newest first (fewer near 0).
+pub fn latest_targets(head: u64, interval: u64, count: u64) -> Vec<u64> {
+    let newest = crate::schedule::newest_target(head, interval);
+    (0..count).map_while(|k| interval.checked_mul(k).and_then(|d| newest.checked_sub(d))).filter(|b| *b > 0).collect()
+}
+
 /// The CLI side: one call to a running daemon's admin API. Returns the status and JSON body.
 pub async fn call(
     base: &str,
@@ -223,6 +243,13 @@ pub async fn call(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_latest_targets_are_the_newest_multiples_at_or_below_the_head() {
+        assert_eq!(super::latest_targets(1234, 100, 3), vec![1200, 1100, 1000]);
+        assert_eq!(super::latest_targets(250, 100, 5), vec![200, 100], "none below the first");
+        assert_eq!(super::latest_targets(u64::MAX, 100, 2).len(), 2);
+    }
+
     #[test]
     fn token_comparison() {
         assert!(super::same(b"abc", b"abc"));

@@ -350,3 +350,53 @@ pub(crate) fn devchain_fixtures(args: DevchainArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `reproduce`: every kept input of a directory through the configured backend, with no node.
+pub(crate) fn reproduce(mut args: crate::ReproduceArgs) -> anyhow::Result<()> {
+    use ethproofs_daemon::reproduce;
+    // A replay needs no node; this address is never dialled (it only satisfies the settings).
+    args.run.eth_rpc_url.get_or_insert_with(|| ethproofs_daemon::config::Secret::new("http://node.invalid"));
+    let config = args.run.into_config().map_err(|e| anyhow::anyhow!("{e}"))?;
+    init_logging(&config);
+    let inputs_dir = std::path::absolute(&args.inputs)?;
+    let out = std::path::absolute(&args.out)?;
+    if out.starts_with(&inputs_dir) {
+        anyhow::bail!(
+            "--out {} is inside --inputs {}: a replay never writes into the inputs",
+            out.display(),
+            inputs_dir.display()
+        );
+    }
+    let inputs = reproduce::inputs(&inputs_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rows = runtime.block_on(async {
+        let backend = reproduce::backend(&config, &out, args.action)?;
+        println!(
+            "reproducing {} input(s) from {} with {} ({:?})",
+            inputs.len(),
+            inputs_dir.display(),
+            backend.name(),
+            args.action
+        );
+        anyhow::Ok(reproduce::run(&backend, args.action, &inputs, &out, &mut std::io::stdout()).await)
+    })?;
+    if let Some(csv) = &args.report_csv {
+        reproduce::write_csv(csv, &rows)?;
+        println!("report: {}", csv.display());
+    }
+    if args.report_to_ethproofs {
+        let Some(e) = config.ethproofs.clone() else {
+            anyhow::bail!("--report-to-ethproofs needs ETHPROOFS_RPC_URL, ETHPROOFS_API_KEY and ETHPROOFS_CLUSTER_ID");
+        };
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+        let client = ethproofs_daemon::ethproofs::EthProofsClient::new(http, e);
+        let n = runtime.block_on(reproduce::report(&client, &rows, &out, &mut std::io::stdout()));
+        println!("{n} block(s) reported to EthProofs");
+    }
+    let failed = rows.iter().filter(|r| r.outcome == "failed" || r.outcome == "stopped").count();
+    println!("{} input(s): {} ok, {failed} failed", rows.len(), rows.len() - failed);
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} input(s) failed", rows.len());
+    }
+    Ok(())
+}

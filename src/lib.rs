@@ -10,6 +10,7 @@
 //! - [`store`]: the ledger: the block state machine and the EthProofs outbox (SQLite).
 //! - [`decide`]: the daemon's decisions as plain functions (judging a run, the outbox policy,
 //!   retention).
+//! - [`reproduce`]: `reproduce --inputs DIR`: every kept input proved or checked again, with no node.
 //! - [`retention`]: deleting old block data, by `decide::retention`'s rule.
 //! - [`instance`]: one daemon per output directory; recognising our own prover processes.
 //! - [`schedule`]: which blocks are targets, derived from ranges so none is skipped.
@@ -58,6 +59,7 @@ pub mod input;
 pub mod instance;
 pub mod notify;
 pub mod process;
+pub mod reproduce;
 pub mod retention;
 pub mod schedule;
 pub mod serve;

@@ -40,6 +40,9 @@ pub(crate) enum Command {
     Status(ClientArgs),
     /// Ask a running daemon to prove block N, or `--start N --count K` blocks (any numbers).
     Prove(ProveArgs),
+    /// Prove (or execute, or check with the guest) every kept input of a directory again, with
+    /// no node: a daemon's OUTPUT_DIR or a copy of one. Never touches a running daemon's ledger.
+    Reproduce(Box<ReproduceArgs>),
     /// Ask a running daemon to send a proved block's report to EthProofs again.
     Resubmit(ResubmitArgs),
     /// Ask a running daemon to cancel block N's running proof (cargo-zisk run or coordinator job).
@@ -80,10 +83,34 @@ pub(crate) struct ClientArgs {
 }
 
 #[derive(Args)]
+pub(crate) struct ReproduceArgs {
+    /// A directory of `<block>/input.bin` (a daemon's OUTPUT_DIR, or a copy from another machine).
+    #[arg(long)]
+    pub(crate) inputs: PathBuf,
+    /// `prove`, `execute` (no proof) or `emulate` (the guest's own check only).
+    #[arg(long, value_enum, default_value = "prove")]
+    pub(crate) action: ethproofs_daemon::reproduce::Action,
+    /// Write one CSV row per block here (block, input size, steps, proving ms, outcome, reason).
+    #[arg(long = "report")]
+    pub(crate) report_csv: Option<PathBuf>,
+    /// Where the proofs go; never the input directory.
+    #[arg(long, default_value = "reproduce")]
+    pub(crate) out: PathBuf,
+    /// Also report each proved block to EthProofs (with the ETHPROOFS_* settings).
+    #[arg(long)]
+    pub(crate) report_to_ethproofs: bool,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+}
+
+#[derive(Args)]
 pub(crate) struct ProveArgs {
     /// The block to prove.
-    #[arg(conflicts_with_all = ["start", "count"], required_unless_present = "start")]
+    #[arg(conflicts_with_all = ["start", "count", "latest"], required_unless_present_any = ["start", "latest"])]
     pub(crate) block: Option<u64>,
+    /// The N newest targets (multiples of the daemon's BLOCK_INTERVAL at or below its head).
+    #[arg(long, conflicts_with_all = ["start", "count"])]
+    pub(crate) latest: Option<u64>,
     /// First block of a range.
     #[arg(long, requires = "count")]
     pub(crate) start: Option<u64>,
@@ -164,6 +191,9 @@ fn main() -> ExitCode {
             cli::client(c, "GET", path.into())
         }
         Some(Command::Prove(p)) => match (p.block, p.start, p.count) {
+            _ if p.latest.is_some() => {
+                cli::client(p.client, "POST", format!("/admin/prove?latest={}", p.latest.unwrap_or(1)))
+            }
             (Some(n), _, _) => cli::client(p.client, "POST", format!("/admin/prove/{n}")),
             (None, Some(start), Some(count)) => {
                 cli::client(p.client, "POST", format!("/admin/prove?start={start}&count={count}"))
@@ -171,6 +201,7 @@ fn main() -> ExitCode {
             _ => Err(anyhow::anyhow!("give a block number, or --start and --count")),
         },
         Some(Command::Resubmit(r)) => cli::client(r.client, "POST", format!("/admin/resubmit/{}", r.block)),
+        Some(Command::Reproduce(args)) => cli::reproduce(*args),
         Some(Command::Cancel(r)) => cli::client(r.client, "POST", format!("/admin/cancel/{}", r.block)),
         Some(Command::Pause(c)) => cli::client(c, "POST", "/admin/pause".into()),
         Some(Command::Resume(c)) => cli::client(c, "POST", "/admin/resume".into()),

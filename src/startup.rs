@@ -376,6 +376,7 @@ impl Built {
             info: crate::surface::Info {
                 started_at: ctx.started_at,
                 chain_name: ctx.chain.name(),
+                block_interval: ctx.config.block_interval,
                 dev: ctx.chain.is_dev(),
                 reporting: ctx.config.ethproofs.is_some(),
                 chain_id: ctx.chain.chain_id(),

@@ -15,6 +15,8 @@ use crate::status::Board;
 pub struct Info {
     pub started_at: SystemTime,
     pub chain_name: String,
+    /// `BLOCK_INTERVAL`: which blocks are targets (`prove --latest`).
+    pub block_interval: u64,
     /// The offline dev chain (`run --dev`): its blocks are executed, never on ethproofs.org.
     pub dev: bool,
     /// EthProofs reporting is configured: only then does a block link to ethproofs.org.

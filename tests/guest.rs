@@ -122,3 +122,83 @@ fn the_real_guest_checks_each_input_before_the_prover_with_input_check_emulate()
     let b10 = rows.as_array().unwrap().iter().find(|r| r["block"] == 10).unwrap();
     assert_eq!(b10["guest_steps"], 4242);
 }
+
+fn dir_digest(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if !e.file_name().to_string_lossy().starts_with(".lock") {
+                files.push((e.path().display().to_string(), std::fs::read(e.path()).unwrap_or_default()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn reproduce_replays_a_daemons_inputs_without_a_node_and_touches_nothing_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(11);
+    let output = dir.path().join("output");
+    let mut env = base_env(&node, None);
+    env.push(("START_BLOCK", "10".into()));
+    env.push(("OUTPUT_DIR", output.display().to_string()));
+    env.push(("ADMIN_TOKEN", "tok".into()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("two blocks proved", Duration::from_secs(60), |h| h["components"]["prover"]["proved_count"] == 2);
+
+    // `prove --latest 2` asks for the two newest targets: both already proved here.
+    let out = support::daemon()
+        .args(["prove", "--latest", "2", "--url", &format!("http://127.0.0.1:{}", d.admin_port)])
+        .env("ADMIN_TOKEN", "tok")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("already proved [11, 10]"), "{text}");
+    assert!(d.terminate().0.success());
+    let before = dir_digest(&output);
+
+    let replay = |action: &str, out_dir: &str, extra: &[(&str, &str)]| {
+        let mut cmd = support::daemon();
+        cmd.args(["reproduce", "--inputs"])
+            .arg(&output)
+            .args(["--action", action, "--out"])
+            .arg(dir.path().join(out_dir));
+        cmd.arg("--report").arg(dir.path().join(format!("{out_dir}.csv")));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("ELF_PATH", dir.path().join("guest.elf"))
+            .env("CARGO_ZISK", support::daemon::fake_zisk())
+            .env("LOG_LEVEL", "warn");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        let csv = std::fs::read_to_string(dir.path().join(format!("{out_dir}.csv"))).unwrap_or_default();
+        (out.status.success(), text, csv)
+    };
+    std::fs::write(dir.path().join("guest.elf"), synthetic_elf(&[&registry_path("ethrex-common", "31.0.0")])).unwrap();
+    let (ok, text, csv) = replay("prove", "replay", &[]);
+    assert!(ok, "{text}");
+    assert!(text.contains("[1/2] block 10: proved") && text.contains("[2/2] block 11: proved"), "{text}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "block,input_bytes,steps,proving_ms,outcome,reason");
+    assert!(lines[1].starts_with("10,") && lines[1].contains(",5555,1234,proved,"), "{csv}");
+    assert!(dir.path().join("replay/11/proof.bin").is_file());
+    assert_eq!(dir_digest(&output), before, "the daemon's directory and ledger are untouched");
+
+    let ziskemu = support::repo_dir().join("tests/support/fake-ziskemu").display().to_string();
+    let (ok, text, csv) = replay("emulate", "emulate", &[("ZISKEMU", &ziskemu), ("FAKE_ZISKEMU_REJECT", "11")]);
+    assert!(!ok, "a rejected input fails the replay: {text}");
+    assert!(csv.contains("10,") && csv.contains(",4242,") && csv.contains("checked"), "{csv}");
+    assert!(
+        csv.lines().any(|l| l.starts_with("11,") && l.contains("failed") && l.contains("gas used mismatch")),
+        "{csv}"
+    );
+    assert_eq!(dir_digest(&output), before);
+}

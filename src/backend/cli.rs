@@ -138,7 +138,7 @@ impl Cli {
 
     /// Runs the guest on the input without proving (`ziskemu`, else `cargo-zisk execute`): its
     /// steps if it accepts it; a block it rejects fails at `input_check` with its own last lines.
-    async fn check_input(
+    pub(super) async fn check_input(
         &self,
         emulator: &Emulator,
         req: &RunRequest,
@@ -183,7 +183,19 @@ impl Cli {
                 run.tail,
             )),
             ending => {
-                let said = run.tail.iter().rev().find(|l| !l.trim().is_empty()).cloned().unwrap_or_default();
+                // stdout and stderr interleave: the guest's own complaint is the line that says so.
+                let complaint = |l: &&String| {
+                    let l = l.to_ascii_lowercase();
+                    l.contains("panicked") || l.contains("error") || l.contains("invalid")
+                };
+                let said = run
+                    .tail
+                    .iter()
+                    .rev()
+                    .find(complaint)
+                    .or_else(|| run.tail.iter().rev().find(|l| !l.trim().is_empty()))
+                    .cloned()
+                    .unwrap_or_default();
                 Err(fail(format!("the guest rejected the input ({}): {said}", ending.describe()), run.tail))
             }
         }

@@ -120,6 +120,32 @@ impl Backend {
         }
     }
 
+    /// Only the guest's own check of the input (`reproduce --action emulate`): `Executed` with
+    /// the guest's steps when it accepts it, `input_check` failed when it does not.
+    pub async fn check(&self, req: &RunRequest, stop: watch::Receiver<Stop>, rec: &dyn Recorder) -> Outcome {
+        let started = std::time::Instant::now();
+        let accepted = match self {
+            Backend::Cli(b) => match &b.emulate {
+                Some(emulator) => b.check_input(emulator, req, stop, rec).await,
+                None => return Outcome::Ended(Ended::failed("input_check", "no emulator configured".into())),
+            },
+            Backend::Remote(b) => b.check_only(req, stop, rec).await,
+            Backend::Native(b) => return b.run(req).await,
+        };
+        match accepted {
+            Ok(steps) => Outcome::Ended(Ended {
+                verdict: Verdict::Executed {
+                    ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX).max(1),
+                    cycles: steps,
+                },
+                exit: None,
+                proof: None,
+                last_lines: Vec::new(),
+            }),
+            Err(outcome) => outcome,
+        }
+    }
+
     /// `cli`, `coordinator` or `native`, for status and metrics.
     pub fn name(&self) -> &'static str {
         match self {

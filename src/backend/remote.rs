@@ -105,6 +105,20 @@ impl Remote {
         self.ended(req, &job_id, kind, end, cancelled_by, started.elapsed())
     }
 
+    /// Only the guest's check of the input (an execute job): its steps if it accepts it.
+    pub async fn check_only(
+        &self,
+        req: &RunRequest,
+        mut stop: watch::Receiver<Stop>,
+        rec: &dyn Recorder,
+    ) -> Result<Option<u64>, Outcome> {
+        let input = read_input(&req.input).map_err(|reason| Outcome::Ended(Ended::failed("input", reason)))?;
+        let steps = std::sync::Mutex::new(None);
+        let tap = Tap { inner: rec, steps: &steps };
+        self.check_input(req, &input, &mut stop, &tap).await?;
+        Ok(*steps.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     fn main_kind(&self) -> Work {
         if self.settings.action == Action::Prove { Work::Prove } else { Work::Execute }
     }
@@ -406,6 +420,31 @@ impl Remote {
         };
         let last_lines = vec![format!("coordinator job {job_id}: {exit}")];
         Outcome::Ended(Ended { verdict, exit: Some(exit), proof, last_lines })
+    }
+}
+
+/// Passes everything on, keeping the guest's steps for the caller.
+struct Tap<'a> {
+    inner: &'a dyn Recorder,
+    steps: &'a std::sync::Mutex<Option<u64>>,
+}
+
+impl Recorder for Tap<'_> {
+    fn process(&self, pgid: u32) {
+        self.inner.process(pgid)
+    }
+    fn job(&self, job_id: &str) -> Result<(), String> {
+        self.inner.job(job_id)
+    }
+    fn phase(&self, phase: Phase) {
+        self.inner.phase(phase)
+    }
+    fn trouble(&self, error: Option<&CoordError>) {
+        self.inner.trouble(error)
+    }
+    fn checked(&self, steps: Option<u64>) {
+        *self.steps.lock().unwrap_or_else(|p| p.into_inner()) = steps;
+        self.inner.checked(steps)
     }
 }
 

@@ -1,0 +1,291 @@
+//! `ethproofs-daemon reproduce`: prove (or execute, or check with the guest) every kept input of
+//! a directory — a daemon's `OUTPUT_DIR` or a copy from another machine — through the configured
+//! backend, one at a time, with no node. A progress line per block and a CSV row per block.
+//!
+//! Architecture invariant: it never opens the input directory's ledger and never writes into
+//! the input directory; proofs (and, for the coordinator, its own scratch ledger) go under
+//! `--out`. Nothing is reported to EthProofs unless asked.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::backend::{Backend, Outcome, Recorder, RunRequest, Stop};
+use crate::config::Config;
+use crate::coordinator::{CoordError, Phase};
+use crate::decide::judge::Verdict;
+use crate::ethproofs::{Call, EthProofsClient, Outcome as Answer, Proved, Status};
+
+/// What to do with each input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Action {
+    /// A proof with the configured backend.
+    Prove,
+    /// The prover's execute (no proof).
+    Execute,
+    /// The guest's own check only (ziskemu / the coordinator's execute job / native re-execution).
+    Emulate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReproduceError {
+    #[error("{dir}: {reason}")]
+    Inputs { dir: String, reason: String },
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// One input's result: the CSV row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub block: u64,
+    pub input_bytes: u64,
+    pub steps: Option<u64>,
+    pub proving_ms: Option<u64>,
+    /// `proved`, `executed`, `checked`, `failed`, `stopped`.
+    pub outcome: &'static str,
+    pub reason: String,
+}
+
+impl Row {
+    pub const CSV_HEADER: &'static str = "block,input_bytes,steps,proving_ms,outcome,reason";
+
+    pub fn csv(&self) -> String {
+        let num = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let reason = self.reason.replace('"', "\"\"");
+        format!(
+            "{},{},{},{},{},\"{reason}\"",
+            self.block,
+            self.input_bytes,
+            num(self.steps),
+            num(self.proving_ms),
+            self.outcome
+        )
+    }
+}
+
+/// The kept inputs under `dir` (`<dir>/<block>/input.bin`), oldest block first.
+pub fn inputs(dir: &Path) -> Result<Vec<(u64, PathBuf)>, ReproduceError> {
+    let err = |reason: String| ReproduceError::Inputs { dir: dir.display().to_string(), reason };
+    let entries = std::fs::read_dir(dir).map_err(|e| err(e.to_string()))?;
+    let mut found: Vec<(u64, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let block: u64 = e.file_name().to_str()?.parse().ok()?;
+            let input = e.path().join("input.bin");
+            input.is_file().then_some((block, input))
+        })
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(err("no <block>/input.bin here (a daemon's OUTPUT_DIR keeps its inputs that way)".into()));
+    }
+    Ok(found)
+}
+
+/// Records nothing in any ledger: a replay leaves no trace but its proofs and its report.
+struct Quiet {
+    block: u64,
+    steps: std::sync::Mutex<Option<u64>>,
+}
+
+impl Recorder for Quiet {
+    fn process(&self, _pgid: u32) {}
+    fn job(&self, job_id: &str) -> Result<(), String> {
+        tracing::info!(block = self.block, job_id, "coordinator job");
+        Ok(())
+    }
+    fn phase(&self, phase: Phase) {
+        tracing::debug!(block = self.block, phase = phase.as_str(), "phase");
+    }
+    fn trouble(&self, error: Option<&CoordError>) {
+        if let Some(e) = error {
+            tracing::warn!(block = self.block, error = %e, "coordinator trouble; waiting");
+        }
+    }
+    fn checked(&self, steps: Option<u64>) {
+        *self.steps.lock().unwrap_or_else(|p| p.into_inner()) = steps;
+    }
+}
+
+/// Runs every input through `backend`, printing a progress line each, returning the rows.
+pub async fn run(
+    backend: &Backend,
+    action: Action,
+    inputs: &[(u64, PathBuf)],
+    out: &Path,
+    progress: &mut dyn Write,
+) -> Vec<Row> {
+    let (_stop_tx, stop) = tokio::sync::watch::channel(Stop::No);
+    let mut rows = Vec::new();
+    for (i, (block, input)) in inputs.iter().enumerate() {
+        let block_dir = out.join(block.to_string());
+        let _ = std::fs::create_dir_all(&block_dir);
+        let req = RunRequest { block: *block, attempt: 1, input: input.clone(), block_dir, resume_job: None };
+        let rec = Quiet { block: *block, steps: std::sync::Mutex::new(None) };
+        let started = Instant::now();
+        let outcome = match action {
+            Action::Emulate => backend.check(&req, stop.clone(), &rec).await,
+            _ => backend.run(&req, stop.clone(), &rec).await,
+        };
+        let checked = *rec.steps.lock().unwrap_or_else(|p| p.into_inner());
+        let input_bytes = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
+        let row = row(*block, input_bytes, action, outcome, checked, started.elapsed());
+        let _ = writeln!(
+            progress,
+            "[{}/{}] block {}: {}{} ({} bytes in{}{})",
+            i + 1,
+            inputs.len(),
+            row.block,
+            row.outcome,
+            if row.reason.is_empty() { String::new() } else { format!(": {}", row.reason) },
+            row.input_bytes,
+            row.steps.map_or(String::new(), |s| format!(", {s} steps")),
+            row.proving_ms.map_or(String::new(), |ms| format!(", {ms} ms")),
+        );
+        rows.push(row);
+    }
+    rows
+}
+
+fn row(block: u64, input_bytes: u64, action: Action, outcome: Outcome, checked: Option<u64>, took: Duration) -> Row {
+    let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX).max(1);
+    let (outcome, steps, proving_ms, reason) = match outcome {
+        Outcome::Ended(e) => match e.verdict {
+            Verdict::Proved { proving_ms, cycles } => ("proved", cycles.or(checked), Some(proving_ms), String::new()),
+            Verdict::Executed { ms, cycles } => ("executed", cycles.or(checked), Some(ms), String::new()),
+            Verdict::Failed { stage, reason } => ("failed", checked, None, format!("{stage}: {reason}")),
+            Verdict::Stopped | Verdict::Orphaned(_) => ("stopped", checked, None, String::new()),
+        },
+        Outcome::Stopped | Outcome::Detached => ("stopped", checked, None, String::new()),
+        Outcome::Lost(reason) => ("failed", checked, None, format!("coordinator: {reason}")),
+    };
+    // A check alone (`emulate`) that passed: the guest accepted the input.
+    let outcome = if outcome == "executed" && action == Action::Emulate { "checked" } else { outcome };
+    let proving_ms = proving_ms.or((outcome != "failed").then_some(took_ms));
+    Row { block, input_bytes, steps, proving_ms, outcome, reason }
+}
+
+/// Writes the CSV report.
+pub fn write_csv(path: &Path, rows: &[Row]) -> Result<(), ReproduceError> {
+    let mut text = String::from(Row::CSV_HEADER);
+    text.push('\n');
+    for r in rows {
+        text.push_str(&r.csv());
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|source| ReproduceError::Write { path: path.display().to_string(), source })
+}
+
+/// Reports each proved block to EthProofs (queued, proving, proved, each retried a few times),
+/// only when the operator asked for it. Returns how many were accepted.
+pub async fn report(client: &EthProofsClient, rows: &[Row], out: &Path, say: &mut dyn Write) -> usize {
+    let mut accepted = 0;
+    for r in rows.iter().filter(|r| r.outcome == "proved") {
+        let Ok(proof) = std::fs::read(out.join(r.block.to_string()).join("proof.bin")) else {
+            let _ = writeln!(say, "block {}: its proof is not under {}: not reported", r.block, out.display());
+            continue;
+        };
+        let proved = Proved { proving_time_ms: r.proving_ms.unwrap_or(1), cycles: r.steps, proof };
+        let calls = [
+            Call { block: r.block, status: Status::Queued, proved: None },
+            Call { block: r.block, status: Status::Proving, proved: None },
+            Call { block: r.block, status: Status::Proved, proved: Some(proved) },
+        ];
+        let mut ok = true;
+        for call in &calls {
+            let mut tries = 0;
+            let answer = loop {
+                tries += 1;
+                match client.send(call).await {
+                    Answer::RetryAfter(wait) if tries < 4 => {
+                        tokio::time::sleep(wait.min(Duration::from_secs(60))).await
+                    }
+                    Answer::Transient { .. } if tries < 4 => tokio::time::sleep(Duration::from_secs(2 << tries)).await,
+                    answer => break answer,
+                }
+            };
+            match answer {
+                Answer::Done => {}
+                Answer::AlreadyProved => break,
+                other => {
+                    let _ = writeln!(
+                        say,
+                        "block {}: EthProofs `{}` not accepted: {other:?}",
+                        r.block,
+                        call.status.as_str()
+                    );
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            accepted += 1;
+            let _ = writeln!(say, "block {}: reported to EthProofs", r.block);
+        }
+    }
+    accepted
+}
+
+/// The backend for a replay: the daemon's, with the coordinator's program records in a scratch
+/// ledger under `out` (never the input directory's).
+pub fn backend(config: &Config, out: &Path, action: Action) -> Result<Backend, ReproduceError> {
+    let mut config = config.clone();
+    config.zisk_action = match (action, config.zisk_action) {
+        (_, crate::config::ZiskAction::Native) => crate::config::ZiskAction::Native,
+        (Action::Prove, _) => crate::config::ZiskAction::Prove,
+        _ => crate::config::ZiskAction::Execute,
+    };
+    if action == Action::Emulate && !config.input_check.emulate() {
+        config.input_check = crate::config::InputCheck::Emulate;
+    }
+    std::fs::create_dir_all(out).map_err(|source| ReproduceError::Write { path: out.display().to_string(), source })?;
+    let ledger =
+        crate::store::Ledger::open(&out.join("reproduce.db")).map_err(|e| ReproduceError::Backend(e.to_string()))?;
+    let version = crate::zisk::ZiskVersion { major: 1, minor: 0, patch: 0 };
+    let (version, dialect) = match config.zisk_version {
+        crate::config::ZiskVersionSetting::Fixed { major, minor } => {
+            let v = crate::zisk::ZiskVersion { major, minor, patch: 0 };
+            (v, v.dialect().map_err(|e| ReproduceError::Backend(e.to_string()))?)
+        }
+        crate::config::ZiskVersionSetting::Auto => (version, crate::zisk::Dialect::V1),
+    };
+    crate::startup::prover_backend(&config, &Arc::new(ledger), version, dialect)
+        .map_err(|e| ReproduceError::Backend(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_are_the_kept_block_directories_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for b in ["300", "100", "200", "not-a-block", "400"] {
+            std::fs::create_dir_all(dir.path().join(b)).unwrap();
+        }
+        for b in ["300", "100", "200", "not-a-block"] {
+            std::fs::write(dir.path().join(b).join("input.bin"), b"x").unwrap();
+        }
+        let found: Vec<u64> = inputs(dir.path()).unwrap().into_iter().map(|(b, _)| b).collect();
+        assert_eq!(found, vec![100, 200, 300], "400 has no input; not-a-block is not a block");
+        assert!(inputs(tempfile::tempdir().unwrap().path()).is_err());
+    }
+
+    #[test]
+    fn csv_rows_quote_reasons() {
+        let r = Row {
+            block: 7,
+            input_bytes: 10,
+            steps: Some(5),
+            proving_ms: None,
+            outcome: "failed",
+            reason: "input_check: said \"no\", twice".into(),
+        };
+        assert_eq!(r.csv(), "7,10,5,,failed,\"input_check: said \"\"no\"\", twice\"");
+    }
+}
