@@ -156,6 +156,8 @@ async fn metrics(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         paused: s.paused(),
         job_phase: prover.as_ref().and_then(|p| p.phase.zip(p.phase_seconds)),
         coordinator_up: prover.as_ref().and_then(|p| p.coordinator.as_ref()).map(|c| c.reachable != Some(false)),
+        block_interval: s.info.block_interval,
+        prover_stuck: prover.as_ref().is_some_and(|p| p.state == "stuck"),
     };
     let hash_id = prover
         .as_ref()

@@ -116,6 +116,10 @@ pub struct Snapshot {
     pub job_phase: Option<(&'static str, u64)>,
     /// Whether the coordinator is answering (`None` with another backend).
     pub coordinator_up: Option<bool>,
+    /// `BLOCK_INTERVAL`, so that rules can count targets.
+    pub block_interval: u64,
+    /// A proof runs past `PROVER_STUCK_THRESHOLD_SECONDS`.
+    pub prover_stuck: bool,
 }
 
 /// The build labels last rendered: when they change (the coordinator's hash id becomes known)
@@ -125,7 +129,8 @@ static LAST_BUILD: std::sync::Mutex<Vec<(&'static str, String)>> = std::sync::Mu
 const PHASES: [&str; 6] = ["queued", "started", "contributions", "prove", "recurse", "waiting_for_input"];
 
 pub fn render(snapshot: &Snapshot, build: Vec<(&'static str, String)>) -> String {
-    let set = |name: &'static str, v: Option<u64>| metrics::gauge!(name).set(v.map_or(f64::NAN, |v| v as f64));
+    // 0 for "none yet" (no block seen, proved or reported): a NaN breaks every rule and graph.
+    let set = |name: &'static str, v: Option<u64>| metrics::gauge!(name).set(v.map_or(0.0, |v| v as f64));
     set("ethproofs_chain_head", snapshot.head);
     set("ethproofs_last_target_seen", snapshot.last_target);
     set("ethproofs_last_proved_block", snapshot.last_proved);
@@ -137,6 +142,8 @@ pub fn render(snapshot: &Snapshot, build: Vec<(&'static str, String)>) -> String
     set("ethproofs_proof_in_progress_block", snapshot.proving_block);
     set("ethproofs_proof_in_progress_seconds", snapshot.proving_seconds);
     metrics::gauge!("ethproofs_paused").set(if snapshot.paused { 1.0 } else { 0.0 });
+    metrics::gauge!("ethproofs_block_interval").set(snapshot.block_interval as f64);
+    metrics::gauge!("ethproofs_prover_stuck").set(if snapshot.prover_stuck { 1.0 } else { 0.0 });
     metrics::gauge!("ethproofs_expected_targets_6h").set(snapshot.expected_6h as f64);
     metrics::gauge!("ethproofs_proved_targets_6h").set(snapshot.proved_6h as f64);
     // With nothing expected there is nothing to miss: report 1, not a division by zero.
