@@ -36,8 +36,8 @@ pub(crate) enum Command {
     Report(ReportArgs),
     /// Check the configuration, node, cargo-zisk, ELF, EthProofs, output directory and Slack.
     Doctor(Box<DoctorArgs>),
-    /// Show a running daemon's status (its /health document).
-    Status(ClientArgs),
+    /// Show a running daemon's status in a few lines (`--json`: its whole /health document).
+    Status(StatusArgs),
     /// Ask a running daemon to prove block N, or `--start N --count K` blocks (any numbers).
     Prove(ProveArgs),
     /// Prove (or execute, or check with the guest) every kept input of a directory again, with
@@ -101,6 +101,15 @@ pub(crate) struct ReproduceArgs {
     pub(crate) report_to_ethproofs: bool,
     #[command(flatten)]
     pub(crate) run: RunArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct StatusArgs {
+    /// The whole /health document (with ADMIN_TOKEN: /admin/status), as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
 }
 
 #[derive(Args)]
@@ -186,10 +195,7 @@ fn main() -> ExitCode {
         Some(Command::Devchain(args)) => cli::devchain_fixtures(args),
         Some(Command::Doctor(args)) => return cli::doctor(*args),
         // With the token, everything; without, what `/health` shows.
-        Some(Command::Status(c)) => {
-            let path = if c.token.is_some() { "/admin/status" } else { "/health" };
-            cli::client(c, "GET", path.into())
-        }
+        Some(Command::Status(s)) => cli::status(s.client, s.json),
         Some(Command::Prove(p)) => match (p.block, p.start, p.count) {
             _ if p.latest.is_some() => {
                 cli::client(p.client, "POST", format!("/admin/prove?latest={}", p.latest.unwrap_or(1)))

@@ -122,9 +122,11 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         .map_err(|e| StartupError::Io { what: "HTTP client".into(), source: std::io::Error::other(e) })?;
     check_ethproofs(&config, &http).await?;
     let poller = Arc::new(HeadPoller::new(config.eth_rpc_url.expose())?);
-    let listener = tokio::net::TcpListener::bind((config.health_host, config.health_port))
-        .await
-        .map_err(io(format!("cannot listen on {}:{}", config.health_host, config.health_port)))?;
+    let listener =
+        tokio::net::TcpListener::bind((config.health_host, config.health_port)).await.map_err(io(format!(
+            "cannot listen on HEALTH_HOST:HEALTH_PORT {}:{} (another process has the port? set HEALTH_PORT)",
+            config.health_host, config.health_port
+        )))?;
     let admin_listener = match &config.admin_token {
         None => None,
         Some(_) => Some(tokio::net::TcpListener::bind((config.admin_host, config.admin_port)).await.map_err(io(

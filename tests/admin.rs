@@ -39,9 +39,9 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
 
     // Refused: nothing changes.
     let out = cli(&d, None, &["pause"]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("401"));
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("set ADMIN_TOKEN"));
     let out = cli(&d, Some("wrong"), &["pause"]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("401"));
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("refused the admin token"));
     assert_eq!(d.health()["paused"], false);
 
     // Paused: a new target is recorded but not built until resumed.
@@ -70,10 +70,16 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
         api.received().iter().filter(|r| r.path.ends_with("/proved") && r.body["block_number"] == 10).count() == 2
     });
     let out = cli(&d, Some(TOKEN), &["resubmit", "1000"]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("409"));
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && said.contains("nothing done") && said.contains("not proved"), "{said}");
 
-    let status = ok_json(&cli(&d, None, &["status"]));
+    let status = ok_json(&cli(&d, None, &["status", "--json"]));
     assert_eq!(status["components"]["prover"]["proved_count"], 2);
+    // Without --json: a few lines a person reads.
+    let out = cli(&d, Some(TOKEN), &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && text.lines().count() <= 8, "{text}");
+    assert!(text.contains("proved 2") && text.contains("EthProofs: ") && text.contains("head 1100"), "{text}");
     assert_eq!(d.get_with_token("/admin/blocks", TOKEN).map(|r| r.0), Some(404), "not on the public port");
     let (code, blocks) = d.admin_get("/admin/blocks?state=proved&limit=10", TOKEN).unwrap();
     assert_eq!(code, 200);
@@ -115,6 +121,14 @@ fn without_a_token_there_is_no_admin_api() {
     let mut d = Daemon::start(&base_env(&node, None));
     d.wait_for("up", Duration::from_secs(30), |h| h["status"].is_string());
     assert_eq!(d.get_with_token("/admin/blocks", "anything").map(|r| r.0), Some(404));
+    // The CLI says what is wrong, not "HTTP 404".
+    let out = support::daemon()
+        .args(["pause", "--url", &format!("http://127.0.0.1:{}", d.port)])
+        .env("ADMIN_TOKEN", "anything")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && said.contains("no admin API") && said.contains("ADMIN_TOKEN"), "{said}");
     assert!(d.terminate().0.success());
 }
 

@@ -70,7 +70,7 @@ fn asking_for_the_block_being_proved_starts_no_second_run() {
     let out = cli(&d, &["prove", "10"]);
     assert!(!out.status.success(), "a block in flight is refused");
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("in progress") && text.contains("409"), "{text}");
+    assert!(text.contains("in progress") && text.contains("nothing done"), "{text}");
     d.wait_for("block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
     let out = cli(&d, &["prove", "10"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stdout).contains("already proved"));
