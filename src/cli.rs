@@ -158,7 +158,13 @@ pub(crate) fn csv_field(s: &str) -> String {
 
 pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let path = args.db_path.unwrap_or_else(|| args.output_dir.join("ethproofs-daemon.db"));
+    // `--dev` reads the dev daemon's ledger (`run --dev` keeps it under output/dev).
+    let output_dir = if args.dev && args.output_dir == std::path::Path::new("output") {
+        PathBuf::from("output/dev")
+    } else {
+        args.output_dir
+    };
+    let path = args.db_path.unwrap_or_else(|| output_dir.join("ethproofs-daemon.db"));
     if !path.is_file() {
         bail!("no ledger at {} (set DB_PATH or OUTPUT_DIR)", path.display());
     }
@@ -335,19 +341,26 @@ pub(crate) fn status_lines(doc: &serde_json::Value) -> Vec<String> {
     lines
 }
 
-pub(crate) fn doctor(args: DoctorArgs) -> ExitCode {
-    let config = match args.run.into_config() {
-        Ok(c) => c,
-        Err(e) => {
-            println!("FAIL config     {e}");
-            return ExitCode::from(2);
-        }
-    };
+pub(crate) fn doctor(mut args: DoctorArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
+        }
+    };
+    // `doctor --dev` checks what `run --dev` would run: a dev chain of its own, native mode.
+    if args.run.dev
+        && let Err(e) = runtime.block_on(serve_dev_chain(&mut args.run, false))
+    {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let config = match args.run.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("FAIL config     {e}");
+            return ExitCode::from(2);
         }
     };
     let checks = runtime.block_on(ethproofs_daemon::doctor::run(&config, args.notify));
@@ -367,17 +380,32 @@ pub(crate) fn doctor(args: DoctorArgs) -> ExitCode {
 /// `run --dev`: an offline chain on loopback, and the settings that point the daemon at it
 /// (native re-execution, a target every 5 blocks, outputs under `output/dev`).
 pub(crate) async fn start_dev_chain(args: &mut RunArgs) -> anyhow::Result<()> {
+    serve_dev_chain(args, true).await
+}
+
+/// The dev chain on loopback and the settings that point at it; `fresh` starts a new dev
+/// ledger (`run --dev`), otherwise the chain is given a few blocks at once so that a check
+/// (`doctor --dev`) finds a target to ask a witness for, and the ledger is left alone.
+async fn serve_dev_chain(args: &mut RunArgs, fresh: bool) -> anyhow::Result<()> {
     use ethproofs_daemon::devchain;
     if args.output_dir == std::path::Path::new("output") {
         args.output_dir = PathBuf::from("output/dev");
     }
     std::fs::create_dir_all(&args.output_dir)?;
-    fresh_dev_ledger(&args.output_dir)?;
+    if fresh {
+        fresh_dev_ledger(&args.output_dir)?;
+    }
     let config_path = args.output_dir.join("dev-chain-config.json");
     std::fs::write(&config_path, devchain::CONFIG_JSON)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let chain = std::sync::Arc::new(std::sync::Mutex::new(devchain::DevChain::new()?));
+    let mut dev = devchain::DevChain::new()?.with_wall_clock();
+    if !fresh {
+        for _ in 0..5 {
+            dev.produce()?;
+        }
+    }
+    let chain = std::sync::Arc::new(std::sync::Mutex::new(dev));
     tokio::spawn(devchain::serve(chain, listener, Duration::from_secs(args.dev_block_time)));
     eprintln!("dev chain (chain id {}) serving JSON-RPC at {url}", devchain::CHAIN_ID);
     args.eth_rpc_url = Some(ethproofs_daemon::config::Secret::new(url));

@@ -79,6 +79,9 @@ pub struct DevChain {
     codes: BTreeMap<H256, Vec<u8>>,
     head: BlockHeader,
     blocks: Vec<Served>,
+    /// Blocks carry the time they are produced (`run --dev`), so block-to-proof latency means
+    /// something; off, every block is 12 s after its parent (deterministic, for fixtures).
+    wall_clock: bool,
 }
 
 fn qty(v: impl Into<U256>) -> String {
@@ -120,6 +123,7 @@ impl DevChain {
             codes,
             head: BlockHeader::default(),
             blocks: Vec::new(),
+            wall_clock: false,
         };
         let (state_root, _) = chain.tries()?;
         chain.head = BlockHeader {
@@ -231,6 +235,12 @@ impl DevChain {
 
     /// Produces the next block: three transfers (one to a fresh account) and a counter call,
     /// plus a withdrawal every fourth block.
+    /// New blocks carry the time they are produced (never before their parent's).
+    pub fn with_wall_clock(mut self) -> DevChain {
+        self.wall_clock = true;
+        self
+    }
+
     pub fn produce(&mut self) -> Result<&Served, DevChainError> {
         let crypto = NativeCrypto;
         let parent = self.head.clone();
@@ -262,7 +272,12 @@ impl DevChain {
             transactions_root: compute_transactions_root(&txs, &crypto),
             number,
             gas_limit: parent.gas_limit,
-            timestamp: parent.timestamp + 12,
+            timestamp: if self.wall_clock {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                now.max(parent.timestamp + 1)
+            } else {
+                parent.timestamp + 12
+            },
             extra_data: parent.extra_data.clone(),
             prev_randao: keccak(&number.to_be_bytes()),
             base_fee_per_gas: Some(base_fee),

@@ -53,7 +53,7 @@ async fn node_checks(config: &Config, out: &mut Vec<Check>) {
     out.push(Check::pass("node", format!("{} reachable, chain id {chain_id}, head {head}", node.endpoint())));
     let spec = ChainSpec::select(config.chain_config.as_deref(), chain_id);
     match spec {
-        Ok(s) => out.push(Check::pass("chain", format!("{} (chain id {})", s.origin, s.chain_id()))),
+        Ok(s) => out.push(Check::pass("chain", format!("{} (chain id {})", s.name(), s.chain_id()))),
         Err(e) => out.push(Check::fail("chain", e.to_string())),
     }
     let target = crate::schedule::newest_target(head, config.block_interval);
@@ -240,15 +240,21 @@ pub async fn run(config: &Config, notify: bool) -> Vec<Check> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
     let mut checks = vec![Check::pass("config", "every variable is valid")];
     node_checks(config, &mut checks).await;
-    let coordinator = config.prover_backend == crate::config::ProverBackend::Coordinator
-        && config.zisk_action != crate::config::ZiskAction::Native;
-    if coordinator {
+    let native = config.zisk_action == crate::config::ZiskAction::Native;
+    let coordinator = config.prover_backend == crate::config::ProverBackend::Coordinator && !native;
+    if native {
+        checks.push(Check::skip("cargo-zisk", "not used: ZISK_ACTION=native re-executes without ZisK"));
+    } else if coordinator {
         checks.push(Check::skip("cargo-zisk", "not used: PROVER_BACKEND=coordinator"));
         coordinator_checks(config, &mut checks).await;
     } else {
         checks.push(zisk_check(config).await);
     }
-    elf_checks(config, &mut checks).await;
+    if native {
+        checks.push(Check::skip("elf", "not used: ZISK_ACTION=native"));
+    } else {
+        elf_checks(config, &mut checks).await;
+    }
     checks.push(ethproofs_check(config, &http).await);
     checks.push(output_check(config));
     checks.push(slack_check(config, &http, notify).await);

@@ -151,6 +151,9 @@ pub(crate) struct ReportArgs {
     pub(crate) since: Duration,
     #[arg(long, value_enum, default_value = "csv")]
     pub(crate) format: ReportFormat,
+    /// The dev daemon's ledger (`run --dev`: output/dev).
+    #[arg(long)]
+    pub(crate) dev: bool,
     /// The ledger (default OUTPUT_DIR/ethproofs-daemon.db).
     #[arg(long, env = "DB_PATH")]
     pub(crate) db_path: Option<PathBuf>,

@@ -221,3 +221,27 @@ fn the_operator_cancels_a_running_cargo_zisk_proof() {
     assert_eq!(h["components"]["prover"]["recent_failed"][0]["reason"], "cancelled by the operator");
     assert!(d.terminate().0.success());
 }
+
+#[test]
+fn doctor_and_report_follow_dev() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = support::daemon()
+        .arg("doctor")
+        .arg("--dev")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "doctor --dev checks what run --dev runs:\n{text}");
+    assert!(text.contains("ok   chain      dev chain (chain id 1337)") && text.contains("ok   witness"), "{text}");
+    assert!(text.contains("skip cargo-zisk") && !text.contains("FAIL"), "native mode needs no prover:\n{text}");
+
+    let missing = support::daemon().args(["report", "--dev"]).current_dir(dir.path()).env_clear().output().unwrap();
+    let said = String::from_utf8_lossy(&missing.stderr).to_string();
+    assert!(
+        !missing.status.success() && said.contains("output/dev/ethproofs-daemon.db"),
+        "report --dev reads the dev ledger: {said}"
+    );
+}
