@@ -18,6 +18,15 @@ pub fn router(surface: Arc<Surface>) -> Router {
     Router::new().route("/", get(page)).route("/api/dashboard", get(data)).with_state(surface)
 }
 
+/// "cargo-zisk 0.16.0", "ZisK coordinator", "no ZisK (native)": what the header says proves.
+fn prover_label(zisk: &str, prover: &Value) -> String {
+    match prover["backend"].as_str() {
+        Some("coordinator") => "ZisK coordinator".to_string(),
+        Some("native") => "no ZisK (native re-execution)".to_string(),
+        _ => format!("cargo-zisk {zisk}"),
+    }
+}
+
 async fn page() -> impl IntoResponse {
     Html(PAGE)
 }
@@ -94,6 +103,14 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
     let recent = ledger.recent_blocks(None, 20).unwrap_or_default();
     let mut proved = ledger.recent_blocks(Some("proved"), 30).unwrap_or_default();
     proved.reverse();
+    // Without proofs (execute, native) the chart shows execution times.
+    let chart = if prover["action"] == "prove" {
+        proved.clone()
+    } else {
+        let mut executed = ledger.recent_blocks(Some("executed"), 30).unwrap_or_default();
+        executed.reverse();
+        executed
+    };
     let times: Vec<u64> = proved.iter().filter_map(|b| b.proving_ms).collect();
     let avg = (!times.is_empty()).then(|| times.iter().sum::<u64>() / times.len() as u64);
     let head = input["head"].as_u64();
@@ -108,6 +125,17 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         // ethproofs.org knows a block only when this daemon reports it, and never a dev chain's.
         "ethproofs_links": s.info.reporting && !s.info.dev,
         "zisk": s.info.zisk_version,
+        "prover": prover_label(&s.info.zisk_version, prover),
+        // What the daemon does with each block, for the header's badge.
+        "mode": match prover["action"].as_str() {
+            Some("prove") => "proving",
+            Some("execute") => "executing (no proofs)",
+            Some("native") => "native re-execution (no ZisK)",
+            _ => "starting",
+        },
+        "proving": prover["action"] == "prove",
+        "reporting": s.info.reporting,
+        "block_time_ms": input["block_time_ms"],
         "paused": s.paused(),
         "head": head,
         "head_age_seconds": input["head_age_seconds"],
@@ -129,7 +157,7 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         "report_queue": components["reporter"]["queue_length"],
         "avg_proving_ms": avg,
         "last_proving_ms": times.last(),
-        "chart": proved.iter().filter_map(|b| b.proving_ms.map(|ms| json!({"block": b.block, "proving_ms": ms}))).collect::<Vec<Value>>(),
+        "chart": chart.iter().filter_map(|b| b.proving_ms.map(|ms| json!({"block": b.block, "ms": ms}))).collect::<Vec<Value>>(),
         "hardware": {
             "cpu": hw.cpu, "cores": hw.cores, "ram_gb": hw.ram_gb, "gpus": hw.gpus,
             "disk_free_gb": crate::disk::free_mb(&s.info.output_dir).map(|mb| (mb as f64 / 100.0).round() / 10.0),

@@ -94,6 +94,8 @@ pub struct InputStatus {
     pub building_block: Option<u64>,
     pub processed_count: u64,
     pub head: Option<u64>,
+    /// The chain's block time as observed from the head's advances.
+    pub block_time_ms: Option<u64>,
     pub head_seen_at: Option<String>,
     pub head_age_seconds: Option<u64>,
     pub next_target: Option<u64>,

@@ -21,6 +21,16 @@ fn chromium() -> Option<String> {
 
 /// Runs headless Chromium on `url` with a fresh profile and the flags this network needs.
 fn headless(browser: &str, profile: &std::path::Path, url: &str, action: &[&str]) -> std::process::Output {
+    headless_sized(browser, profile, url, action, "1280,1000")
+}
+
+fn headless_sized(
+    browser: &str,
+    profile: &std::path::Path,
+    url: &str,
+    action: &[&str],
+    size: &str,
+) -> std::process::Output {
     Command::new(browser)
         .args([
             "--headless",
@@ -32,7 +42,7 @@ fn headless(browser: &str, profile: &std::path::Path, url: &str, action: &[&str]
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            "--window-size=1280,1000",
+            &format!("--window-size={size}"),
             // Give the page's script time to fetch and render before the DOM is taken.
             "--virtual-time-budget=6000",
         ])
@@ -54,6 +64,10 @@ fn a_proved_block_appears_on_the_dashboard_in_a_real_browser() {
     let node = mini_node(10);
     let mut d = Daemon::start(&base_env(&node, None));
     d.wait_for("block 10 proved", Duration::from_secs(60), |h| h["components"]["prover"]["proved_count"] == 1);
+    // One more block a moment later: the daemon measures the chain's block time from it.
+    std::thread::sleep(Duration::from_millis(1500));
+    node.set_head(11);
+    d.wait_for("block 11 proved", Duration::from_secs(60), |h| h["components"]["prover"]["proved_count"] == 2);
     let url = format!("http://127.0.0.1:{}/", d.port);
     let profile = tempfile::tempdir().unwrap();
 
@@ -63,6 +77,18 @@ fn a_proved_block_appears_on_the_dashboard_in_a_real_browser() {
     assert!(dom.contains(r#"href="blocks/10""#), "no link to the block's page in:\n{dom}");
     assert!(!dom.contains("https://ethproofs.org/blocks/10"), "a dev chain's block links to ethproofs.org:\n{dom}");
     assert!(dom.contains(r#"id="status" class="status healthy""#), "status not rendered:\n{dom}");
+    // Reporting is off: the Reported column says so rather than staying empty.
+    assert!(dom.contains("<td>off</td>"), "the Reported column does not say off:\n{dom}");
+    assert!(dom.contains("reporting off"), "no mode badge:\n{dom}");
+    // The chart has a scale from zero in seconds and block labels.
+    assert!(dom.contains(">0 s</text>") && dom.contains(">10</text>"), "the chart has no axis or labels:\n{dom}");
+    let countdown = dom.split(r#"id="countdown">"#).nth(1).and_then(|s| s.split('<').next()).unwrap_or("");
+    assert!(countdown.contains(" a block") && !countdown.contains("12 s"), "the countdown: {countdown:?}");
+
+    // A phone: nothing wider than the screen (the table scrolls inside its card).
+    let phone = headless_sized(&browser, profile.path(), &url, &["--dump-dom"], "390,844");
+    let dom = String::from_utf8_lossy(&phone.stdout);
+    assert!(dom.contains(r#"data-fits="true""#), "the page is wider than a phone:\n{dom}");
 
     let page = format!("http://127.0.0.1:{}/blocks/10", d.port);
     let out = headless(&browser, profile.path(), &page, &["--dump-dom"]);

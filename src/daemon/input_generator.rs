@@ -50,6 +50,10 @@ pub enum InputGenMsg {
 pub struct InputGenState {
     head: Option<u64>,
     head_seen_at: Option<(Instant, SystemTime)>,
+    /// The last head advance (height, when), and the chain's block time as observed from the
+    /// advances (a moving average), for the dashboard's countdown.
+    advanced: Option<(u64, Instant)>,
+    block_time_ms: Option<u64>,
     /// The build in flight: its block, when it started, the task.
     building: Option<(u64, Instant, InFlightTask)>,
     /// The head poll in flight, and when it started.
@@ -94,6 +98,8 @@ impl Actor for InputGenerator {
         Ok(InputGenState {
             head: None,
             head_seen_at: None,
+            advanced: None,
+            block_time_ms: None,
             building: None,
             polling: None,
             ws,
@@ -206,6 +212,10 @@ impl InputGenerator {
             return Ok(());
         }
         s.suspect = None;
+        if let Some((from, at)) = s.advanced {
+            s.block_time_ms = observed_block_time(s.block_time_ms, head.saturating_sub(from), at.elapsed());
+        }
+        s.advanced = Some((head, now.0));
         s.head = Some(head);
         s.head_seen_at = Some(now);
         let cfg = &self.ctx.config;
@@ -312,6 +322,7 @@ impl InputGenerator {
             building_block: building,
             processed_count: s.processed_count,
             head: s.head,
+            block_time_ms: s.block_time_ms,
             head_seen_at: s.head_seen_at.map(|(_, t)| rfc3339(t)),
             head_age_seconds: head_age.map(|a| a.as_secs()),
             next_target: s.head.and_then(|h| schedule::newest_target(h, interval).checked_add(interval)),
@@ -322,6 +333,19 @@ impl InputGenerator {
         });
         Ok(())
     }
+}
+
+/// The chain's block time from one head advance of `blocks` after `took`, averaged with what
+/// was seen before. Jumps of many blocks at once (a restart, a backfill) say nothing about it.
+fn observed_block_time(before: Option<u64>, blocks: u64, took: Duration) -> Option<u64> {
+    if blocks == 0 || blocks > 16 {
+        return before;
+    }
+    let sample = u64::try_from(took.as_millis()).unwrap_or(u64::MAX) / blocks;
+    Some(match before {
+        None => sample,
+        Some(avg) => (avg.saturating_mul(4).saturating_add(sample)) / 5,
+    })
 }
 
 #[cfg(test)]
