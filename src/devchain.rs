@@ -537,6 +537,20 @@ mod tests {
     use crate::input::{self, Framing, GenerateOptions};
 
     #[test]
+    fn run_dev_blocks_carry_the_time_they_are_made() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let mut live = DevChain::new().unwrap().with_wall_clock();
+        let served = live.produce().unwrap().clone();
+        let block: serde_json::Value = serde_json::from_str(&served.block_json).unwrap();
+        let ts = u64::from_str_radix(block["timestamp"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        assert!(ts >= now && ts <= now + 5, "a dev block is from now, not 2023: {ts} vs {now}");
+        let mut fixed = DevChain::new().unwrap();
+        let served = fixed.produce().unwrap().clone();
+        let block: serde_json::Value = serde_json::from_str(&served.block_json).unwrap();
+        assert_eq!(block["timestamp"], "0x6553f10c", "fixtures stay deterministic (genesis + 12 s)");
+    }
+
+    #[test]
     fn every_block_passes_native_validation() {
         let mut chain = DevChain::new().unwrap();
         let dir = tempfile::tempdir().unwrap();

@@ -280,6 +280,7 @@ pub(crate) fn prover_backend(
                 action,
                 timeout: config.prover_timeout,
                 emulate_first: config.input_check.emulate(),
+                check_timeout: config.input_check_timeout,
                 cancel_on_shutdown: config.cancel_on_shutdown,
             };
             Backend::Remote(Box::new(

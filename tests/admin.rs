@@ -245,3 +245,16 @@ fn doctor_and_report_follow_dev() {
         "report --dev reads the dev ledger: {said}"
     );
 }
+
+#[test]
+fn a_health_port_in_use_is_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let node = mini_node(10);
+    let mut env = base_env(&node, None);
+    env.push(("HEALTH_PORT", port.to_string()));
+    let mut d = Daemon::start(&env);
+    let status = d.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1));
+    assert!(d.logs().contains("HEALTH_PORT") && d.logs().contains(&port.to_string()), "{}", d.logs());
+}

@@ -169,6 +169,9 @@ fn reproduce_replays_a_daemons_inputs_without_a_node_and_touches_nothing_of_it()
             .args(["--action", action, "--out"])
             .arg(dir.path().join(out_dir));
         cmd.arg("--report").arg(dir.path().join(format!("{out_dir}.csv")));
+        if extra.iter().any(|(k, _)| *k == "ETHPROOFS_API_KEY") {
+            cmd.arg("--report-to-ethproofs");
+        }
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap())
             .env("ELF_PATH", dir.path().join("guest.elf"))
@@ -183,8 +186,21 @@ fn reproduce_replays_a_daemons_inputs_without_a_node_and_touches_nothing_of_it()
         (out.status.success(), text, csv)
     };
     std::fs::write(dir.path().join("guest.elf"), synthetic_elf(&[&registry_path("ethrex-common", "31.0.0")])).unwrap();
-    let (ok, text, csv) = replay("prove", "replay", &[]);
+    // Proved again, and (asked to) reported to EthProofs: queued, proving, proved for each block.
+    let api = support::fake_api::FakeApi::start(support::daemon::KEY);
+    let reporting = [
+        ("ETHPROOFS_RPC_URL", api.url.as_str()),
+        ("ETHPROOFS_API_KEY", support::daemon::KEY),
+        ("ETHPROOFS_CLUSTER_ID", "7"),
+    ];
+    let (ok, text, csv) = replay("prove", "replay", &reporting);
     assert!(ok, "{text}");
+    assert!(text.contains("2 block(s) reported to EthProofs"), "{text}");
+    for b in [10, 11] {
+        for call in ["queued", "proving", "proved"] {
+            assert!(api.accepted().contains(&(call.to_string(), b)), "{call} {b}: {:?}", api.accepted());
+        }
+    }
     assert!(text.contains("[1/2] block 10: proved") && text.contains("[2/2] block 11: proved"), "{text}");
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "block,input_bytes,steps,proving_ms,outcome,reason");

@@ -33,6 +33,8 @@ pub struct RemoteSettings {
     pub timeout: Duration,
     /// `INPUT_CHECK=emulate`: the guest runs on the input (an execute job) before it is proved.
     pub emulate_first: bool,
+    /// `INPUT_CHECK_TIMEOUT_SECONDS`: the input check's own deadline.
+    pub check_timeout: Duration,
     /// `CANCEL_ON_SHUTDOWN`: a graceful stop cancels the job instead of leaving it to be re-attached.
     pub cancel_on_shutdown: bool,
 }
@@ -98,10 +100,11 @@ impl Remote {
         };
         let started = Instant::now();
         let resumed = req.resume_job.is_some();
-        let (end, cancelled_by) = match self.await_end(&job_id, resumed, true, &mut stop, rec).await {
-            Ok(end) => end,
-            Err(outcome) => return outcome,
-        };
+        let (end, cancelled_by) =
+            match self.await_end(&job_id, self.settings.timeout, resumed, true, &mut stop, rec).await {
+                Ok(end) => end,
+                Err(outcome) => return outcome,
+            };
         self.ended(req, &job_id, kind, end, cancelled_by, started.elapsed())
     }
 
@@ -134,7 +137,7 @@ impl Remote {
     ) -> Result<(), Outcome> {
         let job_id = self.submit(req, input, Work::Execute, stop, rec).await?;
         let started = Instant::now();
-        let (end, cancelled_by) = self.await_end(&job_id, false, false, stop, rec).await?;
+        let (end, cancelled_by) = self.await_end(&job_id, self.settings.check_timeout, false, false, stop, rec).await?;
         match end {
             JobEnd::Done { steps, .. } => {
                 tracing::debug!(block = req.block, ms = started.elapsed().as_millis() as u64, "input check job done");
@@ -149,7 +152,7 @@ impl Remote {
                     proof_bytes: None,
                     cancelled_by,
                     elapsed: started.elapsed(),
-                    timeout: self.settings.timeout,
+                    timeout: self.settings.check_timeout,
                 };
                 match judge::judge_job(&facts) {
                     judge::Verdict::Failed { stage: "cancelled", reason } => {
@@ -188,7 +191,10 @@ impl Remote {
         }
         tracing::info!(hash_id, "setting the guest program up on the coordinator (once per ELF)");
         let job_id = self.client.setup(&hash_id).await?;
-        let (end, _) = match self.await_end(&job_id, false, false, &mut watch::channel(Stop::No).1, rec).await {
+        let (end, _) = match self
+            .await_end(&job_id, self.settings.timeout, false, false, &mut watch::channel(Stop::No).1, rec)
+            .await
+        {
             Ok(end) => end,
             Err(_) => return Err(CoordError::Failing { code: "setup".into(), message: "set-up stopped".into() }),
         };
@@ -226,7 +232,8 @@ impl Remote {
             }
             let attempt = async {
                 let hash_id = self.ready_program(rec).await?;
-                let deadline = SystemTime::now() + self.settings.timeout;
+                let limit = if kind == self.main_kind() { self.settings.timeout } else { self.settings.check_timeout };
+                let deadline = SystemTime::now() + limit;
                 let meta = if metadata { job_metadata(req) } else { HashMap::new() };
                 self.client.submit_work(kind, &hash_id, input, deadline, meta).await
             };
@@ -297,13 +304,14 @@ impl Remote {
     async fn await_end(
         &self,
         job_id: &str,
+        timeout: Duration,
         resumed: bool,
         detachable: bool,
         stop: &mut watch::Receiver<Stop>,
         rec: &dyn Recorder,
     ) -> Result<(JobEnd, Option<CancelledBy>), Outcome> {
-        let slack = DEADLINE_SLACK.min(self.settings.timeout / 4);
-        let mut deadline = tokio::time::Instant::now() + self.settings.timeout + slack;
+        let slack = DEADLINE_SLACK.min(timeout / 4);
+        let mut deadline = tokio::time::Instant::now() + timeout + slack;
         let mut cancelled_by: Option<CancelledBy> = None;
         // Whether a cancel still has to reach the coordinator.
         let mut cancel_pending = false;
@@ -331,7 +339,7 @@ impl Remote {
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     if cancelled_by.is_none() {
-                        tracing::warn!(job_id, timeout_s = self.settings.timeout.as_secs(), "the job ran past its timeout; cancelling it");
+                        tracing::warn!(job_id, timeout_s = timeout.as_secs(), "the job ran past its timeout; cancelling it");
                         cancelled_by = Some(CancelledBy::Timeout);
                         cancel_pending = true;
                     }
