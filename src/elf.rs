@@ -224,19 +224,11 @@ pub fn ziskos_mismatch(fp: &Fingerprint, cargo_zisk: crate::zisk::ZiskVersion) -
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    /// A small synthetic ELF carrying `paths` as a guest's panic locations would.
-    pub(crate) fn synthetic_elf(paths: &[&str]) -> Vec<u8> {
-        let mut elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
-        elf.extend_from_slice(&[0x13, 0x00, 0x00, 0x00, 0xff, 0xfe].repeat(50));
-        for p in paths {
-            elf.extend_from_slice(p.as_bytes());
-            elf.extend_from_slice(b"\0called `Option::unwrap()` on a `None` value\0");
-        }
-        elf
-    }
+    // Shared with the integration tests.
+    include!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/synthetic_elf.rs"));
 
     const REGISTRY: &str = "/home/ci/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f";
 

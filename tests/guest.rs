@@ -8,7 +8,8 @@ mod support;
 use std::time::Duration;
 
 use support::daemon::{Daemon, base_env, mini_node};
-use support::{registry_path, synthetic_elf};
+use support::registry_path;
+use support::synthetic_elf::synthetic_elf;
 
 fn elf_file(dir: &std::path::Path, paths: &[&str]) -> std::path::PathBuf {
     let path = dir.join("guest.elf");

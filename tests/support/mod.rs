@@ -9,6 +9,7 @@ pub mod fake_slack;
 pub mod fake_ws;
 pub mod http;
 pub mod mini_chain;
+pub mod synthetic_elf;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -89,18 +90,6 @@ pub fn failure_message(output: &Output, out: &Path) -> String {
 pub fn sha256_file(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
-}
-
-/// A small synthetic guest ELF whose strings carry `paths`, as a real guest's panic locations
-/// do (what `elf::fingerprint` reads); no third-party binary is needed.
-pub fn synthetic_elf(paths: &[&str]) -> Vec<u8> {
-    let mut elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
-    elf.extend_from_slice(&[0x13, 0x00, 0x00, 0x00, 0xff, 0xfe].repeat(64));
-    for p in paths {
-        elf.extend_from_slice(p.as_bytes());
-        elf.extend_from_slice(b"\0attempt to add with overflow\0");
-    }
-    elf
 }
 
 /// A crates.io source path of `krate` at `version`, as cargo writes it into a guest.
