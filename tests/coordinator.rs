@@ -247,6 +247,12 @@ fn a_coordinator_that_is_down_or_full_delays_the_block_and_never_fails_it() {
     });
     assert_eq!(prover(&h)["coordinator"]["reachable"], false);
     assert_eq!(outcome(&d, 10), "proving", "waiting, not failed");
+    // A stop while waiting for the coordinator is prompt, and the block waits in the queue.
+    let (status, took) = d.terminate();
+    assert!(status.success() && took < Duration::from_secs(10), "{took:?}");
+    let mut d = Daemon::start(&env);
+    d.wait_for("waiting again", Duration::from_secs(60), |h| prover(h)["coordinator"]["error"].is_string());
+    assert_eq!(row(&d, 10)["stage"], Value::Null, "not failed by the stop");
 
     // Up, but without free capacity: still waiting.
     coordinator.set_no_capacity(true);
@@ -257,8 +263,9 @@ fn a_coordinator_that_is_down_or_full_delays_the_block_and_never_fails_it() {
     assert_eq!(outcome(&d, 10), "proving");
     coordinator.set_no_capacity(false);
     d.wait_for("block 10 reported", Duration::from_secs(90), |_| accepted(&api, "proved", 10) == 1);
-    assert_eq!(coordinator.prove_jobs_for(10), 1);
-    assert_eq!(row(&d, 10)["attempts"], 1);
+    assert_eq!(coordinator.prove_jobs_for(10), 1, "one job: none was submitted while it was down or full");
+    // One attempt before the stop and one after it; neither failed for the cluster's trouble.
+    assert_eq!(row(&d, 10)["attempts"], 2);
     assert!(d.terminate().0.success());
 }
 

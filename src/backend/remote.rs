@@ -230,8 +230,19 @@ impl Remote {
                 }
                 Stop::No => {}
             }
+            // Registration and set-up (minutes, once per ELF) give way to a stop; the submission
+            // itself does not, so that a job the coordinator accepts is always recorded.
+            let ready = tokio::select! {
+                ready = self.ready_program(rec) => ready,
+                request = stop_requested(stop) => {
+                    return Err(match request {
+                        Stop::Operator => Outcome::Ended(Ended::failed("cancelled", "cancelled by the operator".into())),
+                        _ => Outcome::Stopped,
+                    });
+                }
+            };
             let attempt = async {
-                let hash_id = self.ready_program(rec).await?;
+                let hash_id = ready?;
                 let limit = if kind == self.main_kind() { self.settings.timeout } else { self.settings.check_timeout };
                 let deadline = SystemTime::now() + limit;
                 let meta = if metadata { job_metadata(req) } else { HashMap::new() };
@@ -428,6 +439,19 @@ impl Remote {
         };
         let last_lines = vec![format!("coordinator job {job_id}: {exit}")];
         Outcome::Ended(Ended { verdict, exit: Some(exit), proof, last_lines })
+    }
+}
+
+/// Resolves when a stop is asked for (never, if nobody can ask any more).
+async fn stop_requested(stop: &mut watch::Receiver<Stop>) -> Stop {
+    loop {
+        let now = *stop.borrow_and_update();
+        if now != Stop::No {
+            return now;
+        }
+        if stop.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 
