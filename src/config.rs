@@ -134,6 +134,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// A number of seconds from 1 to 30 days: a timeout past that is a typo, and would overflow the
+/// clock arithmetic of deadlines.
+fn timeout_seconds(s: &str) -> Result<u64, String> {
+    match positive_u64(s)? {
+        v if v > 30 * 86_400 => Err(format!("{v} s is more than 30 days")),
+        v => Ok(v),
+    }
+}
+
 fn positive_u64(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(0) => Err("must be greater than 0".into()),
@@ -205,7 +214,7 @@ pub struct RunArgs {
     #[arg(long, env = "ZISKEMU")]
     pub ziskemu: Option<PathBuf>,
     /// How long the guest may take to check one input.
-    #[arg(long, env = "INPUT_CHECK_TIMEOUT_SECONDS", default_value = "600", value_parser = positive_u64)]
+    #[arg(long, env = "INPUT_CHECK_TIMEOUT_SECONDS", default_value = "600", value_parser = timeout_seconds)]
     pub input_check_timeout_seconds: u64,
     /// The cargo-zisk executable.
     #[arg(long, env = "CARGO_ZISK", default_value = "cargo-zisk")]
@@ -254,10 +263,10 @@ pub struct RunArgs {
     #[arg(long, env = "ADMIN_PORT", default_value = "4001")]
     pub admin_port: u16,
     /// A proof running longer than this makes the daemon degraded (readiness 503).
-    #[arg(long, env = "PROVER_STUCK_THRESHOLD_SECONDS", default_value = "3600", value_parser = positive_u64)]
+    #[arg(long, env = "PROVER_STUCK_THRESHOLD_SECONDS", default_value = "3600", value_parser = timeout_seconds)]
     pub prover_stuck_threshold_seconds: u64,
     /// A proof running longer than this is killed (whole process group) and the block failed.
-    #[arg(long, env = "PROVER_TIMEOUT_SECONDS", default_value = "7200", value_parser = positive_u64)]
+    #[arg(long, env = "PROVER_TIMEOUT_SECONDS", default_value = "7200", value_parser = timeout_seconds)]
     pub prover_timeout_seconds: u64,
     /// After SIGTERM to cargo-zisk's process group, how long to wait before SIGKILL.
     #[arg(long, env = "PROVER_KILL_GRACE_SECONDS", default_value = "10")]
@@ -541,6 +550,15 @@ mod tests {
         assert_eq!(c.output_dir, cwd.join("out/x"));
         assert_eq!(c.db_path, cwd.join("out/x/ethproofs-daemon.db"));
         assert!(c.elf_path.is_absolute());
+    }
+
+    #[test]
+    fn absurd_timeouts_are_typos_not_overflows() {
+        let base = ["--eth-rpc-url", "http://127.0.0.1:8545"];
+        let with = |flag: &str, v: &str| test_args(&[base[0], base[1], flag, v]);
+        assert!(with("--prover-timeout-seconds", "18446744073709551615").is_err_and(|e| e.contains("30 days")));
+        assert!(with("--input-check-timeout-seconds", "99999999999").is_err());
+        assert!(with("--prover-timeout-seconds", "2592000").is_ok());
     }
 
     #[test]

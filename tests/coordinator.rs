@@ -400,3 +400,22 @@ fn a_job_left_waiting_for_input_by_a_killed_daemon_is_replaced() {
     assert_eq!(row(&d, 10)["attempts"], 2);
     assert!(d.terminate().0.success());
 }
+
+#[test]
+fn an_elf_replaced_after_start_up_is_not_registered_under_the_old_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let mut coordinator = FakeCoordinator::start_down();
+    let env = env_in(dir.path(), &node, None, &coordinator);
+    let mut d = Daemon::start(&env);
+    d.wait_for("waiting for the coordinator", Duration::from_secs(60), |h| {
+        prover(h)["coordinator"]["error"].is_string()
+    });
+    std::fs::write(d.dir.path().join("guest.elf"), b"\x7fELF another guest").unwrap();
+    coordinator.up();
+    until(&mut d, "block 10 failed", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
+    let reason = row(&d, 10)["reason"].as_str().unwrap_or("").to_string();
+    assert!(reason.contains("changed on disk since start-up"), "{reason}");
+    assert_eq!(coordinator.registers(), 0, "the new file was never registered");
+    assert!(d.terminate().0.success());
+}

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::{Ended, Outcome, Recorder, RunRequest, Stop, write_whole};
 use crate::coordinator::{
-    CoordError, Coordinator, Followed, JobEnd, MAX_MESSAGE_BYTES, Phase, Submitted, Work, follow,
+    CoordError, Coordinator, Failure, Followed, JobEnd, MAX_MESSAGE_BYTES, Phase, Submitted, Work, follow,
 };
 use crate::decide::judge::{self, Action, CancelledBy, JOB_COMPLETED, JobFacts};
 use crate::store::{Ledger, ProgramRecord};
@@ -57,6 +57,16 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const CANCEL_RETRY: Duration = Duration::from_secs(15);
 /// On shutdown with `CANCEL_ON_SHUTDOWN`, how long the cancel may take.
 const SHUTDOWN_CANCEL: Duration = Duration::from_secs(10);
+/// After a successful cancel, how long the job's end is waited for.
+const AFTER_CANCEL: Duration = Duration::from_secs(300);
+/// A re-attached job waiting for input this long was abandoned mid-push.
+const STARVED_AFTER: Duration = Duration::from_secs(10);
+/// Sending a job's input may fail this often before the block fails.
+const MAX_PUSH_FAILURES: u32 = 5;
+/// "No capacity" this long makes the daemon set the program up again.
+const SETUP_AGAIN_AFTER: Duration = Duration::from_secs(600);
+/// "Never", for deadlines that do not fit in the clock.
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl Remote {
     /// Reads the ELF's digest; the coordinator is not dialled until the first block.
@@ -183,6 +193,17 @@ impl Remote {
         if elf.len() > MAX_MESSAGE_BYTES {
             return Err(CoordError::Refused { code: "local".into(), message: "the ELF is larger than 256 MiB".into() });
         }
+        // The ELF checked at start-up is the one registered: a file replaced since would be
+        // proved under the old one's identity (and past its layout check).
+        if hex::encode(sha2::Sha256::digest(&elf)) != self.elf_sha256 {
+            return Err(CoordError::Refused {
+                code: "local".into(),
+                message: format!(
+                    "the ELF {} changed on disk since start-up; restart the daemon to use it",
+                    self.settings.elf.display()
+                ),
+            });
+        }
         let hash_id = self.client.register(elf).await?;
         let record = self.ledger.program_registered(&self.elf_sha256, &hash_id).map_err(local)?;
         tracing::info!(hash_id, "guest program registered with the coordinator");
@@ -204,6 +225,11 @@ impl Remote {
                 tracing::info!(hash_id, "guest program set up");
                 Ok(hash_id)
             }
+            // The guest itself is refused (a bad ELF): every block would fail the same way.
+            JobEnd::Failed(Failure::Input(reason) | Failure::Execution(reason)) => Err(CoordError::Refused {
+                code: "setup".into(),
+                message: format!("the coordinator could not set the guest program up: {reason}"),
+            }),
             other => {
                 Err(CoordError::Failing { code: "setup".into(), message: format!("the set-up job ended {other:?}") })
             }
@@ -222,6 +248,10 @@ impl Remote {
     ) -> Result<String, Outcome> {
         let mut backoff = Duration::from_secs(1);
         let mut metadata = true;
+        let mut push_failures = 0u32;
+        // "No capacity" for long while the ledger says the program is set up: the workers may
+        // have lost the set-up (a "set-up not done" reads as no capacity), so it is done again.
+        let mut no_capacity_since: Option<Instant> = None;
         loop {
             match *stop.borrow() {
                 Stop::Shutdown => return Err(Outcome::Stopped),
@@ -265,14 +295,31 @@ impl Remote {
                     match self.client.push_rest(&job_id, input).await {
                         Ok(()) => return Ok(job_id),
                         Err(e) => {
-                            // A job without its whole input is no use: it goes, and a new one is submitted.
+                            // A job without its whole input is no use: it goes, and a new one is
+                            // submitted, whatever the error was (a few times).
                             let _ = self.client.cancel(&job_id).await;
-                            e
+                            push_failures += 1;
+                            if push_failures >= MAX_PUSH_FAILURES {
+                                let reason = format!("the input could not be sent {push_failures} times: {e}");
+                                return Err(Outcome::Ended(Ended::failed("coordinator", reason)));
+                            }
+                            tracing::warn!(block = req.block, job_id, error = %e, "the input could not be sent; submitting again");
+                            CoordError::Failing { code: "push".into(), message: e.to_string() }
                         }
                     }
                 }
                 Err(e) => e,
             };
+            match (&error, no_capacity_since) {
+                (CoordError::NoCapacity(_), None) => no_capacity_since = Some(Instant::now()),
+                (CoordError::NoCapacity(_), Some(since)) if since.elapsed() > SETUP_AGAIN_AFTER => {
+                    tracing::warn!("no capacity for long: setting the guest program up again (idempotent)");
+                    let _ = self.ledger.program_forgotten();
+                    no_capacity_since = None;
+                }
+                (CoordError::NoCapacity(_), _) => {}
+                _ => no_capacity_since = None,
+            }
             match &error {
                 CoordError::ProgramUnknown(_) => {
                     tracing::warn!(error = %error, "the coordinator forgot the guest program; registering it again");
@@ -322,15 +369,21 @@ impl Remote {
         rec: &dyn Recorder,
     ) -> Result<(JobEnd, Option<CancelledBy>), Outcome> {
         let slack = DEADLINE_SLACK.min(timeout / 4);
-        let mut deadline = tokio::time::Instant::now() + timeout + slack;
+        let now = tokio::time::Instant::now();
+        let mut deadline = now.checked_add(timeout + slack).unwrap_or(now + FAR);
         let mut cancelled_by: Option<CancelledBy> = None;
-        // Whether a cancel still has to reach the coordinator.
-        let mut cancel_pending = false;
+        // A cancel is tried when it is due (the deadline, the operator, a retry's time), not on
+        // every wake-up; once one succeeded, the job's end is waited for a bounded time.
+        let mut cancel_due = false;
+        let mut cancelled = false;
         let mut stop_open = true;
-        let starved = std::sync::atomic::AtomicBool::new(false);
+        // The phase last heard, and since when: a re-attached job that stays waiting for input
+        // was left half-sent by the previous daemon (an old event replayed is not enough).
+        let latest: std::sync::Mutex<Option<(Phase, Instant)>> = std::sync::Mutex::new(None);
         let on_phase = |p: Phase| {
-            if resumed && p == Phase::WaitingForInput {
-                starved.store(true, std::sync::atomic::Ordering::SeqCst);
+            let mut l = latest.lock().unwrap_or_else(|e| e.into_inner());
+            if l.is_none_or(|(q, _)| q != p) {
+                *l = Some((p, Instant::now()));
             }
             rec.phase(p);
         };
@@ -341,7 +394,10 @@ impl Remote {
             tokio::select! {
                 Followed::End(end) = &mut following => return Ok((end, cancelled_by)),
                 _ = look.tick(), if resumed => {
-                    if starved.load(std::sync::atomic::Ordering::SeqCst) {
+                    let waiting = *latest.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some((Phase::WaitingForInput, since)) = waiting
+                        && since.elapsed() >= STARVED_AFTER
+                    {
                         let _ = self.client.cancel(job_id).await;
                         return Err(Outcome::Lost(format!(
                             "job {job_id} was left waiting for the input a previous run did not finish sending"
@@ -349,11 +405,16 @@ impl Remote {
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
+                    if cancelled {
+                        // Cancelled, and still no end heard: it is over for this daemon.
+                        tracing::warn!(job_id, "no end heard after the cancel; the job is taken as cancelled");
+                        return Ok((JobEnd::Cancelled, cancelled_by));
+                    }
                     if cancelled_by.is_none() {
                         tracing::warn!(job_id, timeout_s = timeout.as_secs(), "the job ran past its timeout; cancelling it");
                         cancelled_by = Some(CancelledBy::Timeout);
-                        cancel_pending = true;
                     }
+                    cancel_due = true;
                 }
                 changed = stop.changed(), if stop_open => {
                     if changed.is_err() {
@@ -367,27 +428,34 @@ impl Remote {
                             return Err(Outcome::Detached);
                         }
                         Stop::Shutdown => {
-                            match tokio::time::timeout(SHUTDOWN_CANCEL, self.client.cancel(job_id)).await {
-                                Ok(Ok(_)) => tracing::info!(job_id, "shutdown: the job was cancelled"),
-                                _ => tracing::warn!(job_id, "shutdown: the job could not be cancelled"),
-                            }
-                            return Err(Outcome::Stopped);
+                            return match tokio::time::timeout(SHUTDOWN_CANCEL, self.client.cancel(job_id)).await {
+                                Ok(Ok(_)) => {
+                                    tracing::info!(job_id, "shutdown: the job was cancelled");
+                                    Err(Outcome::Stopped)
+                                }
+                                // Still running somewhere: keep its id, so the next start follows it.
+                                _ if detachable => {
+                                    tracing::warn!(job_id, "shutdown: the job could not be cancelled; it is re-attached at the next start");
+                                    Err(Outcome::Detached)
+                                }
+                                _ => Err(Outcome::Stopped),
+                            };
                         }
-                        Stop::Operator => {
+                        Stop::Operator if !cancelled => {
                             tracing::warn!(job_id, "the operator cancels the job");
                             cancelled_by = Some(CancelledBy::Operator);
-                            cancel_pending = true;
+                            cancel_due = true;
                         }
-                        Stop::No => {}
+                        _ => {}
                     }
                 }
             }
-            if cancel_pending {
+            if std::mem::take(&mut cancel_due) {
                 match self.client.cancel(job_id).await {
                     // Its end (cancelled, or completed if it won the race) comes through the follow.
                     Ok(_) => {
-                        cancel_pending = false;
-                        deadline = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                        cancelled = true;
+                        deadline = tokio::time::Instant::now() + AFTER_CANCEL;
                     }
                     Err(CoordError::JobUnknown(_)) => return Ok((JobEnd::Unknown, cancelled_by)),
                     Err(e) => {

@@ -11,6 +11,11 @@ use super::{CoordError, Coordinator, Failure, JobEnd, Phase, completed, failure}
 
 /// How long each `WaitJobResult` may hold before answering.
 const POLL_HOLD_SECS: u32 = 30;
+/// A stream silent this long may be stuck (a proxy, a lost event): the job is polled instead,
+/// and a poll answers at least every `POLL_HOLD_SECS`.
+const STREAM_IDLE: Duration = Duration::from_secs(120);
+/// Polls never come faster than this, whatever the coordinator answers.
+const POLL_MIN_GAP: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// What one stream event or poll answer means.
@@ -43,7 +48,11 @@ pub async fn follow(
         Ok(mut stream) => {
             trouble(None);
             loop {
-                match stream.message().await {
+                let Ok(next) = tokio::time::timeout(STREAM_IDLE, stream.message()).await else {
+                    tracing::warn!(job_id, "the job's event stream went silent; polling");
+                    break;
+                };
+                match next {
                     Ok(Some(event)) => match event_step(event) {
                         Some(Step::Phase(p)) => phase(p),
                         Some(Step::End(end)) => return Followed::End(end),
@@ -77,6 +86,7 @@ pub async fn follow(
         }
     }
     loop {
+        let asked = tokio::time::Instant::now();
         match c.wait(job_id, POLL_HOLD_SECS).await {
             Ok(answer) => {
                 trouble(None);
@@ -91,7 +101,7 @@ pub async fn follow(
                         }
                         // A finished job's stream replays its completion, with the result.
                         if let Ok(mut stream) = c.watch(job_id).await {
-                            while let Ok(Some(event)) = stream.message().await {
+                            while let Ok(Ok(Some(event))) = tokio::time::timeout(STREAM_IDLE, stream.message()).await {
                                 if let Some(Step::End(end)) = event_step(event) {
                                     return Followed::End(end);
                                 }
@@ -100,6 +110,7 @@ pub async fn follow(
                     }
                     None => {}
                 }
+                tokio::time::sleep_until(asked + POLL_MIN_GAP).await;
             }
             Err(CoordError::JobUnknown(_)) => return Followed::End(JobEnd::Unknown),
             Err(e) => {

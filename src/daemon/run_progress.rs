@@ -10,6 +10,9 @@ use crate::backend::Recorder;
 use crate::coordinator::{CoordError, Phase};
 use crate::store::Ledger;
 
+/// At most this many phases are kept per run.
+const MAX_PHASES: usize = 32;
+
 /// The coordinator's trouble, as last heard.
 #[derive(Debug, Clone)]
 pub struct Trouble {
@@ -103,7 +106,10 @@ impl Recorder for Recording<'_> {
         if let Some((left, since)) = s.phase.take() {
             let took = since.elapsed();
             crate::telemetry::job_phase(left.as_str(), took);
-            s.done.push((left, took));
+            // A coordinator that flips phases endlessly does not grow the status without bound.
+            if s.done.len() < MAX_PHASES {
+                s.done.push((left, took));
+            }
         }
         tracing::info!(block = self.block, phase = phase.as_str(), "coordinator job phase");
         s.phase = Some((phase, Instant::now()));
