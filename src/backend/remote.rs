@@ -500,13 +500,15 @@ impl Remote {
             timeout: self.settings.timeout,
         };
         let verdict = judge::judge_job(&facts);
-        let exit = match &end {
-            JobEnd::Proved { .. } | JobEnd::Done { .. } => JOB_COMPLETED.to_string(),
-            JobEnd::Cancelled => "job cancelled".to_string(),
-            _ => "job failed".to_string(),
+        // Only a completed job has an exit to judge again after a crash; a failed one is
+        // recorded as failed at once (its reason is the record).
+        let (exit, said) = match &end {
+            JobEnd::Proved { .. } | JobEnd::Done { .. } => (Some(JOB_COMPLETED.to_string()), JOB_COMPLETED),
+            JobEnd::Cancelled => (None, "job cancelled"),
+            _ => (None, "job failed"),
         };
-        let last_lines = vec![format!("coordinator job {job_id}: {exit}")];
-        Outcome::Ended(Ended { verdict, exit: Some(exit), proof, last_lines })
+        let last_lines = vec![format!("coordinator job {job_id}: {said}")];
+        Outcome::Ended(Ended { verdict, exit, proof, last_lines })
     }
 }
 
