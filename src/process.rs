@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// How many output lines are kept for error reports.
 pub const TAIL_LINES: usize = 50;
@@ -100,13 +100,14 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Runs the program to completion, timeout or cancellation (`cancel` turning true).
+/// Runs the program to completion, timeout or cancellation (`cancel` resolving).
 /// `started` receives the process group id as soon as the child exists.
 pub async fn run(
     spec: &RunSpec,
-    mut cancel: watch::Receiver<bool>,
+    cancel: impl Future<Output = ()>,
     started: impl FnOnce(u32),
 ) -> std::io::Result<RunOutcome> {
+    tokio::pin!(cancel);
     let begin = Instant::now();
     let mut command = Command::new(&spec.program);
     command
@@ -157,13 +158,7 @@ pub async fn run(
             status = child.wait() => break status?,
             Some(line) = rx.recv() => keep(line),
             _ = tokio::time::sleep_until(deadline), if forced.is_none() => forced = Some(Ending::TimedOut),
-            changed = cancel.changed(), if forced.is_none() => {
-                if changed.is_err() || *cancel.borrow() {
-                    forced = Some(Ending::Cancelled);
-                } else {
-                    continue;
-                }
-            }
+            _ = &mut cancel, if forced.is_none() => forced = Some(Ending::Cancelled),
         }
         if forced.is_some() {
             signal_group(pgid, libc::SIGTERM);
@@ -354,10 +349,8 @@ mod tests {
         }
     }
 
-    fn never() -> watch::Receiver<bool> {
-        let (tx, rx) = watch::channel(false);
-        std::mem::forget(tx);
-        rx
+    fn never() -> std::future::Pending<()> {
+        std::future::pending()
     }
 
     #[tokio::test]
@@ -397,11 +390,20 @@ mod tests {
 
     #[tokio::test]
     async fn cancellation_stops_the_run() {
-        let (tx, rx) = watch::channel(false);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let spec = sh("sleep 30", Duration::from_secs(60));
-        let handle = tokio::spawn(async move { run(&spec, rx, |_| {}).await });
+        let handle = tokio::spawn(async move {
+            run(
+                &spec,
+                async move {
+                    let _ = rx.await;
+                },
+                |_| {},
+            )
+            .await
+        });
         tokio::time::sleep(Duration::from_millis(200)).await;
-        tx.send(true).unwrap();
+        tx.send(()).unwrap();
         let out = handle.await.unwrap().unwrap();
         assert_eq!(out.ending, Ending::Cancelled);
         assert!(out.elapsed < Duration::from_secs(5));

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use super::{Ended, Outcome, Recorder, RunRequest, Stop};
+use super::{Ended, Outcome, Recorder, RunRequest, Stop, stop_requested};
 use crate::decide::judge::{self, Action, ProofFile, RunFacts, Verdict};
 use crate::process::{self, Ending, RunOutcome, RunSpec};
 use crate::zisk::{self, Dialect, ProofLocation};
@@ -106,28 +106,15 @@ impl Cli {
     async fn run_process(
         &self,
         spec: &RunSpec,
-        stop: watch::Receiver<Stop>,
+        mut stop: watch::Receiver<Stop>,
         rec: &dyn Recorder,
         block: u64,
     ) -> std::io::Result<RunOutcome> {
         let since = process::ticks_now();
-        let (cancel, cancelled) = watch::channel(false);
-        let mut stop_seen = stop;
-        // Turns a stop request into the process's cancel; never finishes by itself, and keeps
-        // `cancel` alive (a dropped sender would read as a cancel).
-        let relay = async move {
-            while stop_seen.changed().await.is_ok() {
-                if *stop_seen.borrow() != Stop::No {
-                    let _ = cancel.send(true);
-                    break;
-                }
-            }
-            std::future::pending::<std::io::Result<RunOutcome>>().await
+        let stopped = async {
+            stop_requested(&mut stop).await;
         };
-        let outcome = tokio::select! {
-            outcome = process::run(spec, cancelled, |pgid| rec.process(pgid)) => outcome,
-            never = relay => never,
-        };
+        let outcome = process::run(spec, stopped, |pgid| rec.process(pgid)).await;
         // Helpers that left the process group and outlived it (ours as subreaper).
         let swept = process::sweep_orphans(since);
         if swept > 0 {

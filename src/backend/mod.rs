@@ -169,6 +169,19 @@ impl Backend {
     }
 }
 
+/// Resolves when a stop is asked for, with what was asked (never, if nobody can ask any more).
+pub(crate) async fn stop_requested(stop: &mut watch::Receiver<Stop>) -> Stop {
+    loop {
+        let now = *stop.borrow_and_update();
+        if now != Stop::No {
+            return now;
+        }
+        if stop.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
 /// Writes `data` as `path` through a temporary file and a rename, so a crash never leaves a
 /// half-written proof under the proof's name. (The run's acceptance fsyncs it.)
 pub(crate) fn write_whole(path: &Path, data: &[u8]) -> std::io::Result<u64> {

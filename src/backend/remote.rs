@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::Digest;
 use tokio::sync::watch;
 
-use super::{Ended, Outcome, Recorder, RunRequest, Stop, write_whole};
+use super::{Ended, Outcome, Recorder, RunRequest, Stop, stop_requested, write_whole};
 use crate::coordinator::{
     CoordError, Coordinator, Failure, Followed, JobEnd, MAX_MESSAGE_BYTES, Phase, Submitted, Work, follow,
 };
@@ -509,19 +509,6 @@ impl Remote {
         };
         let last_lines = vec![format!("coordinator job {job_id}: {said}")];
         Outcome::Ended(Ended { verdict, exit, proof, last_lines })
-    }
-}
-
-/// Resolves when a stop is asked for (never, if nobody can ask any more).
-async fn stop_requested(stop: &mut watch::Receiver<Stop>) -> Stop {
-    loop {
-        let now = *stop.borrow_and_update();
-        if now != Stop::No {
-            return now;
-        }
-        if stop.changed().await.is_err() {
-            return std::future::pending().await;
-        }
     }
 }
 
