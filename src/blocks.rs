@@ -148,8 +148,7 @@ pub fn document(s: &Surface, story: &Story) -> Value {
         })
         .collect();
     let proved_call = story.calls.iter().find(|c| c.kind == "proved").and_then(|c| c.done_at_ms);
-    let ethproofs_url = (story.state == "proved" && s.info.reporting && !dev)
-        .then(|| format!("https://ethproofs.org/blocks/{}", story.block));
+    let ethproofs_url = crate::status::ethproofs_url(story.block, story.state == "proved", s.info.reporting, dev);
     json!({
         "block": story.block,
         "chain": s.info.chain_name,

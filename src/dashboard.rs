@@ -123,7 +123,7 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         "chain": s.info.chain_name,
         "dev_chain": s.info.dev,
         // ethproofs.org knows a block only when this daemon reports it, and never a dev chain's.
-        "ethproofs_links": s.info.reporting && !s.info.dev,
+        "ethproofs_links": crate::status::on_ethproofs(s.info.reporting, s.info.dev),
         "zisk": s.info.zisk_version,
         "prover": prover_label(&s.info.zisk_version, prover),
         // What the daemon does with each block, for the header's badge.

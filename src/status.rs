@@ -213,6 +213,17 @@ pub struct ReporterStatus {
     pub last_error_detail: Option<String>,
 }
 
+/// Whether ethproofs.org can know this chain's blocks: only when this daemon reports them, and
+/// never a dev chain's. The one rule behind every ethproofs.org link (alerts, dashboard, block page).
+pub fn on_ethproofs(reporting: bool, dev_chain: bool) -> bool {
+    reporting && !dev_chain
+}
+
+/// A proved block's page on ethproofs.org, when there is one.
+pub fn ethproofs_url(block: u64, proved: bool, reporting: bool, dev_chain: bool) -> Option<String> {
+    (proved && on_ethproofs(reporting, dev_chain)).then(|| format!("https://ethproofs.org/blocks/{block}"))
+}
+
 /// What of an EthProofs failure may be shown without the token: the part before the API's own
 /// words (`HTTP 401`), and no file path.
 pub fn public_reason(reason: &str) -> String {

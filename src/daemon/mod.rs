@@ -93,9 +93,7 @@ impl Context {
         if let Some(base) = &self.config.dashboard_url {
             lines.push(format!("{base}/blocks/{block}"));
         }
-        if proved && self.config.ethproofs.is_some() && !self.chain.is_dev() {
-            lines.push(format!("https://ethproofs.org/blocks/{block}"));
-        }
+        lines.extend(crate::status::ethproofs_url(block, proved, self.config.ethproofs.is_some(), self.chain.is_dev()));
         lines.join("\n")
     }
 
