@@ -254,7 +254,23 @@ pub fn backend(config: &Config, out: &Path, action: Action) -> Result<Backend, R
         }
         crate::config::ZiskVersionSetting::Auto => (version, crate::zisk::Dialect::V1),
     };
-    crate::startup::prover_backend(&config, &Arc::new(ledger), version, dialect)
+    // The coordinator registers the ELF as it is now, checked like at a daemon's start-up.
+    let elf_sha256 = match config.zisk_action {
+        crate::config::ZiskAction::Native => String::new(),
+        _ => {
+            let elf = std::fs::read(&config.elf_path).map_err(|e| {
+                ReproduceError::Backend(format!("cannot read ELF_PATH {}: {e}", config.elf_path.display()))
+            })?;
+            let fp = crate::elf::fingerprint(&elf);
+            if let Err(mismatch) = crate::elf::check_layout(&fp, &config.elf_path.display().to_string())
+                && !config.allow_elf_mismatch
+            {
+                return Err(ReproduceError::Backend(mismatch.to_string()));
+            }
+            fp.sha256
+        }
+    };
+    Backend::from_config(&config, &Arc::new(ledger), version, dialect, &elf_sha256)
         .map_err(|e| ReproduceError::Backend(e.to_string()))
 }
 

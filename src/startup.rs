@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
-use crate::backend::{Backend, Cli, Native, Remote, RemoteSettings};
+use crate::backend::Backend;
 use crate::chain::{ChainError, HeadPoller, NodeClient};
 use crate::chainspec::ChainSpec;
 use crate::config::{Config, ConfigError, ProverBackend, ZiskAction, ZiskVersionSetting};
@@ -33,8 +33,8 @@ pub enum StartupError {
     Chain(#[from] crate::chainspec::ChainSpecError),
     #[error("cargo-zisk: {0}")]
     Zisk(String),
-    #[error("ZisK coordinator: {0}")]
-    Coordinator(#[from] crate::coordinator::CoordError),
+    #[error("prover backend: {0}")]
+    Backend(#[from] crate::backend::BuildError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("EthProofs start-up check: {0} (set ETHPROOFS_STRICT_STARTUP=false to start anyway)")]
@@ -167,7 +167,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
             prover_label(&config, zisk_version),
         ),
     );
-    let backend = prover_backend(&config, &ledger, zisk_version, dialect)?;
+    let backend = Backend::from_config(&config, &ledger, zisk_version, dialect, &elf_sha256)?;
     let (nudge_tx, nudges) = tokio::sync::mpsc::unbounded_channel();
     let ctx = Arc::new(Context {
         config,
@@ -246,49 +246,6 @@ pub fn prover_label(config: &Config, zisk_version: ZiskVersion) -> String {
             format!("ZisK coordinator {}", crate::chain::scrub_urls(&config.coordinator_url))
         }
     }
-}
-
-/// The backend the configuration asks for; the coordinator is not dialled here (a coordinator
-/// that is down delays proofs, not the daemon).
-pub(crate) fn prover_backend(
-    config: &Config,
-    ledger: &Arc<crate::store::Ledger>,
-    zisk_version: ZiskVersion,
-    dialect: crate::zisk::Dialect,
-) -> Result<Backend, StartupError> {
-    let action = crate::backend::action(config.zisk_action);
-    Ok(match (config.zisk_action, config.prover_backend) {
-        (ZiskAction::Native, _) => Backend::Native(Native { framing: zisk_version.framing() }),
-        (_, ProverBackend::Cli) => Backend::Cli(Cli {
-            program: config.cargo_zisk.clone(),
-            elf: config.elf_path.clone(),
-            dialect,
-            extra_args: config.zisk_extra_args.clone(),
-            action,
-            timeout: config.prover_timeout,
-            kill_grace: config.prover_kill_grace,
-            emulate: config.input_check.emulate().then(|| crate::backend::Emulator {
-                ziskemu: crate::backend::find_ziskemu(config.ziskemu.as_deref(), &config.cargo_zisk),
-                timeout: config.input_check_timeout,
-            }),
-        }),
-        (_, ProverBackend::Coordinator) => {
-            let client =
-                crate::coordinator::Coordinator::new(&config.coordinator_url, config.coordinator_inline_limit)?;
-            let settings = RemoteSettings {
-                elf: config.elf_path.clone(),
-                action,
-                timeout: config.prover_timeout,
-                emulate_first: config.input_check.emulate(),
-                check_timeout: config.input_check_timeout,
-                cancel_on_shutdown: config.cancel_on_shutdown,
-            };
-            Backend::Remote(Box::new(
-                Remote::new(client, ledger.clone(), settings)
-                    .map_err(io(format!("cannot read ELF_PATH {}", config.elf_path.display())))?,
-            ))
-        }
-    })
 }
 
 async fn detect_zisk(config: &Config) -> Result<ZiskVersion, StartupError> {

@@ -103,6 +103,13 @@ impl Ended {
     }
 }
 
+/// Why the configured backend cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Coordinator(#[from] CoordError),
+}
+
 /// The configured backend.
 pub enum Backend {
     Cli(Cli),
@@ -112,6 +119,49 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The backend the configuration asks for. Nothing is dialled: a coordinator that is down
+    /// delays proofs, not the daemon. `elf_sha256` is the ELF checked at start-up (the
+    /// coordinator registers only that one).
+    pub fn from_config(
+        config: &crate::config::Config,
+        ledger: &std::sync::Arc<crate::store::Ledger>,
+        zisk_version: crate::zisk::ZiskVersion,
+        dialect: crate::zisk::Dialect,
+        elf_sha256: &str,
+    ) -> Result<Backend, BuildError> {
+        use crate::config::ProverBackend;
+        let act = action(config.zisk_action);
+        Ok(match (config.zisk_action, config.prover_backend) {
+            (ZiskAction::Native, _) => Backend::Native(Native { framing: zisk_version.framing() }),
+            (_, ProverBackend::Cli) => Backend::Cli(Cli {
+                program: config.cargo_zisk.clone(),
+                elf: config.elf_path.clone(),
+                dialect,
+                extra_args: config.zisk_extra_args.clone(),
+                action: act,
+                timeout: config.prover_timeout,
+                kill_grace: config.prover_kill_grace,
+                emulate: config.input_check.emulate().then(|| Emulator {
+                    ziskemu: find_ziskemu(config.ziskemu.as_deref(), &config.cargo_zisk),
+                    timeout: config.input_check_timeout,
+                }),
+            }),
+            (_, ProverBackend::Coordinator) => {
+                let client =
+                    crate::coordinator::Coordinator::new(&config.coordinator_url, config.coordinator_inline_limit)?;
+                let settings = RemoteSettings {
+                    elf: config.elf_path.clone(),
+                    action: act,
+                    timeout: config.prover_timeout,
+                    emulate_first: config.input_check.emulate(),
+                    check_timeout: config.input_check_timeout,
+                    cancel_on_shutdown: config.cancel_on_shutdown,
+                };
+                Backend::Remote(Box::new(Remote::new(client, ledger.clone(), settings, elf_sha256.to_string())))
+            }
+        })
+    }
+
     pub async fn run(&self, req: &RunRequest, stop: watch::Receiver<Stop>, rec: &dyn Recorder) -> Outcome {
         match self {
             Backend::Cli(b) => b.run(req, stop, rec).await,

@@ -69,11 +69,10 @@ const SETUP_AGAIN_AFTER: Duration = Duration::from_secs(600);
 const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl Remote {
-    /// Reads the ELF's digest; the coordinator is not dialled until the first block.
-    pub fn new(client: Coordinator, ledger: Arc<Ledger>, settings: RemoteSettings) -> std::io::Result<Remote> {
-        let elf = std::fs::read(&settings.elf)?;
-        let elf_sha256 = hex::encode(sha2::Sha256::digest(&elf));
-        Ok(Remote { client, ledger, settings, elf_sha256 })
+    /// The coordinator is not dialled until the first block; `elf_sha256` is the ELF checked at
+    /// start-up, the only one this backend registers.
+    pub fn new(client: Coordinator, ledger: Arc<Ledger>, settings: RemoteSettings, elf_sha256: String) -> Remote {
+        Remote { client, ledger, settings, elf_sha256 }
     }
 
     pub fn client(&self) -> &Coordinator {

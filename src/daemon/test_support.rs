@@ -36,7 +36,7 @@ pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, Unb
     let (nudges, routed) = tokio::sync::mpsc::unbounded_channel();
     let ledger = Arc::new(Ledger::open(&config.db_path).unwrap());
     let (zisk_version, dialect) = (ZiskVersion { major: 1, minor: 4, patch: 0 }, Dialect::V1);
-    let backend = crate::startup::prover_backend(&config, &ledger, zisk_version, dialect).unwrap();
+    let backend = crate::backend::Backend::from_config(&config, &ledger, zisk_version, dialect, "test").unwrap();
     let ctx = Arc::new(Context {
         ledger,
         backend,
