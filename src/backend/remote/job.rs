@@ -1,0 +1,268 @@
+//! A job's life on the coordinator: submitting it (waiting out the cluster's trouble, the id
+//! recorded before anything else happens to it, the input pushed past the inline part) and
+//! following it to its end (the deadline, the operator's cancel, a shutdown, a re-attached job
+//! left waiting for input).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use super::{Remote, job_metadata};
+use crate::backend::{Ended, Outcome, Recorder, RunRequest, Stop, stop_requested};
+use crate::coordinator::{CoordError, Followed, JobEnd, Phase, Submitted, Work, follow};
+use crate::decide::judge::CancelledBy;
+
+/// The coordinator's own deadline is the job's; ours comes a little later (up to this, and at
+/// most a quarter of the timeout), so that its failure (which names the phase) is the one
+/// normally seen.
+const DEADLINE_SLACK: Duration = Duration::from_secs(30);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A cancel that cannot reach the coordinator is tried again this often.
+const CANCEL_RETRY: Duration = Duration::from_secs(15);
+/// On shutdown with `CANCEL_ON_SHUTDOWN`, how long the cancel may take.
+const SHUTDOWN_CANCEL: Duration = Duration::from_secs(10);
+/// After a successful cancel, how long the job's end is waited for.
+const AFTER_CANCEL: Duration = Duration::from_secs(300);
+/// A re-attached job waiting for input this long was abandoned mid-push.
+const STARVED_AFTER: Duration = Duration::from_secs(10);
+/// Sending a job's input may fail this often before the block fails.
+const MAX_PUSH_FAILURES: u32 = 5;
+/// "No capacity" this long makes the daemon set the program up again.
+const SETUP_AGAIN_AFTER: Duration = Duration::from_secs(600);
+/// "Never", for deadlines that do not fit in the clock.
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl Remote {
+    /// Submits a job, waiting out the cluster's trouble. A prove job's id is recorded before
+    /// its input is pushed or anything else happens to it.
+    pub(super) async fn submit(
+        &self,
+        req: &RunRequest,
+        input: &[u8],
+        kind: Work,
+        stop: &mut watch::Receiver<Stop>,
+        rec: &dyn Recorder,
+    ) -> Result<String, Outcome> {
+        let mut backoff = Duration::from_secs(1);
+        let mut metadata = true;
+        let mut push_failures = 0u32;
+        // "No capacity" for long while the ledger says the program is set up: the workers may
+        // have lost the set-up (a "set-up not done" reads as no capacity), so it is done again.
+        let mut no_capacity_since: Option<Instant> = None;
+        loop {
+            match *stop.borrow() {
+                Stop::Shutdown => return Err(Outcome::Stopped),
+                Stop::Operator => {
+                    return Err(Outcome::Ended(Ended::failed("cancelled", "cancelled by the operator".into())));
+                }
+                Stop::No => {}
+            }
+            // Registration and set-up (minutes, once per ELF) give way to a stop; the submission
+            // itself does not, so that a job the coordinator accepts is always recorded.
+            let ready = tokio::select! {
+                ready = self.ready_program(rec) => ready,
+                request = stop_requested(stop) => {
+                    return Err(match request {
+                        Stop::Operator => Outcome::Ended(Ended::failed("cancelled", "cancelled by the operator".into())),
+                        _ => Outcome::Stopped,
+                    });
+                }
+            };
+            let attempt = async {
+                let hash_id = ready?;
+                let limit = if kind == self.main_kind() { self.settings.timeout } else { self.settings.check_timeout };
+                let deadline = SystemTime::now() + limit;
+                let meta = if metadata { job_metadata(req) } else { HashMap::new() };
+                self.client.submit_work(kind, &hash_id, input, deadline, meta).await
+            };
+            let error = match attempt.await {
+                Ok(Submitted { job_id, pending_input }) => {
+                    rec.trouble(None);
+                    if kind == self.main_kind()
+                        && let Err(e) = rec.job(&job_id)
+                    {
+                        tracing::error!(block = req.block, job_id, error = %e, "cannot record the job; cancelling it");
+                        let _ = self.client.cancel(&job_id).await;
+                        return Err(Outcome::Stopped);
+                    }
+                    tracing::info!(block = req.block, job_id, kind = ?kind, "coordinator job submitted");
+                    if pending_input == 0 {
+                        return Ok(job_id);
+                    }
+                    match self.client.push_rest(&job_id, input).await {
+                        Ok(()) => return Ok(job_id),
+                        Err(e) => {
+                            // A job without its whole input is no use: it goes, and a new one is
+                            // submitted, whatever the error was (a few times).
+                            let _ = self.client.cancel(&job_id).await;
+                            push_failures += 1;
+                            if push_failures >= MAX_PUSH_FAILURES {
+                                let reason = format!("the input could not be sent {push_failures} times: {e}");
+                                return Err(Outcome::Ended(Ended::failed("coordinator", reason)));
+                            }
+                            tracing::warn!(block = req.block, job_id, error = %e, "the input could not be sent; submitting again");
+                            CoordError::Failing { code: "push".into(), message: e.to_string() }
+                        }
+                    }
+                }
+                Err(e) => e,
+            };
+            match (&error, no_capacity_since) {
+                (CoordError::NoCapacity(_), None) => no_capacity_since = Some(Instant::now()),
+                (CoordError::NoCapacity(_), Some(since)) if since.elapsed() > SETUP_AGAIN_AFTER => {
+                    tracing::warn!("no capacity for long: setting the guest program up again (idempotent)");
+                    let _ = self.ledger.program_forgotten();
+                    no_capacity_since = None;
+                }
+                (CoordError::NoCapacity(_), _) => {}
+                _ => no_capacity_since = None,
+            }
+            match &error {
+                CoordError::ProgramUnknown(_) => {
+                    tracing::warn!(error = %error, "the coordinator forgot the guest program; registering it again");
+                    let _ = self.ledger.program_forgotten();
+                }
+                CoordError::Refused { message, .. }
+                    if metadata && message.to_ascii_lowercase().contains("metadata") =>
+                {
+                    tracing::warn!(error = %error, "the coordinator takes no job metadata; submitting without");
+                    metadata = false;
+                    continue;
+                }
+                e if e.transient() => {}
+                e => {
+                    let stage = if kind == Work::Execute && self.main_kind() == Work::Prove {
+                        "input_check"
+                    } else {
+                        "coordinator"
+                    };
+                    return Err(Outcome::Ended(Ended::failed(stage, e.to_string())));
+                }
+            }
+            tracing::warn!(block = req.block, error = %error, retry_in_s = backoff.as_secs(), "cannot submit the job yet");
+            rec.trouble(Some(&error));
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                changed = stop.changed() => if changed.is_err() {
+                    // Nobody can ask this run to stop any more; just wait the backoff out.
+                    tokio::time::sleep(backoff).await;
+                },
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Follows the job to its end, cancelling it past the deadline or when the operator asks.
+    /// A shutdown leaves a `detachable` job running (unless `CANCEL_ON_SHUTDOWN`). A `resumed` job
+    /// found waiting for input was left half-sent by the previous daemon: it is cancelled and
+    /// the block proved again.
+    pub(super) async fn await_end(
+        &self,
+        job_id: &str,
+        timeout: Duration,
+        resumed: bool,
+        detachable: bool,
+        stop: &mut watch::Receiver<Stop>,
+        rec: &dyn Recorder,
+    ) -> Result<(JobEnd, Option<CancelledBy>), Outcome> {
+        let slack = DEADLINE_SLACK.min(timeout / 4);
+        let now = tokio::time::Instant::now();
+        let mut deadline = now.checked_add(timeout + slack).unwrap_or(now + FAR);
+        let mut cancelled_by: Option<CancelledBy> = None;
+        // A cancel is tried when it is due (the deadline, the operator, a retry's time), not on
+        // every wake-up; once one succeeded, the job's end is waited for a bounded time.
+        let mut cancel_due = false;
+        let mut cancelled = false;
+        let mut stop_open = true;
+        // The phase last heard, and since when: a re-attached job that stays waiting for input
+        // was left half-sent by the previous daemon (an old event replayed is not enough).
+        let latest: std::sync::Mutex<Option<(Phase, Instant)>> = std::sync::Mutex::new(None);
+        let on_phase = |p: Phase| {
+            let mut l = latest.lock().unwrap_or_else(|e| e.into_inner());
+            if l.is_none_or(|(q, _)| q != p) {
+                *l = Some((p, Instant::now()));
+            }
+            rec.phase(p);
+        };
+        let following = follow(&self.client, job_id, on_phase, |t| rec.trouble(t));
+        tokio::pin!(following);
+        let mut look = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                Followed::End(end) = &mut following => return Ok((end, cancelled_by)),
+                _ = look.tick(), if resumed => {
+                    let waiting = *latest.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some((Phase::WaitingForInput, since)) = waiting
+                        && since.elapsed() >= STARVED_AFTER
+                    {
+                        let _ = self.client.cancel(job_id).await;
+                        return Err(Outcome::Lost(format!(
+                            "job {job_id} was left waiting for the input a previous run did not finish sending"
+                        )));
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    if cancelled {
+                        // Cancelled, and still no end heard: it is over for this daemon.
+                        tracing::warn!(job_id, "no end heard after the cancel; the job is taken as cancelled");
+                        return Ok((JobEnd::Cancelled, cancelled_by));
+                    }
+                    if cancelled_by.is_none() {
+                        tracing::warn!(job_id, timeout_s = timeout.as_secs(), "the job ran past its timeout; cancelling it");
+                        cancelled_by = Some(CancelledBy::Timeout);
+                    }
+                    cancel_due = true;
+                }
+                changed = stop.changed(), if stop_open => {
+                    if changed.is_err() {
+                        stop_open = false;
+                        continue;
+                    }
+                    let request = *stop.borrow();
+                    match request {
+                        Stop::Shutdown if detachable && !self.settings.cancel_on_shutdown => {
+                            tracing::info!(job_id, "shutdown: the job keeps running on the coordinator and is re-attached at the next start");
+                            return Err(Outcome::Detached);
+                        }
+                        Stop::Shutdown => {
+                            return match tokio::time::timeout(SHUTDOWN_CANCEL, self.client.cancel(job_id)).await {
+                                Ok(Ok(_)) => {
+                                    tracing::info!(job_id, "shutdown: the job was cancelled");
+                                    Err(Outcome::Stopped)
+                                }
+                                // Still running somewhere: keep its id, so the next start follows it.
+                                _ if detachable => {
+                                    tracing::warn!(job_id, "shutdown: the job could not be cancelled; it is re-attached at the next start");
+                                    Err(Outcome::Detached)
+                                }
+                                _ => Err(Outcome::Stopped),
+                            };
+                        }
+                        Stop::Operator if !cancelled => {
+                            tracing::warn!(job_id, "the operator cancels the job");
+                            cancelled_by = Some(CancelledBy::Operator);
+                            cancel_due = true;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if std::mem::take(&mut cancel_due) {
+                match self.client.cancel(job_id).await {
+                    // Its end (cancelled, or completed if it won the race) comes through the follow.
+                    Ok(_) => {
+                        cancelled = true;
+                        deadline = tokio::time::Instant::now() + AFTER_CANCEL;
+                    }
+                    Err(CoordError::JobUnknown(_)) => return Ok((JobEnd::Unknown, cancelled_by)),
+                    Err(e) => {
+                        tracing::warn!(job_id, error = %e, "cannot cancel the job yet");
+                        rec.trouble(Some(&e));
+                        deadline = tokio::time::Instant::now() + CANCEL_RETRY;
+                    }
+                }
+            }
+        }
+    }
+}

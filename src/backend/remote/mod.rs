@@ -1,0 +1,253 @@
+//! The coordinator backend: each block is a job on ZisK's coordinator, which splits it across
+//! its workers (each with its proving key already loaded).
+//!
+//! Before the first job the guest program is registered and set up, once per ELF (the
+//! coordinator's hash id and the set-up are kept in the ledger). A job's id is recorded before
+//! anything else happens to it, so a restarted daemon re-attaches to it ([`RunRequest::resume_job`]).
+//! The cluster's passing trouble (unreachable, no free capacity, a restart that forgot the
+//! program) is waited out with backoff and reported through [`Recorder::trouble`]; it never
+//! fails a block. The job's own end is judged by [`judge::judge_job`].
+
+mod job;
+mod program;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::{Ended, Outcome, Recorder, RunRequest, Stop, write_whole};
+use crate::coordinator::{CoordError, Coordinator, JobEnd, Phase, Work};
+use crate::decide::judge::{self, Action, CancelledBy, JOB_COMPLETED, JobFacts};
+use crate::store::{Ledger, ProgramRecord};
+
+/// What the configuration says about the coordinator backend.
+#[derive(Debug, Clone)]
+pub struct RemoteSettings {
+    pub elf: PathBuf,
+    /// `Prove` (a prove job per block) or `Execute` (an execute job: the guest runs, no proof).
+    pub action: Action,
+    /// `PROVER_TIMEOUT_SECONDS`: the job's deadline, sent with it and enforced here too.
+    pub timeout: Duration,
+    /// `INPUT_CHECK=emulate`: the guest runs on the input (an execute job) before it is proved.
+    pub emulate_first: bool,
+    /// `INPUT_CHECK_TIMEOUT_SECONDS`: the input check's own deadline.
+    pub check_timeout: Duration,
+    /// `CANCEL_ON_SHUTDOWN`: a graceful stop cancels the job instead of leaving it to be re-attached.
+    pub cancel_on_shutdown: bool,
+}
+
+pub struct Remote {
+    client: Coordinator,
+    /// Where the program's registration and set-up are remembered.
+    ledger: Arc<Ledger>,
+    settings: RemoteSettings,
+    /// The ELF's SHA-256 at start-up: a registration recorded for another ELF is not reused.
+    elf_sha256: String,
+}
+
+impl Remote {
+    /// The coordinator is not dialled until the first block; `elf_sha256` is the ELF checked at
+    /// start-up, the only one this backend registers.
+    pub fn new(client: Coordinator, ledger: Arc<Ledger>, settings: RemoteSettings, elf_sha256: String) -> Remote {
+        Remote { client, ledger, settings, elf_sha256 }
+    }
+
+    pub fn client(&self) -> &Coordinator {
+        &self.client
+    }
+
+    /// The program as the ledger remembers it, if it is for this ELF.
+    pub fn program(&self) -> Option<ProgramRecord> {
+        self.ledger.coordinator_program().ok().flatten().filter(|p| p.elf_sha256 == self.elf_sha256)
+    }
+
+    pub async fn run(&self, req: &RunRequest, mut stop: watch::Receiver<Stop>, rec: &dyn Recorder) -> Outcome {
+        let (job_id, kind) = match &req.resume_job {
+            Some(id) => {
+                tracing::info!(block = req.block, job_id = %id, "re-attaching to the block's coordinator job");
+                (id.clone(), self.main_kind())
+            }
+            None => {
+                let input = match read_input(&req.input) {
+                    Ok(input) => input,
+                    Err(reason) => return Outcome::Ended(Ended::failed("input", reason)),
+                };
+                if self.settings.emulate_first
+                    && self.main_kind() == Work::Prove
+                    && let Err(outcome) = self.check_input(req, &input, &mut stop, rec).await
+                {
+                    return outcome;
+                }
+                match self.submit(req, &input, self.main_kind(), &mut stop, rec).await {
+                    Ok(id) => (id, self.main_kind()),
+                    Err(outcome) => return outcome,
+                }
+            }
+        };
+        let started = Instant::now();
+        let resumed = req.resume_job.is_some();
+        let (end, cancelled_by) =
+            match self.await_end(&job_id, self.settings.timeout, resumed, true, &mut stop, rec).await {
+                Ok(end) => end,
+                Err(outcome) => return outcome,
+            };
+        self.ended(req, &job_id, kind, end, cancelled_by, started.elapsed())
+    }
+
+    /// Only the guest's check of the input (an execute job): its steps if it accepts it.
+    pub async fn check_only(
+        &self,
+        req: &RunRequest,
+        mut stop: watch::Receiver<Stop>,
+        rec: &dyn Recorder,
+    ) -> Result<Option<u64>, Outcome> {
+        let input = read_input(&req.input).map_err(|reason| Outcome::Ended(Ended::failed("input", reason)))?;
+        let steps = std::sync::Mutex::new(None);
+        let tap = Tap { inner: rec, steps: &steps };
+        self.check_input(req, &input, &mut stop, &tap).await?;
+        Ok(*steps.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn main_kind(&self) -> Work {
+        if self.settings.action == Action::Prove { Work::Prove } else { Work::Execute }
+    }
+
+    /// Runs the guest on the input (an execute job) before it is proved: a guest that rejects it
+    /// fails the block at `input_check` with its own words, and no GPU time is spent on it.
+    async fn check_input(
+        &self,
+        req: &RunRequest,
+        input: &[u8],
+        stop: &mut watch::Receiver<Stop>,
+        rec: &dyn Recorder,
+    ) -> Result<(), Outcome> {
+        let job_id = self.submit(req, input, Work::Execute, stop, rec).await?;
+        let started = Instant::now();
+        let (end, cancelled_by) = self.await_end(&job_id, self.settings.check_timeout, false, false, stop, rec).await?;
+        match end {
+            JobEnd::Done { steps, .. } => {
+                tracing::debug!(block = req.block, ms = started.elapsed().as_millis() as u64, "input check job done");
+                rec.checked(steps);
+                Ok(())
+            }
+            JobEnd::Unknown => Err(Outcome::Lost(format!("the coordinator forgot the input check job {job_id}"))),
+            end => {
+                let facts = JobFacts {
+                    action: Action::Execute,
+                    end: &end,
+                    proof_bytes: None,
+                    cancelled_by,
+                    elapsed: started.elapsed(),
+                    timeout: self.settings.check_timeout,
+                };
+                match judge::judge_job(&facts) {
+                    judge::Verdict::Failed { stage: "cancelled", reason } => {
+                        Err(Outcome::Ended(Ended::failed("cancelled", reason)))
+                    }
+                    judge::Verdict::Failed { reason, .. } => Err(Outcome::Ended(Ended::failed(
+                        "input_check",
+                        format!("the guest rejected the input (emulation on the coordinator): {reason}"),
+                    ))),
+                    _ => Err(Outcome::Ended(Ended::failed(
+                        "input_check",
+                        "the coordinator answered the input check with another kind of result".into(),
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// A job's end as the ledger will hold it: the proof written from `proof.data`, judged.
+    fn ended(
+        &self,
+        req: &RunRequest,
+        job_id: &str,
+        kind: Work,
+        end: JobEnd,
+        cancelled_by: Option<CancelledBy>,
+        elapsed: Duration,
+    ) -> Outcome {
+        if end == JobEnd::Unknown {
+            return Outcome::Lost(format!("the coordinator no longer knows job {job_id}"));
+        }
+        let mut proof = None;
+        if let JobEnd::Proved { data, .. } = &end
+            && kind == Work::Prove
+        {
+            let path = req.block_dir.join("proof.bin");
+            match write_whole(&path, data) {
+                Ok(bytes) => proof = Some((path, bytes)),
+                Err(e) => tracing::error!(block = req.block, error = %e, "cannot write the coordinator's proof"),
+            }
+        }
+        let facts = JobFacts {
+            action: self.settings.action,
+            end: &end,
+            proof_bytes: proof.as_ref().map(|(_, b)| *b),
+            cancelled_by,
+            elapsed,
+            timeout: self.settings.timeout,
+        };
+        let verdict = judge::judge_job(&facts);
+        // Only a completed job has an exit to judge again after a crash; a failed one is
+        // recorded as failed at once (its reason is the record).
+        let (exit, said) = match &end {
+            JobEnd::Proved { .. } | JobEnd::Done { .. } => (Some(JOB_COMPLETED.to_string()), JOB_COMPLETED),
+            JobEnd::Cancelled => (None, "job cancelled"),
+            _ => (None, "job failed"),
+        };
+        let last_lines = vec![format!("coordinator job {job_id}: {said}")];
+        Outcome::Ended(Ended { verdict, exit, proof, last_lines })
+    }
+}
+
+/// Passes everything on, keeping the guest's steps for the caller.
+struct Tap<'a> {
+    inner: &'a dyn Recorder,
+    steps: &'a std::sync::Mutex<Option<u64>>,
+}
+
+impl Recorder for Tap<'_> {
+    fn process(&self, pgid: u32) {
+        self.inner.process(pgid)
+    }
+    fn job(&self, job_id: &str) -> Result<(), String> {
+        self.inner.job(job_id)
+    }
+    fn phase(&self, phase: Phase) {
+        self.inner.phase(phase)
+    }
+    fn trouble(&self, error: Option<&CoordError>) {
+        self.inner.trouble(error)
+    }
+    fn checked(&self, steps: Option<u64>) {
+        *self.steps.lock().unwrap_or_else(|p| p.into_inner()) = steps;
+        self.inner.checked(steps)
+    }
+}
+
+fn local(e: crate::store::StoreError) -> CoordError {
+    CoordError::Refused { code: "ledger".into(), message: e.to_string() }
+}
+
+/// Job metadata: which block and attempt, so the coordinator's own logs and metrics name them.
+fn job_metadata(req: &RunRequest) -> HashMap<String, String> {
+    HashMap::from([
+        ("block".to_string(), req.block.to_string()),
+        ("attempt".to_string(), req.attempt.to_string()),
+        ("client".to_string(), format!("ethproofs-daemon/{}", env!("CARGO_PKG_VERSION"))),
+    ])
+}
+
+/// The input file, which the daemon wrote itself; still capped like anything held in memory.
+fn read_input(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    const MAX_INPUT: u64 = 1 << 30;
+    let len = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
+    if len > MAX_INPUT {
+        return Err(format!("{} is {len} bytes, more than the 1 GiB a job's input may be", path.display()));
+    }
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}

@@ -1,0 +1,66 @@
+//! The guest program on the coordinator: registered and set up once per ELF (remembered in the
+//! ledger), only the ELF checked at start-up, and a set-up the coordinator refuses is a refusal.
+
+use sha2::Digest;
+use tokio::sync::watch;
+
+use super::{Remote, local};
+use crate::backend::{Recorder, Stop};
+use crate::coordinator::{CoordError, Failure, JobEnd, MAX_MESSAGE_BYTES};
+
+impl Remote {
+    /// The program's hash id once it is registered and set up (once per ELF; remembered).
+    pub(super) async fn ready_program(&self, rec: &dyn Recorder) -> Result<String, CoordError> {
+        if let Some(p) = self.program().filter(|p| p.set_up) {
+            return Ok(p.hash_id);
+        }
+        let elf = std::fs::read(&self.settings.elf).map_err(|e| CoordError::Refused {
+            code: "local".into(),
+            message: format!("cannot read the ELF {}: {e}", self.settings.elf.display()),
+        })?;
+        if elf.len() > MAX_MESSAGE_BYTES {
+            return Err(CoordError::Refused { code: "local".into(), message: "the ELF is larger than 256 MiB".into() });
+        }
+        // The ELF checked at start-up is the one registered: a file replaced since would be
+        // proved under the old one's identity (and past its layout check).
+        if hex::encode(sha2::Sha256::digest(&elf)) != self.elf_sha256 {
+            return Err(CoordError::Refused {
+                code: "local".into(),
+                message: format!(
+                    "the ELF {} changed on disk since start-up; restart the daemon to use it",
+                    self.settings.elf.display()
+                ),
+            });
+        }
+        let hash_id = self.client.register(elf).await?;
+        let record = self.ledger.program_registered(&self.elf_sha256, &hash_id).map_err(local)?;
+        tracing::info!(hash_id, "guest program registered with the coordinator");
+        if record.set_up {
+            return Ok(hash_id);
+        }
+        tracing::info!(hash_id, "setting the guest program up on the coordinator (once per ELF)");
+        let job_id = self.client.setup(&hash_id).await?;
+        let (end, _) = match self
+            .await_end(&job_id, self.settings.timeout, false, false, &mut watch::channel(Stop::No).1, rec)
+            .await
+        {
+            Ok(end) => end,
+            Err(_) => return Err(CoordError::Failing { code: "setup".into(), message: "set-up stopped".into() }),
+        };
+        match end {
+            JobEnd::Done { .. } => {
+                self.ledger.program_set_up(&self.elf_sha256, &hash_id).map_err(local)?;
+                tracing::info!(hash_id, "guest program set up");
+                Ok(hash_id)
+            }
+            // The guest itself is refused (a bad ELF): every block would fail the same way.
+            JobEnd::Failed(Failure::Input(reason) | Failure::Execution(reason)) => Err(CoordError::Refused {
+                code: "setup".into(),
+                message: format!("the coordinator could not set the guest program up: {reason}"),
+            }),
+            other => {
+                Err(CoordError::Failing { code: "setup".into(), message: format!("the set-up job ended {other:?}") })
+            }
+        }
+    }
+}
