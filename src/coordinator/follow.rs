@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
+use super::job::{completed, failure};
 use super::wire::v1 as pb;
-use super::{CoordError, Coordinator, Failure, JobEnd, Phase, completed, failure};
+use super::{CoordError, Coordinator, Failure, JobEnd, Phase};
 
 /// How long each `WaitJobResult` may hold before answering.
 const POLL_HOLD_SECS: u32 = 30;

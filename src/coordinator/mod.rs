@@ -10,16 +10,19 @@
 //! Architecture invariant: the generated types ([`wire`]) stay inside this module; the rest of
 //! the daemon sees [`JobEnd`], [`Phase`] and [`CoordError`].
 
+mod error;
 mod follow;
+mod job;
 pub(crate) mod wire;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use prost::Message;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
+pub use error::{CoordError, classify};
 pub use follow::{Followed, follow};
+pub use job::{Failure, JobEnd, Phase};
 use wire::v1 as pb;
 use wire::v1::zisk_coordinator_api_client::ZiskCoordinatorApiClient;
 
@@ -31,175 +34,6 @@ pub const DEFAULT_INLINE_LIMIT: usize = 127 << 20;
 const PUSH_CHUNK: usize = 4 << 20;
 /// Ids and names the coordinator hands back are short; anything longer is not its answer.
 const MAX_ID_LEN: usize = 128;
-
-/// A proving phase, as the coordinator reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase {
-    /// Accepted, waiting for workers.
-    Queued,
-    /// Started, phase not yet said.
-    Started,
-    /// Witness and partial contributions.
-    Contributions,
-    Prove,
-    Recurse,
-    /// The input is not complete yet.
-    WaitingForInput,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Queued => "queued",
-            Phase::Started => "started",
-            Phase::Contributions => "contributions",
-            Phase::Prove => "prove",
-            Phase::Recurse => "recurse",
-            Phase::WaitingForInput => "waiting_for_input",
-        }
-    }
-
-    fn from_wire(v: i32) -> Phase {
-        match pb::JobPhase::try_from(v) {
-            Ok(pb::JobPhase::Contributions) => Phase::Contributions,
-            Ok(pb::JobPhase::Prove) => Phase::Prove,
-            Ok(pb::JobPhase::Recurse) => Phase::Recurse,
-            _ => Phase::Started,
-        }
-    }
-}
-
-/// What a job came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobEnd {
-    /// A prove job's proof.
-    Proved {
-        /// `Proof.data`: the bytes kept as the block's proof file.
-        data: Vec<u8>,
-        /// The job's own proving time (`completed_at - started_at`), when it says.
-        proving_ms: Option<u64>,
-        /// `stats.steps`.
-        steps: Option<u64>,
-    },
-    /// An execute or set-up job that completed.
-    Done {
-        steps: Option<u64>,
-        ms: Option<u64>,
-    },
-    Failed(Failure),
-    /// Cancelled (by us or anyone else).
-    Cancelled,
-    /// The coordinator does not know the job (it restarted and forgot it).
-    Unknown,
-}
-
-/// A `JobFailure`, as data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    Timeout {
-        phase: Option<&'static str>,
-        limit_secs: Option<u64>,
-    },
-    Input(String),
-    Execution(String),
-    Internal {
-        trace_id: String,
-    },
-    Cancelled,
-    /// A failure whose kind this build does not know.
-    Unspecified,
-    /// The coordinator said the job completed but sent no result.
-    NoResult,
-}
-
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum CoordError {
-    #[error("the coordinator at {url} is unreachable: {reason}")]
-    Unreachable { url: String, reason: String },
-    #[error("the coordinator did not answer {rpc} within {secs}s")]
-    Deadline { rpc: &'static str, secs: u64 },
-    #[error("the cluster has no free capacity: {0}")]
-    NoCapacity(String),
-    #[error("the coordinator does not know the guest program (restarted without it?): {0}")]
-    ProgramUnknown(String),
-    #[error("the coordinator does not know job {0}")]
-    JobUnknown(String),
-    #[error("the coordinator refused the request ({code}): {message}")]
-    Refused { code: String, message: String },
-    #[error("the coordinator failed ({code}): {message}")]
-    Failing { code: String, message: String },
-    #[error("the coordinator's answer to {rpc} is malformed: {what}")]
-    Malformed { rpc: &'static str, what: String },
-    #[error("ZISK_COORDINATOR_URL {0:?} is not a usable URL")]
-    BadUrl(String),
-}
-
-impl CoordError {
-    /// The cluster's passing trouble: retried with backoff, never a block's failure by itself.
-    pub fn transient(&self) -> bool {
-        matches!(
-            self,
-            CoordError::Unreachable { .. }
-                | CoordError::Deadline { .. }
-                | CoordError::NoCapacity(_)
-                | CoordError::Failing { .. }
-                | CoordError::ProgramUnknown(_)
-        )
-    }
-
-    /// A short label for metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            CoordError::Unreachable { .. } => "unreachable",
-            CoordError::Deadline { .. } => "deadline",
-            CoordError::NoCapacity(_) => "no_capacity",
-            CoordError::ProgramUnknown(_) => "program_unknown",
-            CoordError::JobUnknown(_) => "job_unknown",
-            CoordError::Refused { .. } => "refused",
-            CoordError::Failing { .. } => "failing",
-            CoordError::Malformed { .. } => "malformed",
-            CoordError::BadUrl(_) => "bad_url",
-        }
-    }
-}
-
-/// The `ApiError` a coordinator may carry in an error's details, when it does.
-fn api_error_name(details: &[u8]) -> Option<String> {
-    if details.is_empty() {
-        return None;
-    }
-    pb::ApiError::decode(details).ok().map(|e| e.name).filter(|n| !n.is_empty() && n.len() <= MAX_ID_LEN)
-}
-
-/// What a gRPC error from the coordinator means for the daemon: a plain function of the status
-/// code, the `ApiError` name when one is carried, and the message.
-pub fn classify(url: &str, code: tonic::Code, api_name: Option<&str>, message: &str, job: Option<&str>) -> CoordError {
-    use tonic::Code;
-    let message: String = crate::chain::scrub_urls(message).chars().take(300).collect();
-    let lower = message.to_ascii_lowercase();
-    let about_program = matches!(api_name, Some("PROGRAM_NOT_FOUND" | "PROGRAM_NOT_SETUP"))
-        || lower.contains("program not found")
-        || lower.contains("setup is not complete");
-    let about_job = matches!(api_name, Some("JOB_NOT_FOUND")) || lower.contains("job not found");
-    match code {
-        Code::NotFound if about_program => CoordError::ProgramUnknown(message),
-        Code::NotFound if about_job || job.is_some() => {
-            CoordError::JobUnknown(job.map(str::to_string).unwrap_or(message))
-        }
-        Code::Unavailable
-            if matches!(api_name, Some("CLUSTER_UNAVAILABLE")) || lower.contains("cluster unavailable") =>
-        {
-            CoordError::NoCapacity(message)
-        }
-        Code::Unavailable | Code::Unknown | Code::Cancelled => {
-            CoordError::Unreachable { url: url.to_string(), reason: message }
-        }
-        Code::DeadlineExceeded => CoordError::Deadline { rpc: "call", secs: 0 },
-        Code::ResourceExhausted | Code::Aborted => CoordError::NoCapacity(message),
-        Code::Internal | Code::DataLoss => CoordError::Failing { code: format!("{code:?}"), message },
-        _ => CoordError::Refused { code: format!("{code:?}"), message },
-    }
-}
 
 /// One coordinator, one lazily (re)connected HTTP/2 channel.
 #[derive(Clone)]
@@ -259,7 +93,7 @@ impl Coordinator {
     }
 
     fn error(&self, status: &tonic::Status, job: Option<&str>) -> CoordError {
-        let name = api_error_name(status.details());
+        let name = error::api_error_name(status.details());
         classify(&self.url, status.code(), name.as_deref(), status.message(), job)
     }
 
@@ -356,9 +190,14 @@ impl Coordinator {
             .collect();
         let mut c = self.client.clone();
         let secs = 60 + (rest.len() / (1 << 20)) as u64;
-        self.call("PushJobInput", Duration::from_secs(secs), Some(job_id), c.push_job_input(tokio_stream_iter(chunks)))
-            .await
-            .map(|_| ())
+        self.call(
+            "PushJobInput",
+            Duration::from_secs(secs),
+            Some(job_id),
+            c.push_job_input(futures_util::stream::iter(chunks)),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `CancelJob`: true if this call cancelled it, false if it had already ended.
@@ -397,10 +236,6 @@ fn inline(data: &[u8]) -> pb::InputKind {
     pb::InputKind { kind: Some(pb::input_kind::Kind::Inline(pb::InputChunk { data: data.to_vec() })) }
 }
 
-fn tokio_stream_iter<T: Send + 'static>(items: Vec<T>) -> impl futures_util::Stream<Item = T> + Send + 'static {
-    futures_util::stream::iter(items)
-}
-
 /// An id from the coordinator: non-empty, short, printable.
 fn checked_id(rpc: &'static str, field: &str, id: String) -> Result<String, CoordError> {
     if id.is_empty() || id.len() > MAX_ID_LEN || !id.chars().all(|c| c.is_ascii_graphic()) {
@@ -410,87 +245,9 @@ fn checked_id(rpc: &'static str, field: &str, id: String) -> Result<String, Coor
     Ok(id)
 }
 
-fn millis_between(from: &Option<prost_types::Timestamp>, to: &Option<prost_types::Timestamp>) -> Option<u64> {
-    let (from, to) = (from.as_ref()?, to.as_ref()?);
-    let (from, to) = (SystemTime::try_from(*from).ok()?, SystemTime::try_from(*to).ok()?);
-    let ms = u64::try_from(to.duration_since(from).ok()?.as_millis()).ok()?;
-    Some(ms.max(1))
-}
-
-fn failure(f: Option<pb::JobFailure>) -> Failure {
-    use pb::job_failure::Kind;
-    let text = |s: String| -> String { crate::chain::scrub_urls(&s).chars().take(2000).collect() };
-    match f.and_then(|f| f.kind) {
-        Some(Kind::Timeout(t)) => Failure::Timeout {
-            phase: t.phase.map(|p| Phase::from_wire(p).as_str()),
-            limit_secs: t.limit.and_then(|d| u64::try_from(d.seconds).ok()),
-        },
-        Some(Kind::Input(i)) => Failure::Input(text(i.reason)),
-        Some(Kind::Execution(e)) => Failure::Execution(text(e.reason)),
-        Some(Kind::Internal(i)) => Failure::Internal { trace_id: i.trace_id.chars().take(MAX_ID_LEN).collect() },
-        Some(Kind::Cancelled(_)) => Failure::Cancelled,
-        None => Failure::Unspecified,
-    }
-}
-
-/// A completed job's result, as data; `None` if a completed job came without one.
-fn completed(result: Option<pb::JobKindResponse>) -> Option<JobEnd> {
-    use pb::job_kind_response::Kind;
-    match result?.kind? {
-        Kind::Prove(p) => {
-            let steps = p.stats.as_ref().map(|s| s.steps).filter(|s| *s > 0);
-            let proof = p.proof.unwrap_or_default();
-            Some(JobEnd::Proved {
-                proving_ms: millis_between(&proof.started_at, &proof.completed_at),
-                data: proof.data,
-                steps,
-            })
-        }
-        Kind::Execute(e) => {
-            let stats = e.stats.unwrap_or_default();
-            Some(JobEnd::Done {
-                steps: Some(stats.steps).filter(|s| *s > 0),
-                ms: Some(stats.duration_nanos / 1_000_000).filter(|m| *m > 0),
-            })
-        }
-        Kind::Setup(_) => Some(JobEnd::Done { steps: None, ms: None }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use tonic::Code;
-
     use super::*;
-
-    #[test]
-    fn errors_say_whether_they_pass() {
-        let url = "http://c:7000";
-        let e = classify(url, Code::Unavailable, Some("CLUSTER_UNAVAILABLE"), "Cluster unavailable: no workers", None);
-        assert!(matches!(e, CoordError::NoCapacity(_)) && e.transient(), "{e:?}");
-        let e = classify(url, Code::Unavailable, None, "tcp connect error", None);
-        assert!(matches!(e, CoordError::Unreachable { .. }) && e.transient(), "{e:?}");
-        let e = classify(url, Code::NotFound, None, "Program not found: abc", None);
-        assert!(matches!(e, CoordError::ProgramUnknown(_)) && e.transient(), "{e:?}");
-        let e = classify(url, Code::NotFound, Some("JOB_NOT_FOUND"), "Job not found: 1-2", Some("1-2"));
-        assert_eq!(e, CoordError::JobUnknown("1-2".into()));
-        assert!(!e.transient());
-        let e = classify(url, Code::InvalidArgument, Some("JOB_METADATA_NOT_ALLOWED"), "metadata not allowed", None);
-        assert!(matches!(e, CoordError::Refused { .. }) && !e.transient(), "{e:?}");
-        let e = classify(url, Code::Internal, None, "An internal error occurred", None);
-        assert!(matches!(e, CoordError::Failing { .. }) && e.transient(), "{e:?}");
-        let e = classify(url, Code::Unimplemented, None, "no such method", None);
-        assert!(matches!(e, CoordError::Refused { .. }), "{e:?}");
-    }
-
-    #[test]
-    fn api_errors_in_details_are_read_and_garbage_is_not() {
-        let bytes =
-            pb::ApiError { code: 2001, name: "CLUSTER_UNAVAILABLE".into(), message: "x".into() }.encode_to_vec();
-        assert_eq!(api_error_name(&bytes).as_deref(), Some("CLUSTER_UNAVAILABLE"));
-        assert_eq!(api_error_name(&[0xff, 0xff, 0xff]), None);
-        assert_eq!(api_error_name(&[]), None);
-    }
 
     #[test]
     fn ids_from_the_coordinator_are_checked() {
@@ -498,29 +255,6 @@ mod tests {
         for bad in ["", "has space", &"x".repeat(500), "new\nline"] {
             assert!(checked_id("JobRequest", "job_id", bad.into()).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn a_proof_result_gives_data_steps_and_the_jobs_own_time() {
-        let t = |s| Some(prost_types::Timestamp { seconds: s, nanos: 0 });
-        let result = pb::JobKindResponse {
-            kind: Some(pb::job_kind_response::Kind::Prove(pb::ProveResponse {
-                proof: Some(pb::Proof {
-                    data: vec![7; 10],
-                    started_at: t(100),
-                    completed_at: t(142),
-                    ..Default::default()
-                }),
-                stats: Some(pb::ExecutionStats { steps: 123_456, ..Default::default() }),
-            })),
-        };
-        assert_eq!(
-            completed(Some(result)),
-            Some(JobEnd::Proved { data: vec![7; 10], proving_ms: Some(42_000), steps: Some(123_456) })
-        );
-        // A clock that runs backwards gives no time rather than an absurd one.
-        assert_eq!(millis_between(&t(200), &t(100)), None);
-        assert_eq!(completed(None), None);
     }
 
     #[test]

@@ -1,0 +1,133 @@
+//! What a coordinator's gRPC error means for the daemon: passing trouble (retried, never a
+//! block's failure) or a refusal, decided from the status code and the `ApiError` name a
+//! coordinator may carry in the details.
+
+use prost::Message;
+
+use super::MAX_ID_LEN;
+use super::wire::v1 as pb;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CoordError {
+    #[error("the coordinator at {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the coordinator did not answer {rpc} within {secs}s")]
+    Deadline { rpc: &'static str, secs: u64 },
+    #[error("the cluster has no free capacity: {0}")]
+    NoCapacity(String),
+    #[error("the coordinator does not know the guest program (restarted without it?): {0}")]
+    ProgramUnknown(String),
+    #[error("the coordinator does not know job {0}")]
+    JobUnknown(String),
+    #[error("the coordinator refused the request ({code}): {message}")]
+    Refused { code: String, message: String },
+    #[error("the coordinator failed ({code}): {message}")]
+    Failing { code: String, message: String },
+    #[error("the coordinator's answer to {rpc} is malformed: {what}")]
+    Malformed { rpc: &'static str, what: String },
+    #[error("ZISK_COORDINATOR_URL {0:?} is not a usable URL")]
+    BadUrl(String),
+}
+
+impl CoordError {
+    /// The cluster's passing trouble: retried with backoff, never a block's failure by itself.
+    pub fn transient(&self) -> bool {
+        matches!(
+            self,
+            CoordError::Unreachable { .. }
+                | CoordError::Deadline { .. }
+                | CoordError::NoCapacity(_)
+                | CoordError::Failing { .. }
+                | CoordError::ProgramUnknown(_)
+        )
+    }
+
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CoordError::Unreachable { .. } => "unreachable",
+            CoordError::Deadline { .. } => "deadline",
+            CoordError::NoCapacity(_) => "no_capacity",
+            CoordError::ProgramUnknown(_) => "program_unknown",
+            CoordError::JobUnknown(_) => "job_unknown",
+            CoordError::Refused { .. } => "refused",
+            CoordError::Failing { .. } => "failing",
+            CoordError::Malformed { .. } => "malformed",
+            CoordError::BadUrl(_) => "bad_url",
+        }
+    }
+}
+
+/// The `ApiError` a coordinator may carry in an error's details, when it does.
+pub(super) fn api_error_name(details: &[u8]) -> Option<String> {
+    if details.is_empty() {
+        return None;
+    }
+    pb::ApiError::decode(details).ok().map(|e| e.name).filter(|n| !n.is_empty() && n.len() <= MAX_ID_LEN)
+}
+
+/// What a gRPC error from the coordinator means for the daemon: a plain function of the status
+/// code, the `ApiError` name when one is carried, and the message.
+pub fn classify(url: &str, code: tonic::Code, api_name: Option<&str>, message: &str, job: Option<&str>) -> CoordError {
+    use tonic::Code;
+    let message: String = crate::chain::scrub_urls(message).chars().take(300).collect();
+    let lower = message.to_ascii_lowercase();
+    let about_program = matches!(api_name, Some("PROGRAM_NOT_FOUND" | "PROGRAM_NOT_SETUP"))
+        || lower.contains("program not found")
+        || lower.contains("setup is not complete");
+    let about_job = matches!(api_name, Some("JOB_NOT_FOUND")) || lower.contains("job not found");
+    match code {
+        Code::NotFound if about_program => CoordError::ProgramUnknown(message),
+        Code::NotFound if about_job || job.is_some() => {
+            CoordError::JobUnknown(job.map(str::to_string).unwrap_or(message))
+        }
+        Code::Unavailable
+            if matches!(api_name, Some("CLUSTER_UNAVAILABLE")) || lower.contains("cluster unavailable") =>
+        {
+            CoordError::NoCapacity(message)
+        }
+        Code::Unavailable | Code::Unknown | Code::Cancelled => {
+            CoordError::Unreachable { url: url.to_string(), reason: message }
+        }
+        Code::DeadlineExceeded => CoordError::Deadline { rpc: "call", secs: 0 },
+        Code::ResourceExhausted | Code::Aborted => CoordError::NoCapacity(message),
+        Code::Internal | Code::DataLoss => CoordError::Failing { code: format!("{code:?}"), message },
+        _ => CoordError::Refused { code: format!("{code:?}"), message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn errors_say_whether_they_pass() {
+        let url = "http://c:7000";
+        let e = classify(url, Code::Unavailable, Some("CLUSTER_UNAVAILABLE"), "Cluster unavailable: no workers", None);
+        assert!(matches!(e, CoordError::NoCapacity(_)) && e.transient(), "{e:?}");
+        let e = classify(url, Code::Unavailable, None, "tcp connect error", None);
+        assert!(matches!(e, CoordError::Unreachable { .. }) && e.transient(), "{e:?}");
+        let e = classify(url, Code::NotFound, None, "Program not found: abc", None);
+        assert!(matches!(e, CoordError::ProgramUnknown(_)) && e.transient(), "{e:?}");
+        let e = classify(url, Code::NotFound, Some("JOB_NOT_FOUND"), "Job not found: 1-2", Some("1-2"));
+        assert_eq!(e, CoordError::JobUnknown("1-2".into()));
+        assert!(!e.transient());
+        let e = classify(url, Code::InvalidArgument, Some("JOB_METADATA_NOT_ALLOWED"), "metadata not allowed", None);
+        assert!(matches!(e, CoordError::Refused { .. }) && !e.transient(), "{e:?}");
+        let e = classify(url, Code::Internal, None, "An internal error occurred", None);
+        assert!(matches!(e, CoordError::Failing { .. }) && e.transient(), "{e:?}");
+        let e = classify(url, Code::Unimplemented, None, "no such method", None);
+        assert!(matches!(e, CoordError::Refused { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn api_errors_in_details_are_read_and_garbage_is_not() {
+        let bytes =
+            pb::ApiError { code: 2001, name: "CLUSTER_UNAVAILABLE".into(), message: "x".into() }.encode_to_vec();
+        assert_eq!(api_error_name(&bytes).as_deref(), Some("CLUSTER_UNAVAILABLE"));
+        assert_eq!(api_error_name(&[0xff, 0xff, 0xff]), None);
+        assert_eq!(api_error_name(&[]), None);
+    }
+}
