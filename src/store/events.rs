@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::state::{BlockState, Move, ReportState, allowed};
-use super::{Ledger, Origin, ProcessRecord, ProgramRecord, ReportKind, ReportRow, StoreError, now_ms, sql_u64};
+use super::{Ledger, Origin, ProcessRecord, ReportKind, ReportRow, StoreError, now_ms, sql_u64};
 
 /// What an operator's `prove` did to each block asked for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -89,11 +89,11 @@ fn state_of(tx: &Transaction<'_>, n: u64) -> rusqlite::Result<Option<String>> {
 }
 
 impl Ledger {
-    fn meta_in(&self, tx: &Transaction<'_>, key: &str) -> Result<Option<String>, StoreError> {
+    pub(super) fn meta_in(&self, tx: &Transaction<'_>, key: &str) -> Result<Option<String>, StoreError> {
         tx.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0)).optional().map_err(self.sql())
     }
 
-    fn set_meta_in(&self, tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+    pub(super) fn set_meta_in(&self, tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
             params![key, value],
@@ -102,7 +102,7 @@ impl Ledger {
         .map_err(self.sql())
     }
 
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(super) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(self.sql())?;
         let value = f(&tx)?;
@@ -396,34 +396,6 @@ impl Ledger {
                 }
                 other => Ok(CancelRequest::NotProving(other.map(str::to_string))),
             }
-        })
-    }
-
-    /// The guest program was registered with the coordinator under `hash_id` (not yet set up
-    /// unless the record already said so for the same ELF and hash id).
-    pub fn program_registered(&self, elf_sha256: &str, hash_id: &str) -> Result<ProgramRecord, StoreError> {
-        self.write(|tx| {
-            let old = self.meta_in(tx, "coordinator_program")?.and_then(|v| ProgramRecord::parse(&v));
-            let set_up = old.is_some_and(|o| o.elf_sha256 == elf_sha256 && o.hash_id == hash_id && o.set_up);
-            let record = ProgramRecord { elf_sha256: elf_sha256.into(), hash_id: hash_id.into(), set_up };
-            self.set_meta_in(tx, "coordinator_program", &record.text())?;
-            Ok(record)
-        })
-    }
-
-    /// The program's set-up completed on the coordinator.
-    pub fn program_set_up(&self, elf_sha256: &str, hash_id: &str) -> Result<(), StoreError> {
-        self.write(|tx| {
-            let record = ProgramRecord { elf_sha256: elf_sha256.into(), hash_id: hash_id.into(), set_up: true };
-            self.set_meta_in(tx, "coordinator_program", &record.text())
-        })
-    }
-
-    /// The coordinator no longer knows the program (it restarted without it): registered and
-    /// set up again before the next job.
-    pub fn program_forgotten(&self) -> Result<(), StoreError> {
-        self.write(|tx| {
-            tx.execute("DELETE FROM meta WHERE key = 'coordinator_program'", []).map(|_| ()).map_err(self.sql())
         })
     }
 

@@ -14,6 +14,7 @@
 
 mod events;
 mod lines;
+mod program;
 pub mod state;
 mod story;
 
@@ -25,6 +26,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub use events::{Accepted, CancelRequest, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess, Settle};
 pub use lines::ReportLine;
+pub use program::ProgramRecord;
 pub use state::{BlockState, Move, ReportState};
 pub use story::{Call, Moment, Story};
 
@@ -146,28 +148,6 @@ pub struct BlockRecord {
     pub cancel_requested: bool,
     /// The guest's steps when it checked the input (`INPUT_CHECK=emulate`).
     pub guest_steps: Option<u64>,
-}
-
-/// The guest program registered with the coordinator: which ELF (by SHA-256), the
-/// coordinator's hash id for it, and whether its set-up completed. Set-up runs once per hash id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProgramRecord {
-    pub elf_sha256: String,
-    pub hash_id: String,
-    pub set_up: bool,
-}
-
-impl ProgramRecord {
-    /// Stored as `<elf sha256> <hash id> <set-up|registered>` in `meta`.
-    fn parse(text: &str) -> Option<ProgramRecord> {
-        let mut parts = text.split(' ');
-        let (elf_sha256, hash_id, stage) = (parts.next()?, parts.next()?, parts.next()?);
-        Some(ProgramRecord { elf_sha256: elf_sha256.into(), hash_id: hash_id.into(), set_up: stage == "set-up" })
-    }
-
-    fn text(&self) -> String {
-        format!("{} {} {}", self.elf_sha256, self.hash_id, if self.set_up { "set-up" } else { "registered" })
-    }
 }
 
 /// One EthProofs call in the outbox.
@@ -401,12 +381,6 @@ impl Ledger {
     pub fn last_scheduled(&self) -> Result<Option<u64>, StoreError> {
         let conn = self.lock();
         Ok(self.meta(&conn, "last_scheduled")?.and_then(|v| v.parse().ok()))
-    }
-
-    /// The guest program as the coordinator knows it, if it was registered.
-    pub fn coordinator_program(&self) -> Result<Option<ProgramRecord>, StoreError> {
-        let conn = self.lock();
-        Ok(self.meta(&conn, "coordinator_program")?.and_then(|v| ProgramRecord::parse(&v)))
     }
 
     // ── reads ───────────────────────────────────────────────────────────────
