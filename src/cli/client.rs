@@ -1,0 +1,127 @@
+//! The commands that talk to a running daemon's admin API (`status`, `prove`, `resubmit`,
+//! `cancel`, `pause`, `resume`): one call each, a refusal said in words an operator can act on,
+//! and `status` as a few lines a person reads.
+
+use anyhow::bail;
+
+use crate::ClientArgs;
+
+/// One call to a running daemon; prints its JSON answer, fails on a non-2xx status
+/// (`status` prints the document even when the daemon answers 503: that is its content).
+pub(crate) fn client(args: ClientArgs, method: &str, path: String) -> anyhow::Result<()> {
+    let (status, body) = call(&args, method, &path)?;
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    if (200..300).contains(&status) { Ok(()) } else { bail!("{}", refusal(&args, status, &body)) }
+}
+
+fn call(args: &ClientArgs, method: &str, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    if path.starts_with("/admin/") && args.token.is_none() {
+        bail!("this command needs the daemon's admin token: set ADMIN_TOKEN (or --token) to the daemon's ADMIN_TOKEN");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime
+        .block_on(ethproofs_daemon::admin::call(&args.url, args.token.as_ref(), method, path))
+        .map_err(anyhow::Error::msg)
+}
+
+/// Why the daemon said no, in words an operator can act on.
+fn refusal(args: &ClientArgs, status: u16, body: &serde_json::Value) -> String {
+    let said = body.get("error").and_then(|e| e.as_str()).map(str::to_string).unwrap_or_else(|| body.to_string());
+    match status {
+        404 => format!(
+            "{} has no admin API: the daemon serves it only when started with ADMIN_TOKEN set, on ADMIN_HOST:ADMIN_PORT (127.0.0.1:4001 by default); point --url there",
+            ethproofs_daemon::chain::redact_url(&args.url)
+        ),
+        401 => "the daemon refused the admin token (ADMIN_TOKEN differs from the daemon's)".to_string(),
+        409 => format!("nothing done: {said}"),
+        _ => format!("the daemon answered HTTP {status}: {said}"),
+    }
+}
+
+/// `status`: a few lines a person reads; `--json` prints the whole document.
+pub(crate) fn status(args: ClientArgs, json: bool) -> anyhow::Result<()> {
+    let path = if args.token.is_some() { "/admin/status" } else { "/health" };
+    let (code, doc) = call(&args, "GET", path)?;
+    if !(200..300).contains(&code) && code != 503 {
+        bail!("{}", refusal(&args, code, &doc));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    for line in status_lines(&doc) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The `/health` document in a few lines.
+pub(crate) fn status_lines(doc: &serde_json::Value) -> Vec<String> {
+    let c = &doc["components"];
+    let (input, prover, reporter) = (&c["input_generator"], &c["prover"], &c["reporter"]);
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "–".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut lines = vec![
+        format!(
+            "{} · v{} · {} · up {} s{}",
+            text(&doc["status"]),
+            text(&doc["version"]),
+            text(&doc["chain"]["name"]),
+            text(&doc["uptime_seconds"]),
+            if doc["paused"] == true { " · PAUSED" } else { "" }
+        ),
+        format!(
+            "head {} · next target {} · inputs queued {}",
+            text(&input["head"]),
+            text(&input["next_target"]),
+            text(&input["queue_length"])
+        ),
+    ];
+    let mut p = format!(
+        "prover: {} ({}, {}) · proved {} · executed {} · failed {} · queued {}",
+        text(&prover["state"]),
+        text(&prover["backend"]),
+        text(&prover["action"]),
+        text(&prover["proved_count"]),
+        text(&prover["executed_count"]),
+        text(&prover["failed_count"]),
+        text(&prover["queue_length"])
+    );
+    if !prover["proving_block"].is_null() {
+        p +=
+            &format!(" · block {} for {} s", text(&prover["proving_block"]), text(&prover["proving_duration_seconds"]));
+    }
+    if !prover["phase"].is_null() {
+        p += &format!(" · phase {} {} s", text(&prover["phase"]), text(&prover["phase_seconds"]));
+    }
+    lines.push(p);
+    lines.push(if reporter["enabled"] == true {
+        format!(
+            "EthProofs: {} · delivered {} · pending {}{}",
+            text(&reporter["state"]),
+            text(&reporter["delivered_count"]),
+            text(&reporter["queue_length"]),
+            reporter["last_error"].as_str().map_or(String::new(), |e| format!(" · last error: {e}"))
+        )
+    } else {
+        "EthProofs: reporting off".to_string()
+    });
+    lines.push(format!(
+        "ELF sha256 {} · ethrex {} · ziskos {}",
+        text(&doc["elf"]["sha256"]),
+        text(&doc["elf"]["ethrex"]),
+        text(&doc["elf"]["ziskos"])
+    ));
+    if let Some(failed) = prover["recent_failed"].as_array().and_then(|f| f.first()) {
+        lines.push(format!(
+            "last failure: block {} at {}: {}",
+            text(&failed["block"]),
+            text(&failed["stage"]),
+            text(&failed["reason"])
+        ));
+    }
+    lines
+}
