@@ -212,6 +212,14 @@ impl InputGenerator {
             return Ok(());
         }
         s.suspect = None;
+        // An upgraded v1 ledger gets its cursor from the first believed head (never from a typo).
+        let last = match self.ctx.ledger.settle_legacy_cursor(head)? {
+            Some(cursor) => {
+                tracing::info!(cursor, head, "the upgraded ledger's schedule resumes after block {cursor}");
+                Some(cursor)
+            }
+            None => last,
+        };
         if let Some((from, at)) = s.advanced {
             s.block_time_ms = observed_block_time(s.block_time_ms, head.saturating_sub(from), at.elapsed());
         }

@@ -258,7 +258,7 @@ CREATE TABLE skipped_ranges (
     first INTEGER NOT NULL, last INTEGER NOT NULL, count INTEGER NOT NULL,
     reason TEXT NOT NULL, at INTEGER NOT NULL
 );
-INSERT INTO meta (key, value) SELECT 'last_scheduled', MAX(number) FROM blocks HAVING MAX(number) IS NOT NULL;
+INSERT INTO meta (key, value) SELECT 'legacy_cursor', 'pending' WHERE EXISTS (SELECT 1 FROM blocks);
 ";
 
 /// v3: the coordinator backend's job per attempt, and the operator's cancel.
@@ -381,6 +381,31 @@ impl Ledger {
     pub fn last_scheduled(&self) -> Result<Option<u64>, StoreError> {
         let conn = self.lock();
         Ok(self.meta(&conn, "last_scheduled")?.and_then(|v| v.parse().ok()))
+    }
+
+    /// A v1 ledger did not say which of its blocks the schedule chose and which the operator
+    /// asked for (a typo far above the head among them), so its cursor is settled only once a
+    /// believed head is known: the newest block at or below it. Returns the cursor it set, if any.
+    pub fn settle_legacy_cursor(&self, head: u64) -> Result<Option<u64>, StoreError> {
+        self.write(|tx| {
+            if self.meta(tx, "legacy_cursor")?.is_none() {
+                return Ok(None);
+            }
+            let newest: Option<i64> = tx
+                .query_row("SELECT MAX(number) FROM blocks WHERE number <= ?1", params![sql_u64(head)], |r| r.get(0))
+                .map_err(self.sql())?;
+            let cursor = newest.and_then(|n| u64::try_from(n).ok());
+            if let Some(c) = cursor {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('last_scheduled', ?1)
+                     ON CONFLICT(key) DO UPDATE SET value = ?1 WHERE CAST(value AS INTEGER) < CAST(?1 AS INTEGER)",
+                    params![c.to_string()],
+                )
+                .map_err(self.sql())?;
+            }
+            tx.execute("DELETE FROM meta WHERE key = 'legacy_cursor'", []).map_err(self.sql())?;
+            Ok(cursor)
+        })
     }
 
     // ── reads ───────────────────────────────────────────────────────────────

@@ -192,18 +192,38 @@ fn a_ledger_belongs_to_one_chain_and_remembers_the_pause() {
 }
 
 #[test]
-fn a_v1_ledger_is_migrated_with_its_cursor() {
+fn a_v1_ledger_is_migrated_and_its_cursor_settled_by_a_believed_head() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.db");
     {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(SCHEMA_V1).unwrap();
-        conn.execute("INSERT INTO blocks (number, state) VALUES (500, 'proving'), (400, 'proved')", []).unwrap();
+        // 200,000,000 is an operator's typo that v1 kept as a row like any target.
+        conn.execute(
+            "INSERT INTO blocks (number, state) VALUES (500, 'proving'), (400, 'proved'), (200000000, 'failed')",
+            [],
+        )
+        .unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
     }
     let l = Ledger::open(&path).unwrap();
-    assert_eq!(l.last_scheduled().unwrap(), Some(500));
+    assert_eq!(l.last_scheduled().unwrap(), None, "no cursor before a head is believed");
     assert_eq!(l.blocks_in(&[BlockState::Proving]).unwrap()[0].number, 500);
+    assert_eq!(l.settle_legacy_cursor(650).unwrap(), Some(500), "the newest block at or below the head");
+    assert_eq!(l.last_scheduled().unwrap(), Some(500));
+    assert_eq!(l.settle_legacy_cursor(900_000_000).unwrap(), None, "settled once");
+    assert_eq!(l.last_scheduled().unwrap(), Some(500));
+    drop(l);
+    let l = Ledger::open(&path).unwrap();
+    assert_eq!(l.last_scheduled().unwrap(), Some(500), "survives a restart");
+}
+
+#[test]
+fn a_fresh_ledger_has_no_legacy_cursor_to_settle() {
+    let (_d, l) = ledger();
+    l.targets_scheduled(&[100], None, 100).unwrap();
+    assert_eq!(l.settle_legacy_cursor(10_000).unwrap(), None);
+    assert_eq!(l.last_scheduled().unwrap(), Some(100));
 }
 
 #[test]
