@@ -80,7 +80,7 @@ fn asking_for_the_block_being_proved_starts_no_second_run() {
 }
 
 #[test]
-fn a_sigterm_during_a_proof_is_not_a_failed_attempt() {
+fn a_sigterm_or_sighup_during_a_proof_is_not_a_failed_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let node = mini_node(10);
     let api = FakeApi::start(KEY);
@@ -88,11 +88,12 @@ fn a_sigterm_during_a_proof_is_not_a_failed_attempt() {
     // One interruption by a crash would fail the block; deploys must not.
     set(&mut env, "MAX_PROVE_ATTEMPTS", "1");
     set(&mut env, "FAKE_ZISK_SECONDS", "30");
-    for deploy in 0..2 {
+    // A closed terminal or `systemctl reload` sends SIGHUP: a graceful stop like SIGTERM.
+    for (deploy, signal) in [libc::SIGTERM, libc::SIGHUP].into_iter().enumerate() {
         let mut d = Daemon::start(&env);
         d.wait_for("block 10 proving", Duration::from_secs(60), |h| prover(h)["proving_block"] == 10);
-        let (status, _) = d.terminate();
-        assert!(status.success(), "deploy {deploy}: {status}");
+        let (status, _) = d.stop_with(signal);
+        assert!(status.success(), "deploy {deploy} (signal {signal}): {status}");
     }
     set(&mut env, "FAKE_ZISK_SECONDS", "0.1");
     let mut d = Daemon::start(&env);

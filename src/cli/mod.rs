@@ -77,23 +77,33 @@ pub(crate) fn run(mut args: RunArgs) -> ExitCode {
     }
 }
 
-/// SIGTERM (systemd, Kubernetes) or Ctrl-C. A handler that cannot be installed means the
-/// daemon can only be stopped by SIGKILL, which the ledger survives: run anyway.
+/// SIGTERM (systemd, Kubernetes), SIGHUP (a closed terminal, `systemctl reload`) or Ctrl-C: all
+/// one graceful stop. A handler that cannot be installed means the daemon can only be stopped by
+/// SIGKILL, which the ledger survives: run anyway.
 pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            eprintln!("warning: cannot install the SIGTERM handler ({e}); Ctrl-C still stops the daemon");
-            let _ = tokio::signal::ctrl_c().await;
-        }
+    let term = signal(SignalKind::terminate());
+    let hup = signal(SignalKind::hangup());
+    if let Err(e) = &term {
+        eprintln!("warning: cannot install the SIGTERM handler ({e}); Ctrl-C still stops the daemon");
     }
-    tracing::info!("signal received: stopping");
+    if let Err(e) = &hup {
+        eprintln!("warning: cannot install the SIGHUP handler ({e})");
+    }
+    let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+        match s {
+            Some(mut s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let name = tokio::select! {
+        _ = wait(term.ok()) => "SIGTERM",
+        _ = wait(hup.ok()) => "SIGHUP",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    };
+    tracing::info!(signal = name, "signal received: stopping");
 }
 
 pub(crate) fn read(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {

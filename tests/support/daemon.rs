@@ -162,10 +162,15 @@ impl Daemon {
 
     /// Sends SIGTERM and waits for the exit: `(status, how long it took)`.
     pub fn terminate(&mut self) -> (ExitStatus, Duration) {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal` (SIGTERM, SIGHUP, SIGINT) and waits for the exit.
+    pub fn stop_with(&mut self, signal: i32) -> (ExitStatus, Duration) {
         let start = Instant::now();
         // SAFETY: signalling our own child by pid.
         unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
+            libc::kill(self.child.id() as i32, signal);
         }
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -173,7 +178,7 @@ impl Daemon {
             }
             if start.elapsed() > Duration::from_secs(40) {
                 let _ = self.child.kill();
-                panic!("daemon did not exit within 40 s of SIGTERM\n{}", self.logs());
+                panic!("daemon did not exit within 40 s of signal {signal}\n{}", self.logs());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
