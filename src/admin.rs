@@ -72,7 +72,20 @@ fn ledger_error(e: crate::store::StoreError) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "the ledger could not be read or written (see the daemon's log)".into())
 }
 
+/// The largest block number the ledger can hold (SQLite integers are signed): a larger one is
+/// refused, never clamped into another block.
+pub const MAX_BLOCK: u64 = i64::MAX as u64;
+
+/// 400 for a block number the ledger cannot hold.
+fn beyond_ledger(blocks: &[u64]) -> Option<Response> {
+    let n = blocks.iter().find(|&&n| n > MAX_BLOCK)?;
+    Some(error(StatusCode::BAD_REQUEST, format!("block {n} is above the largest block number {MAX_BLOCK}")))
+}
+
 fn add_blocks(s: &Surface, blocks: &[u64]) -> Response {
+    if let Some(refusal) = beyond_ledger(blocks) {
+        return refusal;
+    }
     match s.control.prove(blocks) {
         Ok(outcome) if outcome.added.is_empty() => error(
             StatusCode::CONFLICT,
@@ -139,6 +152,9 @@ async fn resubmit(State(s): State<Arc<Surface>>, headers: HeaderMap, Path(n): Pa
     if let Some(refusal) = refuse(&s, &headers) {
         return refusal;
     }
+    if let Some(refusal) = beyond_ledger(&[n]) {
+        return refusal;
+    }
     match s.control.resubmit(n) {
         Ok(Resubmit::Queued) => (StatusCode::ACCEPTED, Json(json!({"resubmitted": n}))).into_response(),
         Ok(Resubmit::ReportingOff) => error(StatusCode::CONFLICT, "EthProofs reporting is not configured".into()),
@@ -151,6 +167,9 @@ async fn resubmit(State(s): State<Arc<Surface>>, headers: HeaderMap, Path(n): Pa
 
 async fn cancel(State(s): State<Arc<Surface>>, headers: HeaderMap, Path(n): Path<u64>) -> Response {
     if let Some(refusal) = refuse(&s, &headers) {
+        return refusal;
+    }
+    if let Some(refusal) = beyond_ledger(&[n]) {
         return refusal;
     }
     match s.control.cancel(n) {

@@ -56,6 +56,16 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     assert_eq!(ok_json(&cli(&d, Some(TOKEN), &["resume"]))["paused"], false);
     d.wait_for("target 1100 attempted", Duration::from_secs(30), |h| input_gen(h)["missed_count"] == 2);
 
+    // A block the ledger cannot hold is refused, never clamped into another block.
+    for args in [&["prove", "9223372036854775808"][..], &["prove", "--start", "9223372036854775807", "--count", "2"]] {
+        let out = cli(&d, Some(TOKEN), args);
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success() && said.contains("above the largest block number"), "{args:?}: {said}");
+    }
+    let (_, all) = d.admin_get("/admin/blocks?limit=100", TOKEN).unwrap();
+    let huge = all["blocks"].as_array().unwrap().iter().filter(|b| b["block"].as_u64().unwrap() > 1_000_000).count();
+    assert_eq!(huge, 0, "nothing written: {all}");
+
     // Any block, not only multiples of the interval.
     let added = ok_json(&cli(&d, Some(TOKEN), &["prove", "10"]));
     assert_eq!(added["added"], 1);

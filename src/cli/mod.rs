@@ -207,12 +207,12 @@ pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
         }
         ReportFormat::Csv => {
             println!(
-                "block,outcome,stage,reason,gas_used,tx_count,input_ms,proving_ms,cycles,attempts,seen_at,proved_at,reported_at,guest_steps"
+                "block,outcome,stage,reason,gas_used,tx_count,input_ms,proving_ms,cycles,attempts,seen_at,proved_at,reported_at,guest_steps,job"
             );
             let num = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
             for l in &lines {
                 println!(
-                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                     l.block,
                     l.outcome,
                     csv_field(l.stage.as_deref().unwrap_or("")),
@@ -227,6 +227,7 @@ pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
                     time(l.proved_at_ms),
                     time(l.reported_at_ms),
                     num(l.guest_steps),
+                    csv_field(l.job_id.as_deref().unwrap_or("")),
                 );
             }
         }
