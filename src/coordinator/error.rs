@@ -25,6 +25,10 @@ pub enum CoordError {
     Failing { code: String, message: String },
     #[error("the coordinator's answer to {rpc} is malformed: {what}")]
     Malformed { rpc: &'static str, what: String },
+    #[error(
+        "the coordinator accepted a job under an odd id {0} (empty, too long or not printable); it is cancelled, not followed"
+    )]
+    OddJobId(String),
     #[error("ZISK_COORDINATOR_URL {0:?} is not a usable URL")]
     BadUrl(String),
 }
@@ -53,6 +57,7 @@ impl CoordError {
             CoordError::Refused { .. } => "refused",
             CoordError::Failing { .. } => "failing",
             CoordError::Malformed { .. } => "malformed",
+            CoordError::OddJobId(_) => "odd_job_id",
             CoordError::BadUrl(_) => "bad_url",
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::job::{completed, failure};
 use super::wire::v1 as pb;
-use super::{CoordError, Coordinator, Failure, JobEnd, Phase};
+use super::{CoordError, Coordinator, Failure, JobEnd, MAX_ID_LEN, Phase};
 
 /// How long each `WaitJobResult` may hold before answering.
 const POLL_HOLD_SECS: u32 = 30;
@@ -34,14 +34,28 @@ pub enum Followed {
     End(JobEnd),
 }
 
+/// Whose answers are awaited: the job followed and, for a proof, the program registered.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    pub job_id: &'a str,
+    /// The program hash id a completed proof must name (`None`: not known, not checked).
+    pub hash_id: Option<&'a str>,
+}
+
 /// Follows `job_id` until it ends. `phase` hears each phase as it is entered; `trouble` hears
 /// `Some(error)` while the coordinator cannot be asked and `None` once it answers again.
+///
+/// An event or poll answer about another job, or a proof of another program than `hash_id`,
+/// ends following at once with [`Failure::Foreign`]: a coordinator that mixes jobs up cannot be
+/// trusted with this one's result, and its answer is never taken as this job's proof.
 pub async fn follow(
     c: &Coordinator,
     job_id: &str,
+    hash_id: Option<&str>,
     mut phase: impl FnMut(Phase),
     mut trouble: impl FnMut(Option<&CoordError>),
 ) -> Followed {
+    let expected = Expected { job_id, hash_id };
     let mut backoff = Duration::from_secs(1);
     let mut results_missing = 0u32;
     // The stream first; once it breaks, long polls to the end.
@@ -54,7 +68,7 @@ pub async fn follow(
                     break;
                 };
                 match next {
-                    Ok(Some(event)) => match event_step(event) {
+                    Ok(Some(event)) => match event_step(event, expected) {
                         Some(Step::Phase(p)) => phase(p),
                         Some(Step::End(end)) => return Followed::End(end),
                         Some(Step::CompletedWithoutResult) => {
@@ -92,7 +106,7 @@ pub async fn follow(
             Ok(answer) => {
                 trouble(None);
                 backoff = Duration::from_secs(1);
-                match status_step(answer) {
+                match status_step(answer, expected) {
                     Some(Step::Phase(p)) => phase(p),
                     Some(Step::End(end)) => return Followed::End(end),
                     Some(Step::CompletedWithoutResult) => {
@@ -103,7 +117,7 @@ pub async fn follow(
                         // A finished job's stream replays its completion, with the result.
                         if let Ok(mut stream) = c.watch(job_id).await {
                             while let Ok(Ok(Some(event))) = tokio::time::timeout(STREAM_IDLE, stream.message()).await {
-                                if let Some(Step::End(end)) = event_step(event) {
+                                if let Some(Step::End(end)) = event_step(event, expected) {
                                     return Followed::End(end);
                                 }
                             }
@@ -123,14 +137,37 @@ pub async fn follow(
     }
 }
 
-fn event_step(event: pb::JobEvent) -> Option<Step> {
+/// An answer about another job than the one followed ends following with a named failure.
+fn foreign(expected: Expected<'_>, about: &str) -> Option<Step> {
+    if about == expected.job_id {
+        return None;
+    }
+    let about: String = about.chars().take(MAX_ID_LEN).collect();
+    tracing::warn!(job_id = expected.job_id, about = %about.escape_debug(), "the coordinator answered about another job");
+    Some(Step::End(JobEnd::Failed(Failure::Foreign(format!(
+        "an answer about job {about:?} while following job {}",
+        expected.job_id
+    )))))
+}
+
+fn event_step(event: pb::JobEvent, expected: Expected<'_>) -> Option<Step> {
     use pb::job_event::Event;
-    Some(match event.event? {
+    let event = event.event?;
+    let about = match &event {
+        Event::Queued(p) | Event::Started(p) | Event::WaitingForInput(p) | Event::Cancelled(p) => &p.job_id,
+        Event::Progress(p) => &p.job_id,
+        Event::Completed(c) => &c.job_id,
+        Event::Failed(f) => &f.job_id,
+    };
+    if let Some(step) = foreign(expected, about) {
+        return Some(step);
+    }
+    Some(match event {
         Event::Queued(_) => Step::Phase(Phase::Queued),
         Event::Started(_) => Step::Phase(Phase::Started),
         Event::Progress(p) => Step::Phase(Phase::from_wire(p.phase)),
         Event::WaitingForInput(_) => Step::Phase(Phase::WaitingForInput),
-        Event::Completed(c) => match completed(c.result) {
+        Event::Completed(c) => match completed(c.result, expected.hash_id) {
             Some(end) => Step::End(end),
             None => Step::CompletedWithoutResult,
         },
@@ -139,13 +176,16 @@ fn event_step(event: pb::JobEvent) -> Option<Step> {
     })
 }
 
-fn status_step(answer: pb::WaitJobResultResponse) -> Option<Step> {
+fn status_step(answer: pb::WaitJobResultResponse, expected: Expected<'_>) -> Option<Step> {
     use pb::job_status::Status;
+    if let Some(step) = foreign(expected, &answer.job_id) {
+        return Some(step);
+    }
     Some(match answer.job_status?.status? {
         Status::Queued(_) => Step::Phase(Phase::Queued),
         Status::Running(r) => Step::Phase(r.phase.map_or(Phase::Started, Phase::from_wire)),
         Status::WaitingForInput(_) => Step::Phase(Phase::WaitingForInput),
-        Status::Completed(_) => match completed(answer.result) {
+        Status::Completed(_) => match completed(answer.result, expected.hash_id) {
             Some(end) => Step::End(end),
             None => Step::CompletedWithoutResult,
         },
@@ -177,6 +217,50 @@ mod tests {
 
     fn event(e: pb::job_event::Event) -> pb::JobEvent {
         pb::JobEvent { event: Some(e) }
+    }
+
+    const J: Expected<'static> = Expected { job_id: "j", hash_id: Some("h") };
+
+    fn event_step(e: pb::JobEvent) -> Option<Step> {
+        super::event_step(e, J)
+    }
+
+    fn status_step(a: pb::WaitJobResultResponse) -> Option<Step> {
+        super::status_step(a, J)
+    }
+
+    fn is_foreign(step: Option<Step>) -> bool {
+        matches!(step, Some(Step::End(JobEnd::Failed(Failure::Foreign(_)))))
+    }
+
+    #[test]
+    fn answers_about_another_job_or_program_are_never_this_jobs_end() {
+        use pb::job_event::{Completed, Event, Plain};
+        let proof = |hash: &str| pb::JobKindResponse {
+            kind: Some(pb::job_kind_response::Kind::Prove(pb::ProveResponse {
+                proof: Some(pb::Proof { hash_id: hash.into(), data: vec![5; 8], ..Default::default() }),
+                stats: None,
+            })),
+        };
+        let done = |job: &str, hash: &str| {
+            event(Event::Completed(Completed { job_id: job.into(), result: Some(proof(hash)), timestamp: None }))
+        };
+        assert!(matches!(event_step(done("j", "h")), Some(Step::End(JobEnd::Proved { .. }))));
+        assert!(is_foreign(event_step(done("k", "h"))));
+        assert!(is_foreign(event_step(done("j", "other"))));
+        assert!(is_foreign(event_step(event(Event::Started(Plain { job_id: "k".into(), timestamp: None })))));
+        let answer = |job: &str, hash: &str| pb::WaitJobResultResponse {
+            job_id: job.into(),
+            job_status: Some(pb::JobStatus { status: Some(pb::job_status::Status::Completed(Default::default())) }),
+            result: Some(proof(hash)),
+        };
+        assert!(matches!(status_step(answer("j", "h")), Some(Step::End(JobEnd::Proved { .. }))));
+        assert!(is_foreign(status_step(answer("k", "h"))));
+        assert!(is_foreign(status_step(answer("", "h"))));
+        assert!(is_foreign(status_step(answer("j", "other"))));
+        // A program not known (a job re-attached without a record) is not checked.
+        let unknown = Expected { job_id: "j", hash_id: None };
+        assert!(matches!(super::status_step(answer("j", "x"), unknown), Some(Step::End(JobEnd::Proved { .. }))));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A job as the rest of the daemon sees it: its phase, how it ended, why it failed, read from the
 //! coordinator's messages (every field checked, texts scrubbed and capped).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::MAX_ID_LEN;
 use super::wire::v1 as pb;
@@ -84,16 +84,38 @@ pub enum Failure {
     Unspecified,
     /// The coordinator said the job completed but sent no result.
     NoResult,
+    /// The coordinator answered about another job, or with a proof of another program: never
+    /// this job's result (what was expected and what came).
+    Foreign(String),
 }
 
-pub(super) fn millis_between(
-    from: &Option<prost_types::Timestamp>,
-    to: &Option<prost_types::Timestamp>,
-) -> Option<u64> {
-    let (from, to) = (from.as_ref()?, to.as_ref()?);
-    let (from, to) = (SystemTime::try_from(*from).ok()?, SystemTime::try_from(*to).ok()?);
-    let ms = u64::try_from(to.duration_since(from).ok()?.as_millis()).ok()?;
-    Some(ms.max(1))
+/// A coordinator's proving time shorter than this is not believed: no block is proved in less.
+const MIN_BELIEVED_PROVING: Duration = Duration::from_secs(1);
+
+/// The job's own proving time (`completed_at - started_at`), if it can be believed; otherwise
+/// why not, and the daemon reports the time it measured itself. `now` bounds a completion
+/// stamped in the future.
+pub fn believed_proving_ms(
+    started: Option<SystemTime>,
+    completed: Option<SystemTime>,
+    now: SystemTime,
+) -> Result<u64, &'static str> {
+    let (Some(started), Some(completed)) = (started, completed) else {
+        return Err("the proof carries no start or completion time");
+    };
+    // A little slack for clocks that differ between the cluster and this host.
+    if completed > now + Duration::from_secs(60) {
+        return Err("the proof's completion time is in the future");
+    }
+    let took = completed.duration_since(started).map_err(|_| "the proof completed before it started")?;
+    if took < MIN_BELIEVED_PROVING {
+        return Err("the proof's proving time is implausibly short");
+    }
+    u64::try_from(took.as_millis()).map_err(|_| "the proof's proving time does not fit")
+}
+
+fn wall(t: &Option<prost_types::Timestamp>) -> Option<SystemTime> {
+    SystemTime::try_from(*t.as_ref()?).ok()
 }
 
 pub(super) fn failure(f: Option<pb::JobFailure>) -> Failure {
@@ -112,18 +134,34 @@ pub(super) fn failure(f: Option<pb::JobFailure>) -> Failure {
     }
 }
 
-/// A completed job's result, as data; `None` if a completed job came without one.
-pub(super) fn completed(result: Option<pb::JobKindResponse>) -> Option<JobEnd> {
+/// A completed job's result, as data; `None` if a completed job came without one. A proof of
+/// another program than `hash_id` (when known) is [`Failure::Foreign`], never a proof.
+pub(super) fn completed(result: Option<pb::JobKindResponse>, hash_id: Option<&str>) -> Option<JobEnd> {
     use pb::job_kind_response::Kind;
     match result?.kind? {
         Kind::Prove(p) => {
             let steps = p.stats.as_ref().map(|s| s.steps).filter(|s| *s > 0);
             let proof = p.proof.unwrap_or_default();
-            Some(JobEnd::Proved {
-                proving_ms: millis_between(&proof.started_at, &proof.completed_at),
-                data: proof.data,
-                steps,
-            })
+            if let Some(expected) = hash_id
+                && proof.hash_id != expected
+            {
+                let got: String = proof.hash_id.chars().take(MAX_ID_LEN).collect();
+                return Some(JobEnd::Failed(Failure::Foreign(format!(
+                    "a proof of program {got:?}, not of the registered program {expected}"
+                ))));
+            }
+            let proving_ms =
+                match believed_proving_ms(wall(&proof.started_at), wall(&proof.completed_at), SystemTime::now()) {
+                    Ok(ms) => Some(ms),
+                    Err(why) => {
+                        tracing::warn!(
+                            why,
+                            "the coordinator's proving time is not believed; the daemon's own measure is reported"
+                        );
+                        None
+                    }
+                };
+            Some(JobEnd::Proved { proving_ms, data: proof.data, steps })
         }
         Kind::Execute(e) => {
             let stats = e.stats.unwrap_or_default();
@@ -146,6 +184,7 @@ mod tests {
         let result = pb::JobKindResponse {
             kind: Some(pb::job_kind_response::Kind::Prove(pb::ProveResponse {
                 proof: Some(pb::Proof {
+                    hash_id: "h-1".into(),
                     data: vec![7; 10],
                     started_at: t(100),
                     completed_at: t(142),
@@ -155,11 +194,26 @@ mod tests {
             })),
         };
         assert_eq!(
-            completed(Some(result)),
+            completed(Some(result.clone()), Some("h-1")),
             Some(JobEnd::Proved { data: vec![7; 10], proving_ms: Some(42_000), steps: Some(123_456) })
         );
-        // A clock that runs backwards gives no time rather than an absurd one.
-        assert_eq!(millis_between(&t(200), &t(100)), None);
-        assert_eq!(completed(None), None);
+        // A proof of another program is never this job's proof.
+        assert!(matches!(completed(Some(result), Some("h-2")), Some(JobEnd::Failed(Failure::Foreign(_)))));
+        assert_eq!(completed(None, Some("h-1")), None);
+    }
+
+    #[test]
+    fn an_absurd_proving_time_is_not_believed() {
+        let at = |ms: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms));
+        let now = at(3_600_000).unwrap();
+        assert_eq!(believed_proving_ms(at(0), at(42_000), now), Ok(42_000));
+        assert_eq!(believed_proving_ms(at(0), at(1_000), now), Ok(1_000));
+        // 1 ms, 0 ms, backwards, in the future, missing: the daemon's own measure instead.
+        assert!(believed_proving_ms(at(0), at(1), now).is_err());
+        assert!(believed_proving_ms(at(0), at(0), now).is_err());
+        assert!(believed_proving_ms(at(0), at(999), now).is_err());
+        assert!(believed_proving_ms(at(2_000), at(1_000), now).is_err());
+        assert!(believed_proving_ms(at(0), at(7_200_000), now).is_err());
+        assert!(believed_proving_ms(None, at(5_000), now).is_err());
     }
 }

@@ -34,6 +34,8 @@ pub const DEFAULT_INLINE_LIMIT: usize = 127 << 20;
 const PUSH_CHUNK: usize = 4 << 20;
 /// Ids and names the coordinator hands back are short; anything longer is not its answer.
 const MAX_ID_LEN: usize = 128;
+/// An odd job id up to this long is still sent back in a `CancelJob`; a longer one is no id.
+const MAX_ODD_ID_LEN: usize = 4096;
 
 /// One coordinator, one lazily (re)connected HTTP/2 channel.
 #[derive(Clone)]
@@ -123,7 +125,23 @@ impl Coordinator {
         let mut c = self.client.clone();
         let req = pb::JobRequestMessage { job_kind: Some(pb::JobKind { kind: Some(kind) }), metadata };
         let r = self.call("JobRequest", SUBMIT_DEADLINE, None, c.job_request(req)).await?;
-        checked_id("JobRequest", "job_id", r.job_id)
+        if checked_id("JobRequest", "job_id", r.job_id.clone()).is_ok() {
+            return Ok(r.job_id);
+        }
+        // A job was accepted under an id this daemon cannot record or follow: it is cancelled
+        // (best effort) rather than left running on the cluster unknown to the ledger.
+        let shown: String = r.job_id.chars().take(40).collect::<String>().escape_debug().to_string();
+        if !r.job_id.is_empty() && r.job_id.len() <= MAX_ODD_ID_LEN {
+            match self.cancel(&r.job_id).await {
+                Ok(_) => {
+                    tracing::warn!(job_id = %shown, "the coordinator accepted a job under an odd id; it was cancelled")
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = %shown, error = %e, "the coordinator accepted a job under an odd id; it could not be cancelled")
+                }
+            }
+        }
+        Err(CoordError::OddJobId(shown))
     }
 
     /// Submits the program's (idempotent) set-up; the job id.

@@ -193,6 +193,9 @@ pub fn judge_job(f: &JobFacts<'_>) -> Verdict {
             Failure::NoResult => {
                 failed("coordinator_answer", "the coordinator said the job completed but sent no result".into())
             }
+            Failure::Foreign(what) => {
+                failed("coordinator_answer", format!("the coordinator answered for another job or program: {what}"))
+            }
         },
         (JobEnd::Cancelled, _) => cancelled(),
         (JobEnd::Unknown, _) => failed("coordinator", "the coordinator no longer knows the job".into()),

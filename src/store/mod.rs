@@ -31,7 +31,7 @@ pub use state::{BlockState, Move, ReportState};
 pub use story::{Call, Moment, Story};
 
 /// Schema versions this build can read; `migrate` brings older ones up to the last.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -273,6 +273,19 @@ ALTER TABLE blocks ADD COLUMN checked_at INTEGER;
 ALTER TABLE blocks ADD COLUMN guest_steps INTEGER;
 ";
 
+/// Every coordinator job other than a block's prove job (input checks, set-ups), recorded
+/// before it is pushed or followed, so none runs on the cluster unknown to the ledger.
+const SCHEMA_V5: &str = "
+CREATE TABLE IF NOT EXISTS coordinator_jobs (
+    job_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    hash_id TEXT NOT NULL,
+    block INTEGER,
+    attempt INTEGER,
+    submitted_at INTEGER NOT NULL
+);
+";
+
 const BLOCK_COLUMNS: &str = "number, state, origin, stage, reason, attempts, interruptions, input_path, proof_path,
     proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at, block_timestamp, proof_bytes,
     job_id, cancel_requested, guest_steps";
@@ -327,6 +340,9 @@ impl Ledger {
         }
         if version < 4 {
             tx.execute_batch(SCHEMA_V4).map_err(self.sql())?;
+        }
+        if version < 5 {
+            tx.execute_batch(SCHEMA_V5).map_err(self.sql())?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(self.sql())?;
         tx.commit().map_err(self.sql())

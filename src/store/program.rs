@@ -2,7 +2,9 @@
 //! coordinator's hash id for it, and whether its set-up completed — so registration and set-up
 //! happen once per ELF, and again only when the coordinator has forgotten them.
 
-use super::{Ledger, StoreError};
+use rusqlite::params;
+
+use super::{Ledger, StoreError, now_ms, sql_u64};
 
 /// The guest program registered with the coordinator: which ELF (by SHA-256), the
 /// coordinator's hash id for it, and whether its set-up completed. Set-up runs once per hash id.
@@ -59,5 +61,48 @@ impl Ledger {
         self.write(|tx| {
             tx.execute("DELETE FROM meta WHERE key = 'coordinator_program'", []).map(|_| ()).map_err(self.sql())
         })
+    }
+
+    /// The coordinator accepted a job that is not a block's prove job (`kind`: `input_check`,
+    /// `setup`) for the program `hash_id`: recorded before its input is pushed or it is followed,
+    /// so no job the daemon started is unknown to the ledger.
+    pub fn coordinator_job(
+        &self,
+        kind: &str,
+        hash_id: &str,
+        block: Option<(u64, u32)>,
+        job_id: &str,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO coordinator_jobs (job_id, kind, hash_id, block, attempt, submitted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    job_id,
+                    kind,
+                    hash_id,
+                    block.map(|(n, _)| sql_u64(n)),
+                    block.map(|(_, a)| i64::from(a)),
+                    now_ms()
+                ],
+            )
+            .map(|_| ())
+            .map_err(self.sql())
+        })
+    }
+
+    /// The recorded input-check and set-up jobs, oldest first: `(job id, kind, block)`.
+    #[cfg(test)]
+    pub fn coordinator_jobs(&self) -> Result<Vec<(String, String, Option<u64>)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT job_id, kind, block FROM coordinator_jobs ORDER BY submitted_at, rowid")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?)))
+            .map_err(self.sql())?;
+        rows.map(|r| r.map(|(id, kind, block)| (id, kind, block.and_then(|b| u64::try_from(b).ok()))))
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())
     }
 }

@@ -208,6 +208,13 @@ fn a_v1_ledger_is_migrated_and_its_cursor_settled_by_a_believed_head() {
     }
     let l = Ledger::open(&path).unwrap();
     assert_eq!(l.last_scheduled().unwrap(), None, "no cursor before a head is believed");
+    // v5: the coordinator's other jobs have their table.
+    l.coordinator_job("setup", "h-1", None, "job-1").unwrap();
+    l.coordinator_job("input_check", "h-1", Some((500, 1)), "job-2").unwrap();
+    assert_eq!(
+        l.coordinator_jobs().unwrap(),
+        vec![("job-1".into(), "setup".into(), None), ("job-2".into(), "input_check".into(), Some(500))]
+    );
     assert_eq!(l.blocks_in(&[BlockState::Proving]).unwrap()[0].number, 500);
     assert_eq!(l.settle_legacy_cursor(650).unwrap(), Some(500), "the newest block at or below the head");
     assert_eq!(l.last_scheduled().unwrap(), Some(500));

@@ -11,7 +11,9 @@
 //!
 //! What a test can make it do: take a given time per job, fail jobs with each `JobFailure`
 //! kind, reject a guest run, have no capacity, break its streams, ignore a job's deadline, go
-//! down and come back (keeping or forgetting its jobs and programs).
+//! down and come back (keeping or forgetting its jobs and programs). And lie: answer every
+//! question about a job with another job's events and result, stamp proofs with another
+//! program's hash id or a 1 ms proving time, hand out job ids that are not ids.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -142,6 +144,14 @@ struct State {
     refuse_metadata: bool,
     /// `PushJobInput` hangs before reading anything (a client that dies mid-push leaves the job waiting).
     stall_pushes: bool,
+    /// Every `WatchJob`/`WaitJobResult` about a prove job answers with this job's events and result.
+    answer_with: Option<String>,
+    /// Proofs name another program than the one proved.
+    foreign_hash_id: bool,
+    /// Proofs say they took 1 ms.
+    one_ms_proofs: bool,
+    /// `JobRequest` answers with an id that is not printable (the job is kept under it).
+    odd_job_ids: bool,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -225,6 +235,24 @@ impl FakeCoordinator {
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         f(&mut self.state.lock().unwrap())
+    }
+
+    /// Answers every question about any other prove job with job `id`'s events and result.
+    pub fn answer_with(&self, id: Option<String>) {
+        self.with(|s| s.answer_with = id);
+    }
+    pub fn foreign_hash_ids(&self, on: bool) {
+        self.with(|s| s.foreign_hash_id = on);
+    }
+    pub fn one_ms_proofs(&self, on: bool) {
+        self.with(|s| s.one_ms_proofs = on);
+    }
+    pub fn odd_job_ids(&self, on: bool) {
+        self.with(|s| s.odd_job_ids = on);
+    }
+    /// Job ids as handed out, by whatever kind of job (set-up, prove, execute).
+    pub fn job_ids(&self) -> Vec<String> {
+        self.with(|s| s.jobs.keys().cloned().collect())
     }
 
     pub fn set_prove_time(&self, d: Duration) {
@@ -370,17 +398,20 @@ fn failure(kind: &FailKind) -> pb::JobFailure {
     pb::JobFailure { kind: Some(kind) }
 }
 
-fn result(job: &Job, steps: u64) -> Option<pb::JobKindResponse> {
+fn result(job: &Job, s: &State) -> Option<pb::JobKindResponse> {
+    let steps = s.steps;
     use pb::job_kind_response::Kind as R;
     let kind = match job.kind {
         Kind::Setup => R::Setup(pb::SetupResponse { vk: vec![1, 2, 3], hash_mode: "poseidon".into() }),
         Kind::Prove => R::Prove(pb::ProveResponse {
             proof: Some(pb::Proof {
                 proof_id: "00000000-0000-4000-8000-00000000beef".into(),
-                hash_id: job.hash_id.clone(),
+                hash_id: if s.foreign_hash_id { "0badc0de".repeat(4) } else { job.hash_id.clone() },
                 data: FakeCoordinator::proof_of(job.block.unwrap_or(0)),
                 started_at: Some(ts(job.started_wall)),
-                completed_at: Some(ts(job.started_wall + job.duration)),
+                completed_at: Some(ts(
+                    job.started_wall + if s.one_ms_proofs { Duration::from_millis(1) } else { job.duration }
+                )),
                 ..Default::default()
             }),
             stats: Some(pb::ExecutionStats { steps, duration_nanos: 5_000_000, ..Default::default() }),
@@ -407,7 +438,7 @@ fn status_of(job: &Job) -> pb::JobStatus {
     pb::JobStatus { status: Some(status) }
 }
 
-fn event_of(id: &str, job: &Job, steps: u64) -> pb::JobEvent {
+fn event_of(id: &str, job: &Job, s: &State) -> pb::JobEvent {
     use pb::job_event::{Completed, Event, Failed, Plain, Progress};
     let now = Some(ts(SystemTime::now()));
     let plain = || Plain { job_id: id.to_string(), timestamp: now };
@@ -416,7 +447,7 @@ fn event_of(id: &str, job: &Job, steps: u64) -> pb::JobEvent {
         Stage::WaitingForInput => Event::WaitingForInput(plain()),
         Stage::Running(p) => Event::Progress(Progress { job_id: id.to_string(), phase: p as i32, timestamp: now }),
         Stage::Completed => {
-            Event::Completed(Completed { job_id: id.to_string(), result: result(job, steps), timestamp: now })
+            Event::Completed(Completed { job_id: id.to_string(), result: result(job, s), timestamp: now })
         }
         Stage::Failed => {
             Event::Failed(Failed { job_id: id.to_string(), failure: job.fail.as_ref().map(failure), timestamp: now })
@@ -424,6 +455,14 @@ fn event_of(id: &str, job: &Job, steps: u64) -> pb::JobEvent {
         Stage::Cancelled => Event::Cancelled(plain()),
     };
     pb::JobEvent { event: Some(event) }
+}
+
+/// Whose job an answer about `id` is: another prove job's, when the test says so.
+fn answered_for(s: &State, id: &str, asked: &Job) -> String {
+    match &s.answer_with {
+        Some(other) if asked.kind == Kind::Prove && other != id && s.jobs.contains_key(other) => other.clone(),
+        _ => id.to_string(),
+    }
 }
 
 /// The input's framed length (`u64 LE` payload length, payload, padding to 8), or what was sent.
@@ -493,7 +532,10 @@ impl ZiskCoordinatorApi for Fake {
             return Err(Status::invalid_argument("no job kind"));
         };
         s.next_id += 1;
-        let id = format!("6f1c2a5e-0000-4000-8000-{:012}", s.next_id);
+        let mut id = format!("6f1c2a5e-0000-4000-8000-{:012}", s.next_id);
+        if s.odd_job_ids {
+            id.push_str("\nforged log line");
+        }
         let block = msg.metadata.get("block").and_then(|b| b.parse().ok());
         let program_ready = |s: &State, hash: &str| -> Result<(), Status> {
             match s.programs.get(hash) {
@@ -626,14 +668,15 @@ impl ZiskCoordinatorApi for Fake {
             {
                 let mut s = self.state.lock().unwrap();
                 Fake::tick(&mut s);
-                let steps = s.steps;
-                let job = s.jobs.get(&req.job_id).ok_or_else(|| not_found_job(&req.job_id))?;
+                let asked = s.jobs.get(&req.job_id).ok_or_else(|| not_found_job(&req.job_id))?;
+                let id = answered_for(&s, &req.job_id, asked);
+                let job = &s.jobs[&id];
                 if job.terminal() || Instant::now() >= until {
                     let completed = job.stage() == Stage::Completed;
                     return Ok(Response::new(pb::WaitJobResultResponse {
-                        job_id: req.job_id.clone(),
+                        job_id: id.clone(),
                         job_status: Some(status_of(job)),
-                        result: if completed { result(job, steps) } else { None },
+                        result: if completed { result(job, &s) } else { None },
                     }));
                 }
             }
@@ -661,9 +704,10 @@ impl ZiskCoordinatorApi for Fake {
                 let (event, stage) = {
                     let mut s = state.lock().unwrap();
                     Fake::tick(&mut s);
-                    let steps = s.steps;
-                    let Some(job) = s.jobs.get(&id) else { return };
-                    (event_of(&id, job, steps), job.stage())
+                    let Some(asked) = s.jobs.get(&id) else { return };
+                    let about = answered_for(&s, &id, asked);
+                    let job = &s.jobs[&about];
+                    (event_of(&about, job, &s), job.stage())
                 };
                 if last.as_ref() != Some(&stage) {
                     if break_after.is_some_and(|n| sent >= n) {

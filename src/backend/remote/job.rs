@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::{Remote, job_metadata};
 use crate::backend::{Ended, Outcome, Recorder, RunRequest, Stop, stop_requested};
-use crate::coordinator::{CoordError, Followed, JobEnd, Phase, Submitted, Work, follow};
+use crate::coordinator::{CoordError, Failure, Followed, JobEnd, Phase, Submitted, Work, follow};
 use crate::decide::judge::CancelledBy;
 
 /// The coordinator's own deadline is the job's; ours comes a little later (up to this, and at
@@ -79,9 +79,17 @@ impl Remote {
             let error = match attempt.await {
                 Ok(Submitted { job_id, pending_input }) => {
                     rec.trouble(None);
-                    if kind == self.main_kind()
-                        && let Err(e) = rec.job(&job_id)
-                    {
+                    // Every job is in the ledger before its input is pushed or it is followed:
+                    // the prove job on its block, an input check among the coordinator's jobs.
+                    let recorded = if kind == self.main_kind() {
+                        rec.job(&job_id)
+                    } else {
+                        let hash_id = self.program().map(|p| p.hash_id).unwrap_or_default();
+                        self.ledger
+                            .coordinator_job("input_check", &hash_id, Some((req.block, req.attempt)), &job_id)
+                            .map_err(|e| e.to_string())
+                    };
+                    if let Err(e) = recorded {
                         tracing::error!(block = req.block, job_id, error = %e, "cannot record the job; cancelling it");
                         let _ = self.client.cancel(&job_id).await;
                         return Err(Outcome::Stopped);
@@ -185,12 +193,22 @@ impl Remote {
             }
             rec.phase(p);
         };
-        let following = follow(&self.client, job_id, on_phase, |t| rec.trouble(t));
+        // A proof must be of the program this daemon registered.
+        let hash_id = self.program().map(|p| p.hash_id);
+        let following = follow(&self.client, job_id, hash_id.as_deref(), on_phase, |t| rec.trouble(t));
         tokio::pin!(following);
         let mut look = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
-                Followed::End(end) = &mut following => return Ok((end, cancelled_by)),
+                Followed::End(end) = &mut following => {
+                    if let JobEnd::Failed(Failure::Foreign(what)) = &end {
+                        // The block fails on the coordinator's mix-up; its own job is not left
+                        // running on the cluster (best effort).
+                        tracing::warn!(job_id, what, "the coordinator answered for another job; cancelling this one");
+                        let _ = tokio::time::timeout(SHUTDOWN_CANCEL, self.client.cancel(job_id)).await;
+                    }
+                    return Ok((end, cancelled_by));
+                }
                 _ = look.tick(), if resumed => {
                     let waiting = *latest.lock().unwrap_or_else(|e| e.into_inner());
                     if let Some((Phase::WaitingForInput, since)) = waiting

@@ -40,6 +40,11 @@ impl Remote {
         }
         tracing::info!(hash_id, "setting the guest program up on the coordinator (once per ELF)");
         let job_id = self.client.setup(&hash_id).await?;
+        // Recorded before it is followed, like every job this daemon starts.
+        if let Err(e) = self.ledger.coordinator_job("setup", &hash_id, None, &job_id) {
+            let _ = self.client.cancel(&job_id).await;
+            return Err(local(e));
+        }
         let (end, _) = match self
             .await_end(&job_id, self.settings.timeout, false, false, &mut watch::channel(Stop::No).1, rec)
             .await
