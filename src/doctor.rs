@@ -140,8 +140,10 @@ async fn coordinator_checks(config: &Config, out: &mut Vec<Check>) {
 async fn elf_checks(config: &Config, out: &mut Vec<Check>) {
     let path = config.elf_path.display().to_string();
     let bytes = match std::fs::read(&config.elf_path) {
-        Ok(bytes) if bytes.starts_with(b"\x7fELF") => bytes,
-        Ok(_) => return out.push(Check::fail("elf", format!("{path} is not an ELF file"))),
+        Ok(bytes) => match crate::elf::check_guest_header(&bytes) {
+            Ok(()) => bytes,
+            Err(e) => return out.push(Check::fail("elf", format!("{path} is not a ZisK guest: {e}"))),
+        },
         Err(e) => return out.push(Check::fail("elf", format!("cannot read {path}: {e}"))),
     };
     let fp = crate::elf::fingerprint(&bytes);

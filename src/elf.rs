@@ -76,6 +76,41 @@ pub struct Fingerprint {
     pub ziskos: Origin,
 }
 
+/// A guest ELF is at most this large; a larger file is not a guest (and is never read whole).
+pub const MAX_ELF_BYTES: u64 = 256 << 20;
+
+/// Why a file is not a ZisK guest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAGuest {
+    #[error("it is {0} bytes, more than the {MAX_ELF_BYTES} a guest ELF may be")]
+    TooLarge(u64),
+    #[error("it is not an ELF file")]
+    NotElf,
+    #[error("it is not a 64-bit little-endian ELF (ZisK guests are RV64)")]
+    NotElf64,
+    #[error("it is an ELF for machine {0}, not RISC-V (243): not a ZisK guest")]
+    NotRiscV(u16),
+}
+
+/// The ELF header's promise that this is a ZisK guest: 64-bit, little-endian, RISC-V.
+pub fn check_guest_header(bytes: &[u8]) -> Result<(), NotAGuest> {
+    const EM_RISCV: u16 = 243;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_ELF_BYTES {
+        return Err(NotAGuest::TooLarge(u64::try_from(bytes.len()).unwrap_or(u64::MAX)));
+    }
+    if !bytes.starts_with(b"\x7fELF") {
+        return Err(NotAGuest::NotElf);
+    }
+    if bytes.get(4) != Some(&2) || bytes.get(5) != Some(&1) {
+        return Err(NotAGuest::NotElf64);
+    }
+    let machine = bytes.get(18..20).map(|m| u16::from_le_bytes([m[0], m[1]])).ok_or(NotAGuest::NotElf64)?;
+    if machine != EM_RISCV {
+        return Err(NotAGuest::NotRiscV(machine));
+    }
+    Ok(())
+}
+
 /// Reads what `elf` was built from. Bytes that are not an ELF give a fingerprint with both
 /// origins unknown (the caller decides whether that is an error).
 pub fn fingerprint(elf: &[u8]) -> Fingerprint {
@@ -291,5 +326,22 @@ mod tests {
         assert!(ziskos_mismatch(&fp, v(0, 16)).is_some_and(|m| m.contains("0.15.0") && m.contains("0.16.0")));
         let one = fingerprint(&synthetic_elf(&[&format!("{REGISTRY}/ziskos-1.2.0/src/lib.rs")]));
         assert_eq!(ziskos_mismatch(&one, v(1, 4)), None, "1.x is one line");
+    }
+
+    #[test]
+    fn only_a_riscv64_elf_is_a_guest() {
+        assert_eq!(check_guest_header(&synthetic_elf(&[])), Ok(()));
+        assert_eq!(check_guest_header(&riscv_elf(b"body")), Ok(()));
+        let mut x86 = synthetic_elf(&[]);
+        x86[18] = 62;
+        assert_eq!(check_guest_header(&x86), Err(NotAGuest::NotRiscV(62)));
+        let mut elf32 = synthetic_elf(&[]);
+        elf32[4] = 1;
+        assert_eq!(check_guest_header(&elf32), Err(NotAGuest::NotElf64));
+        assert_eq!(check_guest_header(b"#!/bin/sh\necho hi"), Err(NotAGuest::NotElf));
+        assert_eq!(check_guest_header(b"\x7fELF\x02\x01"), Err(NotAGuest::NotElf64));
+        if let Ok(host) = std::fs::read("/bin/true") {
+            assert!(check_guest_header(&host).is_err(), "the host's /bin/true is no guest");
+        }
     }
 }

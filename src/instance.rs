@@ -65,6 +65,14 @@ fn lock_file(path: &Path) -> Result<File, InstanceError> {
     Ok(file)
 }
 
+/// Whether a running daemon holds `dir` as its `OUTPUT_DIR` (its `.lock` is locked now). Asks
+/// without taking the lock for longer than the question.
+pub fn held(dir: &Path) -> bool {
+    let Ok(file) = File::open(dir.join(".lock")) else { return false };
+    // SAFETY: flock on a descriptor we own; a shared, non-blocking try, released on drop.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
+}
+
 fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
 }

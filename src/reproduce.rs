@@ -36,6 +36,61 @@ pub enum ReproduceError {
     Write { path: String, source: std::io::Error },
     #[error("{0}")]
     Backend(String),
+    #[error("--out {given} resolves to {resolved}, {why}; choose a directory of its own")]
+    Out { given: String, resolved: String, why: String },
+}
+
+/// `path` as the kernel will reach it: the part that exists with its symlinks followed, the rest
+/// with `.` and `..` folded.
+fn resolved(path: &Path) -> std::io::Result<PathBuf> {
+    let path = std::path::absolute(path)?;
+    let mut existing = path.as_path();
+    let mut rest = Vec::new();
+    let base = loop {
+        match existing.canonicalize() {
+            Ok(real) => break real,
+            Err(_) => {
+                rest.push(existing.file_name().map(|n| n.to_os_string()));
+                match existing.parent() {
+                    Some(parent) => existing = parent,
+                    None => break PathBuf::from("/"),
+                }
+            }
+        }
+    };
+    let mut out = base;
+    for part in rest.into_iter().rev() {
+        match part {
+            Some(name) => out.push(name),
+            // `..` has no file name: it folds onto what came before.
+            None => {
+                out.pop();
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses an `--out` that resolves into the inputs or into a running daemon's `OUTPUT_DIR`
+/// (symlinks and `..` followed): a replay never overwrites what a daemon proves and reports.
+pub fn check_out(out: &Path, inputs: &Path) -> Result<PathBuf, ReproduceError> {
+    let refuse = |resolved: &Path, why: String| ReproduceError::Out {
+        given: out.display().to_string(),
+        resolved: resolved.display().to_string(),
+        why,
+    };
+    let real = resolved(out).map_err(|e| refuse(out, format!("which cannot be resolved ({e})")))?;
+    let inputs = resolved(inputs).map_err(|e| refuse(inputs, format!("whose inputs cannot be resolved ({e})")))?;
+    if real.starts_with(&inputs) {
+        return Err(refuse(
+            &real,
+            format!("inside --inputs {}: a replay never writes into the inputs", inputs.display()),
+        ));
+    }
+    if let Some(daemon) = real.ancestors().find(|dir| crate::instance::held(dir)) {
+        return Err(refuse(&real, format!("inside the OUTPUT_DIR {} of a running daemon", daemon.display())));
+    }
+    Ok(real)
 }
 
 /// One input's result: the CSV row.
@@ -303,5 +358,33 @@ mod tests {
             reason: "input_check: said \"no\", twice".into(),
         };
         assert_eq!(r.csv(), "7,10,5,,failed,\"input_check: said \"\"no\"\", twice\"");
+    }
+
+    #[test]
+    fn out_is_refused_inside_a_running_daemons_output_dir_however_spelled() {
+        let root = tempfile::tempdir().unwrap();
+        let daemon_dir = root.path().join("daemon-output");
+        let inputs = root.path().join("copied-inputs");
+        std::fs::create_dir_all(&inputs).unwrap();
+        let lock = crate::instance::lock(&daemon_dir, &daemon_dir.join("ethproofs-daemon.db")).unwrap();
+        std::os::unix::fs::symlink(&daemon_dir, root.path().join("link")).unwrap();
+        let spellings = [
+            daemon_dir.join("replay"),
+            root.path().join("link/replay/new"),
+            root.path().join("elsewhere/../daemon-output/replay"),
+        ];
+        for out in &spellings {
+            let err = check_out(out, &inputs).unwrap_err().to_string();
+            assert!(err.contains("running daemon") && err.contains("daemon-output"), "{}: {err}", out.display());
+        }
+        let err = check_out(&inputs.join("x/../y"), &inputs).unwrap_err().to_string();
+        assert!(err.contains("inside --inputs"), "{err}");
+        // A directory of its own is fine, and so is the daemon's once it has stopped.
+        assert_eq!(
+            check_out(&root.path().join("replay"), &inputs).unwrap(),
+            root.path().canonicalize().unwrap().join("replay")
+        );
+        drop(lock);
+        assert!(check_out(&spellings[1], &inputs).is_ok());
     }
 }

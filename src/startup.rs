@@ -103,8 +103,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     let elf = if native {
         None
     } else {
-        let bytes = std::fs::read(&config.elf_path)
-            .map_err(io(format!("cannot read ELF_PATH {}", config.elf_path.display())))?;
+        let bytes = read_guest(&config.elf_path)?;
         Some(check_elf(&config, &bytes, zisk_version)?)
     };
     let elf_sha256 = elf.as_ref().map_or("none (ZISK_ACTION=native)".to_string(), |f| f.sha256.clone());
@@ -206,6 +205,20 @@ where
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The guest ELF, read only once its size is known to be a guest's, and refused unless its header
+/// says RV64 (`/bin/true` or a truncated download is a configuration error, exit 2).
+fn read_guest(path: &std::path::Path) -> Result<Vec<u8>, StartupError> {
+    let refuse = |message: String| StartupError::from(ConfigError { variable: "ELF_PATH", message });
+    let len = std::fs::metadata(path).map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?.len();
+    if len > crate::elf::MAX_ELF_BYTES {
+        return Err(refuse(format!("{}: {}", path.display(), crate::elf::NotAGuest::TooLarge(len))));
+    }
+    let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?;
+    crate::elf::check_guest_header(&bytes)
+        .map_err(|e| refuse(format!("{} is not a ZisK guest: {e}", path.display())))?;
+    Ok(bytes)
 }
 
 /// Reads what the ELF was built from, says it, and refuses an ELF whose ethrex writes another

@@ -107,6 +107,7 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     let csv = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("block,outcome,stage,reason,gas_used,tx_count,input_ms,proving_ms,cycles"), "{csv}");
+    assert!(lines[0].ends_with(",guest_steps,job"), "the coordinator job has its column: {csv}");
     let row10 = lines.iter().find(|l| l.starts_with("10,")).expect("block 10 row");
     assert!(row10.starts_with("10,proved,,,21000,1,"), "{row10}");
     let row1000 = lines.iter().find(|l| l.starts_with("1000,")).expect("block 1000 row");
@@ -148,7 +149,7 @@ fn doctor_says_what_is_fine_and_what_is_not() {
     let api = FakeApi::start(KEY);
     let dir = tempfile::tempdir().unwrap();
     let elf = dir.path().join("guest.elf");
-    std::fs::write(&elf, b"\x7fELF fake").unwrap();
+    std::fs::write(&elf, support::synthetic_elf::riscv_elf(b"fake")).unwrap();
     let run = |extra: &[(&str, String)]| {
         let mut cmd = support::daemon();
         cmd.arg("doctor").env_clear().env("PATH", std::env::var("PATH").unwrap());

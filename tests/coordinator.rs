@@ -354,7 +354,7 @@ fn doctor_checks_the_coordinator_and_the_program() {
     let coordinator = FakeCoordinator::start();
     let dir = tempfile::tempdir().unwrap();
     let elf = dir.path().join("guest.elf");
-    std::fs::write(&elf, b"\x7fELF fake guest").unwrap();
+    std::fs::write(&elf, support::synthetic_elf::riscv_elf(b"fake guest")).unwrap();
     let run = |url: &str| {
         let mut cmd = support::daemon();
         cmd.arg("doctor").env_clear().env("PATH", std::env::var("PATH").unwrap());
@@ -413,7 +413,7 @@ fn an_elf_replaced_after_start_up_is_not_registered_under_the_old_identity() {
     d.wait_for("waiting for the coordinator", Duration::from_secs(60), |h| {
         prover(h)["coordinator"]["error"].is_string()
     });
-    std::fs::write(d.dir.path().join("guest.elf"), b"\x7fELF another guest").unwrap();
+    std::fs::write(d.dir.path().join("guest.elf"), support::synthetic_elf::riscv_elf(b"another guest")).unwrap();
     coordinator.up();
     until(&mut d, "block 10 failed", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
     let reason = row(&d, 10)["reason"].as_str().unwrap_or("").to_string();

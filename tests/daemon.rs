@@ -246,6 +246,13 @@ fn configuration_errors_exit_2_naming_the_variable() {
     assert_eq!(d.wait_exit(Duration::from_secs(20)).code(), Some(2));
     assert!(d.logs().contains("ELF_PATH"), "{}", d.logs());
 
+    // A host program is not a guest: refused at start-up by its header, not at the first target.
+    let mut env = base_env(&node, None);
+    env.push(("ELF_PATH", "/bin/true".into()));
+    let mut d = Daemon::start(&env);
+    assert_eq!(d.wait_exit(Duration::from_secs(20)).code(), Some(2));
+    assert!(d.logs().contains("ELF_PATH") && d.logs().contains("not RISC-V"), "{}", d.logs());
+
     // A config for another chain than the node's is refused at start-up.
     let node = mini_node(10);
     node.set_chain_id(1);

@@ -383,14 +383,7 @@ pub(crate) fn reproduce(mut args: crate::ReproduceArgs) -> anyhow::Result<()> {
     let config = args.run.into_config().map_err(|e| anyhow::anyhow!("{e}"))?;
     init_logging(&config);
     let inputs_dir = std::path::absolute(&args.inputs)?;
-    let out = std::path::absolute(&args.out)?;
-    if out.starts_with(&inputs_dir) {
-        anyhow::bail!(
-            "--out {} is inside --inputs {}: a replay never writes into the inputs",
-            out.display(),
-            inputs_dir.display()
-        );
-    }
+    let out = reproduce::check_out(&args.out, &inputs_dir)?;
     let inputs = reproduce::inputs(&inputs_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let rows = runtime.block_on(async {

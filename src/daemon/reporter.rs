@@ -265,6 +265,12 @@ enum CallError {
     TooLarge(u64),
     #[error("the proof {0} is empty")]
     Empty(String),
+    #[error(
+        "the proof file no longer hashes to the SHA-256 recorded when it was accepted (recorded {recorded}, now {found}); not sent"
+    )]
+    Altered { recorded: String, found: String },
+    #[error("no SHA-256 was recorded for the proof; not sent")]
+    NoDigest,
 }
 
 async fn build_call(report: &ReportRow) -> Result<Call, CallError> {
@@ -282,6 +288,7 @@ async fn build_call(report: &ReportRow) -> Result<Call, CallError> {
             if proof.is_empty() {
                 return Err(CallError::Empty(path.display().to_string()));
             }
+            same_as_recorded(&proof, report.proof_sha256.as_deref())?;
             Some(Proved {
                 proving_time_ms: report.proving_ms.filter(|m| *m > 0).unwrap_or(1),
                 cycles: report.cycles,
@@ -291,6 +298,18 @@ async fn build_call(report: &ReportRow) -> Result<Call, CallError> {
         _ => None,
     };
     Ok(Call { block: report.block, status, proved })
+}
+
+/// The proof sent is the proof recorded: a file replaced or corrupted since it was accepted is
+/// never reported as the block's proof.
+fn same_as_recorded(proof: &[u8], recorded: Option<&str>) -> Result<(), CallError> {
+    use sha2::Digest;
+    let recorded = recorded.ok_or(CallError::NoDigest)?;
+    let found = hex::encode(sha2::Sha256::digest(proof));
+    if !found.eq_ignore_ascii_case(recorded) {
+        return Err(CallError::Altered { recorded: recorded.to_string(), found });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -338,7 +357,11 @@ mod tests {
         }
         let exit = ExitRecord { exit: "code 0", proof: Some((&proof, 64)), proving_ms: 5, cycles: None };
         ledger.prover_exited(10, &exit).unwrap();
-        ledger.proof_accepted(10, &Accepted { proving_ms: 5, cycles: None, sha256: "ab" }, true).unwrap();
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest([7u8; 64]))
+        };
+        ledger.proof_accepted(10, &Accepted { proving_ms: 5, cycles: None, sha256: &digest }, true).unwrap();
         let in_doubt = ledger.pending_reports().unwrap().into_iter().find(|r| r.block == 20).unwrap();
         ledger.report_sending(in_doubt.id).unwrap();
 
@@ -359,5 +382,37 @@ mod tests {
         let status = ctx.board.reporter.fresh().unwrap();
         assert_eq!((status.delivered_count, status.queue_length), (3, 1));
         actor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn a_proof_file_altered_after_it_was_accepted_is_never_sent() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proof.bin");
+        std::fs::write(&path, b"the proof that was accepted").unwrap();
+        let recorded = hex::encode(sha2::Sha256::digest(b"the proof that was accepted"));
+        let row = ReportRow {
+            id: 1,
+            block: 10,
+            kind: ReportKind::Proved,
+            state: ReportState::Pending,
+            created_at_ms: 0,
+            attempts: 0,
+            next_attempt_at_ms: 0,
+            in_doubt: false,
+            proving_ms: Some(5),
+            cycles: None,
+            proof_path: Some(path.clone()),
+            last_error: None,
+            proof_sha256: Some(recorded.clone()),
+        };
+        let call = build_call(&row).await.unwrap();
+        assert_eq!(call.proved.unwrap().proof, b"the proof that was accepted");
+        std::fs::write(&path, b"another proof, same path").unwrap();
+        let err = build_call(&row).await.unwrap_err();
+        assert!(matches!(&err, CallError::Altered { recorded: r, .. } if *r == recorded), "{err}");
+        assert!(err.to_string().contains("not sent"), "{err}");
+        let no_digest = ReportRow { proof_sha256: None, ..row };
+        assert!(matches!(build_call(&no_digest).await, Err(CallError::NoDigest)));
     }
 }

@@ -140,6 +140,7 @@ mod tests {
             cycles: None,
             proof_path: None,
             last_error: None,
+            proof_sha256: None,
         }
     }
 

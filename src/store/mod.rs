@@ -167,6 +167,9 @@ pub struct ReportRow {
     pub cycles: Option<u64>,
     pub proof_path: Option<PathBuf>,
     pub last_error: Option<String>,
+    /// The SHA-256 the ledger recorded for the block's proof when it was accepted: the file
+    /// sent must still hash to it.
+    pub proof_sha256: Option<String>,
 }
 
 /// A block that left the canonical chain after work was done for it.
@@ -290,7 +293,8 @@ const BLOCK_COLUMNS: &str = "number, state, origin, stage, reason, attempts, int
     proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at, block_timestamp, proof_bytes,
     job_id, cancel_requested, guest_steps";
 
-const REPORT_COLUMNS: &str = "id, block, status, state, created_at, attempts, next_attempt_at, in_doubt, proving_ms, cycles, proof_path, last_error";
+const REPORT_COLUMNS: &str = "id, block, status, state, created_at, attempts, next_attempt_at, in_doubt, proving_ms, cycles, proof_path, last_error,
+    (SELECT proof_sha256 FROM blocks WHERE blocks.number = reports.block)";
 
 impl Ledger {
     /// Opens (creating if absent) and migrates the ledger. Refuses a file that is not a healthy
@@ -305,9 +309,11 @@ impl Ledger {
             return Err(corrupt(check));
         }
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| corrupt(e.to_string()))?;
-        // NORMAL is durable against a killed process (the WAL is in the OS), which is the
-        // failure this ledger exists for; FULL would add an fsync per transition.
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| corrupt(e.to_string()))?;
+        // FULL: every commit is on the disk before the daemon acts on it (a call marked in doubt,
+        // a proof accepted), so a power loss costs no committed transition, only the one under
+        // way. NORMAL would be durable against a killed process but could lose the newest
+        // commits to a power loss; a few fsyncs per block is no cost next to a proof.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| corrupt(e.to_string()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| corrupt(e.to_string()))?;
         let ledger = Ledger { conn: Mutex::new(conn), path: display };
         ledger.migrate()?;
@@ -628,6 +634,7 @@ fn raw_report(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawReport> {
             cycles: r.get::<_, Option<i64>>(9)?.map(from_sql),
             proof_path: r.get::<_, Option<String>>(10)?.map(PathBuf::from),
             last_error: r.get(11)?,
+            proof_sha256: r.get(12)?,
         },
     })
 }

@@ -269,3 +269,16 @@ fn a_reorged_block_is_recorded_as_an_orphan_and_built_again() {
     assert!(matches!(l.proof_accepted(9, &accepted(), true), Err(StoreError::IllegalMove { .. })), "never proved");
     assert!(!l.pending_reports().unwrap().iter().any(|r| r.kind == ReportKind::Proved));
 }
+
+#[test]
+fn every_commit_is_synced_to_disk() {
+    let (_d, l) = ledger();
+    let (journal, synchronous): (String, i64) = {
+        let conn = l.lock();
+        (
+            conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap(),
+            conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap(),
+        )
+    };
+    assert_eq!((journal.as_str(), synchronous), ("wal", 2), "WAL with synchronous=FULL: a power loss loses no commit");
+}

@@ -50,7 +50,7 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         prepare(&dir.path().join("output"));
         let elf = dir.path().join("guest.elf");
-        std::fs::write(&elf, b"\x7fELF fake guest").unwrap();
+        std::fs::write(&elf, super::synthetic_elf::riscv_elf(b"fake guest")).unwrap();
         let port = free_port();
         let admin_port = free_port();
         let log = dir.path().join("daemon.log");
