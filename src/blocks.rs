@@ -32,7 +32,12 @@ async fn page() -> impl IntoResponse {
 
 async fn data(State(s): State<Arc<Surface>>, Path(n): Path<u64>) -> Response {
     match s.control.ledger().story(n) {
-        Ok(Some(story)) => Json(document(&s, &story)).into_response(),
+        Ok(Some(story)) => {
+            let mut doc = document(&s, &story);
+            // Reasons carry what a node, the coordinator or the API wrote: shown clean.
+            crate::sanitize::public_strings(&mut doc);
+            Json(doc).into_response()
+        }
         Ok(None) => {
             (StatusCode::NOT_FOUND, Json(json!({"error": format!("block {n} is not in the ledger")}))).into_response()
         }

@@ -83,6 +83,8 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
     let mut doc = doc;
     if !detail {
         public(&mut doc);
+        // What outside parties wrote reaches the public without secrets, paths or line breaks.
+        crate::sanitize::public_strings(&mut doc);
     }
     (doc, status)
 }

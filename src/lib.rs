@@ -12,6 +12,7 @@
 //!   retention).
 //! - [`reproduce`]: `reproduce --inputs DIR`: every kept input proved or checked again, with no node.
 //! - [`retention`]: deleting old block data, by `decide::retention`'s rule.
+//! - [`sanitize`]: outside text made safe for the log (one event, one line) and the public documents.
 //! - [`instance`]: one daemon per output directory; recognising our own prover processes.
 //! - [`schedule`]: which blocks are targets, derived from ranges so none is skipped.
 //! - [`zisk`]: cargo-zisk's flags, framing and outputs per version.
@@ -61,6 +62,7 @@ pub mod notify;
 pub mod process;
 pub mod reproduce;
 pub mod retention;
+pub mod sanitize;
 pub mod schedule;
 pub mod serve;
 pub mod startup;

@@ -290,6 +290,30 @@ fn key_bearing_url_in_any_spelling() {
     alive_and_healthy(&mut d);
 }
 
+fn forged_error_text() {
+    let node = mini_node(10);
+    let said = "boom\nFAKE LOG LINE level=error from https://user:PASSWORD@node.example/v3/SECRET?key=SECRET \
+                at /var/lib/hidden-dir/10/witness.json\r\u{1b}[2J";
+    node.answer("debug_executionWitness", Answer::Error { code: -32602, message: said.into() });
+    let mut env = base_env(&node, None);
+    set(&mut env, "NODE_RETRY_SECONDS", "1");
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("block 10 missed", Duration::from_secs(60), |h| !missed(h).is_empty());
+    let (code, page) = d.get("/api/blocks/10").expect("the block page answers");
+    assert_eq!(code, 200, "{page}");
+    for (what, text) in [("/health", h.to_string()), ("/api/blocks/10", page.to_string())] {
+        for secret in ["PASSWORD", "SECRET", "/var/lib", "hidden-dir", "\\u001b"] {
+            assert!(!text.contains(secret), "{what} shows {secret}: {text}");
+        }
+    }
+    let logs = d.logs();
+    assert!(logs.contains("FAKE LOG LINE"), "the node's words are logged: {logs}");
+    let forged: Vec<&str> = logs.lines().filter(|l| l.trim_start().starts_with("FAKE LOG LINE")).collect();
+    assert!(forged.is_empty(), "a log line forged by the node: {forged:?}");
+    assert!(!logs.contains('\u{1b}'), "a terminal escape reached the log");
+    alive_and_healthy(&mut d);
+}
+
 #[test]
 fn the_daemon_survives_a_hostile_world() {
     let scenarios: Vec<(&str, fn())> = vec![
@@ -308,6 +332,7 @@ fn the_daemon_survives_a_hostile_world() {
         ("one eth_blockNumber call never answers", hung_head_poll),
         ("the prover leaves a helper running outside its process group", escaped_grandchild),
         ("a key-bearing node URL in non-canonical spelling", key_bearing_url_in_any_spelling),
+        ("the node's error text forges a log line, carries keys and paths", forged_error_text),
     ];
     let results: Vec<(&str, Result<(), String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> =

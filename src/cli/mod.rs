@@ -29,10 +29,12 @@ pub(crate) fn init_logging(config: &Config) {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal();
+    // One event, one line: text a node or an API wrote cannot forge a log line.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(move || ethproofs_daemon::sanitize::LineSafe::new(std::io::stderr(), ansi));
     match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
