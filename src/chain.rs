@@ -26,8 +26,8 @@ pub enum ChainError {
     Decode { method: &'static str, message: String },
     #[error("the node answered {method} with a null result: it may not have that block yet")]
     NotYet { method: &'static str },
-    #[error("{method}: the answer is larger than MAX_RESPONSE_MB ({limit_mb} MB); not read further")]
-    TooLarge { method: &'static str, limit_mb: u64 },
+    #[error("{method}: the answer is larger than {cap} ({limit_mb} MB); not read further")]
+    TooLarge { method: &'static str, limit_mb: u64, cap: &'static str },
 }
 
 impl ChainError {
@@ -102,6 +102,12 @@ pub fn redact_url(url: &str) -> String {
 
 /// The default answer size cap: well above the largest mainnet witnesses seen (tens of MB).
 pub const DEFAULT_MAX_RESPONSE_MB: u64 = 1024;
+/// A block with its transactions: a mainnet block's answer is a few hundred kB, and even a block
+/// of nothing but calldata at today's gas limit stays under 10 MB. A larger answer is not a block
+/// the guest could prove, and is never held in memory.
+pub const MAX_BLOCK_ANSWER_BYTES: u64 = 64_000_000;
+/// Quantities and headers: a few kB.
+const MAX_SMALL_ANSWER_BYTES: u64 = 1_000_000;
 
 /// A JSON-RPC client for one node.
 pub struct NodeClient {
@@ -152,6 +158,19 @@ impl NodeClient {
 
     /// Sends one call and returns the whole response body, after checking the HTTP status.
     pub async fn call_raw(&self, method: &'static str, params: serde_json::Value) -> Result<Vec<u8>, ChainError> {
+        self.call_capped(method, params, self.max_response_bytes, "MAX_RESPONSE_MB").await
+    }
+
+    /// [`NodeClient::call_raw`] under a cap of its own (`cap` names it in the error), never above
+    /// `MAX_RESPONSE_MB`.
+    async fn call_capped(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+        limit: u64,
+        cap: &'static str,
+    ) -> Result<Vec<u8>, ChainError> {
+        let limit = limit.min(self.max_response_bytes);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let transport = |e: reqwest::Error| ChainError::Transport {
@@ -161,8 +180,7 @@ impl NodeClient {
         };
         let mut response = self.http.post(self.url.clone()).json(&body).send().await.map_err(transport)?;
         let status = response.status();
-        let limit = self.max_response_bytes;
-        let too_large = || ChainError::TooLarge { method, limit_mb: limit / 1_000_000 };
+        let too_large = || ChainError::TooLarge { method, limit_mb: limit / 1_000_000, cap };
         if response.content_length().is_some_and(|n| n > limit) {
             return Err(too_large());
         }
@@ -190,8 +208,14 @@ impl NodeClient {
     /// A raw block or witness response; a small answer is checked for a null result or a
     /// JSON-RPC error (sent with HTTP 200 by many providers) so they are named, and retried
     /// when they mean "not yet" or "slow down". Large answers go to `input` unread.
-    async fn call_payload(&self, method: &'static str, params: serde_json::Value) -> Result<Vec<u8>, ChainError> {
-        let body = self.call_raw(method, params).await?;
+    async fn call_payload(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+        limit: u64,
+        cap: &'static str,
+    ) -> Result<Vec<u8>, ChainError> {
+        let body = self.call_capped(method, params, limit, cap).await?;
         if body.len() <= 64 * 1024
             && let Ok(text) = std::str::from_utf8(&body)
         {
@@ -211,7 +235,7 @@ impl NodeClient {
         method: &'static str,
         params: serde_json::Value,
     ) -> Result<serde_json::Value, ChainError> {
-        let body = self.call_raw(method, params).await?;
+        let body = self.call_capped(method, params, MAX_SMALL_ANSWER_BYTES, "the cap for a header or a number").await?;
         let text = std::str::from_utf8(&body)
             .map_err(|e| ChainError::Decode { method, message: format!("not UTF-8: {e}") })?;
         let result = crate::input::envelope::payload(text, method).map_err(|e| match e {
@@ -257,12 +281,14 @@ impl NodeClient {
 
     /// The raw `eth_getBlockByNumber(n, true)` response, envelope included.
     pub async fn block_json(&self, number: u64) -> Result<Vec<u8>, ChainError> {
-        self.call_payload("eth_getBlockByNumber", json!([format!("{number:#x}"), true])).await
+        let params = json!([format!("{number:#x}"), true]);
+        self.call_payload("eth_getBlockByNumber", params, MAX_BLOCK_ANSWER_BYTES, "the cap for a block's answer").await
     }
 
     /// The raw `debug_executionWitness(n)` response, envelope included.
     pub async fn witness_json(&self, number: u64) -> Result<Vec<u8>, ChainError> {
-        self.call_payload("debug_executionWitness", json!([format!("{number:#x}")])).await
+        let params = json!([format!("{number:#x}")]);
+        self.call_payload("debug_executionWitness", params, self.max_response_bytes, "MAX_RESPONSE_MB").await
     }
 }
 

@@ -95,6 +95,38 @@ fn huge_answer() {
     alive_and_healthy(&mut d);
 }
 
+/// The daemon's peak resident memory so far, in MiB.
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+    kb.unwrap_or(0) / 1024
+}
+
+fn a_300_mb_block_answer() {
+    let node = mini_node(11);
+    // Block 10's answer is 300 MB of padding around a block; block 11 is a real one.
+    let dir = support::mini_chain_dir();
+    let block = read(&dir.join("eth_getBlockByNumber.json"));
+    let huge = format!(r#"{{"padding":"{}","block":{block}}}"#, "0".repeat(300_000_000));
+    node.add_block(10, &huge, &read(&dir.join("debug_executionWitness.json")));
+    drop(huge);
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "START_BLOCK", "10");
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("block 10 missed", Duration::from_secs(60), |h| missed(h).iter().any(|m| m["block"] == 10));
+    let m = missed(&h).into_iter().find(|m| m["block"] == 10).unwrap();
+    assert_eq!(m["stage"], "fetch_block", "{m}");
+    assert!(m["reason"].as_str().unwrap_or_default().contains("the cap for a block's answer"), "named: {m}");
+    d.wait_for("block 11 proved and reported", Duration::from_secs(60), |_| accepted(&api, "proved", 11) == 1);
+    let peak = peak_rss_mib(d.pid());
+    assert!(peak > 0 && peak < 200, "the daemon's peak memory is {peak} MiB");
+    alive_and_healthy(&mut d);
+}
+
 fn absurd_head() {
     let node = mini_node(10);
     let mut env = base_env(&node, None);
@@ -321,6 +353,7 @@ fn the_daemon_survives_a_hostile_world() {
         ("the node answers null until it has the block", null_then_available),
         ("the node says `limit exceeded` as a JSON-RPC error with HTTP 200", rate_limited_with_http_200),
         ("the node's answer is larger than MAX_RESPONSE_MB", huge_answer),
+        ("the node answers 300 MB for a block", a_300_mb_block_answer),
         ("the node reports an absurd head (u64::MAX)", absurd_head),
         ("the node's block changes while it is being proved (a reorg)", reorg_while_proving),
         ("the API (a proxy) answers an HTML page with 200", html_200_is_not_delivery),
