@@ -120,7 +120,7 @@ async fn coordinator_checks(config: &Config, out: &mut Vec<Check>) {
     let recorded = config
         .db_path
         .is_file()
-        .then(|| crate::store::Ledger::open(&config.db_path).ok())
+        .then(|| crate::store::Ledger::open_read_only(&config.db_path).ok())
         .flatten()
         .and_then(|l| l.coordinator_program().ok().flatten())
         .filter(|p| p.elf_sha256 == elf_sha256 && p.hash_id == hash_id);

@@ -183,7 +183,7 @@ pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
     if !path.is_file() {
         bail!("no ledger at {} (set DB_PATH or OUTPUT_DIR)", path.display());
     }
-    let ledger = ethproofs_daemon::store::Ledger::open(&path)?;
+    let ledger = ethproofs_daemon::store::Ledger::open_read_only(&path)?;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
     let lines = ledger.report_lines(now_ms - args.since.as_millis() as i64)?;
     let time = |ms: Option<i64>| {

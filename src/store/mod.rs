@@ -39,6 +39,10 @@ pub enum StoreError {
     Corrupt { path: String, reason: String },
     #[error("the ledger {path} has schema version {found}, newer than this build knows ({known}); run a newer daemon")]
     TooNew { path: String, found: i64, known: i64 },
+    #[error(
+        "the ledger {path} has schema version {found}, older than this build's ({known}); a read-only command never upgrades it: start the daemon once"
+    )]
+    TooOld { path: String, found: i64, known: i64 },
     #[error("ledger {path}: {source}")]
     Sql { path: String, source: rusqlite::Error },
     #[error("ledger {path}: {table} row {row} has state {text:?}, which this build does not know")]
@@ -318,6 +322,26 @@ impl Ledger {
         let ledger = Ledger { conn: Mutex::new(conn), path: display };
         ledger.migrate()?;
         Ok(ledger)
+    }
+
+    /// Opens the ledger for reading only (`report`, `doctor`): never created, migrated or
+    /// written, so a command run beside the daemon (or against an old ledger) changes nothing.
+    /// A schema other than this build's is refused, naming it.
+    pub fn open_read_only(path: &Path) -> Result<Ledger, StoreError> {
+        let display = path.display().to_string();
+        let corrupt = |reason: String| StoreError::Corrupt { path: display.clone(), reason };
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| corrupt(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| corrupt(e.to_string()))?;
+        let version: i64 =
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| corrupt(e.to_string()))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path: display, found: version, known: SCHEMA_VERSION });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::TooOld { path: display, found: version, known: SCHEMA_VERSION });
+        }
+        Ok(Ledger { conn: Mutex::new(conn), path: display })
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {

@@ -282,3 +282,30 @@ fn every_commit_is_synced_to_disk() {
     };
     assert_eq!((journal.as_str(), synchronous), ("wal", 2), "WAL with synchronous=FULL: a power loss loses no commit");
 }
+
+#[test]
+fn a_read_only_open_never_migrates_nor_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute("INSERT INTO blocks (number, state) VALUES (500, 'proved')", []).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Ledger::open_read_only(&path).unwrap_err().to_string();
+    assert!(err.contains("schema version 1") && err.contains("start the daemon once"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the old ledger is byte for byte as it was");
+    let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 1);
+    assert!(Ledger::open_read_only(&dir.path().join("absent.db")).is_err(), "never created");
+    assert!(!dir.path().join("absent.db").exists());
+
+    // A current ledger reads, and cannot be written through the read-only handle.
+    let current = dir.path().join("current.db");
+    prove(&Ledger::open(&current).unwrap(), 100);
+    let l = Ledger::open_read_only(&current).unwrap();
+    assert_eq!(l.block(100).unwrap().unwrap().state, BlockState::Proved);
+    assert!(l.set_paused(true).is_err(), "read only");
+}
