@@ -106,8 +106,19 @@ pub const DEFAULT_MAX_RESPONSE_MB: u64 = 1024;
 /// of nothing but calldata at today's gas limit stays under 10 MB. A larger answer is not a block
 /// the guest could prove, and is never held in memory.
 pub const MAX_BLOCK_ANSWER_BYTES: u64 = 64_000_000;
+
+/// How far one kind of answer is read, and the cap's name for the error. Every cap is also
+/// bounded by `MAX_RESPONSE_MB`.
+#[derive(Debug, Clone, Copy)]
+struct Cap {
+    bytes: u64,
+    name: &'static str,
+}
+
+const BLOCK_CAP: Cap = Cap { bytes: MAX_BLOCK_ANSWER_BYTES, name: "the cap for a block's answer" };
 /// Quantities and headers: a few kB.
-const MAX_SMALL_ANSWER_BYTES: u64 = 1_000_000;
+const SMALL_CAP: Cap = Cap { bytes: 1_000_000, name: "the cap for a header or a number" };
+const WITNESS_CAP: Cap = Cap { bytes: u64::MAX, name: "MAX_RESPONSE_MB" };
 
 /// A JSON-RPC client for one node.
 pub struct NodeClient {
@@ -156,21 +167,11 @@ impl NodeClient {
         &self.endpoint
     }
 
-    /// Sends one call and returns the whole response body, after checking the HTTP status.
-    pub async fn call_raw(&self, method: &'static str, params: serde_json::Value) -> Result<Vec<u8>, ChainError> {
-        self.call_capped(method, params, self.max_response_bytes, "MAX_RESPONSE_MB").await
-    }
-
-    /// [`NodeClient::call_raw`] under a cap of its own (`cap` names it in the error), never above
-    /// `MAX_RESPONSE_MB`.
-    async fn call_capped(
-        &self,
-        method: &'static str,
-        params: serde_json::Value,
-        limit: u64,
-        cap: &'static str,
-    ) -> Result<Vec<u8>, ChainError> {
-        let limit = limit.min(self.max_response_bytes);
+    /// Sends one call and returns the whole response body, after checking the HTTP status; the
+    /// body is read no further than `cap` (and `MAX_RESPONSE_MB`).
+    async fn call(&self, method: &'static str, params: serde_json::Value, cap: Cap) -> Result<Vec<u8>, ChainError> {
+        let limit = cap.bytes.min(self.max_response_bytes);
+        let cap = if limit == self.max_response_bytes { "MAX_RESPONSE_MB" } else { cap.name };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let transport = |e: reqwest::Error| ChainError::Transport {
@@ -212,10 +213,9 @@ impl NodeClient {
         &self,
         method: &'static str,
         params: serde_json::Value,
-        limit: u64,
-        cap: &'static str,
+        cap: Cap,
     ) -> Result<Vec<u8>, ChainError> {
-        let body = self.call_capped(method, params, limit, cap).await?;
+        let body = self.call(method, params, cap).await?;
         if body.len() <= 64 * 1024
             && let Ok(text) = std::str::from_utf8(&body)
         {
@@ -235,7 +235,7 @@ impl NodeClient {
         method: &'static str,
         params: serde_json::Value,
     ) -> Result<serde_json::Value, ChainError> {
-        let body = self.call_capped(method, params, MAX_SMALL_ANSWER_BYTES, "the cap for a header or a number").await?;
+        let body = self.call(method, params, SMALL_CAP).await?;
         let text = std::str::from_utf8(&body)
             .map_err(|e| ChainError::Decode { method, message: format!("not UTF-8: {e}") })?;
         let result = crate::input::envelope::payload(text, method).map_err(|e| match e {
@@ -281,14 +281,12 @@ impl NodeClient {
 
     /// The raw `eth_getBlockByNumber(n, true)` response, envelope included.
     pub async fn block_json(&self, number: u64) -> Result<Vec<u8>, ChainError> {
-        let params = json!([format!("{number:#x}"), true]);
-        self.call_payload("eth_getBlockByNumber", params, MAX_BLOCK_ANSWER_BYTES, "the cap for a block's answer").await
+        self.call_payload("eth_getBlockByNumber", json!([format!("{number:#x}"), true]), BLOCK_CAP).await
     }
 
     /// The raw `debug_executionWitness(n)` response, envelope included.
     pub async fn witness_json(&self, number: u64) -> Result<Vec<u8>, ChainError> {
-        let params = json!([format!("{number:#x}")]);
-        self.call_payload("debug_executionWitness", params, self.max_response_bytes, "MAX_RESPONSE_MB").await
+        self.call_payload("debug_executionWitness", json!([format!("{number:#x}")]), WITNESS_CAP).await
     }
 }
 

@@ -433,6 +433,10 @@ impl Ledger {
     /// asked for (a typo far above the head among them), so its cursor is settled only once a
     /// believed head is known: the newest block at or below it. Returns the cursor it set, if any.
     pub fn settle_legacy_cursor(&self, head: u64) -> Result<Option<u64>, StoreError> {
+        // Every head asks; only an upgraded ledger, once, needs the write.
+        if self.meta(&self.lock(), "legacy_cursor")?.is_none() {
+            return Ok(None);
+        }
         self.write(|tx| {
             if self.meta(tx, "legacy_cursor")?.is_none() {
                 return Ok(None);
