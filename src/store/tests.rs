@@ -191,21 +191,20 @@ fn a_ledger_belongs_to_one_chain_and_remembers_the_pause() {
     assert!(err.contains("0xaa") && err.contains("0xbb"), "names both: {err}");
 }
 
+/// A ledger as the first release wrote it, with `rows` as `(number, state)` SQL values.
+fn v1_ledger(path: &Path, rows: &str) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(SCHEMA_V1).unwrap();
+    conn.execute(&format!("INSERT INTO blocks (number, state) VALUES {rows}"), []).unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+}
+
 #[test]
 fn a_v1_ledger_is_migrated_and_its_cursor_settled_by_a_believed_head() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.db");
-    {
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(SCHEMA_V1).unwrap();
-        // 200,000,000 is an operator's typo that v1 kept as a row like any target.
-        conn.execute(
-            "INSERT INTO blocks (number, state) VALUES (500, 'proving'), (400, 'proved'), (200000000, 'failed')",
-            [],
-        )
-        .unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
-    }
+    // 200,000,000 is an operator's typo that v1 kept as a row like any target.
+    v1_ledger(&path, "(500, 'proving'), (400, 'proved'), (200000000, 'failed')");
     let l = Ledger::open(&path).unwrap();
     assert_eq!(l.last_scheduled().unwrap(), None, "no cursor before a head is believed");
     // v5: the coordinator's other jobs have their table.
@@ -287,12 +286,7 @@ fn every_commit_is_synced_to_disk() {
 fn a_read_only_open_never_migrates_nor_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.db");
-    {
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(SCHEMA_V1).unwrap();
-        conn.execute("INSERT INTO blocks (number, state) VALUES (500, 'proved')", []).unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
-    }
+    v1_ledger(&path, "(500, 'proved')");
     let before = std::fs::read(&path).unwrap();
     let err = Ledger::open_read_only(&path).unwrap_err().to_string();
     assert!(err.contains("schema version 1") && err.contains("start the daemon once"), "{err}");
