@@ -19,6 +19,7 @@ mod input_generator;
 mod notifier;
 mod proof_run;
 mod prover;
+mod report_call;
 mod reporter;
 mod run_progress;
 pub(crate) mod supervisor;
