@@ -21,8 +21,23 @@ pub struct Daemon {
     pub log: PathBuf,
 }
 
+/// A port for a daemon to listen on. Taken below the kernel's ephemeral range (32768 and up), so
+/// no outgoing connection of a test running alongside can take it between this check and the
+/// daemon's bind; a counter keeps this test binary's picks apart, the pid other binaries'.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id() % 600 * 20;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = u16::try_from(FIRST + (offset + n) % SPAN).expect("below 32768");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN);
 }
 
 pub fn fake_zisk() -> PathBuf {
