@@ -67,9 +67,28 @@ pub fn due(last: Option<u64>, head: u64, interval: u64, max_backfill: u64, start
     Due { prove, skipped, cursor: Some(last_target) }
 }
 
+/// Which `seen` block to build next, given the newest head the node has shown a block for:
+/// the oldest one at or below that head. Blocks above it (an operator's far block, a typo) wait
+/// for the chain without holding back those the node already has; with no believed head yet,
+/// nothing is built. `seen` is oldest first.
+pub fn next_to_build(seen: &[u64], head: Option<u64>) -> Option<u64> {
+    let head = head?;
+    seen.iter().copied().find(|b| *b <= head)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_beyond_the_head_waits_without_holding_back_the_others() {
+        assert_eq!(next_to_build(&[10, 15, 1_000_000], Some(20)), Some(10));
+        assert_eq!(next_to_build(&[15, 1_000_000], Some(20)), Some(15));
+        assert_eq!(next_to_build(&[1_000_000], Some(20)), None, "waits for the chain");
+        assert_eq!(next_to_build(&[5, 1_000_000], Some(1_000_000)), Some(5));
+        assert_eq!(next_to_build(&[10], None), None, "no head believed yet: nothing is built");
+        assert_eq!(next_to_build(&[], Some(20)), None);
+    }
 
     #[test]
     fn first_start_takes_the_newest_target() {

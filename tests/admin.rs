@@ -29,7 +29,8 @@ fn ok_json(out: &Output) -> Value {
 
 #[test]
 fn the_admin_api_needs_its_token_and_drives_the_daemon() {
-    let node = mini_node(1000);
+    // Heads just past the targets: the node has a header at its head, and no target block.
+    let node = mini_node(1001);
     let api = FakeApi::start(KEY);
     let mut env = base_env(&node, Some(&api));
     set(&mut env, "BLOCK_INTERVAL", "100");
@@ -46,7 +47,7 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
 
     // Paused: a new target is recorded but not built until resumed.
     assert_eq!(ok_json(&cli(&d, Some(TOKEN), &["pause"]))["paused"], true);
-    node.set_head(1100);
+    node.set_head(1101);
     d.wait_for("target 1100 waiting", Duration::from_secs(30), |h| {
         input_gen(h)["queued_blocks"] == serde_json::json!([1100])
     });
@@ -89,7 +90,7 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     let out = cli(&d, Some(TOKEN), &["status"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success() && text.lines().count() <= 8, "{text}");
-    assert!(text.contains("proved 2") && text.contains("EthProofs: ") && text.contains("head 1100"), "{text}");
+    assert!(text.contains("proved 2") && text.contains("EthProofs: ") && text.contains("head 1101"), "{text}");
     assert_eq!(d.get_with_token("/admin/blocks", TOKEN).map(|r| r.0), Some(404), "not on the public port");
     let (code, blocks) = d.admin_get("/admin/blocks?state=proved&limit=10", TOKEN).unwrap();
     assert_eq!(code, 200);

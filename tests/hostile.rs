@@ -48,7 +48,8 @@ fn wrong_block() {
 }
 
 fn null_then_available() {
-    let node = mini_node(10);
+    // Block 11 is the head; target 10 answers `null` at first.
+    let node = mini_node(11);
     let dir = support::mini_chain_dir();
     let (block, witness) =
         (read(&dir.join("eth_getBlockByNumber.json")), read(&dir.join("debug_executionWitness.json")));
@@ -56,6 +57,7 @@ fn null_then_available() {
     let api = FakeApi::start(KEY);
     let mut env = base_env(&node, Some(&api));
     set(&mut env, "NODE_RETRY_SECONDS", "30");
+    set(&mut env, "START_BLOCK", "10");
     let mut d = Daemon::start(&env);
     d.wait_for("the first fetch", Duration::from_secs(30), |_| {
         node.calls().iter().any(|c| c.starts_with("eth_getBlockByNumber 10"))
@@ -133,12 +135,63 @@ fn absurd_head() {
     set(&mut env, "START_BLOCK", "10");
     let mut d = Daemon::start(&env);
     d.wait_for("block 10 proved", Duration::from_secs(30), |h| prover(h)["proved_count"] == 1);
-    node.set_head(u64::MAX);
+    node.lie_head(u64::MAX);
     std::thread::sleep(Duration::from_secs(2));
     let h = d.health();
     assert_eq!(h["components"]["input_generator"]["head"], 10, "the absurd head was not believed: {h:#}");
     node.set_head(11);
     d.wait_for("block 11 proved", Duration::from_secs(30), |h| prover(h)["proved_count"] == 2);
+    alive_and_healthy(&mut d);
+}
+
+/// A fresh ledger's first head answer is 200,000,000, a height the node has no block for.
+fn an_absurd_first_head() {
+    let node = mini_node(11);
+    node.lie_head(200_000_000);
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "START_BLOCK", "10");
+    let mut d = Daemon::start(&env);
+    d.wait_for("the absurd head looked up", Duration::from_secs(30), |_| {
+        node.calls().iter().any(|c| c == "eth_getBlockByNumber 200000000")
+    });
+    node.set_head(11);
+    d.wait_for("blocks 10 and 11 reported", Duration::from_secs(60), |_| {
+        accepted(&api, "proved", 10) == 1 && accepted(&api, "proved", 11) == 1
+    });
+    let h = d.health();
+    assert_eq!(h["components"]["input_generator"]["head"], 11, "{h:#}");
+    assert!(missed(&h).is_empty(), "no target given up: {h:#}");
+    assert_eq!(d.get("/api/blocks/200000000").map(|(s, _)| s), Some(404), "the absurd block is not in the ledger");
+    assert!(d.logs().contains("head 200000000 is not believed"), "the log names the block");
+    alive_and_healthy(&mut d);
+}
+
+/// An operator asks for block 1,000,000 on a chain at block 10: it waits, block 11 does not.
+fn a_typo_waits_without_holding_back_targets() {
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "START_BLOCK", "10");
+    // Before the head rule, the typo's fetch was retried this long while block 11 waited.
+    set(&mut env, "NODE_RETRY_SECONDS", "600");
+    env.push(("ADMIN_TOKEN", "hostile-admin-token".into()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+    let out = support::daemon()
+        .args(["prove", "1000000", "--url", &format!("http://127.0.0.1:{}", d.admin_port)])
+        .env("ADMIN_TOKEN", "hostile-admin-token")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let named = std::time::Instant::now();
+    while !d.logs().contains("block 1000000 waits: the node's head is 10") {
+        assert!(named.elapsed() < Duration::from_secs(30), "the typo is never named as waiting\n{}", d.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    node.set_head(11);
+    d.wait_for("block 11 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 11) == 1);
+    assert!(!node.calls().iter().any(|c| c == "eth_getBlockByNumber 1000000"), "the typo was never fetched");
     alive_and_healthy(&mut d);
 }
 
@@ -355,6 +408,8 @@ fn the_daemon_survives_a_hostile_world() {
         ("the node's answer is larger than MAX_RESPONSE_MB", huge_answer),
         ("the node answers 300 MB for a block", a_300_mb_block_answer),
         ("the node reports an absurd head (u64::MAX)", absurd_head),
+        ("a fresh ledger's first head is 200,000,000 with no block there", an_absurd_first_head),
+        ("an operator's `prove 1000000` on a chain at block 10", a_typo_waits_without_holding_back_targets),
         ("the node's block changes while it is being proved (a reorg)", reorg_while_proving),
         ("the API (a proxy) answers an HTML page with 200", html_200_is_not_delivery),
         ("the API sends Retry-After: 18446744073709551615", absurd_retry_after),

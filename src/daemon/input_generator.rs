@@ -1,6 +1,10 @@
 //! The InputGenerator actor: follows the head, records every target since the schedule's
 //! cursor in the ledger (one event per head), and builds the oldest `seen` block's input in the
-//! background (one at a time, overlapping proving). The build task ([`super::input_build`])
+//! background (one at a time, overlapping proving).
+//!
+//! The head rule: a height from `eth_blockNumber` or `newHeads` is believed only once the node
+//! answers a block at that height, so one absurd answer can neither schedule targets nor move
+//! the ledger's cursor. Blocks above the believed head wait ([`schedule::next_to_build`]). The build task ([`super::input_build`])
 //! records `input_built` or `input_failed` itself; the Prover is nudged. Its queue is the ledger's `seen` blocks, so a
 //! restart finds it where it was.
 
@@ -22,8 +26,6 @@ use crate::store::{BlockState, StoreError};
 pub const HEAD_STALE_AFTER: Duration = Duration::from_secs(300);
 /// One head poll may not take longer than this: a hung call must never stop polling.
 const POLL_TIMEOUT: Duration = Duration::from_secs(30);
-/// A head this far past the last one is not believed until a second answer confirms it.
-const SUSPECT_JUMP: u64 = 100_000;
 
 pub enum InputGenMsg {
     /// Heartbeat: the disk guard, status.
@@ -33,7 +35,7 @@ pub enum InputGenMsg {
     /// The ledger's `seen` blocks may have changed (an operator's blocks, a resume).
     Wake,
     Head(u64),
-    /// A far head was looked up: whether the node has a block at that height.
+    /// A new head was looked up: whether the node has a block at that height.
     HeadChecked {
         head: u64,
         exists: bool,
@@ -65,9 +67,13 @@ pub struct InputGenState {
     missed_count: u64,
     /// Whether the node answers the head poll.
     node: NodeWatch,
-    /// A head far beyond the last one, and the look-up that confirms (or not) that the node has
-    /// a block there.
-    suspect: Option<(u64, InFlightTask)>,
+    /// A head not believed yet, and the look-up that confirms (or not) that the node has a block
+    /// there.
+    checking: Option<(u64, InFlightTask)>,
+    /// The last head refused for want of a block, so a node that keeps saying it is logged once.
+    refused: Option<u64>,
+    /// `seen` blocks above the believed head already logged as waiting, so each is named once.
+    waiting: std::collections::BTreeSet<u64>,
     stopped: bool,
 }
 
@@ -107,7 +113,9 @@ impl Actor for InputGenerator {
             missed: Recent::new(100),
             missed_count: 0,
             node: NodeWatch::default(),
-            suspect: None,
+            checking: None,
+            refused: None,
+            waiting: Default::default(),
             stopped: false,
         })
     }
@@ -125,16 +133,17 @@ impl Actor for InputGenerator {
             InputGenMsg::Head(n) => {
                 s.polling = None;
                 s.node.ok(&self.ctx, &self.alerts);
-                self.on_head(s, n, false)?;
+                self.check_head(s, n);
             }
             InputGenMsg::HeadChecked { head, exists } => {
-                if s.suspect.as_ref().is_some_and(|(h, _)| *h == head) {
-                    s.suspect = None;
+                if s.checking.as_ref().is_some_and(|(h, _)| *h == head) {
+                    s.checking = None;
                     if exists {
-                        tracing::warn!(head, "the far head is confirmed: the node has a block there");
-                        self.on_head(s, head, true)?;
-                    } else {
-                        tracing::error!(head, "ignoring a head the node has no block for");
+                        s.refused = None;
+                        self.on_head(s, head)?;
+                    } else if s.refused != Some(head) {
+                        s.refused = Some(head);
+                        tracing::warn!(head, "head {head} is not believed: the node has no block {head}");
                     }
                 }
             }
@@ -185,33 +194,39 @@ impl InputGenerator {
         ));
     }
 
-    /// A higher head: every target since the cursor is recorded in one ledger event. A head far
-    /// beyond the last one is believed only once the node shows a block at that height.
-    fn on_head(&self, s: &mut InputGenState, head: u64, confirmed: bool) -> Result<(), StoreError> {
+    /// A head answer: the same head refreshes its age; a higher one is looked up on the node and
+    /// believed ([`Self::on_head`]) only if the node has a block there.
+    fn check_head(&self, s: &mut InputGenState, head: u64) {
+        if s.head == Some(head) {
+            s.head_seen_at = Some((Instant::now(), SystemTime::now()));
+        }
+        let already = s.checking.as_ref().is_some_and(|(h, _)| *h >= head);
+        if s.stopped || s.head.is_some_and(|h| head <= h) || already {
+            return;
+        }
+        let (node, mailbox) = (self.ctx.node.clone(), self.mailbox.clone());
+        let check = InFlightTask::spawn(async move {
+            let exists = match tokio::time::timeout(POLL_TIMEOUT, node.block_hash(head)).await {
+                Ok(Ok(hash)) => hash.is_some(),
+                Ok(Err(e)) => {
+                    tracing::debug!(head, error = %e, "the head's block could not be looked up; the next poll tries again");
+                    false
+                }
+                Err(_) => false,
+            };
+            mailbox.deliver(InputGenMsg::HeadChecked { head, exists }).await;
+        });
+        s.checking = Some((head, check));
+    }
+
+    /// A higher head the node has a block for: every target since the cursor is recorded in one
+    /// ledger event.
+    fn on_head(&self, s: &mut InputGenState, head: u64) -> Result<(), StoreError> {
         let now = (Instant::now(), SystemTime::now());
         if s.stopped || s.head.is_some_and(|h| head <= h) {
-            if s.head == Some(head) {
-                s.head_seen_at = Some(now);
-            }
             return Ok(());
         }
         let last = self.ctx.ledger.last_scheduled()?;
-        if !confirmed
-            && let Some(known) = s.head.or(last)
-            && head.saturating_sub(known) > SUSPECT_JUMP
-        {
-            if s.suspect.is_none() {
-                tracing::warn!(head, known, "a head far beyond the last one; asking the node for that block");
-                let (node, mailbox) = (self.ctx.node.clone(), self.mailbox.clone());
-                let check = InFlightTask::spawn(async move {
-                    let exists = matches!(node.block_hash(head).await, Ok(Some(_)));
-                    mailbox.deliver(InputGenMsg::HeadChecked { head, exists }).await;
-                });
-                s.suspect = Some((head, check));
-            }
-            return Ok(());
-        }
-        s.suspect = None;
         // An upgraded v1 ledger gets its cursor from the first believed head (never from a typo).
         let last = match self.ctx.ledger.settle_legacy_cursor(head)? {
             Some(cursor) => {
@@ -256,12 +271,21 @@ impl InputGenerator {
         Ok(())
     }
 
-    /// Starts building the oldest `seen` block, if nothing is being built.
+    /// Starts building the oldest `seen` block the node has, if nothing is being built.
     fn pump(&self, s: &mut InputGenState) -> Result<(), StoreError> {
         if s.building.is_some() || s.stopped || self.ctx.is_paused() {
             return Ok(());
         }
-        let Some(block) = self.ctx.ledger.blocks_in(&[BlockState::Seen])?.into_iter().next().map(|b| b.number) else {
+        let seen: Vec<u64> = self.ctx.ledger.blocks_in(&[BlockState::Seen])?.iter().map(|b| b.number).collect();
+        if let Some(head) = s.head {
+            s.waiting.retain(|b| *b > head && seen.contains(b));
+            for &block in seen.iter().filter(|b| **b > head) {
+                if s.waiting.insert(block) {
+                    tracing::info!(block, head, "block {block} waits: the node's head is {head}");
+                }
+            }
+        }
+        let Some(block) = schedule::next_to_build(&seen, s.head) else {
             return Ok(());
         };
         let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
@@ -367,12 +391,16 @@ mod tests {
     use super::*;
     use crate::daemon::test_support::{context, serve, wait};
 
-    /// A node whose head the test moves; it has no blocks (every fetch answers `null`).
+    /// A node whose head the test moves; it has a bare header at its head and no other block
+    /// (every other fetch answers `null`).
     async fn node(head: Arc<AtomicU64>) -> String {
         async fn rpc(State(head): State<Arc<AtomicU64>>, body: String) -> String {
             let req: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let head = head.load(Ordering::SeqCst);
+            let at_head = req["params"][0].as_str() == Some(format!("{head:#x}").as_str());
             let result = match req["method"].as_str() {
-                Some("eth_blockNumber") => serde_json::json!(format!("{:#x}", head.load(Ordering::SeqCst))),
+                Some("eth_blockNumber") => serde_json::json!(format!("{head:#x}")),
+                Some("eth_getBlockByNumber") if at_head => serde_json::json!({"hash": format!("0x{head:064x}")}),
                 _ => serde_json::Value::Null,
             };
             serde_json::json!({"jsonrpc": "2.0", "id": req["id"], "result": result}).to_string()

@@ -3,8 +3,12 @@
 //! It serves a head you can move, blocks and witnesses by number (real fixture bytes, unchanged),
 //! answers unknown blocks as geth does (`null` for the block, an error for the witness), and lets
 //! a test replace any method's answer to inject failures.
+//!
+//! An honest node has a block at its head: [`FakeNode::set_head`] gives the head a bare header
+//! (number, hash, parent hash, no body) unless a real block was added there. A lying node's
+//! `eth_blockNumber` names a height it has no block for: [`FakeNode::lie_head`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use super::http::{self, Response};
@@ -27,6 +31,8 @@ struct NodeState {
     chain_id: u64,
     head: u64,
     blocks: HashMap<u64, (String, String)>,
+    /// Heights an honest head passed through: the node has a header there even without a block.
+    headers: HashSet<u64>,
     overrides: HashMap<String, Answer>,
     calls: Vec<String>,
 }
@@ -34,6 +40,11 @@ struct NodeState {
 pub struct FakeNode {
     pub url: String,
     state: Arc<Mutex<NodeState>>,
+}
+
+/// A header with no body: enough to say the block exists, never enough to build an input from.
+fn bare_header(n: u64) -> String {
+    format!(r#"{{"number":"{n:#x}","hash":"0x{n:064x}","parentHash":"0x{:064x}"}}"#, n.saturating_sub(1))
 }
 
 fn quantity(v: &serde_json::Value) -> Option<u64> {
@@ -67,7 +78,10 @@ impl FakeNode {
                         "eth_blockNumber" => Answer::Result(format!("\"{:#x}\"", st.head)),
                         "eth_getBlockByNumber" => match number.and_then(|n| st.blocks.get(&n)) {
                             Some((block, _)) => Answer::Result(block.clone()),
-                            None => Answer::Result("null".into()),
+                            None => match number.filter(|n| st.headers.contains(n)) {
+                                Some(n) => Answer::Result(bare_header(n)),
+                                None => Answer::Result("null".into()),
+                            },
                         },
                         "debug_executionWitness" => match number.and_then(|n| st.blocks.get(&n)) {
                             Some((_, witness)) => Answer::Result(witness.clone()),
@@ -102,7 +116,16 @@ impl FakeNode {
         self.state.lock().unwrap().chain_id = chain_id;
     }
 
+    /// The node's head moves to `head`, and the node has a block there (a bare header if no
+    /// block was added at that height).
     pub fn set_head(&self, head: u64) {
+        let mut st = self.state.lock().unwrap();
+        st.head = head;
+        st.headers.insert(head);
+    }
+
+    /// `eth_blockNumber` answers `head`, but the node has no block there (a broken or lying node).
+    pub fn lie_head(&self, head: u64) {
         self.state.lock().unwrap().head = head;
     }
 
