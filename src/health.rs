@@ -1,7 +1,8 @@
 //! The health endpoints (axum): what Kubernetes probes and operators' scripts read.
 //!
 //! - `GET /health`: the whole picture, 200 when healthy, else 503.
-//! - `GET /health/ready`: 200 only when healthy (not stuck, head fresh, every actor publishing).
+//! - `GET /health/ready`: 200 only when healthy (not stuck, head fresh, every actor publishing,
+//!   the ledger writable); otherwise 503 with the reason.
 //! - `GET /health/live`: 200 while the supervisor publishes.
 //!
 //! `/health` shows health, not internals; the same document with every detail is
@@ -51,8 +52,10 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
         (b.input.fresh(), b.prover.fresh(), b.reporter.fresh(), b.notifier.fresh(), b.supervisor.fresh());
     let all_answer =
         input.is_some() && prover.is_some() && reporter.is_some() && notifier.is_some() && supervisor.is_some();
-    let degraded =
-        input.as_ref().is_some_and(|s| s.status != "healthy") || prover.as_ref().is_some_and(|s| s.status != "healthy");
+    let write_trouble = s.control.ledger().write_trouble();
+    let degraded = input.as_ref().is_some_and(|s| s.status != "healthy")
+        || prover.as_ref().is_some_and(|s| s.status != "healthy")
+        || write_trouble.is_some();
     let status = if !all_answer {
         "unhealthy"
     } else if degraded {
@@ -77,7 +80,7 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
             "supervisor": to_value(supervisor),
         },
         "paused": s.paused(),
-        "ledger": ledger(s),
+        "ledger": ledger(s, write_trouble.as_ref()),
         "system": system(s),
     });
     let mut doc = doc;
@@ -89,13 +92,34 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
     (doc, status)
 }
 
-fn ledger(s: &Surface) -> Value {
-    match s.control.ledger().counts() {
+fn ledger(s: &Surface, write_trouble: Option<&crate::store::WriteTrouble>) -> Value {
+    let mut doc = match s.control.ledger().counts() {
         Ok(counts) => json!({
             "blocks": counts.into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<String, Value>>(),
         }),
         Err(_) => json!({"error": "the ledger cannot be read (see the daemon's log)"}),
+    };
+    // Writes failing for now: the daemon is not ready, and this says why.
+    if let Some(t) = write_trouble {
+        doc["write_error"] = json!(format!("the ledger cannot be written: {}", t.error));
+        doc["write_failing_since"] = json!(crate::status::rfc3339(t.since));
+        doc["write_failures"] = json!(t.failures);
     }
+    doc
+}
+
+/// Why the daemon is not ready, in a few words for a probe's log.
+fn not_ready_reason(doc: &Value) -> Option<String> {
+    if let Some(e) = doc["ledger"]["write_error"].as_str() {
+        return Some(e.to_string());
+    }
+    let components = doc["components"].as_object()?;
+    let unwell: Vec<String> = components
+        .iter()
+        .filter(|(_, c)| c["status"] != "healthy")
+        .map(|(name, c)| format!("{name} {}", c["state"].as_str().or(c["status"].as_str()).unwrap_or("unhealthy")))
+        .collect();
+    (!unwell.is_empty()).then(|| unwell.join(", "))
 }
 
 fn system(s: &Surface) -> Value {
@@ -128,9 +152,11 @@ async fn health(State(s): State<Arc<Surface>>) -> impl IntoResponse {
 }
 
 async fn ready(State(s): State<Arc<Surface>>) -> impl IntoResponse {
-    let (_, status) = snapshot(&s, false);
-    let code = if status == "healthy" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(json!({"status": status})))
+    let (doc, status) = snapshot(&s, false);
+    if status == "healthy" {
+        return (StatusCode::OK, Json(json!({"status": status})));
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": status, "reason": not_ready_reason(&doc)})))
 }
 
 async fn metrics(State(s): State<Arc<Surface>>) -> impl IntoResponse {

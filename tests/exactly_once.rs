@@ -187,3 +187,39 @@ fn run_dev_started_again_proves_within_seconds() {
     let lines: Vec<Value> = ledger.report_lines(0).unwrap().iter().map(|l| serde_json::json!(l.block)).collect();
     assert!(lines.len() <= 3, "only the second run's blocks are in its ledger: {lines:?}");
 }
+
+#[test]
+fn a_ledger_locked_when_a_proof_ends_records_it_once_released_and_never_proves_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let mut env = env_in(dir.path(), &node, Some(&api));
+    set(&mut env, "FAKE_ZISK_SECONDS", "5");
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 proving, and said so", Duration::from_secs(60), |h| {
+        prover(h)["proving_block"] == 10 && accepted(&api, "proving", 10) == 1
+    });
+    // Another process (a backup, an operator's sqlite3) holds the ledger's write lock while the
+    // proof ends, longer than the daemon's busy timeout.
+    let ledger = rusqlite::Connection::open(dir.path().join("output/ethproofs-daemon.db")).unwrap();
+    ledger.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let h = d.wait_for("not ready, saying why", Duration::from_secs(60), |h| h["ledger"]["write_error"].is_string());
+    assert_ne!(h["status"], "healthy", "{h:#}");
+    let (code, ready) = d.get("/health/ready").unwrap();
+    assert_eq!(code, 503);
+    assert!(ready["reason"].as_str().is_some_and(|r| r.contains("the ledger cannot be written")), "{ready}");
+    assert!(dir.path().join("output/10/proof.bin").is_file(), "the proof is kept");
+    assert_eq!(accepted(&api, "proved", 10), 0, "nothing reported before it is recorded");
+
+    ledger.execute_batch("ROLLBACK").unwrap();
+    d.wait_for("block 10 proved and reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+    let h = d.wait_for("ready again", Duration::from_secs(30), |h| h["status"] == "healthy");
+    assert_eq!(h["components"]["supervisor"]["restarts"], 0, "no actor crashed: {h:#}");
+    assert!(d.terminate().0.success());
+
+    let mut d = Daemon::start(&env);
+    d.wait_for("up again", Duration::from_secs(60), |h| h["status"] == "healthy");
+    assert!(d.terminate().0.success());
+    assert_eq!(prove_runs(dir.path(), 10), 1, "proved once, also across the restart");
+    assert_eq!(accepted(&api, "proved", 10), 1);
+}

@@ -8,7 +8,7 @@ use super::Context;
 use crate::chain::{ChainError, NodeClient};
 use crate::control::Nudge;
 use crate::input::{self, GenerateOptions};
-use crate::store::Enqueued;
+use crate::store::{Enqueued, StoreError};
 
 /// Why a target's input could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -17,13 +17,17 @@ pub enum BuildError {
     Fetch { stage: &'static str, error: ChainError },
     #[error("{0}")]
     Input(String),
+    /// Built or failed, but the ledger could not record it: the block stays `seen` and is built
+    /// again; it is not a missed target.
+    #[error("the outcome could not be recorded: {0}")]
+    Unrecorded(StoreError),
 }
 
 impl BuildError {
     pub fn stage(&self) -> &'static str {
         match self {
             BuildError::Fetch { stage, .. } => stage,
-            BuildError::Input(_) => "input",
+            BuildError::Input(_) | BuildError::Unrecorded(_) => "input",
         }
     }
 
@@ -32,6 +36,7 @@ impl BuildError {
         match self {
             BuildError::Fetch { error, .. } => error.summary(),
             BuildError::Input(reason) => reason.clone(),
+            BuildError::Unrecorded(_) => "the outcome could not be recorded".into(),
         }
     }
 }
@@ -90,7 +95,7 @@ pub async fn build_and_record(ctx: &Context, block: u64, started: Instant) -> Re
             result.map(|_| input_ms)
         }
         // The block stays `seen` and is built again by the next incarnation or start.
-        Err(e) => Err(BuildError::Input(format!("the outcome could not be recorded: {e}"))),
+        Err(e) => Err(BuildError::Unrecorded(e)),
     }
 }
 

@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::input_build::{self, BuildError};
 use super::watch::{NodeWatch, check_disk};
-use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
+use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339, survive};
 use crate::chain::{ChainError, HeadPoller};
 use crate::notify::AlertKind;
 use crate::schedule;
@@ -127,7 +127,11 @@ impl Actor for InputGenerator {
         s: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            InputGenMsg::Tick => check_disk(&self.ctx, &self.alerts),
+            InputGenMsg::Tick => {
+                check_disk(&self.ctx, &self.alerts);
+                // An idle daemon has no write of its own to find the ledger writable again.
+                survive(self.ctx.ledger.probe_write())?;
+            }
             InputGenMsg::Poll => self.poll(s),
             InputGenMsg::Wake => {}
             InputGenMsg::Head(n) => {
@@ -140,7 +144,7 @@ impl Actor for InputGenerator {
                     s.checking = None;
                     if exists {
                         s.refused = None;
-                        self.on_head(s, head)?;
+                        survive(self.on_head(s, head))?;
                     } else if s.refused != Some(head) {
                         s.refused = Some(head);
                         tracing::warn!(head, "head {head} is not believed: the node has no block {head}");
@@ -165,8 +169,8 @@ impl Actor for InputGenerator {
                 s.building = None;
             }
         }
-        self.pump(s)?;
-        self.publish(s)?;
+        survive(self.pump(s))?;
+        survive(self.publish(s))?;
         Ok(())
     }
 }
@@ -235,23 +239,29 @@ impl InputGenerator {
             }
             None => last,
         };
+        let cfg = &self.ctx.config;
+        // Targets are built only once CONFIRMATIONS blocks sit on top of them.
+        let settled = head.saturating_sub(cfg.confirmations);
+        let due = schedule::due(last, settled, cfg.block_interval, cfg.max_backfill_blocks, cfg.start_block);
+        let reason = format!(
+            "more than MAX_BACKFILL_BLOCKS ({}) below the head {head} when it was seen",
+            cfg.max_backfill_blocks
+        );
+        // Recorded before the head is held: a write that fails leaves the head unbelieved, and the
+        // next poll schedules the same range again.
+        let new = match due.cursor {
+            Some(cursor) => {
+                let skipped = due.skipped.map(|(first, last, count)| (first, last, count, reason.as_str()));
+                self.ctx.ledger.targets_scheduled(&due.prove, skipped, cursor)?
+            }
+            None => Vec::new(),
+        };
         if let Some((from, at)) = s.advanced {
             s.block_time_ms = observed_block_time(s.block_time_ms, head.saturating_sub(from), at.elapsed());
         }
         s.advanced = Some((head, now.0));
         s.head = Some(head);
         s.head_seen_at = Some(now);
-        let cfg = &self.ctx.config;
-        // Targets are built only once CONFIRMATIONS blocks sit on top of them.
-        let settled = head.saturating_sub(cfg.confirmations);
-        let due = schedule::due(last, settled, cfg.block_interval, cfg.max_backfill_blocks, cfg.start_block);
-        let Some(cursor) = due.cursor else { return Ok(()) };
-        let reason = format!(
-            "more than MAX_BACKFILL_BLOCKS ({}) below the head {head} when it was seen",
-            cfg.max_backfill_blocks
-        );
-        let skipped = due.skipped.map(|(first, last, count)| (first, last, count, reason.as_str()));
-        let new = self.ctx.ledger.targets_scheduled(&due.prove, skipped, cursor)?;
         if let Some((first, last, count)) = due.skipped {
             crate::telemetry::block_outcome("skipped", "backfill_window");
             tracing::error!(first, last, count, %reason, "targets skipped");
@@ -273,7 +283,8 @@ impl InputGenerator {
 
     /// Starts building the oldest `seen` block the node has, if nothing is being built.
     fn pump(&self, s: &mut InputGenState) -> Result<(), StoreError> {
-        if s.building.is_some() || s.stopped || self.ctx.is_paused() {
+        // A build whose outcome cannot be recorded is wasted: none starts while writes back off.
+        if s.building.is_some() || s.stopped || self.ctx.is_paused() || !self.ctx.ledger.write_retry_in().is_zero() {
             return Ok(());
         }
         let seen: Vec<u64> = self.ctx.ledger.blocks_in(&[BlockState::Seen])?.iter().map(|b| b.number).collect();
@@ -304,6 +315,9 @@ impl InputGenerator {
                 s.processed_count += 1;
                 crate::telemetry::input_generated(input_ms as f64 / 1000.0);
                 self.alerts.resolve(AlertKind::InputFailed, format!("the input of block {block} was built"));
+            }
+            Err(BuildError::Unrecorded(e)) => {
+                tracing::warn!(block, error = %e, "the input's outcome could not be recorded; the block is built again");
             }
             Err(error) => {
                 let (stage, reason) = (error.stage(), error.to_string());

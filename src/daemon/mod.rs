@@ -42,10 +42,43 @@ use crate::config::Config;
 use crate::control::Nudge;
 use crate::notify::AlertKind;
 use crate::status::Board;
+use crate::store::StoreError;
 use crate::zisk::{Dialect, ZiskVersion};
 
 pub use notifier::NotifierMsg;
 pub use supervisor::{RESTART_BUDGET, RESTART_WINDOW, Supervisor, SupervisorArgs, SupervisorMsg};
+
+/// A turn that met a ledger write failing for now (the lock held elsewhere, a full disk) is not
+/// the actor's failure: the ledger backs off and `/health` says why the daemon is not ready, and
+/// the next tick tries again. Restarting the actor would only spend the supervisor's budget and
+/// take the daemon (and a running proof) down. Any other error goes to the supervisor.
+fn survive(result: Result<(), StoreError>) -> Result<(), ractor::ActorProcessingErr> {
+    match result {
+        Err(e) if e.is_transient() => {
+            tracing::debug!(error = %e, "ledger not written this turn; the next tick tries again");
+            Ok(())
+        }
+        other => other.map_err(Into::into),
+    }
+}
+
+/// Repeats a ledger write that failed for a reason that may pass, at the ledger's backoff, until
+/// it goes through, fails for another reason, or `stopping` says the daemon is going down. For
+/// the records that must not be lost: a prover run's exit and verdict, an EthProofs answer.
+async fn until_recorded<T>(
+    ledger: &crate::store::Ledger,
+    stopping: impl Fn() -> bool,
+    mut write: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    loop {
+        match write() {
+            Err(e) if e.is_transient() && !stopping() => {
+                tokio::time::sleep(ledger.write_retry_in().max(Duration::from_millis(100))).await;
+            }
+            result => return result,
+        }
+    }
+}
 
 /// What every actor needs to know about the run, fixed at start-up.
 pub struct Context {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use sha2::Digest;
 use tokio::sync::watch;
 
-use super::Context;
 use super::run_progress::{Recording, RunProgress};
+use super::{Context, until_recorded};
 use crate::backend::{Outcome, RunRequest, Stop};
 use crate::config::ZiskAction;
 use crate::control::Nudge;
@@ -142,6 +142,10 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         resume_job: job.resume.as_ref().map(|r| r.job_id.clone()),
     };
     let recording = Recording { block: job.block, attempt, ledger: &ctx.ledger, progress: &progress };
+    // Once the run has ended, its records are retried through a ledger that cannot be written
+    // for now; only a shutdown gives up (the block is then looked at again at the next start).
+    let shutdown = stop.clone();
+    let stopping = move || *shutdown.borrow() == Stop::Shutdown;
     let outcome = ctx.backend.run(&request, stop, &recording).await;
     progress.finish();
     let ended = match outcome {
@@ -159,7 +163,11 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         Outcome::Detached => return report(Verdict::Stopped, Vec::new(), None),
         Outcome::Lost(reason) => {
             tracing::warn!(block = job.block, %reason, "the attempt is lost; proving again");
-            return match ctx.ledger.proof_interrupted(job.block, true, cfg.max_prove_attempts) {
+            let interrupted = until_recorded(&ctx.ledger, &stopping, || {
+                ctx.ledger.proof_interrupted(job.block, true, cfg.max_prove_attempts)
+            })
+            .await;
+            return match interrupted {
                 Ok(Interrupted::Requeued) => {
                     ctx.nudge(Nudge::Prover);
                     report(Verdict::Stopped, vec![reason], None)
@@ -192,7 +200,7 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         };
         // The exit first, the moment it is known: a crash from here on is judged from the
         // ledger at the next start, never proved again.
-        if let Err(e) = ctx.ledger.prover_exited(job.block, &exit) {
+        if let Err(e) = until_recorded(&ctx.ledger, &stopping, || ctx.ledger.prover_exited(job.block, &exit)).await {
             return report(verdict, ended.last_lines, Some(e));
         }
     }
@@ -203,7 +211,8 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         let unrecorded = orphan(&ctx, &job, &old, &reason).err();
         return report(Verdict::Orphaned(reason), ended.last_lines, unrecorded);
     }
-    match apply(&ctx, job.block, &verdict, ended.proof.as_ref().map(|(p, _)| p.as_path())) {
+    let proof = ended.proof.as_ref().map(|(p, _)| p.as_path());
+    match until_recorded(&ctx.ledger, &stopping, || apply(&ctx, job.block, &verdict, proof)).await {
         Ok(verdict) => report(verdict, ended.last_lines, None),
         Err(e) => report(verdict, ended.last_lines, Some(e)),
     }

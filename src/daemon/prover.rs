@@ -145,8 +145,8 @@ impl Actor for Prover {
             }
         }
         self.honour_cancel(s);
-        self.start_next(s)?;
-        self.publish(s)?;
+        super::survive(self.start_next(s))?;
+        super::survive(self.publish(s))?;
         Ok(())
     }
 }
@@ -202,7 +202,8 @@ impl Prover {
     }
 
     fn start_next(&self, s: &mut ProverState) -> Result<(), StoreError> {
-        if s.in_flight.is_some() || s.stopping || self.ctx.is_paused() {
+        // A run whose start cannot be recorded is not started: none while ledger writes back off.
+        if s.in_flight.is_some() || s.stopping || self.ctx.is_paused() || !self.ctx.ledger.write_retry_in().is_zero() {
             return Ok(());
         }
         let ledger = &self.ctx.ledger;

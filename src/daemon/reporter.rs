@@ -107,8 +107,8 @@ impl Actor for Reporter {
                 self.answered(s, &row, &outcome, &settle);
             }
         }
-        self.pump(&myself, s)?;
-        self.publish(s)?;
+        super::survive(self.pump(&myself, s))?;
+        super::survive(self.publish(s))?;
         Ok(())
     }
 }
@@ -215,7 +215,11 @@ impl Reporter {
                 Err(e) => Outcome::Permanent { http: None, reason: e.to_string() },
             };
             let settle = outbox::settle(&row, &outcome, policy, now_ms(), jitter());
-            if let Err(e) = ctx.ledger.report_settled(&row, &settle) {
+            // The answer is recorded through a ledger that cannot be written for now; a restart
+            // in between finds the call in doubt and asks again.
+            if let Err(e) =
+                super::until_recorded(&ctx.ledger, || false, || ctx.ledger.report_settled(&row, &settle)).await
+            {
                 tracing::error!(error = %e, block = row.block, "cannot record the EthProofs answer; the call stays pending");
             }
             mailbox.deliver(ReporterMsg::Sent { row: Box::new(row), outcome, settle }).await;

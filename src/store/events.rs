@@ -102,9 +102,41 @@ impl Ledger {
         .map_err(self.sql())
     }
 
+    /// One transaction, or none: a failure that may pass (see [`StoreError::is_transient`])
+    /// starts a backoff during which writes are refused at once ([`super::gate`]).
     pub(super) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err((error, wait)) = self.gate.admit(std::time::Instant::now()) {
+            let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            return Err(StoreError::Deferred { path: self.path.clone(), error, retry_in_ms });
+        }
+        let result = self.transact(f);
+        match &result {
+            Ok(_) => {
+                if let Some(trouble) = self.gate.succeeded() {
+                    let failing_s = trouble.since.elapsed().map_or(0, |d| d.as_secs());
+                    tracing::warn!(failures = trouble.failures, failing_s, "the ledger is written again");
+                }
+            }
+            Err(e) if e.is_transient() => {
+                let error = match e {
+                    StoreError::Sql { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
+                // The backoff counts from the failure, not from before the busy wait.
+                if self.gate.failed(error, std::time::Instant::now()) {
+                    tracing::error!(error = %e, "a ledger write failed; retrying with backoff, the daemon is not ready meanwhile");
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn transact<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(self.sql())?;
+        // IMMEDIATE: the write lock is taken (waiting up to the busy timeout) before anything is
+        // read, so a lock held elsewhere is a plain "busy", never a stale snapshot half-way.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(self.sql())?;
         let value = f(&tx)?;
         tx.commit().map_err(self.sql())?;
         Ok(value)

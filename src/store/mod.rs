@@ -13,6 +13,7 @@
 //! text this build does not know, is an error naming the file or row, never a silent default.
 
 mod events;
+mod gate;
 mod lines;
 mod program;
 pub mod state;
@@ -25,6 +26,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use events::{Accepted, CancelRequest, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess, Settle};
+pub use gate::WriteTrouble;
 pub use lines::ReportLine;
 pub use program::ProgramRecord;
 pub use state::{BlockState, Move, ReportState};
@@ -45,6 +47,10 @@ pub enum StoreError {
     TooOld { path: String, found: i64, known: i64 },
     #[error("ledger {path}: {source}")]
     Sql { path: String, source: rusqlite::Error },
+    /// Refused without trying: the last write failed for a reason that may pass, and its
+    /// backoff has not run out.
+    #[error("ledger {path}: not written, the last write failed ({error}); trying again in {retry_in_ms} ms")]
+    Deferred { path: String, error: String, retry_in_ms: u64 },
     #[error("ledger {path}: {table} row {row} has state {text:?}, which this build does not know")]
     UnknownState { path: String, table: &'static str, row: i64, text: String },
     #[error("block {block}: {mv:?} is not allowed from {}", from.map_or("(unknown block)", |s| s.as_str()))]
@@ -53,6 +59,22 @@ pub enum StoreError {
         "the ledger {path} belongs to chain {recorded}, but the node serves chain {found}; point OUTPUT_DIR (or DB_PATH) elsewhere for this chain"
     )]
     OtherChain { path: String, recorded: String, found: String },
+}
+
+impl StoreError {
+    /// Whether the same write may succeed later: the database's lock held by another process,
+    /// a full disk, an I/O error, a filesystem gone read-only. Such a failure is retried with
+    /// backoff, never a reason to restart an actor or to give a block up.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        match self {
+            StoreError::Deferred { .. } => true,
+            StoreError::Sql { source: rusqlite::Error::SqliteFailure(e, _), .. } => {
+                matches!(e.code, DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | ReadOnly)
+            }
+            _ => false,
+        }
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -200,6 +222,8 @@ pub struct SkippedRange {
 pub struct Ledger {
     conn: Mutex<Connection>,
     path: String,
+    /// Failed writes and their backoff: what `/health` shows and what refuses writes meanwhile.
+    gate: gate::WriteGate,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -319,7 +343,7 @@ impl Ledger {
         // commits to a power loss; a few fsyncs per block is no cost next to a proof.
         conn.pragma_update(None, "synchronous", "FULL").map_err(|e| corrupt(e.to_string()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| corrupt(e.to_string()))?;
-        let ledger = Ledger { conn: Mutex::new(conn), path: display };
+        let ledger = Ledger { conn: Mutex::new(conn), path: display, gate: Default::default() };
         ledger.migrate()?;
         Ok(ledger)
     }
@@ -341,7 +365,7 @@ impl Ledger {
         if version < SCHEMA_VERSION {
             return Err(StoreError::TooOld { path: display, found: version, known: SCHEMA_VERSION });
         }
-        Ok(Ledger { conn: Mutex::new(conn), path: display })
+        Ok(Ledger { conn: Mutex::new(conn), path: display, gate: Default::default() })
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -413,13 +437,26 @@ impl Ledger {
     }
 
     pub fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
-                "INSERT INTO meta (key, value) VALUES ('paused', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
-                params![if paused { "true" } else { "false" }],
-            )
-            .map(|_| ())
-            .map_err(self.sql())
+        self.write(|tx| self.set_meta_in(tx, "paused", if paused { "true" } else { "false" }))
+    }
+
+    /// Writes failing for now (the lock held elsewhere, a full disk), if they are.
+    pub fn write_trouble(&self) -> Option<WriteTrouble> {
+        self.gate.trouble()
+    }
+
+    /// While writes are failing and their backoff has run out, an empty write transaction: the
+    /// ledger's write lock taken and released, which ends the trouble if it has passed.
+    pub fn probe_write(&self) -> Result<(), StoreError> {
+        if self.gate.trouble().is_none() || !self.write_retry_in().is_zero() {
+            return Ok(());
+        }
+        self.write(|_| Ok(()))
+    }
+
+    /// How long until a write is tried for real again (zero when writes go through).
+    pub fn write_retry_in(&self) -> std::time::Duration {
+        self.gate.retry_in(std::time::Instant::now())
     }
 
     /// The newest target the schedule has handled (seen or skipped): where it resumes. Blocks the

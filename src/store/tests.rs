@@ -303,3 +303,27 @@ fn a_read_only_open_never_migrates_nor_writes() {
     assert_eq!(l.block(100).unwrap().unwrap().state, BlockState::Proved);
     assert!(l.set_paused(true).is_err(), "read only");
 }
+
+#[test]
+fn a_write_refused_by_a_lock_held_elsewhere_backs_off_and_is_not_a_refusal_of_the_move() {
+    let (dir, l) = ledger();
+    l.targets_scheduled(&[100], None, 100).unwrap();
+    let other = Connection::open(dir.path().join("l.db")).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let locked = l.input_built(100, &built(Path::new("/out/i")), true).unwrap_err();
+    assert!(locked.is_transient(), "{locked:?}");
+    let trouble = l.write_trouble().expect("the failure is kept for /health");
+    assert!(trouble.error.contains("locked"), "{trouble:?}");
+    // During the backoff the write is refused without waiting on the lock.
+    let deferred = l.input_built(100, &built(Path::new("/out/i")), true).unwrap_err();
+    assert!(matches!(deferred, StoreError::Deferred { .. }) && deferred.is_transient(), "{deferred}");
+    assert!(l.write_retry_in() > std::time::Duration::ZERO);
+
+    other.execute_batch("ROLLBACK").unwrap();
+    std::thread::sleep(l.write_retry_in());
+    l.input_built(100, &built(Path::new("/out/i")), true).unwrap();
+    assert_eq!(l.write_trouble(), None, "a write that goes through ends the trouble");
+    assert_eq!(l.block(100).unwrap().unwrap().state, BlockState::Queued);
+    let illegal = l.input_built(100, &built(Path::new("/out/i")), true).unwrap_err();
+    assert!(!illegal.is_transient() && l.write_trouble().is_none(), "a refused move is not a failing disk");
+}
