@@ -66,6 +66,13 @@ pub enum ProverBackend {
     Coordinator,
 }
 
+/// A switch given as `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 /// `INPUT_CHECK`: how an input is checked before a prover spends time on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InputCheck {
@@ -188,6 +195,14 @@ pub struct RunArgs {
     /// `prove` (GPU proof), `execute` (emulation only, records steps) or `native` (no ZisK: re-execute natively).
     #[arg(long, env = "ZISK_ACTION", value_enum, default_value = "prove")]
     pub zisk_action: ZiskAction,
+    /// `on` or `off`: check every proof with zisk-verifier before it is accepted and reported.
+    /// Default: on in prove mode when the prover is ZisK 1.x (the only proofs the verifier reads).
+    #[arg(long, env = "VERIFY_PROOFS", value_enum)]
+    pub verify_proofs: Option<OnOff>,
+    /// The guest program's verification key (its ROM root) that every proof must be for: 64 hex
+    /// characters or the path of the 32-byte key file. Unset: a proof of any program verifies.
+    #[arg(long, env = "PROGRAM_VK")]
+    pub program_vk: Option<String>,
     /// Start even when the ELF was built from an ethrex whose input layout differs from this build's.
     #[arg(long, env = "ALLOW_ELF_MISMATCH", default_value = "false", action = clap::ArgAction::Set)]
     pub allow_elf_mismatch: bool,
@@ -342,6 +357,10 @@ pub struct Config {
     pub zisk_version: ZiskVersionSetting,
     pub zisk_extra_args: Vec<String>,
     pub allow_elf_mismatch: bool,
+    /// `VERIFY_PROOFS` as given (`None`: the default for the mode and prover).
+    pub verify_proofs: Option<bool>,
+    /// `PROGRAM_VK`, decoded.
+    pub program_vk: Option<crate::verify::ProgramVk>,
     pub prover_backend: ProverBackend,
     pub coordinator_url: String,
     pub cancel_on_shutdown: bool,
@@ -470,6 +489,10 @@ impl RunArgs {
             None => output_dir.join("ethproofs-daemon.db"),
         };
         let elf_path = absolute("ELF_PATH", &self.elf_path)?;
+        let program_vk = match self.program_vk.as_deref() {
+            None => None,
+            Some(text) => Some(crate::verify::parse_program_vk(text).map_err(|e| err("PROGRAM_VK", &e))?),
+        };
         Ok(Config {
             eth_rpc_url,
             eth_ws_url: self.eth_ws_url,
@@ -480,6 +503,8 @@ impl RunArgs {
             zisk_version: self.zisk_version,
             zisk_extra_args: self.zisk_extra_args.split_whitespace().map(str::to_string).collect(),
             allow_elf_mismatch: self.allow_elf_mismatch,
+            verify_proofs: self.verify_proofs.map(|v| v == OnOff::On),
+            program_vk,
             prover_backend: self.prover_backend,
             coordinator_url: self.zisk_coordinator_url,
             cancel_on_shutdown: self.cancel_on_shutdown,

@@ -93,6 +93,37 @@ async fn zisk_check(config: &Config) -> Check {
     }
 }
 
+/// Whether proofs will be verified before they are reported, and for which program.
+async fn verify_check(config: &Config, coordinator: bool) -> Check {
+    let proving = config.zisk_action == crate::config::ZiskAction::Prove;
+    let major = if coordinator || !proving {
+        1
+    } else {
+        match crate::zisk::detect(&config.cargo_zisk).await {
+            Ok(v) => v.major,
+            Err(_) => return Check::skip("verify", "cargo-zisk's version is unknown (see above)"),
+        }
+    };
+    let what = format!("zisk-verifier {}", crate::verify::VERIFIER_VERSION);
+    match crate::verify::decide(config.verify_proofs, proving, major, config.program_vk) {
+        Err(e) => Check::fail("verify", format!("VERIFY_PROOFS: {e}")),
+        Ok(None) if !proving => Check::skip("verify", "no proofs are made in this ZISK_ACTION"),
+        Ok(None) => {
+            Check::skip("verify", "off: proofs are reported without being verified (VERIFY_PROOFS=off, or ZisK 0.x)")
+        }
+        Ok(Some(check)) => match check.program_vk {
+            Some(vk) => Check::pass(
+                "verify",
+                format!("{what} checks every proof, for PROGRAM_VK {}", crate::verify::vk_hex(&vk)),
+            ),
+            None => Check::pass(
+                "verify",
+                format!("{what} checks every proof, for any program (set PROGRAM_VK to pin the guest)"),
+            ),
+        },
+    }
+}
+
 /// The coordinator: reachable, serving (gRPC health), and the ELF registered (registration is
 /// idempotent: it returns the program's hash id) and set up (as the daemon's ledger recorded it).
 async fn coordinator_checks(config: &Config, out: &mut Vec<Check>) {
@@ -257,6 +288,7 @@ pub async fn run(config: &Config, notify: bool) -> Vec<Check> {
     } else {
         elf_checks(config, &mut checks).await;
     }
+    checks.push(verify_check(config, coordinator).await);
     checks.push(ethproofs_check(config, &http).await);
     checks.push(output_check(config));
     checks.push(slack_check(config, &http, notify).await);

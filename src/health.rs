@@ -72,6 +72,7 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
         "ethrex_version": crate::ETHREX_VERSION,
         "chain": {"name": s.info.chain_name, "chain_id": s.info.chain_id},
         "elf": {"sha256": s.info.elf_sha256, "ethrex": s.info.elf_ethrex, "ziskos": s.info.elf_ziskos},
+        "verify": {"enabled": s.info.verify_proofs, "program_vk": s.info.program_vk},
         "components": {
             "input_generator": to_value(input),
             "prover": to_value(prover),

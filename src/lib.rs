@@ -19,6 +19,7 @@
 //! - [`coordinator`]: ZisK's distributed prover over gRPC (the coordinator's 1.x API).
 //! - [`backend`]: the prover backends (cargo-zisk, the coordinator, native re-execution) behind
 //!   one seam; the Prover actor does not know which one runs.
+//! - [`verify`]: every proof checked with `zisk-verifier` before it is accepted and reported.
 //! - [`elf`]: which ethrex and ziskos a guest ELF was built from, and whether its input layout is ours.
 //! - [`process`]: running cargo-zisk in its own process group, with timeout and tail of output.
 //! - [`ethproofs`]: the EthProofs API calls and what each answer means.
@@ -70,6 +71,7 @@ pub mod status;
 pub mod store;
 pub mod surface;
 pub mod telemetry;
+pub mod verify;
 pub mod zisk;
 
 /// The ethrex crates the guest input layout is built with; the guest ELF must match.

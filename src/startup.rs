@@ -18,6 +18,7 @@ use crate::control::{Control, Nudge};
 use crate::daemon::{Context, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::instance::InstanceLock;
 use crate::status::Board;
+use crate::verify::ProofCheck;
 use crate::zisk::ZiskVersion;
 
 /// Why the daemon could not start. `Config` errors exit with code 2, the rest with 1.
@@ -166,6 +167,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
             prover_label(&config, zisk_version),
         ),
     );
+    let verify = verification(&config, zisk_version)?;
     let backend = Backend::from_config(&config, &ledger, zisk_version, dialect, &elf_sha256)?;
     let (nudge_tx, nudges) = tokio::sync::mpsc::unbounded_channel();
     let ctx = Arc::new(Context {
@@ -177,6 +179,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         zisk_version,
         dialect,
         backend,
+        verify,
         started_at: SystemTime::now(),
         elf_sha256,
         elf,
@@ -248,6 +251,27 @@ fn check_elf(
         tracing::warn!("{warning}");
     }
     Ok(fp)
+}
+
+/// Whether and how each proof is verified, said once at start-up (`verify::decide`).
+fn verification(config: &Config, zisk_version: ZiskVersion) -> Result<Option<ProofCheck>, StartupError> {
+    let proving = config.zisk_action == ZiskAction::Prove;
+    let check = crate::verify::decide(config.verify_proofs, proving, zisk_version.major, config.program_vk)
+        .map_err(|message| ConfigError { variable: "VERIFY_PROOFS", message })?;
+    match (&check, proving) {
+        (_, false) => {}
+        (None, true) => tracing::warn!(
+            zisk = %zisk_version,
+            "proofs are reported without being verified (VERIFY_PROOFS=off, or a ZisK 0.x prover)"
+        ),
+        (Some(ProofCheck { program_vk: Some(vk) }), true) => {
+            tracing::info!(program_vk = %crate::verify::vk_hex(vk), "every proof is verified for PROGRAM_VK");
+        }
+        (Some(ProofCheck { program_vk: None }), true) => tracing::warn!(
+            "every proof is verified, for any program: set PROGRAM_VK to refuse a proof of another guest"
+        ),
+    }
+    Ok(check)
 }
 
 /// What proves, in words: `cargo-zisk 0.16.0`, `ZisK coordinator http://…`, `native re-execution`.
@@ -357,6 +381,8 @@ impl Built {
                 elf_sha256: ctx.elf_sha256.clone(),
                 elf_ethrex: ctx.elf.as_ref().map_or("none".into(), |f| f.ethrex.describe()),
                 elf_ziskos: ctx.elf.as_ref().map_or("none".into(), |f| f.ziskos.describe()),
+                verify_proofs: ctx.verify.is_some(),
+                program_vk: ctx.verify.as_ref().and_then(|v| v.program_vk.as_ref()).map(crate::verify::vk_hex),
                 output_dir: ctx.config.output_dir.clone(),
                 admin_token: ctx.config.admin_token.clone(),
             },

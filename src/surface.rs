@@ -27,6 +27,9 @@ pub struct Info {
     /// What the ELF was built from: the ethrex and ziskos versions or commits, or `unknown`.
     pub elf_ethrex: String,
     pub elf_ziskos: String,
+    /// Whether proofs are verified before they are reported, and the program key pinned (hex).
+    pub verify_proofs: bool,
+    pub program_vk: Option<String>,
     pub output_dir: PathBuf,
     pub admin_token: Option<Secret>,
 }

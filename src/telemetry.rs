@@ -47,6 +47,11 @@ pub fn install() -> &'static PrometheusHandle {
     })
 }
 
+/// A proof the verifier refused (it is kept, the block failed, nothing was reported).
+pub fn proof_rejected() {
+    metrics::counter!("ethproofs_proofs_rejected_total").increment(1);
+}
+
 pub fn block_outcome(outcome: &'static str, stage: &'static str) {
     metrics::counter!("ethproofs_blocks_total", "outcome" => outcome, "stage" => stage).increment(1);
 }

@@ -176,6 +176,11 @@ fn doctor_says_what_is_fine_and_what_is_not() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
     assert!(text.contains("1.4.0") && text.contains("sha256"), "{text}");
+    assert!(text.contains("skip verify") && text.contains("without being verified"), "VERIFY_PROOFS=off: {text}");
+    let vk = "ab".repeat(32);
+    let out = run(&[("VERIFY_PROOFS", "on".into()), ("PROGRAM_VK", vk.clone())]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("ok   verify") && text.contains(&format!("for PROGRAM_VK {vk}")), "{text}");
 
     let out = run(&[("CARGO_ZISK", "/nonexistent/cargo-zisk".into()), ("ETHPROOFS_API_KEY", "wrong".into())]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();

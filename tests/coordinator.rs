@@ -556,3 +556,23 @@ fn a_coordinator_proving_time_of_1_ms_is_not_believed() {
     assert!(d.logs().contains("not believed"), "the log says why");
     assert!(d.terminate().0.success());
 }
+
+#[test]
+fn a_coordinator_proof_that_does_not_verify_fails_its_block_and_is_never_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let coordinator = FakeCoordinator::start();
+    coordinator.set_prove_time(Duration::from_millis(1500));
+    let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    // The default with the coordinator (ZisK 1.x): every proof is verified.
+    env.retain(|(k, _)| *k != "VERIFY_PROOFS");
+    let mut d = Daemon::start(&env);
+    until(&mut d, "block 10 failed at verify", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
+    let r = row(&d, 10);
+    assert_eq!(r["stage"], "verify", "{r}");
+    assert!(r["reason"].as_str().is_some_and(|s| s.contains("the proof does not verify")), "{r}");
+    assert_eq!(std::fs::read(dir.path().join("output/10/proof.bin")).unwrap(), FakeCoordinator::proof_of(10), "kept");
+    assert_eq!(accepted(&api, "proved", 10), 0, "never reported");
+    assert!(d.terminate().0.success());
+}

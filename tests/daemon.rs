@@ -300,6 +300,8 @@ fn help_lists_every_variable() {
         "MIN_FREE_DISK_MB",
         "LOG_LEVEL",
         "LOG_FORMAT",
+        "VERIFY_PROOFS",
+        "PROGRAM_VK",
     ] {
         assert!(help.contains(var), "--help lacks {var}");
     }
@@ -426,4 +428,64 @@ fn dev_chain_blocks_can_be_written_as_fixtures() {
     assert_eq!(line["input_sha256"], expected["input_framed_sha256"]);
     assert_eq!(line["validation"], "ok");
     assert_eq!(line["tx_count"], 3);
+}
+
+/// A proof in `cargo-zisk prove`'s saved layout, every field well formed (a compressed
+/// Poseidon2 proof of program `vk`), whose STARK is made up: what a prover that lies, or a
+/// corrupted file, looks like to the verifier.
+fn forged_proof(vk: [u64; 4]) -> Vec<u8> {
+    let hash = "Poseidon2";
+    let stark_words = zisk_verifier::proof_size(hash, true).unwrap().max_bytes() / 8;
+    let mut words: Vec<u64> = vec![1, 68];
+    words.extend(vk);
+    words.extend(0..64u64);
+    words.extend((0..stark_words as u64).map(|i| i.wrapping_mul(0x9E37_79B9) % 0xFFFF_FFFF_0000_0001));
+    words.extend(zisk_verifier::vadcop_vk(hash, true).unwrap());
+    words.push(zisk_verifier::hash_tag(hash).unwrap());
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+#[test]
+fn a_proof_that_does_not_verify_is_kept_failed_alerted_and_never_reported() {
+    let node = mini_node(11);
+    let api = FakeApi::start(KEY);
+    let slack = support::fake_slack::FakeSlack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let vk = [11, 22, 33, 44];
+    let proof = dir.path().join("forged.bin");
+    std::fs::write(&proof, forged_proof(vk)).unwrap();
+    let program_vk: String = vk.iter().flat_map(|w| w.to_le_bytes()).map(|b| format!("{b:02x}")).collect();
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "START_BLOCK", "10");
+    env.retain(|(k, _)| *k != "VERIFY_PROOFS"); // the default in prove mode with ZisK 1.x: on
+    env.push(("PROGRAM_VK", program_vk));
+    env.push(("SLACK_WEBHOOK", slack.url.clone()));
+    // Every run writes the forged proof of the right program: the STARK is what fails.
+    env.push(("FAKE_ZISK_PROOF_FILE", proof.display().to_string()));
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("block 10 failed", Duration::from_secs(60), |h| prover(h)["failed_count"] == 1);
+    let failed = &prover(&h)["recent_failed"][0];
+    assert_eq!((failed["block"].as_u64(), failed["stage"].as_str()), (Some(10), Some("verify")), "{h:#}");
+    assert!(failed["reason"].as_str().unwrap().contains("STARK verification failed"), "{failed}");
+    assert!(d.output().join("10/proof.bin").is_file(), "the rejected proof is kept");
+    d.wait_for("the rejection on Slack", Duration::from_secs(30), |_| slack.count("block 10 (verify)") == 1);
+    d.wait_for("block 11 failed too", Duration::from_secs(60), |h| prover(h)["failed_count"] == 2);
+    let metrics = d.get_text("/metrics").unwrap();
+    assert!(metrics.lines().any(|l| l == "ethproofs_proofs_rejected_total 2"), "{metrics}");
+    assert!(api.accepted().iter().all(|(e, _)| e != "proved"), "nothing proved was reported: {:?}", api.accepted());
+    assert!(d.logs().contains("proof rejected by the verifier"));
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn verify_proofs_on_with_a_zisk_0x_prover_stops_at_start_naming_the_variable() {
+    let node = mini_node(10);
+    let mut env = base_env(&node, None);
+    set(&mut env, "VERIFY_PROOFS", "on");
+    env.push(("FAKE_ZISK_VERSION", "0.16.0".into()));
+    let mut d = Daemon::start(&env);
+    let status = d.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2));
+    let logs = d.logs();
+    assert!(logs.contains("VERIFY_PROOFS") && logs.contains("ZisK 0.x"), "{logs}");
 }

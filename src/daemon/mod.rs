@@ -91,6 +91,9 @@ pub struct Context {
     pub dialect: Dialect,
     /// What proves (or executes) each block: cargo-zisk, the coordinator, or native re-execution.
     pub backend: crate::backend::Backend,
+    /// How each proof is checked before it is accepted (`None`: VERIFY_PROOFS off or nothing
+    /// to verify).
+    pub verify: Option<crate::verify::ProofCheck>,
     pub started_at: SystemTime,
     pub elf_sha256: String,
     /// What the ELF was built from (`None` without an ELF: native mode).

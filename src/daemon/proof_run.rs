@@ -212,9 +212,36 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         return report(Verdict::Orphaned(reason), ended.last_lines, unrecorded);
     }
     let proof = ended.proof.as_ref().map(|(p, _)| p.as_path());
+    let verdict = match (&verdict, proof) {
+        (Verdict::Proved { .. }, Some(path)) if ctx.verify.is_some() => {
+            let (ctx, block, path, proved) = (ctx.clone(), job.block, path.to_path_buf(), verdict.clone());
+            tokio::task::spawn_blocking(move || verified(&ctx, block, proved, Some(&path))).await.unwrap_or_else(|e| {
+                Verdict::Failed { stage: "verify", reason: format!("the verification task failed: {e}") }
+            })
+        }
+        _ => verdict,
+    };
     match until_recorded(&ctx.ledger, &stopping, || apply(&ctx, job.block, &verdict, proof)).await {
         Ok(verdict) => report(verdict, ended.last_lines, None),
         Err(e) => report(verdict, ended.last_lines, Some(e)),
+    }
+}
+
+/// A proved verdict stands only if its proof verifies (when VERIFY_PROOFS is on); otherwise the
+/// block fails at stage `verify` with the verifier's reason, and the proof file is kept for a
+/// person to look at. Blocking: a STARK check takes CPU time.
+pub fn verified(ctx: &Context, block: u64, verdict: Verdict, proof: Option<&Path>) -> Verdict {
+    let (Some(check), Verdict::Proved { .. }, Some(path)) = (&ctx.verify, &verdict, proof) else { return verdict };
+    match check.check_file(path) {
+        Ok(v) => {
+            tracing::info!(block, program_vk = %v.program_vk, compressed = v.compressed, "proof verified");
+            verdict
+        }
+        Err(rejected) => {
+            crate::telemetry::proof_rejected();
+            tracing::error!(block, proof = %path.display(), reason = %rejected, "proof rejected by the verifier; kept, never reported");
+            Verdict::Failed { stage: "verify", reason: rejected.to_string() }
+        }
     }
 }
 

@@ -180,6 +180,7 @@ impl Prover {
         for row in ledger.blocks_in(&[BlockState::Exited])? {
             let verdict = self.rejudge(&row);
             tracing::warn!(block = row.number, ?verdict, "judging a run whose exit was recorded before a restart");
+            let verdict = proof_run::verified(&self.ctx, row.number, verdict, row.proof_path.as_deref());
             proof_run::apply(&self.ctx, row.number, &verdict, row.proof_path.as_deref())?;
         }
         if self.ctx.config.zisk_action == ZiskAction::Prove {

@@ -40,6 +40,7 @@ pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, Unb
     let ctx = Arc::new(Context {
         ledger,
         backend,
+        verify: None,
         config,
         chain: ChainSpec::embedded(Network::Mainnet),
         node: Arc::new(NodeClient::new(node_url, Duration::from_secs(5)).unwrap()),

@@ -257,6 +257,9 @@ pub fn base_env(node: &FakeNode, api: Option<&FakeApi>) -> Vec<(&'static str, St
         ("BLOCK_INTERVAL", "1".into()),
         // A block the fake node does not have is final at once (tests/hostile.rs retries).
         ("NODE_RETRY_SECONDS", "0".into()),
+        // The fake prover's proofs are random bytes, which the verifier rightly refuses; the
+        // tests of verification turn it on.
+        ("VERIFY_PROOFS", "off".into()),
     ];
     if let Some(api) = api {
         env.push(("ETHPROOFS_RPC_URL", api.url.clone()));
