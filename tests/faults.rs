@@ -103,6 +103,8 @@ fn the_pipeline_keeps_its_promises_under_faults() {
         ("FAKE_ZISK_PIDS", pids.display().to_string()),
         ("FAKE_ZISK_LOG", zisk_log.display().to_string()),
         ("LOG_LEVEL", "info".into()),
+        // The fakes' proofs are random bytes, which the verifier rightly refuses.
+        ("VERIFY_PROOFS", "off".into()),
     ];
 
     // The schedule (seconds from the start). Besides SIGKILLs at random moments, some land on
@@ -454,6 +456,8 @@ fn the_coordinator_pipeline_keeps_its_promises_under_faults() {
         ("REPORT_MAX_BACKOFF_SECONDS", "2".into()),
         ("MAX_PROVE_ATTEMPTS", "4".into()),
         ("LOG_LEVEL", "info".into()),
+        // The fakes' proofs are random bytes, which the verifier rightly refuses.
+        ("VERIFY_PROOFS", "off".into()),
     ];
     let kills: Vec<u64> =
         [(5, 8), (14, 17), (27, 30), (41, 44), (52, 55)].iter().map(|&(a, b)| rng.next(a, b)).collect();
