@@ -327,3 +327,20 @@ fn a_write_refused_by_a_lock_held_elsewhere_backs_off_and_is_not_a_refusal_of_th
     let illegal = l.input_built(100, &built(Path::new("/out/i")), true).unwrap_err();
     assert!(!illegal.is_transient() && l.write_trouble().is_none(), "a refused move is not a failing disk");
 }
+
+#[test]
+fn a_full_disk_or_a_read_only_filesystem_is_retried_and_a_corrupt_file_is_not() {
+    let failure = |code, errno| StoreError::Sql {
+        path: "l.db".into(),
+        source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error { code, extended_code: errno }, None),
+    };
+    use rusqlite::ErrorCode::*;
+    for code in [DiskFull, DatabaseBusy, DatabaseLocked, SystemIoFailure, ReadOnly] {
+        assert!(failure(code, 0).is_transient(), "{code:?}");
+    }
+    for code in [DatabaseCorrupt, NotADatabase, ConstraintViolation] {
+        assert!(!failure(code, 0).is_transient(), "{code:?}");
+    }
+    let illegal = StoreError::IllegalMove { block: 1, from: None, mv: Move::ProofAccepted };
+    assert!(!illegal.is_transient());
+}
