@@ -66,6 +66,15 @@ fn until(d: &mut Daemon, what: &str, timeout: Duration, done: impl Fn(&Daemon) -
     panic!("timed out waiting for {what}; block rows: {}\n--- log ---\n{}", row(d, 10), d.logs());
 }
 
+/// Every component confirmed its stop within its own bound: nothing waited on the coordinator.
+fn stopped_in_time(d: &Daemon) {
+    let logs = d.logs();
+    assert!(
+        !logs.contains("did not confirm its stop in time") && !logs.contains("did not finish in time"),
+        "a component outlived its stop bound\n{logs}"
+    );
+}
+
 fn outcome(d: &Daemon, block: u64) -> String {
     row(d, block)["outcome"].as_str().unwrap_or("").to_string()
 }
@@ -160,8 +169,9 @@ fn a_daemon_killed_mid_job_reattaches_to_it_and_proves_the_block_once() {
     // A graceful stop mid-job leaves the job running too (CANCEL_ON_SHUTDOWN=false).
     node.set_head(11);
     d.wait_for("block 11 proving", Duration::from_secs(60), |h| prover(h)["phase"] == "prove");
-    let (status, took) = d.terminate();
-    assert!(status.success() && took < Duration::from_secs(10), "{took:?}");
+    let (status, _) = d.terminate();
+    assert!(status.success());
+    stopped_in_time(&d);
     assert!(coordinator.running(11) && coordinator.cancels().is_empty());
     let mut d = Daemon::start(&env);
     d.wait_for("block 11 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 11) == 1);
@@ -250,8 +260,9 @@ fn a_coordinator_that_is_down_or_full_delays_the_block_and_never_fails_it() {
     assert_eq!(prover(&h)["coordinator"]["reachable"], false);
     assert_eq!(outcome(&d, 10), "proving", "waiting, not failed");
     // A stop while waiting for the coordinator is prompt, and the block waits in the queue.
-    let (status, took) = d.terminate();
-    assert!(status.success() && took < Duration::from_secs(10), "{took:?}");
+    let (status, _) = d.terminate();
+    assert!(status.success());
+    stopped_in_time(&d);
     let mut d = Daemon::start(&env);
     d.wait_for("waiting again", Duration::from_secs(60), |h| prover(h)["coordinator"]["error"].is_string());
     assert_eq!(row(&d, 10)["stage"], Value::Null, "not failed by the stop");
@@ -337,8 +348,9 @@ fn cancel_on_shutdown_cancels_the_job_and_the_block_is_proved_at_the_next_start(
     set(&mut env, "CANCEL_ON_SHUTDOWN", "true");
     let mut d = Daemon::start(&env);
     d.wait_for("block 10's job running", Duration::from_secs(60), |h| prover(h)["phase"].is_string());
-    let (status, took) = d.terminate();
-    assert!(status.success() && took < Duration::from_secs(20), "{took:?}");
+    let (status, _) = d.terminate();
+    assert!(status.success());
+    stopped_in_time(&d);
     assert_eq!(coordinator.cancels(), vec![coordinator.prove_jobs()[0].id.clone()]);
     assert!(!coordinator.running(10));
 

@@ -69,11 +69,15 @@ fn the_pipeline_keeps_its_promises_under_faults() {
     // FAULT_KEEP=1 keeps the run's directory (ledger, outputs, every daemon's log) for a post-mortem.
     let keep = std::env::var_os("FAULT_KEEP").is_some();
     let logs = work.path().join("daemons.log");
+    // Every incarnation's log: what each daemon recorded of the API's answers is judged from it.
+    let all_logs = std::cell::RefCell::new(String::new());
     let save_log = |d: &Daemon| {
+        let text = d.logs();
         if keep {
             let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&logs).unwrap();
-            let _ = writeln!(f, "===== daemon pid {} =====\n{}", d.pid(), d.logs());
+            let _ = writeln!(f, "===== daemon pid {} =====\n{text}", d.pid());
         }
+        all_logs.borrow_mut().push_str(&text);
     };
     let output = work.path().join("output");
     let chain_config = work.path().join("dev-chain.json");
@@ -135,20 +139,14 @@ fn the_pipeline_keeps_its_promises_under_faults() {
     let mut daemon = Daemon::start(&env);
     let (mut restarts, mut exits) = (0u32, 0u32);
     let (mut kills_done, mut exit_kills_done, mut accept_kills_done, mut terms_done) = (0usize, 0usize, 0usize, 0usize);
-    // Blocks that were proving when the daemon was killed: their re-proof is expected.
-    let mut killed_mid_run: Vec<u64> = Vec::new();
     let mut proving_now: Option<u64> = None;
     let mut rate_limited = false;
     let mut armed_exit: Option<usize> = None;
     let mut armed_accept: Option<usize> = None;
     let mut last_poll = Instant::now();
-    // When each SIGKILL landed: a call the API accepted just before one was never answered.
-    let kill_times: std::cell::RefCell<Vec<Instant>> = std::cell::RefCell::new(Vec::new());
-    let kill = |daemon: &mut Daemon, proving: Option<u64>, killed: &mut Vec<u64>| {
+    let kill = |daemon: &mut Daemon| {
         daemon.kill9();
-        kill_times.borrow_mut().push(Instant::now());
         save_log(daemon);
-        killed.extend(proving);
         std::thread::sleep(Duration::from_millis(500));
         *daemon = Daemon::start(&env);
     };
@@ -167,7 +165,7 @@ fn the_pipeline_keeps_its_promises_under_faults() {
             proving_now = daemon.health()["components"]["prover"]["proving_block"].as_u64();
         }
         if kills_done < kills.len() && t >= kills[kills_done] {
-            kill(&mut daemon, proving_now, &mut killed_mid_run);
+            kill(&mut daemon);
             kills_done += 1;
             restarts += 1;
             proving_now = None;
@@ -182,7 +180,7 @@ fn the_pipeline_keeps_its_promises_under_faults() {
             // A few ms for the prover to exit after its last line, then a random moment after that.
             std::thread::sleep(Duration::from_millis(rng.next(5, 40)));
             // The run wrote its proof and exited: a re-proof of it would be a real duplicate.
-            kill(&mut daemon, None, &mut killed_mid_run);
+            kill(&mut daemon);
             armed_exit = None;
             exit_kills_done += 1;
             restarts += 1;
@@ -194,7 +192,7 @@ fn the_pipeline_keeps_its_promises_under_faults() {
         if let Some(before) = armed_accept
             && accepted_now() > before
         {
-            kill(&mut daemon, proving_now, &mut killed_mid_run);
+            kill(&mut daemon);
             armed_accept = None;
             accept_kills_done += 1;
             restarts += 1;
@@ -204,7 +202,6 @@ fn the_pipeline_keeps_its_promises_under_faults() {
             let (status, _) = daemon.terminate();
             save_log(&daemon);
             assert!(status.success(), "SIGTERM during a proof must exit 0\n{}", daemon.logs());
-            killed_mid_run.extend(proving_now);
             terms_done += 1;
             daemon = Daemon::start(&env);
             restarts += 1;
@@ -214,6 +211,7 @@ fn the_pipeline_keeps_its_promises_under_faults() {
         if let Some(status) = daemon.exited() {
             assert!(!status.success(), "the daemon exited 0 on its own\n{}", daemon.logs());
             exits += 1;
+            save_log(&daemon);
             std::thread::sleep(Duration::from_secs(2));
             daemon = Daemon::start(&env);
             restarts += 1;
@@ -278,20 +276,16 @@ fn the_pipeline_keeps_its_promises_under_faults() {
         .filter(|&(e, b)| ok_calls(e, b) > 1)
         .collect();
     let duplicates: usize = duplicated.iter().map(|&(e, b)| ok_calls(e, b) - 1).sum();
-    // A call whose answer the daemon never read (killed inside the API's 300 ms answer window)
-    // is in doubt; the ledger re-sends one only when no later call can stand in for it. Any
-    // other duplicate is a defect.
-    let first_accepted = |endpoint: &str, block: u64| {
-        api.received()
-            .into_iter()
-            .find(|r| r.path.ends_with(&format!("/{endpoint}")) && r.body["block_number"] == block && r.status == 200)
-            .map(|r| r.at)
+    // A call the API accepted but whose answer no daemon recorded (killed inside the API's 300 ms
+    // answer) is in doubt; the ledger re-sends one only when no later call can stand in for it.
+    // A daemon logs "reported to EthProofs" after the answer is in the ledger: a duplicate of a
+    // call whose every acceptance was recorded is a defect.
+    let logs_text = all_logs.borrow().clone();
+    let recorded = |endpoint: &str, block: u64| {
+        let (b, e) = (format!("block={block} "), format!("status=\"{endpoint}\""));
+        logs_text.lines().filter(|l| l.contains("reported to EthProofs") && l.contains(&b) && l.contains(&e)).count()
     };
-    let in_doubt = |endpoint: &str, block: u64| {
-        first_accepted(endpoint, block).is_some_and(|at| {
-            kill_times.borrow().iter().any(|k| *k >= at && k.duration_since(at) < Duration::from_millis(400))
-        })
-    };
+    let in_doubt = |endpoint: &str, block: u64| recorded(endpoint, block) < ok_calls(endpoint, block);
     let unexplained_dups: Vec<(&str, u64)> = duplicated.iter().copied().filter(|&(e, b)| !in_doubt(e, b)).collect();
     checks.check(
         unexplained_dups.is_empty() && duplicated.iter().all(|&(e, b)| e != "proved" && ok_calls(e, b) == 2),
@@ -493,8 +487,14 @@ fn the_coordinator_pipeline_keeps_its_promises_under_faults() {
             restarts += 1;
         }
         if terms_done < sigterms.len() && t >= sigterms[terms_done] && proving_now.is_some() {
-            let (status, took) = daemon.terminate();
-            assert!(status.success() && took < Duration::from_secs(10), "SIGTERM mid-job: {status} after {took:?}");
+            let (status, _) = daemon.terminate();
+            // Prompt: every component confirmed its stop within its own bound (the job is left
+            // running on the coordinator, never waited for).
+            let logs = daemon.logs();
+            assert!(
+                status.success() && !logs.contains("did not confirm its stop in time"),
+                "SIGTERM mid-job: {status}\n{logs}"
+            );
             daemon = Daemon::start(&env);
             terms_done += 1;
             restarts += 1;
