@@ -399,6 +399,21 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+impl Config {
+    /// Whether the EthProofs outbox is served: reporting is configured. Calls raised by an
+    /// earlier run (in prove mode) are still delivered, and their proofs kept until accepted.
+    pub fn reports_to_ethproofs(&self) -> bool {
+        self.ethproofs.is_some()
+    }
+
+    /// Whether a block raises EthProofs calls (queued, proving, proved): reporting is configured
+    /// and the daemon makes proofs. Execute and native runs report nothing, since `queued`
+    /// without a proof to follow would leave the block hanging on the site.
+    pub fn raises_reports(&self) -> bool {
+        self.reports_to_ethproofs() && self.zisk_action == ZiskAction::Prove
+    }
+}
+
 /// A setting that is missing or wrong, named by its environment variable.
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {message}")]

@@ -111,7 +111,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
 
     let ledger = Arc::new(crate::store::Ledger::open(&config.db_path)?);
     ledger.bind_chain(&identity)?;
-    if config.ethproofs.is_some() {
+    if config.reports_to_ethproofs() {
         for block in ledger.repair_missing_proved_reports()? {
             tracing::warn!(block, "proved but its report was never written; reporting it now");
         }
@@ -369,13 +369,13 @@ impl Built {
         .map_err(|e| StartupError::Actors(e.to_string()))?;
         let surface = crate::surface::Surface {
             board: ctx.board.clone(),
-            control: Control::new(ctx.ledger.clone(), ctx.nudges.clone(), ctx.config.ethproofs.is_some()),
+            control: Control::new(ctx.ledger.clone(), ctx.nudges.clone(), ctx.config.reports_to_ethproofs()),
             info: crate::surface::Info {
                 started_at: ctx.started_at,
                 chain_name: ctx.chain.name(),
                 block_interval: ctx.config.block_interval,
                 dev: ctx.chain.is_dev(),
-                reporting: ctx.config.ethproofs.is_some(),
+                reporting: ctx.config.reports_to_ethproofs(),
                 chain_id: ctx.chain.chain_id(),
                 zisk_version: ctx.zisk_label(),
                 elf_sha256: ctx.elf_sha256.clone(),

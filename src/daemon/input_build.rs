@@ -82,8 +82,7 @@ pub async fn build_and_record(ctx: &Context, block: u64, started: Instant) -> Re
                 input_ms,
                 timestamp: generated.summary.timestamp,
             };
-            // Without a proof to follow, `queued` would leave the block hanging on the site.
-            let report = ctx.config.ethproofs.is_some() && ctx.config.zisk_action == crate::config::ZiskAction::Prove;
+            let report = ctx.config.raises_reports();
             ctx.ledger.input_built(block, &built, report).map(|()| input_ms)
         }
         Err(e) => ctx.ledger.input_failed(block, e.stage(), &e.to_string()).map(|()| 0),

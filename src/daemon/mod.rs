@@ -130,7 +130,12 @@ impl Context {
         if let Some(base) = &self.config.dashboard_url {
             lines.push(format!("{base}/blocks/{block}"));
         }
-        lines.extend(crate::status::ethproofs_url(block, proved, self.config.ethproofs.is_some(), self.chain.is_dev()));
+        lines.extend(crate::status::ethproofs_url(
+            block,
+            proved,
+            self.config.reports_to_ethproofs(),
+            self.chain.is_dev(),
+        ));
         lines.join("\n")
     }
 

@@ -15,7 +15,6 @@ use tokio::sync::watch;
 use super::run_progress::{Recording, RunProgress};
 use super::{Context, until_recorded};
 use crate::backend::{Outcome, RunRequest, Stop};
-use crate::config::ZiskAction;
 use crate::control::Nudge;
 use crate::decide::judge::Verdict;
 use crate::store::{Accepted, ExitRecord, Interrupted, StoreError};
@@ -121,7 +120,7 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
                 let unrecorded = orphan(&ctx, &job, &old, &reason).err();
                 return report(0, Verdict::Orphaned(reason), Vec::new(), unrecorded);
             }
-            let reporting = cfg.zisk_action == ZiskAction::Prove && cfg.ethproofs.is_some();
+            let reporting = cfg.raises_reports();
             match ctx.ledger.proof_started(job.block, reporting) {
                 Ok(attempt) => {
                     if reporting {
@@ -248,7 +247,7 @@ pub fn verified(ctx: &Context, block: u64, verdict: Verdict, proof: Option<&Path
 /// Records a verdict on an exited (or never started) run, and returns it as recorded: a proof
 /// that cannot be made durable is a failure, not a proof.
 pub fn apply(ctx: &Context, block: u64, verdict: &Verdict, proof: Option<&Path>) -> Result<Verdict, StoreError> {
-    let reporting = ctx.config.ethproofs.is_some();
+    let reporting = ctx.config.raises_reports();
     match verdict {
         Verdict::Proved { proving_ms, cycles } => {
             let sealed = proof

@@ -359,7 +359,7 @@ impl Prover {
     fn prune(&self) {
         let ctx = self.ctx.clone();
         tokio::task::spawn_blocking(move || {
-            let reporting = ctx.config.ethproofs.is_some();
+            let reporting = ctx.config.reports_to_ethproofs();
             match crate::retention::prune(&ctx.config.output_dir, &ctx.ledger, ctx.config.retain_blocks, reporting) {
                 Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "old block data removed"),
                 Ok(_) => {}

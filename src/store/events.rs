@@ -586,25 +586,22 @@ impl Ledger {
                     return Ok(());
                 }
             };
-            let changed = tx
-                .execute(
-                    "UPDATE reports SET state = ?2, last_error = COALESCE(?3, last_error), done_at = ?4,
-                     attempts = attempts + 1, in_doubt = 0 WHERE id = ?1 AND state = 'pending'",
-                    params![row.id, state.as_str(), error, now_ms()],
-                )
-                .map_err(self.sql())?;
-            if changed == 0 {
-                // Settled meanwhile (superseded by a 409 on another call): nothing to move.
+            // Settled meanwhile (superseded by a 409 on another call): nothing to move.
+            if !self.settle_call(tx, row.id, state, error)? {
                 return Ok(());
             }
             if state == ReportState::AlreadyProved {
                 // "Stop for this block": its other queued/proving calls would only be refused.
-                tx.execute(
-                    "UPDATE reports SET state = 'superseded', done_at = ?2 WHERE block = ?1 AND state = 'pending'
-                     AND status IN ('queued', 'proving')",
-                    params![sql_u64(row.block), now_ms()],
-                )
-                .map_err(self.sql())?;
+                let others: Vec<i64> = {
+                    let mut stmt = tx
+                        .prepare("SELECT id FROM reports WHERE block = ?1 AND status IN ('queued', 'proving')")
+                        .map_err(self.sql())?;
+                    let ids = stmt.query_map(params![sql_u64(row.block)], |r| r.get(0)).map_err(self.sql())?;
+                    ids.collect::<Result<_, _>>().map_err(self.sql())?
+                };
+                for id in others {
+                    self.settle_call(tx, id, ReportState::Superseded, None)?;
+                }
             }
             Ok(())
         })
@@ -612,14 +609,59 @@ impl Ledger {
 
     /// An earlier call a later one makes unnecessary (a `queued` once `proving` is pending).
     pub fn report_superseded(&self, id: i64) -> Result<(), StoreError> {
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE reports SET state = 'superseded', done_at = ?2 WHERE id = ?1 AND state = 'pending'",
-                params![id, now_ms()],
-            )
-            .map(|_| ())
-            .map_err(self.sql())
-        })
+        self.write(|tx| self.settle_call(tx, id, ReportState::Superseded, None).map(|_| ()))
+    }
+
+    /// Moves call `id` to `to` if the report transition table allows it from where the call is
+    /// ([`ReportState::can_settle_to`], the one place that rule lives); `false` when it does
+    /// not (the call was settled meanwhile), which changes nothing.
+    fn settle_call(
+        &self,
+        tx: &Transaction<'_>,
+        id: i64,
+        to: ReportState,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let text: Option<String> = tx
+            .query_row("SELECT state FROM reports WHERE id = ?1", params![id], |r| r.get(0))
+            .optional()
+            .map_err(self.sql())?;
+        let Some(text) = text else { return Ok(false) };
+        let from = ReportState::parse(&text).ok_or_else(|| StoreError::UnknownState {
+            path: self.path.clone(),
+            table: "reports",
+            row: id,
+            text: text.clone(),
+        })?;
+        if !from.can_settle_to(to) {
+            return Ok(false);
+        }
+        // An answer counts as an attempt; a call superseded unsent was never made.
+        let answered = i64::from(to != ReportState::Superseded);
+        tx.execute(
+            "UPDATE reports SET state = ?2, last_error = COALESCE(?3, last_error), done_at = ?4,
+             attempts = attempts + ?5, in_doubt = 0 WHERE id = ?1",
+            params![id, to.as_str(), error, now_ms(), answered],
+        )
+        .map_err(self.sql())?;
+        Ok(true)
+    }
+
+    /// The calls matching `which` (an SQL condition on `reports`) for block `n` leave the outbox
+    /// for `earlier_reports`, with when they were replaced: a resubmit keeps the history.
+    fn replace_calls(&self, tx: &Transaction<'_>, n: u64, which: &str) -> Result<(), StoreError> {
+        tx.execute(
+            &format!(
+                "INSERT INTO earlier_reports (id, block, status, state, created_at, done_at, attempts, last_error, replaced_at)
+                 SELECT id, block, status, state, created_at, done_at, attempts, last_error, ?2 FROM reports
+                 WHERE block = ?1 AND {which}"
+            ),
+            params![sql_u64(n), now_ms()],
+        )
+        .map_err(self.sql())?;
+        tx.execute(&format!("DELETE FROM reports WHERE block = ?1 AND {which}"), params![sql_u64(n)])
+            .map_err(self.sql())?;
+        Ok(())
     }
 
     /// The operator's resubmit: a proved block's settled `proved` call goes out again from the
@@ -652,15 +694,10 @@ impl Ledger {
                 n,
             )?;
             if accepted == 0 {
-                tx.execute(
-                    "DELETE FROM reports WHERE block = ?1 AND status = 'proving' AND state != 'pending'",
-                    params![sql_u64(n)],
-                )
-                .map_err(self.sql())?;
+                self.replace_calls(tx, n, "status = 'proving' AND state != 'pending'")?;
                 self.raise(tx, n, ReportKind::Proving, None)?;
             }
-            tx.execute("DELETE FROM reports WHERE block = ?1 AND status = 'proved'", params![sql_u64(n)])
-                .map_err(self.sql())?;
+            self.replace_calls(tx, n, "status = 'proved'")?;
             let ms = ms.and_then(|v| u64::try_from(v).ok()).unwrap_or(1);
             let cycles = cycles.and_then(|v| u64::try_from(v).ok());
             self.raise(tx, n, ReportKind::Proved, Some((ms, cycles, Path::new(&path))))?;

@@ -33,7 +33,7 @@ pub use state::{BlockState, Move, ReportState};
 pub use story::{Call, Moment, Story};
 
 /// Schema versions this build can read; `migrate` brings older ones up to the last.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -317,6 +317,23 @@ CREATE TABLE IF NOT EXISTS coordinator_jobs (
 );
 ";
 
+/// v6: the calls an operator's resubmit replaced, kept with when they were replaced, so a
+/// block's history of EthProofs calls is never lost.
+const SCHEMA_V6: &str = "
+CREATE TABLE IF NOT EXISTS earlier_reports (
+    id INTEGER PRIMARY KEY,
+    block INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    done_at INTEGER,
+    attempts INTEGER NOT NULL,
+    last_error TEXT,
+    replaced_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS earlier_reports_block ON earlier_reports(block);
+";
+
 const BLOCK_COLUMNS: &str = "number, state, origin, stage, reason, attempts, interruptions, input_path, proof_path,
     proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at, block_timestamp, proof_bytes,
     job_id, cancel_requested, guest_steps";
@@ -397,6 +414,9 @@ impl Ledger {
         }
         if version < 5 {
             tx.execute_batch(SCHEMA_V5).map_err(self.sql())?;
+        }
+        if version < 6 {
+            tx.execute_batch(SCHEMA_V6).map_err(self.sql())?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(self.sql())?;
         tx.commit().map_err(self.sql())

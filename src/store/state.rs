@@ -177,7 +177,9 @@ impl ReportState {
         matches!(self, ReportState::Done | ReportState::AlreadyProved)
     }
 
-    /// Settling moves only out of `pending`; going back to `pending` is the operator's resubmit.
+    /// Settling moves only out of `pending`. The one place this rule lives: every settling event
+    /// in `store::events` asks it. An operator's resubmit never moves a call back: it files the
+    /// old calls in `earlier_reports` and raises new ones.
     pub fn can_settle_to(self, to: ReportState) -> bool {
         self == ReportState::Pending && to != ReportState::Pending
     }

@@ -107,7 +107,12 @@ impl Ledger {
         let Some(mut story) = row else { return Ok(None) };
         let mut stmt = conn
             .prepare(
-                "SELECT status, state, created_at, done_at, attempts, last_error FROM reports WHERE block = ?1 ORDER BY id",
+                // The calls a resubmit replaced first, then the live ones: the whole history.
+                "SELECT status, state, created_at, done_at, attempts, last_error FROM (
+                     SELECT id, status, state, created_at, done_at, attempts, last_error FROM earlier_reports WHERE block = ?1
+                     UNION ALL
+                     SELECT id, status, state, created_at, done_at, attempts, last_error FROM reports WHERE block = ?1
+                 ) ORDER BY id",
             )
             .map_err(self.sql())?;
         story.calls = stmt

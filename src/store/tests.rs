@@ -129,6 +129,18 @@ fn the_outbox_holds_each_call_once_and_a_409_stops_the_block() {
 }
 
 #[test]
+fn a_settled_call_is_never_settled_again() {
+    let (_d, l) = ledger();
+    prove(&l, 10);
+    let proved = l.pending_reports().unwrap().into_iter().find(|r| r.kind == ReportKind::Proved).unwrap();
+    l.report_settled(&proved, &Settle::Done).unwrap();
+    // A late answer for the same call (a retry that raced it) moves nothing.
+    l.report_settled(&proved, &Settle::Failed("late".into())).unwrap();
+    l.report_superseded(proved.id).unwrap();
+    assert_eq!(l.report_state(10, ReportKind::Proved).unwrap(), Some(ReportState::Done));
+}
+
+#[test]
 fn resubmit_is_its_own_move_from_the_saved_proof() {
     let (_d, l) = ledger();
     prove(&l, 10);
@@ -140,6 +152,15 @@ fn resubmit_is_its_own_move_from_the_saved_proof() {
     let pending: Vec<_> = l.pending_reports().unwrap().iter().map(|r| (r.kind, r.proof_path.clone())).collect();
     assert!(pending.contains(&(ReportKind::Proved, Some(PathBuf::from("/out/p")))));
     assert!(pending.iter().any(|(k, _)| *k == ReportKind::Proving), "no row was ever accepted: proving first");
+    // The refused calls the resubmit replaced stay in the block's history, before the new ones.
+    let calls: Vec<(String, String)> =
+        l.story(10).unwrap().unwrap().calls.into_iter().map(|c| (c.kind, c.state)).collect();
+    let failed = |k: &str| (k.to_string(), "failed".to_string());
+    let pending = |k: &str| (k.to_string(), "pending".to_string());
+    assert_eq!(
+        calls,
+        vec![failed("queued"), failed("proving"), failed("proved"), pending("proving"), pending("proved")]
+    );
     l.targets_scheduled(&[11], None, 11).unwrap();
     assert_eq!(l.operator_resubmit(11).unwrap(), None, "only proved blocks");
 }
