@@ -1,36 +1,20 @@
 //! What the operator's surface (`/admin/*`, the dashboard) may do to a running daemon: typed
-//! commands that are ledger events, followed by a [`Nudge`] so the actor concerned looks at the
-//! ledger now rather than at its next tick. The surface never touches an actor.
+//! commands that are ledger events. The ledger announces each commit, so the actor concerned
+//! looks at it at once; the surface never touches an actor.
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc::UnboundedSender;
-
 use crate::store::{CancelRequest, Ledger, OperatorProve, StoreError};
-
-/// "Look at the ledger": sent to the actor whose work may have changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Nudge {
-    Inputs,
-    Prover,
-    Reporter,
-}
 
 #[derive(Clone)]
 pub struct Control {
     ledger: Arc<Ledger>,
-    nudges: UnboundedSender<Nudge>,
     reporting: bool,
 }
 
 impl Control {
-    pub fn new(ledger: Arc<Ledger>, nudges: UnboundedSender<Nudge>, reporting: bool) -> Control {
-        Control { ledger, nudges, reporting }
-    }
-
-    fn nudge(&self, n: Nudge) {
-        // Closed only while the daemon stops; the ledger already holds the command.
-        let _ = self.nudges.send(n);
+    pub fn new(ledger: Arc<Ledger>, reporting: bool) -> Control {
+        Control { ledger, reporting }
     }
 
     /// Prove these blocks (any numbers); in-flight and proved blocks are left alone.
@@ -38,7 +22,6 @@ impl Control {
         let outcome = self.ledger.operator_prove(blocks)?;
         if !outcome.added.is_empty() {
             tracing::info!(blocks = ?outcome.added, "blocks added by the operator");
-            self.nudge(Nudge::Inputs);
         }
         Ok(outcome)
     }
@@ -49,10 +32,7 @@ impl Control {
             return Ok(Resubmit::ReportingOff);
         }
         match self.ledger.operator_resubmit(block)? {
-            Some(()) => {
-                self.nudge(Nudge::Reporter);
-                Ok(Resubmit::Queued)
-            }
+            Some(()) => Ok(Resubmit::Queued),
             None => Ok(Resubmit::NotProvedOrPending),
         }
     }
@@ -62,7 +42,6 @@ impl Control {
         let outcome = self.ledger.operator_cancel(block)?;
         if outcome == CancelRequest::Requested {
             tracing::warn!(block, "the operator cancels the block's running attempt");
-            self.nudge(Nudge::Prover);
         }
         Ok(outcome)
     }
@@ -74,8 +53,6 @@ impl Control {
             tracing::warn!("paused by the operator: no new inputs or proofs start");
         } else {
             tracing::info!("resumed by the operator");
-            self.nudge(Nudge::Inputs);
-            self.nudge(Nudge::Prover);
         }
         Ok(())
     }

@@ -28,7 +28,7 @@
 //! - [`startup`]: config → build (everything that can fail) → spawn; shutdown as a future.
 //! - [`daemon`]: the supervised actors (InputGenerator, Prover, Reporter, Notifier).
 //! - [`status`]: the typed status the actors publish and the HTTP surface reads.
-//! - [`control`]: the typed commands the HTTP surface sends (ledger events and nudges).
+//! - [`control`]: the typed commands the HTTP surface sends (ledger events; the ledger wakes the actors).
 //! - [`surface`]: what the HTTP surface holds (status board, control, fixed facts).
 //! - [`health`]: the health endpoints and `/metrics`.
 //! - [`serve`]: the HTTP server loop (connection cap, header timeout, size limits).

@@ -14,7 +14,7 @@ use crate::backend::Backend;
 use crate::chain::{ChainError, HeadPoller, NodeClient};
 use crate::chainspec::ChainSpec;
 use crate::config::{Config, ConfigError, ProverBackend, ZiskAction, ZiskVersionSetting};
-use crate::control::{Control, Nudge};
+use crate::control::Control;
 use crate::daemon::{Context, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::instance::InstanceLock;
 use crate::status::Board;
@@ -67,7 +67,6 @@ pub struct Built {
     listener: tokio::net::TcpListener,
     /// The admin API's own listener (loopback by default), when `ADMIN_TOKEN` is set.
     admin_listener: Option<tokio::net::TcpListener>,
-    nudges: tokio::sync::mpsc::UnboundedReceiver<Nudge>,
     started_notice: (String, String),
     /// Held until the process ends: one daemon per OUTPUT_DIR.
     _lock: InstanceLock,
@@ -169,7 +168,6 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     );
     let verify = verification(&config, zisk_version)?;
     let backend = Backend::from_config(&config, &ledger, zisk_version, dialect, &elf_sha256)?;
-    let (nudge_tx, nudges) = tokio::sync::mpsc::unbounded_channel();
     let ctx = Arc::new(Context {
         config,
         ledger,
@@ -185,9 +183,8 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         elf,
         disk_low: Arc::new(AtomicBool::new(false)),
         board: Arc::new(Board::default()),
-        nudges: nudge_tx,
     });
-    Ok(Built { ctx, poller, listener, admin_listener, nudges, started_notice, _lock: lock })
+    Ok(Built { ctx, poller, listener, admin_listener, started_notice, _lock: lock })
 }
 
 /// Node calls at start-up ride out a node that is briefly unavailable.
@@ -350,7 +347,7 @@ pub struct Running {
 impl Built {
     /// The second phase: start the actors and serve the HTTP surface.
     pub async fn spawn(self) -> Result<Running, StartupError> {
-        let Built { ctx, poller, listener, admin_listener, nudges, started_notice, _lock } = self;
+        let Built { ctx, poller, listener, admin_listener, started_notice, _lock } = self;
         crate::telemetry::install();
         let gave_up = Arc::new(AtomicBool::new(false));
         let (supervisor, supervisor_done) = ractor::Actor::spawn(
@@ -359,7 +356,6 @@ impl Built {
             SupervisorArgs {
                 ctx: ctx.clone(),
                 poller,
-                nudges,
                 restart_backoff: Duration::from_secs(1),
                 gave_up: gave_up.clone(),
                 started_notice: Some(started_notice),
@@ -369,7 +365,7 @@ impl Built {
         .map_err(|e| StartupError::Actors(e.to_string()))?;
         let surface = crate::surface::Surface {
             board: ctx.board.clone(),
-            control: Control::new(ctx.ledger.clone(), ctx.nudges.clone(), ctx.config.reports_to_ethproofs()),
+            control: Control::new(ctx.ledger.clone(), ctx.config.reports_to_ethproofs()),
             info: crate::surface::Info {
                 started_at: ctx.started_at,
                 chain_name: ctx.chain.name(),

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use super::Context;
 use crate::chain::{ChainError, NodeClient};
-use crate::control::Nudge;
 use crate::input::{self, GenerateOptions};
 use crate::store::{Enqueued, StoreError};
 
@@ -88,11 +87,7 @@ pub async fn build_and_record(ctx: &Context, block: u64, started: Instant) -> Re
         Err(e) => ctx.ledger.input_failed(block, e.stage(), &e.to_string()).map(|()| 0),
     };
     match recorded {
-        Ok(input_ms) => {
-            ctx.nudge(Nudge::Prover);
-            ctx.nudge(Nudge::Reporter);
-            result.map(|_| input_ms)
-        }
+        Ok(input_ms) => result.map(|_| input_ms),
         // The block stays `seen` and is built again by the next incarnation or start.
         Err(e) => Err(BuildError::Unrecorded(e)),
     }

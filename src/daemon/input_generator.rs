@@ -5,7 +5,7 @@
 //! The head rule: a height from `eth_blockNumber` or `newHeads` is believed only once the node
 //! answers a block at that height, so one absurd answer can neither schedule targets nor move
 //! the ledger's cursor. Blocks above the believed head wait ([`schedule::next_to_build`]). The build task ([`super::input_build`])
-//! records `input_built` or `input_failed` itself; the Prover is nudged. Its queue is the ledger's `seen` blocks, so a
+//! records `input_built` or `input_failed` itself; the commit wakes the Prover. Its queue is the ledger's `seen` blocks, so a
 //! restart finds it where it was.
 
 use std::sync::Arc;
@@ -428,7 +428,7 @@ mod tests {
         let url = node(head.clone()).await;
         let dir = tempfile::tempdir().unwrap();
         let flags = ["--poll-interval-ms", "100", "--block-interval", "100", "--max-backfill-blocks", "1000"];
-        let (ctx, _nudges) = context(dir.path(), &url, &flags);
+        let ctx = context(dir.path(), &url, &flags);
         let mailbox = Mailbox::default();
         let generator = InputGenerator {
             ctx: ctx.clone(),

@@ -8,8 +8,8 @@
 //! ```
 //!
 //! The ledger is the truth and the queue: each actor rebuilds its work from it when it starts
-//! (start-up and restart alike), and hands work on by recording a ledger event and nudging the
-//! next actor. In memory an actor holds only in-flight handles (the running prover, the request
+//! (start-up and restart alike), and hands work on by recording a ledger event: the ledger
+//! announces every commit and the supervisor wakes the actors on it. In memory an actor holds only in-flight handles (the running prover, the request
 //! being sent, the input being built) and status for `/health`. Long work runs in tasks that
 //! record their own outcome in the ledger the moment it is known, then tell the actor through
 //! its [`Mailbox`], which always points at the live incarnation.
@@ -34,12 +34,10 @@ use std::time::{Duration, SystemTime};
 use crate::status::rfc3339;
 
 use ractor::{ActorRef, Message};
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::chain::NodeClient;
 use crate::chainspec::ChainSpec;
 use crate::config::Config;
-use crate::control::Nudge;
 use crate::notify::AlertKind;
 use crate::status::Board;
 use crate::store::StoreError;
@@ -103,8 +101,6 @@ pub struct Context {
     pub disk_low: Arc<AtomicBool>,
     /// Where actors publish their status for the HTTP surface.
     pub board: Arc<Board>,
-    /// Wakes the actor whose work a ledger event changed.
-    pub nudges: UnboundedSender<Nudge>,
 }
 
 impl Context {
@@ -137,10 +133,6 @@ impl Context {
             self.chain.is_dev(),
         ));
         lines.join("\n")
-    }
-
-    pub fn nudge(&self, n: Nudge) {
-        let _ = self.nudges.send(n);
     }
 }
 

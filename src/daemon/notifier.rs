@@ -175,7 +175,7 @@ mod tests {
         }
         let url = serve(axum::Router::new().route("/", post(hook)).with_state(posts.clone())).await;
         let dir = tempfile::tempdir().unwrap();
-        let (ctx, _nudges) = context(dir.path(), "http://127.0.0.1:9", &["--slack-webhook", &url]);
+        let ctx = context(dir.path(), "http://127.0.0.1:9", &["--slack-webhook", &url]);
         let mailbox = Mailbox::default();
         let (actor, _) = Actor::spawn(None, Notifier { ctx, mailbox: mailbox.clone() }, ()).await.unwrap();
         mailbox.set(Some(actor.clone()));

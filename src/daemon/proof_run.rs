@@ -15,7 +15,6 @@ use tokio::sync::watch;
 use super::run_progress::{Recording, RunProgress};
 use super::{Context, until_recorded};
 use crate::backend::{Outcome, RunRequest, Stop};
-use crate::control::Nudge;
 use crate::decide::judge::Verdict;
 use crate::store::{Accepted, ExitRecord, Interrupted, StoreError};
 
@@ -98,7 +97,6 @@ fn orphan(ctx: &Context, job: &RunJob, old_hash: &str, reason: &str) -> Result<(
     };
     tracing::warn!(block = job.block, %reason, "reorg: the block is built again from the canonical chain");
     ctx.ledger.block_reorged(job.block, Some(old_hash), kept.as_deref(), reason)?;
-    ctx.nudge(Nudge::Inputs);
     Ok(())
 }
 
@@ -120,14 +118,8 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
                 let unrecorded = orphan(&ctx, &job, &old, &reason).err();
                 return report(0, Verdict::Orphaned(reason), Vec::new(), unrecorded);
             }
-            let reporting = cfg.raises_reports();
-            match ctx.ledger.proof_started(job.block, reporting) {
-                Ok(attempt) => {
-                    if reporting {
-                        ctx.nudge(Nudge::Reporter);
-                    }
-                    attempt
-                }
+            match ctx.ledger.proof_started(job.block, cfg.raises_reports()) {
+                Ok(attempt) => attempt,
                 Err(e) => return report(0, Verdict::Stopped, Vec::new(), Some(e)),
             }
         }
@@ -167,10 +159,7 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
             })
             .await;
             return match interrupted {
-                Ok(Interrupted::Requeued) => {
-                    ctx.nudge(Nudge::Prover);
-                    report(Verdict::Stopped, vec![reason], None)
-                }
+                Ok(Interrupted::Requeued) => report(Verdict::Stopped, vec![reason], None),
                 Ok(Interrupted::GaveUp(gave_up)) => {
                     report(Verdict::Failed { stage: "prove", reason: gave_up }, vec![reason], None)
                 }
@@ -220,7 +209,16 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         }
         _ => verdict,
     };
-    match until_recorded(&ctx.ledger, &stopping, || apply(&ctx, job.block, &verdict, proof)).await {
+    // The proof's fsync and SHA-256 read the whole file: off the async threads, once.
+    let sealed = match (&verdict, proof.map(Path::to_path_buf)) {
+        (Verdict::Proved { .. }, path) => Some(
+            tokio::task::spawn_blocking(move || sealed(path.as_deref()))
+                .await
+                .unwrap_or_else(|e| Err(format!("the task sealing the proof failed: {e}"))),
+        ),
+        _ => None,
+    };
+    match until_recorded(&ctx.ledger, &stopping, || record(&ctx, job.block, &verdict, sealed.clone())).await {
         Ok(verdict) => report(verdict, ended.last_lines, None),
         Err(e) => report(verdict, ended.last_lines, Some(e)),
     }
@@ -247,17 +245,32 @@ pub fn verified(ctx: &Context, block: u64, verdict: Verdict, proof: Option<&Path
 /// Records a verdict on an exited (or never started) run, and returns it as recorded: a proof
 /// that cannot be made durable is a failure, not a proof.
 pub fn apply(ctx: &Context, block: u64, verdict: &Verdict, proof: Option<&Path>) -> Result<Verdict, StoreError> {
+    let sealed = matches!(verdict, Verdict::Proved { .. }).then(|| sealed(proof));
+    record(ctx, block, verdict, sealed)
+}
+
+/// The proof made durable, and its SHA-256; or why it cannot be.
+fn sealed(proof: Option<&Path>) -> Result<String, String> {
+    proof
+        .ok_or_else(|| "no proof path was recorded".to_string())
+        .and_then(|p| seal(p).map_err(|e| format!("cannot make the proof {} durable: {e}", p.display())))
+}
+
+/// [`apply`] with a proved verdict's proof already sealed (`sealed` is `Some` for it).
+fn record(
+    ctx: &Context,
+    block: u64,
+    verdict: &Verdict,
+    sealed: Option<Result<String, String>>,
+) -> Result<Verdict, StoreError> {
     let reporting = ctx.config.raises_reports();
     match verdict {
         Verdict::Proved { proving_ms, cycles } => {
-            let sealed = proof
-                .ok_or_else(|| "no proof path was recorded".to_string())
-                .and_then(|p| seal(p).map_err(|e| format!("cannot make the proof {} durable: {e}", p.display())));
+            let sealed = sealed.unwrap_or_else(|| Err("the proof was not sealed".to_string()));
             match sealed {
                 Ok(sha256) => {
                     let accepted = Accepted { proving_ms: *proving_ms, cycles: *cycles, sha256: &sha256 };
                     ctx.ledger.proof_accepted(block, &accepted, reporting)?;
-                    ctx.nudge(Nudge::Reporter);
                 }
                 Err(reason) => {
                     ctx.ledger.proof_failed(block, "proof_output", &reason)?;

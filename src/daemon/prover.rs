@@ -18,7 +18,6 @@ use super::run_progress::RunProgress;
 use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
 use crate::backend::Stop;
 use crate::config::ZiskAction;
-use crate::control::Nudge;
 use crate::decide::judge::{self, Verdict};
 use crate::notify::AlertKind;
 use crate::status::{CoordinatorStatus, ExecutedBlock, FailedBlock, PhaseTime, ProvedBlock, ProverStatus, Recent};
@@ -187,7 +186,6 @@ impl Prover {
             let reopened = ledger.reopen_executed()?;
             if !reopened.is_empty() {
                 tracing::info!(blocks = ?reopened, "blocks that were only executed are proved now");
-                self.ctx.nudge(Nudge::Inputs);
             }
         }
         Ok(())
@@ -220,7 +218,6 @@ impl Prover {
         let Some(input_path) = row.input_path.clone().filter(|p| p.is_file()) else {
             tracing::warn!(block = row.number, "the input is gone from disk; building it again");
             ledger.input_lost(row.number)?;
-            self.ctx.nudge(Nudge::Inputs);
             return Ok(());
         };
         let head_to_prover_ms = row.seen_at_ms.map(|seen| crate::store::now_ms().saturating_sub(seen).max(0));
@@ -454,7 +451,7 @@ mod tests {
     async fn a_run_that_exited_before_a_crash_is_judged_from_the_ledger_not_run_again() {
         let dir = tempfile::tempdir().unwrap();
         // Any run would fail: the prover binary does not exist.
-        let (ctx, _nudges) = context(dir.path(), "http://127.0.0.1:9", &["--cargo-zisk", "/nonexistent/cargo-zisk"]);
+        let ctx = context(dir.path(), "http://127.0.0.1:9", &["--cargo-zisk", "/nonexistent/cargo-zisk"]);
         let ledger = ctx.ledger.clone();
         let (input, proof) = (dir.path().join("input.bin"), dir.path().join("proof.bin"));
         std::fs::write(&input, [0u8; 16]).unwrap();

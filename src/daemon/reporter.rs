@@ -281,7 +281,7 @@ mod tests {
         let url = api(seen.clone()).await;
         let dir = tempfile::tempdir().unwrap();
         let flags = ["--ethproofs-rpc-url", &url, "--ethproofs-api-key", "k", "--ethproofs-cluster-id", "1"];
-        let (ctx, _nudges) = context(dir.path(), "http://127.0.0.1:9", &flags);
+        let ctx = context(dir.path(), "http://127.0.0.1:9", &flags);
         let ledger = &ctx.ledger;
         let proof = dir.path().join("proof.bin");
         std::fs::write(&proof, [7u8; 64]).unwrap();

@@ -1,7 +1,8 @@
 //! The root supervisor: starts the four actors, restarts one that fails (after a backoff), and
 //! gives up past a restart budget so that systemd or Kubernetes restart the whole process. A
 //! restarted actor rebuilds its work from the ledger; nothing is handed over in memory. It also
-//! routes nudges (from the actors and the operator's surface) and runs the orderly shutdown.
+//! wakes the actors on every ledger commit (the ledger announces them) and runs the orderly
+//! shutdown.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -9,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::input_generator::{InputGenMsg, InputGenerator};
 use super::notifier::{Notifier, NotifierMsg};
@@ -17,7 +17,6 @@ use super::prover::{Prover, ProverMsg, stop_timeout};
 use super::reporter::{Reporter, ReporterMsg};
 use super::{Alerts, Context, InFlightTask, Mailbox};
 use crate::chain::HeadPoller;
-use crate::control::Nudge;
 use crate::ethproofs::EthProofsClient;
 use crate::notify::AlertKind;
 use crate::status::SupervisorStatus;
@@ -60,8 +59,6 @@ struct Mailboxes {
 pub struct SupervisorArgs {
     pub ctx: Arc<Context>,
     pub poller: Arc<HeadPoller>,
-    /// Nudges from the actors and the operator's surface, routed to the actor concerned.
-    pub nudges: UnboundedReceiver<Nudge>,
     /// First restart delay; doubles with each restart in the window (capped at 32x).
     pub restart_backoff: Duration,
     /// Set when the restart budget is exhausted: the process must exit non-zero.
@@ -82,8 +79,8 @@ pub struct SupervisorState {
     shutting_down: bool,
     gave_up: Arc<AtomicBool>,
     restart_backoff: Duration,
-    /// Routes nudges for as long as the supervisor lives.
-    _router: InFlightTask,
+    /// Wakes the actors on every ledger commit, for as long as the supervisor lives.
+    _waker: InFlightTask,
 }
 
 pub enum SupervisorMsg {
@@ -111,16 +108,15 @@ impl Actor for Supervisor {
         let client =
             args.ctx.config.ethproofs.clone().map(|c| Arc::new(EthProofsClient::new(args.ctx.http.clone(), c)));
         let mailboxes = Mailboxes::default();
-        let router = {
-            let (m, mut nudges) = (mailboxes.clone(), args.nudges);
+        let waker = {
+            let (m, mut changes) = (mailboxes.clone(), args.ctx.ledger.changes());
             InFlightTask::spawn(async move {
-                while let Some(n) = nudges.recv().await {
-                    // An actor that is down rebuilds from the ledger when it comes back.
-                    let _ = match n {
-                        Nudge::Inputs => m.input.send(InputGenMsg::Wake).is_ok(),
-                        Nudge::Prover => m.prover.send(ProverMsg::Wake).is_ok(),
-                        Nudge::Reporter => m.reporter.send(ReporterMsg::Wake).is_ok(),
-                    };
+                // Each actor reads its own queue from the ledger: a commit wakes all three. An
+                // actor that is down rebuilds from the ledger when it comes back.
+                while changes.changed().await.is_ok() {
+                    let _ = m.input.send(InputGenMsg::Wake);
+                    let _ = m.prover.send(ProverMsg::Wake);
+                    let _ = m.reporter.send(ReporterMsg::Wake);
                 }
             })
         };
@@ -136,7 +132,7 @@ impl Actor for Supervisor {
             shutting_down: false,
             gave_up: args.gave_up,
             restart_backoff: args.restart_backoff,
-            _router: router,
+            _waker: waker,
         };
         for child in Child::ALL {
             spawn_child(&myself, &mut state, child).await?;
@@ -350,7 +346,7 @@ mod tests {
         let url = "http://127.0.0.1:9";
         let flags =
             ["--cargo-zisk", zisk.to_str().unwrap(), "--poll-interval-ms", "60000", "--max-prove-attempts", "100"];
-        let (ctx, routed) = context(dir.path(), url, &flags);
+        let ctx = context(dir.path(), url, &flags);
         let (ledger, board) = (ctx.ledger.clone(), ctx.board.clone());
         ledger.targets_scheduled(&[42], None, 42).unwrap();
         let built =
@@ -363,7 +359,6 @@ mod tests {
             SupervisorArgs {
                 ctx,
                 poller: Arc::new(HeadPoller::new(url).unwrap()),
-                nudges: routed,
                 restart_backoff: Duration::from_millis(10),
                 gave_up: gave_up.clone(),
                 started_notice: None,

@@ -5,18 +5,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedReceiver;
-
 use super::Context;
 use crate::chain::NodeClient;
 use crate::chainspec::{ChainSpec, Network};
-use crate::control::Nudge;
 use crate::status::Board;
 use crate::store::Ledger;
 use crate::zisk::{Dialect, ZiskVersion};
 
 /// A context whose node is `node_url` and whose outputs live in `dir`; `extra` are more flags.
-pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, UnboundedReceiver<Nudge>) {
+pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> Arc<Context> {
     let elf = dir.join("g.elf");
     std::fs::write(&elf, "elf").unwrap();
     let mut args = vec![
@@ -33,11 +30,10 @@ pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, Unb
     ];
     args.extend_from_slice(extra);
     let config = crate::config::test_args(&args).unwrap().into_config().unwrap();
-    let (nudges, routed) = tokio::sync::mpsc::unbounded_channel();
     let ledger = Arc::new(Ledger::open(&config.db_path).unwrap());
     let (zisk_version, dialect) = (ZiskVersion { major: 1, minor: 4, patch: 0 }, Dialect::V1);
     let backend = crate::backend::Backend::from_config(&config, &ledger, zisk_version, dialect, "test").unwrap();
-    let ctx = Arc::new(Context {
+    Arc::new(Context {
         ledger,
         backend,
         verify: None,
@@ -52,9 +48,7 @@ pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, Unb
         elf: None,
         disk_low: Default::default(),
         board: Arc::new(Board::default()),
-        nudges,
-    });
-    (ctx, routed)
+    })
 }
 
 /// Serves `router` on a loopback port; returns `http://127.0.0.1:PORT`.

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use super::{Alerts, Context};
 use crate::chain::ChainError;
-use crate::control::Nudge;
 use crate::notify::AlertKind;
 
 /// The node failing this long raises an alert.
@@ -69,6 +68,5 @@ pub fn check_disk(ctx: &Context, alerts: &Alerts) {
         );
     } else if was_low && !low {
         alerts.resolve(AlertKind::DiskLow, format!("{free} MB free again; work resumes"));
-        ctx.nudge(Nudge::Prover);
     }
 }

@@ -112,6 +112,7 @@ impl Ledger {
         let result = self.transact(f);
         match &result {
             Ok(_) => {
+                self.changes.send_modify(|n| *n = n.wrapping_add(1));
                 if let Some(trouble) = self.gate.succeeded() {
                     let failing_s = trouble.since.elapsed().map_or(0, |d| d.as_secs());
                     tracing::warn!(failures = trouble.failures, failing_s, "the ledger is written again");

@@ -224,6 +224,9 @@ pub struct Ledger {
     path: String,
     /// Failed writes and their backoff: what `/health` shows and what refuses writes meanwhile.
     gate: gate::WriteGate,
+    /// Bumped by every committed write: the actors wake on it and look at their queues, so a
+    /// ledger event needs no message to the actor concerned.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -360,7 +363,12 @@ impl Ledger {
         // commits to a power loss; a few fsyncs per block is no cost next to a proof.
         conn.pragma_update(None, "synchronous", "FULL").map_err(|e| corrupt(e.to_string()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| corrupt(e.to_string()))?;
-        let ledger = Ledger { conn: Mutex::new(conn), path: display, gate: Default::default() };
+        let ledger = Ledger {
+            conn: Mutex::new(conn),
+            path: display,
+            gate: Default::default(),
+            changes: tokio::sync::watch::Sender::new(0),
+        };
         ledger.migrate()?;
         Ok(ledger)
     }
@@ -382,7 +390,12 @@ impl Ledger {
         if version < SCHEMA_VERSION {
             return Err(StoreError::TooOld { path: display, found: version, known: SCHEMA_VERSION });
         }
-        Ok(Ledger { conn: Mutex::new(conn), path: display, gate: Default::default() })
+        Ok(Ledger {
+            conn: Mutex::new(conn),
+            path: display,
+            gate: Default::default(),
+            changes: tokio::sync::watch::Sender::new(0),
+        })
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -458,6 +471,11 @@ impl Ledger {
 
     pub fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
         self.write(|tx| self.set_meta_in(tx, "paused", if paused { "true" } else { "false" }))
+    }
+
+    /// Announces every committed write (a counter): what the actors wake on.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Writes failing for now (the lock held elsewhere, a full disk), if they are.
