@@ -27,8 +27,8 @@ pub(crate) mod supervisor;
 mod test_support;
 mod watch;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::status::rfc3339;
@@ -136,9 +136,13 @@ impl Context {
     }
 }
 
+/// How long a task's result waits for its actor to come back after a crash.
+pub const DELIVERY_WAIT: Duration = Duration::from_secs(60);
+
 /// A typed address for one actor that survives its restarts: the supervisor points it at each
-/// new incarnation, so a task's result reaches whichever incarnation is alive.
-pub struct Mailbox<M: Message>(Arc<RwLock<Option<ActorRef<M>>>>);
+/// new incarnation, so a task's result reaches whichever incarnation is alive. A watch channel,
+/// so a delivery waits for the next incarnation instead of polling for it.
+pub struct Mailbox<M: Message>(Arc<tokio::sync::watch::Sender<Option<ActorRef<M>>>>);
 
 impl<M: Message> Clone for Mailbox<M> {
     fn clone(&self) -> Self {
@@ -148,17 +152,17 @@ impl<M: Message> Clone for Mailbox<M> {
 
 impl<M: Message> Default for Mailbox<M> {
     fn default() -> Self {
-        Mailbox(Arc::new(RwLock::new(None)))
+        Mailbox(Arc::new(tokio::sync::watch::Sender::new(None)))
     }
 }
 
 impl<M: Message> Mailbox<M> {
     fn set(&self, actor: Option<ActorRef<M>>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = actor;
+        self.0.send_replace(actor);
     }
 
     fn current(&self) -> Option<ActorRef<M>> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0.borrow().clone()
     }
 
     /// Sends now if the actor is alive; gives the message back if not.
@@ -173,17 +177,23 @@ impl<M: Message> Mailbox<M> {
         }
     }
 
-    /// Delivers a task's result, waiting out a restart (up to a minute). The outcome is already
-    /// in the ledger; a message lost here costs only a status line.
+    /// Delivers a task's result, waiting out a restart (up to [`DELIVERY_WAIT`]) for the
+    /// supervisor to point the mailbox at the next incarnation. The outcome is already in the
+    /// ledger; a message lost here costs only a status line.
     pub async fn deliver(&self, mut msg: M) {
-        for _ in 0..600 {
+        // Subscribed before trying: an incarnation set after a failed send is never missed.
+        let mut incarnations = self.0.subscribe();
+        let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
+        loop {
             match self.send(msg) {
                 Ok(()) => return,
                 Err(back) => msg = back,
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            if !matches!(tokio::time::timeout_at(deadline, incarnations.changed()).await, Ok(Ok(()))) {
+                tracing::error!("a result could not be delivered: the actor stayed down");
+                return;
+            }
         }
-        tracing::error!("a result could not be delivered: the actor stayed down for a minute");
     }
 }
 
@@ -232,5 +242,46 @@ impl Drop for InFlightTask {
         if let Some(task) = self.0.take() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+    use super::*;
+
+    /// Forwards every number it is sent.
+    struct Echo(tokio::sync::mpsc::UnboundedSender<u64>);
+
+    impl Actor for Echo {
+        type Msg = u64;
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(&self, _: ActorRef<u64>, _: ()) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+
+        async fn handle(&self, _: ActorRef<u64>, msg: u64, _: &mut ()) -> Result<(), ActorProcessingErr> {
+            let _ = self.0.send(msg);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_result_waits_for_the_next_incarnation_and_reaches_it() {
+        let mailbox: Mailbox<u64> = Mailbox::default();
+        let waiting = tokio::spawn({
+            let mailbox = mailbox.clone();
+            async move { mailbox.deliver(42).await }
+        });
+        tokio::task::yield_now().await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (actor, _) = Actor::spawn(None, Echo(tx), ()).await.unwrap();
+        mailbox.set(Some(actor.clone()));
+        waiting.await.unwrap();
+        assert_eq!(rx.recv().await, Some(42), "delivered to the incarnation set after it was sent");
+        actor.stop(None);
     }
 }
