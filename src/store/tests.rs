@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use super::schema::SCHEMA_V1;
 use super::*;
 
 fn ledger() -> (tempfile::TempDir, Ledger) {
