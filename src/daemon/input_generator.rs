@@ -17,6 +17,7 @@ use super::input_build::{self, BuildError};
 use super::watch::{NodeWatch, check_disk};
 use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339, survive};
 use crate::chain::{ChainError, HeadPoller};
+use crate::decide::{self, head::HeadStep};
 use crate::notify::AlertKind;
 use crate::schedule;
 use crate::status::{InputStatus, MissedBlock, Recent};
@@ -201,13 +202,17 @@ impl InputGenerator {
     /// A head answer: the same head refreshes its age; a higher one is looked up on the node and
     /// believed ([`Self::on_head`]) only if the node has a block there.
     fn check_head(&self, s: &mut InputGenState, head: u64) {
-        if s.head == Some(head) {
-            s.head_seen_at = Some((Instant::now(), SystemTime::now()));
+        let looking_up = s.checking.as_ref().map(|(h, _)| *h);
+        match decide::head::on_answer(s.head, looking_up, head) {
+            HeadStep::Same => s.head_seen_at = Some((Instant::now(), SystemTime::now())),
+            HeadStep::Nothing => {}
+            HeadStep::LookUp if !s.stopped => self.look_up(s, head),
+            HeadStep::LookUp => {}
         }
-        let already = s.checking.as_ref().is_some_and(|(h, _)| *h >= head);
-        if s.stopped || s.head.is_some_and(|h| head <= h) || already {
-            return;
-        }
+    }
+
+    /// Asks the node for the block at `head`; the answer comes back as `HeadChecked`.
+    fn look_up(&self, s: &mut InputGenState, head: u64) {
         let (node, mailbox) = (self.ctx.node.clone(), self.mailbox.clone());
         let check = InFlightTask::spawn(async move {
             let exists = match tokio::time::timeout(POLL_TIMEOUT, node.block_hash(head)).await {

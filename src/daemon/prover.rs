@@ -19,6 +19,7 @@ use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
 use crate::backend::Stop;
 use crate::config::ZiskAction;
 use crate::decide::judge::{self, Verdict};
+use crate::decide::recovery::{self, Recovery};
 use crate::notify::AlertKind;
 use crate::status::{CoordinatorStatus, ExecutedBlock, FailedBlock, PhaseTime, ProvedBlock, ProverStatus, Recent};
 use crate::store::{BlockRecord, BlockState, Interrupted, StoreError};
@@ -155,32 +156,34 @@ impl Prover {
     fn recover(&self, s: &mut ProverState) -> Result<(), StoreError> {
         let ledger = &self.ctx.ledger;
         let max = self.ctx.config.max_prove_attempts;
-        for row in ledger.blocks_in(&[BlockState::Proving])? {
-            if let Some(job_id) = row.job_id.clone().filter(|_| self.ctx.backend.reattaches()) {
-                tracing::info!(
-                    block = row.number,
-                    job_id,
-                    "a coordinator job outlived the last run; following it again"
-                );
-                s.resume.push_back((row.number, Resume { attempt: row.attempts, job_id }));
-                continue;
-            }
-            if let Some(process) = &row.process {
-                let ended = crate::instance::reap(process);
-                if ended > 0 {
-                    tracing::warn!(block = row.number, pgid = process.pgid, ended, "ended a prover run left behind");
+        let exited = ledger.blocks_in(&[BlockState::Exited])?;
+        let plan = recovery::plan(&ledger.blocks_in(&[BlockState::Proving])?, &exited, self.ctx.backend.reattaches());
+        for step in plan {
+            match step {
+                Recovery::Follow { block, attempt, job_id } => {
+                    tracing::info!(block, job_id, "a coordinator job outlived the last run; following it again");
+                    s.resume.push_back((block, Resume { attempt, job_id }));
+                }
+                Recovery::Interrupted { block, process } => {
+                    if let Some(process) = &process {
+                        let ended = crate::instance::reap(process);
+                        if ended > 0 {
+                            tracing::warn!(block, pgid = process.pgid, ended, "ended a prover run left behind");
+                        }
+                    }
+                    match ledger.proof_interrupted(block, true, max)? {
+                        Interrupted::Requeued => tracing::info!(block, "resuming: proving again"),
+                        Interrupted::GaveUp(reason) => self.failed(s, block, "prove", &reason, Vec::new()),
+                    }
+                }
+                Recovery::Rejudge { block } => {
+                    let Some(row) = exited.iter().find(|r| r.number == block) else { continue };
+                    let verdict = self.rejudge(row);
+                    tracing::warn!(block, ?verdict, "judging a run whose exit was recorded before a restart");
+                    let verdict = proof_run::verified(&self.ctx, block, verdict, row.proof_path.as_deref());
+                    proof_run::apply(&self.ctx, block, &verdict, row.proof_path.as_deref())?;
                 }
             }
-            match ledger.proof_interrupted(row.number, true, max)? {
-                Interrupted::Requeued => tracing::info!(block = row.number, "resuming: proving again"),
-                Interrupted::GaveUp(reason) => self.failed(s, row.number, "prove", &reason, Vec::new()),
-            }
-        }
-        for row in ledger.blocks_in(&[BlockState::Exited])? {
-            let verdict = self.rejudge(&row);
-            tracing::warn!(block = row.number, ?verdict, "judging a run whose exit was recorded before a restart");
-            let verdict = proof_run::verified(&self.ctx, row.number, verdict, row.proof_path.as_deref());
-            proof_run::apply(&self.ctx, row.number, &verdict, row.proof_path.as_deref())?;
         }
         if self.ctx.config.zisk_action == ZiskAction::Prove {
             let reopened = ledger.reopen_executed()?;

@@ -5,9 +5,13 @@
 //! - [`judge`]: what a prover run's ending means (proved, executed, or failed with a stage).
 //! - [`outbox`]: which EthProofs call goes next, and what an answer means for it.
 //! - [`retention`]: which block directories may be deleted.
+//! - [`recovery`]: what becomes of the runs a predecessor left behind.
+//! - [`head`]: what a head answer from the node leads to (the head rule).
 //!
 //! Scheduling (which blocks are targets, which ranges are given up) is `crate::schedule`.
 
+pub mod head;
 pub mod judge;
 pub mod outbox;
+pub mod recovery;
 pub mod retention;

@@ -61,8 +61,9 @@ fn from_sql(v: i64) -> u64 {
 }
 
 /// Who put a block in the ledger. Only the schedule's own targets move where scheduling resumes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Origin {
+    #[default]
     Schedule,
     Operator,
 }
@@ -108,7 +109,7 @@ pub struct ProcessRecord {
     pub boot_id: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BlockRecord {
     pub number: u64,
     pub state: BlockState,

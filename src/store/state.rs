@@ -18,9 +18,10 @@
 use std::fmt;
 
 /// Where a block is. Stored as the text of [`BlockState::as_str`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum BlockState {
-    /// A target (or an operator's block) whose input is still to be built.
+    /// A target (or an operator's block) whose input is still to be built: where every block starts.
+    #[default]
     Seen,
     /// Written by v1 ledgers between building and queueing; treated as `Queued`.
     InputReady,
