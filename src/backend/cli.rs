@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::{Ended, Outcome, Recorder, RunRequest, Stop, stop_requested};
 use crate::decide::judge::{self, Action, ProofFile, RunFacts, Verdict};
 use crate::process::{self, Ending, RunOutcome, RunSpec};
+use crate::store::Stage;
 use crate::zisk::{self, Dialect, ProofLocation};
 
 /// How cargo-zisk is run.
@@ -78,13 +79,16 @@ impl Cli {
         let run = match outcome {
             Ok(run) => run,
             Err(e) => {
-                return Outcome::Ended(Ended::failed("spawn", format!("cannot start {}: {e}", spec.program.display())));
+                return Outcome::Ended(Ended::failed(
+                    Stage::Spawn,
+                    format!("cannot start {}: {e}", spec.program.display()),
+                ));
             }
         };
         if run.ending == Ending::Cancelled {
             if *stop.borrow() == Stop::Operator {
                 return Outcome::Ended(Ended {
-                    verdict: Verdict::Failed { stage: "cancelled", reason: "cancelled by the operator".into() },
+                    verdict: Verdict::Failed { stage: Stage::Cancelled, reason: "cancelled by the operator".into() },
                     exit: Some(run.ending.record()),
                     proof: None,
                     last_lines: run.tail,
@@ -145,12 +149,12 @@ impl Cli {
             Ok(run) => run,
             Err(e) => {
                 let reason = format!("cannot run {}: {e} (set ZISKEMU, or INPUT_CHECK=native)", spec.program.display());
-                return Err(Outcome::Ended(Ended::failed("input_check", reason)));
+                return Err(Outcome::Ended(Ended::failed(Stage::InputCheck, reason)));
             }
         };
         let fail = |reason: String, last_lines: Vec<String>| {
             Outcome::Ended(Ended {
-                verdict: Verdict::Failed { stage: "input_check", reason },
+                verdict: Verdict::Failed { stage: Stage::InputCheck, reason },
                 exit: None,
                 proof: None,
                 last_lines,
@@ -159,7 +163,7 @@ impl Cli {
         match run.ending {
             Ending::Code(0) => Ok(zisk::parse_steps(&run.tail)),
             Ending::Cancelled if *stop.borrow() == Stop::Operator => {
-                Err(Outcome::Ended(Ended::failed("cancelled", "cancelled by the operator".into())))
+                Err(Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())))
             }
             Ending::Cancelled => Err(Outcome::Stopped),
             Ending::TimedOut => Err(fail(

@@ -23,6 +23,7 @@ pub use remote::{Remote, RemoteSettings};
 use crate::config::ZiskAction;
 use crate::coordinator::{CoordError, Phase};
 use crate::decide::judge::{Action, Verdict};
+use crate::store::Stage;
 
 /// What the configured `ZISK_ACTION` asks of a backend.
 pub fn action(a: ZiskAction) -> Action {
@@ -98,7 +99,7 @@ pub struct Ended {
 }
 
 impl Ended {
-    fn failed(stage: &'static str, reason: String) -> Ended {
+    fn failed(stage: Stage, reason: String) -> Ended {
         Ended { verdict: Verdict::Failed { stage, reason }, exit: None, proof: None, last_lines: Vec::new() }
     }
 }
@@ -177,7 +178,7 @@ impl Backend {
         let accepted = match self {
             Backend::Cli(b) => match &b.emulate {
                 Some(emulator) => b.check_input(emulator, req, stop, rec).await,
-                None => return Outcome::Ended(Ended::failed("input_check", "no emulator configured".into())),
+                None => return Outcome::Ended(Ended::failed(Stage::InputCheck, "no emulator configured".into())),
             },
             Backend::Remote(b) => b.check_only(req, stop, rec).await,
             Backend::Native(b) => return b.run(req).await,

@@ -8,6 +8,7 @@ use super::{Ended, Outcome, RunRequest};
 use crate::decide::judge::{self, Action, RunFacts};
 use crate::input::Framing;
 use crate::process::{Ending, RunOutcome};
+use crate::store::Stage;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Native {
@@ -21,7 +22,9 @@ impl Native {
         let (path, framing) = (req.input.clone(), self.framing);
         let run = match tokio::task::spawn_blocking(move || native_run(&path, framing)).await {
             Ok(run) => run,
-            Err(e) => return Outcome::Ended(Ended::failed("native_validation", format!("native run panicked: {e}"))),
+            Err(e) => {
+                return Outcome::Ended(Ended::failed(Stage::NativeValidation, format!("native run panicked: {e}")));
+            }
         };
         let facts = RunFacts {
             action: Action::Native,

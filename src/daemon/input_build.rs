@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use super::Context;
 use crate::chain::{ChainError, NodeClient};
 use crate::input::{self, GenerateOptions};
+use crate::store::Stage;
 use crate::store::{Enqueued, StoreError};
 
 /// Why a target's input could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{error}")]
-    Fetch { stage: &'static str, error: ChainError },
+    Fetch { stage: Stage, error: ChainError },
     #[error("{0}")]
     Input(String),
     /// Built or failed, but the ledger could not record it: the block stays `seen` and is built
@@ -23,10 +24,10 @@ pub enum BuildError {
 }
 
 impl BuildError {
-    pub fn stage(&self) -> &'static str {
+    pub fn stage(&self) -> Stage {
         match self {
-            BuildError::Fetch { stage, .. } => stage,
-            BuildError::Input(_) | BuildError::Unrecorded(_) => "input",
+            BuildError::Fetch { stage, .. } => *stage,
+            BuildError::Input(_) | BuildError::Unrecorded(_) => Stage::Input,
         }
     }
 
@@ -106,10 +107,10 @@ async fn build(ctx: &Context, block: u64) -> Result<input::Generated, BuildError
         let before = node.block_hash(block).await.ok().flatten();
         let block_json = fetch("block", budget, || node.block_json(block))
             .await
-            .map_err(|error| BuildError::Fetch { stage: "fetch_block", error })?;
+            .map_err(|error| BuildError::Fetch { stage: Stage::FetchBlock, error })?;
         let witness_json = fetch("witness", budget, || node.witness_json(block))
             .await
-            .map_err(|error| BuildError::Fetch { stage: "fetch_witness", error })?;
+            .map_err(|error| BuildError::Fetch { stage: Stage::FetchWitness, error })?;
         let after = node.block_hash(block).await.ok().flatten();
         match (before, after) {
             (Some(b), Some(a)) if !a.eq_ignore_ascii_case(&b) && reorgs < REORG_RETRIES => {

@@ -21,7 +21,7 @@ use crate::decide::{self, head::HeadStep};
 use crate::notify::AlertKind;
 use crate::schedule;
 use crate::status::{InputStatus, MissedBlock, Recent};
-use crate::store::{BlockState, StoreError};
+use crate::store::{BlockState, Stage, StoreError};
 
 /// The head not advancing for this long makes the daemon degraded.
 pub const HEAD_STALE_AFTER: Duration = Duration::from_secs(300);
@@ -268,14 +268,14 @@ impl InputGenerator {
         s.head = Some(head);
         s.head_seen_at = Some(now);
         if let Some((first, last, count)) = due.skipped {
-            crate::telemetry::block_outcome("skipped", "backfill_window");
+            crate::telemetry::block_outcome("skipped", Stage::BackfillWindow.as_str());
             tracing::error!(first, last, count, %reason, "targets skipped");
             s.missed_count = s.missed_count.saturating_add(count);
             let what = if count == 1 { String::new() } else { format!(" (and {} more up to {last})", count - 1) };
             s.missed.push(MissedBlock {
                 detail: None,
                 block: first,
-                stage: "backfill_window".into(),
+                stage: Stage::BackfillWindow.as_str().into(),
                 reason: format!("{reason}{what}"),
                 at: rfc3339(SystemTime::now()),
             });
@@ -325,7 +325,7 @@ impl InputGenerator {
                 tracing::warn!(block, error = %e, "the input's outcome could not be recorded; the block is built again");
             }
             Err(error) => {
-                let (stage, reason) = (error.stage(), error.to_string());
+                let (stage, reason) = (error.stage().as_str(), error.to_string());
                 crate::telemetry::block_outcome("missed", stage);
                 if let BuildError::Fetch { error, .. } = &error {
                     crate::telemetry::rpc_error(stage, error.label());

@@ -16,6 +16,7 @@ use super::run_progress::{Recording, RunProgress};
 use super::{Context, until_recorded};
 use crate::backend::{Outcome, RunRequest, Stop};
 use crate::decide::judge::Verdict;
+use crate::store::Stage;
 use crate::store::{Accepted, ExitRecord, Interrupted, StoreError};
 
 /// What to run.
@@ -161,7 +162,7 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
             return match interrupted {
                 Ok(Interrupted::Requeued) => report(Verdict::Stopped, vec![reason], None),
                 Ok(Interrupted::GaveUp(gave_up)) => {
-                    report(Verdict::Failed { stage: "prove", reason: gave_up }, vec![reason], None)
+                    report(Verdict::Failed { stage: Stage::Prove, reason: gave_up }, vec![reason], None)
                 }
                 Err(e) => report(Verdict::Stopped, vec![reason], Some(e)),
             };
@@ -204,7 +205,7 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         (Verdict::Proved { .. }, Some(path)) if ctx.verify.is_some() => {
             let (ctx, block, path, proved) = (ctx.clone(), job.block, path.to_path_buf(), verdict.clone());
             tokio::task::spawn_blocking(move || verified(&ctx, block, proved, Some(&path))).await.unwrap_or_else(|e| {
-                Verdict::Failed { stage: "verify", reason: format!("the verification task failed: {e}") }
+                Verdict::Failed { stage: Stage::Verify, reason: format!("the verification task failed: {e}") }
             })
         }
         _ => verdict,
@@ -237,7 +238,7 @@ pub fn verified(ctx: &Context, block: u64, verdict: Verdict, proof: Option<&Path
         Err(rejected) => {
             crate::telemetry::proof_rejected();
             tracing::error!(block, proof = %path.display(), reason = %rejected, "proof rejected by the verifier; kept, never reported");
-            Verdict::Failed { stage: "verify", reason: rejected.to_string() }
+            Verdict::Failed { stage: Stage::Verify, reason: rejected.to_string() }
         }
     }
 }
@@ -273,13 +274,13 @@ fn record(
                     ctx.ledger.proof_accepted(block, &accepted, reporting)?;
                 }
                 Err(reason) => {
-                    ctx.ledger.proof_failed(block, "proof_output", &reason)?;
-                    return Ok(Verdict::Failed { stage: "proof_output", reason });
+                    ctx.ledger.proof_failed(block, Stage::ProofOutput, &reason)?;
+                    return Ok(Verdict::Failed { stage: Stage::ProofOutput, reason });
                 }
             }
         }
         Verdict::Executed { ms, cycles } => ctx.ledger.executed(block, *ms, *cycles)?,
-        Verdict::Failed { stage, reason } => ctx.ledger.proof_failed(block, stage, reason)?,
+        Verdict::Failed { stage, reason } => ctx.ledger.proof_failed(block, *stage, reason)?,
         Verdict::Stopped => {
             if ctx.ledger.proof_interrupted(block, false, ctx.config.max_prove_attempts)? != Interrupted::Requeued {
                 tracing::warn!(block, "stopped run was not requeued");

@@ -22,6 +22,7 @@ use crate::decide::judge::{self, Verdict};
 use crate::decide::recovery::{self, Recovery};
 use crate::notify::AlertKind;
 use crate::status::{CoordinatorStatus, ExecutedBlock, FailedBlock, PhaseTime, ProvedBlock, ProverStatus, Recent};
+use crate::store::Stage;
 use crate::store::{BlockRecord, BlockState, Interrupted, StoreError};
 
 pub enum ProverMsg {
@@ -173,7 +174,7 @@ impl Prover {
                     }
                     match ledger.proof_interrupted(block, true, max)? {
                         Interrupted::Requeued => tracing::info!(block, "resuming: proving again"),
-                        Interrupted::GaveUp(reason) => self.failed(s, block, "prove", &reason, Vec::new()),
+                        Interrupted::GaveUp(reason) => self.failed(s, block, Stage::Prove, &reason, Vec::new()),
                     }
                 }
                 Recovery::Rejudge { block } => {
@@ -312,7 +313,7 @@ impl Prover {
                 s.executed_count += 1;
                 s.executed.push(ExecutedBlock { block, ms: *ms, cycles: *cycles });
             }
-            Verdict::Failed { stage, reason } => self.failed(s, block, stage, reason, r.last_lines.clone()),
+            Verdict::Failed { stage, reason } => self.failed(s, block, *stage, reason, r.last_lines.clone()),
             Verdict::Orphaned(reason) => {
                 crate::telemetry::block_outcome("orphaned", "reorg");
                 self.alerts.info(
@@ -325,9 +326,9 @@ impl Prover {
         self.prune();
     }
 
-    fn failed(&self, s: &mut ProverState, block: u64, stage: &str, reason: &str, last_lines: Vec<String>) {
-        tracing::error!(block, stage, %reason, "proof failed");
-        crate::telemetry::block_outcome("failed", if stage == "prove" { "prove" } else { "prover" });
+    fn failed(&self, s: &mut ProverState, block: u64, stage: Stage, reason: &str, last_lines: Vec<String>) {
+        tracing::error!(block, stage = stage.as_str(), %reason, "proof failed");
+        crate::telemetry::block_outcome("failed", if stage == Stage::Prove { "prove" } else { "prover" });
         self.alerts.alert(
             AlertKind::ProofFailed,
             format!("Proof failed: block {block} ({stage})"),

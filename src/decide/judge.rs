@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::coordinator::{Failure, JobEnd};
 use crate::process::Ending;
+use crate::store::Stage;
 
 /// The exit a completed coordinator job is recorded with ([`rejudge`] reads it back).
 pub const JOB_COMPLETED: &str = "job completed";
@@ -51,7 +52,7 @@ pub enum Verdict {
         cycles: Option<u64>,
     },
     Failed {
-        stage: &'static str,
+        stage: Stage,
         reason: String,
     },
     /// Stopped by the daemon's own shutdown: not the block's fault, proved again later.
@@ -70,13 +71,13 @@ pub fn judge(f: &RunFacts) -> Verdict {
         Ending::Code(0) => {}
         ending if f.action == Action::Native => {
             let reason = f.detail.clone().unwrap_or_else(|| format!("native re-execution {}", ending.describe()));
-            return Verdict::Failed { stage: "native_validation", reason };
+            return Verdict::Failed { stage: Stage::NativeValidation, reason };
         }
         ending => {
             let stage = match ending {
-                Ending::TimedOut => "timeout",
-                Ending::Signal(_) => "crash",
-                _ => "prover_exit",
+                Ending::TimedOut => Stage::Timeout,
+                Ending::Signal(_) => Stage::Crash,
+                _ => Stage::ProverExit,
             };
             return Verdict::Failed { stage, reason: format!("cargo-zisk {} after {secs:.1}s", ending.describe()) };
         }
@@ -84,13 +85,13 @@ pub fn judge(f: &RunFacts) -> Verdict {
     match f.action {
         Action::Execute | Action::Native => Verdict::Executed { ms: wall_ms, cycles: f.cycles },
         Action::Prove => match &f.proof {
-            Err(why) => Verdict::Failed { stage: "proof_output", reason: why.clone() },
+            Err(why) => Verdict::Failed { stage: Stage::ProofOutput, reason: why.clone() },
             Ok(p) if !p.written_by_this_run => Verdict::Failed {
-                stage: "proof_output",
+                stage: Stage::ProofOutput,
                 reason: "exited 0 but did not write a proof (the file there is older than this run)".into(),
             },
             Ok(p) if p.bytes == 0 => {
-                Verdict::Failed { stage: "proof_output", reason: "the proof file is empty".into() }
+                Verdict::Failed { stage: Stage::ProofOutput, reason: "the proof file is empty".into() }
             }
             Ok(_) => Verdict::Proved {
                 proving_ms: f.reported_ms.filter(|ms| *ms > 0).unwrap_or(wall_ms),
@@ -114,15 +115,15 @@ pub fn rejudge(
     match (ending, action) {
         (Some(Ending::Code(0)), Action::Prove) if proof_intact => Verdict::Proved { proving_ms: ms, cycles },
         (Some(Ending::Code(0)), Action::Prove) => Verdict::Failed {
-            stage: "proof_output",
+            stage: Stage::ProofOutput,
             reason: "the proof recorded when the prover exited is missing or has another size".into(),
         },
         (Some(Ending::Code(0)), Action::Execute | Action::Native) => Verdict::Executed { ms, cycles },
         (Some(Ending::Cancelled), _) => Verdict::Stopped,
         (Some(ending), _) => {
-            Verdict::Failed { stage: "prover_exit", reason: format!("cargo-zisk {}", ending.describe()) }
+            Verdict::Failed { stage: Stage::ProverExit, reason: format!("cargo-zisk {}", ending.describe()) }
         }
-        (None, _) => Verdict::Failed { stage: "prover_exit", reason: format!("unrecognised exit record {exit:?}") },
+        (None, _) => Verdict::Failed { stage: Stage::ProverExit, reason: format!("unrecognised exit record {exit:?}") },
     }
 }
 
@@ -151,54 +152,54 @@ pub struct JobFacts<'a> {
 /// says where it went wrong.
 pub fn judge_job(f: &JobFacts<'_>) -> Verdict {
     let wall_ms = u64::try_from(f.elapsed.as_millis()).unwrap_or(u64::MAX).max(1);
-    let failed = |stage: &'static str, reason: String| Verdict::Failed { stage, reason };
+    let failed = |stage: Stage, reason: String| Verdict::Failed { stage, reason };
     let cancelled = || match f.cancelled_by {
         Some(CancelledBy::Timeout) => failed(
-            "timeout",
+            Stage::Timeout,
             format!("the job ran past PROVER_TIMEOUT_SECONDS = {} and was cancelled", f.timeout.as_secs()),
         ),
-        Some(CancelledBy::Operator) => failed("cancelled", "cancelled by the operator".into()),
-        None => failed("cancelled", "the job was cancelled on the coordinator (not by this daemon)".into()),
+        Some(CancelledBy::Operator) => failed(Stage::Cancelled, "cancelled by the operator".into()),
+        None => failed(Stage::Cancelled, "the job was cancelled on the coordinator (not by this daemon)".into()),
     };
     match (f.end, f.action) {
         (JobEnd::Proved { proving_ms, steps, .. }, Action::Prove) => match f.proof_bytes {
             Some(bytes) if bytes > 0 => {
                 Verdict::Proved { proving_ms: proving_ms.filter(|ms| *ms > 0).unwrap_or(wall_ms), cycles: *steps }
             }
-            Some(_) => failed("proof_output", "the coordinator completed the job with an empty proof".into()),
-            None => failed("proof_output", "the coordinator's proof could not be written to disk".into()),
+            Some(_) => failed(Stage::ProofOutput, "the coordinator completed the job with an empty proof".into()),
+            None => failed(Stage::ProofOutput, "the coordinator's proof could not be written to disk".into()),
         },
         (JobEnd::Done { steps, ms }, Action::Execute | Action::Native) => {
             Verdict::Executed { ms: ms.filter(|m| *m > 0).unwrap_or(wall_ms), cycles: *steps }
         }
         (JobEnd::Proved { .. } | JobEnd::Done { .. }, _) => {
-            failed("coordinator_answer", "the coordinator completed the job with another kind of result".into())
+            failed(Stage::CoordinatorAnswer, "the coordinator completed the job with another kind of result".into())
         }
         (JobEnd::Failed(failure), _) => match failure {
             Failure::Timeout { phase, limit_secs } => failed(
-                "timeout",
+                Stage::Timeout,
                 format!(
                     "the coordinator's time limit{} ran out{}",
                     limit_secs.map_or(String::new(), |s| format!(" of {s}s")),
                     phase.map_or(String::new(), |p| format!(" in the {p} phase"))
                 ),
             ),
-            Failure::Input(reason) => failed("input", format!("the coordinator refused the input: {reason}")),
-            Failure::Execution(reason) => failed("execution", format!("the guest failed: {reason}")),
+            Failure::Input(reason) => failed(Stage::Input, format!("the coordinator refused the input: {reason}")),
+            Failure::Execution(reason) => failed(Stage::Execution, format!("the guest failed: {reason}")),
             Failure::Internal { trace_id } => {
-                failed("coordinator", format!("internal coordinator error (trace id {trace_id})"))
+                failed(Stage::Coordinator, format!("internal coordinator error (trace id {trace_id})"))
             }
             Failure::Cancelled => cancelled(),
-            Failure::Unspecified => failed("coordinator", "the job failed without saying why".into()),
+            Failure::Unspecified => failed(Stage::Coordinator, "the job failed without saying why".into()),
             Failure::NoResult => {
-                failed("coordinator_answer", "the coordinator said the job completed but sent no result".into())
+                failed(Stage::CoordinatorAnswer, "the coordinator said the job completed but sent no result".into())
             }
             Failure::Foreign(what) => {
-                failed("coordinator_answer", format!("the coordinator answered for another job or program: {what}"))
+                failed(Stage::CoordinatorAnswer, format!("the coordinator answered for another job or program: {what}"))
             }
         },
         (JobEnd::Cancelled, _) => cancelled(),
-        (JobEnd::Unknown, _) => failed("coordinator", "the coordinator no longer knows the job".into()),
+        (JobEnd::Unknown, _) => failed(Stage::Coordinator, "the coordinator no longer knows the job".into()),
     }
 }
 
@@ -223,8 +224,8 @@ mod tests {
         assert_eq!(job(&end, Some(1), None), Verdict::Proved { proving_ms: 42_000, cycles: Some(9) });
         let untimed = JobEnd::Proved { data: vec![1], proving_ms: None, steps: None };
         assert_eq!(job(&untimed, Some(1), None), Verdict::Proved { proving_ms: 90_000, cycles: None });
-        assert!(matches!(job(&end, Some(0), None), Verdict::Failed { stage: "proof_output", .. }));
-        assert!(matches!(job(&end, None, None), Verdict::Failed { stage: "proof_output", .. }));
+        assert!(matches!(job(&end, Some(0), None), Verdict::Failed { stage: Stage::ProofOutput, .. }));
+        assert!(matches!(job(&end, None, None), Verdict::Failed { stage: Stage::ProofOutput, .. }));
     }
 
     #[test]
@@ -244,7 +245,7 @@ mod tests {
         for (failure, stage, text) in cases {
             match job(&JobEnd::Failed(failure.clone()), None, None) {
                 Verdict::Failed { stage: s, reason } => {
-                    assert_eq!(s, stage, "{failure:?}");
+                    assert_eq!(s.as_str(), stage, "{failure:?}");
                     assert!(reason.contains(text), "{failure:?}: {reason}");
                 }
                 v => panic!("{failure:?} gave {v:?}"),
@@ -256,11 +257,11 @@ mod tests {
     fn a_job_this_daemon_cancelled_says_why() {
         let timeout = job(&JobEnd::Cancelled, None, Some(CancelledBy::Timeout));
         assert!(
-            matches!(&timeout, Verdict::Failed { stage: "timeout", reason } if reason.contains("3600")),
+            matches!(&timeout, Verdict::Failed { stage: Stage::Timeout, reason } if reason.contains("3600")),
             "{timeout:?}"
         );
         let operator = job(&JobEnd::Failed(Failure::Cancelled), None, Some(CancelledBy::Operator));
-        assert_eq!(operator, Verdict::Failed { stage: "cancelled", reason: "cancelled by the operator".into() });
+        assert_eq!(operator, Verdict::Failed { stage: Stage::Cancelled, reason: "cancelled by the operator".into() });
     }
 
     #[test]
@@ -275,7 +276,7 @@ mod tests {
             timeout: Duration::from_secs(60),
         };
         assert_eq!(judge_job(&facts), Verdict::Executed { ms: 700, cycles: Some(5) });
-        assert!(matches!(job(&end, None, None), Verdict::Failed { stage: "coordinator_answer", .. }));
+        assert!(matches!(job(&end, None, None), Verdict::Failed { stage: Stage::CoordinatorAnswer, .. }));
         assert_eq!(
             rejudge(Action::Prove, JOB_COMPLETED, true, Some(5), Some(1)),
             Verdict::Proved { proving_ms: 5, cycles: Some(1) }
@@ -311,7 +312,7 @@ mod tests {
         let stale = Ok(ProofFile { bytes: 10, written_by_this_run: false });
         for proof in [stale, fresh(0), Err("no result.json".to_string())] {
             match judge(&facts(Ending::Code(0), proof)) {
-                Verdict::Failed { stage: "proof_output", .. } => {}
+                Verdict::Failed { stage: Stage::ProofOutput, .. } => {}
                 other => panic!("{other:?}"),
             }
         }
@@ -324,7 +325,7 @@ mod tests {
         {
             match judge(&facts(ending, fresh(10))) {
                 Verdict::Failed { stage: s, reason } => {
-                    assert_eq!(s, stage);
+                    assert_eq!(s.as_str(), stage);
                     assert!(reason.contains("1.5s"), "{reason}");
                 }
                 other => panic!("{other:?}"),
@@ -341,12 +342,12 @@ mod tests {
         );
         assert!(matches!(
             rejudge(Action::Prove, "code 0", false, Some(900), None),
-            Verdict::Failed { stage: "proof_output", .. }
+            Verdict::Failed { stage: Stage::ProofOutput, .. }
         ));
         assert!(matches!(rejudge(Action::Native, "code 0", false, None, None), Verdict::Executed { .. }));
         assert!(matches!(
             rejudge(Action::Prove, "signal 9", true, None, None),
-            Verdict::Failed { stage: "prover_exit", .. }
+            Verdict::Failed { stage: Stage::ProverExit, .. }
         ));
         assert!(matches!(rejudge(Action::Prove, "garbage", true, None, None), Verdict::Failed { .. }));
         for e in [Ending::Code(3), Ending::Signal(9), Ending::TimedOut, Ending::Cancelled] {
@@ -363,6 +364,6 @@ mod tests {
         assert!(matches!(judge(&f), Verdict::Executed { .. }));
         f.ending = Ending::Code(1);
         f.action = Action::Native;
-        assert!(matches!(judge(&f), Verdict::Failed { stage: "native_validation", .. }));
+        assert!(matches!(judge(&f), Verdict::Failed { stage: Stage::NativeValidation, .. }));
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::state::{BlockState, Move};
+use super::state::{BlockState, Move, Stage};
 use super::{Ledger, Origin, ProcessRecord, ReportKind, StoreError, now_ms, sql_u64};
 
 /// What an operator's `prove` did to each block asked for.
@@ -177,9 +177,9 @@ impl Ledger {
         })
     }
 
-    pub fn input_failed(&self, n: u64, stage: &str, reason: &str) -> Result<(), StoreError> {
+    pub fn input_failed(&self, n: u64, stage: Stage, reason: &str) -> Result<(), StoreError> {
         self.write(|tx| {
-            self.apply(tx, n, Move::InputFailed, ", stage = ?3, reason = ?4", &[&stage, &reason]).map(|_| ())
+            self.apply(tx, n, Move::InputFailed, ", stage = ?3, reason = ?4", &[&stage.as_str(), &reason]).map(|_| ())
         })
     }
 
@@ -312,9 +312,9 @@ impl Ledger {
     }
 
     /// The run (or its start) failed with a stage and a reason.
-    pub fn proof_failed(&self, n: u64, stage: &str, reason: &str) -> Result<(), StoreError> {
+    pub fn proof_failed(&self, n: u64, stage: Stage, reason: &str) -> Result<(), StoreError> {
         self.write(|tx| {
-            self.apply(tx, n, Move::ProofFailed, ", stage = ?3, reason = ?4, pgid = NULL", &[&stage, &reason])
+            self.apply(tx, n, Move::ProofFailed, ", stage = ?3, reason = ?4, pgid = NULL", &[&stage.as_str(), &reason])
                 .map(|_| ())
         })
     }

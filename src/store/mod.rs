@@ -40,7 +40,7 @@ pub use gate::WriteTrouble;
 pub use lines::ReportLine;
 pub use outbox::Settle;
 pub use program::ProgramRecord;
-pub use state::{BlockState, Move, ReportState};
+pub use state::{BlockState, Move, ReportState, Stage};
 pub use story::{Call, Moment, Story};
 
 /// Schema versions this build can read; `migrate` brings older ones up to the last.

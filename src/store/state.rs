@@ -135,6 +135,102 @@ pub fn allowed(from: Option<BlockState>, mv: Move) -> Option<BlockState> {
     Some(to)
 }
 
+/// The step at which a block failed (or was given up): the ledger's `stage` text, what
+/// `/health`, the dashboard, Slack and `report` show, and a metric label. One vocabulary, so a
+/// typo cannot invent a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// More than MAX_BACKFILL_BLOCKS below the head when it was seen.
+    BackfillWindow,
+    /// Fetching the block from the node.
+    FetchBlock,
+    /// Fetching its execution witness.
+    FetchWitness,
+    /// Building or writing the guest input.
+    Input,
+    /// Re-executing the block natively (ethrex) refused the input.
+    NativeValidation,
+    /// The real guest's own check of the input (emulator or execute job).
+    InputCheck,
+    /// The prover could not be started.
+    Spawn,
+    /// Proving gave up (interrupted too often).
+    Prove,
+    /// The prover exited unsuccessfully.
+    ProverExit,
+    /// The prover was killed by a signal.
+    Crash,
+    /// The prover ran past PROVER_TIMEOUT_SECONDS.
+    Timeout,
+    /// The proof is missing, empty, unreadable or could not be made durable.
+    ProofOutput,
+    /// The proof did not verify.
+    Verify,
+    /// The operator cancelled the run.
+    Cancelled,
+    /// The coordinator failed the job (internal error, input refused).
+    Coordinator,
+    /// The coordinator's answer was not about this job or program.
+    CoordinatorAnswer,
+    /// The guest failed while executing on the coordinator.
+    Execution,
+}
+
+impl Stage {
+    const ALL: [Stage; 17] = [
+        Stage::BackfillWindow,
+        Stage::FetchBlock,
+        Stage::FetchWitness,
+        Stage::Input,
+        Stage::NativeValidation,
+        Stage::InputCheck,
+        Stage::Spawn,
+        Stage::Prove,
+        Stage::ProverExit,
+        Stage::Crash,
+        Stage::Timeout,
+        Stage::ProofOutput,
+        Stage::Verify,
+        Stage::Cancelled,
+        Stage::Coordinator,
+        Stage::CoordinatorAnswer,
+        Stage::Execution,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::BackfillWindow => "backfill_window",
+            Stage::FetchBlock => "fetch_block",
+            Stage::FetchWitness => "fetch_witness",
+            Stage::Input => "input",
+            Stage::NativeValidation => "native_validation",
+            Stage::InputCheck => "input_check",
+            Stage::Spawn => "spawn",
+            Stage::Prove => "prove",
+            Stage::ProverExit => "prover_exit",
+            Stage::Crash => "crash",
+            Stage::Timeout => "timeout",
+            Stage::ProofOutput => "proof_output",
+            Stage::Verify => "verify",
+            Stage::Cancelled => "cancelled",
+            Stage::Coordinator => "coordinator",
+            Stage::CoordinatorAnswer => "coordinator_answer",
+            Stage::Execution => "execution",
+        }
+    }
+
+    /// The stage a ledger row names, if this build knows it.
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where an EthProofs call is. Stored as the text of [`ReportState::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportState {
@@ -253,6 +349,10 @@ mod tests {
         }
         assert_eq!(BlockState::parse("provd"), None);
         assert_eq!(ReportState::parse("done"), Some(ReportState::Done));
+        for stage in Stage::ALL {
+            assert_eq!(Stage::parse(stage.as_str()), Some(stage), "{stage:?} reads back");
+        }
+        assert_eq!(Stage::parse("proof output"), None);
         assert_eq!(ReportState::parse(""), None);
         assert!(ReportState::Pending.can_settle_to(ReportState::Done));
         assert!(!ReportState::Done.can_settle_to(ReportState::Failed));

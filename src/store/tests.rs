@@ -38,7 +38,7 @@ fn a_block_moves_through_its_states_and_proved_is_final() {
     assert_eq!(b.state, BlockState::Proved);
     assert_eq!((b.proving_ms, b.cycles, b.attempts), (Some(1234), Some(99), 1));
     assert_eq!((b.proof_sha256.as_deref(), b.proof_bytes), (Some("beef"), Some(2048)));
-    assert!(matches!(l.proof_failed(100, "prove", "late"), Err(StoreError::IllegalMove { .. })));
+    assert!(matches!(l.proof_failed(100, Stage::Prove, "late"), Err(StoreError::IllegalMove { .. })));
     assert!(matches!(l.proof_started(100, true), Err(StoreError::IllegalMove { .. })));
     assert_eq!(l.block(100).unwrap().unwrap().state, BlockState::Proved, "an illegal move changes nothing");
     let kinds: Vec<_> = l.pending_reports().unwrap().iter().map(|r| r.kind).collect();
@@ -52,7 +52,7 @@ fn operator_blocks_and_outcomes_never_move_the_schedule() {
     let asked = l.operator_prove(&[99_999_900, 100]).unwrap();
     assert_eq!(asked.added, vec![99_999_900]);
     assert_eq!(asked.in_progress, vec![100]);
-    l.input_failed(100, "fetch_block", "no").unwrap();
+    l.input_failed(100, Stage::FetchBlock, "no").unwrap();
     assert_eq!(l.last_scheduled().unwrap(), Some(100), "a typo far above the head does not move it");
     l.targets_scheduled(&[], Some((200, 5000, 49, "too old")), 5100).unwrap();
     assert_eq!(l.last_scheduled().unwrap(), Some(5100));
@@ -174,7 +174,7 @@ fn report_lines_join_the_proved_call() {
         l.report_settled(&r, &Settle::Done).unwrap();
     }
     l.targets_scheduled(&[11], None, 11).unwrap();
-    l.input_failed(11, "input", "no witness").unwrap();
+    l.input_failed(11, Stage::Input, "no witness").unwrap();
     let lines = l.report_lines(0).unwrap();
     assert_eq!(lines.len(), 2);
     assert_eq!((lines[0].outcome.as_str(), lines[0].proving_ms, lines[0].input_ms), ("proved", Some(1234), Some(12)));

@@ -12,6 +12,7 @@ use super::{Remote, job_metadata};
 use crate::backend::{Ended, Outcome, Recorder, RunRequest, Stop, stop_requested};
 use crate::coordinator::{CoordError, Failure, Followed, JobEnd, Phase, Submitted, Work, follow};
 use crate::decide::judge::CancelledBy;
+use crate::store::Stage;
 
 /// The coordinator's own deadline is the job's; ours comes a little later (up to this, and at
 /// most a quarter of the timeout), so that its failure (which names the phase) is the one
@@ -54,7 +55,7 @@ impl Remote {
             match *stop.borrow() {
                 Stop::Shutdown => return Err(Outcome::Stopped),
                 Stop::Operator => {
-                    return Err(Outcome::Ended(Ended::failed("cancelled", "cancelled by the operator".into())));
+                    return Err(Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())));
                 }
                 Stop::No => {}
             }
@@ -64,7 +65,7 @@ impl Remote {
                 ready = self.ready_program(rec) => ready,
                 request = stop_requested(stop) => {
                     return Err(match request {
-                        Stop::Operator => Outcome::Ended(Ended::failed("cancelled", "cancelled by the operator".into())),
+                        Stop::Operator => Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())),
                         _ => Outcome::Stopped,
                     });
                 }
@@ -107,7 +108,7 @@ impl Remote {
                             push_failures += 1;
                             if push_failures >= MAX_PUSH_FAILURES {
                                 let reason = format!("the input could not be sent {push_failures} times: {e}");
-                                return Err(Outcome::Ended(Ended::failed("coordinator", reason)));
+                                return Err(Outcome::Ended(Ended::failed(Stage::Coordinator, reason)));
                             }
                             tracing::warn!(block = req.block, job_id, error = %e, "the input could not be sent; submitting again");
                             CoordError::Failing { code: "push".into(), message: e.to_string() }
@@ -141,9 +142,9 @@ impl Remote {
                 e if e.transient() => {}
                 e => {
                     let stage = if kind == Work::Execute && self.main_kind() == Work::Prove {
-                        "input_check"
+                        Stage::InputCheck
                     } else {
-                        "coordinator"
+                        Stage::Coordinator
                     };
                     return Err(Outcome::Ended(Ended::failed(stage, e.to_string())));
                 }

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use super::{Ended, Outcome, Recorder, RunRequest, Stop, write_whole};
 use crate::coordinator::{CoordError, Coordinator, JobEnd, Phase, Work};
 use crate::decide::judge::{self, Action, CancelledBy, JOB_COMPLETED, JobFacts};
+use crate::store::Stage;
 use crate::store::{Ledger, ProgramRecord};
 
 /// What the configuration says about the coordinator backend.
@@ -73,7 +74,7 @@ impl Remote {
             None => {
                 let input = match read_input(&req.input) {
                     Ok(input) => input,
-                    Err(reason) => return Outcome::Ended(Ended::failed("input", reason)),
+                    Err(reason) => return Outcome::Ended(Ended::failed(Stage::Input, reason)),
                 };
                 if self.settings.emulate_first
                     && self.main_kind() == Work::Prove
@@ -104,7 +105,7 @@ impl Remote {
         mut stop: watch::Receiver<Stop>,
         rec: &dyn Recorder,
     ) -> Result<Option<u64>, Outcome> {
-        let input = read_input(&req.input).map_err(|reason| Outcome::Ended(Ended::failed("input", reason)))?;
+        let input = read_input(&req.input).map_err(|reason| Outcome::Ended(Ended::failed(Stage::Input, reason)))?;
         let steps = std::sync::Mutex::new(None);
         let tap = Tap { inner: rec, steps: &steps };
         self.check_input(req, &input, &mut stop, &tap).await?;
@@ -144,15 +145,15 @@ impl Remote {
                     timeout: self.settings.check_timeout,
                 };
                 match judge::judge_job(&facts) {
-                    judge::Verdict::Failed { stage: "cancelled", reason } => {
-                        Err(Outcome::Ended(Ended::failed("cancelled", reason)))
+                    judge::Verdict::Failed { stage: Stage::Cancelled, reason } => {
+                        Err(Outcome::Ended(Ended::failed(Stage::Cancelled, reason)))
                     }
                     judge::Verdict::Failed { reason, .. } => Err(Outcome::Ended(Ended::failed(
-                        "input_check",
+                        Stage::InputCheck,
                         format!("the guest rejected the input (emulation on the coordinator): {reason}"),
                     ))),
                     _ => Err(Outcome::Ended(Ended::failed(
-                        "input_check",
+                        Stage::InputCheck,
                         "the coordinator answered the input check with another kind of result".into(),
                     ))),
                 }
