@@ -141,17 +141,21 @@ pub fn inputs(dir: &Path) -> Result<Vec<(u64, PathBuf)>, ReproduceError> {
     Ok(found)
 }
 
-/// Records nothing in any ledger: a replay leaves no trace but its proofs and its report.
+/// Records nothing in the daemon's ledger: a replay leaves no trace but its proofs, its report
+/// and, for the coordinator, its jobs in the scratch ledger under `--out` (a job is followed
+/// only once recorded, here as in the daemon).
 struct Quiet {
     block: u64,
     steps: std::sync::Mutex<Option<u64>>,
+    scratch: Option<Arc<crate::store::Ledger>>,
 }
 
 impl Recorder for Quiet {
     fn process(&self, _pgid: u32) {}
-    fn job(&self, job_id: &str) -> Result<(), String> {
+    fn job(&self, job_id: &str) -> Result<crate::store::RecordedJob, String> {
         tracing::info!(block = self.block, job_id, "coordinator job");
-        Ok(())
+        let scratch = self.scratch.as_ref().ok_or("the scratch ledger under --out cannot be opened")?;
+        scratch.coordinator_job("replay", "", Some((self.block, 1)), job_id).map_err(|e| e.to_string())
     }
     fn phase(&self, phase: Phase) {
         tracing::debug!(block = self.block, phase = phase.as_str(), "phase");
@@ -175,12 +179,13 @@ pub async fn run(
     progress: &mut dyn Write,
 ) -> Vec<Row> {
     let (_stop_tx, stop) = tokio::sync::watch::channel(Stop::No);
+    let scratch = crate::store::Ledger::open(&out.join("reproduce.db")).ok().map(Arc::new);
     let mut rows = Vec::new();
     for (i, (block, input)) in inputs.iter().enumerate() {
         let block_dir = out.join(block.to_string());
         let _ = std::fs::create_dir_all(&block_dir);
         let req = RunRequest { block: *block, attempt: 1, input: input.clone(), block_dir, resume_job: None };
-        let rec = Quiet { block: *block, steps: std::sync::Mutex::new(None) };
+        let rec = Quiet { block: *block, steps: std::sync::Mutex::new(None), scratch: scratch.clone() };
         let started = Instant::now();
         let outcome = match action {
             Action::Emulate => backend.check(&req, stop.clone(), &rec).await,

@@ -23,6 +23,7 @@ pub use remote::{Remote, RemoteSettings};
 use crate::config::ZiskAction;
 use crate::coordinator::{CoordError, Phase};
 use crate::decide::judge::{Action, Verdict};
+use crate::store::RecordedJob;
 use crate::store::Stage;
 
 /// What the configured `ZISK_ACTION` asks of a backend.
@@ -54,7 +55,7 @@ pub struct RunRequest {
     /// `OUTPUT_DIR/<block>`: where the proof is written.
     pub block_dir: PathBuf,
     /// A coordinator job of this attempt, recorded before a restart: followed, not submitted again.
-    pub resume_job: Option<String>,
+    pub resume_job: Option<RecordedJob>,
 }
 
 /// What a backend says as the run goes; the implementation records it.
@@ -62,8 +63,9 @@ pub trait Recorder: Send + Sync {
     /// The prover's process group exists (it can be recognised, and ended, after a crash).
     fn process(&self, pgid: u32);
     /// The coordinator accepted the attempt's job. Must be durable before anything else happens
-    /// to the job: an `Err` makes the backend cancel the job and stop.
-    fn job(&self, job_id: &str) -> Result<(), String>;
+    /// to the job: the ledger's token for it, or an `Err` that makes the backend cancel the job
+    /// and stop.
+    fn job(&self, job_id: &str) -> Result<RecordedJob, String>;
     /// The job entered a phase.
     fn phase(&self, phase: Phase);
     /// The coordinator cannot be asked (`Some`), or answers again (`None`).

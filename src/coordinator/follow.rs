@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::job::{completed, failure};
 use super::wire::v1 as pb;
 use super::{CoordError, Coordinator, Failure, JobEnd, MAX_ID_LEN, Phase};
+use crate::store::RecordedJob;
 
 /// How long each `WaitJobResult` may hold before answering.
 const POLL_HOLD_SECS: u32 = 30;
@@ -42,7 +43,7 @@ pub struct Expected<'a> {
     pub hash_id: Option<&'a str>,
 }
 
-/// Follows `job_id` until it ends. `phase` hears each phase as it is entered; `trouble` hears
+/// Follows `job` (recorded in the ledger: only the ledger mints a [`RecordedJob`]) until it ends. `phase` hears each phase as it is entered; `trouble` hears
 /// `Some(error)` while the coordinator cannot be asked and `None` once it answers again.
 ///
 /// An event or poll answer about another job, or a proof of another program than `hash_id`,
@@ -50,11 +51,12 @@ pub struct Expected<'a> {
 /// trusted with this one's result, and its answer is never taken as this job's proof.
 pub async fn follow(
     c: &Coordinator,
-    job_id: &str,
+    job: &RecordedJob,
     hash_id: Option<&str>,
     mut phase: impl FnMut(Phase),
     mut trouble: impl FnMut(Option<&CoordError>),
 ) -> Followed {
+    let job_id = job.id();
     let expected = Expected { job_id, hash_id };
     let mut backoff = Duration::from_secs(1);
     let mut results_missing = 0u32;

@@ -16,6 +16,7 @@ use super::run_progress::{Recording, RunProgress};
 use super::{Context, until_recorded};
 use crate::backend::{Outcome, RunRequest, Stop};
 use crate::decide::judge::Verdict;
+use crate::store::RecordedJob;
 use crate::store::Stage;
 use crate::store::{Accepted, ExitRecord, Interrupted, StoreError};
 
@@ -35,7 +36,7 @@ pub struct RunJob {
 #[derive(Debug, Clone)]
 pub struct Resume {
     pub attempt: u32,
-    pub job_id: String,
+    pub job: RecordedJob,
 }
 
 /// How it went, for the Prover's status and alerts (the ledger already has it).
@@ -131,7 +132,7 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         attempt,
         input: job.input_path.clone(),
         block_dir: block_dir(&ctx, &job),
-        resume_job: job.resume.as_ref().map(|r| r.job_id.clone()),
+        resume_job: job.resume.as_ref().map(|r| r.job.clone()),
     };
     let recording = Recording { block: job.block, attempt, ledger: &ctx.ledger, progress: &progress };
     // Once the run has ended, its records are retried through a ledger that cannot be written

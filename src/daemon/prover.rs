@@ -161,9 +161,13 @@ impl Prover {
         let plan = recovery::plan(&ledger.blocks_in(&[BlockState::Proving])?, &exited, self.ctx.backend.reattaches());
         for step in plan {
             match step {
-                Recovery::Follow { block, attempt, job_id } => {
-                    tracing::info!(block, job_id, "a coordinator job outlived the last run; following it again");
-                    s.resume.push_back((block, Resume { attempt, job_id }));
+                Recovery::Follow { block, attempt, job } => {
+                    tracing::info!(
+                        block,
+                        job_id = job.id(),
+                        "a coordinator job outlived the last run; following it again"
+                    );
+                    s.resume.push_back((block, Resume { attempt, job }));
                 }
                 Recovery::Interrupted { block, process } => {
                     if let Some(process) = &process {
@@ -214,7 +218,7 @@ impl Prover {
             let Some(row) = ledger.block(block)?.filter(|r| r.state == BlockState::Proving) else { return Ok(()) };
             let input_path = row.input_path.clone().unwrap_or_default();
             let job = RunJob { block, input_path, block_hash: row.block_hash.clone(), resume: Some(resume.clone()) };
-            self.spawn_run(s, job, Some(resume.job_id), row.block_timestamp);
+            self.spawn_run(s, job, Some(resume.job.id().to_string()), row.block_timestamp);
             s.last_head_to_prover_ms = None;
             return Ok(());
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::backend::Recorder;
 use crate::coordinator::{CoordError, Phase};
 use crate::store::Ledger;
+use crate::store::RecordedJob;
 
 /// At most this many phases are kept per run.
 const MAX_PHASES: usize = 32;
@@ -87,13 +88,13 @@ impl Recorder for Recording<'_> {
         }
     }
 
-    fn job(&self, job_id: &str) -> Result<(), String> {
+    fn job(&self, job_id: &str) -> Result<RecordedJob, String> {
         match self.ledger.job_submitted(self.block, self.attempt, job_id) {
-            Ok(true) => {
+            Ok(Some(job)) => {
                 self.lock().job_id = Some(job_id.to_string());
-                Ok(())
+                Ok(job)
             }
-            Ok(false) => Err(format!("block {} is no longer in attempt {}", self.block, self.attempt)),
+            Ok(None) => Err(format!("block {} is no longer in attempt {}", self.block, self.attempt)),
             Err(e) => Err(e.to_string()),
         }
     }

@@ -1,13 +1,13 @@
 //! What becomes of the runs a predecessor left behind, decided from the ledger's rows alone: the
 //! Prover carries the plan out at start-up (and after its own restart).
 
-use crate::store::{BlockRecord, ProcessRecord};
+use crate::store::{BlockRecord, ProcessRecord, RecordedJob};
 
 /// One left-behind run and what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recovery {
     /// A coordinator job outlived the daemon: follow the same job again, as the same attempt.
-    Follow { block: u64, attempt: u32, job_id: String },
+    Follow { block: u64, attempt: u32, job: RecordedJob },
     /// The run died with the daemon: end what is left of its process group (when one was
     /// recorded), then count the interruption; the ledger queues it again or, past
     /// MAX_PROVE_ATTEMPTS, gives it up.
@@ -22,7 +22,7 @@ pub enum Recovery {
 /// counts as interrupted like a local process.
 pub fn plan(proving: &[BlockRecord], exited: &[BlockRecord], reattaches: bool) -> Vec<Recovery> {
     let left = proving.iter().map(|row| match row.job_id.clone().filter(|_| reattaches) {
-        Some(job_id) => Recovery::Follow { block: row.number, attempt: row.attempts, job_id },
+        Some(job) => Recovery::Follow { block: row.number, attempt: row.attempts, job },
         None => Recovery::Interrupted { block: row.number, process: row.process.clone() },
     });
     left.chain(exited.iter().map(|row| Recovery::Rejudge { block: row.number })).collect()
@@ -34,7 +34,14 @@ mod tests {
     use crate::store::BlockState;
 
     fn row(number: u64, state: BlockState, job: Option<&str>, process: Option<ProcessRecord>) -> BlockRecord {
-        BlockRecord { number, state, attempts: 2, job_id: job.map(str::to_string), process, ..BlockRecord::default() }
+        BlockRecord {
+            number,
+            state,
+            attempts: 2,
+            job_id: job.map(RecordedJob::for_tests),
+            process,
+            ..BlockRecord::default()
+        }
     }
 
     #[test]
@@ -48,7 +55,7 @@ mod tests {
         assert_eq!(
             plan(&proving, &exited, true),
             vec![
-                Recovery::Follow { block: 10, attempt: 2, job_id: "job-10".into() },
+                Recovery::Follow { block: 10, attempt: 2, job: RecordedJob::for_tests("job-10") },
                 Recovery::Interrupted { block: 11, process: Some(process.clone()) },
                 Recovery::Rejudge { block: 12 },
             ]

@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::{OptionalExtension, params};
 
 use super::state::{BlockState, Move, Stage};
-use super::{Ledger, Origin, ProcessRecord, ReportKind, StoreError, now_ms, sql_u64};
+use super::{Ledger, Origin, ProcessRecord, RecordedJob, ReportKind, StoreError, now_ms, sql_u64};
 
 /// What an operator's `prove` did to each block asked for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -224,9 +224,9 @@ impl Ledger {
     }
 
     /// The coordinator accepted the attempt's job: recorded before anything else happens to it,
-    /// so a restart re-attaches rather than proving again. `false` if the block is no longer in
-    /// that attempt (nothing is changed).
-    pub fn job_submitted(&self, n: u64, attempt: u32, job_id: &str) -> Result<bool, StoreError> {
+    /// so a restart re-attaches rather than proving again. The job, now followable; `None` if the
+    /// block is no longer in that attempt (nothing is changed).
+    pub fn job_submitted(&self, n: u64, attempt: u32, job_id: &str) -> Result<Option<RecordedJob>, StoreError> {
         self.write(|tx| {
             let changed = tx
                 .execute(
@@ -234,7 +234,7 @@ impl Ledger {
                     params![sql_u64(n), i64::from(attempt), job_id],
                 )
                 .map_err(self.sql())?;
-            Ok(changed == 1)
+            Ok((changed == 1).then(|| RecordedJob::minted(job_id)))
         })
     }
 

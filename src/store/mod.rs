@@ -19,6 +19,7 @@
 mod error;
 mod events;
 mod gate;
+mod job;
 mod lines;
 mod outbox;
 mod program;
@@ -37,6 +38,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use error::StoreError;
 pub use events::{Accepted, CancelRequest, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess};
 pub use gate::WriteTrouble;
+pub use job::RecordedJob;
 pub use lines::ReportLine;
 pub use outbox::Settle;
 pub use program::ProgramRecord;
@@ -139,7 +141,7 @@ pub struct BlockRecord {
     pub block_timestamp: Option<u64>,
     /// The coordinator's job for the current attempt, recorded before anything else happens to
     /// it: a restart re-attaches to it instead of proving again.
-    pub job_id: Option<String>,
+    pub job_id: Option<RecordedJob>,
     /// The operator asked to cancel the running attempt.
     pub cancel_requested: bool,
     /// The guest's steps when it checked the input (`INPUT_CHECK=emulate`).

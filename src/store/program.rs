@@ -4,7 +4,7 @@
 
 use rusqlite::params;
 
-use super::{Ledger, StoreError, now_ms, sql_u64};
+use super::{Ledger, RecordedJob, StoreError, now_ms, sql_u64};
 
 /// The guest program registered with the coordinator: which ELF (by SHA-256), the
 /// coordinator's hash id for it, and whether its set-up completed. Set-up runs once per hash id.
@@ -72,7 +72,7 @@ impl Ledger {
         hash_id: &str,
         block: Option<(u64, u32)>,
         job_id: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<RecordedJob, StoreError> {
         self.write(|tx| {
             tx.execute(
                 "INSERT OR REPLACE INTO coordinator_jobs (job_id, kind, hash_id, block, attempt, submitted_at)
@@ -86,7 +86,7 @@ impl Ledger {
                     now_ms()
                 ],
             )
-            .map(|_| ())
+            .map(|_| RecordedJob::minted(job_id))
             .map_err(self.sql())
         })
     }

@@ -7,8 +7,8 @@ use rusqlite::params;
 
 use super::state::{BlockState, ReportState};
 use super::{
-    BlockRecord, Ledger, Origin, Orphan, ProcessRecord, ReportKind, ReportRow, SkippedRange, StoreError, from_sql,
-    sql_u64,
+    BlockRecord, Ledger, Origin, Orphan, ProcessRecord, RecordedJob, ReportKind, ReportRow, SkippedRange, StoreError,
+    from_sql, sql_u64,
 };
 
 const BLOCK_COLUMNS: &str = "number, state, origin, stage, reason, attempts, interruptions, input_path, proof_path,
@@ -177,7 +177,7 @@ fn raw_block(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawBlock> {
             seen_at_ms: r.get(18)?,
             block_timestamp: opt_u64(r.get(19)?),
             proof_bytes: opt_u64(r.get(20)?),
-            job_id: r.get(21)?,
+            job_id: r.get::<_, Option<String>>(21)?.map(RecordedJob::minted),
             cancel_requested: r.get::<_, i64>(22)? != 0,
             guest_steps: opt_u64(r.get(23)?),
         },

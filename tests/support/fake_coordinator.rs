@@ -734,8 +734,14 @@ impl ZiskCoordinatorApi for Fake {
         while self.state.lock().unwrap().stall_pushes {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // The chunks count once the client ends its stream: a stream broken off (its daemon
+        // killed mid-push) delivers nothing, whatever the transport had buffered.
+        let mut chunks = Vec::new();
         while let Some(msg) = stream.message().await? {
-            let mut s = self.state.lock().unwrap();
+            chunks.push(msg);
+        }
+        let mut s = self.state.lock().unwrap();
+        for msg in chunks {
             s.pushes += 1;
             let job = s.jobs.get_mut(&msg.job_id).ok_or_else(|| not_found_job(&msg.job_id))?;
             if let Some(chunk) = msg.chunk {

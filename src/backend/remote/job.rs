@@ -12,6 +12,7 @@ use super::{Remote, job_metadata};
 use crate::backend::{Ended, Outcome, Recorder, RunRequest, Stop, stop_requested};
 use crate::coordinator::{CoordError, Failure, Followed, JobEnd, Phase, Submitted, Work, follow};
 use crate::decide::judge::CancelledBy;
+use crate::store::RecordedJob;
 use crate::store::Stage;
 
 /// The coordinator's own deadline is the job's; ours comes a little later (up to this, and at
@@ -44,7 +45,7 @@ impl Remote {
         kind: Work,
         stop: &mut watch::Receiver<Stop>,
         rec: &dyn Recorder,
-    ) -> Result<String, Outcome> {
+    ) -> Result<RecordedJob, Outcome> {
         let mut backoff = Duration::from_secs(1);
         let mut metadata = true;
         let mut push_failures = 0u32;
@@ -90,17 +91,20 @@ impl Remote {
                             .coordinator_job("input_check", &hash_id, Some((req.block, req.attempt)), &job_id)
                             .map_err(|e| e.to_string())
                     };
-                    if let Err(e) = recorded {
-                        tracing::error!(block = req.block, job_id, error = %e, "cannot record the job; cancelling it");
-                        let _ = self.client.cancel(&job_id).await;
-                        return Err(Outcome::Stopped);
-                    }
+                    let job = match recorded {
+                        Ok(job) => job,
+                        Err(e) => {
+                            tracing::error!(block = req.block, job_id, error = %e, "cannot record the job; cancelling it");
+                            let _ = self.client.cancel(&job_id).await;
+                            return Err(Outcome::Stopped);
+                        }
+                    };
                     tracing::info!(block = req.block, job_id, kind = ?kind, "coordinator job submitted");
                     if pending_input == 0 {
-                        return Ok(job_id);
+                        return Ok(job);
                     }
-                    match self.client.push_rest(&job_id, input).await {
-                        Ok(()) => return Ok(job_id),
+                    match self.client.push_rest(job.id(), input).await {
+                        Ok(()) => return Ok(job),
                         Err(e) => {
                             // A job without its whole input is no use: it goes, and a new one is
                             // submitted, whatever the error was (a few times).
@@ -168,7 +172,7 @@ impl Remote {
     /// the block proved again.
     pub(super) async fn await_end(
         &self,
-        job_id: &str,
+        job: &RecordedJob,
         timeout: Duration,
         resumed: bool,
         detachable: bool,
@@ -196,7 +200,8 @@ impl Remote {
         };
         // A proof must be of the program this daemon registered.
         let hash_id = self.program().map(|p| p.hash_id);
-        let following = follow(&self.client, job_id, hash_id.as_deref(), on_phase, |t| rec.trouble(t));
+        let job_id = job.id();
+        let following = follow(&self.client, job, hash_id.as_deref(), on_phase, |t| rec.trouble(t));
         tokio::pin!(following);
         let mut look = tokio::time::interval(Duration::from_secs(1));
         loop {

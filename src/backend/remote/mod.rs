@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use super::{Ended, Outcome, Recorder, RunRequest, Stop, write_whole};
 use crate::coordinator::{CoordError, Coordinator, JobEnd, Phase, Work};
 use crate::decide::judge::{self, Action, CancelledBy, JOB_COMPLETED, JobFacts};
+use crate::store::RecordedJob;
 use crate::store::Stage;
 use crate::store::{Ledger, ProgramRecord};
 
@@ -66,10 +67,10 @@ impl Remote {
     }
 
     pub async fn run(&self, req: &RunRequest, mut stop: watch::Receiver<Stop>, rec: &dyn Recorder) -> Outcome {
-        let (job_id, kind) = match &req.resume_job {
-            Some(id) => {
-                tracing::info!(block = req.block, job_id = %id, "re-attaching to the block's coordinator job");
-                (id.clone(), self.main_kind())
+        let (job, kind) = match &req.resume_job {
+            Some(job) => {
+                tracing::info!(block = req.block, job_id = job.id(), "re-attaching to the block's coordinator job");
+                (job.clone(), self.main_kind())
             }
             None => {
                 let input = match read_input(&req.input) {
@@ -83,19 +84,19 @@ impl Remote {
                     return outcome;
                 }
                 match self.submit(req, &input, self.main_kind(), &mut stop, rec).await {
-                    Ok(id) => (id, self.main_kind()),
+                    Ok(job) => (job, self.main_kind()),
                     Err(outcome) => return outcome,
                 }
             }
         };
         let started = Instant::now();
         let resumed = req.resume_job.is_some();
-        let (end, cancelled_by) =
-            match self.await_end(&job_id, self.settings.timeout, resumed, true, &mut stop, rec).await {
-                Ok(end) => end,
-                Err(outcome) => return outcome,
-            };
-        self.ended(req, &job_id, kind, end, cancelled_by, started.elapsed())
+        let (end, cancelled_by) = match self.await_end(&job, self.settings.timeout, resumed, true, &mut stop, rec).await
+        {
+            Ok(end) => end,
+            Err(outcome) => return outcome,
+        };
+        self.ended(req, job.id(), kind, end, cancelled_by, started.elapsed())
     }
 
     /// Only the guest's check of the input (an execute job): its steps if it accepts it.
@@ -125,16 +126,16 @@ impl Remote {
         stop: &mut watch::Receiver<Stop>,
         rec: &dyn Recorder,
     ) -> Result<(), Outcome> {
-        let job_id = self.submit(req, input, Work::Execute, stop, rec).await?;
+        let job = self.submit(req, input, Work::Execute, stop, rec).await?;
         let started = Instant::now();
-        let (end, cancelled_by) = self.await_end(&job_id, self.settings.check_timeout, false, false, stop, rec).await?;
+        let (end, cancelled_by) = self.await_end(&job, self.settings.check_timeout, false, false, stop, rec).await?;
         match end {
             JobEnd::Done { steps, .. } => {
                 tracing::debug!(block = req.block, ms = started.elapsed().as_millis() as u64, "input check job done");
                 rec.checked(steps);
                 Ok(())
             }
-            JobEnd::Unknown => Err(Outcome::Lost(format!("the coordinator forgot the input check job {job_id}"))),
+            JobEnd::Unknown => Err(Outcome::Lost(format!("the coordinator forgot the input check job {job}"))),
             end => {
                 let facts = JobFacts {
                     action: Action::Execute,
@@ -215,7 +216,7 @@ impl Recorder for Tap<'_> {
     fn process(&self, pgid: u32) {
         self.inner.process(pgid)
     }
-    fn job(&self, job_id: &str) -> Result<(), String> {
+    fn job(&self, job_id: &str) -> Result<RecordedJob, String> {
         self.inner.job(job_id)
     }
     fn phase(&self, phase: Phase) {

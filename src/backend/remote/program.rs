@@ -41,17 +41,19 @@ impl Remote {
         tracing::info!(hash_id, "setting the guest program up on the coordinator (once per ELF)");
         let job_id = self.client.setup(&hash_id).await?;
         // Recorded before it is followed, like every job this daemon starts.
-        if let Err(e) = self.ledger.coordinator_job("setup", &hash_id, None, &job_id) {
-            let _ = self.client.cancel(&job_id).await;
-            return Err(local(e));
-        }
-        let (end, _) = match self
-            .await_end(&job_id, self.settings.timeout, false, false, &mut watch::channel(Stop::No).1, rec)
-            .await
-        {
-            Ok(end) => end,
-            Err(_) => return Err(CoordError::Failing { code: "setup".into(), message: "set-up stopped".into() }),
+        let job = match self.ledger.coordinator_job("setup", &hash_id, None, &job_id) {
+            Ok(job) => job,
+            Err(e) => {
+                let _ = self.client.cancel(&job_id).await;
+                return Err(local(e));
+            }
         };
+        let (end, _) =
+            match self.await_end(&job, self.settings.timeout, false, false, &mut watch::channel(Stop::No).1, rec).await
+            {
+                Ok(end) => end,
+                Err(_) => return Err(CoordError::Failing { code: "setup".into(), message: "set-up stopped".into() }),
+            };
         match end {
             JobEnd::Done { .. } => {
                 self.ledger.program_set_up(&self.elf_sha256, &hash_id).map_err(local)?;
