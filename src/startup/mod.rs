@@ -13,13 +13,16 @@ use std::time::{Duration, SystemTime};
 use crate::backend::Backend;
 use crate::chain::{ChainError, HeadPoller, NodeClient};
 use crate::chainspec::ChainSpec;
-use crate::config::{Config, ConfigError, ProverBackend, ZiskAction, ZiskVersionSetting};
+use crate::config::{Config, ConfigError, ZiskAction};
 use crate::control::Control;
 use crate::daemon::{Context, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::instance::InstanceLock;
 use crate::status::Board;
-use crate::verify::ProofCheck;
-use crate::zisk::ZiskVersion;
+
+mod checks;
+
+pub use checks::prover_label;
+use checks::{check_elf, check_ethproofs, detect_zisk, read_guest, retry_transient, verification};
 
 /// Why the daemon could not start. `Config` errors exit with code 2, the rest with 1.
 #[derive(Debug, thiserror::Error)]
@@ -185,151 +188,6 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         board: Arc::new(Board::default()),
     });
     Ok(Built { ctx, poller, listener, admin_listener, started_notice, _lock: lock })
-}
-
-/// Node calls at start-up ride out a node that is briefly unavailable.
-async fn retry_transient<T, F, Fut>(f: F) -> Result<T, ChainError>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, ChainError>>,
-{
-    let mut attempt = 0;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.is_transient() && attempt < 3 => {
-                attempt += 1;
-                tracing::warn!(error = %e, attempt, "node call failed at start-up; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// The guest ELF, read only once its size is known to be a guest's, and refused unless its header
-/// says RV64 (`/bin/true` or a truncated download is a configuration error, exit 2).
-fn read_guest(path: &std::path::Path) -> Result<Vec<u8>, StartupError> {
-    let refuse = |message: String| StartupError::from(ConfigError { variable: "ELF_PATH", message });
-    let len = std::fs::metadata(path).map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?.len();
-    if len > crate::elf::MAX_ELF_BYTES {
-        return Err(refuse(format!("{}: {}", path.display(), crate::elf::NotAGuest::TooLarge(len))));
-    }
-    let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?;
-    crate::elf::check_guest_header(&bytes)
-        .map_err(|e| refuse(format!("{} is not a ZisK guest: {e}", path.display())))?;
-    Ok(bytes)
-}
-
-/// Reads what the ELF was built from, says it, and refuses an ELF whose ethrex writes another
-/// input layout (unless `ALLOW_ELF_MISMATCH`); a ziskos of another line than cargo-zisk is a warning.
-fn check_elf(
-    config: &Config,
-    bytes: &[u8],
-    zisk_version: ZiskVersion,
-) -> Result<crate::elf::Fingerprint, StartupError> {
-    let fp = crate::elf::fingerprint(bytes);
-    tracing::info!(
-        elf = %config.elf_path.display(),
-        sha256 = %fp.sha256,
-        ethrex = %fp.ethrex.describe(),
-        ziskos = %fp.ziskos.describe(),
-        "guest ELF"
-    );
-    if let Err(mismatch) = crate::elf::check_layout(&fp, &config.elf_path.display().to_string()) {
-        if !config.allow_elf_mismatch {
-            return Err(ConfigError { variable: "ELF_PATH", message: mismatch.to_string() }.into());
-        }
-        tracing::warn!(%mismatch, "ALLOW_ELF_MISMATCH=true: starting anyway");
-    }
-    if config.prover_backend == ProverBackend::Cli
-        && let Some(warning) = crate::elf::ziskos_mismatch(&fp, zisk_version)
-    {
-        tracing::warn!("{warning}");
-    }
-    Ok(fp)
-}
-
-/// Whether and how each proof is verified, said once at start-up (`verify::decide`).
-fn verification(config: &Config, zisk_version: ZiskVersion) -> Result<Option<ProofCheck>, StartupError> {
-    let proving = config.zisk_action == ZiskAction::Prove;
-    let check = crate::verify::decide(config.verify_proofs, proving, zisk_version.major, config.program_vk)
-        .map_err(|message| ConfigError { variable: "VERIFY_PROOFS", message })?;
-    match (&check, proving) {
-        (_, false) => {}
-        (None, true) => tracing::warn!(
-            zisk = %zisk_version,
-            "proofs are reported without being verified (VERIFY_PROOFS=off, or a ZisK 0.x prover)"
-        ),
-        (Some(ProofCheck { program_vk: Some(vk) }), true) => {
-            tracing::info!(program_vk = %crate::verify::vk_hex(vk), "every proof is verified for PROGRAM_VK");
-        }
-        (Some(ProofCheck { program_vk: None }), true) => tracing::warn!(
-            "every proof is verified, for any program: set PROGRAM_VK to refuse a proof of another guest"
-        ),
-    }
-    Ok(check)
-}
-
-/// What proves, in words: `cargo-zisk 0.16.0`, `ZisK coordinator http://…`, `native re-execution`.
-pub fn prover_label(config: &Config, zisk_version: ZiskVersion) -> String {
-    match (config.zisk_action, config.prover_backend) {
-        (ZiskAction::Native, _) => "native re-execution (no ZisK)".to_string(),
-        (_, ProverBackend::Cli) => format!("cargo-zisk {zisk_version}"),
-        (_, ProverBackend::Coordinator) => {
-            format!("ZisK coordinator {}", crate::chain::scrub_urls(&config.coordinator_url))
-        }
-    }
-}
-
-async fn detect_zisk(config: &Config) -> Result<ZiskVersion, StartupError> {
-    if config.prover_backend == ProverBackend::Coordinator && config.zisk_action != ZiskAction::Native {
-        // The coordinator's API is 1.x: it reads inputs framed as ZisK 0.16 and later do, and
-        // this machine need not have cargo-zisk at all.
-        return match config.zisk_version {
-            ZiskVersionSetting::Auto | ZiskVersionSetting::Fixed { major: 1, .. } => {
-                Ok(ZiskVersion { major: 1, minor: 0, patch: 0 })
-            }
-            ZiskVersionSetting::Fixed { .. } => Err(ConfigError {
-                variable: "ZISK_VERSION",
-                message: "the coordinator backend speaks ZisK 1.x; set ZISK_VERSION=1 or auto".into(),
-            }
-            .into()),
-        };
-    }
-    match config.zisk_version {
-        ZiskVersionSetting::Fixed { major, minor } => Ok(ZiskVersion { major, minor, patch: 0 }),
-        // Without ZisK the inputs are framed as the current CLI reads them.
-        ZiskVersionSetting::Auto if config.zisk_action == ZiskAction::Native => {
-            Ok(ZiskVersion { major: 1, minor: 0, patch: 0 })
-        }
-        ZiskVersionSetting::Auto => {
-            crate::zisk::detect(&config.cargo_zisk).await.map_err(|e| StartupError::Zisk(e.to_string()))
-        }
-    }
-}
-
-/// With reporting configured, the key must see the cluster. Definite answers (a refused key, a
-/// cluster the team does not have) stop the daemon unless ETHPROOFS_STRICT_STARTUP=false; an
-/// unreachable API does not, since the outbox rides out outages.
-async fn check_ethproofs(config: &Config, http: &reqwest::Client) -> Result<(), StartupError> {
-    let Some(e) = &config.ethproofs else { return Ok(()) };
-    let client = crate::ethproofs::EthProofsClient::new(http.clone(), e.clone());
-    match client.check_cluster().await {
-        Ok(()) => {
-            tracing::info!(cluster_id = e.cluster_id, "EthProofs key and cluster checked");
-            Ok(())
-        }
-        Err(crate::ethproofs::ClusterCheck::Unreachable(reason)) => {
-            tracing::warn!(%reason, "cannot reach EthProofs to check the key and cluster; starting anyway");
-            Ok(())
-        }
-        Err(problem) if config.ethproofs_strict_startup => Err(StartupError::EthProofs(problem)),
-        Err(problem) => {
-            tracing::warn!(problem = %problem, "EthProofs start-up check failed; starting anyway (ETHPROOFS_STRICT_STARTUP=false)");
-            Ok(())
-        }
-    }
 }
 
 /// A daemon whose actors and HTTP surface run.

@@ -12,6 +12,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
+mod heads;
+mod redact;
+
+pub use heads::{HeadPoller, follow_new_heads};
+pub use redact::{redact_url, scrub_urls};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
     #[error("invalid node URL: {0}")]
@@ -85,19 +91,6 @@ fn rpc_says_retry(code: i64, message: &str) -> bool {
         ]
         .iter()
         .any(|k| m.contains(k))
-}
-
-/// Keeps scheme, host and port: paths and query strings of hosted nodes hold API keys.
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => {
-            let host = u.host_str().unwrap_or("?");
-            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-            let rest = if u.path().len() > 1 || u.query().is_some() { "/…" } else { "" };
-            format!("{}://{host}{port}{rest}", u.scheme())
-        }
-        Err(_) => "<invalid url>".to_string(),
-    }
 }
 
 /// The default answer size cap: well above the largest mainnet witnesses seen (tens of MB).
@@ -290,129 +283,9 @@ impl NodeClient {
     }
 }
 
-/// The chain head, polled with alloy's provider behind a retry layer (rate limits and
-/// transient transport errors are retried inside the call).
-pub struct HeadPoller {
-    provider: alloy_provider::RootProvider,
-    endpoint: String,
-}
-
-impl fmt::Debug for HeadPoller {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HeadPoller").field("endpoint", &self.endpoint).finish()
-    }
-}
-
-/// Reduces every URL in `text` to scheme://host:port, by structure: whatever spelling the
-/// operator used (upper-case host, an explicit default port), and whatever form a dependency
-/// quotes it in, no path or query (where providers put keys) survives.
-pub fn scrub_urls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = ["http://", "https://", "ws://", "wss://"]
-        .iter()
-        .filter_map(|scheme| rest.to_ascii_lowercase().find(scheme))
-        .min()
-    {
-        out.push_str(&rest[..start]);
-        let tail = &rest[start..];
-        let end =
-            tail.find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '>' | ',')).unwrap_or(tail.len());
-        out.push_str(&redact_url(&tail[..end]));
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-impl HeadPoller {
-    pub fn new(url: &str) -> Result<HeadPoller, ChainError> {
-        let parsed =
-            reqwest::Url::parse(url).map_err(|e| ChainError::InvalidUrl(format!("{}: {e}", redact_url(url))))?;
-        let client = alloy_rpc_client::ClientBuilder::default()
-            .layer(alloy_transport::layers::RetryBackoffLayer::new(3, 500, u64::MAX))
-            .http(parsed);
-        Ok(HeadPoller { provider: alloy_provider::RootProvider::new(client), endpoint: redact_url(url) })
-    }
-
-    /// Scheme, host and port only: safe to log.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    pub async fn head(&self) -> Result<u64, ChainError> {
-        use alloy_provider::Provider;
-        self.provider.get_block_number().await.map_err(|e| ChainError::Transport {
-            method: "eth_blockNumber",
-            endpoint: self.endpoint.clone(),
-            message: scrub_urls(&e.to_string()),
-        })
-    }
-}
-
-/// Follows `newHeads` over WebSocket and calls `on_head` with each block number, reconnecting
-/// after errors. Runs until the task is aborted; polling remains the safety net meanwhile.
-pub async fn follow_new_heads(url: String, on_head: impl Fn(u64) + Send + 'static) {
-    use alloy_provider::Provider;
-    use futures_util::StreamExt;
-    let endpoint = redact_url(&url);
-    loop {
-        // Connecting and subscribing are bounded: a node that never answers must not park the
-        // subscription for good (polling goes on regardless).
-        let connect = tokio::time::timeout(Duration::from_secs(30), async {
-            let provider =
-                alloy_provider::ProviderBuilder::new().connect_ws(alloy_provider::WsConnect::new(url.clone())).await?;
-            let sub = provider.subscribe_blocks().await?;
-            Ok::<_, alloy_transport::TransportError>((provider, sub))
-        })
-        .await;
-        let connected = match connect {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::warn!(%endpoint, "WebSocket connection did not complete in 30 s");
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                continue;
-            }
-        };
-        match connected {
-            Ok((_provider, sub)) => {
-                tracing::info!(%endpoint, "following newHeads");
-                let mut stream = sub.into_stream();
-                while let Some(header) = stream.next().await {
-                    on_head(header.number);
-                }
-                tracing::warn!(%endpoint, "newHeads subscription ended; reconnecting");
-            }
-            Err(e) => {
-                tracing::warn!(%endpoint, error = %scrub_urls(&e.to_string()), "WebSocket connection or subscription failed")
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(10)).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_in_any_spelling_are_reduced_by_structure() {
-        let text = "error sending request for url (HTTPS://Eth.Example.COM:443/v2/KEY123): timed out; see https://x.io/a?k=SECRET2, 'wss://ws.node/KEY3'";
-        let scrubbed = scrub_urls(text);
-        for secret in ["KEY123", "SECRET2", "KEY3", "/v2/"] {
-            assert!(!scrubbed.contains(secret), "{scrubbed}");
-        }
-        assert!(scrubbed.contains("https://eth.example.com/…") && scrubbed.contains("timed out"), "{scrubbed}");
-        assert_eq!(scrub_urls("no url here"), "no url here");
-    }
-
-    #[test]
-    fn redaction_drops_paths_and_queries() {
-        assert_eq!(redact_url("https://eth-mainnet.example/v2/SECRETKEY"), "https://eth-mainnet.example/…");
-        assert_eq!(redact_url("http://127.0.0.1:8545"), "http://127.0.0.1:8545");
-        assert_eq!(redact_url("http://node:8545/?key=SECRET"), "http://node:8545/…");
-        assert!(!redact_url("https://user:pass@host/x").contains("pass"));
-    }
 
     #[test]
     fn debug_never_shows_the_url() {
