@@ -25,6 +25,8 @@ use crate::status::{CoordinatorStatus, ExecutedBlock, FailedBlock, PhaseTime, Pr
 use crate::store::Stage;
 use crate::store::{BlockRecord, BlockState, Interrupted, StoreError};
 
+mod status;
+
 pub enum ProverMsg {
     /// The queue may have changed.
     Wake,
@@ -372,73 +374,6 @@ impl Prover {
             }
         });
     }
-
-    fn publish(&self, s: &ProverState) -> Result<(), StoreError> {
-        let queued = self.ctx.ledger.blocks_in(&[BlockState::Queued, BlockState::InputReady])?;
-        let threshold = self.ctx.config.prover_stuck_threshold;
-        let stuck = s.in_flight.as_ref().is_some_and(|f| f.started.elapsed() > threshold);
-        let progress = s.in_flight.as_ref().map(|f| f.progress.snapshot()).unwrap_or_default();
-        let cut_off = progress.trouble.as_ref().is_some_and(|t| t.since.elapsed() > COORDINATOR_ALERT_AFTER);
-        let coordinator = self.ctx.backend.remote().map(|r| {
-            let program = r.program();
-            CoordinatorStatus {
-                url: r.client().url().to_string(),
-                hash_id: program.as_ref().map(|p| p.hash_id.clone()),
-                set_up: program.is_some_and(|p| p.set_up),
-                reachable: s.in_flight.as_ref().map(|_| progress.trouble.is_none()),
-                unreachable_seconds: progress.trouble.as_ref().map(|t| t.since.elapsed().as_secs()),
-                error: progress.trouble.as_ref().map(|t| t.error.clone()),
-            }
-        });
-        self.ctx.board.prover.publish(ProverStatus {
-            status: if stuck || cut_off { "degraded" } else { "healthy" },
-            state: if stuck {
-                "stuck"
-            } else if s.in_flight.is_some() {
-                "proving"
-            } else if s.stopping {
-                "stopped"
-            } else if self.ctx.is_paused() {
-                "paused"
-            } else {
-                "idle"
-            },
-            queue_length: queued.len(),
-            queued_blocks: queued.iter().take(100).map(|b| b.number).collect(),
-            proving_block: s.in_flight.as_ref().map(|f| f.block),
-            proving_attempt: s
-                .in_flight
-                .as_ref()
-                .and_then(|f| self.ctx.ledger.block(f.block).ok().flatten())
-                .filter(|b| b.state == BlockState::Proving)
-                .map(|b| b.attempts),
-            proving_since: s.in_flight.as_ref().map(|f| rfc3339(f.started_at)),
-            proving_duration_seconds: s.in_flight.as_ref().map(|f| f.started.elapsed().as_secs()),
-            zisk_version: self.ctx.zisk_label(),
-            action: match self.ctx.config.zisk_action {
-                ZiskAction::Prove => "prove",
-                ZiskAction::Execute => "execute",
-                ZiskAction::Native => "native",
-            },
-            backend: self.ctx.backend.name(),
-            job_id: progress.job_id.clone(),
-            phase: progress.phase.map(|(p, _)| p.as_str()),
-            phase_seconds: progress.phase.map(|(_, since)| since.elapsed().as_secs()),
-            phases: progress
-                .done
-                .iter()
-                .map(|(p, took)| PhaseTime { phase: p.as_str(), seconds: took.as_secs_f64() })
-                .collect(),
-            coordinator,
-            proved_count: s.proved_count,
-            executed_count: s.executed_count,
-            failed_count: s.failed_count,
-            recent_proved: s.proved.to_vec(),
-            recent_executed: s.executed.to_vec(),
-            recent_failed: s.failed.to_vec(),
-        });
-        Ok(())
-    }
 }
 
 /// How long a stop may take: the kill grace plus a margin for the group to die, and at least
@@ -448,44 +383,4 @@ pub fn stop_timeout(grace: Duration) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use ractor::Actor;
-
-    use super::*;
-    use crate::daemon::test_support::{context, wait};
-    use crate::store::{Enqueued, ExitRecord};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_run_that_exited_before_a_crash_is_judged_from_the_ledger_not_run_again() {
-        let dir = tempfile::tempdir().unwrap();
-        // Any run would fail: the prover binary does not exist.
-        let ctx = context(dir.path(), "http://127.0.0.1:9", &["--cargo-zisk", "/nonexistent/cargo-zisk"]);
-        let ledger = ctx.ledger.clone();
-        let (input, proof) = (dir.path().join("input.bin"), dir.path().join("proof.bin"));
-        std::fs::write(&input, [0u8; 16]).unwrap();
-        std::fs::write(&proof, [9u8; 100]).unwrap();
-        let built =
-            Enqueued { input_path: &input, gas_used: 1, tx_count: 1, block_hash: "0x1", input_ms: 1, timestamp: 1 };
-        ledger.targets_scheduled(&[10, 11], None, 11).unwrap();
-        for (n, size) in [(10, 100), (11, 4096)] {
-            ledger.input_built(n, &built, false).unwrap();
-            ledger.proof_started(n, false).unwrap();
-            let exit = ExitRecord { exit: "code 0", proof: Some((&proof, size)), proving_ms: 777, cycles: Some(5) };
-            ledger.prover_exited(n, &exit).unwrap();
-        }
-
-        let mailbox = Mailbox::default();
-        let prover = Prover { ctx: ctx.clone(), alerts: Alerts::default(), mailbox: mailbox.clone() };
-        let (actor, _) = Actor::spawn(None, prover, ()).await.unwrap();
-        mailbox.set(Some(actor.clone()));
-        let state_of = |n| ledger.block(n).ok().flatten().map(|b| b.state);
-        wait("both judged", || state_of(10) == Some(BlockState::Proved) && state_of(11) == Some(BlockState::Failed))
-            .await;
-        let proved = ledger.block(10).unwrap().unwrap();
-        assert_eq!((proved.attempts, proved.proving_ms, proved.cycles), (1, Some(777), Some(5)), "not run again");
-        assert_eq!(proved.proof_sha256.as_deref().map(str::len), Some(64), "hashed once durable");
-        let failed = ledger.block(11).unwrap().unwrap();
-        assert_eq!(failed.stage.as_deref(), Some("proof_output"), "a proof of another size is not the one recorded");
-        actor.stop(None);
-    }
-}
+mod tests;

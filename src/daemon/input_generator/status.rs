@@ -1,0 +1,56 @@
+//! What the InputGenerator publishes for `/health` every turn (the head, its age, the queue,
+//! missed targets), and the chain's block time as observed from head advances.
+
+use super::*;
+
+impl InputGenerator {
+    pub(super) fn publish(&self, s: &InputGenState) -> Result<(), StoreError> {
+        let interval = self.ctx.config.block_interval;
+        let queued: Vec<u64> = self.ctx.ledger.blocks_in(&[BlockState::Seen])?.iter().map(|b| b.number).collect();
+        let head_age = s.head_seen_at.map(|(i, _)| i.elapsed());
+        let stale = head_age.is_some_and(|a| a > HEAD_STALE_AFTER);
+        let building = s.building.as_ref().map(|(b, _, _)| *b);
+        let (rpc_error, rpc_error_detail) = s.node.last_error();
+        self.ctx.board.input.publish(InputStatus {
+            status: if stale { "degraded" } else { "healthy" },
+            state: if s.stopped {
+                "stopped"
+            } else if self.ctx.is_paused() {
+                "paused"
+            } else if building.is_some() {
+                "building"
+            } else if rpc_error.is_some() {
+                "rpc_error"
+            } else {
+                "polling"
+            },
+            queue_length: queued.iter().filter(|b| Some(**b) != building).count(),
+            queued_blocks: queued.into_iter().filter(|b| Some(*b) != building).take(100).collect(),
+            building_block: building,
+            processed_count: s.processed_count,
+            head: s.head,
+            block_time_ms: s.block_time_ms,
+            head_seen_at: s.head_seen_at.map(|(_, t)| rfc3339(t)),
+            head_age_seconds: head_age.map(|a| a.as_secs()),
+            next_target: s.head.and_then(|h| schedule::newest_target(h, interval).checked_add(interval)),
+            missed_count: s.missed_count,
+            missed_blocks: s.missed.to_vec(),
+            rpc_error,
+            rpc_error_detail,
+        });
+        Ok(())
+    }
+}
+
+/// The chain's block time from one head advance of `blocks` after `took`, averaged with what
+/// was seen before. Jumps of many blocks at once (a restart, a backfill) say nothing about it.
+pub(super) fn observed_block_time(before: Option<u64>, blocks: u64, took: Duration) -> Option<u64> {
+    if blocks == 0 || blocks > 16 {
+        return before;
+    }
+    let sample = u64::try_from(took.as_millis()).unwrap_or(u64::MAX) / blocks;
+    Some(match before {
+        None => sample,
+        Some(avg) => (avg.saturating_mul(4).saturating_add(sample)) / 5,
+    })
+}
