@@ -1,0 +1,82 @@
+use super::*;
+
+fn sh(script: &str, timeout: Duration) -> RunSpec {
+    RunSpec {
+        program: "sh".into(),
+        args: vec!["-c".into(), script.into()],
+        timeout,
+        kill_grace: Duration::from_millis(300),
+    }
+}
+
+fn never() -> std::future::Pending<()> {
+    std::future::pending()
+}
+
+#[tokio::test]
+async fn exit_code_and_tail() {
+    let out = run(
+        &sh("for i in $(seq 1 60); do echo line $i; done; echo err >&2; exit 3", Duration::from_secs(10)),
+        never(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.ending, Ending::Code(3));
+    assert_eq!(out.tail.len(), TAIL_LINES);
+    assert!(out.tail.contains(&"err".to_string()));
+    assert!(out.tail.contains(&"line 60".to_string()));
+    assert!(!out.tail.contains(&"line 1".to_string()));
+}
+
+#[tokio::test]
+async fn crash_is_a_signal() {
+    let out = run(&sh("kill -SEGV $$", Duration::from_secs(10)), never(), |_| {}).await.unwrap();
+    assert_eq!(out.ending, Ending::Signal(libc::SIGSEGV));
+}
+
+#[tokio::test]
+async fn timeout_kills_the_whole_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("grandchild.pid");
+    // The grandchild ignores TERM: only the group KILL can end it.
+    let script = format!("(trap '' TERM; sleep 30) & echo $! > {}; wait", pidfile.display());
+    let out = run(&sh(&script, Duration::from_millis(500)), never(), |_| {}).await.unwrap();
+    assert_eq!(out.ending, Ending::TimedOut);
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!process_alive(pid), "grandchild {pid} survived");
+}
+
+#[tokio::test]
+async fn cancellation_stops_the_run() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let spec = sh("sleep 30", Duration::from_secs(60));
+    let handle = tokio::spawn(async move {
+        run(
+            &spec,
+            async move {
+                let _ = rx.await;
+            },
+            |_| {},
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tx.send(()).unwrap();
+    let out = handle.await.unwrap().unwrap();
+    assert_eq!(out.ending, Ending::Cancelled);
+    assert!(out.elapsed < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn garbage_output_is_read_to_the_end_and_long_lines_are_cut() {
+    // Invalid UTF-8, then a 100 kB line without a newline, then a normal exit.
+    let script = "printf 'bad \\377\\376 bytes\\n'; head -c 100000 /dev/zero | tr '\\0' x; echo; echo done; exit 0";
+    let out = run(&sh(script, Duration::from_secs(10)), never(), |_| {}).await.unwrap();
+    assert_eq!(out.ending, Ending::Code(0), "the child was not killed by a closed pipe");
+    assert!(out.tail.iter().any(|l| l.starts_with("bad ") && l.contains('\u{fffd}')), "{:?}", out.tail);
+    let long = out.tail.iter().find(|l| l.starts_with("xxx")).expect("the long line");
+    assert!(long.len() <= MAX_LINE_BYTES + 20 && long.ends_with("(line cut)"), "{}", long.len());
+    assert_eq!(out.tail.last().map(String::as_str), Some("done"));
+}
