@@ -64,6 +64,7 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
         "healthy"
     };
     let uptime = SystemTime::now().duration_since(s.info.started_at).map(|d| d.as_secs()).unwrap_or(0);
+    let q = queues(s, input.as_ref().and_then(|i| i.building_block));
     let doc = json!({
         "status": status,
         "timestamp": crate::status::rfc3339(SystemTime::now()),
@@ -85,12 +86,44 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
         "system": system(s),
     });
     let mut doc = doc;
+    let components = &mut doc["components"];
+    components["input_generator"]["queue_length"] = json!(q.input.len());
+    components["input_generator"]["queued_blocks"] = json!(q.input.iter().take(100).collect::<Vec<_>>());
+    components["prover"]["queue_length"] = json!(q.prover.len());
+    components["prover"]["queued_blocks"] = json!(q.prover.iter().take(100).collect::<Vec<_>>());
+    components["reporter"]["queue_length"] = json!(q.reports.len());
+    components["reporter"]["queued_reports"] = json!(q.reports.iter().take(100).collect::<Vec<_>>());
     if !detail {
         public(&mut doc);
         // What outside parties wrote reaches the public without secrets, paths or line breaks.
         crate::sanitize::public_strings(&mut doc);
     }
     (doc, status)
+}
+
+/// The three queues, read from the ledger when a document is asked for (the actors do not query
+/// them on every turn): `seen` blocks not being built, `queued` blocks, pending EthProofs calls.
+struct Queues {
+    input: Vec<u64>,
+    prover: Vec<u64>,
+    reports: Vec<String>,
+}
+
+fn queues(s: &Surface, building: Option<u64>) -> Queues {
+    use crate::store::BlockState;
+    let ledger = s.control.ledger();
+    let numbers = |states: &[BlockState]| -> Vec<u64> {
+        ledger.blocks_in(states).map(|rows| rows.iter().map(|b| b.number).collect()).unwrap_or_default()
+    };
+    let input = numbers(&[BlockState::Seen]).into_iter().filter(|b| Some(*b) != building).collect();
+    let prover = numbers(&[BlockState::Queued, BlockState::InputReady]);
+    let reports = if s.info.reporting {
+        let pending = ledger.pending_reports().unwrap_or_default();
+        pending.iter().map(|r| format!("{} {}", r.block, r.kind.as_str())).collect()
+    } else {
+        Vec::new()
+    };
+    Queues { input, prover, reports }
 }
 
 fn ledger(s: &Surface, write_trouble: Option<&crate::store::WriteTrouble>) -> Value {
@@ -162,7 +195,8 @@ async fn ready(State(s): State<Arc<Surface>>) -> impl IntoResponse {
 
 async fn metrics(State(s): State<Arc<Surface>>) -> impl IntoResponse {
     let b = &s.board;
-    let (input, prover, reporter) = (b.input.fresh(), b.prover.fresh(), b.reporter.fresh());
+    let (input, prover) = (b.input.fresh(), b.prover.fresh());
+    let queued = queues(&s, input.as_ref().and_then(|i| i.building_block));
     let ledger = s.control.ledger();
     let six_hours_ago = SystemTime::now()
         .checked_sub(Duration::from_secs(6 * 3600))
@@ -175,9 +209,9 @@ async fn metrics(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         last_target: ledger.last_scheduled().ok().flatten(),
         last_proved,
         last_reported,
-        input_queue: input.as_ref().map_or(0, |s| s.queue_length),
-        prover_queue: prover.as_ref().map_or(0, |s| s.queue_length),
-        report_queue: reporter.as_ref().map_or(0, |s| s.queue_length),
+        input_queue: queued.input.len(),
+        prover_queue: queued.prover.len(),
+        report_queue: queued.reports.len(),
         proving_block: prover.as_ref().and_then(|s| s.proving_block),
         proving_seconds: prover.as_ref().and_then(|s| s.proving_duration_seconds),
         expected_6h,

@@ -89,8 +89,6 @@ pub struct MissedBlock {
 pub struct InputStatus {
     pub status: &'static str,
     pub state: &'static str,
-    pub queue_length: usize,
-    pub queued_blocks: Vec<u64>,
     pub building_block: Option<u64>,
     pub processed_count: u64,
     pub head: Option<u64>,
@@ -156,8 +154,6 @@ pub struct CoordinatorStatus {
 pub struct ProverStatus {
     pub status: &'static str,
     pub state: &'static str,
-    pub queue_length: usize,
-    pub queued_blocks: Vec<u64>,
     pub proving_block: Option<u64>,
     pub proving_attempt: Option<u32>,
     pub proving_since: Option<String>,
@@ -204,8 +200,6 @@ pub struct FailedReport {
 pub struct ReporterStatus {
     pub enabled: bool,
     pub state: &'static str,
-    pub queue_length: usize,
-    pub queued_reports: Vec<String>,
     pub delivered_count: u64,
     pub recent_delivered: Vec<DeliveredReport>,
     pub failed: Vec<FailedReport>,

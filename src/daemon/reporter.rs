@@ -43,6 +43,8 @@ pub struct ReporterState {
     failed: Recent<FailedReport>,
     last_error: Option<String>,
     stopping: bool,
+    /// The outbox held a pending call at the last look (the status says `waiting`).
+    waiting: bool,
 }
 
 pub struct Reporter {
@@ -79,6 +81,7 @@ impl Actor for Reporter {
             failed: Recent::new(50),
             last_error: None,
             stopping: false,
+            waiting: false,
         })
     }
 
@@ -178,6 +181,7 @@ impl Reporter {
                     .flatten()
                     .is_some_and(|b| matches!(b.state, BlockState::Failed | BlockState::Skipped)),
             };
+            s.waiting = !pending.is_empty();
             match outbox::next(&pending, facts, now_ms()) {
                 Next::Idle | Next::WaitUntil(_) => return Ok(()),
                 Next::Supersede(id) => ledger.report_superseded(id)?,
@@ -227,20 +231,17 @@ impl Reporter {
     }
 
     fn publish(&self, s: &ReporterState) -> Result<(), StoreError> {
-        let pending = if self.client.is_some() { self.ctx.ledger.pending_reports()? } else { Vec::new() };
         self.ctx.board.reporter.publish(ReporterStatus {
             enabled: self.client.is_some(),
             state: if self.client.is_none() {
                 "disabled"
             } else if s.sending.is_some() {
                 "sending"
-            } else if pending.is_empty() {
-                "idle"
-            } else {
+            } else if s.waiting {
                 "waiting"
+            } else {
+                "idle"
             },
-            queue_length: pending.len(),
-            queued_reports: pending.iter().take(100).map(|r| format!("{} {}", r.block, r.kind.as_str())).collect(),
             delivered_count: s.delivered_count,
             recent_delivered: s.delivered.to_vec(),
             failed: s.failed.to_vec(),
@@ -319,7 +320,7 @@ mod tests {
         assert!(ledger.reports_of(10).unwrap().iter().all(|r| r.state == ReportState::Done));
         assert_eq!(ledger.report_state(20, ReportKind::Proving).unwrap(), Some(ReportState::Pending));
         let status = ctx.board.reporter.fresh().unwrap();
-        assert_eq!((status.delivered_count, status.queue_length), (3, 1));
+        assert_eq!((status.delivered_count, status.state), (3, "waiting"), "block 20's call is still pending");
         actor.stop(None);
     }
 }

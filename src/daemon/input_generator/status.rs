@@ -6,7 +6,6 @@ use super::*;
 impl InputGenerator {
     pub(super) fn publish(&self, s: &InputGenState) -> Result<(), StoreError> {
         let interval = self.ctx.config.block_interval;
-        let queued: Vec<u64> = self.ctx.ledger.blocks_in(&[BlockState::Seen])?.iter().map(|b| b.number).collect();
         let head_age = s.head_seen_at.map(|(i, _)| i.elapsed());
         let stale = head_age.is_some_and(|a| a > HEAD_STALE_AFTER);
         let building = s.building.as_ref().map(|(b, _, _)| *b);
@@ -24,8 +23,6 @@ impl InputGenerator {
             } else {
                 "polling"
             },
-            queue_length: queued.iter().filter(|b| Some(**b) != building).count(),
-            queued_blocks: queued.into_iter().filter(|b| Some(*b) != building).take(100).collect(),
             building_block: building,
             processed_count: s.processed_count,
             head: s.head,

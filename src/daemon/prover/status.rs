@@ -5,7 +5,6 @@ use super::*;
 
 impl Prover {
     pub(super) fn publish(&self, s: &ProverState) -> Result<(), StoreError> {
-        let queued = self.ctx.ledger.blocks_in(&[BlockState::Queued, BlockState::InputReady])?;
         let threshold = self.ctx.config.prover_stuck_threshold;
         let stuck = s.in_flight.as_ref().is_some_and(|f| f.started.elapsed() > threshold);
         let progress = s.in_flight.as_ref().map(|f| f.progress.snapshot()).unwrap_or_default();
@@ -34,8 +33,6 @@ impl Prover {
             } else {
                 "idle"
             },
-            queue_length: queued.len(),
-            queued_blocks: queued.iter().take(100).map(|b| b.number).collect(),
             proving_block: s.in_flight.as_ref().map(|f| f.block),
             proving_attempt: s
                 .in_flight
