@@ -113,6 +113,17 @@ pub enum BuildError {
     Coordinator(#[from] CoordError),
 }
 
+/// What the status shows of a proving service behind the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceFacts {
+    /// The service's address, without credentials.
+    pub url: String,
+    /// The program it registered for this ELF, if it has.
+    pub hash_id: Option<String>,
+    /// Whether that program is set up there.
+    pub set_up: bool,
+}
+
 /// The configured backend.
 pub enum Backend {
     Cli(Cli),
@@ -213,10 +224,19 @@ impl Backend {
         matches!(self, Backend::Remote(_))
     }
 
-    /// The coordinator backend, for `doctor` and the status.
-    pub fn remote(&self) -> Option<&Remote> {
+    /// Where the proofs are made, when it is a service the status should show (the coordinator:
+    /// its address, the program registered, whether it is set up). The Prover reads this, never
+    /// which backend it runs.
+    pub fn service(&self) -> Option<ServiceFacts> {
         match self {
-            Backend::Remote(r) => Some(r),
+            Backend::Remote(r) => {
+                let program = r.program();
+                Some(ServiceFacts {
+                    url: r.client().url().to_string(),
+                    hash_id: program.as_ref().map(|p| p.hash_id.clone()),
+                    set_up: program.is_some_and(|p| p.set_up),
+                })
+            }
             _ => None,
         }
     }

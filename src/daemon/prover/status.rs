@@ -9,16 +9,13 @@ impl Prover {
         let stuck = s.in_flight.as_ref().is_some_and(|f| f.started.elapsed() > threshold);
         let progress = s.in_flight.as_ref().map(|f| f.progress.snapshot()).unwrap_or_default();
         let cut_off = progress.trouble.as_ref().is_some_and(|t| t.since.elapsed() > COORDINATOR_ALERT_AFTER);
-        let coordinator = self.ctx.backend.remote().map(|r| {
-            let program = r.program();
-            CoordinatorStatus {
-                url: r.client().url().to_string(),
-                hash_id: program.as_ref().map(|p| p.hash_id.clone()),
-                set_up: program.is_some_and(|p| p.set_up),
-                reachable: s.in_flight.as_ref().map(|_| progress.trouble.is_none()),
-                unreachable_seconds: progress.trouble.as_ref().map(|t| t.since.elapsed().as_secs()),
-                error: progress.trouble.as_ref().map(|t| t.error.clone()),
-            }
+        let coordinator = self.ctx.backend.service().map(|service| CoordinatorStatus {
+            url: service.url,
+            hash_id: service.hash_id,
+            set_up: service.set_up,
+            reachable: s.in_flight.as_ref().map(|_| progress.trouble.is_none()),
+            unreachable_seconds: progress.trouble.as_ref().map(|t| t.since.elapsed().as_secs()),
+            error: progress.trouble.as_ref().map(|t| t.error.clone()),
         });
         self.ctx.board.prover.publish(ProverStatus {
             status: if stuck || cut_off { "degraded" } else { "healthy" },
