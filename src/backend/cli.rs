@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use super::{Ended, Outcome, Recorder, RunRequest, Stop, stop_requested};
+use crate::decide::judge::Exit;
 use crate::decide::judge::{self, Action, ProofFile, RunFacts, Verdict};
 use crate::process::{self, Ending, RunOutcome, RunSpec};
 use crate::store::Stage;
@@ -89,7 +90,7 @@ impl Cli {
             if *stop.borrow() == Stop::Operator {
                 return Outcome::Ended(Ended {
                     verdict: Verdict::Failed { stage: Stage::Cancelled, reason: "cancelled by the operator".into() },
-                    exit: Some(run.ending.record()),
+                    exit: Some(Exit::Process(run.ending)),
                     proof: None,
                     last_lines: run.tail,
                 });
@@ -99,7 +100,7 @@ impl Cli {
         let (facts, proof) = self.gather(&run, invocation.proof.as_ref(), started_at);
         Outcome::Ended(Ended {
             verdict: judge::judge(&facts),
-            exit: Some(run.ending.record()),
+            exit: Some(Exit::Process(run.ending)),
             proof,
             last_lines: run.tail,
         })

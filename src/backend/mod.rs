@@ -22,6 +22,7 @@ pub use remote::{Remote, RemoteSettings};
 
 use crate::config::ZiskAction;
 use crate::coordinator::{CoordError, Phase};
+use crate::decide::judge::Exit;
 use crate::decide::judge::{Action, Verdict};
 use crate::store::RecordedJob;
 use crate::store::Stage;
@@ -94,7 +95,7 @@ pub struct Ended {
     pub verdict: Verdict,
     /// How the run ended, as the ledger records it (`code 0`, `job completed`, …). `None`: the
     /// run never got as far as a prover (a spawn failure, a refused input check).
-    pub exit: Option<String>,
+    pub exit: Option<Exit>,
     /// The proof this run wrote, and its size.
     pub proof: Option<(PathBuf, u64)>,
     pub last_lines: Vec<String>,

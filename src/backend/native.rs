@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::{Ended, Outcome, RunRequest};
+use crate::decide::judge::Exit;
 use crate::decide::judge::{self, Action, RunFacts};
 use crate::input::Framing;
 use crate::process::{Ending, RunOutcome};
@@ -37,7 +38,7 @@ impl Native {
         };
         Outcome::Ended(Ended {
             verdict: judge::judge(&facts),
-            exit: Some(run.ending.record()),
+            exit: Some(Exit::Process(run.ending)),
             proof: None,
             last_lines: run.tail,
         })

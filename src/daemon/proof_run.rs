@@ -176,14 +176,14 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         }
         verdict => verdict,
     };
-    if let Some(exit_text) = &ended.exit {
+    if let Some(exit_text) = ended.exit.map(|e| e.record()) {
         let (proving_ms, cycles) = match &verdict {
             Verdict::Proved { proving_ms, cycles } => (*proving_ms, *cycles),
             Verdict::Executed { ms, cycles } => (*ms, *cycles),
             _ => (1, None),
         };
         let exit = ExitRecord {
-            exit: exit_text,
+            exit: &exit_text,
             proof: ended.proof.as_ref().map(|(p, bytes)| (p.as_path(), *bytes)),
             proving_ms,
             cycles,

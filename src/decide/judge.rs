@@ -7,8 +7,37 @@ use crate::coordinator::{Failure, JobEnd};
 use crate::process::Ending;
 use crate::store::Stage;
 
-/// The exit a completed coordinator job is recorded with ([`rejudge`] reads it back).
-pub const JOB_COMPLETED: &str = "job completed";
+/// The exit a completed coordinator job is recorded with.
+const JOB_COMPLETED: &str = "job completed";
+
+/// How a run ended, as the ledger records it the moment it is known (before its verdict), so a
+/// restart in between can judge it again ([`rejudge`]). Typed everywhere but in the ledger's
+/// text, which [`Exit::record`] writes and [`Exit::from_record`] reads back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// A local process ended (cargo-zisk, or native re-execution).
+    Process(Ending),
+    /// A coordinator job completed (a failed job is recorded failed at once, with its reason).
+    JobCompleted,
+}
+
+impl Exit {
+    /// `code 0`, `signal 9`, `timeout`, `cancelled` or `job completed`.
+    pub fn record(self) -> String {
+        match self {
+            Exit::Process(ending) => ending.record(),
+            Exit::JobCompleted => JOB_COMPLETED.to_string(),
+        }
+    }
+
+    /// The exit a ledger row's text names; `None` for text this build never writes.
+    pub fn from_record(text: &str) -> Option<Exit> {
+        if text == JOB_COMPLETED {
+            return Some(Exit::JobCompleted);
+        }
+        Ending::from_record(text).map(Exit::Process)
+    }
+}
 
 /// What the daemon was asked to do with the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,13 +134,17 @@ pub fn judge(f: &RunFacts) -> Verdict {
 /// between), from the ledger alone. `proof_intact`: the proof is still there, of the recorded size.
 pub fn rejudge(
     action: Action,
-    exit: &str,
+    exit: Result<Exit, &str>,
     proof_intact: bool,
     proving_ms: Option<u64>,
     cycles: Option<u64>,
 ) -> Verdict {
     let ms = proving_ms.filter(|m| *m > 0).unwrap_or(1);
-    let ending = if exit == JOB_COMPLETED { Some(Ending::Code(0)) } else { Ending::from_record(exit) };
+    let ending = match exit {
+        Ok(Exit::JobCompleted) => Some(Ending::Code(0)),
+        Ok(Exit::Process(ending)) => Some(ending),
+        Err(_) => None,
+    };
     match (ending, action) {
         (Some(Ending::Code(0)), Action::Prove) if proof_intact => Verdict::Proved { proving_ms: ms, cycles },
         (Some(Ending::Code(0)), Action::Prove) => Verdict::Failed {
@@ -123,7 +156,10 @@ pub fn rejudge(
         (Some(ending), _) => {
             Verdict::Failed { stage: Stage::ProverExit, reason: format!("cargo-zisk {}", ending.describe()) }
         }
-        (None, _) => Verdict::Failed { stage: Stage::ProverExit, reason: format!("unrecognised exit record {exit:?}") },
+        (None, _) => Verdict::Failed {
+            stage: Stage::ProverExit,
+            reason: format!("unrecognised exit record {:?}", exit.err().unwrap_or_default()),
+        },
     }
 }
 
@@ -278,7 +314,7 @@ mod tests {
         assert_eq!(judge_job(&facts), Verdict::Executed { ms: 700, cycles: Some(5) });
         assert!(matches!(job(&end, None, None), Verdict::Failed { stage: Stage::CoordinatorAnswer, .. }));
         assert_eq!(
-            rejudge(Action::Prove, JOB_COMPLETED, true, Some(5), Some(1)),
+            rejudge(Action::Prove, Ok(Exit::JobCompleted), true, Some(5), Some(1)),
             Verdict::Proved { proving_ms: 5, cycles: Some(1) }
         );
     }
@@ -319,6 +355,22 @@ mod tests {
     }
 
     #[test]
+    fn every_exit_reads_back_from_its_record_and_nothing_else_does() {
+        for exit in [
+            Exit::JobCompleted,
+            Exit::Process(Ending::Code(0)),
+            Exit::Process(Ending::Code(3)),
+            Exit::Process(Ending::Signal(9)),
+            Exit::Process(Ending::TimedOut),
+            Exit::Process(Ending::Cancelled),
+        ] {
+            assert_eq!(Exit::from_record(&exit.record()), Some(exit), "{exit:?}");
+        }
+        assert_eq!(Exit::from_record("code x"), None);
+        assert_eq!(Exit::from_record(""), None);
+    }
+
+    #[test]
     fn endings_name_their_stage() {
         for (ending, stage) in
             [(Ending::TimedOut, "timeout"), (Ending::Signal(9), "crash"), (Ending::Code(3), "prover_exit")]
@@ -337,19 +389,22 @@ mod tests {
     #[test]
     fn a_recorded_exit_is_judged_again_without_running_anything() {
         assert_eq!(
-            rejudge(Action::Prove, "code 0", true, Some(900), None),
+            rejudge(Action::Prove, Ok(Exit::Process(Ending::Code(0))), true, Some(900), None),
             Verdict::Proved { proving_ms: 900, cycles: None }
         );
         assert!(matches!(
-            rejudge(Action::Prove, "code 0", false, Some(900), None),
+            rejudge(Action::Prove, Ok(Exit::Process(Ending::Code(0))), false, Some(900), None),
             Verdict::Failed { stage: Stage::ProofOutput, .. }
         ));
-        assert!(matches!(rejudge(Action::Native, "code 0", false, None, None), Verdict::Executed { .. }));
         assert!(matches!(
-            rejudge(Action::Prove, "signal 9", true, None, None),
+            rejudge(Action::Native, Ok(Exit::Process(Ending::Code(0))), false, None, None),
+            Verdict::Executed { .. }
+        ));
+        assert!(matches!(
+            rejudge(Action::Prove, Ok(Exit::Process(Ending::Signal(9))), true, None, None),
             Verdict::Failed { stage: Stage::ProverExit, .. }
         ));
-        assert!(matches!(rejudge(Action::Prove, "garbage", true, None, None), Verdict::Failed { .. }));
+        assert!(matches!(rejudge(Action::Prove, Err("garbage"), true, None, None), Verdict::Failed { .. }));
         for e in [Ending::Code(3), Ending::Signal(9), Ending::TimedOut, Ending::Cancelled] {
             assert_eq!(Ending::from_record(&e.record()), Some(e));
         }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use super::{Ended, Outcome, Recorder, RunRequest, Stop, write_whole};
 use crate::coordinator::{CoordError, Coordinator, JobEnd, Phase, Work};
-use crate::decide::judge::{self, Action, CancelledBy, JOB_COMPLETED, JobFacts};
+use crate::decide::judge::{self, Action, CancelledBy, Exit, JobFacts};
 use crate::store::RecordedJob;
 use crate::store::Stage;
 use crate::store::{Ledger, ProgramRecord};
@@ -197,7 +197,7 @@ impl Remote {
         // Only a completed job has an exit to judge again after a crash; a failed one is
         // recorded as failed at once (its reason is the record).
         let (exit, said) = match &end {
-            JobEnd::Proved { .. } | JobEnd::Done { .. } => (Some(JOB_COMPLETED.to_string()), JOB_COMPLETED),
+            JobEnd::Proved { .. } | JobEnd::Done { .. } => (Some(Exit::JobCompleted), "job completed"),
             JobEnd::Cancelled => (None, "job cancelled"),
             _ => (None, "job failed"),
         };

@@ -18,6 +18,7 @@ use super::run_progress::RunProgress;
 use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
 use crate::backend::Stop;
 use crate::config::ZiskAction;
+use crate::decide::judge::Exit;
 use crate::decide::judge::{self, Verdict};
 use crate::decide::recovery::{self, Recovery};
 use crate::notify::AlertKind;
@@ -206,7 +207,8 @@ impl Prover {
             (Some(path), Some(bytes)) => proof_run::intact(path, bytes),
             _ => false,
         };
-        let exit = row.exit.as_deref().unwrap_or("");
+        let text = row.exit.as_deref().unwrap_or("");
+        let exit = Exit::from_record(text).ok_or(text);
         judge::rejudge(crate::backend::action(self.ctx.config.zisk_action), exit, intact, row.proving_ms, row.cycles)
     }
 
