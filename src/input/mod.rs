@@ -14,6 +14,7 @@ pub mod envelope;
 mod framing;
 mod hex;
 pub mod program;
+mod transaction;
 pub mod validate;
 pub mod write;
 
