@@ -51,21 +51,6 @@ fn row(d: &Daemon, block: u64) -> Value {
     blocks["blocks"].as_array().and_then(|b| b.iter().find(|r| r["block"] == block).cloned()).unwrap_or(Value::Null)
 }
 
-/// Polls `done` (which may read the daemon's admin API) until it holds.
-fn until(d: &mut Daemon, what: &str, timeout: Duration, done: impl Fn(&Daemon) -> bool) {
-    let start = std::time::Instant::now();
-    while start.elapsed() < timeout {
-        if let Some(status) = d.exited() {
-            panic!("daemon exited ({status}) while waiting for {what}\n{}", d.logs());
-        }
-        if done(d) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}; block rows: {}\n--- log ---\n{}", row(d, 10), d.logs());
-}
-
 /// Every component confirmed its stop within its own bound: nothing waited on the coordinator.
 fn stopped_in_time(d: &Daemon) {
     let logs = d.logs();
@@ -202,7 +187,7 @@ fn each_job_failure_lands_on_its_stage_with_its_reason() {
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         }
         let what = format!("block 10 failed at {stage}");
-        until(&mut d, &what, Duration::from_secs(60), |d| outcome(d, 10) == "failed" && row(d, 10)["stage"] == stage);
+        d.until(&what, Duration::from_secs(60), |d| outcome(d, 10) == "failed" && row(d, 10)["stage"] == stage);
         let reason = row(&d, 10)["reason"].as_str().unwrap_or("").to_string();
         assert!(reason.contains(words), "{stage}: {reason}");
     }
@@ -220,7 +205,7 @@ fn a_job_past_its_timeout_is_cancelled_and_the_operator_can_cancel_one() {
     set(&mut env, "PROVER_TIMEOUT_SECONDS", "2");
     set(&mut env, "PROVER_STUCK_THRESHOLD_SECONDS", "1");
     let mut d = Daemon::start(&env);
-    until(&mut d, "block 10 failed by its timeout", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
+    d.until("block 10 failed by its timeout", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
     assert_eq!(row(&d, 10)["stage"], "timeout");
     let jobs = coordinator.prove_jobs();
     assert_eq!(coordinator.cancels(), vec![jobs[0].id.clone()], "the job was cancelled on the coordinator");
@@ -236,7 +221,7 @@ fn a_job_past_its_timeout_is_cancelled_and_the_operator_can_cancel_one() {
     d.wait_for("block 10 proving again", Duration::from_secs(60), |h| prover(h)["phase"].is_string());
     let out = cli(&d, &["cancel", "10"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    until(&mut d, "block 10 cancelled", Duration::from_secs(30), |d| outcome(d, 10) == "failed");
+    d.until("block 10 cancelled", Duration::from_secs(30), |d| outcome(d, 10) == "failed");
     assert_eq!(row(&d, 10)["stage"], "cancelled");
     assert_eq!(row(&d, 10)["reason"], "cancelled by the operator");
     assert_eq!(coordinator.cancels().len(), 2);
@@ -324,7 +309,7 @@ fn the_guest_checks_the_input_before_any_proof_with_input_check_emulate() {
     // Big inputs go in chunks after the job is accepted (a proxy with a small message limit).
     set(&mut env, "COORDINATOR_INLINE_LIMIT_BYTES", "1024");
     let mut d = Daemon::start(&env);
-    until(&mut d, "block 10 reported, block 11 failed", Duration::from_secs(60), |d| {
+    d.until("block 10 reported, block 11 failed", Duration::from_secs(60), |d| {
         accepted(&api, "proved", 10) == 1 && outcome(d, 11) == "failed"
     });
     assert_eq!(row(&d, 11)["stage"], "input_check");
@@ -427,7 +412,7 @@ fn an_elf_replaced_after_start_up_is_not_registered_under_the_old_identity() {
     });
     std::fs::write(d.dir.path().join("guest.elf"), support::synthetic_elf::riscv_elf(b"another guest")).unwrap();
     coordinator.up();
-    until(&mut d, "block 10 failed", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
+    d.until("block 10 failed", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
     let reason = row(&d, 10)["reason"].as_str().unwrap_or("").to_string();
     assert!(reason.contains("changed on disk since start-up"), "{reason}");
     assert_eq!(coordinator.registers(), 0, "the new file was never registered");
@@ -453,14 +438,14 @@ fn answers_about_another_job_never_become_the_blocks_proof() {
     let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
     set(&mut env, "START_BLOCK", "10");
     let mut d = Daemon::start(&env);
-    until(&mut d, "block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+    d.until("block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
 
     // From now on every question about a prove job is answered with block 10's job: its events,
     // its completion, its proof.
     let job10 = coordinator.prove_jobs()[0].id.clone();
     coordinator.answer_with(Some(job10.clone()));
     node.set_head(11);
-    until(&mut d, "block 11 failed", Duration::from_secs(60), |d| outcome(d, 11) == "failed");
+    d.until("block 11 failed", Duration::from_secs(60), |d| outcome(d, 11) == "failed");
     assert_eq!(accepted(&api, "proved", 11), 0, "block 11 is never reported with block 10's proof");
     assert_eq!(row(&d, 11)["stage"], "coordinator_answer");
     let reason = row(&d, 11)["reason"].as_str().unwrap().to_string();
@@ -485,7 +470,7 @@ fn a_proof_of_another_program_is_never_the_blocks_proof() {
     let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
     set(&mut env, "START_BLOCK", "10");
     let mut d = Daemon::start(&env);
-    until(&mut d, "block 10 failed", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
+    d.until("block 10 failed", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
     assert_eq!(accepted(&api, "proved", 10), 0);
     assert_eq!(row(&d, 10)["stage"], "coordinator_answer");
     let reason = row(&d, 10)["reason"].as_str().unwrap().to_string();
@@ -507,9 +492,9 @@ fn input_check_and_set_up_jobs_are_in_the_ledger_before_they_are_followed() {
     set(&mut env, "COORDINATOR_INLINE_LIMIT_BYTES", "1024");
     coordinator.stall_pushes(true);
     let mut d = Daemon::start(&env);
-    until(&mut d, "the input check submitted", Duration::from_secs(60), |_| coordinator.execute_jobs().len() == 1);
+    d.until("the input check submitted", Duration::from_secs(60), |_| coordinator.execute_jobs().len() == 1);
     let check = coordinator.execute_jobs()[0].id.clone();
-    until(&mut d, "the input check's id in the ledger", Duration::from_secs(20), |_| {
+    d.until("the input check's id in the ledger", Duration::from_secs(20), |_| {
         recorded_jobs(dir.path())
             .iter()
             .any(|(id, kind, block)| *id == check && kind == "input_check" && *block == Some(10))
@@ -524,7 +509,7 @@ fn input_check_and_set_up_jobs_are_in_the_ledger_before_they_are_followed() {
             .any(|(id, kind, block)| *id == others[0] && kind == "setup" && block.is_none())
     );
     coordinator.stall_pushes(false);
-    until(&mut d, "block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+    d.until("block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
     assert!(d.terminate().0.success());
 }
 
@@ -538,7 +523,7 @@ fn a_job_accepted_under_an_odd_id_is_cancelled_and_named() {
     let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
     set(&mut env, "START_BLOCK", "10");
     let mut d = Daemon::start(&env);
-    until(&mut d, "block 10 failed", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
+    d.until("block 10 failed", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
     let odd = coordinator.job_ids();
     assert_eq!(odd.len(), 1, "{odd:?}");
     assert!(coordinator.cancels().contains(&odd[0]), "the job the odd id names is cancelled");
@@ -560,7 +545,7 @@ fn a_coordinator_proving_time_of_1_ms_is_not_believed() {
     let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
     set(&mut env, "START_BLOCK", "10");
     let mut d = Daemon::start(&env);
-    until(&mut d, "block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+    d.until("block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
     let proved =
         api.received().into_iter().find(|r| r.path.ends_with("/proved") && r.body["block_number"] == 10).unwrap();
     let ms = proved.body["proving_time"].as_u64().unwrap();
@@ -580,7 +565,7 @@ fn a_coordinator_proof_that_does_not_verify_fails_its_block_and_is_never_reporte
     // The default with the coordinator (ZisK 1.x): every proof is verified.
     env.retain(|(k, _)| *k != "VERIFY_PROOFS");
     let mut d = Daemon::start(&env);
-    until(&mut d, "block 10 failed at verify", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
+    d.until("block 10 failed at verify", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
     let r = row(&d, 10);
     assert_eq!(r["stage"], "verify", "{r}");
     assert!(r["reason"].as_str().is_some_and(|s| s.contains("the proof does not verify")), "{r}");

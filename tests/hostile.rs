@@ -136,11 +136,8 @@ fn absurd_head() {
     let mut d = Daemon::start(&env);
     d.wait_for("block 10 proved", Duration::from_secs(30), |h| prover(h)["proved_count"] == 1);
     node.lie_head(u64::MAX);
-    let refused = std::time::Instant::now();
-    while !d.logs().contains(&format!("head {} is not believed", u64::MAX)) {
-        assert!(refused.elapsed() < Duration::from_secs(30), "the absurd head is never refused\n{}", d.logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let refused = format!("head {} is not believed", u64::MAX);
+    d.until("the absurd head refused", Duration::from_secs(30), |d| d.logs().contains(&refused));
     let h = d.health();
     assert_eq!(h["components"]["input_generator"]["head"], 10, "the absurd head was not believed: {h:#}");
     node.set_head(11);
@@ -188,11 +185,9 @@ fn a_typo_waits_without_holding_back_targets() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let named = std::time::Instant::now();
-    while !d.logs().contains("block 1000000 waits: the node's head is 10") {
-        assert!(named.elapsed() < Duration::from_secs(30), "the typo is never named as waiting\n{}", d.logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.until("the typo named as waiting", Duration::from_secs(30), |d| {
+        d.logs().contains("block 1000000 waits: the node's head is 10")
+    });
     node.set_head(11);
     d.wait_for("block 11 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 11) == 1);
     assert!(!node.calls().iter().any(|c| c == "eth_getBlockByNumber 1000000"), "the typo was never fetched");

@@ -9,8 +9,9 @@
 //!
 //! The ledger is the truth and the queue: each actor rebuilds its work from it when it starts
 //! (start-up and restart alike), and hands work on by recording a ledger event: the ledger
-//! announces every commit and the supervisor wakes the actors on it. In memory an actor holds only in-flight handles (the running prover, the request
-//! being sent, the input being built) and status for `/health`. Long work runs in tasks that
+//! announces every commit and the supervisor wakes the actors on it. In memory an actor holds
+//! only in-flight handles (the running prover, the request being sent, the input being built)
+//! and status for `/health`. Long work runs in tasks that
 //! record their own outcome in the ledger the moment it is known, then tell the actor through
 //! its [`Mailbox`], which always points at the live incarnation.
 

@@ -26,6 +26,7 @@ use ethrex_rlp::encode::RLPEncode;
 use ethrex_vm::{Evm, GuestProgramStateWrapper};
 
 mod rpc;
+mod witness;
 
 pub use rpc::{SharedChain, block_json, handle_rpc, serve, witness_json};
 
@@ -355,52 +356,6 @@ impl DevChain {
             self.blocks.remove(0);
         }
         self.blocks.last().ok_or_else(|| err("no block"))
-    }
-}
-
-impl DevChain {
-    /// Whether `block` validates statelessly (as the guest would) from this witness.
-    fn validates(&self, witness: &RpcExecutionWitness, block: &Block, parent: &BlockHeader) -> bool {
-        let crypto = NativeCrypto;
-        let Ok(execution_witness) = witness.clone().into_execution_witness(
-            self.config,
-            block.header.number,
-            std::slice::from_ref(parent),
-            &crypto,
-        ) else {
-            return false;
-        };
-        let input = crate::input::ProgramInput { blocks: vec![block.clone()], execution_witness };
-        crate::input::program::serialize(&input).is_ok_and(|bytes| crate::input::validate::validate(&bytes).is_ok())
-    }
-
-    /// Drops every state node and code the block's execution does not touch (see the module doc).
-    fn touched_only(
-        &self,
-        mut witness: RpcExecutionWitness,
-        block: &Block,
-        parent: &BlockHeader,
-    ) -> Result<RpcExecutionWitness, DevChainError> {
-        if !self.validates(&witness, block, parent) {
-            return Err(err(format!("block {} does not validate from its full witness", block.header.number)));
-        }
-        for codes in [false, true] {
-            let mut i = 0;
-            loop {
-                let list = if codes { &mut witness.codes } else { &mut witness.state };
-                if i >= list.len() {
-                    break;
-                }
-                let removed = list.remove(i);
-                if self.validates(&witness, block, parent) {
-                    continue;
-                }
-                let list = if codes { &mut witness.codes } else { &mut witness.state };
-                list.insert(i, removed);
-                i += 1;
-            }
-        }
-        Ok(witness)
     }
 }
 

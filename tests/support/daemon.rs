@@ -164,6 +164,22 @@ impl Daemon {
         panic!("timed out waiting for {what}; last /health: {last:#}\n--- log ---\n{}", self.logs());
     }
 
+    /// Polls `done` (which may read the daemon's log, `/metrics` or admin API) until it holds,
+    /// failing with the log if the daemon exits or `timeout` passes.
+    pub fn until(&mut self, what: &str, timeout: Duration, done: impl Fn(&Daemon) -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.exited() {
+                panic!("daemon exited ({status}) while waiting for {what}\n{}", self.logs());
+            }
+            if done(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}\n--- log ---\n{}", self.logs());
+    }
+
     /// The exit status, if the daemon has exited.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()

@@ -209,9 +209,8 @@ impl InputGenerator {
         let looking_up = s.checking.as_ref().map(|(h, _)| *h);
         match decide::head::on_answer(s.head, looking_up, head) {
             HeadStep::Same => s.head_seen_at = Some((Instant::now(), SystemTime::now())),
-            HeadStep::Nothing => {}
             HeadStep::LookUp if !s.stopped => self.look_up(s, head),
-            HeadStep::LookUp => {}
+            HeadStep::LookUp | HeadStep::Nothing => {}
         }
     }
 
@@ -298,12 +297,13 @@ impl InputGenerator {
         }
         let seen: Vec<u64> = self.ctx.ledger.blocks_in(&[BlockState::Seen])?.iter().map(|b| b.number).collect();
         if let Some(head) = s.head {
-            s.waiting.retain(|b| *b > head && seen.contains(b));
-            for &block in seen.iter().filter(|b| **b > head) {
-                if s.waiting.insert(block) {
-                    tracing::info!(block, head, "block {block} waits: the node's head is {head}");
-                }
+            // `seen` is oldest first: the blocks above the head are its tail.
+            let above: std::collections::BTreeSet<u64> =
+                seen[seen.partition_point(|b| *b <= head)..].iter().copied().collect();
+            for block in above.difference(&s.waiting) {
+                tracing::info!(block, head, "block {block} waits: the node's head is {head}");
             }
+            s.waiting = above;
         }
         let Some(block) = schedule::next_to_build(&seen, s.head) else {
             return Ok(());
