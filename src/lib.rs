@@ -33,6 +33,7 @@
 //! - [`health`]: the health endpoints and `/metrics`.
 //! - [`serve`]: the HTTP server loop (connection cap, header timeout, size limits).
 //! - [`disk`]: free space of a filesystem.
+//! - [`drain`]: the one stop signal every component reacts to, and the work a stop waits for.
 //! - [`telemetry`]: Prometheus counters, histograms and gauges.
 //! - [`devchain`]: an offline chain (ethrex EVM) served over JSON-RPC, for `run --dev` and fixtures.
 //! - [`blocks`]: a page per block (`/blocks/{n}`): its timeline from the ledger and where the time went.
@@ -54,6 +55,7 @@ pub mod decide;
 pub mod devchain;
 pub mod disk;
 pub mod doctor;
+pub mod drain;
 pub mod elf;
 pub mod ethproofs;
 pub mod health;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, Outcome, Recorder, RunRequest, Stop};
+use crate::backend::{Backend, Outcome, Recorder, RunRequest, StopSignal};
 use crate::config::Config;
 use crate::coordinator::{CoordError, Phase};
 use crate::decide::judge::Verdict;
@@ -178,7 +178,7 @@ pub async fn run(
     out: &Path,
     progress: &mut dyn Write,
 ) -> Vec<Row> {
-    let (_stop_tx, stop) = tokio::sync::watch::channel(Stop::No);
+    let stop = StopSignal::never();
     let scratch = crate::store::Ledger::open(&out.join("reproduce.db")).ok().map(Arc::new);
     let mut rows = Vec::new();
     for (i, (block, input)) in inputs.iter().enumerate() {

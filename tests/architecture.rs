@@ -9,7 +9,7 @@ use std::path::Path;
 /// Lowest first. Within a layer, modules do not use each other.
 const LAYERS: &[&[&str]] = &[
     // Facts and rules that stand alone: the ledger, the input, the schedule, verification.
-    &["schedule", "status", "telemetry", "disk", "process", "input", "verify", "store", "serve"],
+    &["schedule", "status", "telemetry", "disk", "process", "input", "verify", "store", "serve", "drain"],
     // One outside party or file format each.
     &["chain", "zisk", "devchain", "config"],
     &["chainspec", "notify", "ethproofs", "elf", "instance", "coordinator", "control", "sanitize"],

@@ -492,7 +492,7 @@ fn the_coordinator_pipeline_keeps_its_promises_under_faults() {
             // running on the coordinator, never waited for).
             let logs = daemon.logs();
             assert!(
-                status.success() && !logs.contains("did not confirm its stop in time"),
+                status.success() && !logs.contains("did not record its end in time"),
                 "SIGTERM mid-job: {status}\n{logs}"
             );
             daemon = Daemon::start(&env);

@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
-
-use super::{Ended, Outcome, Recorder, RunRequest, Stop, stop_requested};
+use super::{Ended, Outcome, Recorder, RunRequest, Stop, StopSignal};
 use crate::decide::judge::Exit;
 use crate::decide::judge::{self, Action, ProofFile, RunFacts, Verdict};
 use crate::process::{self, Ending, RunOutcome, RunSpec};
@@ -51,7 +49,7 @@ pub fn find_ziskemu(setting: Option<&Path>, cargo_zisk: &Path) -> Option<PathBuf
 }
 
 impl Cli {
-    pub async fn run(&self, req: &RunRequest, stop: watch::Receiver<Stop>, rec: &dyn Recorder) -> Outcome {
+    pub async fn run(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Outcome {
         if self.action == Action::Prove
             && let Some(emulator) = &self.emulate
         {
@@ -87,7 +85,7 @@ impl Cli {
             }
         };
         if run.ending == Ending::Cancelled {
-            if *stop.borrow() == Stop::Operator {
+            if stop.now() == Stop::Operator {
                 return Outcome::Ended(Ended {
                     verdict: Verdict::Failed { stage: Stage::Cancelled, reason: "cancelled by the operator".into() },
                     exit: Some(Exit::Process(run.ending)),
@@ -111,13 +109,13 @@ impl Cli {
     async fn run_process(
         &self,
         spec: &RunSpec,
-        mut stop: watch::Receiver<Stop>,
+        stop: StopSignal,
         rec: &dyn Recorder,
         block: u64,
     ) -> std::io::Result<RunOutcome> {
         let since = process::ticks_now();
         let stopped = async {
-            stop_requested(&mut stop).await;
+            stop.requested().await;
         };
         let outcome = process::run(spec, stopped, |pgid| rec.process(pgid)).await;
         // Helpers that left the process group and outlived it (ours as subreaper).
@@ -134,7 +132,7 @@ impl Cli {
         &self,
         emulator: &Emulator,
         req: &RunRequest,
-        stop: watch::Receiver<Stop>,
+        stop: StopSignal,
         rec: &dyn Recorder,
     ) -> Result<Option<u64>, Outcome> {
         let (program, args) = match &emulator.ziskemu {
@@ -163,7 +161,7 @@ impl Cli {
         };
         match run.ending {
             Ending::Code(0) => Ok(zisk::parse_steps(&run.tail)),
-            Ending::Cancelled if *stop.borrow() == Stop::Operator => {
+            Ending::Cancelled if stop.now() == Stop::Operator => {
                 Err(Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())))
             }
             Ending::Cancelled => Err(Outcome::Stopped),

@@ -14,7 +14,7 @@ mod remote;
 
 use std::path::{Path, PathBuf};
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 pub use cli::{Cli, Emulator, find_ziskemu};
 pub use native::Native;
@@ -177,7 +177,7 @@ impl Backend {
         })
     }
 
-    pub async fn run(&self, req: &RunRequest, stop: watch::Receiver<Stop>, rec: &dyn Recorder) -> Outcome {
+    pub async fn run(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Outcome {
         match self {
             Backend::Cli(b) => b.run(req, stop, rec).await,
             Backend::Remote(b) => b.run(req, stop, rec).await,
@@ -187,7 +187,7 @@ impl Backend {
 
     /// Only the guest's own check of the input (`reproduce --action emulate`): `Executed` with
     /// the guest's steps when it accepts it, `input_check` failed when it does not.
-    pub async fn check(&self, req: &RunRequest, stop: watch::Receiver<Stop>, rec: &dyn Recorder) -> Outcome {
+    pub async fn check(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Outcome {
         let started = std::time::Instant::now();
         let accepted = match self {
             Backend::Cli(b) => match &b.emulate {
@@ -243,16 +243,59 @@ impl Backend {
     }
 }
 
-/// Resolves when a stop is asked for, with what was asked (never, if nobody can ask any more).
-pub(crate) async fn stop_requested(stop: &mut watch::Receiver<Stop>) -> Stop {
-    loop {
-        let now = *stop.borrow_and_update();
-        if now != Stop::No {
-            return now;
+/// How a run is asked to stop: the daemon's drain (shutdown) or the operator's cancel of this
+/// run. A child of the daemon's one stop signal, so a shutdown reaches every run without a
+/// message of its own.
+#[derive(Clone)]
+pub struct StopSignal {
+    /// The daemon's stop signal.
+    shutdown: CancellationToken,
+    /// This run's: cancelled by the operator, or with `shutdown`.
+    run: CancellationToken,
+}
+
+impl StopSignal {
+    /// A run's stop under the daemon's `drain`.
+    pub fn for_run(drain: &crate::drain::Drain) -> StopSignal {
+        StopSignal { shutdown: drain.token().clone(), run: drain.token().child_token() }
+    }
+
+    /// A stop nobody asks for (a one-shot command, a set-up job).
+    pub fn never() -> StopSignal {
+        let shutdown = CancellationToken::new();
+        StopSignal { run: shutdown.child_token(), shutdown }
+    }
+
+    /// The operator cancels this run (a shutdown, if it also comes, wins).
+    pub fn cancel(&self) {
+        self.run.cancel();
+    }
+
+    /// What is asked now.
+    pub fn now(&self) -> Stop {
+        if self.shutdown.is_cancelled() {
+            Stop::Shutdown
+        } else if self.run.is_cancelled() {
+            Stop::Operator
+        } else {
+            Stop::No
         }
-        if stop.changed().await.is_err() {
-            return std::future::pending().await;
+    }
+
+    /// Resolves when a stop beyond `heard` is asked for, with what is asked: a run that already
+    /// acted on the operator's cancel waits only for a shutdown (never, after a shutdown).
+    pub async fn beyond(&self, heard: Stop) -> Stop {
+        match heard {
+            Stop::No => self.run.cancelled().await,
+            Stop::Operator => self.shutdown.cancelled().await,
+            Stop::Shutdown => std::future::pending().await,
         }
+        self.now()
+    }
+
+    /// Resolves when any stop is asked for.
+    pub async fn requested(&self) -> Stop {
+        self.beyond(Stop::No).await
     }
 }
 

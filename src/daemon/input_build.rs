@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::Context;
+use super::{Context, InputSettings};
 use crate::chain::{ChainError, NodeClient};
 use crate::input::{self, GenerateOptions};
 use crate::store::Stage;
@@ -67,8 +67,13 @@ where
 
 /// Fetch, build, validate and write one target's input under `OUTPUT_DIR/<block>/input.bin`,
 /// and record the outcome in the ledger. Returns the time it took.
-pub async fn build_and_record(ctx: &Context, block: u64, started: Instant) -> Result<u64, BuildError> {
-    let result = build(ctx, block).await;
+pub async fn build_and_record(
+    ctx: &Context,
+    settings: &InputSettings,
+    block: u64,
+    started: Instant,
+) -> Result<u64, BuildError> {
+    let result = build(ctx, settings, block).await;
     let recorded = match &result {
         Ok(generated) => {
             let input_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -82,7 +87,7 @@ pub async fn build_and_record(ctx: &Context, block: u64, started: Instant) -> Re
                 input_ms,
                 timestamp: generated.summary.timestamp,
             };
-            let report = ctx.config.raises_reports();
+            let report = settings.raises_reports;
             ctx.ledger.input_built(block, &built, report).map(|()| input_ms)
         }
         Err(e) => ctx.ledger.input_failed(block, e.stage(), &e.to_string()).map(|()| 0),
@@ -97,9 +102,9 @@ pub async fn build_and_record(ctx: &Context, block: u64, started: Instant) -> Re
 /// How often a build starts over because the chain reorganised under it.
 const REORG_RETRIES: u32 = 3;
 
-async fn build(ctx: &Context, block: u64) -> Result<input::Generated, BuildError> {
+async fn build(ctx: &Context, settings: &InputSettings, block: u64) -> Result<input::Generated, BuildError> {
     let node: &NodeClient = &ctx.node;
-    let budget = ctx.config.node_retry;
+    let budget = settings.node_retry;
     let mut reorgs = 0;
     let (block_json, witness_json) = loop {
         // The canonical hash before and after the two fetches: if it moved, the block and the
@@ -120,14 +125,14 @@ async fn build(ctx: &Context, block: u64) -> Result<input::Generated, BuildError
             _ => break (block_json, witness_json),
         }
     };
-    let dir = ctx.config.output_dir.join(block.to_string());
+    let dir = settings.output_dir.join(block.to_string());
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| BuildError::Input(format!("cannot create {}: {e}", dir.display())))?;
     let out = dir.join("input.bin");
     let chain = ctx.chain.config;
     // With INPUT_CHECK=emulate (or none) the real guest checks the input before it is proved instead.
-    let validate = ctx.config.input_check.native();
+    let validate = settings.validate_natively;
     let options = GenerateOptions { framing: ctx.zisk_version.framing(), validate, expect_block: Some(block) };
     tokio::task::spawn_blocking(move || input::generate(block_json, witness_json, &chain, options, &out))
         .await

@@ -23,6 +23,7 @@ mod prover;
 mod report_call;
 mod reporter;
 mod run_progress;
+mod settings;
 pub(crate) mod supervisor;
 #[cfg(test)]
 mod test_support;
@@ -38,13 +39,13 @@ use ractor::{ActorRef, Message};
 
 use crate::chain::NodeClient;
 use crate::chainspec::ChainSpec;
-use crate::config::Config;
 use crate::notify::AlertKind;
 use crate::status::Board;
 use crate::store::StoreError;
 use crate::zisk::{Dialect, ZiskVersion};
 
 pub use notifier::NotifierMsg;
+pub use settings::{InputSettings, Links, NotifierSettings, ProverSettings, ReporterSettings, Settings};
 pub use supervisor::{RESTART_BUDGET, RESTART_WINDOW, Supervisor, SupervisorArgs, SupervisorMsg};
 
 /// A turn that met a ledger write failing for now (the lock held elsewhere, a full disk) is not
@@ -79,9 +80,9 @@ async fn until_recorded<T>(
     }
 }
 
-/// What every actor needs to know about the run, fixed at start-up.
+/// What every actor shares, fixed at start-up: the ledger, the node, the backend and the
+/// facts of this run. No configuration: each component gets its own settings ([`Settings`]).
 pub struct Context {
-    pub config: Config,
     pub ledger: Arc<crate::store::Ledger>,
     pub chain: ChainSpec,
     pub node: Arc<NodeClient>,
@@ -102,6 +103,11 @@ pub struct Context {
     pub disk_low: Arc<AtomicBool>,
     /// Where actors publish their status for the HTTP surface.
     pub board: Arc<Board>,
+    /// The daemon's one stop signal: what is draining starts nothing new, and a prover run or
+    /// an EthProofs call holds it open until its end is recorded.
+    pub drain: crate::drain::Drain,
+    /// How alerts link to a block's pages.
+    pub links: Links,
 }
 
 impl Context {
@@ -118,22 +124,6 @@ impl Context {
             crate::backend::Backend::Remote(_) => "coordinator (1.x API)".to_string(),
             crate::backend::Backend::Native(_) => "none (native)".to_string(),
         }
-    }
-
-    /// A line for an alert about `block`: its page on this daemon (with `DASHBOARD_URL`), and its
-    /// ethproofs.org page when it is proved and reported there.
-    pub fn block_links(&self, block: u64, proved: bool) -> String {
-        let mut lines = Vec::new();
-        if let Some(base) = &self.config.dashboard_url {
-            lines.push(format!("{base}/blocks/{block}"));
-        }
-        lines.extend(crate::status::ethproofs_url(
-            block,
-            proved,
-            self.config.reports_to_ethproofs(),
-            self.chain.is_dev(),
-        ));
-        lines.join("\n")
     }
 }
 
@@ -230,11 +220,6 @@ pub struct InFlightTask(Option<tokio::task::JoinHandle<()>>);
 impl InFlightTask {
     pub fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) -> InFlightTask {
         InFlightTask(Some(tokio::spawn(f)))
-    }
-
-    /// Lets the task run to its end (a graceful stop waits for it) instead of aborting it.
-    pub fn detach(mut self) -> Option<tokio::task::JoinHandle<()>> {
-        self.0.take()
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::{Context, InFlightTask, Mailbox};
+use super::{Context, InFlightTask, Mailbox, NotifierSettings};
 use crate::notify::{self, Alert, AlertKind, Dedup, Severity};
 use crate::status::NotifierStatus;
 
@@ -48,6 +48,7 @@ pub struct NotifierState {
 
 pub struct Notifier {
     pub ctx: Arc<Context>,
+    pub settings: Arc<NotifierSettings>,
     pub mailbox: Mailbox<NotifierMsg>,
 }
 
@@ -126,7 +127,7 @@ fn push(s: &mut NotifierState, alert: Alert) {
 
 impl Notifier {
     fn pump(&self, s: &mut NotifierState) {
-        let Some(webhook) = self.ctx.config.slack_webhook.clone() else {
+        let Some(webhook) = self.settings.slack_webhook.clone() else {
             s.queue.clear();
             return;
         };
@@ -143,7 +144,7 @@ impl Notifier {
 
     fn publish(&self, s: &NotifierState) {
         self.ctx.board.notifier.publish(NotifierStatus {
-            enabled: self.ctx.config.slack_webhook.is_some(),
+            enabled: self.settings.slack_webhook.is_some(),
             state: if s.sending.is_some() { "sending" } else { "idle" },
             queue_length: s.queue.len(),
             sent: s.sent,
@@ -175,9 +176,12 @@ mod tests {
         }
         let url = serve(axum::Router::new().route("/", post(hook)).with_state(posts.clone())).await;
         let dir = tempfile::tempdir().unwrap();
-        let ctx = context(dir.path(), "http://127.0.0.1:9", &["--slack-webhook", &url]);
+        let (ctx, settings) = context(dir.path(), "http://127.0.0.1:9", &["--slack-webhook", &url]);
         let mailbox = Mailbox::default();
-        let (actor, _) = Actor::spawn(None, Notifier { ctx, mailbox: mailbox.clone() }, ()).await.unwrap();
+        let (actor, _) =
+            Actor::spawn(None, Notifier { ctx, settings: settings.notifier, mailbox: mailbox.clone() }, ())
+                .await
+                .unwrap();
         mailbox.set(Some(actor.clone()));
         let alerts = Alerts(mailbox);
         alerts.alert(AlertKind::RpcDown, "node down", "refused");

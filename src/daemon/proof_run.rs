@@ -10,11 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::Digest;
-use tokio::sync::watch;
 
 use super::run_progress::{Recording, RunProgress};
-use super::{Context, until_recorded};
-use crate::backend::{Outcome, RunRequest, Stop};
+use super::{Context, ProverSettings, until_recorded};
+use crate::backend::{Outcome, RunRequest, StopSignal};
 use crate::decide::judge::Verdict;
 use crate::store::RecordedJob;
 use crate::store::Stage;
@@ -52,8 +51,8 @@ pub struct RunReport {
     pub unrecorded: Option<StoreError>,
 }
 
-fn block_dir(ctx: &Context, job: &RunJob) -> PathBuf {
-    job.input_path.parent().map(PathBuf::from).unwrap_or_else(|| ctx.config.output_dir.join(job.block.to_string()))
+fn block_dir(settings: &ProverSettings, job: &RunJob) -> PathBuf {
+    job.input_path.parent().map(PathBuf::from).unwrap_or_else(|| settings.output_dir.join(job.block.to_string()))
 }
 
 /// How long the canonical check may take; a node that cannot say is not a reason to stop.
@@ -86,10 +85,16 @@ async fn left_the_chain(ctx: &Context, job: &RunJob) -> Option<(String, String)>
 
 /// Keeps what was done for an orphaned block under `OUTPUT_DIR/<n>.orphan-<hash>` and records
 /// it; the canonical block at this height is built and proved afresh.
-fn orphan(ctx: &Context, job: &RunJob, old_hash: &str, reason: &str) -> Result<(), StoreError> {
-    let dir = block_dir(ctx, job);
+fn orphan(
+    ctx: &Context,
+    settings: &ProverSettings,
+    job: &RunJob,
+    old_hash: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let dir = block_dir(settings, job);
     let short: String = old_hash.trim_start_matches("0x").chars().take(12).collect();
-    let kept = ctx.config.output_dir.join(format!("{}.orphan-{short}", job.block));
+    let kept = settings.output_dir.join(format!("{}.orphan-{short}", job.block));
     let kept = match std::fs::rename(&dir, &kept) {
         Ok(()) => Some(kept),
         Err(e) => {
@@ -103,8 +108,14 @@ fn orphan(ctx: &Context, job: &RunJob, old_hash: &str, reason: &str) -> Result<(
 }
 
 /// Runs the job to its end and records it. Never panics on the prover's behaviour.
-pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, progress: Arc<RunProgress>) -> RunReport {
-    let cfg = &ctx.config;
+pub async fn run(
+    ctx: Arc<Context>,
+    settings: Arc<ProverSettings>,
+    job: RunJob,
+    stop: StopSignal,
+    progress: Arc<RunProgress>,
+) -> RunReport {
+    let cfg = &*settings;
     let report = |attempt, verdict, last_lines, unrecorded| RunReport {
         block: job.block,
         attempt,
@@ -117,10 +128,10 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         None => {
             // Before `proving` is raised: is the input still the chain's block at this height?
             if let Some((old, reason)) = left_the_chain(&ctx, &job).await {
-                let unrecorded = orphan(&ctx, &job, &old, &reason).err();
+                let unrecorded = orphan(&ctx, &settings, &job, &old, &reason).err();
                 return report(0, Verdict::Orphaned(reason), Vec::new(), unrecorded);
             }
-            match ctx.ledger.proof_started(job.block, cfg.raises_reports()) {
+            match ctx.ledger.proof_started(job.block, cfg.raises_reports) {
                 Ok(attempt) => attempt,
                 Err(e) => return report(0, Verdict::Stopped, Vec::new(), Some(e)),
             }
@@ -131,14 +142,14 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         block: job.block,
         attempt,
         input: job.input_path.clone(),
-        block_dir: block_dir(&ctx, &job),
+        block_dir: block_dir(&settings, &job),
         resume_job: job.resume.as_ref().map(|r| r.job.clone()),
     };
     let recording = Recording { block: job.block, attempt, ledger: &ctx.ledger, progress: &progress };
     // Once the run has ended, its records are retried through a ledger that cannot be written
     // for now; only a shutdown gives up (the block is then looked at again at the next start).
-    let shutdown = stop.clone();
-    let stopping = move || *shutdown.borrow() == Stop::Shutdown;
+    let drain = ctx.drain.clone();
+    let stopping = move || drain.is_draining();
     let outcome = ctx.backend.run(&request, stop, &recording).await;
     progress.finish();
     let ended = match outcome {
@@ -198,7 +209,7 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
     if matches!(verdict, Verdict::Proved { .. })
         && let Some((old, reason)) = left_the_chain(&ctx, &job).await
     {
-        let unrecorded = orphan(&ctx, &job, &old, &reason).err();
+        let unrecorded = orphan(&ctx, &settings, &job, &old, &reason).err();
         return report(Verdict::Orphaned(reason), ended.last_lines, unrecorded);
     }
     let proof = ended.proof.as_ref().map(|(p, _)| p.as_path());
@@ -220,7 +231,8 @@ pub async fn run(ctx: Arc<Context>, job: RunJob, stop: watch::Receiver<Stop>, pr
         ),
         _ => None,
     };
-    match until_recorded(&ctx.ledger, &stopping, || record(&ctx, job.block, &verdict, sealed.clone())).await {
+    match until_recorded(&ctx.ledger, &stopping, || record(&ctx, &settings, job.block, &verdict, sealed.clone())).await
+    {
         Ok(verdict) => report(verdict, ended.last_lines, None),
         Err(e) => report(verdict, ended.last_lines, Some(e)),
     }
@@ -246,9 +258,15 @@ pub fn verified(ctx: &Context, block: u64, verdict: Verdict, proof: Option<&Path
 
 /// Records a verdict on an exited (or never started) run, and returns it as recorded: a proof
 /// that cannot be made durable is a failure, not a proof.
-pub fn apply(ctx: &Context, block: u64, verdict: &Verdict, proof: Option<&Path>) -> Result<Verdict, StoreError> {
+pub fn apply(
+    ctx: &Context,
+    settings: &ProverSettings,
+    block: u64,
+    verdict: &Verdict,
+    proof: Option<&Path>,
+) -> Result<Verdict, StoreError> {
     let sealed = matches!(verdict, Verdict::Proved { .. }).then(|| sealed(proof));
-    record(ctx, block, verdict, sealed)
+    record(ctx, settings, block, verdict, sealed)
 }
 
 /// The proof made durable, and its SHA-256; or why it cannot be.
@@ -261,11 +279,12 @@ fn sealed(proof: Option<&Path>) -> Result<String, String> {
 /// [`apply`] with a proved verdict's proof already sealed (`sealed` is `Some` for it).
 fn record(
     ctx: &Context,
+    settings: &ProverSettings,
     block: u64,
     verdict: &Verdict,
     sealed: Option<Result<String, String>>,
 ) -> Result<Verdict, StoreError> {
-    let reporting = ctx.config.raises_reports();
+    let reporting = settings.raises_reports;
     match verdict {
         Verdict::Proved { proving_ms, cycles } => {
             let sealed = sealed.unwrap_or_else(|| Err("the proof was not sealed".to_string()));
@@ -283,7 +302,7 @@ fn record(
         Verdict::Executed { ms, cycles } => ctx.ledger.executed(block, *ms, *cycles)?,
         Verdict::Failed { stage, reason } => ctx.ledger.proof_failed(block, *stage, reason)?,
         Verdict::Stopped => {
-            if ctx.ledger.proof_interrupted(block, false, ctx.config.max_prove_attempts)? != Interrupted::Requeued {
+            if ctx.ledger.proof_interrupted(block, false, settings.max_prove_attempts)? != Interrupted::Requeued {
                 tracing::warn!(block, "stopped run was not requeued");
             }
         }

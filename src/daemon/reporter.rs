@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::report_call::build_call;
-use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
-use crate::decide::outbox::{self, BlockFacts, Next, Policy};
+use super::{Alerts, Context, InFlightTask, Mailbox, ReporterSettings, rfc3339};
+use crate::decide::outbox::{self, BlockFacts, Next};
 use crate::ethproofs::{EthProofsClient, Outcome};
 use crate::notify::AlertKind;
 use crate::status::{DeliveredReport, FailedReport, Recent, ReporterStatus, public_reason};
@@ -26,12 +26,10 @@ pub enum ReporterMsg {
     Sent { row: Box<ReportRow>, outcome: Outcome, settle: Settle },
     /// Heartbeat: publish status, and look again.
     Tick,
-    /// Send nothing new; answer once the call in flight has its answer recorded (so a graceful
-    /// stop never leaves a call in doubt), or after [`STOP_WAIT`].
-    Stop(ractor::RpcReplyPort<()>),
 }
 
-/// How long a graceful stop waits for the call in flight.
+/// How long a graceful stop waits for the call in flight (it holds the drain open, so that a
+/// graceful stop never leaves a call in doubt).
 pub const STOP_WAIT: Duration = Duration::from_secs(10);
 
 pub struct ReporterState {
@@ -42,13 +40,13 @@ pub struct ReporterState {
     delivered_count: u64,
     failed: Recent<FailedReport>,
     last_error: Option<String>,
-    stopping: bool,
     /// The outbox held a pending call at the last look (the status says `waiting`).
     waiting: bool,
 }
 
 pub struct Reporter {
     pub ctx: Arc<Context>,
+    pub settings: Arc<ReporterSettings>,
     pub client: Option<Arc<EthProofsClient>>,
     pub alerts: Alerts,
     pub mailbox: Mailbox<ReporterMsg>,
@@ -80,7 +78,6 @@ impl Actor for Reporter {
             delivered_count: 0,
             failed: Recent::new(50),
             last_error: None,
-            stopping: false,
             waiting: false,
         })
     }
@@ -93,16 +90,6 @@ impl Actor for Reporter {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ReporterMsg::Wake | ReporterMsg::Tick => {}
-            ReporterMsg::Stop(reply) => {
-                s.stopping = true;
-                let task = s.sending.take().and_then(|(_, task)| task.detach());
-                tokio::spawn(async move {
-                    if let Some(task) = task {
-                        let _ = tokio::time::timeout(STOP_WAIT, task).await;
-                    }
-                    let _ = reply.send(());
-                });
-            }
             ReporterMsg::Sent { row, outcome, settle } => {
                 if s.sending.as_ref().is_some_and(|(id, _)| *id == row.id) {
                     s.sending = None;
@@ -157,13 +144,13 @@ impl Reporter {
         self.alerts.alert(
             AlertKind::ReportFailed,
             format!("EthProofs report failed permanently: block {block} {status}"),
-            format!("{reason}\n{}", self.ctx.block_links(block, false)),
+            format!("{reason}\n{}", self.ctx.links.block(block, false)),
         );
     }
 
     fn pump(&self, myself: &ActorRef<ReporterMsg>, s: &mut ReporterState) -> Result<(), StoreError> {
         let Some(client) = self.client.clone() else { return Ok(()) };
-        if s.sending.is_some() || s.stopping {
+        if s.sending.is_some() || self.ctx.drain.is_draining() {
             return Ok(());
         }
         let ledger = &self.ctx.ledger;
@@ -212,8 +199,11 @@ impl Reporter {
 
     fn send(&self, client: Arc<EthProofsClient>, row: ReportRow) -> InFlightTask {
         let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
-        let policy = Policy { max_backoff: ctx.config.report_max_backoff, max_age: ctx.config.report_max_age };
+        let policy = self.settings.policy;
+        // The daemon's stop waits (up to STOP_WAIT) for the answer to be recorded.
+        let hold = self.ctx.drain.hold();
         InFlightTask::spawn(async move {
+            let _hold = hold;
             let outcome = match build_call(&row).await {
                 Ok(call) => client.send(&call).await,
                 Err(e) => Outcome::Permanent { http: None, reason: e.to_string() },
@@ -282,7 +272,7 @@ mod tests {
         let url = api(seen.clone()).await;
         let dir = tempfile::tempdir().unwrap();
         let flags = ["--ethproofs-rpc-url", &url, "--ethproofs-api-key", "k", "--ethproofs-cluster-id", "1"];
-        let ctx = context(dir.path(), "http://127.0.0.1:9", &flags);
+        let (ctx, settings) = context(dir.path(), "http://127.0.0.1:9", &flags);
         let ledger = &ctx.ledger;
         let proof = dir.path().join("proof.bin");
         std::fs::write(&proof, [7u8; 64]).unwrap();
@@ -305,10 +295,15 @@ mod tests {
         let in_doubt = ledger.pending_reports().unwrap().into_iter().find(|r| r.block == 20).unwrap();
         ledger.report_sending(in_doubt.id).unwrap();
 
-        let client = Arc::new(EthProofsClient::new(ctx.http.clone(), ctx.config.ethproofs.clone().unwrap()));
+        let client = Arc::new(EthProofsClient::new(ctx.http.clone(), settings.reporter.ethproofs.clone().unwrap()));
         let mailbox = Mailbox::default();
-        let reporter =
-            Reporter { ctx: ctx.clone(), client: Some(client), alerts: Alerts::default(), mailbox: mailbox.clone() };
+        let reporter = Reporter {
+            ctx: ctx.clone(),
+            settings: settings.reporter.clone(),
+            client: Some(client),
+            alerts: Alerts::default(),
+            mailbox: mailbox.clone(),
+        };
         let (actor, _) = Actor::spawn(None, reporter, ()).await.unwrap();
         mailbox.set(Some(actor.clone()));
         wait("block 10's three calls", || seen.lock().unwrap().len() >= 3).await;

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::input_generator::{InputGenMsg, InputGenerator};
 use super::notifier::{Notifier, NotifierMsg};
 use super::prover::{Prover, ProverMsg, stop_timeout};
+use super::reporter::STOP_WAIT;
 use super::reporter::{Reporter, ReporterMsg};
-use super::{Alerts, Context, InFlightTask, Mailbox};
+use super::{Alerts, Context, InFlightTask, Mailbox, Settings};
 use crate::chain::HeadPoller;
 use crate::ethproofs::EthProofsClient;
 use crate::notify::AlertKind;
@@ -58,6 +59,8 @@ struct Mailboxes {
 
 pub struct SupervisorArgs {
     pub ctx: Arc<Context>,
+    /// Each child's own settings, handed to each incarnation.
+    pub settings: Settings,
     pub poller: Arc<HeadPoller>,
     /// First restart delay; doubles with each restart in the window (capped at 32x).
     pub restart_backoff: Duration,
@@ -69,6 +72,7 @@ pub struct SupervisorArgs {
 
 pub struct SupervisorState {
     ctx: Arc<Context>,
+    settings: Settings,
     poller: Arc<HeadPoller>,
     mailboxes: Mailboxes,
     alerts: Alerts,
@@ -81,13 +85,16 @@ pub struct SupervisorState {
     restart_backoff: Duration,
     /// Wakes the actors on every ledger commit, for as long as the supervisor lives.
     _waker: InFlightTask,
+    /// Turns the daemon's stop signal into this supervisor's orderly stop.
+    _on_drain: InFlightTask,
 }
 
 pub enum SupervisorMsg {
     Restart(Child),
     /// Heartbeat: publish status.
     Tick,
-    Shutdown(RpcReplyPort<()>),
+    /// The daemon's stop signal fired: wait for the work in flight to record its end, then stop.
+    Drain,
     /// Kills a child as a crash would (tests of the restart path).
     #[cfg(test)]
     Kill(Child),
@@ -106,7 +113,7 @@ impl Actor for Supervisor {
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let client =
-            args.ctx.config.ethproofs.clone().map(|c| Arc::new(EthProofsClient::new(args.ctx.http.clone(), c)));
+            args.settings.reporter.ethproofs.clone().map(|c| Arc::new(EthProofsClient::new(args.ctx.http.clone(), c)));
         let mailboxes = Mailboxes::default();
         let waker = {
             let (m, mut changes) = (mailboxes.clone(), args.ctx.ledger.changes());
@@ -120,8 +127,16 @@ impl Actor for Supervisor {
                 }
             })
         };
+        let on_drain = {
+            let (drain, myself) = (args.ctx.drain.clone(), myself.clone());
+            InFlightTask::spawn(async move {
+                drain.signalled().await;
+                let _ = myself.cast(SupervisorMsg::Drain);
+            })
+        };
         let mut state = SupervisorState {
             ctx: args.ctx,
+            settings: args.settings,
             poller: args.poller,
             alerts: Alerts(mailboxes.notifier.clone()),
             mailboxes,
@@ -133,6 +148,7 @@ impl Actor for Supervisor {
             gave_up: args.gave_up,
             restart_backoff: args.restart_backoff,
             _waker: waker,
+            _on_drain: on_drain,
         };
         for child in Child::ALL {
             spawn_child(&myself, &mut state, child).await?;
@@ -180,29 +196,20 @@ impl Actor for Supervisor {
                     }
                 }
             }
-            SupervisorMsg::Shutdown(reply) => {
+            SupervisorMsg::Drain => {
+                // The actors saw the same signal: nothing new starts, the prover run stops and
+                // records it, the EthProofs call in flight gets its answer recorded. Each holds
+                // the drain open until then.
                 state.shutting_down = true;
-                let _ = state.mailboxes.input.send(InputGenMsg::Stop);
-                let grace = state.ctx.config.prover_kill_grace;
-                if let Some(prover) = state.mailboxes.prover.current() {
-                    let stopped = prover.call(ProverMsg::Stop, Some(stop_timeout(grace))).await;
-                    if !matches!(stopped, Ok(ractor::rpc::CallResult::Success(()))) {
-                        tracing::warn!("the prover did not confirm its stop in time");
-                    }
-                }
-                if let Some(reporter) = state.mailboxes.reporter.current() {
-                    let wait = super::reporter::STOP_WAIT + Duration::from_secs(1);
-                    if !matches!(
-                        reporter.call(ReporterMsg::Stop, Some(wait)).await,
-                        Ok(ractor::rpc::CallResult::Success(()))
-                    ) {
-                        tracing::warn!("the EthProofs call in flight did not finish in time; it is in doubt");
-                    }
+                let wait = stop_timeout(state.settings.prover.kill_grace) + STOP_WAIT;
+                if tokio::time::timeout(wait, state.ctx.drain.settled()).await.is_err() {
+                    tracing::warn!(
+                        "the work in flight did not record its end in time; the next start looks at it again"
+                    );
                 }
                 for cell in myself.get_children() {
                     cell.stop(Some("shutdown".into()));
                 }
-                let _ = reply.send(());
                 myself.stop(Some("shutdown".into()));
             }
         }
@@ -247,7 +254,7 @@ impl Actor for Supervisor {
 
 /// How long an orderly shutdown may take before the process exits anyway.
 pub fn stop_deadline(grace: Duration) -> Duration {
-    stop_timeout(grace) + super::reporter::STOP_WAIT + Duration::from_secs(4)
+    stop_timeout(grace) + STOP_WAIT + Duration::from_secs(4)
 }
 
 fn publish(state: &SupervisorState) {
@@ -290,27 +297,51 @@ async fn spawn_child(
     let sup = myself.get_cell();
     // Unnamed: nothing looks actors up by name; the mailboxes are their addresses.
     let name: Option<String> = None;
-    let (ctx, m, alerts) = (state.ctx.clone(), state.mailboxes.clone(), state.alerts.clone());
+    let (ctx, m, alerts, settings) =
+        (state.ctx.clone(), state.mailboxes.clone(), state.alerts.clone(), state.settings.clone());
     let cell = match child {
         Child::Notifier => {
-            let (actor, _) = Actor::spawn_linked(name, Notifier { ctx, mailbox: m.notifier.clone() }, (), sup).await?;
+            let (actor, _) = Actor::spawn_linked(
+                name,
+                Notifier { ctx, settings: settings.notifier, mailbox: m.notifier.clone() },
+                (),
+                sup,
+            )
+            .await?;
             m.notifier.set(Some(actor.clone()));
             actor.get_cell()
         }
         Child::Reporter => {
-            let reporter = Reporter { ctx, client: state.client.clone(), alerts, mailbox: m.reporter.clone() };
+            let reporter = Reporter {
+                ctx,
+                settings: settings.reporter,
+                client: state.client.clone(),
+                alerts,
+                mailbox: m.reporter.clone(),
+            };
             let (actor, _) = Actor::spawn_linked(name, reporter, (), sup).await?;
             m.reporter.set(Some(actor.clone()));
             actor.get_cell()
         }
         Child::Prover => {
-            let (actor, _) =
-                Actor::spawn_linked(name, Prover { ctx, alerts, mailbox: m.prover.clone() }, (), sup).await?;
+            let (actor, _) = Actor::spawn_linked(
+                name,
+                Prover { ctx, settings: settings.prover, alerts, mailbox: m.prover.clone() },
+                (),
+                sup,
+            )
+            .await?;
             m.prover.set(Some(actor.clone()));
             actor.get_cell()
         }
         Child::InputGenerator => {
-            let generator = InputGenerator { ctx, poller: state.poller.clone(), alerts, mailbox: m.input.clone() };
+            let generator = InputGenerator {
+                ctx,
+                settings: settings.input,
+                poller: state.poller.clone(),
+                alerts,
+                mailbox: m.input.clone(),
+            };
             let (actor, _) = Actor::spawn_linked(name, generator, (), sup).await?;
             m.input.set(Some(actor.clone()));
             actor.get_cell()
@@ -346,7 +377,7 @@ mod tests {
         let url = "http://127.0.0.1:9";
         let flags =
             ["--cargo-zisk", zisk.to_str().unwrap(), "--poll-interval-ms", "60000", "--max-prove-attempts", "100"];
-        let ctx = context(dir.path(), url, &flags);
+        let (ctx, settings) = context(dir.path(), url, &flags);
         let (ledger, board) = (ctx.ledger.clone(), ctx.board.clone());
         ledger.targets_scheduled(&[42], None, 42).unwrap();
         let built =
@@ -358,6 +389,7 @@ mod tests {
             Supervisor,
             SupervisorArgs {
                 ctx,
+                settings,
                 poller: Arc::new(HeadPoller::new(url).unwrap()),
                 restart_backoff: Duration::from_millis(10),
                 gave_up: gave_up.clone(),

@@ -5,15 +5,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Context;
+use super::{Context, Links, Settings};
 use crate::chain::NodeClient;
 use crate::chainspec::{ChainSpec, Network};
 use crate::status::Board;
 use crate::store::Ledger;
 use crate::zisk::{Dialect, ZiskVersion};
 
-/// A context whose node is `node_url` and whose outputs live in `dir`; `extra` are more flags.
-pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> Arc<Context> {
+/// A context whose node is `node_url` and whose outputs live in `dir`, and the components'
+/// settings; `extra` are more flags.
+pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, Settings) {
     let elf = dir.join("g.elf");
     std::fs::write(&elf, "elf").unwrap();
     let mut args = vec![
@@ -33,11 +34,12 @@ pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> Arc<Context> {
     let ledger = Arc::new(Ledger::open(&config.db_path).unwrap());
     let (zisk_version, dialect) = (ZiskVersion { major: 1, minor: 4, patch: 0 }, Dialect::V1);
     let backend = crate::backend::Backend::from_config(&config, &ledger, zisk_version, dialect, "test").unwrap();
-    Arc::new(Context {
+    let settings = Settings::from_config(&config);
+    let links = Links { dashboard_url: None, reports_to_ethproofs: config.reports_to_ethproofs(), dev_chain: false };
+    let ctx = Arc::new(Context {
         ledger,
         backend,
         verify: None,
-        config,
         chain: ChainSpec::embedded(Network::Mainnet),
         node: Arc::new(NodeClient::new(node_url, Duration::from_secs(5)).unwrap()),
         http: reqwest::Client::new(),
@@ -48,7 +50,10 @@ pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> Arc<Context> {
         elf: None,
         disk_low: Default::default(),
         board: Arc::new(Board::default()),
-    })
+        drain: Default::default(),
+        links,
+    });
+    (ctx, settings)
 }
 
 /// Serves `router` on a loopback port; returns `http://127.0.0.1:PORT`.

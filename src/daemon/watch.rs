@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Alerts, Context};
+use super::{Alerts, Context, InputSettings};
 use crate::chain::ChainError;
 use crate::notify::AlertKind;
 
@@ -55,16 +55,16 @@ impl NodeWatch {
 }
 
 /// Pauses new work while OUTPUT_DIR is short of space, and resumes it when space returns.
-pub fn check_disk(ctx: &Context, alerts: &Alerts) {
-    let min = ctx.config.min_free_disk_mb;
-    let Some(free) = crate::disk::free_mb(&ctx.config.output_dir) else { return };
+pub fn check_disk(ctx: &Context, settings: &InputSettings, alerts: &Alerts) {
+    let min = settings.min_free_disk_mb;
+    let Some(free) = crate::disk::free_mb(&settings.output_dir) else { return };
     let low = free < min;
     let was_low = ctx.disk_low.swap(low, Ordering::SeqCst);
     if low && !was_low {
         alerts.alert(
             AlertKind::DiskLow,
             "Disk low: new work paused",
-            format!("{} has {free} MB free, below MIN_FREE_DISK_MB = {min}", ctx.config.output_dir.display()),
+            format!("{} has {free} MB free, below MIN_FREE_DISK_MB = {min}", settings.output_dir.display()),
         );
     } else if was_low && !low {
         alerts.resolve(AlertKind::DiskLow, format!("{free} MB free again; work resumes"));

@@ -15,7 +15,8 @@ use crate::chain::{ChainError, HeadPoller, NodeClient};
 use crate::chainspec::ChainSpec;
 use crate::config::{Config, ConfigError, ZiskAction};
 use crate::control::Control;
-use crate::daemon::{Context, Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::daemon::{Context, Links, Settings, Supervisor, SupervisorArgs};
+use crate::drain::Drain;
 use crate::instance::InstanceLock;
 use crate::status::Board;
 
@@ -66,6 +67,10 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
 /// Everything checked and opened, nothing started.
 pub struct Built {
     ctx: Arc<Context>,
+    /// Each component's own settings, cut from the configuration.
+    settings: Settings,
+    /// What the HTTP surface shows and needs of the configuration.
+    surface: SurfaceSettings,
     poller: Arc<HeadPoller>,
     listener: tokio::net::TcpListener,
     /// The admin API's own listener (loopback by default), when `ADMIN_TOKEN` is set.
@@ -171,8 +176,20 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     );
     let verify = verification(&config, zisk_version)?;
     let backend = Backend::from_config(&config, &ledger, zisk_version, dialect, &elf_sha256)?;
+    let settings = Settings::from_config(&config);
+    let surface = SurfaceSettings {
+        block_interval: config.block_interval,
+        reporting: config.reports_to_ethproofs(),
+        output_dir: config.output_dir.clone(),
+        admin_token: config.admin_token.clone(),
+    };
+    let links = Links {
+        dashboard_url: config.dashboard_url.clone(),
+        reports_to_ethproofs: config.reports_to_ethproofs(),
+        dev_chain: chain.is_dev(),
+    };
     let ctx = Arc::new(Context {
-        config,
+        links,
         ledger,
         chain,
         node,
@@ -186,16 +203,25 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         elf,
         disk_low: Arc::new(AtomicBool::new(false)),
         board: Arc::new(Board::default()),
+        drain: Drain::new(),
     });
-    Ok(Built { ctx, poller, listener, admin_listener, started_notice, _lock: lock })
+    Ok(Built { ctx, settings, surface, poller, listener, admin_listener, started_notice, _lock: lock })
+}
+
+/// What the HTTP surface needs of the configuration.
+struct SurfaceSettings {
+    block_interval: u64,
+    reporting: bool,
+    output_dir: std::path::PathBuf,
+    admin_token: Option<crate::config::Secret>,
 }
 
 /// A daemon whose actors and HTTP surface run.
 pub struct Running {
-    supervisor: ractor::ActorRef<SupervisorMsg>,
     supervisor_done: tokio::task::JoinHandle<()>,
     gave_up: Arc<std::sync::atomic::AtomicBool>,
-    stop_http: tokio::sync::watch::Sender<bool>,
+    /// The one stop signal: fired here, heard by the actors and the HTTP servers alike.
+    drain: Drain,
     /// The public server, and the admin server when there is one.
     http: Vec<tokio::task::JoinHandle<()>>,
     grace: Duration,
@@ -205,14 +231,16 @@ pub struct Running {
 impl Built {
     /// The second phase: start the actors and serve the HTTP surface.
     pub async fn spawn(self) -> Result<Running, StartupError> {
-        let Built { ctx, poller, listener, admin_listener, started_notice, _lock } = self;
+        let Built { ctx, settings, surface, poller, listener, admin_listener, started_notice, _lock } = self;
+        let grace = settings.prover.kill_grace;
         crate::telemetry::install();
         let gave_up = Arc::new(AtomicBool::new(false));
-        let (supervisor, supervisor_done) = ractor::Actor::spawn(
+        let (_supervisor, supervisor_done) = ractor::Actor::spawn(
             None,
             Supervisor,
             SupervisorArgs {
                 ctx: ctx.clone(),
+                settings,
                 poller,
                 restart_backoff: Duration::from_secs(1),
                 gave_up: gave_up.clone(),
@@ -223,13 +251,13 @@ impl Built {
         .map_err(|e| StartupError::Actors(e.to_string()))?;
         let surface = crate::surface::Surface {
             board: ctx.board.clone(),
-            control: Control::new(ctx.ledger.clone(), ctx.config.reports_to_ethproofs()),
+            control: Control::new(ctx.ledger.clone(), surface.reporting),
             info: crate::surface::Info {
                 started_at: ctx.started_at,
                 chain_name: ctx.chain.name(),
-                block_interval: ctx.config.block_interval,
+                block_interval: surface.block_interval,
                 dev: ctx.chain.is_dev(),
-                reporting: ctx.config.reports_to_ethproofs(),
+                reporting: surface.reporting,
                 chain_id: ctx.chain.chain_id(),
                 zisk_version: ctx.zisk_label(),
                 elf_sha256: ctx.elf_sha256.clone(),
@@ -237,41 +265,30 @@ impl Built {
                 elf_ziskos: ctx.elf.as_ref().map_or("none".into(), |f| f.ziskos.describe()),
                 verify_proofs: ctx.verify.is_some(),
                 program_vk: ctx.verify.as_ref().and_then(|v| v.program_vk.as_ref()).map(crate::verify::vk_hex),
-                output_dir: ctx.config.output_dir.clone(),
-                admin_token: ctx.config.admin_token.clone(),
+                output_dir: surface.output_dir,
+                admin_token: surface.admin_token,
             },
             disk_low: ctx.disk_low.clone(),
         };
         let surface = Arc::new(surface);
-        let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
+        let stopped = |drain: Drain| async move { drain.signalled().await };
         let public = crate::health::router(surface.clone())
             .merge(crate::dashboard::router(surface.clone()))
             .merge(crate::blocks::router(surface.clone()));
-        let mut http = vec![tokio::spawn(crate::serve::serve(listener, public, stopped(http_stopped.clone())))];
+        let mut http = vec![tokio::spawn(crate::serve::serve(listener, public, stopped(ctx.drain.clone())))];
         if let Some(admin_listener) = admin_listener {
             // The admin API on its own address; `/health` there too, so `status` needs one URL.
             let admin = crate::admin::router(surface.clone()).merge(crate::health::router(surface));
-            http.push(tokio::spawn(crate::serve::serve(admin_listener, admin, stopped(http_stopped))));
+            http.push(tokio::spawn(crate::serve::serve(admin_listener, admin, stopped(ctx.drain.clone()))));
         }
-        Ok(Running {
-            supervisor,
-            supervisor_done,
-            gave_up,
-            stop_http,
-            http,
-            grace: ctx.config.prover_kill_grace,
-            _lock,
-        })
+        Ok(Running { supervisor_done, gave_up, drain: ctx.drain.clone(), http, grace, _lock })
     }
 }
 
 impl Running {
     /// Runs until `shutdown` resolves or the supervisor ends; returns the process exit code.
     pub async fn until(self, shutdown: impl Future<Output = ()>) -> u8 {
-        let Running { supervisor, mut supervisor_done, gave_up, stop_http, http, grace, _lock } = self;
+        let Running { mut supervisor_done, gave_up, drain, http, grace, _lock } = self;
         let code = tokio::select! {
             _ = shutdown => None,
             _ = &mut supervisor_done => Some(u8::from(gave_up.load(std::sync::atomic::Ordering::SeqCst))),
@@ -280,16 +297,16 @@ impl Running {
             Some(code) => code,
             None => {
                 tracing::info!("stopping");
+                drain.signal();
                 let deadline = crate::daemon::supervisor::stop_deadline(grace);
-                let stopped = supervisor.call(SupervisorMsg::Shutdown, Some(deadline)).await;
-                if !matches!(stopped, Ok(ractor::rpc::CallResult::Success(()))) {
+                if tokio::time::timeout(deadline, supervisor_done).await.is_err() {
                     tracing::warn!("shutdown did not complete in time");
                 }
-                let _ = tokio::time::timeout(Duration::from_secs(3), supervisor_done).await;
                 0
             }
         };
-        let _ = stop_http.send(true);
+        // Also when the supervisor gave up: the HTTP servers hear the same signal.
+        drain.signal();
         for server in http {
             let _ = tokio::time::timeout(Duration::from_secs(3), server).await;
         }

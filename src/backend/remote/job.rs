@@ -6,10 +6,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::watch;
-
 use super::{Remote, job_metadata};
-use crate::backend::{Ended, Outcome, Recorder, RunRequest, Stop, stop_requested};
+use crate::backend::{Ended, Outcome, Recorder, RunRequest, Stop, StopSignal};
 use crate::coordinator::{CoordError, Failure, Followed, JobEnd, Phase, Submitted, Work, follow};
 use crate::decide::judge::CancelledBy;
 use crate::store::RecordedJob;
@@ -43,7 +41,7 @@ impl Remote {
         req: &RunRequest,
         input: &[u8],
         kind: Work,
-        stop: &mut watch::Receiver<Stop>,
+        stop: &StopSignal,
         rec: &dyn Recorder,
     ) -> Result<RecordedJob, Outcome> {
         let mut backoff = Duration::from_secs(1);
@@ -53,7 +51,7 @@ impl Remote {
         // have lost the set-up (a "set-up not done" reads as no capacity), so it is done again.
         let mut no_capacity_since: Option<Instant> = None;
         loop {
-            match *stop.borrow() {
+            match stop.now() {
                 Stop::Shutdown => return Err(Outcome::Stopped),
                 Stop::Operator => {
                     return Err(Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())));
@@ -64,7 +62,7 @@ impl Remote {
             // itself does not, so that a job the coordinator accepts is always recorded.
             let ready = tokio::select! {
                 ready = self.ready_program(rec) => ready,
-                request = stop_requested(stop) => {
+                request = stop.requested() => {
                     return Err(match request {
                         Stop::Operator => Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())),
                         _ => Outcome::Stopped,
@@ -157,10 +155,8 @@ impl Remote {
             rec.trouble(Some(&error));
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                changed = stop.changed() => if changed.is_err() {
-                    // Nobody can ask this run to stop any more; just wait the backoff out.
-                    tokio::time::sleep(backoff).await;
-                },
+                // The loop's top acts on the stop.
+                _ = stop.requested() => {}
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
@@ -176,7 +172,7 @@ impl Remote {
         timeout: Duration,
         resumed: bool,
         detachable: bool,
-        stop: &mut watch::Receiver<Stop>,
+        stop: &StopSignal,
         rec: &dyn Recorder,
     ) -> Result<(JobEnd, Option<CancelledBy>), Outcome> {
         let slack = DEADLINE_SLACK.min(timeout / 4);
@@ -187,7 +183,8 @@ impl Remote {
         // every wake-up; once one succeeded, the job's end is waited for a bounded time.
         let mut cancel_due = false;
         let mut cancelled = false;
-        let mut stop_open = true;
+        // The stop last acted on: an operator's cancel is acted on once, a shutdown after it still is.
+        let mut heard = Stop::No;
         // The phase last heard, and since when: a re-attached job that stays waiting for input
         // was left half-sent by the previous daemon (an old event replayed is not enough).
         let latest: std::sync::Mutex<Option<(Phase, Instant)>> = std::sync::Mutex::new(None);
@@ -238,12 +235,8 @@ impl Remote {
                     }
                     cancel_due = true;
                 }
-                changed = stop.changed(), if stop_open => {
-                    if changed.is_err() {
-                        stop_open = false;
-                        continue;
-                    }
-                    let request = *stop.borrow();
+                request = stop.beyond(heard) => {
+                    heard = request;
                     match request {
                         Stop::Shutdown if detachable && !self.settings.cancel_on_shutdown => {
                             tracing::info!(job_id, "shutdown: the job keeps running on the coordinator and is re-attached at the next start");

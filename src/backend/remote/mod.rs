@@ -16,9 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
-
-use super::{Ended, Outcome, Recorder, RunRequest, Stop, write_whole};
+use super::{Ended, Outcome, Recorder, RunRequest, StopSignal, write_whole};
 use crate::coordinator::{CoordError, Coordinator, JobEnd, Phase, Work};
 use crate::decide::judge::{self, Action, CancelledBy, Exit, JobFacts};
 use crate::store::RecordedJob;
@@ -66,7 +64,7 @@ impl Remote {
         self.ledger.coordinator_program().ok().flatten().filter(|p| p.elf_sha256 == self.elf_sha256)
     }
 
-    pub async fn run(&self, req: &RunRequest, mut stop: watch::Receiver<Stop>, rec: &dyn Recorder) -> Outcome {
+    pub async fn run(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Outcome {
         let (job, kind) = match &req.resume_job {
             Some(job) => {
                 tracing::info!(block = req.block, job_id = job.id(), "re-attaching to the block's coordinator job");
@@ -79,11 +77,11 @@ impl Remote {
                 };
                 if self.settings.emulate_first
                     && self.main_kind() == Work::Prove
-                    && let Err(outcome) = self.check_input(req, &input, &mut stop, rec).await
+                    && let Err(outcome) = self.check_input(req, &input, &stop, rec).await
                 {
                     return outcome;
                 }
-                match self.submit(req, &input, self.main_kind(), &mut stop, rec).await {
+                match self.submit(req, &input, self.main_kind(), &stop, rec).await {
                     Ok(job) => (job, self.main_kind()),
                     Err(outcome) => return outcome,
                 }
@@ -91,8 +89,7 @@ impl Remote {
         };
         let started = Instant::now();
         let resumed = req.resume_job.is_some();
-        let (end, cancelled_by) = match self.await_end(&job, self.settings.timeout, resumed, true, &mut stop, rec).await
-        {
+        let (end, cancelled_by) = match self.await_end(&job, self.settings.timeout, resumed, true, &stop, rec).await {
             Ok(end) => end,
             Err(outcome) => return outcome,
         };
@@ -103,13 +100,13 @@ impl Remote {
     pub async fn check_only(
         &self,
         req: &RunRequest,
-        mut stop: watch::Receiver<Stop>,
+        stop: StopSignal,
         rec: &dyn Recorder,
     ) -> Result<Option<u64>, Outcome> {
         let input = read_input(&req.input).map_err(|reason| Outcome::Ended(Ended::failed(Stage::Input, reason)))?;
         let steps = std::sync::Mutex::new(None);
         let tap = Tap { inner: rec, steps: &steps };
-        self.check_input(req, &input, &mut stop, &tap).await?;
+        self.check_input(req, &input, &stop, &tap).await?;
         Ok(*steps.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -123,7 +120,7 @@ impl Remote {
         &self,
         req: &RunRequest,
         input: &[u8],
-        stop: &mut watch::Receiver<Stop>,
+        stop: &StopSignal,
         rec: &dyn Recorder,
     ) -> Result<(), Outcome> {
         let job = self.submit(req, input, Work::Execute, stop, rec).await?;

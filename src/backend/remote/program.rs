@@ -2,10 +2,9 @@
 //! ledger), only the ELF checked at start-up, and a set-up the coordinator refuses is a refusal.
 
 use sha2::Digest;
-use tokio::sync::watch;
 
 use super::{Remote, local};
-use crate::backend::{Recorder, Stop};
+use crate::backend::{Recorder, StopSignal};
 use crate::coordinator::{CoordError, Failure, JobEnd, MAX_MESSAGE_BYTES};
 
 impl Remote {
@@ -48,12 +47,11 @@ impl Remote {
                 return Err(local(e));
             }
         };
-        let (end, _) =
-            match self.await_end(&job, self.settings.timeout, false, false, &mut watch::channel(Stop::No).1, rec).await
-            {
-                Ok(end) => end,
-                Err(_) => return Err(CoordError::Failing { code: "setup".into(), message: "set-up stopped".into() }),
-            };
+        let (end, _) = match self.await_end(&job, self.settings.timeout, false, false, &StopSignal::never(), rec).await
+        {
+            Ok(end) => end,
+            Err(_) => return Err(CoordError::Failing { code: "setup".into(), message: "set-up stopped".into() }),
+        };
         match end {
             JobEnd::Done { .. } => {
                 self.ledger.program_set_up(&self.elf_sha256, &hash_id).map_err(local)?;

@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::input_build::{self, BuildError};
 use super::watch::{NodeWatch, check_disk};
-use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339, survive};
+use super::{Alerts, Context, InFlightTask, InputSettings, Mailbox, rfc3339, survive};
 use crate::chain::{ChainError, HeadPoller};
 use crate::decide::{self, head::HeadStep};
 use crate::notify::AlertKind;
@@ -51,7 +51,6 @@ pub enum InputGenMsg {
         block: u64,
         result: Result<u64, BuildError>,
     },
-    Stop,
 }
 
 pub struct InputGenState {
@@ -79,11 +78,11 @@ pub struct InputGenState {
     refused: Option<u64>,
     /// `seen` blocks above the believed head already logged as waiting, so each is named once.
     waiting: std::collections::BTreeSet<u64>,
-    stopped: bool,
 }
 
 pub struct InputGenerator {
     pub ctx: Arc<Context>,
+    pub settings: Arc<InputSettings>,
     pub poller: Arc<HeadPoller>,
     pub alerts: Alerts,
     pub mailbox: Mailbox<InputGenMsg>,
@@ -95,16 +94,16 @@ impl Actor for InputGenerator {
     type Arguments = ();
 
     async fn pre_start(&self, myself: ActorRef<Self::Msg>, _: ()) -> Result<Self::State, ActorProcessingErr> {
-        let ws = self.ctx.config.eth_ws_url.as_ref().map(|url| {
+        let ws = self.settings.ws_url.as_ref().map(|url| {
             let (url, mailbox) = (url.expose().to_string(), self.mailbox.clone());
             InFlightTask::spawn(crate::chain::follow_new_heads(url, move |n| {
                 let _ = mailbox.send(InputGenMsg::Head(n));
             }))
         });
         // The disk guard first: nothing is built on a full disk, not even the first target.
-        check_disk(&self.ctx, &self.alerts);
+        check_disk(&self.ctx, &self.settings, &self.alerts);
         myself.send_interval(Duration::from_secs(1), || InputGenMsg::Tick);
-        myself.send_interval(self.ctx.config.poll_interval, || InputGenMsg::Poll);
+        myself.send_interval(self.settings.poll_interval, || InputGenMsg::Poll);
         let _ = myself.cast(InputGenMsg::Poll);
         Ok(InputGenState {
             head: None,
@@ -121,7 +120,6 @@ impl Actor for InputGenerator {
             checking: None,
             refused: None,
             waiting: Default::default(),
-            stopped: false,
         })
     }
 
@@ -133,7 +131,7 @@ impl Actor for InputGenerator {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             InputGenMsg::Tick => {
-                check_disk(&self.ctx, &self.alerts);
+                check_disk(&self.ctx, &self.settings, &self.alerts);
                 // An idle daemon has no write of its own to find the ledger writable again.
                 survive(self.ctx.ledger.probe_write())?;
             }
@@ -166,13 +164,12 @@ impl Actor for InputGenerator {
                 }
                 self.built(s, block, result);
             }
-            InputGenMsg::Stop => {
-                s.stopped = true;
-                s.ws = None;
-                s.polling = None;
-                // An aborted build leaves its block `seen`: the next start builds it again.
-                s.building = None;
-            }
+        }
+        if self.ctx.drain.is_draining() {
+            s.ws = None;
+            s.polling = None;
+            // An aborted build leaves its block `seen`: the next start builds it again.
+            s.building = None;
         }
         survive(self.pump(s))?;
         survive(self.publish(s))?;
@@ -182,7 +179,7 @@ impl Actor for InputGenerator {
 
 impl InputGenerator {
     fn poll(&self, s: &mut InputGenState) {
-        if s.stopped || s.polling.is_some() {
+        if self.ctx.drain.is_draining() || s.polling.is_some() {
             return;
         }
         let (poller, mailbox) = (self.poller.clone(), self.mailbox.clone());
@@ -209,7 +206,7 @@ impl InputGenerator {
         let looking_up = s.checking.as_ref().map(|(h, _)| *h);
         match decide::head::on_answer(s.head, looking_up, head) {
             HeadStep::Same => s.head_seen_at = Some((Instant::now(), SystemTime::now())),
-            HeadStep::LookUp if !s.stopped => self.look_up(s, head),
+            HeadStep::LookUp if !self.ctx.drain.is_draining() => self.look_up(s, head),
             HeadStep::LookUp | HeadStep::Nothing => {}
         }
     }
@@ -235,7 +232,7 @@ impl InputGenerator {
     /// ledger event.
     fn on_head(&self, s: &mut InputGenState, head: u64) -> Result<(), StoreError> {
         let now = (Instant::now(), SystemTime::now());
-        if s.stopped || s.head.is_some_and(|h| head <= h) {
+        if self.ctx.drain.is_draining() || s.head.is_some_and(|h| head <= h) {
             return Ok(());
         }
         let last = self.ctx.ledger.last_scheduled()?;
@@ -247,7 +244,7 @@ impl InputGenerator {
             }
             None => last,
         };
-        let cfg = &self.ctx.config;
+        let cfg = &self.settings;
         // Targets are built only once CONFIRMATIONS blocks sit on top of them.
         let settled = head.saturating_sub(cfg.confirmations);
         let due = schedule::due(last, settled, cfg.block_interval, cfg.max_backfill_blocks, cfg.start_block);
@@ -292,7 +289,11 @@ impl InputGenerator {
     /// Starts building the oldest `seen` block the node has, if nothing is being built.
     fn pump(&self, s: &mut InputGenState) -> Result<(), StoreError> {
         // A build whose outcome cannot be recorded is wasted: none starts while writes back off.
-        if s.building.is_some() || s.stopped || self.ctx.is_paused() || !self.ctx.ledger.write_retry_in().is_zero() {
+        if s.building.is_some()
+            || self.ctx.drain.is_draining()
+            || self.ctx.is_paused()
+            || !self.ctx.ledger.write_retry_in().is_zero()
+        {
             return Ok(());
         }
         let seen: Vec<u64> = self.ctx.ledger.blocks_in(&[BlockState::Seen])?.iter().map(|b| b.number).collect();
@@ -308,10 +309,10 @@ impl InputGenerator {
         let Some(block) = schedule::next_to_build(&seen, s.head) else {
             return Ok(());
         };
-        let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
+        let (ctx, settings, mailbox) = (self.ctx.clone(), self.settings.clone(), self.mailbox.clone());
         let started = Instant::now();
         let task = InFlightTask::spawn(async move {
-            let result = input_build::build_and_record(&ctx, block, started).await;
+            let result = input_build::build_and_record(&ctx, &settings, block, started).await;
             mailbox.deliver(InputGenMsg::Built { block, result }).await;
         });
         s.building = Some((block, started, task));
@@ -337,7 +338,7 @@ impl InputGenerator {
                 self.alerts.alert(
                     AlertKind::InputFailed,
                     format!("Input failed: block {block} ({stage})"),
-                    format!("{reason}\n{}", self.ctx.block_links(block, false)),
+                    format!("{reason}\n{}", self.ctx.links.block(block, false)),
                 );
                 tracing::error!(block, stage, %reason, "target missed");
                 s.missed_count = s.missed_count.saturating_add(1);

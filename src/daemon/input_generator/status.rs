@@ -5,14 +5,14 @@ use super::*;
 
 impl InputGenerator {
     pub(super) fn publish(&self, s: &InputGenState) -> Result<(), StoreError> {
-        let interval = self.ctx.config.block_interval;
+        let interval = self.settings.block_interval;
         let head_age = s.head_seen_at.map(|(i, _)| i.elapsed());
         let stale = head_age.is_some_and(|a| a > HEAD_STALE_AFTER);
         let building = s.building.as_ref().map(|(b, _, _)| *b);
         let (rpc_error, rpc_error_detail) = s.node.last_error();
         self.ctx.board.input.publish(InputStatus {
             status: if stale { "degraded" } else { "healthy" },
-            state: if s.stopped {
+            state: if self.ctx.drain.is_draining() {
                 "stopped"
             } else if self.ctx.is_paused() {
                 "paused"

@@ -10,13 +10,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::sync::watch;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::proof_run::{self, Resume, RunJob, RunReport};
 use super::run_progress::RunProgress;
-use super::{Alerts, Context, InFlightTask, Mailbox, rfc3339};
-use crate::backend::Stop;
+use super::{Alerts, Context, InFlightTask, Mailbox, ProverSettings, rfc3339};
+use crate::backend::{Stop, StopSignal};
 use crate::config::ZiskAction;
 use crate::decide::judge::Exit;
 use crate::decide::judge::{self, Verdict};
@@ -34,8 +33,6 @@ pub enum ProverMsg {
     /// Heartbeat: stuck detection, status.
     Check,
     Finished(Box<RunReport>),
-    /// Stop taking work and end the running prover; answers once nothing runs.
-    Stop(RpcReplyPort<()>),
 }
 
 /// The run in flight.
@@ -43,10 +40,12 @@ struct InFlight {
     block: u64,
     started: Instant,
     started_at: SystemTime,
-    stop: watch::Sender<Stop>,
+    /// Cancels the run for the operator; the daemon's drain reaches it by itself.
+    stop: StopSignal,
     /// What the run has told so far (its job, phase, the coordinator's trouble).
     progress: Arc<RunProgress>,
-    task: InFlightTask,
+    /// The run's task: an actor that dies takes it down (and the process group with it).
+    _task: InFlightTask,
 }
 
 /// How long the coordinator may be unreachable during a run before Slack hears of it and
@@ -61,7 +60,6 @@ pub struct ProverState {
     proved: Recent<ProvedBlock>,
     executed: Recent<ExecutedBlock>,
     failed: Recent<FailedBlock>,
-    stopping: bool,
     stuck_alerted: bool,
     coordinator_alerted: bool,
     /// Attempts whose coordinator jobs outlived the previous daemon: followed before anything new.
@@ -76,6 +74,7 @@ pub struct ProverState {
 
 pub struct Prover {
     pub ctx: Arc<Context>,
+    pub settings: Arc<ProverSettings>,
     pub alerts: Alerts,
     pub mailbox: Mailbox<ProverMsg>,
 }
@@ -94,7 +93,6 @@ impl Actor for Prover {
             proved: Recent::new(50),
             executed: Recent::new(50),
             failed: Recent::new(50),
-            stopping: false,
             stuck_alerted: false,
             coordinator_alerted: false,
             resume: VecDeque::new(),
@@ -132,21 +130,6 @@ impl Actor for Prover {
                     self.finished(s, &report, f.map(|f| f.started));
                 }
             }
-            ProverMsg::Stop(reply) => {
-                s.stopping = true;
-                let running = s.in_flight.take().map(|f| {
-                    let _ = f.stop.send(Stop::Shutdown);
-                    (f.block, f.task.detach())
-                });
-                // Wait for the run to end (it records itself) outside the mailbox.
-                tokio::spawn(async move {
-                    if let Some((block, Some(task))) = running {
-                        tracing::info!(block, "shutdown: stopping the running prover");
-                        let _ = task.await;
-                    }
-                    let _ = reply.send(());
-                });
-            }
         }
         self.honour_cancel(s);
         super::survive(self.start_next(s))?;
@@ -159,7 +142,7 @@ impl Prover {
     /// Settles the runs a predecessor left behind.
     fn recover(&self, s: &mut ProverState) -> Result<(), StoreError> {
         let ledger = &self.ctx.ledger;
-        let max = self.ctx.config.max_prove_attempts;
+        let max = self.settings.max_prove_attempts;
         let exited = ledger.blocks_in(&[BlockState::Exited])?;
         let plan = recovery::plan(&ledger.blocks_in(&[BlockState::Proving])?, &exited, self.ctx.backend.reattaches());
         for step in plan {
@@ -189,11 +172,11 @@ impl Prover {
                     let verdict = self.rejudge(row);
                     tracing::warn!(block, ?verdict, "judging a run whose exit was recorded before a restart");
                     let verdict = proof_run::verified(&self.ctx, block, verdict, row.proof_path.as_deref());
-                    proof_run::apply(&self.ctx, block, &verdict, row.proof_path.as_deref())?;
+                    proof_run::apply(&self.ctx, &self.settings, block, &verdict, row.proof_path.as_deref())?;
                 }
             }
         }
-        if self.ctx.config.zisk_action == ZiskAction::Prove {
+        if self.settings.action == ZiskAction::Prove {
             let reopened = ledger.reopen_executed()?;
             if !reopened.is_empty() {
                 tracing::info!(blocks = ?reopened, "blocks that were only executed are proved now");
@@ -209,12 +192,16 @@ impl Prover {
         };
         let text = row.exit.as_deref().unwrap_or("");
         let exit = Exit::from_record(text).ok_or(text);
-        judge::rejudge(crate::backend::action(self.ctx.config.zisk_action), exit, intact, row.proving_ms, row.cycles)
+        judge::rejudge(crate::backend::action(self.settings.action), exit, intact, row.proving_ms, row.cycles)
     }
 
     fn start_next(&self, s: &mut ProverState) -> Result<(), StoreError> {
         // A run whose start cannot be recorded is not started: none while ledger writes back off.
-        if s.in_flight.is_some() || s.stopping || self.ctx.is_paused() || !self.ctx.ledger.write_retry_in().is_zero() {
+        if s.in_flight.is_some()
+            || self.ctx.drain.is_draining()
+            || self.ctx.is_paused()
+            || !self.ctx.ledger.write_retry_in().is_zero()
+        {
             return Ok(());
         }
         let ledger = &self.ctx.ledger;
@@ -242,16 +229,26 @@ impl Prover {
     }
 
     fn spawn_run(&self, s: &mut ProverState, job: RunJob, job_id: Option<String>, timestamp: Option<u64>) {
-        let (stop, stopped) = watch::channel(Stop::No);
+        let stop = StopSignal::for_run(&self.ctx.drain);
         let progress = Arc::new(RunProgress::new(job_id));
-        let (ctx, mailbox, shared) = (self.ctx.clone(), self.mailbox.clone(), progress.clone());
+        let (ctx, settings) = (self.ctx.clone(), self.settings.clone());
+        let (mailbox, shared, run_stop) = (self.mailbox.clone(), progress.clone(), stop.clone());
+        // The daemon's stop waits for the run to record how it ended.
+        let hold = self.ctx.drain.hold();
         let block = job.block;
         let task = InFlightTask::spawn(async move {
-            let report = proof_run::run(ctx, job, stopped, shared).await;
+            let _hold = hold;
+            let report = proof_run::run(ctx, settings, job, run_stop, shared).await;
             mailbox.deliver(ProverMsg::Finished(Box::new(report))).await;
         });
-        s.in_flight =
-            Some(InFlight { block, started: Instant::now(), started_at: SystemTime::now(), stop, progress, task });
+        s.in_flight = Some(InFlight {
+            block,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            stop,
+            progress,
+            _task: task,
+        });
         s.in_flight_timestamp = timestamp;
     }
 
@@ -259,9 +256,9 @@ impl Prover {
     fn honour_cancel(&self, s: &ProverState) {
         let Some(f) = &s.in_flight else { return };
         let requested = self.ctx.ledger.block(f.block).ok().flatten().is_some_and(|b| b.cancel_requested);
-        if requested && *f.stop.borrow() == Stop::No {
+        if requested && f.stop.now() == Stop::No {
             tracing::warn!(block = f.block, "the operator cancels the running attempt");
-            let _ = f.stop.send(Stop::Operator);
+            f.stop.cancel();
         }
     }
 
@@ -307,11 +304,11 @@ impl Prover {
                     head_to_prover_ms: s.last_head_to_prover_ms.and_then(|v| u64::try_from(v).ok()),
                 });
                 self.alerts.resolve(AlertKind::ProofFailed, format!("block {block} proved"));
-                if self.ctx.config.slack_notify_proved {
+                if self.settings.notify_proved {
                     let cycles = cycles.map_or("unknown".to_string(), |c| c.to_string());
                     self.alerts.info(
                         format!("Block {block} proved"),
-                        format!("proving time {proving_ms} ms, cycles {cycles}\n{}", self.ctx.block_links(block, true)),
+                        format!("proving time {proving_ms} ms, cycles {cycles}\n{}", self.ctx.links.block(block, true)),
                     );
                 }
             }
@@ -340,14 +337,14 @@ impl Prover {
         self.alerts.alert(
             AlertKind::ProofFailed,
             format!("Proof failed: block {block} ({stage})"),
-            format!("{reason}\n{}\n{}", last_lines.join("\n"), self.ctx.block_links(block, false)),
+            format!("{reason}\n{}\n{}", last_lines.join("\n"), self.ctx.links.block(block, false)),
         );
         s.failed_count += 1;
         s.failed.push(FailedBlock { block, stage: stage.to_string(), reason: reason.to_string(), last_lines });
     }
 
     fn check_stuck(&self, s: &mut ProverState) {
-        let threshold = self.ctx.config.prover_stuck_threshold;
+        let threshold = self.settings.stuck_threshold;
         let Some((block, running)) =
             s.in_flight.as_ref().map(|f| (f.block, f.started.elapsed())).filter(|(_, e)| *e > threshold)
         else {
@@ -358,7 +355,7 @@ impl Prover {
                 "block {block} has been proving for {}s (PROVER_STUCK_THRESHOLD_SECONDS = {}); it is killed at PROVER_TIMEOUT_SECONDS = {}",
                 running.as_secs(),
                 threshold.as_secs(),
-                self.ctx.config.prover_timeout.as_secs()
+                self.settings.timeout.as_secs()
             );
             self.alerts.alert(AlertKind::ProverStuck, format!("Prover stuck on block {block}"), detail);
         }
@@ -366,10 +363,10 @@ impl Prover {
 
     /// Drops old inputs and proofs in the background (never an unaccepted proof).
     fn prune(&self) {
-        let ctx = self.ctx.clone();
+        let (ctx, settings) = (self.ctx.clone(), self.settings.clone());
         tokio::task::spawn_blocking(move || {
-            let reporting = ctx.config.reports_to_ethproofs();
-            match crate::retention::prune(&ctx.config.output_dir, &ctx.ledger, ctx.config.retain_blocks, reporting) {
+            let reporting = settings.reports_to_ethproofs;
+            match crate::retention::prune(&settings.output_dir, &ctx.ledger, settings.retain_blocks, reporting) {
                 Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "old block data removed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "retention skipped"),

@@ -5,7 +5,7 @@ use super::*;
 
 impl Prover {
     pub(super) fn publish(&self, s: &ProverState) -> Result<(), StoreError> {
-        let threshold = self.ctx.config.prover_stuck_threshold;
+        let threshold = self.settings.stuck_threshold;
         let stuck = s.in_flight.as_ref().is_some_and(|f| f.started.elapsed() > threshold);
         let progress = s.in_flight.as_ref().map(|f| f.progress.snapshot()).unwrap_or_default();
         let cut_off = progress.trouble.as_ref().is_some_and(|t| t.since.elapsed() > COORDINATOR_ALERT_AFTER);
@@ -23,7 +23,7 @@ impl Prover {
                 "stuck"
             } else if s.in_flight.is_some() {
                 "proving"
-            } else if s.stopping {
+            } else if self.ctx.drain.is_draining() {
                 "stopped"
             } else if self.ctx.is_paused() {
                 "paused"
@@ -40,7 +40,7 @@ impl Prover {
             proving_since: s.in_flight.as_ref().map(|f| rfc3339(f.started_at)),
             proving_duration_seconds: s.in_flight.as_ref().map(|f| f.started.elapsed().as_secs()),
             zisk_version: self.ctx.zisk_label(),
-            action: match self.ctx.config.zisk_action {
+            action: match self.settings.action {
                 ZiskAction::Prove => "prove",
                 ZiskAction::Execute => "execute",
                 ZiskAction::Native => "native",

@@ -8,7 +8,7 @@ use crate::store::{Enqueued, ExitRecord};
 async fn a_run_that_exited_before_a_crash_is_judged_from_the_ledger_not_run_again() {
     let dir = tempfile::tempdir().unwrap();
     // Any run would fail: the prover binary does not exist.
-    let ctx = context(dir.path(), "http://127.0.0.1:9", &["--cargo-zisk", "/nonexistent/cargo-zisk"]);
+    let (ctx, settings) = context(dir.path(), "http://127.0.0.1:9", &["--cargo-zisk", "/nonexistent/cargo-zisk"]);
     let ledger = ctx.ledger.clone();
     let (input, proof) = (dir.path().join("input.bin"), dir.path().join("proof.bin"));
     std::fs::write(&input, [0u8; 16]).unwrap();
@@ -23,7 +23,8 @@ async fn a_run_that_exited_before_a_crash_is_judged_from_the_ledger_not_run_agai
     }
 
     let mailbox = Mailbox::default();
-    let prover = Prover { ctx: ctx.clone(), alerts: Alerts::default(), mailbox: mailbox.clone() };
+    let prover =
+        Prover { ctx: ctx.clone(), settings: settings.prover, alerts: Alerts::default(), mailbox: mailbox.clone() };
     let (actor, _) = Actor::spawn(None, prover, ()).await.unwrap();
     mailbox.set(Some(actor.clone()));
     let state_of = |n| ledger.block(n).ok().flatten().map(|b| b.state);
