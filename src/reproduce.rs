@@ -172,7 +172,7 @@ impl Recorder for Quiet {
 
 /// Runs every input through `backend`, printing a progress line each, returning the rows.
 pub async fn run(
-    backend: &Backend,
+    backend: &dyn Backend,
     action: Action,
     inputs: &[(u64, PathBuf)],
     out: &Path,
@@ -293,7 +293,7 @@ pub async fn report(client: &EthProofsClient, rows: &[Row], out: &Path, say: &mu
 
 /// The backend for a replay: the daemon's, with the coordinator's program records in a scratch
 /// ledger under `out` (never the input directory's).
-pub fn backend(config: &Config, out: &Path, action: Action) -> Result<Backend, ReproduceError> {
+pub fn backend(config: &Config, out: &Path, action: Action) -> Result<Box<dyn Backend>, ReproduceError> {
     let mut config = config.clone();
     config.zisk_action = match (action, config.zisk_action) {
         (_, crate::config::ZiskAction::Native) => crate::config::ZiskAction::Native,
@@ -330,7 +330,7 @@ pub fn backend(config: &Config, out: &Path, action: Action) -> Result<Backend, R
             fp.sha256
         }
     };
-    Backend::from_config(&config, &Arc::new(ledger), version, dialect, &elf_sha256)
+    crate::backend::from_config(&config, &Arc::new(ledger), version, dialect, &elf_sha256)
         .map_err(|e| ReproduceError::Backend(e.to_string()))
 }
 

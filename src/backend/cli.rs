@@ -5,17 +5,19 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{Ended, Outcome, Recorder, RunRequest, Stop, StopSignal};
+use super::{Backend, Ended, Outcome, Recorder, RunFuture, RunRequest, Stop, StopSignal, checked};
 use crate::decide::judge::Exit;
 use crate::decide::judge::{self, Action, ProofFile, RunFacts, Verdict};
 use crate::process::{self, Ending, RunOutcome, RunSpec};
 use crate::store::Stage;
-use crate::zisk::{self, Dialect, ProofLocation};
+use crate::zisk::{self, Dialect, ProofLocation, ZiskVersion};
 
 /// How cargo-zisk is run.
 #[derive(Debug, Clone)]
 pub struct Cli {
     pub program: PathBuf,
+    /// What `--version` said at start-up (the status shows it).
+    pub version: ZiskVersion,
     pub elf: PathBuf,
     pub dialect: Dialect,
     /// `ZISK_EXTRA_ARGS`, passed through.
@@ -48,8 +50,32 @@ pub fn find_ziskemu(setting: Option<&Path>, cargo_zisk: &Path) -> Option<PathBuf
     beside.into_iter().chain(on_path).find(|p| p.is_file())
 }
 
+impl Backend for Cli {
+    fn name(&self) -> &'static str {
+        "cli"
+    }
+
+    fn describe(&self) -> String {
+        self.version.to_string()
+    }
+
+    fn run<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
+        Box::pin(self.run_block(req, stop, rec))
+    }
+
+    fn check<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
+        Box::pin(async move {
+            let Some(emulator) = &self.emulate else {
+                return Outcome::Ended(Ended::failed(Stage::InputCheck, "no emulator configured".into()));
+            };
+            let started = std::time::Instant::now();
+            checked(started, self.check_input(emulator, req, stop, rec).await)
+        })
+    }
+}
+
 impl Cli {
-    pub async fn run(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Outcome {
+    async fn run_block(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Outcome {
         if self.action == Action::Prove
             && let Some(emulator) = &self.emulate
         {

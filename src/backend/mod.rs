@@ -125,121 +125,94 @@ pub struct ServiceFacts {
     pub set_up: bool,
 }
 
-/// The configured backend.
-pub enum Backend {
-    Cli(Cli),
-    /// Boxed: the coordinator's client is large, and there is one backend per daemon.
-    Remote(Box<Remote>),
-    Native(Native),
-}
+/// A run's future, boxed so that backends can be chosen at start-up behind one trait object.
+pub type RunFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-impl Backend {
-    /// The backend the configuration asks for. Nothing is dialled: a coordinator that is down
-    /// delays proofs, not the daemon. `elf_sha256` is the ELF checked at start-up (the
-    /// coordinator registers only that one).
-    pub fn from_config(
-        config: &crate::config::Config,
-        ledger: &std::sync::Arc<crate::store::Ledger>,
-        zisk_version: crate::zisk::ZiskVersion,
-        dialect: crate::zisk::Dialect,
-        elf_sha256: &str,
-    ) -> Result<Backend, BuildError> {
-        use crate::config::ProverBackend;
-        let act = action(config.zisk_action);
-        Ok(match (config.zisk_action, config.prover_backend) {
-            (ZiskAction::Native, _) => Backend::Native(Native { framing: zisk_version.framing() }),
-            (_, ProverBackend::Cli) => Backend::Cli(Cli {
-                program: config.cargo_zisk.clone(),
-                elf: config.elf_path.clone(),
-                dialect,
-                extra_args: config.zisk_extra_args.clone(),
-                action: act,
-                timeout: config.prover_timeout,
-                kill_grace: config.prover_kill_grace,
-                emulate: config.input_check.emulate().then(|| Emulator {
-                    ziskemu: find_ziskemu(config.ziskemu.as_deref(), &config.cargo_zisk),
-                    timeout: config.input_check_timeout,
-                }),
-            }),
-            (_, ProverBackend::Coordinator) => {
-                let client =
-                    crate::coordinator::Coordinator::new(&config.coordinator_url, config.coordinator_inline_limit)?;
-                let settings = RemoteSettings {
-                    elf: config.elf_path.clone(),
-                    action: act,
-                    timeout: config.prover_timeout,
-                    emulate_first: config.input_check.emulate(),
-                    check_timeout: config.input_check_timeout,
-                    cancel_on_shutdown: config.cancel_on_shutdown,
-                };
-                Backend::Remote(Box::new(Remote::new(client, ledger.clone(), settings, elf_sha256.to_string())))
-            }
-        })
-    }
+/// What proves (or executes) a block. Each kind implements it: [`Cli`], [`Remote`], [`Native`].
+/// The daemon holds one as `Box<dyn Backend>` and never asks which kind it is.
+pub trait Backend: Send + Sync {
+    /// `cli`, `coordinator` or `native`, for status and metrics.
+    fn name(&self) -> &'static str;
 
-    pub async fn run(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Outcome {
-        match self {
-            Backend::Cli(b) => b.run(req, stop, rec).await,
-            Backend::Remote(b) => b.run(req, stop, rec).await,
-            Backend::Native(b) => b.run(req).await,
-        }
-    }
+    /// Which ZisK proves, for status: the cargo-zisk version, or the service that has none.
+    fn describe(&self) -> String;
+
+    /// One run of one block's input, reported through `rec`, until it ends or `stop` asks.
+    fn run<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome>;
 
     /// Only the guest's own check of the input (`reproduce --action emulate`): `Executed` with
     /// the guest's steps when it accepts it, `input_check` failed when it does not.
-    pub async fn check(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Outcome {
-        let started = std::time::Instant::now();
-        let accepted = match self {
-            Backend::Cli(b) => match &b.emulate {
-                Some(emulator) => b.check_input(emulator, req, stop, rec).await,
-                None => return Outcome::Ended(Ended::failed(Stage::InputCheck, "no emulator configured".into())),
-            },
-            Backend::Remote(b) => b.check_only(req, stop, rec).await,
-            Backend::Native(b) => return b.run(req).await,
-        };
-        match accepted {
-            Ok(steps) => Outcome::Ended(Ended {
-                verdict: Verdict::Executed {
-                    ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX).max(1),
-                    cycles: steps,
-                },
-                exit: None,
-                proof: None,
-                last_lines: Vec::new(),
-            }),
-            Err(outcome) => outcome,
-        }
-    }
+    fn check<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome>;
 
-    /// `cli`, `coordinator` or `native`, for status and metrics.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Backend::Cli(_) => "cli",
-            Backend::Remote(_) => "coordinator",
-            Backend::Native(_) => "native",
-        }
-    }
-
-    /// Whether a run of this backend can outlive the daemon and be re-attached to.
-    pub fn reattaches(&self) -> bool {
-        matches!(self, Backend::Remote(_))
+    /// Whether a run can outlive the daemon and be re-attached to.
+    fn reattaches(&self) -> bool {
+        false
     }
 
     /// Where the proofs are made, when it is a service the status should show (the coordinator:
-    /// its address, the program registered, whether it is set up). The Prover reads this, never
-    /// which backend it runs.
-    pub fn service(&self) -> Option<ServiceFacts> {
-        match self {
-            Backend::Remote(r) => {
-                let program = r.program();
-                Some(ServiceFacts {
-                    url: r.client().url().to_string(),
-                    hash_id: program.as_ref().map(|p| p.hash_id.clone()),
-                    set_up: program.is_some_and(|p| p.set_up),
-                })
-            }
-            _ => None,
+    /// its address, the program registered, whether it is set up).
+    fn service(&self) -> Option<ServiceFacts> {
+        None
+    }
+}
+
+/// The backend the configuration asks for. Nothing is dialled: a coordinator that is down delays
+/// proofs, not the daemon. `elf_sha256` is the ELF checked at start-up (the coordinator registers
+/// only that one).
+pub fn from_config(
+    config: &crate::config::Config,
+    ledger: &std::sync::Arc<crate::store::Ledger>,
+    zisk_version: crate::zisk::ZiskVersion,
+    dialect: crate::zisk::Dialect,
+    elf_sha256: &str,
+) -> Result<Box<dyn Backend>, BuildError> {
+    use crate::config::ProverBackend;
+    let act = action(config.zisk_action);
+    Ok(match (config.zisk_action, config.prover_backend) {
+        (ZiskAction::Native, _) => Box::new(Native { framing: zisk_version.framing() }),
+        (_, ProverBackend::Cli) => Box::new(Cli {
+            program: config.cargo_zisk.clone(),
+            version: zisk_version,
+            elf: config.elf_path.clone(),
+            dialect,
+            extra_args: config.zisk_extra_args.clone(),
+            action: act,
+            timeout: config.prover_timeout,
+            kill_grace: config.prover_kill_grace,
+            emulate: config.input_check.emulate().then(|| Emulator {
+                ziskemu: find_ziskemu(config.ziskemu.as_deref(), &config.cargo_zisk),
+                timeout: config.input_check_timeout,
+            }),
+        }),
+        (_, ProverBackend::Coordinator) => {
+            let client =
+                crate::coordinator::Coordinator::new(&config.coordinator_url, config.coordinator_inline_limit)?;
+            let settings = RemoteSettings {
+                elf: config.elf_path.clone(),
+                action: act,
+                timeout: config.prover_timeout,
+                emulate_first: config.input_check.emulate(),
+                check_timeout: config.input_check_timeout,
+                cancel_on_shutdown: config.cancel_on_shutdown,
+            };
+            Box::new(Remote::new(client, ledger.clone(), settings, elf_sha256.to_string()))
         }
+    })
+}
+
+/// A guest check's answer as an outcome: `Executed` with its steps, timed from `started`.
+fn checked(started: std::time::Instant, accepted: Result<Option<u64>, Outcome>) -> Outcome {
+    match accepted {
+        Ok(steps) => Outcome::Ended(Ended {
+            verdict: Verdict::Executed {
+                ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX).max(1),
+                cycles: steps,
+            },
+            exit: None,
+            proof: None,
+            last_lines: Vec::new(),
+        }),
+        Err(outcome) => outcome,
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::{Ended, Outcome, RunRequest};
+use super::{Backend, Ended, Outcome, Recorder, RunFuture, RunRequest, StopSignal};
 use crate::decide::judge::Exit;
 use crate::decide::judge::{self, Action, RunFacts};
 use crate::input::Framing;
@@ -17,8 +17,27 @@ pub struct Native {
     pub framing: Framing,
 }
 
+impl Backend for Native {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn describe(&self) -> String {
+        "none (native)".to_string()
+    }
+
+    fn run<'a>(&'a self, req: &'a RunRequest, _: StopSignal, _: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
+        Box::pin(self.execute(req))
+    }
+
+    /// Re-execution is the check: there is no guest to ask.
+    fn check<'a>(&'a self, req: &'a RunRequest, _: StopSignal, _: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
+        Box::pin(self.execute(req))
+    }
+}
+
 impl Native {
-    pub async fn run(&self, req: &RunRequest) -> Outcome {
+    async fn execute(&self, req: &RunRequest) -> Outcome {
         tracing::info!(block = req.block, attempt = req.attempt, "native re-execution started");
         let (path, framing) = (req.input.clone(), self.framing);
         let run = match tokio::task::spawn_blocking(move || native_run(&path, framing)).await {

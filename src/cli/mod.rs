@@ -296,7 +296,7 @@ pub(crate) fn reproduce(mut args: crate::ReproduceArgs) -> anyhow::Result<()> {
             backend.name(),
             args.action
         );
-        anyhow::Ok(reproduce::run(&backend, args.action, &inputs, &out, &mut std::io::stdout()).await)
+        anyhow::Ok(reproduce::run(backend.as_ref(), args.action, &inputs, &out, &mut std::io::stdout()).await)
     })?;
     if let Some(csv) = &args.report_csv {
         reproduce::write_csv(csv, &rows)?;

@@ -90,7 +90,7 @@ pub struct Context {
     pub zisk_version: ZiskVersion,
     pub dialect: Dialect,
     /// What proves (or executes) each block: cargo-zisk, the coordinator, or native re-execution.
-    pub backend: crate::backend::Backend,
+    pub backend: Box<dyn crate::backend::Backend>,
     /// How each proof is checked before it is accepted (`None`: VERIFY_PROOFS off or nothing
     /// to verify).
     pub verify: Option<crate::verify::ProofCheck>,
@@ -119,11 +119,7 @@ impl Context {
 
     /// Which ZisK proves, for status: the cargo-zisk version, or the backend that has none.
     pub fn zisk_label(&self) -> String {
-        match &self.backend {
-            crate::backend::Backend::Cli(_) => self.zisk_version.to_string(),
-            crate::backend::Backend::Remote(_) => "coordinator (1.x API)".to_string(),
-            crate::backend::Backend::Native(_) => "none (native)".to_string(),
-        }
+        self.backend.describe()
     }
 }
 

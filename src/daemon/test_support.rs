@@ -33,7 +33,7 @@ pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, Set
     let config = crate::config::test_args(&args).unwrap().into_config().unwrap();
     let ledger = Arc::new(Ledger::open(&config.db_path).unwrap());
     let (zisk_version, dialect) = (ZiskVersion { major: 1, minor: 4, patch: 0 }, Dialect::V1);
-    let backend = crate::backend::Backend::from_config(&config, &ledger, zisk_version, dialect, "test").unwrap();
+    let backend = crate::backend::from_config(&config, &ledger, zisk_version, dialect, "test").unwrap();
     let settings = Settings::from_config(&config);
     let links = Links { dashboard_url: None, reports_to_ethproofs: config.reports_to_ethproofs(), dev_chain: false };
     let ctx = Arc::new(Context {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
-use crate::backend::Backend;
 use crate::chain::{ChainError, HeadPoller, NodeClient};
 use crate::chainspec::ChainSpec;
 use crate::config::{Config, ConfigError, ZiskAction};
@@ -175,7 +174,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         ),
     );
     let verify = verification(&config, zisk_version)?;
-    let backend = Backend::from_config(&config, &ledger, zisk_version, dialect, &elf_sha256)?;
+    let backend = crate::backend::from_config(&config, &ledger, zisk_version, dialect, &elf_sha256)?;
     let settings = Settings::from_config(&config);
     let surface = SurfaceSettings {
         block_interval: config.block_interval,

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Ended, Outcome, Recorder, RunRequest, StopSignal, write_whole};
+use super::{Backend, Ended, Outcome, Recorder, RunFuture, RunRequest, ServiceFacts, StopSignal, checked, write_whole};
 use crate::coordinator::{CoordError, Coordinator, JobEnd, Phase, Work};
 use crate::decide::judge::{self, Action, CancelledBy, Exit, JobFacts};
 use crate::store::RecordedJob;
@@ -48,6 +48,40 @@ pub struct Remote {
     elf_sha256: String,
 }
 
+impl Backend for Remote {
+    fn name(&self) -> &'static str {
+        "coordinator"
+    }
+
+    fn describe(&self) -> String {
+        "coordinator (1.x API)".to_string()
+    }
+
+    fn run<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
+        Box::pin(self.run_block(req, stop, rec))
+    }
+
+    fn check<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
+        Box::pin(async move {
+            let started = Instant::now();
+            checked(started, self.check_only(req, stop, rec).await)
+        })
+    }
+
+    fn reattaches(&self) -> bool {
+        true
+    }
+
+    fn service(&self) -> Option<ServiceFacts> {
+        let program = self.program();
+        Some(ServiceFacts {
+            url: self.client().url().to_string(),
+            hash_id: program.as_ref().map(|p| p.hash_id.clone()),
+            set_up: program.is_some_and(|p| p.set_up),
+        })
+    }
+}
+
 impl Remote {
     /// The coordinator is not dialled until the first block; `elf_sha256` is the ELF checked at
     /// start-up, the only one this backend registers.
@@ -64,7 +98,7 @@ impl Remote {
         self.ledger.coordinator_program().ok().flatten().filter(|p| p.elf_sha256 == self.elf_sha256)
     }
 
-    pub async fn run(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Outcome {
+    async fn run_block(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Outcome {
         let (job, kind) = match &req.resume_job {
             Some(job) => {
                 tracing::info!(block = req.block, job_id = job.id(), "re-attaching to the block's coordinator job");
@@ -97,12 +131,7 @@ impl Remote {
     }
 
     /// Only the guest's check of the input (an execute job): its steps if it accepts it.
-    pub async fn check_only(
-        &self,
-        req: &RunRequest,
-        stop: StopSignal,
-        rec: &dyn Recorder,
-    ) -> Result<Option<u64>, Outcome> {
+    async fn check_only(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Result<Option<u64>, Outcome> {
         let input = read_input(&req.input).map_err(|reason| Outcome::Ended(Ended::failed(Stage::Input, reason)))?;
         let steps = std::sync::Mutex::new(None);
         let tap = Tap { inner: rec, steps: &steps };
