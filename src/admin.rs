@@ -235,6 +235,9 @@ pub fn latest_targets(head: u64, interval: u64, count: u64) -> Vec<u64> {
 }
 
 /// The CLI side: one call to a running daemon's admin API. Returns the status and JSON body.
+/// The largest answer the admin client reads (a `/health` document is a few tens of kB).
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+
 pub async fn call(
     base: &str,
     token: Option<&Secret>,
@@ -255,7 +258,19 @@ pub async fn call(
         .await
         .map_err(|e| format!("cannot reach the daemon at {}: {}", crate::chain::redact_url(base), e.without_url()))?;
     let status = response.status().as_u16();
-    let text = response.text().await.map_err(|e| e.to_string())?;
+    // Whatever answers on that port, its answer is read only up to a status document's size.
+    let mut response = response;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url().to_string())? {
+        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(format!(
+                "the answer from {} is larger than {MAX_ANSWER_BYTES} bytes",
+                crate::chain::redact_url(base)
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&bytes).to_string();
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     Ok((status, body))
 }

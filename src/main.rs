@@ -51,6 +51,20 @@ pub(crate) enum Command {
     Pause(ClientArgs),
     /// Ask a paused daemon to go on.
     Resume(ClientArgs),
+    /// Print every setting: README's table (`--format markdown`) or the .env template (`--format env`).
+    Settings(SettingsArgs),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum SettingsFormat {
+    Markdown,
+    Env,
+}
+
+#[derive(Args)]
+pub(crate) struct SettingsArgs {
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub(crate) format: SettingsFormat,
 }
 
 #[derive(Args)]
@@ -74,19 +88,27 @@ pub(crate) struct DoctorArgs {
 
 #[derive(Args)]
 pub(crate) struct ClientArgs {
-    /// The daemon's admin address (its ADMIN_HOST:ADMIN_PORT).
-    #[arg(long, env = "ETHPROOFS_DAEMON_URL", default_value = "http://127.0.0.1:4001")]
-    pub(crate) url: String,
-    /// The daemon's admin token.
+    /// The daemon's address. Default: `status` without a token reads the public `/health` on
+    /// 127.0.0.1:HEALTH_PORT; the admin commands (and `status` with a token) use 127.0.0.1:ADMIN_PORT.
+    #[arg(long, env = "ETHPROOFS_DAEMON_URL")]
+    pub(crate) url: Option<String>,
+    /// The daemon's admin token (the daemon's own ADMIN_TOKEN).
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<ethproofs_daemon::config::Secret>,
+    /// The daemon's HEALTH_PORT, for the default address.
+    #[arg(long, env = "HEALTH_PORT", default_value = "4000")]
+    pub(crate) health_port: u16,
+    /// The daemon's ADMIN_PORT, for the default address.
+    #[arg(long, env = "ADMIN_PORT", default_value = "4001")]
+    pub(crate) admin_port: u16,
 }
 
 #[derive(Args)]
 pub(crate) struct ReproduceArgs {
     /// A directory of `<block>/input.bin` (a daemon's OUTPUT_DIR, or a copy from another machine).
-    #[arg(long)]
-    pub(crate) inputs: PathBuf,
+    /// With --dev: the dev daemon's, `output/dev`.
+    #[arg(long, required_unless_present = "dev")]
+    pub(crate) inputs: Option<PathBuf>,
     /// `prove`, `execute` (no proof) or `emulate` (the guest's own check only).
     #[arg(long, value_enum, default_value = "prove")]
     pub(crate) action: ethproofs_daemon::reproduce::Action,
@@ -190,7 +212,20 @@ pub(crate) struct GenerateInputArgs {
     pub(crate) no_validate: bool,
 }
 
+/// An empty variable (`START_BLOCK=` in an env file made from the template) means unset, as it
+/// does for most programs; clap would otherwise refuse the empty value.
+fn forget_empty_settings() {
+    let names = ethproofs_daemon::config::reference::variables();
+    for name in names.iter().map(String::as_str).chain(["ETHPROOFS_DAEMON_URL"]) {
+        if std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+            // SAFETY: called first thing in `main`, before any thread exists (the runtime is built later).
+            unsafe { std::env::remove_var(name) };
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    forget_empty_settings();
     let parsed = Cli::parse();
     let result = match parsed.command {
         Some(Command::GenerateInput(args)) => cli::generate_input(args),
@@ -215,6 +250,17 @@ fn main() -> ExitCode {
         Some(Command::Pause(c)) => cli::client(c, "POST", "/admin/pause".into()),
         Some(Command::Resume(c)) => cli::client(c, "POST", "/admin/resume".into()),
         Some(Command::Run(args)) => return cli::run(*args),
+        Some(Command::Settings(args)) => {
+            use ethproofs_daemon::config::reference;
+            print!(
+                "{}",
+                match args.format {
+                    SettingsFormat::Markdown => reference::markdown_table(),
+                    SettingsFormat::Env => reference::env_example(),
+                }
+            );
+            Ok(())
+        }
         None => return cli::run(parsed.run),
     };
     match result {

@@ -179,11 +179,17 @@ pub async fn run(
     progress: &mut dyn Write,
 ) -> Vec<Row> {
     let stop = StopSignal::never();
-    let scratch = crate::store::Ledger::open(&out.join("reproduce.db")).ok().map(Arc::new);
+    let scratch = match backend.service() {
+        Some(_) => crate::store::Ledger::open(&out.join("reproduce.db")).ok().map(Arc::new),
+        None => None,
+    };
     let mut rows = Vec::new();
     for (i, (block, input)) in inputs.iter().enumerate() {
         let block_dir = out.join(block.to_string());
-        let _ = std::fs::create_dir_all(&block_dir);
+        // Only a proof is written there: no empty folders for execute, emulate or native runs.
+        if action == Action::Prove && backend.name() != "native" {
+            let _ = std::fs::create_dir_all(&block_dir);
+        }
         let req = RunRequest { block: *block, attempt: 1, input: input.clone(), block_dir, resume_job: None };
         let rec = Quiet { block: *block, steps: std::sync::Mutex::new(None), scratch: scratch.clone() };
         let started = Instant::now();
@@ -227,6 +233,42 @@ fn row(block: u64, input_bytes: u64, action: Action, outcome: Outcome, checked: 
     let outcome = if outcome == "executed" && action == Action::Emulate { "checked" } else { outcome };
     let proving_ms = proving_ms.or((outcome != "failed").then_some(took_ms));
     Row { block, input_bytes, steps, proving_ms, outcome, reason }
+}
+
+/// The closing lines: how many of each outcome, the time taken, the guest's steps, and where
+/// the proofs are.
+pub fn summary(rows: &[Row], out: &Path) -> String {
+    let mut outcomes: Vec<(&str, usize)> = Vec::new();
+    for r in rows {
+        match outcomes.iter_mut().find(|(o, _)| *o == r.outcome) {
+            Some((_, n)) => *n += 1,
+            None => outcomes.push((r.outcome, 1)),
+        }
+    }
+    let counted: Vec<String> = outcomes.iter().map(|(o, n)| format!("{n} {o}")).collect();
+    let mut times: Vec<u64> = rows.iter().filter_map(|r| r.proving_ms).collect();
+    times.sort_unstable();
+    let total_ms: u64 = times.iter().fold(0u64, |a, t| a.saturating_add(*t));
+    let steps: u64 = rows.iter().filter_map(|r| r.steps).fold(0u64, |a, s| a.saturating_add(s));
+    let mut lines = vec![format!(
+        "summary: {} input(s): {}",
+        rows.len(),
+        if counted.is_empty() { "none".to_string() } else { counted.join(", ") }
+    )];
+    if let (Some(first), Some(last)) = (times.first(), times.last()) {
+        let median = times[times.len() / 2];
+        lines.push(format!(
+            "time: {:.1} s in all; per input {first} ms fastest, {median} ms median, {last} ms slowest",
+            total_ms as f64 / 1000.0
+        ));
+    }
+    if steps > 0 {
+        lines.push(format!("steps: {steps} in all"));
+    }
+    if rows.iter().any(|r| r.outcome == "proved") {
+        lines.push(format!("proofs: {}/<block>/", out.display()));
+    }
+    lines.join("\n")
 }
 
 /// Writes the CSV report.
@@ -303,9 +345,6 @@ pub fn backend(config: &Config, out: &Path, action: Action) -> Result<Box<dyn Ba
     if action == Action::Emulate && !config.input_check.emulate() {
         config.input_check = crate::config::InputCheck::Emulate;
     }
-    std::fs::create_dir_all(out).map_err(|source| ReproduceError::Write { path: out.display().to_string(), source })?;
-    let ledger =
-        crate::store::Ledger::open(&out.join("reproduce.db")).map_err(|e| ReproduceError::Backend(e.to_string()))?;
     let version = crate::zisk::ZiskVersion { major: 1, minor: 0, patch: 0 };
     let (version, dialect) = match config.zisk_version {
         crate::config::ZiskVersionSetting::Fixed { major, minor } => {
@@ -319,7 +358,10 @@ pub fn backend(config: &Config, out: &Path, action: Action) -> Result<Box<dyn Ba
         crate::config::ZiskAction::Native => String::new(),
         _ => {
             let elf = std::fs::read(&config.elf_path).map_err(|e| {
-                ReproduceError::Backend(format!("cannot read ELF_PATH {}: {e}", config.elf_path.display()))
+                ReproduceError::Backend(format!(
+                    "cannot read ELF_PATH {}: {e}; set ELF_PATH to the guest ELF, or ZISK_ACTION=native to re-execute the inputs without ZisK",
+                    config.elf_path.display()
+                ))
             })?;
             let fp = crate::elf::fingerprint(&elf);
             if let Err(mismatch) = crate::elf::check_layout(&fp, &config.elf_path.display().to_string())
@@ -329,6 +371,17 @@ pub fn backend(config: &Config, out: &Path, action: Action) -> Result<Box<dyn Ba
             }
             fp.sha256
         }
+    };
+    // Only the coordinator keeps records (its program, set up once): the scratch ledger, and so
+    // `--out`, exist only for it or for proofs.
+    let coordinator = config.prover_backend == crate::config::ProverBackend::Coordinator
+        && config.zisk_action != crate::config::ZiskAction::Native;
+    let ledger = if coordinator {
+        std::fs::create_dir_all(out)
+            .map_err(|source| ReproduceError::Write { path: out.display().to_string(), source })?;
+        crate::store::Ledger::open(&out.join("reproduce.db")).map_err(|e| ReproduceError::Backend(e.to_string()))?
+    } else {
+        crate::store::Ledger::open_in_memory().map_err(|e| ReproduceError::Backend(e.to_string()))?
     };
     crate::backend::from_config(&config, &Arc::new(ledger), version, dialect, &elf_sha256)
         .map_err(|e| ReproduceError::Backend(e.to_string()))

@@ -44,7 +44,7 @@ pub enum ZiskError {
     #[error("`{program} --version` did not answer in 30 s")]
     VersionTimeout { program: String },
     #[error(
-        "cannot run `{program} --version` ({reason}); set CARGO_ZISK to the cargo-zisk binary or ZISK_VERSION explicitly"
+        "cannot run `{program} --version` ({reason}); set CARGO_ZISK to the cargo-zisk binary (ZISK_ACTION=native or PROVER_BACKEND=coordinator need none)"
     )]
     NotRunnable { program: String, reason: String },
 }

@@ -145,6 +145,43 @@ fn without_a_token_there_is_no_admin_api() {
 }
 
 #[test]
+fn status_works_out_of_the_box_and_shows_missed_targets() {
+    // As after README's dev run: no ADMIN_TOKEN, so no admin API; `status` reads the public
+    // /health on HEALTH_PORT, with no --url and no token.
+    let node = mini_node(1001);
+    let mut env = base_env(&node, None);
+    set(&mut env, "BLOCK_INTERVAL", "100");
+    let mut d = Daemon::start(&env);
+    d.wait_for("target 1000 missed", Duration::from_secs(30), |h| input_gen(h)["missed_count"] == 1);
+    let status = |port: u16| {
+        support::daemon()
+            .arg("status")
+            .env_remove("ADMIN_TOKEN")
+            .env_remove("ETHPROOFS_DAEMON_URL")
+            .env("HEALTH_PORT", port.to_string())
+            .output()
+            .unwrap()
+    };
+    let out = status(d.port);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let missed = text.lines().find(|l| l.starts_with("missed targets:")).unwrap_or_else(|| panic!("{text}"));
+    assert!(missed.contains("missed targets: 1") && missed.contains("block 1000 at fetch_block"), "{missed}");
+    assert!(text.contains("head 1001"), "{text}");
+
+    // Nobody there: it says what to set, not just "error sending request".
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = status(free);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && said.contains("HEALTH_PORT") && said.contains("--url"), "{said}");
+    // An admin command without a token says where the token comes from.
+    let out = support::daemon().arg("pause").env_remove("ADMIN_TOKEN").output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && said.contains("set ADMIN_TOKEN") && said.contains("run --dev"), "{said}");
+    assert!(d.terminate().0.success());
+}
+
+#[test]
 fn doctor_says_what_is_fine_and_what_is_not() {
     let node = mini_node(10);
     let api = FakeApi::start(KEY);

@@ -258,8 +258,8 @@ fn configuration_errors_exit_2_naming_the_variable() {
     let node = mini_node(10);
     node.set_chain_id(1);
     let mut d = Daemon::start(&base_env(&node, None));
-    assert_eq!(d.wait_exit(Duration::from_secs(20)).code(), Some(1));
-    assert!(d.logs().contains("chain id 1337") && d.logs().contains("chain id 1"), "{}", d.logs());
+    assert_eq!(d.wait_exit(Duration::from_secs(20)).code(), Some(2), "only CHAIN_CONFIG can fix it");
+    assert!(d.logs().contains("CHAIN_CONFIG") && d.logs().contains("chain id 1337"), "{}", d.logs());
 }
 
 #[test]

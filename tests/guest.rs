@@ -219,3 +219,46 @@ fn reproduce_replays_a_daemons_inputs_without_a_node_and_touches_nothing_of_it()
     );
     assert_eq!(dir_digest(&output), before);
 }
+
+#[test]
+fn reproduce_of_a_dev_run_needs_no_elf_leaves_no_empty_folders_and_sums_up() {
+    // A native run's inputs where `run --dev` keeps them (output/dev under the working directory).
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(11);
+    let mut env = base_env(&node, None);
+    env.push(("START_BLOCK", "10".into()));
+    env.push(("ZISK_ACTION", "native".into()));
+    env.push(("OUTPUT_DIR", dir.path().join("output/dev").display().to_string()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("two blocks executed", Duration::from_secs(60), |h| h["components"]["prover"]["executed_count"] == 2);
+    assert!(d.terminate().0.success());
+
+    let replay = |args: &[&str]| {
+        let out = support::daemon()
+            .arg("reproduce")
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("LOG_LEVEL", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // README's example without an ELF: refused with the way out, and nothing created.
+    let (ok, _, err) = replay(&["--inputs", "output/dev"]);
+    assert!(!ok && err.contains("ELF_PATH") && err.contains("ZISK_ACTION=native"), "{err}");
+    assert!(!dir.path().join("reproduce").exists(), "a refused replay creates nothing");
+
+    // `--dev`: the dev daemon's inputs, re-executed natively, with a summary.
+    let (ok, text, err) = replay(&["--dev"]);
+    assert!(ok, "{text}{err}");
+    assert!(text.contains("[1/2] block 10: executed") && text.contains("[2/2] block 11: executed"), "{text}");
+    assert!(text.contains("summary: 2 input(s): 2 executed"), "{text}");
+    assert!(text.contains("time: ") && text.contains("median"), "{text}");
+    assert!(!dir.path().join("reproduce").exists(), "nothing is written for a native replay: no empty folders");
+}

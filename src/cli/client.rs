@@ -14,14 +14,39 @@ pub(crate) fn client(args: ClientArgs, method: &str, path: String) -> anyhow::Re
     if (200..300).contains(&status) { Ok(()) } else { bail!("{}", refusal(&args, status, &body)) }
 }
 
+/// What to set so that an admin command works, said whenever one cannot.
+const ADMIN_HINT: &str = "set ADMIN_TOKEN (or --token) here to the daemon's ADMIN_TOKEN; a daemon started without one has no admin API (start it with one, e.g. `ADMIN_TOKEN=$(openssl rand -hex 16) cargo run --release -- run --dev`, and use the same value here)";
+
+/// Where the command goes: `--url` as given, else the admin port for `/admin/*`, else the public
+/// port (`status` without a token reads the same `/health` the dashboard does).
+fn base_url(args: &ClientArgs, path: &str) -> String {
+    match &args.url {
+        Some(url) => url.clone(),
+        None if path.starts_with("/admin/") => format!("http://127.0.0.1:{}", args.admin_port),
+        None => format!("http://127.0.0.1:{}", args.health_port),
+    }
+}
+
 fn call(args: &ClientArgs, method: &str, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
     if path.starts_with("/admin/") && args.token.is_none() {
-        bail!("this command needs the daemon's admin token: set ADMIN_TOKEN (or --token) to the daemon's ADMIN_TOKEN");
+        bail!("this command needs the daemon's admin API: {ADMIN_HINT}");
     }
+    let base = base_url(args, path);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime
-        .block_on(ethproofs_daemon::admin::call(&args.url, args.token.as_ref(), method, path))
-        .map_err(anyhow::Error::msg)
+    runtime.block_on(ethproofs_daemon::admin::call(&base, args.token.as_ref(), method, path)).map_err(|e| {
+        let hint = match (&args.url, path.starts_with("/admin/")) {
+            (Some(_), _) => "is the daemon running, and is that its address?".to_string(),
+            (None, true) => format!(
+                "is the daemon running with ADMIN_TOKEN set? Its admin API listens on ADMIN_HOST:ADMIN_PORT (here port {}); set ADMIN_PORT or --url to its address",
+                args.admin_port
+            ),
+            (None, false) => format!(
+                "is the daemon running? `status` reads /health on 127.0.0.1:HEALTH_PORT (here {}); set HEALTH_PORT, or --url (ETHPROOFS_DAEMON_URL) to the daemon's address",
+                args.health_port
+            ),
+        };
+        anyhow::anyhow!("{e}; {hint}")
+    })
 }
 
 /// Why the daemon said no, in words an operator can act on.
@@ -29,8 +54,8 @@ fn refusal(args: &ClientArgs, status: u16, body: &serde_json::Value) -> String {
     let said = body.get("error").and_then(|e| e.as_str()).map(str::to_string).unwrap_or_else(|| body.to_string());
     match status {
         404 => format!(
-            "{} has no admin API: the daemon serves it only when started with ADMIN_TOKEN set, on ADMIN_HOST:ADMIN_PORT (127.0.0.1:4001 by default); point --url there",
-            ethproofs_daemon::chain::redact_url(&args.url)
+            "{} has no admin API: {ADMIN_HINT} (it listens on ADMIN_HOST:ADMIN_PORT, 127.0.0.1:4001 by default)",
+            ethproofs_daemon::chain::redact_url(&base_url(args, "/admin/"))
         ),
         401 => "the daemon refused the admin token (ADMIN_TOKEN differs from the daemon's)".to_string(),
         409 => format!("nothing done: {said}"),
@@ -53,6 +78,21 @@ pub(crate) fn status(args: ClientArgs, json: bool) -> anyhow::Result<()> {
         println!("{line}");
     }
     Ok(())
+}
+
+/// Missed targets: how many, and the latest with its stage and reason.
+fn missed_line(input: &serde_json::Value) -> String {
+    let count = input["missed_count"].as_u64().unwrap_or(0);
+    // Oldest first, as every recent list in the document.
+    match input["missed_blocks"].as_array().and_then(|m| m.last()) {
+        Some(last) if count > 0 => format!(
+            "missed targets: {count} · latest block {} at {}: {}",
+            last["block"],
+            last["stage"].as_str().unwrap_or("?"),
+            last["reason"].as_str().unwrap_or("?")
+        ),
+        _ => format!("missed targets: {count}"),
+    }
 }
 
 /// The `/health` document in a few lines.
@@ -109,13 +149,14 @@ pub(crate) fn status_lines(doc: &serde_json::Value) -> Vec<String> {
     } else {
         "EthProofs: reporting off".to_string()
     });
+    lines.push(missed_line(input));
     lines.push(format!(
         "ELF sha256 {} · ethrex {} · ziskos {}",
         text(&doc["elf"]["sha256"]),
         text(&doc["elf"]["ethrex"]),
         text(&doc["elf"]["ziskos"])
     ));
-    if let Some(failed) = prover["recent_failed"].as_array().and_then(|f| f.first()) {
+    if let Some(failed) = prover["recent_failed"].as_array().and_then(|f| f.last()) {
         lines.push(format!(
             "last failure: block {} at {}: {}",
             text(&failed["block"]),

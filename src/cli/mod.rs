@@ -281,9 +281,15 @@ pub(crate) fn reproduce(mut args: crate::ReproduceArgs) -> anyhow::Result<()> {
     use ethproofs_daemon::reproduce;
     // A replay needs no node; this address is never dialled (it only satisfies the settings).
     args.run.eth_rpc_url.get_or_insert_with(|| ethproofs_daemon::config::Secret::new("http://node.invalid"));
+    // `--dev`: the dev daemon's inputs, re-executed natively as that daemon did (no ZisK).
+    let inputs = args.inputs.clone().unwrap_or_else(|| PathBuf::from("output/dev"));
+    if args.run.dev {
+        args.run.zisk_action = ethproofs_daemon::config::ZiskAction::Native;
+        args.run.input_check = ethproofs_daemon::config::InputCheck::Native;
+    }
     let config = args.run.into_config().map_err(|e| anyhow::anyhow!("{e}"))?;
     init_logging(&config);
-    let inputs_dir = std::path::absolute(&args.inputs)?;
+    let inputs_dir = std::path::absolute(&inputs)?;
     let out = reproduce::check_out(&args.out, &inputs_dir)?;
     let inputs = reproduce::inputs(&inputs_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -312,7 +318,7 @@ pub(crate) fn reproduce(mut args: crate::ReproduceArgs) -> anyhow::Result<()> {
         println!("{n} block(s) reported to EthProofs");
     }
     let failed = rows.iter().filter(|r| r.outcome == "failed" || r.outcome == "stopped").count();
-    println!("{} input(s): {} ok, {failed} failed", rows.len(), rows.len() - failed);
+    println!("{}", reproduce::summary(&rows, &out));
     if failed > 0 {
         anyhow::bail!("{failed} of {} input(s) failed", rows.len());
     }

@@ -72,20 +72,54 @@ pub enum ZiskVersionSetting {
     Fixed { major: u64, minor: u64 },
 }
 
+/// The release lines `ZISK_VERSION` may name (besides `auto`), each with the version it stands for:
+/// the one list the parser, its error, `--help` and the docs use.
+pub const ZISK_VERSION_LINES: &[(&str, u64, u64)] =
+    &[("0.14", 0, 14), ("0.15", 0, 15), ("0.16", 0, 16), ("0.17", 0, 17), ("0.18", 0, 18), ("1", 1, 0)];
+
 impl FromStr for ZiskVersionSetting {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(ZiskVersionSetting::Auto),
-            "0.14" => Ok(ZiskVersionSetting::Fixed { major: 0, minor: 14 }),
-            "0.15" => Ok(ZiskVersionSetting::Fixed { major: 0, minor: 15 }),
-            "0.16" => Ok(ZiskVersionSetting::Fixed { major: 0, minor: 16 }),
-            "0.17" => Ok(ZiskVersionSetting::Fixed { major: 0, minor: 17 }),
-            "0.18" => Ok(ZiskVersionSetting::Fixed { major: 0, minor: 18 }),
-            "1" => Ok(ZiskVersionSetting::Fixed { major: 1, minor: 0 }),
-            other => Err(format!("{other:?} is not one of auto, 0.14, 0.15, 0.16, 0.18, 1")),
+        if s == "auto" {
+            return Ok(ZiskVersionSetting::Auto);
+        }
+        match ZISK_VERSION_LINES.iter().find(|(name, _, _)| *name == s) {
+            Some(&(_, major, minor)) => Ok(ZiskVersionSetting::Fixed { major, minor }),
+            None => {
+                let names: Vec<&str> = ZISK_VERSION_LINES.iter().map(|(n, _, _)| *n).collect();
+                Err(format!("{s:?} is not one of auto, {}", names.join(", ")))
+            }
         }
     }
+}
+
+/// `ZISK_VERSION`'s parser: clap shows (and refuses) by the same list.
+fn zisk_version_setting() -> impl clap::builder::TypedValueParser<Value = ZiskVersionSetting> {
+    let names = std::iter::once("auto").chain(ZISK_VERSION_LINES.iter().map(|(n, _, _)| *n));
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<ZiskVersionSetting>())
+}
+
+/// `LOG_LEVEL`: a level, or comma-separated `target=level` directives. A bare word that is not a
+/// level (`verbose`) would be taken by tracing as a target name and silence the daemon: refused.
+pub fn check_log_filter(s: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    let directives: Vec<&str> = s.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+    if directives.is_empty() {
+        return Err("is empty: use trace, debug, info, warn, error or off".into());
+    }
+    for d in directives {
+        match d.rsplit_once('=') {
+            Some((target, level)) if !target.trim().is_empty() && is_level(level) => {}
+            Some(_) => return Err(format!("{d:?} is not `target=level` with a level of {}", LEVELS.join(", "))),
+            None if is_level(d) => {}
+            None => {
+                return Err(format!("{d:?} is not a level: use {} (or `target=level` directives)", LEVELS.join(", ")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `90s`, `30m`, `24h`, `7d` (a bare number is seconds).
@@ -129,62 +163,71 @@ pub struct RunArgs {
     /// With --dev: seconds between dev chain blocks.
     #[arg(long, env = "DEV_BLOCK_TIME", default_value = "2", value_parser = positive_u64)]
     pub dev_block_time: u64,
-    /// Ethereum node JSON-RPC URL (must serve debug_executionWitness).
+    /// Required (except with --dev): the Ethereum node's JSON-RPC URL; it must serve `debug_executionWitness`.
     #[arg(long, env = "ETH_RPC_URL", hide_env_values = true)]
     pub eth_rpc_url: Option<Secret>,
-    /// Optional WebSocket URL for newHeads; polling stays on as the safety net.
+    /// Optional WebSocket URL for a `newHeads` subscription (lower latency); polling stays on as the safety net.
     #[arg(long, env = "ETH_WS_URL", hide_env_values = true)]
     pub eth_ws_url: Option<Secret>,
-    /// Genesis or config JSON for a chain without an embedded config (its chain id must match the node's).
+    /// Genesis or config JSON for a chain without an embedded config (mainnet, Hoodi and Sepolia are built in);
+    /// its chain id must match `eth_chainId`.
     #[arg(long, env = "CHAIN_CONFIG")]
     pub chain_config: Option<PathBuf>,
-    /// The ethrex v31 ZisK guest ELF.
+    /// The ethrex v31 ZisK guest: a 64-bit RISC-V ELF of at most 256 MiB, checked at start-up before the node is
+    /// asked anything (anything else is exit 2). Not read with ZISK_ACTION=native.
     #[arg(long, env = "ELF_PATH", default_value = "guest-elf/zec-ethrex.elf")]
     pub elf_path: PathBuf,
-    /// `prove` (GPU proof), `execute` (emulation only, records steps) or `native` (no ZisK: re-execute natively).
+    /// `prove` (a GPU proof, reported to EthProofs), `execute` (ZisK runs the guest and records its steps; nothing
+    /// reported) or `native` (no ZisK at all: each input re-executed in-process; nothing reported).
     #[arg(long, env = "ZISK_ACTION", value_enum, default_value = "prove")]
     pub zisk_action: ZiskAction,
-    /// `on` or `off`: check every proof with zisk-verifier before it is accepted and reported.
-    /// Default: on in prove mode when the prover is ZisK 1.x (the only proofs the verifier reads).
+    /// `on` or `off`: check every proof with zisk-verifier before it is accepted and reported (README: "Every
+    /// proof verified"). Default: on in prove mode when the prover is ZisK 1.x (the only proofs the verifier reads).
     #[arg(long, env = "VERIFY_PROOFS", value_enum)]
     pub verify_proofs: Option<OnOff>,
     /// The guest program's verification key (its ROM root) that every proof must be for: 64 hex
     /// characters or the path of the 32-byte key file. Unset: a proof of any program verifies.
     #[arg(long, env = "PROGRAM_VK")]
     pub program_vk: Option<String>,
-    /// Start even when the ELF was built from an ethrex whose input layout differs from this build's.
+    /// Start even when the ELF was built from an ethrex whose input layout differs from this build's (README: "Which
+    /// guest is this?").
     #[arg(long, env = "ALLOW_ELF_MISMATCH", default_value = "false", action = clap::ArgAction::Set)]
     pub allow_elf_mismatch: bool,
-    /// `cli` (cargo-zisk on this machine) or `coordinator` (ZisK's distributed prover).
+    /// `cli` (cargo-zisk on this machine) or `coordinator` (ZisK's distributed prover; README: "Choosing a prover
+    /// backend").
     #[arg(long, env = "PROVER_BACKEND", value_enum, default_value = "cli")]
     pub prover_backend: ProverBackend,
-    /// The coordinator's API (gRPC) with PROVER_BACKEND=coordinator.
+    /// The coordinator's API (gRPC), with PROVER_BACKEND=coordinator.
     #[arg(long, env = "ZISK_COORDINATOR_URL", default_value = "http://127.0.0.1:7000")]
     pub zisk_coordinator_url: String,
     /// With the coordinator: on a graceful stop, cancel the running job (default: leave it running
     /// and re-attach to it at the next start).
     #[arg(long, env = "CANCEL_ON_SHUTDOWN", default_value = "false", action = clap::ArgAction::Set)]
     pub cancel_on_shutdown: bool,
-    /// Input past this many bytes is streamed to the coordinator after the job is accepted (lower
+    /// Input past this many bytes (default 127 MiB) is streamed to the coordinator after the job is accepted (lower
     /// it when a proxy in front of the coordinator limits gRPC messages).
     #[arg(long, env = "COORDINATOR_INLINE_LIMIT_BYTES", default_value = "133169152", value_parser = positive_u64)]
     pub coordinator_inline_limit_bytes: u64,
-    /// `native` (re-execute each input as it is built), `emulate` (run the real guest on it before
-    /// proving), `both` or `none`.
+    /// `native`: each input is re-executed natively when built; `emulate`: the real guest runs it before any proof
+    /// (`ziskemu`, else `cargo-zisk execute`; with the coordinator an execute job), and a block it rejects fails at
+    /// `input_check` with the guest's own words and its steps recorded, never reaching the prover (not with
+    /// ZISK_ACTION=native); `both`; `none`.
     #[arg(long, env = "INPUT_CHECK", value_enum, default_value = "native")]
     pub input_check: InputCheck,
-    /// ZisK's emulator for INPUT_CHECK=emulate with the CLI backend (default: `ziskemu` beside
-    /// CARGO_ZISK, else `cargo-zisk execute`).
+    /// ZisK's emulator for INPUT_CHECK=emulate with the CLI backend. Default: `ziskemu` beside CARGO_ZISK, else on
+    /// PATH; without one, `cargo-zisk execute`.
     #[arg(long, env = "ZISKEMU")]
     pub ziskemu: Option<PathBuf>,
     /// How long the guest may take to check one input.
     #[arg(long, env = "INPUT_CHECK_TIMEOUT_SECONDS", default_value = "600", value_parser = timeout_seconds)]
     pub input_check_timeout_seconds: u64,
-    /// The cargo-zisk executable.
+    /// The cargo-zisk executable (a path, or a name looked up on PATH); checked at start-up with the CLI backend
+    /// in prove or execute mode (missing is exit 2). Not needed with the coordinator or ZISK_ACTION=native.
     #[arg(long, env = "CARGO_ZISK", default_value = "cargo-zisk")]
     pub cargo_zisk: PathBuf,
-    /// `auto` (ask `cargo-zisk --version`) or 0.14, 0.15, 0.16, 0.18, 1.
-    #[arg(long, env = "ZISK_VERSION", default_value = "auto")]
+    /// `auto` (ask `cargo-zisk --version`) or a release line: picks the flags, the output parsing and the input
+    /// framing.
+    #[arg(long, env = "ZISK_VERSION", default_value = "auto", value_parser = zisk_version_setting())]
     pub zisk_version: ZiskVersionSetting,
     /// Extra arguments appended to every cargo-zisk call, split on whitespace (e.g. `-g -k /keys`).
     #[arg(long, env = "ZISK_EXTRA_ARGS", default_value = "", allow_hyphen_values = true)]
@@ -192,50 +235,54 @@ pub struct RunArgs {
     /// Prove every block whose number is a multiple of this.
     #[arg(long, env = "BLOCK_INTERVAL", default_value = "100", value_parser = positive_u64)]
     pub block_interval: u64,
-    /// How often to poll eth_blockNumber, in milliseconds.
+    /// How often to poll `eth_blockNumber`, in milliseconds.
     #[arg(long, env = "POLL_INTERVAL_MS", default_value = "2000", value_parser = positive_u64)]
     pub poll_interval_ms: u64,
-    /// Targets further than this below the head are recorded as skipped instead of proved.
+    /// Targets further than this below the head are recorded as skipped (a range is one record) instead of proved.
     #[arg(long, env = "MAX_BACKFILL_BLOCKS", default_value = "1000")]
     pub max_backfill_blocks: u64,
     /// Build a target only once the head is this many blocks past it (0: at once).
     #[arg(long, env = "CONFIRMATIONS", default_value = "0")]
     pub confirmations: u64,
-    /// How long a node answer that means "not yet" or "slow down" (a null block, a rate-limit
-    /// error, a 5xx) is retried, with backoff, before the target fails.
+    /// How long a node answer that means "not yet" or "slow down" (a null block, a rate-limit error even with HTTP
+    /// 200, 429, 5xx) is retried, with backoff, before the target fails.
     #[arg(long, env = "NODE_RETRY_SECONDS", default_value = "120")]
     pub node_retry_seconds: u64,
-    /// No node answer is read past this size (the largest mainnet witnesses are tens of MB).
+    /// No node answer is read past this size (the largest mainnet witnesses are tens of MB); a block's answer stops
+    /// at 64 MB and a header's at 1 MB whatever this says.
     #[arg(long, env = "MAX_RESPONSE_MB", default_value = "1024", value_parser = positive_u64)]
     pub max_response_mb: u64,
-    /// First target on a first start (default: the newest target at or below the head).
+    /// First target on a first start, a multiple of BLOCK_INTERVAL. Default: the newest target at or below the
+    /// head.
     #[arg(long, env = "START_BLOCK")]
     pub start_block: Option<u64>,
-    /// Where inputs and proofs go (`<dir>/<block>/`).
+    /// Where inputs and proofs go (`OUTPUT_DIR/<block>/input.bin` and the proof), and the ledger by default.
     #[arg(long, env = "OUTPUT_DIR", default_value = "output")]
     pub output_dir: PathBuf,
-    /// Address the health server listens on.
+    /// Address of the public server: health, metrics, the dashboard and the block pages.
     #[arg(long, env = "HEALTH_HOST", default_value = "0.0.0.0")]
     pub health_host: IpAddr,
-    /// Port of the health server.
+    /// Port of the public server (`status` reads `/health` here).
     #[arg(long, env = "HEALTH_PORT", default_value = "4000")]
     pub health_port: u16,
-    /// Address the admin API (and a copy of `/health`) listens on, with `ADMIN_TOKEN`.
+    /// Address of the admin API (and a copy of `/health`), served only with ADMIN_TOKEN; loopback by default.
     #[arg(long, env = "ADMIN_HOST", default_value = "127.0.0.1")]
     pub admin_host: IpAddr,
     /// Port of the admin API.
     #[arg(long, env = "ADMIN_PORT", default_value = "4001")]
     pub admin_port: u16,
-    /// A proof running longer than this makes the daemon degraded (readiness 503).
+    /// A proof running longer than this makes the daemon degraded (readiness 503) and alerts once.
     #[arg(long, env = "PROVER_STUCK_THRESHOLD_SECONDS", default_value = "3600", value_parser = timeout_seconds)]
     pub prover_stuck_threshold_seconds: u64,
-    /// A proof running longer than this is killed (whole process group) and the block failed.
+    /// A proof running longer than this is killed (whole process group) and its block failed; with the
+    /// coordinator, the job's deadline (a job past it is cancelled).
     #[arg(long, env = "PROVER_TIMEOUT_SECONDS", default_value = "7200", value_parser = timeout_seconds)]
     pub prover_timeout_seconds: u64,
-    /// After SIGTERM to cargo-zisk's process group, how long to wait before SIGKILL.
+    /// After SIGTERM to cargo-zisk's process group (timeout, cancel, shutdown), how long to wait before SIGKILL.
     #[arg(long, env = "PROVER_KILL_GRACE_SECONDS", default_value = "10")]
     pub prover_kill_grace_seconds: u64,
-    /// EthProofs API base URL, e.g. https://ethproofs.org/api/v0 (set all three ETHPROOFS_* or none).
+    /// EthProofs API base URL, e.g. https://ethproofs.org/api/v0. Set all three ETHPROOFS_* or none: none means
+    /// reporting off, said once at start-up.
     #[arg(long, env = "ETHPROOFS_RPC_URL", hide_env_values = true)]
     pub ethproofs_rpc_url: Option<Secret>,
     /// EthProofs API key.
@@ -247,19 +294,20 @@ pub struct RunArgs {
     /// At start-up, stop unless GET /clusters shows ETHPROOFS_CLUSTER_ID for the key (`false`: warn and go on).
     #[arg(long, env = "ETHPROOFS_STRICT_STARTUP", default_value = "true", action = clap::ArgAction::Set)]
     pub ethproofs_strict_startup: bool,
-    /// A report still failing after this many hours is given up (and alerted).
+    /// A report still failing after this many hours is given up and alerted.
     #[arg(long, env = "REPORT_MAX_AGE_HOURS", default_value = "24", value_parser = positive_u64)]
     pub report_max_age_hours: u64,
-    /// Longest wait between retries of a failing report.
+    /// Longest wait between retries of a failing report; caps `Retry-After` too.
     #[arg(long, env = "REPORT_MAX_BACKOFF_SECONDS", default_value = "300", value_parser = positive_u64)]
     pub report_max_backoff_seconds: u64,
-    /// The ledger (SQLite); default `OUTPUT_DIR/ethproofs-daemon.db`.
+    /// The ledger (SQLite, WAL). Default: `OUTPUT_DIR/ethproofs-daemon.db`.
     #[arg(long, env = "DB_PATH")]
     pub db_path: Option<PathBuf>,
-    /// How often a block interrupted while proving (daemon killed) is proved again before it is failed.
+    /// How many times a block may be interrupted mid-proof by the daemon dying (kill -9, OOM, crash) before it is
+    /// failed; a graceful stop (SIGTERM, a deploy) never counts.
     #[arg(long, env = "MAX_PROVE_ATTEMPTS", default_value = "2", value_parser = positive_u64)]
     pub max_prove_attempts: u64,
-    /// Slack incoming-webhook URL for alerts.
+    /// Slack incoming-webhook URL for alerts (unset: alerts are only logged).
     #[arg(long, env = "SLACK_WEBHOOK", hide_env_values = true)]
     pub slack_webhook: Option<Secret>,
     /// Inputs and proofs of this many most recent blocks are kept (unreported proofs always are).
@@ -268,7 +316,8 @@ pub struct RunArgs {
     /// Below this much free space in OUTPUT_DIR, new work pauses (with an alert) until space returns.
     #[arg(long, env = "MIN_FREE_DISK_MB", default_value = "2048")]
     pub min_free_disk_mb: u64,
-    /// Enables the admin API (`/admin/*`), which then requires `Authorization: Bearer <token>`.
+    /// Enables the admin API (`/admin/*`, and the `prove`, `cancel`, `pause` … commands), which then requires
+    /// `Authorization: Bearer <token>`; the commands read the same variable.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
     /// Where operators reach this daemon's pages (e.g. https://prover-1.example.org:4000): Slack
@@ -278,7 +327,8 @@ pub struct RunArgs {
     /// Also post each proved block to Slack, with its ethproofs.org link.
     #[arg(long, env = "SLACK_NOTIFY_PROVED", default_value = "false", action = clap::ArgAction::Set)]
     pub slack_notify_proved: bool,
-    /// trace, debug, info, warn or error (or a tracing filter such as `ethproofs_daemon=debug`).
+    /// trace, debug, info, warn, error or off for the daemon (dependencies stay at warn), or a tracing filter of
+    /// `target=level` directives such as `ethproofs_daemon=debug,tower=info`.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
     /// `text` or `json` log lines.

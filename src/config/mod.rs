@@ -6,6 +6,7 @@
 //! embed provider keys) are wrapped in [`Secret`], whose `Debug` and `Display` never show them.
 
 mod args;
+pub mod reference;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -218,6 +219,7 @@ impl RunArgs {
                 "must be an http:// or https:// URL (where this daemon's pages are reached)",
             ));
         }
+        args::check_log_filter(&self.log_level).map_err(|e| err("LOG_LEVEL", &e))?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| err("LOG_LEVEL", &format!("is not a level or tracing filter: {e}")))?;
         // Absolute from here on: the ledger records paths, and they must resolve whatever the

@@ -121,16 +121,49 @@ pub(super) async fn detect_zisk(config: &Config) -> Result<ZiskVersion, StartupE
             .into()),
         };
     }
+    let cargo_zisk = |message: String| StartupError::from(ConfigError { variable: "CARGO_ZISK", message });
     match config.zisk_version {
-        ZiskVersionSetting::Fixed { major, minor } => Ok(ZiskVersion { major, minor, patch: 0 }),
         // Without ZisK the inputs are framed as the current CLI reads them.
         ZiskVersionSetting::Auto if config.zisk_action == ZiskAction::Native => {
             Ok(ZiskVersion { major: 1, minor: 0, patch: 0 })
         }
-        ZiskVersionSetting::Auto => {
-            crate::zisk::detect(&config.cargo_zisk).await.map_err(|e| StartupError::Zisk(e.to_string()))
+        ZiskVersionSetting::Fixed { major, minor } => {
+            // A fixed version spares the `--version` call, not the binary: without it every target
+            // would fail at its first run.
+            if config.zisk_action != ZiskAction::Native {
+                executable(&config.cargo_zisk).map_err(cargo_zisk)?;
+            }
+            Ok(ZiskVersion { major, minor, patch: 0 })
         }
+        ZiskVersionSetting::Auto => match crate::zisk::detect(&config.cargo_zisk).await {
+            Ok(v) => Ok(v),
+            Err(e @ crate::zisk::ZiskError::VersionTimeout { .. }) => Err(StartupError::Zisk(e.to_string())),
+            Err(e) => Err(cargo_zisk(e.to_string())),
+        },
     }
+}
+
+/// `program` is an executable file: a path as given, or a bare name found on `PATH`.
+fn executable(program: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable =
+        |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let bare = program.components().count() == 1 && !program.is_absolute();
+    if !bare {
+        return if runnable(program) {
+            Ok(program.to_path_buf())
+        } else {
+            Err(format!("{} is not an executable file; set CARGO_ZISK to the cargo-zisk binary", program.display()))
+        };
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| runnable(p))
+        .ok_or_else(|| {
+            format!("{} is not on PATH; install ZisK or set CARGO_ZISK to the cargo-zisk binary", program.display())
+        })
 }
 
 /// With reporting configured, the key must see the cluster. Definite answers (a refused key, a

@@ -24,7 +24,8 @@ mod checks;
 pub use checks::prover_label;
 use checks::{check_elf, check_ethproofs, detect_zisk, read_guest, retry_transient, verification};
 
-/// Why the daemon could not start. `Config` errors exit with code 2, the rest with 1.
+/// Why the daemon could not start. A setting the operator must change (`Config`, and the chain
+/// config, which only CHAIN_CONFIG can fix) exits with code 2, the rest with 1.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
@@ -33,7 +34,7 @@ pub enum StartupError {
     Instance(#[from] crate::instance::InstanceError),
     #[error("the node is unreachable or unusable: {0}")]
     Node(#[from] ChainError),
-    #[error(transparent)]
+    #[error("CHAIN_CONFIG: {0}")]
     Chain(#[from] crate::chainspec::ChainSpecError),
     #[error("cargo-zisk: {0}")]
     Zisk(String),
@@ -52,7 +53,7 @@ pub enum StartupError {
 impl StartupError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartupError::Config(_) => 2,
+            StartupError::Config(_) | StartupError::Chain(_) => 2,
             _ => 1,
         }
     }
@@ -87,18 +88,12 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     // The prover's helpers that outlive it become ours, so each run's end can sweep them.
     crate::process::become_subreaper();
 
-    let node = Arc::new(
-        NodeClient::new(config.eth_rpc_url.expose(), Duration::from_secs(120))?
-            .with_max_response_mb(config.max_response_mb),
-    );
-    let node_chain_id = retry_transient(|| node.chain_id()).await?;
-    let chain = ChainSpec::select(config.chain_config.as_deref(), node_chain_id)?;
-    // A node without block 0 (pruned, or a test node) binds the ledger by chain id alone.
-    let genesis = retry_transient(|| node.block_hash(0)).await?;
-    let identity = format!("chain id {node_chain_id}, genesis {}", genesis.as_deref().unwrap_or("unknown"));
-
+    // What this machine alone can say first: a wrong path or version is named before the node is
+    // asked anything (and whether or not it answers).
     let zisk_version = detect_zisk(&config).await?;
-    let dialect = zisk_version.dialect().map_err(|e| StartupError::Zisk(e.to_string()))?;
+    let dialect =
+        zisk_version.dialect().map_err(|e| ConfigError { variable: zisk_variable(&config), message: e.to_string() })?;
+    let verify = verification(&config, zisk_version)?;
     let native = config.zisk_action == ZiskAction::Native;
     if !native && !config.elf_path.is_file() {
         return Err(ConfigError {
@@ -114,6 +109,16 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         Some(check_elf(&config, &bytes, zisk_version)?)
     };
     let elf_sha256 = elf.as_ref().map_or("none (ZISK_ACTION=native)".to_string(), |f| f.sha256.clone());
+
+    let node = Arc::new(
+        NodeClient::new(config.eth_rpc_url.expose(), Duration::from_secs(120))?
+            .with_max_response_mb(config.max_response_mb),
+    );
+    let node_chain_id = retry_transient(|| node.chain_id()).await?;
+    let chain = ChainSpec::select(config.chain_config.as_deref(), node_chain_id)?;
+    // A node without block 0 (pruned, or a test node) binds the ledger by chain id alone.
+    let genesis = retry_transient(|| node.block_hash(0)).await?;
+    let identity = format!("chain id {node_chain_id}, genesis {}", genesis.as_deref().unwrap_or("unknown"));
 
     let ledger = Arc::new(crate::store::Ledger::open(&config.db_path)?);
     ledger.bind_chain(&identity)?;
@@ -173,7 +178,6 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
             prover_label(&config, zisk_version),
         ),
     );
-    let verify = verification(&config, zisk_version)?;
     let backend = crate::backend::from_config(&config, &ledger, zisk_version, dialect, &elf_sha256)?;
     let settings = Settings::from_config(&config);
     let surface = SurfaceSettings {
@@ -213,6 +217,14 @@ struct SurfaceSettings {
     reporting: bool,
     output_dir: std::path::PathBuf,
     admin_token: Option<crate::config::Secret>,
+}
+
+/// Which setting names the ZisK version in force: the one given, or the binary asked.
+fn zisk_variable(config: &Config) -> &'static str {
+    match config.zisk_version {
+        crate::config::ZiskVersionSetting::Auto => "CARGO_ZISK",
+        crate::config::ZiskVersionSetting::Fixed { .. } => "ZISK_VERSION",
+    }
 }
 
 /// A daemon whose actors and HTTP surface run.

@@ -236,6 +236,12 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// A ledger that lives in memory, for one process (a replay whose backend keeps no records
+    /// writes no file).
+    pub fn open_in_memory() -> Result<Ledger, StoreError> {
+        Ledger::open(Path::new(":memory:"))
+    }
+
     /// Opens the ledger for reading only (`report`, `doctor`): never created, migrated or
     /// written, so a command run beside the daemon (or against an old ledger) changes nothing.
     /// A schema other than this build's is refused, naming it.
