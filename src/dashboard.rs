@@ -99,7 +99,7 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         .checked_sub(Duration::from_secs(6 * 3600))
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
-    let (expected, proved_6h) = ledger.reliability(six_hours_ago).unwrap_or((0, 0));
+    let (expected, proved_6h) = ledger.reliability(six_hours_ago, crate::store::BlockState::Proved).unwrap_or((0, 0));
     let recent = ledger.recent_blocks(None, 20).unwrap_or_default();
     let mut proved = ledger.recent_blocks(Some("proved"), 30).unwrap_or_default();
     proved.reverse();
