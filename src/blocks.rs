@@ -26,11 +26,89 @@ pub fn router(surface: Arc<Surface>) -> Router {
     Router::new().route("/blocks/{n}", get(page)).route("/api/blocks/{n}", get(data)).with_state(surface)
 }
 
-async fn page() -> impl IntoResponse {
-    Html(PAGE)
+/// The block a path names, or why it names none. The ledger holds numbers up to 2^63−1; a larger
+/// one is refused rather than read as another block.
+fn number(asked: &str) -> Result<u64, String> {
+    match asked.parse::<u64>() {
+        Ok(n) if i64::try_from(n).is_ok() => Ok(n),
+        _ if !asked.is_empty() && asked.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("that is above the largest block number the ledger holds ({})", i64::MAX))
+        }
+        _ => Err("that is not a block number".to_string()),
+    }
 }
 
-async fn data(State(s): State<Arc<Surface>>, Path(n): Path<u64>) -> Response {
+/// The page, once the block is known to be in the ledger; otherwise a 404 page that says so in
+/// words (the script would have nothing to show).
+async fn page(State(s): State<Arc<Surface>>, Path(asked): Path<String>) -> Response {
+    let why = match number(&asked) {
+        Err(why) => why,
+        Ok(n) => match s.control.ledger().block(n) {
+            Ok(Some(_)) => return Html(PAGE).into_response(),
+            Ok(None) => format!("this daemon has no block {n} in its ledger (never a target, nor asked for)"),
+            Err(e) => {
+                tracing::error!(error = %e, "block page: ledger error");
+                let page = missing_page(&asked, "the ledger cannot be read (see the daemon's log)");
+                return (StatusCode::INTERNAL_SERVER_ERROR, Html(page)).into_response();
+            }
+        },
+    };
+    (StatusCode::NOT_FOUND, Html(missing_page(&asked, &why))).into_response()
+}
+
+/// A page for a block that cannot be shown: what was asked (escaped, and cut short: it is the
+/// visitor's text), why, and the way back to the board.
+fn missing_page(asked: &str, why: &str) -> String {
+    let asked: String = asked.chars().filter(|c| !c.is_control()).take(80).collect();
+    let (asked, why) = (escape_html(&asked), escape_html(why));
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>no such block · ethproofs-daemon</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  body {{ font: 14px/1.4 system-ui, sans-serif; margin: 0; padding: 24px 20px; background: #0f1115; color: #e6e6e6; }}
+  h1 {{ font-size: 20px; margin: 0 0 12px; }}
+  code {{ overflow-wrap: anywhere; }}
+  a {{ color: #93c5fd; }}
+</style>
+</head>
+<body>
+<h1 id="not-found">No such block</h1>
+<p>You asked for block <code>{asked}</code>: {why}.</p>
+<p><a href="../">Back to the dashboard</a></p>
+</body>
+</html>
+"#
+    )
+}
+
+/// `text` made safe inside HTML element content and attribute values.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+async fn data(State(s): State<Arc<Surface>>, Path(asked): Path<String>) -> Response {
+    let n = match number(&asked) {
+        Ok(n) => n,
+        Err(why) => {
+            let asked: String = asked.chars().take(80).collect();
+            return (StatusCode::NOT_FOUND, Json(json!({"error": format!("{asked:?}: {why}")}))).into_response();
+        }
+    };
     match s.control.ledger().story(n) {
         Ok(Some(story)) => {
             let mut doc = document(&s, &story);
@@ -203,4 +281,30 @@ fn segments(story: &Story, proved_call_done: Option<i64>) -> Vec<Value> {
         out.push(json!({"label": "reporting to EthProofs", "ms": done.saturating_sub(last.at_ms).max(0)}));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_names_a_block_the_ledger_can_hold_or_says_why_not() {
+        assert_eq!(number("10"), Ok(10));
+        assert_eq!(number(&i64::MAX.to_string()), Ok(i64::MAX as u64));
+        assert!(number("9223372036854775808").unwrap_err().contains("largest block number"));
+        assert!(number("99999999999999999999999").unwrap_err().contains("largest block number"));
+        for not in ["abc", "", "-1", "1e3", "0x10", " 10"] {
+            assert_eq!(number(not), Err("that is not a block number".to_string()), "{not:?}");
+        }
+    }
+
+    #[test]
+    fn the_missing_page_shows_what_was_asked_as_text_only() {
+        let page = missing_page("<script>alert('x')</script>&\"", "that is not a block number");
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"), "{page}");
+        assert!(page.contains(r#"<a href="../">"#) && page.contains("that is not a block number"), "{page}");
+        let long = missing_page(&"9".repeat(500), "why");
+        assert!(!long.contains(&"9".repeat(81)), "the asked text is cut short");
+    }
 }

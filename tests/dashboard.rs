@@ -107,3 +107,26 @@ fn a_proved_block_appears_on_the_dashboard_in_a_real_browser() {
     eprintln!("dashboard screenshot: {}", shot.display());
     assert!(d.terminate().0.success());
 }
+
+#[test]
+fn a_block_that_cannot_be_shown_is_a_404_page_with_words() {
+    let node = mini_node(10);
+    let mut d = Daemon::start(&base_env(&node, None));
+    d.wait_for("block 10 proved", Duration::from_secs(60), |h| h["components"]["prover"]["proved_count"] == 1);
+    for (path, words) in [
+        ("/blocks/abc", "that is not a block number"),
+        ("/blocks/%3Cb%3Ex", "that is not a block number"),
+        ("/blocks/99999999999999999999", "above the largest block number"),
+        ("/blocks/12345", "this daemon has no block 12345 in its ledger"),
+    ] {
+        assert_eq!(d.get(path).map(|r| r.0), Some(404), "{path}");
+        let page = d.get_text(path).unwrap_or_default();
+        assert!(page.contains(r#"id="not-found""#) && page.contains(words), "{path}:\n{page}");
+        assert!(page.contains(r#"<a href="../">Back to the dashboard</a>"#), "no way back from {path}:\n{page}");
+        assert!(!page.contains("<b>"), "the asked text is markup:\n{page}");
+    }
+    let (code, body) = d.get("/api/blocks/abc").unwrap();
+    assert_eq!((code, body["error"].as_str().is_some_and(|e| e.contains("not a block number"))), (404, true), "{body}");
+    assert_eq!(d.get("/blocks/10").map(|r| r.0), Some(200), "a block in the ledger has its page");
+    assert!(d.terminate().0.success());
+}
