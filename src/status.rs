@@ -90,6 +90,8 @@ pub struct InputStatus {
     pub status: &'static str,
     pub state: &'static str,
     pub building_block: Option<u64>,
+    /// How long the block's input has been building: a build that never ends shows here.
+    pub building_seconds: Option<u64>,
     pub processed_count: u64,
     pub head: Option<u64>,
     /// The chain's block time as observed from the head's advances.
@@ -101,6 +103,8 @@ pub struct InputStatus {
     pub missed_blocks: Vec<MissedBlock>,
     /// The last head poll's failure, in our words.
     pub rpc_error: Option<String>,
+    /// How long the head poll has been failing (since its first failure in a row).
+    pub rpc_failing_seconds: Option<u64>,
     pub rpc_error_detail: Option<String>,
 }
 
