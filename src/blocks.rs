@@ -135,42 +135,49 @@ fn time(ms: i64) -> String {
     crate::status::rfc3339(at)
 }
 
-/// What a transition means, in words, with what the ledger knows about it.
-fn describe(story: &Story, what: &str) -> (&'static str, Option<String>) {
-    let executed = story.state == "executed";
-    let num = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+/// What a transition means, in words, with what the ledger knows about it. `executes`: the block
+/// is (being) executed without a proof (`native`, `execute`), and is worded so. Figures the
+/// ledger does not have are left out, never shown as "?".
+fn describe(story: &Story, what: &str, executes: bool) -> (&'static str, Option<String>) {
+    let time = |ms: Option<u64>| ms.map(crate::status::human_ms);
+    let parts = |parts: Vec<Option<String>>| {
+        let said: Vec<String> = parts.into_iter().flatten().collect();
+        (!said.is_empty()).then(|| said.join(", "))
+    };
     match what {
         "seen" => ("target seen", Some(format!("origin: {}", story.origin))),
         "queued" => (
             "input built",
-            Some(format!(
-                "{} gas, {} transactions, built in {} ms",
-                num(story.gas_used),
-                num(story.tx_count),
-                num(story.input_ms)
-            )),
+            parts(vec![
+                story.gas_used.map(|g| format!("{g} gas")),
+                story.tx_count.map(|t| format!("{t} transaction{}", if t == 1 { "" } else { "s" })),
+                time(story.input_ms).map(|t| format!("built in {t}")),
+            ]),
         ),
         "proving" => (
-            if executed { "execution started" } else { "proving started" },
+            if executes { "execution started" } else { "proving started" },
             Some(match &story.job_id {
                 Some(job) => format!("attempt {}, coordinator job {job}", story.attempts),
                 None => format!("attempt {}", story.attempts),
             }),
         ),
         "checked" => ("input checked by the guest", story.guest_steps.map(|s| format!("{s} steps"))),
-        "exited" => ("prover finished", story.exit.clone()),
+        "exited" => (if executes { "execution finished" } else { "prover finished" }, story.exit.clone()),
         "proved" => (
             "proof accepted",
-            Some(format!(
-                "proving time {} ms, {} cycles, proof {} bytes",
-                num(story.proving_ms),
-                num(story.cycles),
-                num(story.proof_bytes)
-            )),
+            parts(vec![
+                time(story.proving_ms).map(|t| format!("proving time {t}")),
+                story.cycles.map(|c| format!("{c} cycles")),
+                story.proof_bytes.map(|b| format!("proof {b} bytes")),
+            ]),
         ),
-        "executed" => {
-            ("executed (no proof)", Some(format!("{} ms, {} steps", num(story.proving_ms), num(story.cycles))))
-        }
+        "executed" => (
+            "executed (no proof)",
+            parts(vec![
+                time(story.proving_ms).map(|t| format!("execution time {t}")),
+                story.cycles.map(|c| format!("{c} steps")),
+            ]),
+        ),
         "failed" => (
             "failed",
             Some(format!("{}: {}", story.stage.as_deref().unwrap_or("?"), story.reason.as_deref().unwrap_or(""))),
@@ -183,11 +190,18 @@ fn describe(story: &Story, what: &str) -> (&'static str, Option<String>) {
 /// The `/api/blocks/{n}` document.
 pub fn document(s: &Surface, story: &Story) -> Value {
     let dev = s.info.dev;
+    // A block's own outcome says whether it was proved; one in flight or failed is worded as
+    // the daemon's mode makes it (no proofs with `native` or `execute`).
+    let executes = match story.state.as_str() {
+        "proved" => false,
+        "executed" => true,
+        _ => s.board.prover.fresh().is_some_and(|p| p.action != "prove"),
+    };
     let mut events: Vec<(i64, String, Option<String>)> = story
         .moments
         .iter()
         .map(|m| {
-            let (what, detail) = describe(story, m.what);
+            let (what, detail) = describe(story, m.what, executes);
             (m.at_ms, what.to_string(), detail)
         })
         .collect();
@@ -237,6 +251,8 @@ pub fn document(s: &Surface, story: &Story) -> Value {
         "chain": s.info.chain_name,
         "dev_chain": dev,
         "outcome": story.state,
+        // Whether this block is about a proof, or an execution without one.
+        "proof": !executes,
         "stage": story.stage,
         "reason": story.reason,
         "attempts": story.attempts,
@@ -254,18 +270,21 @@ pub fn document(s: &Surface, story: &Story) -> Value {
         "block_hash": story.block_hash,
         "block_time": story.block_timestamp.and_then(|t| i64::try_from(t).ok()).map(|t| time(t.saturating_mul(1000))),
         "timeline": timeline,
-        "where_the_time_went": segments(story, proved_call),
+        "where_the_time_went": segments(story, proved_call, executes),
         "ethproofs_url": ethproofs_url,
     })
 }
 
 /// Consecutive stretches of the block's life, each with its length: the bar on the page.
-fn segments(story: &Story, proved_call_done: Option<i64>) -> Vec<Value> {
+fn segments(story: &Story, proved_call_done: Option<i64>, executes: bool) -> Vec<Value> {
     let label = |from: &str, to: &str| match (from, to) {
         ("seen", "queued") => "building the input",
+        ("queued", "proving") if executes => "waiting to be executed",
         ("queued", "proving") => "waiting for the prover",
         ("proving", "checked") => "checking the input",
+        (_, "exited") if executes => "executing",
         (_, "exited") => "proving",
+        ("exited", "executed") => "recording the execution",
         ("exited", _) => "sealing the proof",
         (_, "failed") => "until it failed",
         _ => "waiting",
