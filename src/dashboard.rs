@@ -116,7 +116,7 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
     let head = input["head"].as_u64();
     let next = input["next_target"].as_u64();
     let hw = hardware().await;
-    Json(json!({
+    let mut doc = json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "ethrex": crate::ETHREX_VERSION,
@@ -163,5 +163,9 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
             "disk_free_gb": crate::disk::free_mb(&s.info.output_dir).map(|mb| (mb as f64 / 100.0).round() / 10.0),
         },
         "blocks": recent,
-    }))
+    });
+    // A block's reason is the ledger's whole error, with what a node or the prover wrote: shown
+    // without credentials, keys or paths, as on every public document.
+    crate::sanitize::public_strings(&mut doc);
+    Json(doc)
 }
