@@ -13,9 +13,19 @@ use serde_json::{Value, json};
 use crate::surface::Surface;
 
 const PAGE: &str = include_str!("dashboard/index.html");
+/// What both pages share (how durations read, whether a page fits its window), served once.
+const COMMON_JS: &str = include_str!("dashboard/common.js");
 
 pub fn router(surface: Arc<Surface>) -> Router {
-    Router::new().route("/", get(page)).route("/api/dashboard", get(data)).with_state(surface)
+    Router::new()
+        .route("/", get(page))
+        .route("/assets/common.js", get(common_js))
+        .route("/api/dashboard", get(data))
+        .with_state(surface)
+}
+
+async fn common_js() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/javascript; charset=utf-8")], COMMON_JS)
 }
 
 /// "cargo-zisk 0.16.0", "ZisK coordinator", "no ZisK (native)": what the header says proves.
