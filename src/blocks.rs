@@ -26,11 +26,89 @@ pub fn router(surface: Arc<Surface>) -> Router {
     Router::new().route("/blocks/{n}", get(page)).route("/api/blocks/{n}", get(data)).with_state(surface)
 }
 
-async fn page() -> impl IntoResponse {
-    Html(PAGE)
+/// The block a path names, or why it names none. The ledger holds numbers up to 2^63−1; a larger
+/// one is refused rather than read as another block.
+fn number(asked: &str) -> Result<u64, String> {
+    match asked.parse::<u64>() {
+        Ok(n) if i64::try_from(n).is_ok() => Ok(n),
+        _ if !asked.is_empty() && asked.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("that is above the largest block number the ledger holds ({})", i64::MAX))
+        }
+        _ => Err("that is not a block number".to_string()),
+    }
 }
 
-async fn data(State(s): State<Arc<Surface>>, Path(n): Path<u64>) -> Response {
+/// The page, once the block is known to be in the ledger; otherwise a 404 page that says so in
+/// words (the script would have nothing to show).
+async fn page(State(s): State<Arc<Surface>>, Path(asked): Path<String>) -> Response {
+    let why = match number(&asked) {
+        Err(why) => why,
+        Ok(n) => match s.control.ledger().block(n) {
+            Ok(Some(_)) => return Html(PAGE).into_response(),
+            Ok(None) => format!("this daemon has no block {n} in its ledger (never a target, nor asked for)"),
+            Err(e) => {
+                tracing::error!(error = %e, "block page: ledger error");
+                let page = missing_page(&asked, "the ledger cannot be read (see the daemon's log)");
+                return (StatusCode::INTERNAL_SERVER_ERROR, Html(page)).into_response();
+            }
+        },
+    };
+    (StatusCode::NOT_FOUND, Html(missing_page(&asked, &why))).into_response()
+}
+
+/// A page for a block that cannot be shown: what was asked (escaped, and cut short: it is the
+/// visitor's text), why, and the way back to the board.
+fn missing_page(asked: &str, why: &str) -> String {
+    let asked: String = asked.chars().filter(|c| !c.is_control()).take(80).collect();
+    let (asked, why) = (escape_html(&asked), escape_html(why));
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>no such block · ethproofs-daemon</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  body {{ font: 14px/1.4 system-ui, sans-serif; margin: 0; padding: 24px 20px; background: #0f1115; color: #e6e6e6; }}
+  h1 {{ font-size: 20px; margin: 0 0 12px; }}
+  code {{ overflow-wrap: anywhere; }}
+  a {{ color: #93c5fd; }}
+</style>
+</head>
+<body>
+<h1 id="not-found">No such block</h1>
+<p>You asked for block <code>{asked}</code>: {why}.</p>
+<p><a href="../">Back to the dashboard</a></p>
+</body>
+</html>
+"#
+    )
+}
+
+/// `text` made safe inside HTML element content and attribute values.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+async fn data(State(s): State<Arc<Surface>>, Path(asked): Path<String>) -> Response {
+    let n = match number(&asked) {
+        Ok(n) => n,
+        Err(why) => {
+            let asked: String = asked.chars().take(80).collect();
+            return (StatusCode::NOT_FOUND, Json(json!({"error": format!("{asked:?}: {why}")}))).into_response();
+        }
+    };
     match s.control.ledger().story(n) {
         Ok(Some(story)) => {
             let mut doc = document(&s, &story);
@@ -57,42 +135,49 @@ fn time(ms: i64) -> String {
     crate::status::rfc3339(at)
 }
 
-/// What a transition means, in words, with what the ledger knows about it.
-fn describe(story: &Story, what: &str) -> (&'static str, Option<String>) {
-    let executed = story.state == "executed";
-    let num = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+/// What a transition means, in words, with what the ledger knows about it. `executes`: the block
+/// is (being) executed without a proof (`native`, `execute`), and is worded so. Figures the
+/// ledger does not have are left out, never shown as "?".
+fn describe(story: &Story, what: &str, executes: bool) -> (&'static str, Option<String>) {
+    let time = |ms: Option<u64>| ms.map(crate::status::human_ms);
+    let parts = |parts: Vec<Option<String>>| {
+        let said: Vec<String> = parts.into_iter().flatten().collect();
+        (!said.is_empty()).then(|| said.join(", "))
+    };
     match what {
         "seen" => ("target seen", Some(format!("origin: {}", story.origin))),
         "queued" => (
             "input built",
-            Some(format!(
-                "{} gas, {} transactions, built in {} ms",
-                num(story.gas_used),
-                num(story.tx_count),
-                num(story.input_ms)
-            )),
+            parts(vec![
+                story.gas_used.map(|g| format!("{g} gas")),
+                story.tx_count.map(|t| format!("{t} transaction{}", if t == 1 { "" } else { "s" })),
+                time(story.input_ms).map(|t| format!("built in {t}")),
+            ]),
         ),
         "proving" => (
-            if executed { "execution started" } else { "proving started" },
+            if executes { "execution started" } else { "proving started" },
             Some(match &story.job_id {
                 Some(job) => format!("attempt {}, coordinator job {job}", story.attempts),
                 None => format!("attempt {}", story.attempts),
             }),
         ),
         "checked" => ("input checked by the guest", story.guest_steps.map(|s| format!("{s} steps"))),
-        "exited" => ("prover finished", story.exit.clone()),
+        "exited" => (if executes { "execution finished" } else { "prover finished" }, story.exit.clone()),
         "proved" => (
             "proof accepted",
-            Some(format!(
-                "proving time {} ms, {} cycles, proof {} bytes",
-                num(story.proving_ms),
-                num(story.cycles),
-                num(story.proof_bytes)
-            )),
+            parts(vec![
+                time(story.proving_ms).map(|t| format!("proving time {t}")),
+                story.cycles.map(|c| format!("{c} cycles")),
+                story.proof_bytes.map(|b| format!("proof {b} bytes")),
+            ]),
         ),
-        "executed" => {
-            ("executed (no proof)", Some(format!("{} ms, {} steps", num(story.proving_ms), num(story.cycles))))
-        }
+        "executed" => (
+            "executed (no proof)",
+            parts(vec![
+                time(story.proving_ms).map(|t| format!("execution time {t}")),
+                story.cycles.map(|c| format!("{c} steps")),
+            ]),
+        ),
         "failed" => (
             "failed",
             Some(format!("{}: {}", story.stage.as_deref().unwrap_or("?"), story.reason.as_deref().unwrap_or(""))),
@@ -105,11 +190,18 @@ fn describe(story: &Story, what: &str) -> (&'static str, Option<String>) {
 /// The `/api/blocks/{n}` document.
 pub fn document(s: &Surface, story: &Story) -> Value {
     let dev = s.info.dev;
+    // A block's own outcome says whether it was proved; one in flight or failed is worded as
+    // the daemon's mode makes it (no proofs with `native` or `execute`).
+    let executes = match story.state.as_str() {
+        "proved" => false,
+        "executed" => true,
+        _ => s.board.prover.fresh().is_some_and(|p| p.action != "prove"),
+    };
     let mut events: Vec<(i64, String, Option<String>)> = story
         .moments
         .iter()
         .map(|m| {
-            let (what, detail) = describe(story, m.what);
+            let (what, detail) = describe(story, m.what, executes);
             (m.at_ms, what.to_string(), detail)
         })
         .collect();
@@ -159,6 +251,8 @@ pub fn document(s: &Surface, story: &Story) -> Value {
         "chain": s.info.chain_name,
         "dev_chain": dev,
         "outcome": story.state,
+        // Whether this block is about a proof, or an execution without one.
+        "proof": !executes,
         "stage": story.stage,
         "reason": story.reason,
         "attempts": story.attempts,
@@ -176,18 +270,21 @@ pub fn document(s: &Surface, story: &Story) -> Value {
         "block_hash": story.block_hash,
         "block_time": story.block_timestamp.and_then(|t| i64::try_from(t).ok()).map(|t| time(t.saturating_mul(1000))),
         "timeline": timeline,
-        "where_the_time_went": segments(story, proved_call),
+        "where_the_time_went": segments(story, proved_call, executes),
         "ethproofs_url": ethproofs_url,
     })
 }
 
 /// Consecutive stretches of the block's life, each with its length: the bar on the page.
-fn segments(story: &Story, proved_call_done: Option<i64>) -> Vec<Value> {
+fn segments(story: &Story, proved_call_done: Option<i64>, executes: bool) -> Vec<Value> {
     let label = |from: &str, to: &str| match (from, to) {
         ("seen", "queued") => "building the input",
+        ("queued", "proving") if executes => "waiting to be executed",
         ("queued", "proving") => "waiting for the prover",
         ("proving", "checked") => "checking the input",
+        (_, "exited") if executes => "executing",
         (_, "exited") => "proving",
+        ("exited", "executed") => "recording the execution",
         ("exited", _) => "sealing the proof",
         (_, "failed") => "until it failed",
         _ => "waiting",
@@ -203,4 +300,30 @@ fn segments(story: &Story, proved_call_done: Option<i64>) -> Vec<Value> {
         out.push(json!({"label": "reporting to EthProofs", "ms": done.saturating_sub(last.at_ms).max(0)}));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_names_a_block_the_ledger_can_hold_or_says_why_not() {
+        assert_eq!(number("10"), Ok(10));
+        assert_eq!(number(&i64::MAX.to_string()), Ok(i64::MAX as u64));
+        assert!(number("9223372036854775808").unwrap_err().contains("largest block number"));
+        assert!(number("99999999999999999999999").unwrap_err().contains("largest block number"));
+        for not in ["abc", "", "-1", "1e3", "0x10", " 10"] {
+            assert_eq!(number(not), Err("that is not a block number".to_string()), "{not:?}");
+        }
+    }
+
+    #[test]
+    fn the_missing_page_shows_what_was_asked_as_text_only() {
+        let page = missing_page("<script>alert('x')</script>&\"", "that is not a block number");
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"), "{page}");
+        assert!(page.contains(r#"<a href="../">"#) && page.contains("that is not a block number"), "{page}");
+        let long = missing_page(&"9".repeat(500), "why");
+        assert!(!long.contains(&"9".repeat(81)), "the asked text is cut short");
+    }
 }

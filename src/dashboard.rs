@@ -10,12 +10,25 @@ use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use crate::store::BlockState;
 use crate::surface::Surface;
 
+mod stage;
+
 const PAGE: &str = include_str!("dashboard/index.html");
+/// What both pages share (how durations read, whether a page fits its window), served once.
+const COMMON_JS: &str = include_str!("dashboard/common.js");
 
 pub fn router(surface: Arc<Surface>) -> Router {
-    Router::new().route("/", get(page)).route("/api/dashboard", get(data)).with_state(surface)
+    Router::new()
+        .route("/", get(page))
+        .route("/assets/common.js", get(common_js))
+        .route("/api/dashboard", get(data))
+        .with_state(surface)
+}
+
+async fn common_js() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/javascript; charset=utf-8")], COMMON_JS)
 }
 
 /// "cargo-zisk 0.16.0", "ZisK coordinator", "no ZisK (native)": what the header says proves.
@@ -99,25 +112,38 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         .checked_sub(Duration::from_secs(6 * 3600))
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
-    let (expected, proved_6h) = ledger.reliability(six_hours_ago).unwrap_or((0, 0));
+    // Without proofs (execute, native) a target is done when executed: the figures, the chart
+    // and the reliability count executions, and the page words them so.
+    let proving = prover["action"] == "prove";
+    let done = if proving { BlockState::Proved } else { BlockState::Executed };
+    let (expected, done_6h) = ledger.reliability(six_hours_ago, done).unwrap_or((0, 0));
     let recent = ledger.recent_blocks(None, 20).unwrap_or_default();
-    let mut proved = ledger.recent_blocks(Some("proved"), 30).unwrap_or_default();
-    proved.reverse();
-    // Without proofs (execute, native) the chart shows execution times.
-    let chart = if prover["action"] == "prove" {
-        proved.clone()
-    } else {
-        let mut executed = ledger.recent_blocks(Some("executed"), 30).unwrap_or_default();
-        executed.reverse();
-        executed
-    };
-    let times: Vec<u64> = proved.iter().filter_map(|b| b.proving_ms).collect();
+    let mut chart = ledger.recent_blocks(Some(done.as_str()), 30).unwrap_or_default();
+    chart.reverse();
+    let points: Vec<Value> =
+        chart.iter().filter_map(|b| b.proving_ms.map(|ms| json!({"block": b.block, "ms": ms}))).collect();
+    let times: Vec<u64> = chart.iter().filter_map(|b| b.proving_ms).collect();
     let avg = (!times.is_empty()).then(|| times.iter().sum::<u64>() / times.len() as u64);
+    let input_stage = stage::input(input, health["uptime_seconds"].as_u64().unwrap_or(0));
+    let board_status = stage::worse(status, input_stage["health"].as_str().unwrap_or("unhealthy"));
     let head = input["head"].as_u64();
     let next = input["next_target"].as_u64();
     let hw = hardware().await;
-    Json(json!({
-        "status": status,
+    let hardware = json!({
+        "cpu": hw.cpu, "cores": hw.cores, "ram_gb": hw.ram_gb, "gpus": hw.gpus,
+        "disk_free_gb": crate::disk::free_mb(&s.info.output_dir).map(|mb| (mb as f64 / 100.0).round() / 10.0),
+    });
+    // What the daemon does with each block, for the header's badge.
+    let mode = match prover["action"].as_str() {
+        Some("prove") => "proving",
+        Some("execute") => "executing (no proofs)",
+        Some("native") => "native re-execution (no ZisK)",
+        _ => "starting",
+    };
+    let mut doc = json!({
+        // The worse of `/health`'s verdict and the board's own of the input stage.
+        "status": board_status,
+        "daemon_status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "ethrex": crate::ETHREX_VERSION,
         "chain": s.info.chain_name,
@@ -126,14 +152,8 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         "ethproofs_links": crate::status::on_ethproofs(s.info.reporting, s.info.dev),
         "zisk": s.info.zisk_version,
         "prover": prover_label(&s.info.zisk_version, prover),
-        // What the daemon does with each block, for the header's badge.
-        "mode": match prover["action"].as_str() {
-            Some("prove") => "proving",
-            Some("execute") => "executing (no proofs)",
-            Some("native") => "native re-execution (no ZisK)",
-            _ => "starting",
-        },
-        "proving": prover["action"] == "prove",
+        "mode": mode,
+        "proving": proving,
         "reporting": s.info.reporting,
         "block_time_ms": input["block_time_ms"],
         "paused": s.paused(),
@@ -144,7 +164,15 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         "proved": count(&["proved"]),
         "executed": count(&["executed"]),
         "missed": count(&["failed", "skipped"]),
-        "reliability_6h": if expected == 0 { 1.0 } else { proved_6h as f64 / expected as f64 },
+        // No targets yet is not 100 % nor 0 %: the page says so.
+        "targets_6h": expected,
+        "done_6h": done_6h,
+        "reliability_6h": (expected > 0).then(|| done_6h as f64 / expected as f64),
+        "input_stage": input_stage,
+    });
+    // Two documents merged: one `json!` of every field is past the macro's recursion limit.
+    let work = json!({
+        "prover_health": prover["status"],
         "prover_state": prover["state"],
         "proving_block": prover["proving_block"],
         "proving_seconds": prover["proving_duration_seconds"],
@@ -155,13 +183,18 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         "input_queue": input["queue_length"],
         "prover_queue": prover["queue_length"],
         "report_queue": components["reporter"]["queue_length"],
-        "avg_proving_ms": avg,
-        "last_proving_ms": times.last(),
-        "chart": chart.iter().filter_map(|b| b.proving_ms.map(|ms| json!({"block": b.block, "ms": ms}))).collect::<Vec<Value>>(),
-        "hardware": {
-            "cpu": hw.cpu, "cores": hw.cores, "ram_gb": hw.ram_gb, "gpus": hw.gpus,
-            "disk_free_gb": crate::disk::free_mb(&s.info.output_dir).map(|mb| (mb as f64 / 100.0).round() / 10.0),
-        },
+        // Proving times, or execution times in the modes that make no proofs.
+        "avg_ms": avg,
+        "last_ms": times.last(),
+        "chart": points,
+        "hardware": hardware,
         "blocks": recent,
-    }))
+    });
+    if let (Some(doc), Value::Object(work)) = (doc.as_object_mut(), work) {
+        doc.extend(work);
+    }
+    // A block's reason is the ledger's whole error, with what a node or the prover wrote: shown
+    // without credentials, keys or paths, as on every public document.
+    crate::sanitize::public_strings(&mut doc);
+    Json(doc)
 }

@@ -202,7 +202,8 @@ async fn metrics(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         .checked_sub(Duration::from_secs(6 * 3600))
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
-    let (expected_6h, proved_6h) = ledger.reliability(six_hours_ago).unwrap_or((0, 0));
+    let (expected_6h, proved_6h) =
+        ledger.reliability(six_hours_ago, crate::store::BlockState::Proved).unwrap_or((0, 0));
     let (last_proved, last_reported) = ledger.last_proved_and_reported().unwrap_or((None, None));
     let snapshot = crate::telemetry::Snapshot {
         head: input.as_ref().and_then(|s| s.head),

@@ -90,6 +90,8 @@ pub struct InputStatus {
     pub status: &'static str,
     pub state: &'static str,
     pub building_block: Option<u64>,
+    /// How long the block's input has been building: a build that never ends shows here.
+    pub building_seconds: Option<u64>,
     pub processed_count: u64,
     pub head: Option<u64>,
     /// The chain's block time as observed from the head's advances.
@@ -101,6 +103,8 @@ pub struct InputStatus {
     pub missed_blocks: Vec<MissedBlock>,
     /// The last head poll's failure, in our words.
     pub rpc_error: Option<String>,
+    /// How long the head poll has been failing (since its first failure in a row).
+    pub rpc_failing_seconds: Option<u64>,
     pub rpc_error_detail: Option<String>,
 }
 
@@ -260,6 +264,36 @@ pub fn rfc3339(t: SystemTime) -> String {
     format!("{year:04}-{month:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
+/// A duration in the words an operator reads at a glance, never more precise than that:
+/// "840 ms", "2.3 s", "42 s", "4 min 12 s", "1 h 5 min". The pages' script says them the same way.
+pub fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms} ms");
+    }
+    if ms < 9950 {
+        let tenths = (ms + 50) / 100;
+        return match tenths % 10 {
+            0 => format!("{} s", tenths / 10),
+            t => format!("{}.{t} s", tenths / 10),
+        };
+    }
+    let s = (ms + 500) / 1000;
+    if s < 60 {
+        return format!("{s} s");
+    }
+    if s < 3600 {
+        return match s % 60 {
+            0 => format!("{} min", s / 60),
+            r => format!("{} min {r} s", s / 60),
+        };
+    }
+    let m = (s + 30) / 60;
+    match m % 60 {
+        0 => format!("{} h", m / 60),
+        r => format!("{} h {r} min", m / 60),
+    }
+}
+
 /// RFC 3339 time from milliseconds since the epoch (ledger timestamps).
 pub fn rfc3339_ms(ms: i64) -> String {
     rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
@@ -275,6 +309,33 @@ mod tests {
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_683_200)), "2025-11-21T00:00:00Z");
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_ms(-5), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        let said: Vec<String> =
+            [0, 999, 1000, 1049, 2340, 9949, 9950, 59_499, 59_500, 252_000, 3_599_500, 3_900_000, 90_000_000]
+                .into_iter()
+                .map(human_ms)
+                .collect();
+        assert_eq!(
+            said,
+            [
+                "0 ms",
+                "999 ms",
+                "1 s",
+                "1 s",
+                "2.3 s",
+                "9.9 s",
+                "10 s",
+                "59 s",
+                "1 min",
+                "4 min 12 s",
+                "1 h",
+                "1 h 5 min",
+                "25 h"
+            ]
+        );
     }
 
     #[test]

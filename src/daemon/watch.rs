@@ -45,6 +45,11 @@ impl NodeWatch {
         self.last_error = Some((error.summary(), reason));
     }
 
+    /// How long the head poll has been failing, if it is.
+    pub fn failing_for(&self) -> Option<Duration> {
+        self.down_since.map(|since| since.elapsed())
+    }
+
     /// The last failure in our words (public), and whole (for `/admin/status`).
     pub fn last_error(&self) -> (Option<String>, Option<String>) {
         match &self.last_error {

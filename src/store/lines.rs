@@ -32,6 +32,12 @@ pub struct ReportLine {
     pub guest_steps: Option<u64>,
 }
 
+/// When a block last moved: every transition stamps its new state's column (`tx::apply`), so the
+/// latest of them. SQLite's `MAX(…)` of several values is NULL if any is, hence the zeros.
+const LAST_MOVE: &str = "MAX(COALESCE(b.seen_at, 0), COALESCE(b.input_ready_at, 0), COALESCE(b.queued_at, 0),
+    COALESCE(b.proving_at, 0), COALESCE(b.checked_at, 0), COALESCE(b.exited_at, 0), COALESCE(b.proved_at, 0),
+    COALESCE(b.executed_at, 0), COALESCE(b.failed_at, 0), COALESCE(b.skipped_at, 0), COALESCE(b.orphaned_at, 0))";
+
 impl Ledger {
     /// Every target first seen at or after `since_ms`, oldest first.
     pub fn report_lines(&self, since_ms: i64) -> Result<Vec<ReportLine>, StoreError> {
@@ -88,14 +94,16 @@ impl Ledger {
         Ok(lines)
     }
 
-    /// `(expected, proved)` targets first seen at or after `since_ms` (skipped ones count as expected).
-    pub fn reliability(&self, since_ms: i64) -> Result<(u64, u64), StoreError> {
+    /// `(expected, done)` targets first seen at or after `since_ms` (skipped ones count as
+    /// expected), `done` being those now in state `done`: `proved`, or `executed` in the modes
+    /// that make no proofs.
+    pub fn reliability(&self, since_ms: i64, done: BlockState) -> Result<(u64, u64), StoreError> {
         self.lock()
             .query_row(
                 "SELECT COUNT(*) + (SELECT COALESCE(SUM(count), 0) FROM skipped_ranges WHERE at >= ?1),
-                        COALESCE(SUM(state = 'proved'), 0)
+                        COALESCE(SUM(state = ?2), 0)
                  FROM blocks WHERE origin = 'schedule' AND COALESCE(seen_at, skipped_at, failed_at, 0) >= ?1",
-                params![since_ms],
+                params![since_ms, done.as_str()],
                 |r| Ok((from_sql(r.get(0)?), from_sql(r.get(1)?))),
             )
             .map_err(self.sql())
@@ -117,9 +125,12 @@ impl Ledger {
         Ok((proved.map(from_sql), reported.map(from_sql)))
     }
 
-    /// Recent blocks, newest first, optionally of one state.
+    /// Recent blocks, the most recently moved first (its latest transition), optionally of one
+    /// state. Ordered by time, not by number: a block far above the head (an operator's typo,
+    /// failed or waiting) would otherwise head every list for good.
     /// The dashboard polls this: a bounded query, not a scan of the whole ledger into memory.
     pub fn recent_blocks(&self, state: Option<&str>, limit: u32) -> Result<Vec<ReportLine>, StoreError> {
-        self.query_lines("(?1 IS NULL OR b.state = ?1) ORDER BY b.number DESC LIMIT ?2", &[&state, &i64::from(limit)])
+        let tail = format!("(?1 IS NULL OR b.state = ?1) ORDER BY {LAST_MOVE} DESC, b.number DESC LIMIT ?2");
+        self.query_lines(&tail, &[&state, &i64::from(limit)])
     }
 }

@@ -186,6 +186,35 @@ fn report_lines_join_the_proved_call() {
 }
 
 #[test]
+fn recent_blocks_are_ordered_by_their_last_move_not_their_number() {
+    let (_d, l) = ledger();
+    // An operator's typo far above the head, failed first; targets move after it.
+    l.operator_prove(&[1_000_000_000]).unwrap();
+    l.input_failed(1_000_000_000, Stage::FetchBlock, "no such block").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    l.targets_scheduled(&[10, 11], None, 11).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    l.input_failed(10, Stage::Input, "bad witness").unwrap();
+    let order: Vec<u64> = l.recent_blocks(None, 10).unwrap().iter().map(|b| b.block).collect();
+    assert_eq!(order, vec![10, 11, 1_000_000_000], "the latest move first, the old typo last");
+    let failed: Vec<u64> = l.recent_blocks(Some("failed"), 1).unwrap().iter().map(|b| b.block).collect();
+    assert_eq!(failed, vec![10]);
+}
+
+#[test]
+fn reliability_counts_the_outcome_the_mode_makes() {
+    let (_d, l) = ledger();
+    assert_eq!(l.reliability(0, BlockState::Proved).unwrap(), (0, 0), "no targets yet");
+    l.targets_scheduled(&[10, 11], None, 11).unwrap();
+    l.input_built(10, &built(Path::new("/i")), false).unwrap();
+    l.proof_started(10, false).unwrap();
+    l.prover_exited(10, &exit(None)).unwrap();
+    l.executed(10, 5, None).unwrap();
+    assert_eq!(l.reliability(0, BlockState::Executed).unwrap(), (2, 1));
+    assert_eq!(l.reliability(0, BlockState::Proved).unwrap(), (2, 0));
+}
+
+#[test]
 fn unknown_state_text_is_an_error_naming_the_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.db");

@@ -9,6 +9,7 @@ pub mod fake_slack;
 pub mod fake_ws;
 pub mod http;
 pub mod mini_chain;
+pub mod proxy;
 pub mod synthetic_elf;
 
 use std::io::Write;

@@ -24,6 +24,7 @@ impl InputGenerator {
                 "polling"
             },
             building_block: building,
+            building_seconds: s.building.as_ref().map(|(_, started, _)| started.elapsed().as_secs()),
             processed_count: s.processed_count,
             head: s.head,
             block_time_ms: s.block_time_ms,
@@ -33,6 +34,7 @@ impl InputGenerator {
             missed_count: s.missed_count,
             missed_blocks: s.missed.to_vec(),
             rpc_error,
+            rpc_failing_seconds: s.node.failing_for().map(|d| d.as_secs()),
             rpc_error_detail,
         });
         Ok(())
