@@ -202,8 +202,10 @@ async fn metrics(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         .checked_sub(Duration::from_secs(6 * 3600))
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
-    let (expected_6h, proved_6h) =
-        ledger.reliability(six_hours_ago, crate::store::BlockState::Proved).unwrap_or((0, 0));
+    // A target is done when the mode's work on it is: proved, or executed without proofs.
+    let done = if s.info.proves { crate::store::BlockState::Proved } else { crate::store::BlockState::Executed };
+    let (expected_6h, proved_6h) = ledger.reliability(six_hours_ago, done).unwrap_or((0, 0));
+    let targets_behind = ledger.targets_behind(done).unwrap_or(0);
     let (last_proved, last_reported) = ledger.last_proved_and_reported().unwrap_or((None, None));
     let snapshot = crate::telemetry::Snapshot {
         head: input.as_ref().and_then(|s| s.head),
@@ -221,6 +223,7 @@ async fn metrics(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         job_phase: prover.as_ref().and_then(|p| p.phase.zip(p.phase_seconds)),
         coordinator_up: prover.as_ref().and_then(|p| p.coordinator.as_ref()).map(|c| c.reachable != Some(false)),
         block_interval: s.info.block_interval,
+        targets_behind,
         prover_stuck: prover.as_ref().is_some_and(|p| p.state == "stuck"),
     };
     let hash_id = prover

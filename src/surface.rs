@@ -17,6 +17,9 @@ pub struct Info {
     pub chain_name: String,
     /// `BLOCK_INTERVAL`: which blocks are targets (`prove --latest`).
     pub block_interval: u64,
+    /// The daemon makes proofs (ZISK_ACTION=prove): a target is done when proved, else when
+    /// executed. Figures and metrics count what the mode makes.
+    pub proves: bool,
     /// The offline dev chain (`run --dev`): its blocks are executed, never on ethproofs.org.
     pub dev: bool,
     /// EthProofs reporting is configured: only then does a block link to ethproofs.org.

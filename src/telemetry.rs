@@ -47,6 +47,33 @@ pub fn install() -> &'static PrometheusHandle {
     })
 }
 
+/// Every counter and histogram a rule or a graph reads, at zero, from start-up: a series that
+/// appears only with its first event breaks `increase()` and rules over it until then. Label
+/// sets are those the daemon itself records in this mode.
+pub fn baseline(proves: bool, reporting: bool, coordinator: bool) {
+    install();
+    metrics::counter!("ethproofs_proofs_rejected_total").increment(0);
+    let (outcome, stage) = if proves { ("proved", "prove") } else { ("executed", "execute") };
+    metrics::counter!("ethproofs_blocks_total", "outcome" => outcome, "stage" => stage).increment(0);
+    metrics::counter!("ethproofs_blocks_total", "outcome" => "failed", "stage" => "prover").increment(0);
+    metrics::counter!("ethproofs_rpc_errors_total", "kind" => "head", "status" => "network").increment(0);
+    // Also with reporting off (zero calls is the truth), so that every shipped rule has its series.
+    for endpoint in ["queued", "proving", "proved"] {
+        metrics::counter!("ethproofs_api_responses_total", "endpoint" => endpoint, "result" => "done", "status" => "2xx")
+            .increment(0);
+    }
+    if coordinator {
+        metrics::counter!("ethproofs_coordinator_errors_total", "kind" => "unreachable").increment(0);
+    }
+    for name in ["ethproofs_proving_seconds", "ethproofs_block_to_proof_seconds", "ethproofs_input_generation_seconds"]
+    {
+        let _ = metrics::histogram!(name);
+    }
+    if reporting {
+        let _ = metrics::histogram!("ethproofs_report_latency_seconds");
+    }
+}
+
 /// A proof the verifier refused (it is kept, the block failed, nothing was reported).
 pub fn proof_rejected() {
     metrics::counter!("ethproofs_proofs_rejected_total").increment(1);
@@ -125,6 +152,8 @@ pub struct Snapshot {
     pub block_interval: u64,
     /// A proof runs past `PROVER_STUCK_THRESHOLD_SECONDS`.
     pub prover_stuck: bool,
+    /// Scheduled targets not done (proved, or executed without proofs) newer than the newest done.
+    pub targets_behind: u64,
 }
 
 /// The build labels last rendered: when they change (the coordinator's hash id becomes known)
@@ -148,6 +177,7 @@ pub fn render(snapshot: &Snapshot, build: Vec<(&'static str, String)>) -> String
     set("ethproofs_proof_in_progress_seconds", snapshot.proving_seconds);
     metrics::gauge!("ethproofs_paused").set(if snapshot.paused { 1.0 } else { 0.0 });
     metrics::gauge!("ethproofs_block_interval").set(snapshot.block_interval as f64);
+    metrics::gauge!("ethproofs_targets_behind").set(snapshot.targets_behind as f64);
     metrics::gauge!("ethproofs_prover_stuck").set(if snapshot.prover_stuck { 1.0 } else { 0.0 });
     metrics::gauge!("ethproofs_expected_targets_6h").set(snapshot.expected_6h as f64);
     metrics::gauge!("ethproofs_proved_targets_6h").set(snapshot.proved_6h as f64);

@@ -182,6 +182,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     let settings = Settings::from_config(&config);
     let surface = SurfaceSettings {
         block_interval: config.block_interval,
+        proves: config.zisk_action == ZiskAction::Prove,
         reporting: config.reports_to_ethproofs(),
         output_dir: config.output_dir.clone(),
         admin_token: config.admin_token.clone(),
@@ -214,6 +215,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
 /// What the HTTP surface needs of the configuration.
 struct SurfaceSettings {
     block_interval: u64,
+    proves: bool,
     reporting: bool,
     output_dir: std::path::PathBuf,
     admin_token: Option<crate::config::Secret>,
@@ -245,6 +247,7 @@ impl Built {
         let Built { ctx, settings, surface, poller, listener, admin_listener, started_notice, _lock } = self;
         let grace = settings.prover.kill_grace;
         crate::telemetry::install();
+        crate::telemetry::baseline(surface.proves, surface.reporting, ctx.backend.service().is_some());
         let gave_up = Arc::new(AtomicBool::new(false));
         let (_supervisor, supervisor_done) = ractor::Actor::spawn(
             None,
@@ -267,6 +270,7 @@ impl Built {
                 started_at: ctx.started_at,
                 chain_name: ctx.chain.name(),
                 block_interval: surface.block_interval,
+                proves: surface.proves,
                 dev: ctx.chain.is_dev(),
                 reporting: surface.reporting,
                 chain_id: ctx.chain.chain_id(),

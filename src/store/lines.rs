@@ -109,6 +109,21 @@ impl Ledger {
             .map_err(self.sql())
     }
 
+    /// How many scheduled targets are not done (`done`: proved, or executed in a mode without
+    /// proofs) and newer than the newest done one: the prover's lag in targets. On a fresh
+    /// ledger, the targets since the start; targets skipped by the backfill window are missed,
+    /// not behind.
+    pub fn targets_behind(&self, done: BlockState) -> Result<u64, StoreError> {
+        self.lock()
+            .query_row(
+                "SELECT COUNT(*) FROM blocks WHERE origin = 'schedule' AND state != ?1
+                   AND number > COALESCE((SELECT MAX(number) FROM blocks WHERE state = ?1), -1)",
+                params![done.as_str()],
+                |r| r.get(0).map(from_sql),
+            )
+            .map_err(self.sql())
+    }
+
     /// The newest proved block, and the newest whose `proved` call EthProofs accepted.
     pub fn last_proved_and_reported(&self) -> Result<(Option<u64>, Option<u64>), StoreError> {
         let conn = self.lock();
