@@ -295,13 +295,11 @@ pub(crate) fn reproduce(mut args: crate::ReproduceArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let rows = runtime.block_on(async {
         let backend = reproduce::backend(&config, &out, args.action)?;
-        println!(
-            "reproducing {} input(s) from {} with {} ({:?})",
-            inputs.len(),
-            inputs_dir.display(),
-            backend.name(),
-            args.action
-        );
+        let doing = match (backend.name(), args.action) {
+            ("native", _) => "re-executing natively".to_string(),
+            (name, action) => format!("{} with {name}", format!("{action:?}").to_lowercase()),
+        };
+        println!("reproducing {} input(s) from {}: {doing}", inputs.len(), inputs_dir.display());
         anyhow::Ok(reproduce::run(backend.as_ref(), args.action, &inputs, &out, &mut std::io::stdout()).await)
     })?;
     if let Some(csv) = &args.report_csv {
