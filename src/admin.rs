@@ -234,10 +234,10 @@ pub fn latest_targets(head: u64, interval: u64, count: u64) -> Vec<u64> {
     (0..count).map_while(|k| interval.checked_mul(k).and_then(|d| newest.checked_sub(d))).filter(|b| *b > 0).collect()
 }
 
-/// The CLI side: one call to a running daemon's admin API. Returns the status and JSON body.
 /// The largest answer the admin client reads (a `/health` document is a few tens of kB).
 const MAX_ANSWER_BYTES: usize = 4 << 20;
 
+/// The CLI side: one call to a running daemon's admin API. Returns the status and JSON body.
 pub async fn call(
     base: &str,
     token: Option<&Secret>,

@@ -59,14 +59,31 @@ async fn page(State(s): State<Arc<Surface>>, Path(asked): Path<String>) -> Respo
 /// A page for a block that cannot be shown: what was asked (escaped, and cut short: it is the
 /// visitor's text), why, and the way back to the board.
 fn missing_page(asked: &str, why: &str) -> String {
-    let asked: String = asked.chars().filter(|c| !c.is_control()).take(80).collect();
-    let (asked, why) = (escape_html(&asked), escape_html(why));
+    let asked = escape_html(&visitor_text(asked));
+    let body = format!("You asked for block <code>{asked}</code>: {}.", escape_html(why));
+    not_found_page("No such block", &body, "../")
+}
+
+/// Any other path on the public port: a 404 page in words, not an empty answer.
+pub async fn unknown(uri: axum::http::Uri) -> Response {
+    let asked = escape_html(&visitor_text(uri.path()));
+    let body = format!("This daemon serves no page at <code>{asked}</code>.");
+    (StatusCode::NOT_FOUND, Html(not_found_page("Nothing here", &body, "/"))).into_response()
+}
+
+/// The visitor's text as a page may quote it: no control characters, at most 80 characters.
+fn visitor_text(asked: &str) -> String {
+    asked.chars().filter(|c| !c.is_control()).take(80).collect()
+}
+
+/// The 404 page: `body_html` is already escaped.
+fn not_found_page(heading: &str, body_html: &str, back: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>no such block · ethproofs-daemon</title>
+<title>{heading} · ethproofs-daemon</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
   body {{ font: 14px/1.4 system-ui, sans-serif; margin: 0; padding: 24px 20px; background: #0f1115; color: #e6e6e6; }}
@@ -76,9 +93,9 @@ fn missing_page(asked: &str, why: &str) -> String {
 </style>
 </head>
 <body>
-<h1 id="not-found">No such block</h1>
-<p>You asked for block <code>{asked}</code>: {why}.</p>
-<p><a href="../">Back to the dashboard</a></p>
+<h1 id="not-found">{heading}</h1>
+<p>{body_html}</p>
+<p><a href="{back}">Back to the dashboard</a></p>
 </body>
 </html>
 "#
@@ -195,7 +212,8 @@ pub fn document(s: &Surface, story: &Story) -> Value {
     let executes = match story.state.as_str() {
         "proved" => false,
         "executed" => true,
-        _ => s.board.prover.fresh().is_some_and(|p| p.action != "prove"),
+        // The configured mode, not the prover's live status (stale for a moment after a restart).
+        _ => !s.info.proves,
     };
     let mut events: Vec<(i64, String, Option<String>)> = story
         .moments

@@ -114,7 +114,8 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
     // Without proofs (execute, native) a target is done when executed: the figures, the chart
     // and the reliability count executions, and the page words them so.
-    let proving = prover["action"] == "prove";
+    // The configured mode, not the prover's live status (absent while it restarts).
+    let proving = s.info.proves;
     let done = if proving { BlockState::Proved } else { BlockState::Executed };
     let (expected, done_6h) = ledger.reliability(six_hours_ago, done).unwrap_or((0, 0));
     let recent = ledger.recent_blocks(None, 20).unwrap_or_default();

@@ -58,9 +58,12 @@ pub fn baseline(proves: bool, reporting: bool, coordinator: bool) {
     metrics::counter!("ethproofs_blocks_total", "outcome" => "failed", "stage" => "prover").increment(0);
     metrics::counter!("ethproofs_rpc_errors_total", "kind" => "head", "status" => "network").increment(0);
     // Also with reporting off (zero calls is the truth), so that every shipped rule has its series.
+    // The answers rules watch (`permanent|transient`) as well as the good one.
     for endpoint in ["queued", "proving", "proved"] {
-        metrics::counter!("ethproofs_api_responses_total", "endpoint" => endpoint, "result" => "done", "status" => "2xx")
-            .increment(0);
+        for (result, status) in [("done", "2xx"), ("transient", "network"), ("permanent", "400")] {
+            metrics::counter!("ethproofs_api_responses_total", "endpoint" => endpoint, "result" => result, "status" => status)
+                .increment(0);
+        }
     }
     if coordinator {
         metrics::counter!("ethproofs_coordinator_errors_total", "kind" => "unreachable").increment(0);

@@ -287,5 +287,14 @@ fn a_block_that_cannot_be_shown_is_a_404_page_with_words() {
     let (code, body) = d.get("/api/blocks/abc").unwrap();
     assert_eq!((code, body["error"].as_str().is_some_and(|e| e.contains("not a block number"))), (404, true), "{body}");
     assert_eq!(d.get("/blocks/10").map(|r| r.0), Some(200), "a block in the ledger has its page");
+    // Any other path: a 404 page in words too, quoting the path as text, never as markup.
+    assert_eq!(d.get("/nothing/here").map(|r| r.0), Some(404));
+    let page = d.get_text("/nothing/here").unwrap_or_default();
+    assert!(
+        page.contains("serves no page at <code>/nothing/here</code>") && page.contains(r#"<a href="/">"#),
+        "{page}"
+    );
+    let page = d.get_text("/nothing/<b>x").unwrap_or_default();
+    assert!(!page.contains("<b>"), "the asked path is markup:\n{page}");
     assert!(d.terminate().0.success());
 }

@@ -84,6 +84,8 @@ fn metrics_exist_from_start_up_and_the_figures_fit_the_mode() {
         metric_names(&rules).into_iter().filter(|n| n != "ethproofs_coordinator_up" && !exported.contains(n)).collect();
     assert!(missing.is_empty(), "not exported before the first record: {missing:?}\n{text}");
     assert!(text.contains("ethproofs_blocks_total{outcome=\"executed\",stage=\"execute\"} 0"), "{text}");
+    // The series EthproofsReportsFailing reads, before any call failed.
+    assert!(text.contains("result=\"permanent\"") && text.contains("result=\"transient\""), "{text}");
     assert_eq!(gauge(&text, "ethproofs_targets_behind"), Some(0.0), "{text}");
     assert_eq!(gauge(&text, "ethproofs_reliability_ratio_6h"), Some(1.0), "nothing due yet: {text}");
     assert!(d.terminate().0.success());

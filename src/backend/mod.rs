@@ -280,3 +280,39 @@ pub(crate) fn write_whole(path: &Path, data: &[u8]) -> std::io::Result<u64> {
     std::fs::rename(&tmp, path)?;
     Ok(data.len() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::drain::Drain;
+
+    async fn resolves(f: impl std::future::Future<Output = Stop>) -> Option<Stop> {
+        tokio::time::timeout(Duration::from_millis(50), f).await.ok()
+    }
+
+    #[tokio::test]
+    async fn a_cancel_stops_one_run_a_shutdown_stops_every_run_and_wins() {
+        let drain = Drain::new();
+        let (first, second) = (StopSignal::for_run(&drain), StopSignal::for_run(&drain));
+        first.cancel();
+        assert_eq!(first.now(), Stop::Operator);
+        assert_eq!(second.now(), Stop::No, "an operator's cancel is one run's");
+        assert_eq!(resolves(first.requested()).await, Some(Stop::Operator));
+        // Once acted on, the cancel is not heard again: only a shutdown is.
+        assert_eq!(resolves(first.beyond(Stop::Operator)).await, None);
+        let third = StopSignal::for_run(&drain);
+        assert_eq!(third.now(), Stop::No, "a run after a cancelled one starts unstopped");
+
+        drain.signal();
+        for run in [&first, &second, &third] {
+            assert_eq!(run.now(), Stop::Shutdown, "a shutdown reaches every run and wins over a cancel");
+        }
+        assert_eq!(resolves(first.beyond(Stop::Operator)).await, Some(Stop::Shutdown));
+        assert_eq!(resolves(second.requested()).await, Some(Stop::Shutdown));
+        assert_eq!(resolves(second.beyond(Stop::Shutdown)).await, None, "nothing is beyond a shutdown");
+        assert_eq!(StopSignal::for_run(&drain).now(), Stop::Shutdown, "a run started while draining is stopped");
+        assert_eq!(StopSignal::never().now(), Stop::No);
+    }
+}

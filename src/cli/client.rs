@@ -11,7 +11,7 @@ use crate::ClientArgs;
 pub(crate) fn client(args: ClientArgs, method: &str, path: String) -> anyhow::Result<()> {
     let (status, body) = call(&args, method, &path)?;
     println!("{}", serde_json::to_string_pretty(&body)?);
-    if (200..300).contains(&status) { Ok(()) } else { bail!("{}", refusal(&args, status, &body)) }
+    if (200..300).contains(&status) { Ok(()) } else { bail!("{}", refusal(&args, &path, status, &body)) }
 }
 
 /// What to set so that an admin command works, said whenever one cannot.
@@ -50,9 +50,13 @@ fn call(args: &ClientArgs, method: &str, path: &str) -> anyhow::Result<(u16, ser
 }
 
 /// Why the daemon said no, in words an operator can act on.
-fn refusal(args: &ClientArgs, status: u16, body: &serde_json::Value) -> String {
+fn refusal(args: &ClientArgs, path: &str, status: u16, body: &serde_json::Value) -> String {
     let said = body.get("error").and_then(|e| e.as_str()).map(str::to_string).unwrap_or_else(|| body.to_string());
     match status {
+        404 if !path.starts_with("/admin/") => format!(
+            "{} serves no {path}: is it the daemon's HEALTH_PORT? (--url or ETHPROOFS_DAEMON_URL to point elsewhere)",
+            ethproofs_daemon::chain::redact_url(&base_url(args, path))
+        ),
         404 => format!(
             "{} has no admin API: {ADMIN_HINT} (it listens on ADMIN_HOST:ADMIN_PORT, 127.0.0.1:4001 by default)",
             ethproofs_daemon::chain::redact_url(&base_url(args, "/admin/"))
@@ -68,7 +72,7 @@ pub(crate) fn status(args: ClientArgs, json: bool) -> anyhow::Result<()> {
     let path = if args.token.is_some() { "/admin/status" } else { "/health" };
     let (code, doc) = call(&args, "GET", path)?;
     if !(200..300).contains(&code) && code != 503 {
-        bail!("{}", refusal(&args, code, &doc));
+        bail!("{}", refusal(&args, path, code, &doc));
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&doc)?);

@@ -13,7 +13,7 @@ use sha2::Digest;
 
 use super::run_progress::{Recording, RunProgress};
 use super::{Context, ProverSettings, until_recorded};
-use crate::backend::{Outcome, RunRequest, StopSignal};
+use crate::backend::{Outcome, RunRequest, Stop, StopSignal};
 use crate::decide::judge::Verdict;
 use crate::store::RecordedJob;
 use crate::store::Stage;
@@ -130,6 +130,10 @@ pub async fn run(
             if let Some((old, reason)) = left_the_chain(&ctx, &job).await {
                 let unrecorded = orphan(&ctx, &settings, &job, &old, &reason).err();
                 return report(0, Verdict::Orphaned(reason), Vec::new(), unrecorded);
+            }
+            // A stop that came during the check: the block stays queued, nothing raised.
+            if stop.now() == Stop::Shutdown {
+                return report(0, Verdict::Stopped, Vec::new(), None);
             }
             match ctx.ledger.proof_started(job.block, cfg.raises_reports) {
                 Ok(attempt) => attempt,

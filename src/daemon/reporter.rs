@@ -150,6 +150,9 @@ impl Reporter {
 
     fn pump(&self, myself: &ActorRef<ReporterMsg>, s: &mut ReporterState) -> Result<(), StoreError> {
         let Some(client) = self.client.clone() else { return Ok(()) };
+        // Held before the drain is looked at, as the Prover does: a stop that begins after this
+        // look waits for the call's answer to be recorded.
+        let hold = self.ctx.drain.hold();
         if s.sending.is_some() || self.ctx.drain.is_draining() {
             return Ok(());
         }
@@ -187,7 +190,7 @@ impl Reporter {
                     }
                     s.last_sent = Some(now);
                     ledger.report_sending(row.id)?;
-                    let task = self.send(client, row);
+                    let task = self.send(client, row, hold);
                     s.sending = Some((id, task));
                     return Ok(());
                 }
@@ -197,11 +200,11 @@ impl Reporter {
         Ok(())
     }
 
-    fn send(&self, client: Arc<EthProofsClient>, row: ReportRow) -> InFlightTask {
+    /// Sends one call; `hold` keeps the daemon's stop waiting (up to STOP_WAIT) for its answer to
+    /// be recorded.
+    fn send(&self, client: Arc<EthProofsClient>, row: ReportRow, hold: crate::drain::Hold) -> InFlightTask {
         let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
         let policy = self.settings.policy;
-        // The daemon's stop waits (up to STOP_WAIT) for the answer to be recorded.
-        let hold = self.ctx.drain.hold();
         InFlightTask::spawn(async move {
             let _hold = hold;
             let outcome = match build_call(&row).await {

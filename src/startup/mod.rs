@@ -289,7 +289,8 @@ impl Built {
         let stopped = |drain: Drain| async move { drain.signalled().await };
         let public = crate::health::router(surface.clone())
             .merge(crate::dashboard::router(surface.clone()))
-            .merge(crate::blocks::router(surface.clone()));
+            .merge(crate::blocks::router(surface.clone()))
+            .fallback(crate::blocks::unknown);
         let mut http = vec![tokio::spawn(crate::serve::serve(listener, public, stopped(ctx.drain.clone())))];
         if let Some(admin_listener) = admin_listener {
             // The admin API on its own address; `/health` there too, so `status` needs one URL.

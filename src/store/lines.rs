@@ -34,9 +34,27 @@ pub struct ReportLine {
 
 /// When a block last moved: every transition stamps its new state's column (`tx::apply`), so the
 /// latest of them. SQLite's `MAX(…)` of several values is NULL if any is, hence the zeros.
-const LAST_MOVE: &str = "MAX(COALESCE(b.seen_at, 0), COALESCE(b.input_ready_at, 0), COALESCE(b.queued_at, 0),
-    COALESCE(b.proving_at, 0), COALESCE(b.checked_at, 0), COALESCE(b.exited_at, 0), COALESCE(b.proved_at, 0),
-    COALESCE(b.executed_at, 0), COALESCE(b.failed_at, 0), COALESCE(b.skipped_at, 0), COALESCE(b.orphaned_at, 0))";
+/// A block's latest transition. The ledger indexes exactly this expression (`schema`, v7): keep
+/// the two the same, or every dashboard poll reads the whole ledger.
+const LAST_MOVE: &str = "MAX(COALESCE(seen_at, 0), COALESCE(input_ready_at, 0),
+    COALESCE(queued_at, 0), COALESCE(proving_at, 0), COALESCE(checked_at, 0), COALESCE(exited_at, 0),
+    COALESCE(proved_at, 0), COALESCE(executed_at, 0), COALESCE(failed_at, 0), COALESCE(skipped_at, 0),
+    COALESCE(orphaned_at, 0))";
+
+/// The read model's query, filtered and ordered by `tail` (a WHERE body).
+pub(super) fn lines_sql(tail: &str) -> String {
+    format!(
+        "SELECT b.number, b.state, b.stage, b.reason, b.gas_used, b.tx_count, b.input_ms, b.proving_ms,
+                b.cycles, b.attempts, b.seen_at, b.proved_at, r.done_at, r.state, b.job_id, b.guest_steps
+         FROM blocks b LEFT JOIN reports r ON r.block = b.number AND r.status = 'proved'
+         WHERE {tail}"
+    )
+}
+
+/// The recent lists: `?1` a state or NULL, `?2` how many.
+pub(super) fn recent_tail() -> String {
+    format!("(?1 IS NULL OR b.state = ?1) ORDER BY {LAST_MOVE} DESC, b.number DESC LIMIT ?2")
+}
 
 impl Ledger {
     /// Every target first seen at or after `since_ms`, oldest first.
@@ -47,14 +65,7 @@ impl Ledger {
     /// Blocks joined with their `proved` call, filtered and ordered by `tail` (a WHERE body).
     fn query_lines(&self, tail: &str, values: &[&dyn rusqlite::ToSql]) -> Result<Vec<ReportLine>, StoreError> {
         let conn = self.lock();
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT b.number, b.state, b.stage, b.reason, b.gas_used, b.tx_count, b.input_ms, b.proving_ms,
-                        b.cycles, b.attempts, b.seen_at, b.proved_at, r.done_at, r.state, b.job_id, b.guest_steps
-                 FROM blocks b LEFT JOIN reports r ON r.block = b.number AND r.status = 'proved'
-                 WHERE {tail}"
-            ))
-            .map_err(self.sql())?;
+        let mut stmt = conn.prepare(&lines_sql(tail)).map_err(self.sql())?;
         let opt_u64 = |v: Option<i64>| v.map(from_sql);
         let rows = stmt
             .query_map(values, |r| {
@@ -117,7 +128,8 @@ impl Ledger {
         self.lock()
             .query_row(
                 "SELECT COUNT(*) FROM blocks WHERE origin = 'schedule' AND state != ?1
-                   AND number > COALESCE((SELECT MAX(number) FROM blocks WHERE state = ?1), -1)",
+                   AND number > COALESCE(
+                       (SELECT MAX(number) FROM blocks WHERE state = ?1 AND origin = 'schedule'), -1)",
                 params![done.as_str()],
                 |r| r.get(0).map(from_sql),
             )
@@ -145,7 +157,6 @@ impl Ledger {
     /// failed or waiting) would otherwise head every list for good.
     /// The dashboard polls this: a bounded query, not a scan of the whole ledger into memory.
     pub fn recent_blocks(&self, state: Option<&str>, limit: u32) -> Result<Vec<ReportLine>, StoreError> {
-        let tail = format!("(?1 IS NULL OR b.state = ?1) ORDER BY {LAST_MOVE} DESC, b.number DESC LIMIT ?2");
-        self.query_lines(&tail, &[&state, &i64::from(limit)])
+        self.query_lines(&recent_tail(), &[&state, &i64::from(limit)])
     }
 }

@@ -105,9 +105,21 @@ CREATE TABLE IF NOT EXISTS earlier_reports (
 CREATE INDEX IF NOT EXISTS earlier_reports_block ON earlier_reports(block);
 ";
 
+/// v7: the lists of recent blocks (the dashboard, `/admin/blocks`) are ordered by each block's
+/// latest transition; indexed on that expression, so a poll reads `LIMIT` rows, not the ledger.
+/// The expression must stay the one `lines::LAST_MOVE` orders by.
+const SCHEMA_V7: &str = "
+CREATE INDEX IF NOT EXISTS blocks_last_move ON blocks(MAX(COALESCE(seen_at, 0), COALESCE(input_ready_at, 0),
+    COALESCE(queued_at, 0), COALESCE(proving_at, 0), COALESCE(checked_at, 0), COALESCE(exited_at, 0),
+    COALESCE(proved_at, 0), COALESCE(executed_at, 0), COALESCE(failed_at, 0), COALESCE(skipped_at, 0),
+    COALESCE(orphaned_at, 0)));
+";
+
 /// Brings a ledger of schema `from` up to the newest, in `tx`.
 pub(super) fn upgrade(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<()> {
-    for (version, batch) in [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6].into_iter().enumerate() {
+    for (version, batch) in
+        [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7].into_iter().enumerate()
+    {
         if from <= version as i64 {
             tx.execute_batch(batch)?;
         }

@@ -202,6 +202,43 @@ fn recent_blocks_are_ordered_by_their_last_move_not_their_number() {
 }
 
 #[test]
+fn the_recent_lists_read_the_last_move_index_not_the_whole_ledger() {
+    let (_d, l) = ledger();
+    let conn = l.lock();
+    let sql = format!("EXPLAIN QUERY PLAN {}", super::lines::lines_sql(&super::lines::recent_tail()));
+    let plan: Vec<String> = conn
+        .prepare(&sql)
+        .unwrap()
+        .query_map(rusqlite::params![Option::<String>::None, 20], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(plan.iter().any(|step| step.contains("blocks_last_move")), "{plan:?}");
+    assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE FOR ORDER BY")), "sorted in memory: {plan:?}");
+}
+
+#[test]
+fn targets_behind_counts_from_the_newest_done_target_and_not_an_operators_block() {
+    let (_d, l) = ledger();
+    assert_eq!(l.targets_behind(BlockState::Executed).unwrap(), 0, "a fresh ledger is behind nothing");
+    l.targets_scheduled(&[10, 11, 12], None, 12).unwrap();
+    assert_eq!(l.targets_behind(BlockState::Executed).unwrap(), 3, "none done since the start");
+    l.input_built(10, &built(Path::new("/i")), false).unwrap();
+    l.proof_started(10, false).unwrap();
+    l.prover_exited(10, &exit(None)).unwrap();
+    l.executed(10, 5, None).unwrap();
+    assert_eq!(l.targets_behind(BlockState::Executed).unwrap(), 2);
+    assert_eq!(l.targets_behind(BlockState::Proved).unwrap(), 3, "prove mode counts proofs only");
+    // An operator's block done above the failing targets does not hide them.
+    l.operator_prove(&[50]).unwrap();
+    l.input_built(50, &built(Path::new("/i")), false).unwrap();
+    l.proof_started(50, false).unwrap();
+    l.prover_exited(50, &exit(None)).unwrap();
+    l.executed(50, 5, None).unwrap();
+    assert_eq!(l.targets_behind(BlockState::Executed).unwrap(), 2);
+}
+
+#[test]
 fn reliability_counts_the_outcome_the_mode_makes() {
     let (_d, l) = ledger();
     assert_eq!(l.reliability(0, BlockState::Proved).unwrap(), (0, 0), "no targets yet");

@@ -20,6 +20,7 @@ use crate::config::ZiskAction;
 use crate::decide::judge::Exit;
 use crate::decide::judge::{self, Verdict};
 use crate::decide::recovery::{self, Recovery};
+use crate::drain::Hold;
 use crate::notify::AlertKind;
 use crate::status::{CoordinatorStatus, ExecutedBlock, FailedBlock, PhaseTime, ProvedBlock, ProverStatus, Recent};
 use crate::store::Stage;
@@ -196,6 +197,9 @@ impl Prover {
     }
 
     fn start_next(&self, s: &mut ProverState) -> Result<(), StoreError> {
+        // Held before the drain is looked at: a stop that begins after this look waits for the
+        // run to record its end (taken after, a stop could settle in between and abort the run).
+        let hold = self.ctx.drain.hold();
         // A run whose start cannot be recorded is not started: none while ledger writes back off.
         if s.in_flight.is_some()
             || self.ctx.drain.is_draining()
@@ -209,7 +213,7 @@ impl Prover {
             let Some(row) = ledger.block(block)?.filter(|r| r.state == BlockState::Proving) else { return Ok(()) };
             let input_path = row.input_path.clone().unwrap_or_default();
             let job = RunJob { block, input_path, block_hash: row.block_hash.clone(), resume: Some(resume.clone()) };
-            self.spawn_run(s, job, Some(resume.job.id().to_string()), row.block_timestamp);
+            self.spawn_run(s, job, Some(resume.job.id().to_string()), row.block_timestamp, hold);
             s.last_head_to_prover_ms = None;
             return Ok(());
         }
@@ -223,18 +227,17 @@ impl Prover {
         tracing::debug!(block = row.number, ?head_to_prover_ms, "run starting");
         // The run records `proof started` itself, once the block is known to be canonical.
         let job = RunJob { block: row.number, input_path, block_hash: row.block_hash.clone(), resume: None };
-        self.spawn_run(s, job, None, row.block_timestamp);
+        self.spawn_run(s, job, None, row.block_timestamp, hold);
         s.last_head_to_prover_ms = head_to_prover_ms;
         Ok(())
     }
 
-    fn spawn_run(&self, s: &mut ProverState, job: RunJob, job_id: Option<String>, timestamp: Option<u64>) {
+    /// Starts the run; `hold` keeps the daemon's stop waiting until the run has recorded its end.
+    fn spawn_run(&self, s: &mut ProverState, job: RunJob, job_id: Option<String>, timestamp: Option<u64>, hold: Hold) {
         let stop = StopSignal::for_run(&self.ctx.drain);
         let progress = Arc::new(RunProgress::new(job_id));
         let (ctx, settings) = (self.ctx.clone(), self.settings.clone());
         let (mailbox, shared, run_stop) = (self.mailbox.clone(), progress.clone(), stop.clone());
-        // The daemon's stop waits for the run to record how it ended.
-        let hold = self.ctx.drain.hold();
         let block = job.block;
         let task = InFlightTask::spawn(async move {
             let _hold = hold;
