@@ -1,5 +1,5 @@
 //! Start-up validation as an operator meets it: a setting this machine alone can judge (a word
-//! that is not a version or a level, a cargo-zisk that is not there, an ELF that is missing) stops
+//! that is not a version or a level, a cargo-zisk or ziskemu that is not there, an ELF that is missing) stops
 //! the daemon with exit 2 naming the variable before the node is asked anything; an empty
 //! variable from a template is the same as unset.
 
@@ -36,6 +36,7 @@ fn a_setting_this_machine_can_judge_is_exit_2_before_the_node_is_asked() {
     refused(&[("CARGO_ZISK", "/nonexistent/cargo-zisk")], "CARGO_ZISK", "cannot run");
     refused(&[("ZISK_VERSION", "1"), ("CARGO_ZISK", "no-such-cargo-zisk")], "CARGO_ZISK", "not on PATH");
     refused(&[("ELF_PATH", "/nonexistent/guest.elf")], "ELF_PATH", "not a readable file");
+    refused(&[("INPUT_CHECK", "emulate"), ("ZISKEMU", "/nonexistent/ziskemu")], "ZISKEMU", "not an executable");
 }
 
 #[test]

@@ -131,7 +131,7 @@ pub(super) async fn detect_zisk(config: &Config) -> Result<ZiskVersion, StartupE
             // A fixed version spares the `--version` call, not the binary: without it every target
             // would fail at its first run.
             if config.zisk_action != ZiskAction::Native {
-                executable(&config.cargo_zisk).map_err(cargo_zisk)?;
+                executable(&config.cargo_zisk, "CARGO_ZISK to the cargo-zisk binary").map_err(cargo_zisk)?;
             }
             Ok(ZiskVersion { major, minor, patch: 0 })
         }
@@ -143,8 +143,21 @@ pub(super) async fn detect_zisk(config: &Config) -> Result<ZiskVersion, StartupE
     }
 }
 
-/// `program` is an executable file: a path as given, or a bare name found on `PATH`.
-fn executable(program: &std::path::Path) -> Result<std::path::PathBuf, String> {
+/// A `ZISKEMU` the operator named must be there: `INPUT_CHECK=emulate` would otherwise fail every
+/// target at its first check.
+pub(super) fn check_emulator(config: &Config) -> Result<(), StartupError> {
+    let cli = config.prover_backend == ProverBackend::Cli && config.zisk_action != ZiskAction::Native;
+    match &config.ziskemu {
+        Some(path) if cli && config.input_check.emulate() => executable(path, "ZISKEMU to ZisK's emulator")
+            .map(|_| ())
+            .map_err(|message| ConfigError { variable: "ZISKEMU", message }.into()),
+        _ => Ok(()),
+    }
+}
+
+/// `program` is an executable file: a path as given, or a bare name found on `PATH`. `set` says
+/// what to set instead (`CARGO_ZISK to the cargo-zisk binary`).
+fn executable(program: &std::path::Path, set: &str) -> Result<std::path::PathBuf, String> {
     use std::os::unix::fs::PermissionsExt;
     let runnable =
         |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
@@ -153,7 +166,7 @@ fn executable(program: &std::path::Path) -> Result<std::path::PathBuf, String> {
         return if runnable(program) {
             Ok(program.to_path_buf())
         } else {
-            Err(format!("{} is not an executable file; set CARGO_ZISK to the cargo-zisk binary", program.display()))
+            Err(format!("{} is not an executable file; set {set}", program.display()))
         };
     }
     std::env::var_os("PATH")
@@ -161,9 +174,7 @@ fn executable(program: &std::path::Path) -> Result<std::path::PathBuf, String> {
         .unwrap_or_default()
         .into_iter()
         .find(|p| runnable(p))
-        .ok_or_else(|| {
-            format!("{} is not on PATH; install ZisK or set CARGO_ZISK to the cargo-zisk binary", program.display())
-        })
+        .ok_or_else(|| format!("{} is not on PATH; install ZisK or set {set}", program.display()))
 }
 
 /// With reporting configured, the key must see the cluster. Definite answers (a refused key, a

@@ -22,7 +22,7 @@ use crate::status::Board;
 mod checks;
 
 pub use checks::prover_label;
-use checks::{check_elf, check_ethproofs, detect_zisk, read_guest, retry_transient, verification};
+use checks::{check_elf, check_emulator, check_ethproofs, detect_zisk, read_guest, retry_transient, verification};
 
 /// Why the daemon could not start. A setting the operator must change (`Config`, and the chain
 /// config, which only CHAIN_CONFIG can fix) exits with code 2, the rest with 1.
@@ -94,6 +94,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     let dialect =
         zisk_version.dialect().map_err(|e| ConfigError { variable: zisk_variable(&config), message: e.to_string() })?;
     let verify = verification(&config, zisk_version)?;
+    check_emulator(&config)?;
     let native = config.zisk_action == ZiskAction::Native;
     if !native && !config.elf_path.is_file() {
         return Err(ConfigError {
