@@ -11,11 +11,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, Outcome, Recorder, RunRequest, StopSignal};
+use crate::backend::{Backend, Recorder, RunRequest, StopSignal};
 use crate::config::Config;
 use crate::coordinator::{CoordError, Phase};
-use crate::decide::judge::Verdict;
 use crate::ethproofs::{Call, EthProofsClient, Outcome as Answer, Proved, Status};
+
+mod rows;
+
+use rows::row;
+pub use rows::{Row, summary, write_csv};
 
 /// What to do with each input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -91,35 +95,6 @@ pub fn check_out(out: &Path, inputs: &Path) -> Result<PathBuf, ReproduceError> {
         return Err(refuse(&real, format!("inside the OUTPUT_DIR {} of a running daemon", daemon.display())));
     }
     Ok(real)
-}
-
-/// One input's result: the CSV row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub block: u64,
-    pub input_bytes: u64,
-    pub steps: Option<u64>,
-    pub proving_ms: Option<u64>,
-    /// `proved`, `executed`, `checked`, `failed`, `stopped`.
-    pub outcome: &'static str,
-    pub reason: String,
-}
-
-impl Row {
-    pub const CSV_HEADER: &'static str = "block,input_bytes,steps,proving_ms,outcome,reason";
-
-    pub fn csv(&self) -> String {
-        let num = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-        let reason = self.reason.replace('"', "\"\"");
-        format!(
-            "{},{},{},{},{},\"{reason}\"",
-            self.block,
-            self.input_bytes,
-            num(self.steps),
-            num(self.proving_ms),
-            self.outcome
-        )
-    }
 }
 
 /// The kept inputs under `dir` (`<dir>/<block>/input.bin`), oldest block first.
@@ -215,71 +190,6 @@ pub async fn run(
         rows.push(row);
     }
     rows
-}
-
-fn row(block: u64, input_bytes: u64, action: Action, outcome: Outcome, checked: Option<u64>, took: Duration) -> Row {
-    let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX).max(1);
-    let (outcome, steps, proving_ms, reason) = match outcome {
-        Outcome::Ended(e) => match e.verdict {
-            Verdict::Proved { proving_ms, cycles } => ("proved", cycles.or(checked), Some(proving_ms), String::new()),
-            Verdict::Executed { ms, cycles } => ("executed", cycles.or(checked), Some(ms), String::new()),
-            Verdict::Failed { stage, reason } => ("failed", checked, None, format!("{stage}: {reason}")),
-            Verdict::Stopped | Verdict::Orphaned(_) => ("stopped", checked, None, String::new()),
-        },
-        Outcome::Stopped | Outcome::Detached => ("stopped", checked, None, String::new()),
-        Outcome::Lost(reason) => ("failed", checked, None, format!("coordinator: {reason}")),
-    };
-    // A check alone (`emulate`) that passed: the guest accepted the input.
-    let outcome = if outcome == "executed" && action == Action::Emulate { "checked" } else { outcome };
-    let proving_ms = proving_ms.or((outcome != "failed").then_some(took_ms));
-    Row { block, input_bytes, steps, proving_ms, outcome, reason }
-}
-
-/// The closing lines: how many of each outcome, the time taken, the guest's steps, and where
-/// the proofs are.
-pub fn summary(rows: &[Row], out: &Path) -> String {
-    let mut outcomes: Vec<(&str, usize)> = Vec::new();
-    for r in rows {
-        match outcomes.iter_mut().find(|(o, _)| *o == r.outcome) {
-            Some((_, n)) => *n += 1,
-            None => outcomes.push((r.outcome, 1)),
-        }
-    }
-    let counted: Vec<String> = outcomes.iter().map(|(o, n)| format!("{n} {o}")).collect();
-    let mut times: Vec<u64> = rows.iter().filter_map(|r| r.proving_ms).collect();
-    times.sort_unstable();
-    let total_ms: u64 = times.iter().fold(0u64, |a, t| a.saturating_add(*t));
-    let steps: u64 = rows.iter().filter_map(|r| r.steps).fold(0u64, |a, s| a.saturating_add(s));
-    let mut lines = vec![format!(
-        "summary: {} input(s): {}",
-        rows.len(),
-        if counted.is_empty() { "none".to_string() } else { counted.join(", ") }
-    )];
-    if let (Some(first), Some(last)) = (times.first(), times.last()) {
-        let median = times[times.len() / 2];
-        lines.push(format!(
-            "time: {:.1} s in all; per input {first} ms fastest, {median} ms median, {last} ms slowest",
-            total_ms as f64 / 1000.0
-        ));
-    }
-    if steps > 0 {
-        lines.push(format!("steps: {steps} in all"));
-    }
-    if rows.iter().any(|r| r.outcome == "proved") {
-        lines.push(format!("proofs: {}/<block>/", out.display()));
-    }
-    lines.join("\n")
-}
-
-/// Writes the CSV report.
-pub fn write_csv(path: &Path, rows: &[Row]) -> Result<(), ReproduceError> {
-    let mut text = String::from(Row::CSV_HEADER);
-    text.push('\n');
-    for r in rows {
-        text.push_str(&r.csv());
-        text.push('\n');
-    }
-    std::fs::write(path, text).map_err(|source| ReproduceError::Write { path: path.display().to_string(), source })
 }
 
 /// Reports each proved block to EthProofs (queued, proving, proved, each retried a few times),
@@ -403,19 +313,6 @@ mod tests {
         let found: Vec<u64> = inputs(dir.path()).unwrap().into_iter().map(|(b, _)| b).collect();
         assert_eq!(found, vec![100, 200, 300], "400 has no input; not-a-block is not a block");
         assert!(inputs(tempfile::tempdir().unwrap().path()).is_err());
-    }
-
-    #[test]
-    fn csv_rows_quote_reasons() {
-        let r = Row {
-            block: 7,
-            input_bytes: 10,
-            steps: Some(5),
-            proving_ms: None,
-            outcome: "failed",
-            reason: "input_check: said \"no\", twice".into(),
-        };
-        assert_eq!(r.csv(), "7,10,5,,failed,\"input_check: said \"\"no\"\", twice\"");
     }
 
     #[test]
