@@ -7,6 +7,7 @@ use crate::chain::NodeClient;
 use crate::chainspec::ChainSpec;
 use crate::config::Config;
 use crate::ethproofs::{ClusterCheck, EthProofsClient};
+use crate::zisk::{ZiskError, ZiskVersion};
 
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -73,9 +74,12 @@ async fn node_checks(config: &Config, out: &mut Vec<Check>) {
     }
 }
 
-async fn zisk_check(config: &Config) -> Check {
+/// What `cargo-zisk --version` said, asked once for every check that needs it.
+type Detected = Result<ZiskVersion, ZiskError>;
+
+fn zisk_check(config: &Config, detected: &Detected) -> Check {
     let program = &config.cargo_zisk;
-    match crate::zisk::detect(program).await.and_then(|v| v.dialect().map(|_| v)) {
+    match detected.clone().and_then(|v| v.dialect().map(|_| v)) {
         Ok(v) => Check::pass(
             "cargo-zisk",
             format!(
@@ -94,15 +98,14 @@ async fn zisk_check(config: &Config) -> Check {
 }
 
 /// Whether proofs will be verified before they are reported, and for which program.
-async fn verify_check(config: &Config, coordinator: bool) -> Check {
+/// `detected` is `None` where cargo-zisk is not used (the coordinator, native).
+fn verify_check(config: &Config, detected: Option<&Detected>) -> Check {
     let proving = config.zisk_action == crate::config::ZiskAction::Prove;
-    let major = if coordinator || !proving {
-        1
-    } else {
-        match crate::zisk::detect(&config.cargo_zisk).await {
-            Ok(v) => v.major,
-            Err(_) => return Check::skip("verify", "cargo-zisk's version is unknown (see above)"),
-        }
+    let major = match detected {
+        None => 1,
+        Some(_) if !proving => 1,
+        Some(Ok(v)) => v.major,
+        Some(Err(_)) => return Check::skip("verify", "cargo-zisk's version is unknown (see above)"),
     };
     let what = format!("zisk-verifier {}", crate::verify::VERIFIER_VERSION);
     match crate::verify::decide(config.verify_proofs, proving, major, config.program_vk) {
@@ -168,7 +171,7 @@ async fn coordinator_checks(config: &Config, out: &mut Vec<Check>) {
 
 /// The ELF: readable, an ELF, what it was built from, and whether its input layout is this
 /// build's and its ziskos the installed cargo-zisk's line.
-async fn elf_checks(config: &Config, out: &mut Vec<Check>) {
+fn elf_checks(config: &Config, detected: Option<&Detected>, out: &mut Vec<Check>) {
     let path = config.elf_path.display().to_string();
     let bytes = match std::fs::read(&config.elf_path) {
         Ok(bytes) => match crate::elf::check_guest_header(&bytes) {
@@ -205,9 +208,7 @@ async fn elf_checks(config: &Config, out: &mut Vec<Check>) {
         }
         Err(e) => out.push(Check::fail("layout", e.to_string())),
     }
-    let cli = config.prover_backend == crate::config::ProverBackend::Cli
-        && config.zisk_action != crate::config::ZiskAction::Native;
-    if cli && let Ok(v) = crate::zisk::detect(&config.cargo_zisk).await {
+    if let Some(&Ok(v)) = detected {
         match crate::elf::ziskos_mismatch(&fp, v) {
             Some(warning) => out.push(Check::fail("ziskos", warning)),
             None if fp.ziskos.version().is_some() => {
@@ -275,20 +276,23 @@ pub async fn run(config: &Config, notify: bool) -> Vec<Check> {
     node_checks(config, &mut checks).await;
     let native = config.zisk_action == crate::config::ZiskAction::Native;
     let coordinator = config.prover_backend == crate::config::ProverBackend::Coordinator && !native;
+    // cargo-zisk is asked once (each `--version` may take seconds), only where it is used.
+    let detected = if native || coordinator { None } else { Some(crate::zisk::detect(&config.cargo_zisk).await) };
     if native {
         checks.push(Check::skip("cargo-zisk", "not used: ZISK_ACTION=native re-executes without ZisK"));
     } else if coordinator {
         checks.push(Check::skip("cargo-zisk", "not used: PROVER_BACKEND=coordinator"));
         coordinator_checks(config, &mut checks).await;
-    } else {
-        checks.push(zisk_check(config).await);
+    }
+    if let Some(detected) = &detected {
+        checks.push(zisk_check(config, detected));
     }
     if native {
         checks.push(Check::skip("elf", "not used: ZISK_ACTION=native"));
     } else {
-        elf_checks(config, &mut checks).await;
+        elf_checks(config, detected.as_ref(), &mut checks);
     }
-    checks.push(verify_check(config, coordinator).await);
+    checks.push(verify_check(config, detected.as_ref()));
     checks.push(ethproofs_check(config, &http).await);
     checks.push(output_check(config));
     checks.push(slack_check(config, &http, notify).await);

@@ -31,7 +31,7 @@ impl std::fmt::Display for ZiskVersion {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ZiskError {
     #[error("cannot read a version from `cargo-zisk --version` output {0:?}")]
     UnreadableVersion(String),

@@ -44,10 +44,7 @@ pub fn find_ziskemu(setting: Option<&Path>, cargo_zisk: &Path) -> Option<PathBuf
         return Some(p.to_path_buf());
     }
     let beside = cargo_zisk.parent().filter(|d| !d.as_os_str().is_empty()).map(|d| d.join("ziskemu"));
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|d| d.join("ziskemu")).collect::<Vec<_>>())
-        .unwrap_or_default();
-    beside.into_iter().chain(on_path).find(|p| p.is_file())
+    beside.filter(|p| process::is_executable(p)).or_else(|| process::resolve_program(Path::new("ziskemu")))
 }
 
 impl Backend for Cli {

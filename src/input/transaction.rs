@@ -136,12 +136,19 @@ fn access_list(items: Option<Vec<RpcAccessListItem>>, tx_type: u64) -> Result<Ve
     Ok(required(items, "accessList", tx_type)?.into_iter().map(|item| (item.address, item.storage_keys)).collect())
 }
 
+/// The EIP-1559 fee caps (types 2, 3, 4): both required, and each must fit the guest's u64.
+fn fee_caps(tx: &RpcTransaction, tx_type: u64) -> Result<(u64, u64), FieldError> {
+    let priority = required(tx.max_priority_fee_per_gas, "maxPriorityFeePerGas", tx_type)?;
+    let max = required(tx.max_fee_per_gas, "maxFeePerGas", tx_type)?;
+    Ok((fits_u64(priority, "maxPriorityFeePerGas")?, fits_u64(max, "maxFeePerGas")?))
+}
+
 /// For typed transactions geth sends both `v` and `yParity` (equal); others may send only one.
 fn y_parity(tx: &RpcTransaction, tx_type: u64) -> Result<U256, FieldError> {
     match (tx.y_parity, tx.v) {
         (Some(y), Some(v)) if y != v => Err(("yParity", format!("yParity {y:#x} disagrees with v {v:#x}"))),
         (Some(y), _) | (None, Some(y)) => Ok(y),
-        (None, None) => Err(required::<U256>(None, "yParity", tx_type).unwrap_err()),
+        (None, None) => required::<U256>(None, "yParity", tx_type),
     }
 }
 
@@ -174,76 +181,76 @@ pub(super) fn convert_transaction(tx: RpcTransaction) -> Result<Transaction, Fie
             signature_s: tx.s,
             ..Default::default()
         }),
-        0x2 => Transaction::EIP1559Transaction(EIP1559Transaction {
-            signature_y_parity: y_parity(&tx, tx_type)?,
-            chain_id: required(tx.chain_id, "chainId", tx_type)?,
-            nonce: tx.nonce,
-            max_priority_fee_per_gas: fits_u64(
-                required(tx.max_priority_fee_per_gas, "maxPriorityFeePerGas", tx_type)?,
-                "maxPriorityFeePerGas",
-            )?,
-            max_fee_per_gas: fits_u64(required(tx.max_fee_per_gas, "maxFeePerGas", tx_type)?, "maxFeePerGas")?,
-            gas_limit: tx.gas,
-            to: to_kind(tx.to),
-            value: tx.value,
-            data: tx.input,
-            access_list: access_list(tx.access_list, tx_type)?,
-            signature_r: tx.r,
-            signature_s: tx.s,
-            ..Default::default()
-        }),
-        0x3 => Transaction::EIP4844Transaction(EIP4844Transaction {
-            signature_y_parity: y_parity(&tx, tx_type)?,
-            chain_id: required(tx.chain_id, "chainId", tx_type)?,
-            nonce: tx.nonce,
-            max_priority_fee_per_gas: fits_u64(
-                required(tx.max_priority_fee_per_gas, "maxPriorityFeePerGas", tx_type)?,
-                "maxPriorityFeePerGas",
-            )?,
-            max_fee_per_gas: fits_u64(required(tx.max_fee_per_gas, "maxFeePerGas", tx_type)?, "maxFeePerGas")?,
-            gas: tx.gas,
-            to: required(tx.to, "to", tx_type)?,
-            value: tx.value,
-            data: tx.input,
-            access_list: access_list(tx.access_list, tx_type)?,
-            max_fee_per_blob_gas: required(tx.max_fee_per_blob_gas, "maxFeePerBlobGas", tx_type)?,
-            blob_versioned_hashes: required(tx.blob_versioned_hashes, "blobVersionedHashes", tx_type)?
-                .into_iter()
-                .map(|h| h.0)
-                .collect(),
-            signature_r: tx.r,
-            signature_s: tx.s,
-            ..Default::default()
-        }),
-        0x4 => Transaction::EIP7702Transaction(EIP7702Transaction {
-            signature_y_parity: y_parity(&tx, tx_type)?,
-            chain_id: required(tx.chain_id, "chainId", tx_type)?,
-            nonce: tx.nonce,
-            max_priority_fee_per_gas: fits_u64(
-                required(tx.max_priority_fee_per_gas, "maxPriorityFeePerGas", tx_type)?,
-                "maxPriorityFeePerGas",
-            )?,
-            max_fee_per_gas: fits_u64(required(tx.max_fee_per_gas, "maxFeePerGas", tx_type)?, "maxFeePerGas")?,
-            gas_limit: tx.gas,
-            to: required(tx.to, "to", tx_type)?,
-            value: tx.value,
-            data: tx.input,
-            access_list: access_list(tx.access_list, tx_type)?,
-            authorization_list: required(tx.authorization_list, "authorizationList", tx_type)?
-                .into_iter()
-                .map(|a| AuthorizationTuple {
-                    chain_id: a.chain_id,
-                    address: a.address,
-                    nonce: a.nonce,
-                    y_parity: a.y_parity,
-                    r_signature: a.r,
-                    s_signature: a.s,
-                })
-                .collect(),
-            signature_r: tx.r,
-            signature_s: tx.s,
-            ..Default::default()
-        }),
+        0x2 => {
+            let (priority_fee, max_fee) = fee_caps(&tx, tx_type)?;
+            Transaction::EIP1559Transaction(EIP1559Transaction {
+                signature_y_parity: y_parity(&tx, tx_type)?,
+                chain_id: required(tx.chain_id, "chainId", tx_type)?,
+                nonce: tx.nonce,
+                max_priority_fee_per_gas: priority_fee,
+                max_fee_per_gas: max_fee,
+                gas_limit: tx.gas,
+                to: to_kind(tx.to),
+                value: tx.value,
+                data: tx.input,
+                access_list: access_list(tx.access_list, tx_type)?,
+                signature_r: tx.r,
+                signature_s: tx.s,
+                ..Default::default()
+            })
+        }
+        0x3 => {
+            let (priority_fee, max_fee) = fee_caps(&tx, tx_type)?;
+            Transaction::EIP4844Transaction(EIP4844Transaction {
+                signature_y_parity: y_parity(&tx, tx_type)?,
+                chain_id: required(tx.chain_id, "chainId", tx_type)?,
+                nonce: tx.nonce,
+                max_priority_fee_per_gas: priority_fee,
+                max_fee_per_gas: max_fee,
+                gas: tx.gas,
+                to: required(tx.to, "to", tx_type)?,
+                value: tx.value,
+                data: tx.input,
+                access_list: access_list(tx.access_list, tx_type)?,
+                max_fee_per_blob_gas: required(tx.max_fee_per_blob_gas, "maxFeePerBlobGas", tx_type)?,
+                blob_versioned_hashes: required(tx.blob_versioned_hashes, "blobVersionedHashes", tx_type)?
+                    .into_iter()
+                    .map(|h| h.0)
+                    .collect(),
+                signature_r: tx.r,
+                signature_s: tx.s,
+                ..Default::default()
+            })
+        }
+        0x4 => {
+            let (priority_fee, max_fee) = fee_caps(&tx, tx_type)?;
+            Transaction::EIP7702Transaction(EIP7702Transaction {
+                signature_y_parity: y_parity(&tx, tx_type)?,
+                chain_id: required(tx.chain_id, "chainId", tx_type)?,
+                nonce: tx.nonce,
+                max_priority_fee_per_gas: priority_fee,
+                max_fee_per_gas: max_fee,
+                gas_limit: tx.gas,
+                to: required(tx.to, "to", tx_type)?,
+                value: tx.value,
+                data: tx.input,
+                access_list: access_list(tx.access_list, tx_type)?,
+                authorization_list: required(tx.authorization_list, "authorizationList", tx_type)?
+                    .into_iter()
+                    .map(|a| AuthorizationTuple {
+                        chain_id: a.chain_id,
+                        address: a.address,
+                        nonce: a.nonce,
+                        y_parity: a.y_parity,
+                        r_signature: a.r,
+                        s_signature: a.s,
+                    })
+                    .collect(),
+                signature_r: tx.r,
+                signature_s: tx.s,
+                ..Default::default()
+            })
+        }
         other => return Err(("type", format!("transaction type {other:#x} is not supported on L1"))),
     })
 }

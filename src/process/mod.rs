@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,23 @@ pub struct RunOutcome {
 }
 
 /// Sends `signal` to the whole process group; a group already gone is not an error.
+/// Whether `path` is a file this process could run: a regular file with an execute bit.
+pub fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The file `program` names as a spawn would find it: a path as given, a bare name on `PATH`;
+/// `None` when that is not an executable file.
+pub fn resolve_program(program: &Path) -> Option<PathBuf> {
+    let bare = program.components().count() == 1 && !program.is_absolute();
+    if !bare {
+        return is_executable(program).then(|| program.to_path_buf());
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|p| is_executable(p))
+}
+
 pub fn signal_group(pgid: u32, signal: i32) {
     // SAFETY: killpg only sends a signal; a stale pgid yields ESRCH, which we ignore.
     unsafe {

@@ -158,23 +158,10 @@ pub(super) fn check_emulator(config: &Config) -> Result<(), StartupError> {
 /// `program` is an executable file: a path as given, or a bare name found on `PATH`. `set` says
 /// what to set instead (`CARGO_ZISK to the cargo-zisk binary`).
 fn executable(program: &std::path::Path, set: &str) -> Result<std::path::PathBuf, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let runnable =
-        |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-    let bare = program.components().count() == 1 && !program.is_absolute();
-    if !bare {
-        return if runnable(program) {
-            Ok(program.to_path_buf())
-        } else {
-            Err(format!("{} is not an executable file; set {set}", program.display()))
-        };
-    }
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .find(|p| runnable(p))
-        .ok_or_else(|| format!("{} is not on PATH; install ZisK or set {set}", program.display()))
+    crate::process::resolve_program(program).ok_or_else(|| match program.components().count() {
+        1 if !program.is_absolute() => format!("{} is not on PATH; install ZisK or set {set}", program.display()),
+        _ => format!("{} is not an executable file; set {set}", program.display()),
+    })
 }
 
 /// With reporting configured, the key must see the cluster. Definite answers (a refused key, a

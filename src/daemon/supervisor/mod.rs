@@ -295,21 +295,12 @@ async fn spawn_child(
     child: Child,
 ) -> Result<(), ActorProcessingErr> {
     let sup = myself.get_cell();
-    // Unnamed: nothing looks actors up by name; the mailboxes are their addresses.
-    let name: Option<String> = None;
     let (ctx, m, alerts, settings) =
         (state.ctx.clone(), state.mailboxes.clone(), state.alerts.clone(), state.settings.clone());
     let cell = match child {
         Child::Notifier => {
-            let (actor, _) = Actor::spawn_linked(
-                name,
-                Notifier { ctx, settings: settings.notifier, mailbox: m.notifier.clone() },
-                (),
-                sup,
-            )
-            .await?;
-            m.notifier.set(Some(actor.clone()));
-            actor.get_cell()
+            let notifier = Notifier { ctx, settings: settings.notifier, mailbox: m.notifier.clone() };
+            start(notifier, &m.notifier, sup).await?
         }
         Child::Reporter => {
             let reporter = Reporter {
@@ -319,20 +310,11 @@ async fn spawn_child(
                 alerts,
                 mailbox: m.reporter.clone(),
             };
-            let (actor, _) = Actor::spawn_linked(name, reporter, (), sup).await?;
-            m.reporter.set(Some(actor.clone()));
-            actor.get_cell()
+            start(reporter, &m.reporter, sup).await?
         }
         Child::Prover => {
-            let (actor, _) = Actor::spawn_linked(
-                name,
-                Prover { ctx, settings: settings.prover, alerts, mailbox: m.prover.clone() },
-                (),
-                sup,
-            )
-            .await?;
-            m.prover.set(Some(actor.clone()));
-            actor.get_cell()
+            let prover = Prover { ctx, settings: settings.prover, alerts, mailbox: m.prover.clone() };
+            start(prover, &m.prover, sup).await?
         }
         Child::InputGenerator => {
             let generator = InputGenerator {
@@ -342,13 +324,22 @@ async fn spawn_child(
                 alerts,
                 mailbox: m.input.clone(),
             };
-            let (actor, _) = Actor::spawn_linked(name, generator, (), sup).await?;
-            m.input.set(Some(actor.clone()));
-            actor.get_cell()
+            start(generator, &m.input, sup).await?
         }
     };
     state.children.insert(cell.get_id(), child);
     Ok(())
+}
+
+/// Starts one incarnation of `actor` under `sup` and points its mailbox at it. Unnamed: nothing
+/// looks actors up by name; the mailboxes are their addresses.
+async fn start<A>(actor: A, mailbox: &Mailbox<A::Msg>, sup: ActorCell) -> Result<ActorCell, ActorProcessingErr>
+where
+    A: Actor<Arguments = ()>,
+{
+    let (incarnation, _) = Actor::spawn_linked(None, actor, (), sup).await?;
+    mailbox.set(Some(incarnation.clone()));
+    Ok(incarnation.get_cell())
 }
 
 #[cfg(test)]
