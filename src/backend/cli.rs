@@ -56,6 +56,10 @@ impl Backend for Cli {
         self.version.to_string()
     }
 
+    fn makes_proofs(&self) -> bool {
+        self.action == Action::Prove
+    }
+
     fn run<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
         Box::pin(self.run_block(req, stop, rec))
     }

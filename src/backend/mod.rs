@@ -144,6 +144,9 @@ pub trait Backend: Send + Sync {
     /// the guest's steps when it accepts it, `input_check` failed when it does not.
     fn check<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome>;
 
+    /// Whether a run writes a proof into the request's `block_dir` (which must then exist).
+    fn makes_proofs(&self) -> bool;
+
     /// Whether a run can outlive the daemon and be re-attached to.
     fn reattaches(&self) -> bool {
         false

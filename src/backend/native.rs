@@ -26,6 +26,10 @@ impl Backend for Native {
         "none (native)".to_string()
     }
 
+    fn makes_proofs(&self) -> bool {
+        false
+    }
+
     fn run<'a>(&'a self, req: &'a RunRequest, _: StopSignal, _: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
         Box::pin(self.execute(req))
     }

@@ -162,7 +162,7 @@ pub async fn run(
     for (i, (block, input)) in inputs.iter().enumerate() {
         let block_dir = out.join(block.to_string());
         // Only a proof is written there: no empty folders for execute, emulate or native runs.
-        if action == Action::Prove && backend.name() != "native" {
+        if backend.makes_proofs() {
             let _ = std::fs::create_dir_all(&block_dir);
         }
         let req = RunRequest { block: *block, attempt: 1, input: input.clone(), block_dir, resume_job: None };

@@ -57,6 +57,10 @@ impl Backend for Remote {
         "coordinator (1.x API)".to_string()
     }
 
+    fn makes_proofs(&self) -> bool {
+        self.settings.action == Action::Prove
+    }
+
     fn run<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
         Box::pin(self.run_block(req, stop, rec))
     }
