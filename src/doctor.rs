@@ -97,9 +97,11 @@ fn zisk_check(config: &Config, detected: &Detected) -> Check {
     }
 }
 
-/// Whether proofs will be verified before they are reported, and for which program.
-/// `detected` is `None` where cargo-zisk is not used (the coordinator, native).
+/// Whether proofs will be verified before they are reported: for which program (and where its
+/// key comes from) and with which output layout. `detected` is `None` where cargo-zisk is not
+/// used (the coordinator, native).
 fn verify_check(config: &Config, detected: Option<&Detected>) -> Check {
+    use crate::verify::KeySource;
     let proving = config.zisk_action == crate::config::ZiskAction::Prove;
     let major = match detected {
         None => 1,
@@ -107,23 +109,41 @@ fn verify_check(config: &Config, detected: Option<&Detected>) -> Check {
         Some(Ok(v)) => v.major,
         Some(Err(_)) => return Check::skip("verify", "cargo-zisk's version is unknown (see above)"),
     };
+    let elf = std::fs::read(&config.elf_path).ok();
+    let fp = elf.as_deref().map(crate::elf::fingerprint);
+    let coordinator = config.prover_backend == crate::config::ProverBackend::Coordinator;
+    let setup_cache = match (&elf, config.program_vk, coordinator) {
+        (Some(bytes), None, false) => std::env::var_os("HOME")
+            .and_then(|home| crate::verify::setup_cache_key(&std::path::Path::new(&home).join(".zisk/cache"), bytes)),
+        _ => None,
+    };
+    let facts = crate::verify::Facts {
+        setting: config.program_vk,
+        setup_cache,
+        coordinator,
+        layout: crate::elf::output_layout(config.guest_output, fp.as_ref()),
+    };
     let what = format!("zisk-verifier {}", crate::verify::VERIFIER_VERSION);
-    match crate::verify::decide(config.verify_proofs, proving, major, config.program_vk) {
-        Err(e) => Check::fail("verify", format!("VERIFY_PROOFS: {e}")),
+    match crate::verify::decide(config.verify_proofs, proving, config.reports_to_ethproofs(), major, facts) {
+        Err(r) => Check::fail("verify", format!("{}: {}", r.variable, r.message)),
         Ok(None) if !proving => Check::skip("verify", "no proofs are made in this ZISK_ACTION"),
         Ok(None) => {
             Check::skip("verify", "off: proofs are reported without being verified (VERIFY_PROOFS=off, or ZisK 0.x)")
         }
-        Ok(Some(check)) => match check.program_vk {
-            Some(vk) => Check::pass(
-                "verify",
-                format!("{what} checks every proof, for PROGRAM_VK {}", crate::verify::vk_hex(&vk)),
-            ),
-            None => Check::pass(
-                "verify",
-                format!("{what} checks every proof, for any program (set PROGRAM_VK to pin the guest)"),
-            ),
-        },
+        Ok(Some(check)) => {
+            let program = match (&check.program_vk, &check.key_source) {
+                (Some(vk), Some(source)) => {
+                    format!("program {} (from {})", crate::verify::vk_hex(vk), source.describe())
+                }
+                (None, Some(KeySource::Coordinator)) => "the program key the coordinator's set-up answers".into(),
+                _ => "any program (reporting is off; set PROGRAM_VK to pin the guest)".into(),
+            };
+            let outputs = match check.layout {
+                Some(layout) => format!("outputs compared with each block ({} layout)", layout.as_str()),
+                None => "outputs not compared (the layout is unknown and reporting is off)".into(),
+            };
+            Check::pass("verify", format!("{what} checks every proof: {program}; {outputs}"))
+        }
     }
 }
 

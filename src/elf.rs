@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use sha2::Digest;
 
+use crate::commitment::OutputLayout;
+
 /// ethrex release → the commit its crates were published from (each crate's
 /// `.cargo_vcs_info.json`), and tag v12.0.0 (ethrex-common 11.0.0 inside).
 pub const ETHREX_COMMITS: &[(&str, &str)] = &[
@@ -243,6 +245,27 @@ pub fn check_layout(fp: &Fingerprint, path: &str) -> Result<(), LayoutMismatch> 
     }
 }
 
+/// How the guest commits its outputs: `GUEST_OUTPUT` when the operator names it, else what the
+/// ELF says — an ethrex guest (its version known) built against a ziskos line whose output call
+/// is known ([`crate::commitment::layout_of_ziskos`]). `Err` says why it is not known; it is
+/// never guessed.
+pub fn output_layout(setting: Option<OutputLayout>, fp: Option<&Fingerprint>) -> Result<OutputLayout, String> {
+    if let Some(layout) = setting {
+        return Ok(layout);
+    }
+    let fp = fp.ok_or_else(|| "no guest ELF was read".to_string())?;
+    if fp.ethrex.version().is_none() {
+        return Err(format!("the ELF does not say which ethrex guest it is (ethrex {})", fp.ethrex.describe()));
+    }
+    let version = fp.ziskos.version().ok_or_else(|| format!("the ELF's ziskos is {}", fp.ziskos.describe()))?;
+    let mut parts = version.split('.').map(|p| p.split(['-', '+']).next().unwrap_or("").parse::<u64>().ok());
+    let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) else {
+        return Err(format!("the ELF's ziskos version {version} is not a release number"));
+    };
+    crate::commitment::layout_of_ziskos(major, minor)
+        .ok_or_else(|| format!("no ethrex guest built against ziskos {version} was read, so how it commits is unknown"))
+}
+
 /// A warning when the ELF's ziskos and the cargo-zisk that runs it are of different release
 /// lines (a guest built for another ziskos fails in ways that look like GPU faults).
 pub fn ziskos_mismatch(fp: &Fingerprint, cargo_zisk: crate::zisk::ZiskVersion) -> Option<String> {
@@ -326,6 +349,27 @@ mod tests {
         assert!(ziskos_mismatch(&fp, v(0, 16)).is_some_and(|m| m.contains("0.15.0") && m.contains("0.16.0")));
         let one = fingerprint(&synthetic_elf(&[&format!("{REGISTRY}/ziskos-1.2.0/src/lib.rs")]));
         assert_eq!(ziskos_mismatch(&one, v(1, 4)), None, "1.x is one line");
+    }
+
+    #[test]
+    fn the_output_layout_is_named_or_read_from_the_elf_never_guessed() {
+        let elf = |paths: &[&str]| fingerprint(&synthetic_elf(paths));
+        let ethrex = format!("{REGISTRY}/ethrex-common-31.0.0/src/lib.rs");
+        let one = elf(&[&ethrex, &format!("{REGISTRY}/ziskos-1.4.0/src/lib.rs")]);
+        assert_eq!(output_layout(None, Some(&one)), Ok(OutputLayout::Encoded));
+        let sixteen = elf(&[&ethrex, &format!("{REGISTRY}/ziskos-0.16.1/src/lib.rs")]);
+        assert_eq!(output_layout(None, Some(&sixteen)), Ok(OutputLayout::Prefixed));
+        let eighteen = elf(&[&ethrex, &format!("{REGISTRY}/ziskos-0.18.0/src/lib.rs")]);
+        assert!(output_layout(None, Some(&eighteen)).unwrap_err().contains("0.18.0"));
+        let no_ziskos = elf(&[&ethrex]);
+        assert!(output_layout(None, Some(&no_ziskos)).unwrap_err().contains("ziskos is unknown"));
+        let workspace = elf(&["crates/common/types/block.rs", &format!("{REGISTRY}/ziskos-1.4.0/src/lib.rs")]);
+        assert!(output_layout(None, Some(&workspace)).unwrap_err().contains("which ethrex guest"));
+        assert_eq!(
+            output_layout(Some(OutputLayout::Sha256), Some(&workspace)),
+            Ok(OutputLayout::Sha256),
+            "the operator's word"
+        );
     }
 
     #[test]

@@ -73,7 +73,13 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
         "ethrex_version": crate::ETHREX_VERSION,
         "chain": {"name": s.info.chain_name, "chain_id": s.info.chain_id},
         "elf": {"sha256": s.info.elf_sha256, "ethrex": s.info.elf_ethrex, "ziskos": s.info.elf_ziskos},
-        "verify": {"enabled": s.info.verify_proofs, "program_vk": s.info.program_vk},
+        "verify": {
+            "enabled": s.info.verify_proofs,
+            "program_vk": s.info.program_vk,
+            "key_from": s.info.key_from,
+            "output_layout": s.info.output_layout,
+            "unchecked": s.info.proofs_unchecked,
+        },
         "components": {
             "input_generator": to_value(input),
             "prover": to_value(prover),

@@ -6,6 +6,8 @@
 //! - [`chainspec`]: which chain a block belongs to; the embedded mainnet/Hoodi/Sepolia configs
 //!   and configs loaded from a genesis file.
 //! - [`chain`]: the Ethereum node over JSON-RPC (chain id, head, block, witness).
+//! - [`commitment`]: what a proof of one block must commit to (the guest's outputs), and whether
+//!   a proof's committed outputs are this block's.
 //! - [`input`]: block + witness JSON → validated, framed ZisK guest input on disk.
 //! - [`store`]: the ledger: the block state machine and the EthProofs outbox (SQLite).
 //! - [`decide`]: the daemon's decisions as plain functions (judging a run, the outbox policy,
@@ -19,6 +21,8 @@
 //! - [`coordinator`]: ZisK's distributed prover over gRPC (the coordinator's 1.x API).
 //! - [`backend`]: the prover backends (cargo-zisk, the coordinator, native re-execution) behind
 //!   one seam; the Prover actor does not know which one runs.
+//! - [`proof_file`]: a proof file read once (no symlink followed): the bytes verified are the
+//!   bytes hashed, sealed and sent.
 //! - [`verify`]: every proof checked with `zisk-verifier` before it is accepted and reported.
 //! - [`elf`]: which ethrex and ziskos a guest ELF was built from, and whether its input layout is ours.
 //! - [`process`]: running cargo-zisk in its own process group, with timeout and tail of output.
@@ -46,6 +50,7 @@ pub mod backend;
 pub mod blocks;
 pub mod chain;
 pub mod chainspec;
+pub mod commitment;
 pub mod config;
 pub mod control;
 pub mod coordinator;
@@ -63,6 +68,7 @@ pub mod input;
 pub mod instance;
 pub mod notify;
 pub mod process;
+pub mod proof_file;
 pub mod reproduce;
 pub mod retention;
 pub mod sanitize;

@@ -33,6 +33,14 @@ pub struct Info {
     /// Whether proofs are verified before they are reported, and the program key pinned (hex).
     pub verify_proofs: bool,
     pub program_vk: Option<String>,
+    /// Where the program key comes from (`PROGRAM_VK`, cargo-zisk's set-up cache, the
+    /// coordinator's set-up), when one is pinned.
+    pub key_from: Option<String>,
+    /// How the guest's committed outputs are read to compare them with the block's.
+    pub output_layout: Option<&'static str>,
+    /// Proofs are made and reported without any check (an explicit VERIFY_PROOFS=off, or a
+    /// ZisK 0.x prover): said on every screen, never implied.
+    pub proofs_unchecked: bool,
     pub output_dir: PathBuf,
     pub admin_token: Option<Secret>,
 }

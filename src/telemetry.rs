@@ -53,6 +53,7 @@ pub fn install() -> &'static PrometheusHandle {
 pub fn baseline(proves: bool, reporting: bool, coordinator: bool) {
     install();
     metrics::counter!("ethproofs_proofs_rejected_total").increment(0);
+    metrics::counter!("ethproofs_proofs_orphaned_total").increment(0);
     let (outcome, stage) = if proves { ("proved", "prove") } else { ("executed", "execute") };
     metrics::counter!("ethproofs_blocks_total", "outcome" => outcome, "stage" => stage).increment(0);
     metrics::counter!("ethproofs_blocks_total", "outcome" => "failed", "stage" => "prover").increment(0);
@@ -80,6 +81,11 @@ pub fn baseline(proves: bool, reporting: bool, coordinator: bool) {
 /// A proof the verifier refused (it is kept, the block failed, nothing was reported).
 pub fn proof_rejected() {
     metrics::counter!("ethproofs_proofs_rejected_total").increment(1);
+}
+
+/// A proof whose block left the chain before `proved` was sent: kept, never reported.
+pub fn proof_orphaned() {
+    metrics::counter!("ethproofs_proofs_orphaned_total").increment(1);
 }
 
 pub fn block_outcome(outcome: &'static str, stage: &'static str) {

@@ -4,14 +4,16 @@
 //! `Proof::to_bytes` layout and is written to the same file).
 //!
 //! The STARK is checked under the vadcop_final key compiled into the crate (never under the key
-//! the proof carries). With a pinned program key (`PROGRAM_VK`), a proof of any other program is
-//! refused before the STARK runs; without one, any program's proof verifies and the program key
-//! it commits to is logged with the block.
+//! the proof carries), for the program key from `PROGRAM_VK`, cargo-zisk's set-up cache or the
+//! coordinator's set-up ([`KeySource`]); and the outputs the guest committed are compared with
+//! the block's ([`crate::commitment`]): a valid proof of another block, chain or program is
+//! refused. With reporting off and no key, any program's proof verifies and its key is logged.
 //!
 //! ZisK 0.x proofs have another layout and another setup: this crate cannot check them.
 
-use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::commitment::{self, BlockOutputs, Mismatch, OutputLayout};
 
 /// Words around the STARK in a saved proof: `[minimal][n_publics][publics ≤ 69][vk 4][tag]` and
 /// a seed trailer of 5.
@@ -62,26 +64,97 @@ pub fn supported(major: u64) -> bool {
     major == 1
 }
 
+/// What start-up knows of the program key and the guest's output layout.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// `PROGRAM_VK`, decoded.
+    pub setting: Option<ProgramVk>,
+    /// The key in cargo-zisk's set-up cache for this ELF, and the file it came from.
+    pub setup_cache: Option<(PathBuf, ProgramVk)>,
+    /// The coordinator proves: its set-up job says the key.
+    pub coordinator: bool,
+    /// How the guest commits its outputs (`GUEST_OUTPUT`, or what the ELF's ziskos says), and
+    /// why it is not known when it is not.
+    pub layout: Result<OutputLayout, String>,
+}
+
+/// A verification setting start-up cannot honour: the variable to name, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub variable: &'static str,
+    pub message: String,
+}
+
 /// The verification to run, from `VERIFY_PROOFS` (`None` when not given), whether the daemon
-/// proves at all, the prover's ZisK major version and `PROGRAM_VK`. `Err` is the message for a
-/// `VERIFY_PROOFS=on` that cannot be honoured (a start-up error naming the variable).
+/// proves at all, whether it reports to EthProofs, the prover's ZisK major version and what is
+/// known of the program key and the output layout. With reporting on, a proof is checked for
+/// this program and this block, or the start is refused naming the setting that would make it
+/// so; only an explicit `VERIFY_PROOFS=off` reports proofs unchecked.
 pub fn decide(
     setting: Option<bool>,
     proving: bool,
+    reporting: bool,
     zisk_major: u64,
-    program_vk: Option<ProgramVk>,
-) -> Result<Option<ProofCheck>, String> {
+    facts: Facts,
+) -> Result<Option<ProofCheck>, Refusal> {
+    let refuse = |variable, message: String| Err(Refusal { variable, message });
     match setting {
-        Some(false) => Ok(None),
+        Some(false) => return Ok(None),
         // Execute and native runs make no proof: nothing to verify.
-        _ if !proving => Ok(None),
-        Some(true) if !supported(zisk_major) => Err(format!(
-            "zisk-verifier {} reads ZisK 1.x proofs, and this prover is ZisK {zisk_major}.x; set VERIFY_PROOFS=off",
-            VERIFIER_VERSION
-        )),
-        None if !supported(zisk_major) => Ok(None),
-        _ => Ok(Some(ProofCheck { program_vk })),
+        _ if !proving => return Ok(None),
+        _ if !supported(zisk_major) && (setting == Some(true) || reporting) => {
+            return refuse(
+                "VERIFY_PROOFS",
+                format!(
+                    "zisk-verifier {VERIFIER_VERSION} reads ZisK 1.x proofs, and this prover is ZisK {zisk_major}.x: its proofs cannot be checked before they are reported; set VERIFY_PROOFS=off to report them unchecked"
+                ),
+            );
+        }
+        None if !supported(zisk_major) => return Ok(None),
+        _ => {}
     }
+    let (program_vk, key_source) = match (facts.setting, facts.setup_cache, facts.coordinator) {
+        (Some(vk), _, _) => (Some(vk), Some(KeySource::Setting)),
+        (None, Some((path, vk)), _) => (Some(vk), Some(KeySource::SetupCache(path))),
+        (None, None, true) => (None, Some(KeySource::Coordinator)),
+        (None, None, false) if reporting => {
+            return refuse(
+                "PROGRAM_VK",
+                "no program key for the guest: set PROGRAM_VK (64 hex characters, or the key file), or run `cargo-zisk setup` for this ELF so that its set-up cache holds it; VERIFY_PROOFS=off reports proofs unchecked".into(),
+            );
+        }
+        (None, None, false) => (None, None),
+    };
+    let layout = match facts.layout {
+        Ok(layout) => Some(layout),
+        Err(why) if reporting => {
+            return refuse(
+                "GUEST_OUTPUT",
+                format!(
+                    "{why}: a proof cannot be bound to its block; name how the guest commits its outputs with GUEST_OUTPUT={}",
+                    OutputLayout::NAMES.join("|")
+                ),
+            );
+        }
+        Err(_) => None,
+    };
+    Ok(Some(ProofCheck { program_vk, key_source, layout }))
+}
+
+/// The key cargo-zisk's set-up cached for this ELF: `<cache>/<blake3(elf)>_…verkey.bin`, 32
+/// bytes. `None` when there is none (or more than one candidate: never a guess).
+pub fn setup_cache_key(cache: &Path, elf: &[u8]) -> Option<(PathBuf, ProgramVk)> {
+    let prefix = format!("{}_", blake3::hash(elf).to_hex());
+    let mut found = std::fs::read_dir(cache).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with("verkey.bin"))
+    });
+    let path = found.next()?;
+    if found.next().is_some() {
+        tracing::warn!(cache = %cache.display(), "more than one set-up key for this ELF in the cache: none is used");
+        return None;
+    }
+    let bytes = std::fs::read(&path).ok().filter(|b| b.len() == 32)?;
+    zisk_verifier::decode_vk(&bytes).ok().map(|vk| (path, vk))
 }
 
 /// The zisk-verifier release compiled in (Cargo.toml pins it with `=`).
@@ -98,6 +171,12 @@ pub enum Rejected {
     Invalid(String),
     #[error("the verifier failed on this proof (it panicked); the proof is not trusted")]
     Panicked,
+    #[error("the proof is not this block's: {0}")]
+    Outputs(#[from] Mismatch),
+    #[error("no outputs were recorded for this block when its input was built, so the proof cannot be bound to it")]
+    NoExpectedOutputs,
+    #[error("no program key is known yet (it comes from {0}); the proof is not trusted")]
+    NoProgramKey(String),
 }
 
 /// What a verified proof proves.
@@ -109,114 +188,97 @@ pub struct Verified {
     pub compressed: bool,
 }
 
+/// Where the program key every proof must carry comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The operator's `PROGRAM_VK`.
+    Setting,
+    /// cargo-zisk's set-up cache for this ELF (`~/.zisk/cache/<blake3 of the ELF>_…verkey.bin`).
+    SetupCache(PathBuf),
+    /// The coordinator's set-up job for this ELF: known once the set-up has run (the ledger
+    /// keeps it with the program).
+    Coordinator,
+}
+
+impl KeySource {
+    pub fn describe(&self) -> String {
+        match self {
+            KeySource::Setting => "PROGRAM_VK".into(),
+            KeySource::SetupCache(path) => format!("cargo-zisk's set-up cache ({})", path.display()),
+            KeySource::Coordinator => "the coordinator's set-up job".into(),
+        }
+    }
+}
+
 /// The verification the daemon runs, fixed at start-up.
 #[derive(Debug, Clone)]
 pub struct ProofCheck {
-    /// The program every proof must be for; `None` accepts any program's proof.
+    /// The program every proof must be for, when known at start-up.
     pub program_vk: Option<ProgramVk>,
+    /// Where the key comes from; `None`: any program's proof verifies (only with reporting off).
+    pub key_source: Option<KeySource>,
+    /// How the guest commits its outputs; `None`: not compared (only with reporting off).
+    pub layout: Option<OutputLayout>,
 }
 
 impl ProofCheck {
-    /// Verifies the proof file; blocking (a STARK check takes CPU time): run it off the async
-    /// threads. A verifier that panics on hostile bytes is a rejection, never a crash.
-    pub fn check_file(&self, path: &Path) -> Result<Verified, Rejected> {
-        let unreadable = |error| Rejected::Unreadable { path: path.display().to_string(), error };
+    /// Checks `proof` (the bytes of one read) against the block it is offered for: its
+    /// committed outputs first (a few comparisons, before the STARK's seconds), then the STARK
+    /// under this release's key and, when one is given, the program key; then the outputs the
+    /// verifier vouches for, once more. Blocking: run it off the async threads. A verifier that
+    /// panics on hostile bytes is a rejection, never a crash.
+    pub fn check_bytes(
+        &self,
+        proof: &[u8],
+        expected: Option<&BlockOutputs>,
+        program_vk: Option<&ProgramVk>,
+    ) -> Result<Verified, Rejected> {
         let cap = max_proof_bytes();
-        let file = std::fs::File::open(path).map_err(unreadable)?;
-        let bytes = file.metadata().map_err(unreadable)?.len();
+        let bytes = u64::try_from(proof.len()).unwrap_or(u64::MAX);
         if bytes > cap {
             return Err(Rejected::TooLarge { bytes, cap });
         }
-        let mut proof = Vec::new();
-        file.take(cap.saturating_add(1)).read_to_end(&mut proof).map_err(unreadable)?;
-        self.check_bytes(&proof)
-    }
-
-    pub fn check_bytes(&self, proof: &[u8]) -> Result<Verified, Rejected> {
-        let expected = self.program_vk;
-        let outcome = std::panic::catch_unwind(|| zisk_verifier::verify_saved(proof, expected.as_ref()))
+        if self.key_source.is_some() && program_vk.is_none() {
+            return Err(Rejected::NoProgramKey(self.key_source.as_ref().map(KeySource::describe).unwrap_or_default()));
+        }
+        let bound = match (self.layout, expected) {
+            (Some(layout), Some(expected)) => Some((layout, expected)),
+            (Some(_), None) => return Err(Rejected::NoExpectedOutputs),
+            (None, _) => None,
+        };
+        // Cheapest first: what the proof claims to commit to, read without verifying.
+        if let Some((layout, expected)) = bound
+            && let Ok(saved) = std::panic::catch_unwind(|| zisk_verifier::decode_saved(proof))
+            && let Ok(saved) = saved
+        {
+            let publics = zisk_verifier::program_publics(&saved.proof.public_values);
+            if publics.len() > 4 {
+                let claimed: Vec<u32> = publics[4..].iter().map(|w| u32::try_from(*w).unwrap_or(u32::MAX)).collect();
+                let claimed_vk: Option<ProgramVk> = publics[..4].try_into().ok();
+                // A proof of another program says so before its outputs are judged.
+                if program_vk.is_none_or(|vk| claimed_vk.as_ref() == Some(vk)) {
+                    commitment::compare(layout, expected, &claimed)?;
+                }
+            }
+        }
+        let outcome = std::panic::catch_unwind(|| zisk_verifier::verify_saved(proof, program_vk))
             .map_err(|_| Rejected::Panicked)?;
         let verified = outcome.map_err(|e| match e {
             zisk_verifier::VerifyError::ProgramMismatch { committed } => Rejected::Invalid(format!(
-                "it is a proof of program {}, not of PROGRAM_VK {}",
+                "it is a proof of program {}, not of the program key from {} ({})",
                 vk_hex(&committed),
-                expected.as_ref().map(vk_hex).unwrap_or_default()
+                self.key_source.as_ref().map(KeySource::describe).unwrap_or_default(),
+                program_vk.map(vk_hex).unwrap_or_default()
             )),
             other => Rejected::Invalid(other.to_string()),
         })?;
+        if let Some((layout, expected)) = bound {
+            let outputs = verified.outputs_u32().ok_or(Rejected::Outputs(Mismatch::Aggregate))?;
+            commitment::compare(layout, expected, &outputs)?;
+        }
         Ok(Verified { program_vk: vk_hex(&verified.program_vk), compressed: verified.is_aggregate.is_none() })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A proof in the saved layout whose every field is well formed (a compressed Poseidon2 leaf
-    /// of program `vk`, the STARK words of the right length) but whose STARK is made up.
-    fn forged(vk: &ProgramVk) -> Vec<u8> {
-        let hash = "Poseidon2";
-        let stark_bytes = zisk_verifier::proof_size(hash, true).unwrap().max_bytes();
-        let mut words: Vec<u64> = vec![1, 68];
-        words.extend(vk);
-        words.extend((0..64).map(|i| i as u64));
-        words.extend((0..stark_bytes / 8).map(|i| (i as u64).wrapping_mul(0x9E37_79B9) % 0xFFFF_FFFF_0000_0001));
-        words.extend(zisk_verifier::vadcop_vk(hash, true).unwrap());
-        words.push(zisk_verifier::hash_tag(hash).unwrap());
-        words.iter().flat_map(|w| w.to_le_bytes()).collect()
-    }
-
-    #[test]
-    fn garbage_truncated_and_forged_proofs_are_rejected() {
-        let any = ProofCheck { program_vk: None };
-        assert!(matches!(any.check_bytes(b"not a proof at all"), Err(Rejected::Invalid(_))));
-        assert!(matches!(any.check_bytes(&[0u8; 4096]), Err(Rejected::Invalid(_))));
-        let vk = [1, 2, 3, 4];
-        let proof = forged(&vk);
-        assert!(matches!(any.check_bytes(&proof[..proof.len() / 2]), Err(Rejected::Invalid(_))), "truncated");
-        let forged_stark = any.check_bytes(&proof).unwrap_err();
-        assert!(forged_stark.to_string().contains("STARK verification failed"), "{forged_stark}");
-        let pinned = ProofCheck { program_vk: Some([9, 9, 9, 9]) };
-        let other_program = pinned.check_bytes(&proof).unwrap_err().to_string();
-        assert!(other_program.contains(&vk_hex(&vk)) && other_program.contains("not of PROGRAM_VK"), "{other_program}");
-    }
-
-    #[test]
-    fn a_proof_file_larger_than_any_proof_is_refused_unread() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("proof.bin");
-        let file = std::fs::File::create(&path).unwrap();
-        file.set_len(max_proof_bytes() + 1).unwrap();
-        let refused = ProofCheck { program_vk: None }.check_file(&path).unwrap_err();
-        assert!(matches!(refused, Rejected::TooLarge { .. }), "{refused}");
-        assert!(max_proof_bytes() > 1024 && max_proof_bytes() < 64 << 20, "{}", max_proof_bytes());
-    }
-
-    #[test]
-    fn proofs_are_verified_by_default_when_proving_with_zisk_1() {
-        let vk = Some([1, 2, 3, 4]);
-        assert_eq!(decide(None, true, 1, vk).unwrap().map(|c| c.program_vk), Some(vk), "the default when proving");
-        assert!(decide(Some(false), true, 1, vk).unwrap().is_none(), "the operator's off");
-        assert!(decide(None, false, 1, None).unwrap().is_none(), "execute/native make no proof");
-        assert!(decide(Some(true), false, 0, None).unwrap().is_none());
-        assert!(decide(None, true, 0, None).unwrap().is_none(), "0.x proofs cannot be read: off unless asked");
-        let refused = decide(Some(true), true, 0, None).unwrap_err();
-        assert!(refused.contains("ZisK 0.x") && refused.contains("VERIFY_PROOFS=off"), "{refused}");
-    }
-
-    #[test]
-    fn a_program_key_is_64_hex_characters_or_a_32_byte_file() {
-        let vk = [0x0102_0304_0506_0708, 2, 3, u64::MAX];
-        let hex = vk_hex(&vk);
-        assert!(hex.starts_with("0807060504030201"), "file order: little-endian words");
-        assert_eq!(parse_program_vk(&hex), Ok(vk));
-        assert_eq!(parse_program_vk(&format!("0x{hex}")), Ok(vk));
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("program.verkey.bin");
-        std::fs::write(&file, vk.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-        assert_eq!(parse_program_vk(file.to_str().unwrap()), Ok(vk));
-        std::fs::write(&file, [0u8; 31]).unwrap();
-        assert!(parse_program_vk(file.to_str().unwrap()).unwrap_err().contains("31 bytes"));
-        assert!(parse_program_vk("abc").is_err());
-    }
-}
+mod tests;

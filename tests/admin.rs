@@ -215,9 +215,15 @@ fn doctor_says_what_is_fine_and_what_is_not() {
     assert!(text.contains("1.4.0") && text.contains("sha256"), "{text}");
     assert!(text.contains("skip verify") && text.contains("without being verified"), "VERIFY_PROOFS=off: {text}");
     let vk = "ab".repeat(32);
-    let out = run(&[("VERIFY_PROOFS", "on".into()), ("PROGRAM_VK", vk.clone())]);
+    let out = run(&[("VERIFY_PROOFS", "on".into()), ("PROGRAM_VK", vk.clone()), ("GUEST_OUTPUT", "encoded".into())]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(text.contains("ok   verify") && text.contains(&format!("for PROGRAM_VK {vk}")), "{text}");
+    assert!(text.contains("ok   verify") && text.contains(&format!("program {vk} (from PROGRAM_VK)")), "{text}");
+    assert!(text.contains("outputs compared with each block (encoded layout)"), "{text}");
+    // Reporting on and no key anywhere: doctor says which setting the start would refuse.
+    let out =
+        run(&[("VERIFY_PROOFS", "on".into()), ("GUEST_OUTPUT", "encoded".into()), ("HOME", "/nonexistent".into())]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("FAIL verify") && text.contains("PROGRAM_VK: no program key"), "{text}");
 
     let out = run(&[("CARGO_ZISK", "/nonexistent/cargo-zisk".into()), ("ETHPROOFS_API_KEY", "wrong".into())]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();

@@ -8,8 +8,10 @@ use std::path::Path;
 
 /// Lowest first. Within a layer, modules do not use each other.
 const LAYERS: &[&[&str]] = &[
+    // What a proof must commit to: bytes and rules only, below everything that reads them.
+    &["commitment"],
     // Facts and rules that stand alone: the ledger, the input, the schedule, verification.
-    &["schedule", "status", "telemetry", "disk", "process", "input", "verify", "store", "serve", "drain"],
+    &["schedule", "status", "telemetry", "disk", "process", "input", "verify", "store", "serve", "drain", "proof_file"],
     // One outside party or file format each.
     &["chain", "zisk", "devchain", "config"],
     &["chainspec", "notify", "ethproofs", "elf", "instance", "coordinator", "control", "sanitize"],

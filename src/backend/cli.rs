@@ -35,7 +35,16 @@ pub struct Emulator {
     /// `ziskemu`; `None`: `cargo-zisk execute`.
     pub ziskemu: Option<PathBuf>,
     pub timeout: Duration,
+    /// How the guest commits its outputs: `ziskemu -o` writes them, and they are compared with
+    /// the block's (`None`: not known, not compared).
+    pub output_layout: Option<crate::commitment::OutputLayout>,
 }
+
+/// Where `ziskemu -o` writes the guest's public outputs, in the block's folder.
+const EMULATOR_OUTPUTS: &str = "guest-outputs.bin";
+
+/// The most a guest's outputs file can hold (64 u32 words); a longer file is not read whole.
+const MAX_OUTPUTS_BYTES: u64 = 256;
 
 /// The emulator to use: `ZISKEMU` as given, else `ziskemu` beside cargo-zisk or on `PATH`;
 /// `None` when there is none (then `cargo-zisk execute` runs the guest).
@@ -162,12 +171,16 @@ impl Cli {
         stop: StopSignal,
         rec: &dyn Recorder,
     ) -> Result<Option<u64>, Outcome> {
-        let (program, args) = match &emulator.ziskemu {
-            Some(ziskemu) => {
-                let args = vec!["-e".into(), self.elf.clone().into(), "-i".into(), req.input.clone().into()];
+        let outputs = emulator.ziskemu.as_ref().map(|_| req.block_dir.join(EMULATOR_OUTPUTS));
+        let (program, args) = match (&emulator.ziskemu, &outputs) {
+            (Some(ziskemu), Some(outputs)) => {
+                let _ = std::fs::remove_file(outputs);
+                let mut args: Vec<std::ffi::OsString> =
+                    vec!["-e".into(), self.elf.clone().into(), "-i".into(), req.input.clone().into()];
+                args.extend(["-o".into(), outputs.clone().into()]);
                 (ziskemu.clone(), args)
             }
-            None => (self.program.clone(), zisk::execute(&self.elf, &req.input, &self.extra_args).args),
+            _ => (self.program.clone(), zisk::execute(&self.elf, &req.input, &self.extra_args).args),
         };
         let spec = RunSpec { program, args, timeout: emulator.timeout, kill_grace: self.kill_grace };
         tracing::info!(block = req.block, program = %spec.program.display(), "the guest checks the input");
@@ -187,7 +200,16 @@ impl Cli {
             })
         };
         match run.ending {
-            Ending::Code(0) => Ok(zisk::parse_steps(&run.tail)),
+            Ending::Code(0) => {
+                if let Some(path) = &outputs
+                    && emulator.output_layout.is_some()
+                {
+                    let committed = read_outputs(path).map_err(|reason| fail(reason, run.tail.clone()))?;
+                    super::outputs_are_the_block_s(emulator.output_layout, req, &committed)
+                        .map_err(|reason| fail(reason, run.tail.clone()))?;
+                }
+                Ok(zisk::parse_steps(&run.tail))
+            }
             Ending::Cancelled if stop.now() == Stop::Operator => {
                 Err(Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())))
             }
@@ -257,6 +279,13 @@ impl Cli {
         }
         (facts, written)
     }
+}
+
+/// The outputs file `ziskemu -o` wrote: at most 64 words, read without following a symlink.
+fn read_outputs(path: &Path) -> Result<Vec<u8>, String> {
+    crate::proof_file::ProofFile::read(path, MAX_OUTPUTS_BYTES)
+        .map(|f| f.bytes)
+        .map_err(|e| format!("the emulator accepted the input but gave no public outputs to hold to the block: {e}"))
 }
 
 /// Removes what an earlier run left at the proof location.

@@ -20,6 +20,7 @@ pub use cli::{Cli, Emulator, find_ziskemu};
 pub use native::Native;
 pub use remote::{Remote, RemoteSettings};
 
+use crate::commitment::{self, BlockOutputs, OutputLayout};
 use crate::config::ZiskAction;
 use crate::coordinator::{CoordError, Phase};
 use crate::decide::judge::Exit;
@@ -57,6 +58,30 @@ pub struct RunRequest {
     pub block_dir: PathBuf,
     /// A coordinator job of this attempt, recorded before a restart: followed, not submitted again.
     pub resume_job: Option<RecordedJob>,
+    /// What the block's proof must commit to: the guest's own check of the input
+    /// (`INPUT_CHECK=emulate`) is held to it before any GPU time is spent.
+    pub expected: Option<BlockOutputs>,
+}
+
+/// The outputs the guest committed when it checked the input (`ziskemu -o`, an execute job's
+/// `public_outputs`: little-endian u32 words) against the block's. `Ok` when the layout or the
+/// block's outputs are not known (nothing to hold them to; the proof is checked in full later).
+fn outputs_are_the_block_s(layout: Option<OutputLayout>, req: &RunRequest, bytes: &[u8]) -> Result<(), String> {
+    let (Some(layout), Some(expected)) = (layout, req.expected.as_ref()) else { return Ok(()) };
+    if bytes.len() % 4 != 0 || bytes.len() > commitment::OUTPUT_WORDS * 4 {
+        return Err(format!(
+            "the guest's public outputs are {} bytes, not up to 64 u32 words: not this guest's",
+            bytes.len()
+        ));
+    }
+    let words: Vec<u32> = bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .chain(std::iter::repeat(0))
+        .take(commitment::OUTPUT_WORDS)
+        .collect();
+    commitment::compare(layout, expected, &words)
+        .map_err(|m| format!("the guest ran the input, but its outputs are not this block's: {m}"))
 }
 
 /// What a backend says as the run goes; the implementation records it.
@@ -168,6 +193,7 @@ pub fn from_config(
     zisk_version: crate::zisk::ZiskVersion,
     dialect: crate::zisk::Dialect,
     elf_sha256: &str,
+    output_layout: Option<OutputLayout>,
 ) -> Result<Box<dyn Backend>, BuildError> {
     use crate::config::ProverBackend;
     let act = action(config.zisk_action);
@@ -185,6 +211,7 @@ pub fn from_config(
             emulate: config.input_check.emulate().then(|| Emulator {
                 ziskemu: find_ziskemu(config.ziskemu.as_deref(), &config.cargo_zisk),
                 timeout: config.input_check_timeout,
+                output_layout,
             }),
         }),
         (_, ProverBackend::Coordinator) => {
@@ -197,6 +224,7 @@ pub fn from_config(
                 emulate_first: config.input_check.emulate(),
                 check_timeout: config.input_check_timeout,
                 cancel_on_shutdown: config.cancel_on_shutdown,
+                output_layout,
             };
             Box::new(Remote::new(client, ledger.clone(), settings, elf_sha256.to_string()))
         }

@@ -186,9 +186,16 @@ pub struct RunArgs {
     #[arg(long, env = "VERIFY_PROOFS", value_enum)]
     pub verify_proofs: Option<OnOff>,
     /// The guest program's verification key (its ROM root) that every proof must be for: 64 hex
-    /// characters or the path of the 32-byte key file. Unset: a proof of any program verifies.
+    /// characters or the path of the 32-byte key file. Unset: the key cargo-zisk's set-up cached for this ELF, or the
+    /// coordinator's set-up answer; with reporting on and neither, the start is refused (VERIFY_PROOFS=off reports
+    /// proofs unchecked).
     #[arg(long, env = "PROGRAM_VK")]
     pub program_vk: Option<String>,
+    /// How the guest commits its outputs, when its ELF does not say (README: "What a verified proof proves"): `encoded`
+    /// (the 160-byte ProgramOutput, ziskos 1.x), `prefixed` (behind a u64 length, ziskos 0.16) or `sha256` (its
+    /// digest, ziskos 0.15 and older). Default: from the ziskos the ELF was built with; unknown refuses reporting.
+    #[arg(long, env = "GUEST_OUTPUT")]
+    pub guest_output: Option<String>,
     /// Start even when the ELF was built from an ethrex whose input layout differs from this build's (README: "Which
     /// guest is this?").
     #[arg(long, env = "ALLOW_ELF_MISMATCH", default_value = "false", action = clap::ArgAction::Set)]

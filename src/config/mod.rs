@@ -89,6 +89,8 @@ pub struct Config {
     pub verify_proofs: Option<bool>,
     /// `PROGRAM_VK`, decoded.
     pub program_vk: Option<crate::verify::ProgramVk>,
+    /// `GUEST_OUTPUT`: how the guest commits its outputs, when the operator names it.
+    pub guest_output: Option<crate::commitment::OutputLayout>,
     pub prover_backend: ProverBackend,
     pub coordinator_url: String,
     pub cancel_on_shutdown: bool,
@@ -237,6 +239,15 @@ impl RunArgs {
             None => None,
             Some(text) => Some(crate::verify::parse_program_vk(text).map_err(|e| err("PROGRAM_VK", &e))?),
         };
+        let guest_output = match self.guest_output.as_deref() {
+            None => None,
+            Some(text) => Some(crate::commitment::OutputLayout::parse(text).ok_or_else(|| {
+                err(
+                    "GUEST_OUTPUT",
+                    &format!("{text:?} is not one of {}", crate::commitment::OutputLayout::NAMES.join(", ")),
+                )
+            })?),
+        };
         Ok(Config {
             eth_rpc_url,
             eth_ws_url: self.eth_ws_url,
@@ -249,6 +260,7 @@ impl RunArgs {
             allow_elf_mismatch: self.allow_elf_mismatch,
             verify_proofs: self.verify_proofs.map(|v| v == OnOff::On),
             program_vk,
+            guest_output,
             prover_backend: self.prover_backend,
             coordinator_url: self.zisk_coordinator_url,
             cancel_on_shutdown: self.cancel_on_shutdown,

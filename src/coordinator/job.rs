@@ -55,10 +55,16 @@ pub enum JobEnd {
         /// `stats.steps`.
         steps: Option<u64>,
     },
-    /// An execute or set-up job that completed.
+    /// An execute job that completed.
     Done {
         steps: Option<u64>,
         ms: Option<u64>,
+        /// `ExecuteResponse.public_outputs`: what the guest committed (at most 256 bytes kept).
+        outputs: Vec<u8>,
+    },
+    /// A set-up job that completed, with the program key it answered (`SetupResponse.vk`).
+    SetUp {
+        vk: Vec<u8>,
     },
     Failed(Failure),
     /// Cancelled (by us or anyone else).
@@ -165,12 +171,16 @@ pub(super) fn completed(result: Option<pb::JobKindResponse>, hash_id: Option<&st
         }
         Kind::Execute(e) => {
             let stats = e.stats.unwrap_or_default();
+            // ZisK has 64 u32 outputs: anything longer is not a guest's and is cut, never kept whole.
+            let mut outputs = e.public_outputs;
+            outputs.truncate(crate::commitment::OUTPUT_WORDS * 4 + 4);
             Some(JobEnd::Done {
                 steps: Some(stats.steps).filter(|s| *s > 0),
                 ms: Some(stats.duration_nanos / 1_000_000).filter(|m| *m > 0),
+                outputs,
             })
         }
-        Kind::Setup(_) => Some(JobEnd::Done { steps: None, ms: None }),
+        Kind::Setup(s) => Some(JobEnd::SetUp { vk: s.vk.into_iter().take(64).collect() }),
     }
 }
 

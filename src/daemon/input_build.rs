@@ -79,6 +79,8 @@ pub async fn build_and_record(
             let input_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             tracing::info!(block, input_bytes = generated.written.bytes, input_ms, "input ready");
             let hash = format!("{:#x}", generated.summary.hash);
+            // What its proof must commit to, known now and never again asked of anyone.
+            let outputs = generated.summary.outputs(ctx.chain.config.chain_id).to_hex();
             let built = Enqueued {
                 input_path: &generated.written.path,
                 gas_used: generated.summary.gas_used,
@@ -86,6 +88,7 @@ pub async fn build_and_record(
                 block_hash: &hash,
                 input_ms,
                 timestamp: generated.summary.timestamp,
+                expected_output: Some(&outputs),
             };
             let report = settings.raises_reports;
             ctx.ledger.input_built(block, &built, report).map(|()| input_ms)

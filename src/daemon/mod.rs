@@ -15,6 +15,7 @@
 //! record their own outcome in the ledger the moment it is known, then tell the actor through
 //! its [`Mailbox`], which always points at the live incarnation.
 
+mod canonical;
 mod input_build;
 mod input_generator;
 mod notifier;

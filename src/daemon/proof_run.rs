@@ -4,20 +4,20 @@
 //! (fsync, SHA-256) and record the verdict. The Prover actor only starts these and hears how
 //! they went; neither knows which backend runs.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use sha2::Digest;
-
+use super::canonical::{self, Canonical};
 use super::run_progress::{Recording, RunProgress};
 use super::{Context, ProverSettings, until_recorded};
 use crate::backend::{Outcome, RunRequest, Stop, StopSignal};
+use crate::commitment::BlockOutputs;
 use crate::decide::judge::Verdict;
+use crate::proof_file::ProofFile;
 use crate::store::RecordedJob;
 use crate::store::Stage;
-use crate::store::{Accepted, ExitRecord, Interrupted, StoreError};
+use crate::store::{Acceptance, Accepted, ExitRecord, Interrupted, StoreError};
+use crate::verify::{KeySource, ProgramVk};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub struct RunJob {
     /// An attempt already running when the daemon (re)started, whose coordinator job is
     /// followed again rather than started anew.
     pub resume: Option<Resume>,
+    /// What the block's proof must commit to, recorded when its input was built.
+    pub expected: Option<BlockOutputs>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,36 +57,20 @@ fn block_dir(settings: &ProverSettings, job: &RunJob) -> PathBuf {
     job.input_path.parent().map(PathBuf::from).unwrap_or_else(|| settings.output_dir.join(job.block.to_string()))
 }
 
-/// How long the canonical check may take; a node that cannot say is not a reason to stop.
-const CANONICAL_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The node's canonical hash at the block's height, if it answers in time.
-async fn canonical(ctx: &Context, block: u64) -> Option<String> {
-    match tokio::time::timeout(CANONICAL_CHECK_TIMEOUT, ctx.node.block_hash(block)).await {
-        Ok(Ok(hash)) => hash,
-        Ok(Err(e)) => {
-            tracing::warn!(block, error = %e, "cannot check that the block is still canonical");
-            None
-        }
-        Err(_) => {
-            tracing::warn!(block, "the canonical check did not answer in time");
+/// `Some((old hash, reason))` if the node's block at this height is not the one the input was
+/// built from. A node that cannot say is logged and the run goes on: nothing is reported on
+/// this answer (the Reporter asks again, closed, before `proved` is sent).
+async fn left_the_chain(ctx: &Context, job: &RunJob) -> Option<(String, String)> {
+    match canonical::check(ctx, job.block, job.block_hash.as_deref()).await {
+        Canonical::Yes => None,
+        Canonical::Left { built_from, reason } => Some((built_from, reason)),
+        Canonical::Unknown(why) => {
+            tracing::warn!(block = job.block, %why, "cannot check that the block is still canonical; checked again before it is reported");
             None
         }
     }
 }
 
-/// `Some(reason)` if the node's block at this height is not the one the input was built from.
-async fn left_the_chain(ctx: &Context, job: &RunJob) -> Option<(String, String)> {
-    let built_from = job.block_hash.as_deref()?;
-    let now = canonical(ctx, job.block).await?;
-    (!now.eq_ignore_ascii_case(built_from)).then(|| {
-        let reason = format!("block {} {built_from} is no longer canonical (the chain now has {now})", job.block);
-        (built_from.to_string(), reason)
-    })
-}
-
-/// Keeps what was done for an orphaned block under `OUTPUT_DIR/<n>.orphan-<hash>` and records
-/// it; the canonical block at this height is built and proved afresh.
 fn orphan(
     ctx: &Context,
     settings: &ProverSettings,
@@ -92,19 +78,7 @@ fn orphan(
     old_hash: &str,
     reason: &str,
 ) -> Result<(), StoreError> {
-    let dir = block_dir(settings, job);
-    let short: String = old_hash.trim_start_matches("0x").chars().take(12).collect();
-    let kept = settings.output_dir.join(format!("{}.orphan-{short}", job.block));
-    let kept = match std::fs::rename(&dir, &kept) {
-        Ok(()) => Some(kept),
-        Err(e) => {
-            tracing::warn!(block = job.block, error = %e, "cannot move the orphan's files aside");
-            None
-        }
-    };
-    tracing::warn!(block = job.block, %reason, "reorg: the block is built again from the canonical chain");
-    ctx.ledger.block_reorged(job.block, Some(old_hash), kept.as_deref(), reason)?;
-    Ok(())
+    canonical::orphan(ctx, job.block, &block_dir(settings, job), old_hash, reason)
 }
 
 /// Runs the job to its end and records it. Never panics on the prover's behaviour.
@@ -148,6 +122,7 @@ pub async fn run(
         input: job.input_path.clone(),
         block_dir: block_dir(&settings, &job),
         resume_job: job.resume.as_ref().map(|r| r.job.clone()),
+        expected: job.expected,
     };
     let recording = Recording { block: job.block, attempt, ledger: &ctx.ledger, progress: &progress };
     // Once the run has ended, its records are retried through a ledger that cannot be written
@@ -216,23 +191,16 @@ pub async fn run(
         let unrecorded = orphan(&ctx, &settings, &job, &old, &reason).err();
         return report(Verdict::Orphaned(reason), ended.last_lines, unrecorded);
     }
-    let proof = ended.proof.as_ref().map(|(p, _)| p.as_path());
-    let verdict = match (&verdict, proof) {
-        (Verdict::Proved { .. }, Some(path)) if ctx.verify.is_some() => {
-            let (ctx, block, path, proved) = (ctx.clone(), job.block, path.to_path_buf(), verdict.clone());
-            tokio::task::spawn_blocking(move || verified(&ctx, block, proved, Some(&path))).await.unwrap_or_else(|e| {
-                Verdict::Failed { stage: Stage::Verify, reason: format!("the verification task failed: {e}") }
-            })
+    let sealed = match (&verdict, ended.proof.as_ref()) {
+        (Verdict::Proved { .. }, Some((path, _))) => {
+            let (ctx, block, path, expected) = (ctx.clone(), job.block, path.clone(), job.expected);
+            Some(
+                tokio::task::spawn_blocking(move || accept(&ctx, block, &path, expected.as_ref()))
+                    .await
+                    .unwrap_or_else(|e| Err((Stage::ProofOutput, format!("the task checking the proof failed: {e}")))),
+            )
         }
-        _ => verdict,
-    };
-    // The proof's fsync and SHA-256 read the whole file: off the async threads, once.
-    let sealed = match (&verdict, proof.map(Path::to_path_buf)) {
-        (Verdict::Proved { .. }, path) => Some(
-            tokio::task::spawn_blocking(move || sealed(path.as_deref()))
-                .await
-                .unwrap_or_else(|e| Err(format!("the task sealing the proof failed: {e}"))),
-        ),
+        (Verdict::Proved { .. }, None) => Some(Err((Stage::ProofOutput, "no proof path was recorded".to_string()))),
         _ => None,
     };
     match until_recorded(&ctx.ledger, &stopping, || record(&ctx, &settings, job.block, &verdict, sealed.clone())).await
@@ -242,64 +210,97 @@ pub async fn run(
     }
 }
 
-/// A proved verdict stands only if its proof verifies (when VERIFY_PROOFS is on); otherwise the
-/// block fails at stage `verify` with the verifier's reason, and the proof file is kept for a
-/// person to look at. Blocking: a STARK check takes CPU time.
-pub fn verified(ctx: &Context, block: u64, verdict: Verdict, proof: Option<&Path>) -> Verdict {
-    let (Some(check), Verdict::Proved { .. }, Some(path)) = (&ctx.verify, &verdict, proof) else { return verdict };
-    match check.check_file(path) {
-        Ok(v) => {
-            tracing::info!(block, program_vk = %v.program_vk, compressed = v.compressed, "proof verified");
-            verdict
-        }
-        Err(rejected) => {
-            crate::telemetry::proof_rejected();
-            tracing::error!(block, proof = %path.display(), reason = %rejected, "proof rejected by the verifier; kept, never reported");
-            Verdict::Failed { stage: Stage::Verify, reason: rejected.to_string() }
+/// The program key proofs are checked for: the one fixed at start-up, or the one the
+/// coordinator's set-up gave (kept by the ledger with the program).
+fn program_key(ctx: &Context) -> Option<ProgramVk> {
+    let check = ctx.verify.as_ref()?;
+    check.program_vk.or_else(|| match check.key_source {
+        Some(KeySource::Coordinator) => ctx
+            .ledger
+            .coordinator_program()
+            .ok()
+            .flatten()
+            .and_then(|p| p.vk)
+            .and_then(|vk| crate::verify::parse_program_vk(&vk).ok()),
+        _ => None,
+    })
+}
+
+/// The largest proof file read when proofs are not verified (ZisK 0.x layouts are larger).
+const UNVERIFIED_READ_CAP: u64 = 256 << 20;
+
+/// A proved run's proof, read once (no symlink followed): those bytes are checked for this
+/// program and this block (when VERIFY_PROOFS is on), then made durable and hashed. The
+/// SHA-256 to record, or the stage and reason the block fails with; a rejected proof stays on
+/// disk for a person to look at. Blocking: a STARK check takes CPU time.
+pub fn accept(
+    ctx: &Context,
+    block: u64,
+    path: &Path,
+    expected: Option<&BlockOutputs>,
+) -> Result<String, (Stage, String)> {
+    let cap = if ctx.verify.is_some() { crate::verify::max_proof_bytes() } else { UNVERIFIED_READ_CAP };
+    let file = ProofFile::read(path, cap).map_err(|e| (Stage::ProofOutput, e.to_string()))?;
+    if let Some(check) = &ctx.verify {
+        match check.check_bytes(&file.bytes, expected, program_key(ctx).as_ref()) {
+            Ok(v) => tracing::info!(block, program_vk = %v.program_vk, compressed = v.compressed, "proof verified"),
+            Err(rejected) => {
+                crate::telemetry::proof_rejected();
+                tracing::error!(block, proof = %path.display(), reason = %rejected, "proof rejected by the verifier; kept, never reported");
+                return Err((Stage::Verify, rejected.to_string()));
+            }
         }
     }
+    file.seal(path).map_err(|e| (Stage::ProofOutput, e.to_string()))
 }
 
-/// Records a verdict on an exited (or never started) run, and returns it as recorded: a proof
-/// that cannot be made durable is a failure, not a proof.
-pub fn apply(
+/// Judges again, after a restart, a run whose exit (and proof) the ledger recorded: the proof
+/// is read, checked and sealed as at its run's end, and the verdict recorded.
+pub fn settle_recorded(
     ctx: &Context,
     settings: &ProverSettings,
-    block: u64,
-    verdict: &Verdict,
-    proof: Option<&Path>,
+    row: &crate::store::BlockRecord,
+    verdict: Verdict,
 ) -> Result<Verdict, StoreError> {
-    let sealed = matches!(verdict, Verdict::Proved { .. }).then(|| sealed(proof));
-    record(ctx, settings, block, verdict, sealed)
+    let sealed = match (&verdict, &row.proof_path) {
+        (Verdict::Proved { .. }, Some(path)) => {
+            let expected = row.expected_output.as_deref().and_then(BlockOutputs::from_hex);
+            Some(accept(ctx, row.number, path, expected.as_ref()))
+        }
+        (Verdict::Proved { .. }, None) => Some(Err((Stage::ProofOutput, "no proof path was recorded".to_string()))),
+        _ => None,
+    };
+    record(ctx, settings, row.number, &verdict, sealed)
 }
 
-/// The proof made durable, and its SHA-256; or why it cannot be.
-fn sealed(proof: Option<&Path>) -> Result<String, String> {
-    proof
-        .ok_or_else(|| "no proof path was recorded".to_string())
-        .and_then(|p| seal(p).map_err(|e| format!("cannot make the proof {} durable: {e}", p.display())))
-}
-
-/// [`apply`] with a proved verdict's proof already sealed (`sealed` is `Some` for it).
+/// Records a verdict on an exited (or never started) run, with a proved verdict's proof
+/// already checked and sealed (`sealed` is `Some` for it), and returns it as recorded: a proof
+/// that cannot be made durable, or that is another block's, is a failure, not a proof.
 fn record(
     ctx: &Context,
     settings: &ProverSettings,
     block: u64,
     verdict: &Verdict,
-    sealed: Option<Result<String, String>>,
+    sealed: Option<Result<String, (Stage, String)>>,
 ) -> Result<Verdict, StoreError> {
     let reporting = settings.raises_reports;
     match verdict {
         Verdict::Proved { proving_ms, cycles } => {
-            let sealed = sealed.unwrap_or_else(|| Err("the proof was not sealed".to_string()));
+            let sealed = sealed.unwrap_or_else(|| Err((Stage::ProofOutput, "the proof was not sealed".to_string())));
             match sealed {
                 Ok(sha256) => {
                     let accepted = Accepted { proving_ms: *proving_ms, cycles: *cycles, sha256: &sha256 };
-                    ctx.ledger.proof_accepted(block, &accepted, reporting)?;
+                    if let Acceptance::Duplicate { block: other, reason } =
+                        ctx.ledger.proof_accepted(block, &accepted, reporting)?
+                    {
+                        crate::telemetry::proof_rejected();
+                        tracing::error!(block, other, %reason, "a proof already recorded for another block; kept, never reported");
+                        return Ok(Verdict::Failed { stage: Stage::Verify, reason });
+                    }
                 }
-                Err(reason) => {
-                    ctx.ledger.proof_failed(block, Stage::ProofOutput, &reason)?;
-                    return Ok(Verdict::Failed { stage: Stage::ProofOutput, reason });
+                Err((stage, reason)) => {
+                    ctx.ledger.proof_failed(block, stage, &reason)?;
+                    return Ok(Verdict::Failed { stage, reason });
                 }
             }
         }
@@ -314,29 +315,6 @@ fn record(
         Verdict::Orphaned(_) => {}
     }
     Ok(verdict.clone())
-}
-
-/// fsyncs the proof and the directories above it up to the block directory, and returns its
-/// SHA-256: the ledger may say `proved` only about bytes that survive a power cut.
-pub fn seal(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    file.sync_all()?;
-    let mut dir = path.parent();
-    for _ in 0..2 {
-        let Some(d) = dir else { break };
-        std::fs::File::open(d)?.sync_all()?;
-        dir = d.parent();
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Whether the proof recorded at exit is still there, whole (for judging a recorded exit again

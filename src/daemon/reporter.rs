@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::canonical::Canonical;
 use super::report_call::build_call;
 use super::{Alerts, Context, InFlightTask, Mailbox, ReporterSettings, rfc3339};
 use crate::decide::outbox::{self, BlockFacts, Next};
@@ -24,6 +25,9 @@ pub enum ReporterMsg {
     Wake,
     /// A send ended; its outcome is already in the ledger.
     Sent { row: Box<ReportRow>, outcome: Outcome, settle: Settle },
+    /// A `proved` was not sent: the node could not confirm its block is still canonical (it
+    /// waits, recorded), or the block left the chain (recorded as orphaned, proved afresh).
+    Held { id: i64, block: u64, why: String },
     /// Heartbeat: publish status, and look again.
     Tick,
 }
@@ -96,6 +100,13 @@ impl Actor for Reporter {
                 }
                 self.answered(s, &row, &outcome, &settle);
             }
+            ReporterMsg::Held { id, block, why } => {
+                if s.sending.as_ref().is_some_and(|(sending, _)| *sending == id) {
+                    s.sending = None;
+                }
+                tracing::warn!(block, status = "proved", %why, "not sent");
+                s.last_error = Some(why);
+            }
         }
         super::survive(self.pump(&myself, s))?;
         super::survive(self.publish(s))?;
@@ -133,6 +144,8 @@ impl Reporter {
                 tracing::warn!(block, status, %error, retry_in_ms = wait_ms, "EthProofs call not accepted; will retry");
                 s.last_error = Some(error.clone());
             }
+            // Recorded and said by the send task (`ReporterMsg::Held`).
+            Settle::Wait { .. } => {}
         }
     }
 
@@ -189,7 +202,6 @@ impl Reporter {
                         return Ok(());
                     }
                     s.last_sent = Some(now);
-                    ledger.report_sending(row.id)?;
                     let task = self.send(client, row, hold);
                     s.sending = Some((id, task));
                     return Ok(());
@@ -207,6 +219,18 @@ impl Reporter {
         let policy = self.settings.policy;
         InFlightTask::spawn(async move {
             let _hold = hold;
+            if row.kind == ReportKind::Proved
+                && let Err(why) = still_canonical(&ctx, &row).await
+            {
+                mailbox.deliver(ReporterMsg::Held { id: row.id, block: row.block, why }).await;
+                return;
+            }
+            // In doubt from here until the answer is recorded: a restart in between asks again.
+            if let Err(e) = super::until_recorded(&ctx.ledger, || false, || ctx.ledger.report_sending(row.id)).await {
+                tracing::error!(error = %e, block = row.block, "cannot mark the call in doubt; not sent");
+                mailbox.deliver(ReporterMsg::Held { id: row.id, block: row.block, why: e.to_string() }).await;
+                return;
+            }
             let outcome = match build_call(&row).await {
                 Ok(call) => client.send(&call).await,
                 Err(e) => Outcome::Permanent { http: None, reason: e.to_string() },
@@ -245,6 +269,36 @@ impl Reporter {
     }
 }
 
+/// Immediately before `proved` goes: the block the proof is of must still be the chain's at its
+/// height. `Err` says why the call is not sent now; what became of it is already recorded — a
+/// node that cannot say keeps the call waiting (with backoff, its reason on `/health` and the
+/// block page), and a block that left the chain is orphaned and proved afresh.
+async fn still_canonical(ctx: &Context, row: &ReportRow) -> Result<(), String> {
+    let record = ctx.ledger.block(row.block).map_err(|e| e.to_string())?;
+    let built_from = record.as_ref().and_then(|b| b.block_hash.clone());
+    match super::canonical::check(ctx, row.block, built_from.as_deref()).await {
+        Canonical::Yes => Ok(()),
+        Canonical::Unknown(why) => {
+            let waited = now_ms().saturating_sub(row.created_at_ms).max(0);
+            let next_at_ms = now_ms().saturating_add(outbox::canonical_wait_ms(waited));
+            let reason = format!("waiting for the node to confirm block {} is still canonical: {why}", row.block);
+            let settle = Settle::Wait { reason: reason.clone(), next_at_ms };
+            ctx.ledger.report_settled(row, &settle).map_err(|e| e.to_string())?;
+            Err(reason)
+        }
+        Canonical::Left { built_from, reason } => {
+            let dir = row.proof_path.as_deref().and_then(std::path::Path::parent).map(std::path::Path::to_path_buf);
+            let orphaned = match &dir {
+                Some(dir) => super::canonical::orphan(ctx, row.block, dir, &built_from, &reason),
+                None => ctx.ledger.block_reorged(row.block, Some(&built_from), None, &reason),
+            };
+            orphaned.map_err(|e| e.to_string())?;
+            crate::telemetry::proof_orphaned();
+            Err(format!("{reason}: its proof is kept, never reported, and the canonical block is proved"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -254,7 +308,7 @@ mod tests {
     use ractor::Actor;
 
     use super::*;
-    use crate::daemon::test_support::{context, serve, wait};
+    use crate::daemon::test_support::{context, node, serve, wait};
     use crate::store::{Accepted, Enqueued, ExitRecord, ReportState};
 
     type Seen = Arc<Mutex<Vec<(String, u64)>>>;
@@ -269,35 +323,33 @@ mod tests {
         serve(axum::Router::new().route("/proofs/{status}", post(accept)).with_state(seen)).await
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sends_each_blocks_calls_in_order_and_holds_a_call_in_doubt() {
-        let seen: Seen = Arc::default();
-        let url = api(seen.clone()).await;
-        let dir = tempfile::tempdir().unwrap();
-        let flags = ["--ethproofs-rpc-url", &url, "--ethproofs-api-key", "k", "--ethproofs-cluster-id", "1"];
-        let (ctx, settings) = context(dir.path(), "http://127.0.0.1:9", &flags);
-        let ledger = &ctx.ledger;
-        let proof = dir.path().join("proof.bin");
-        std::fs::write(&proof, [7u8; 64]).unwrap();
-        let built =
-            Enqueued { input_path: &proof, gas_used: 1, tx_count: 1, block_hash: "0x1", input_ms: 1, timestamp: 1 };
-        // Block 10: proved, all three calls pending. Block 20: its `proving` went out and the
-        // daemon died before the answer, and nothing follows it yet.
-        ledger.targets_scheduled(&[10, 20], None, 20).unwrap();
-        for n in [10, 20] {
-            ledger.input_built(n, &built, n == 10).unwrap();
-            ledger.proof_started(n, true).unwrap();
-        }
-        let exit = ExitRecord { exit: "code 0", proof: Some((&proof, 64)), proving_ms: 5, cycles: None };
-        ledger.prover_exited(10, &exit).unwrap();
-        let digest = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest([7u8; 64]))
-        };
-        ledger.proof_accepted(10, &Accepted { proving_ms: 5, cycles: None, sha256: &digest }, true).unwrap();
-        let in_doubt = ledger.pending_reports().unwrap().into_iter().find(|r| r.block == 20).unwrap();
-        ledger.report_sending(in_doubt.id).unwrap();
+    const HASH: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
 
+    /// Block `n` proved with `proof` (reporting on): its three calls pending.
+    fn proved(ledger: &crate::store::Ledger, n: u64, proof: &std::path::Path) {
+        use sha2::Digest;
+        let outputs = "00".repeat(160);
+        let built = Enqueued {
+            input_path: proof,
+            gas_used: 1,
+            tx_count: 1,
+            block_hash: HASH,
+            input_ms: 1,
+            timestamp: 1,
+            expected_output: Some(&outputs),
+        };
+        ledger.targets_scheduled(&[n], None, n).unwrap();
+        ledger.input_built(n, &built, true).unwrap();
+        ledger.proof_started(n, true).unwrap();
+        let bytes = std::fs::read(proof).unwrap();
+        let exit = ExitRecord { exit: "code 0", proof: Some((proof, bytes.len() as u64)), proving_ms: 5, cycles: None };
+        ledger.prover_exited(n, &exit).unwrap();
+        let digest = hex::encode(sha2::Sha256::digest(&bytes));
+        ledger.proof_accepted(n, &Accepted { proving_ms: 5, cycles: None, sha256: &digest }, true).unwrap();
+    }
+
+    /// A Reporter over `ctx` sending to EthProofs at `settings`.
+    async fn reporter(ctx: &Arc<Context>, settings: &crate::daemon::Settings) -> ActorRef<ReporterMsg> {
         let client = Arc::new(EthProofsClient::new(ctx.http.clone(), settings.reporter.ethproofs.clone().unwrap()));
         let mailbox = Mailbox::default();
         let reporter = Reporter {
@@ -309,6 +361,40 @@ mod tests {
         };
         let (actor, _) = Actor::spawn(None, reporter, ()).await.unwrap();
         mailbox.set(Some(actor.clone()));
+        actor
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sends_each_blocks_calls_in_order_and_holds_a_call_in_doubt() {
+        let seen: Seen = Arc::default();
+        let url = api(seen.clone()).await;
+        let node_url = node(Arc::new(std::sync::Mutex::new(Some(HASH.to_string())))).await;
+        let dir = tempfile::tempdir().unwrap();
+        let flags = ["--ethproofs-rpc-url", &url, "--ethproofs-api-key", "k", "--ethproofs-cluster-id", "1"];
+        let (ctx, settings) = context(dir.path(), &node_url, &flags);
+        let ledger = &ctx.ledger;
+        let proof = dir.path().join("proof.bin");
+        std::fs::write(&proof, [7u8; 64]).unwrap();
+        // Block 10: proved, all three calls pending. Block 20: its `proving` went out and the
+        // daemon died before the answer, and nothing follows it yet.
+        proved(ledger, 10, &proof);
+        let outputs = "00".repeat(160);
+        let built = Enqueued {
+            input_path: &proof,
+            gas_used: 1,
+            tx_count: 1,
+            block_hash: HASH,
+            input_ms: 1,
+            timestamp: 1,
+            expected_output: Some(&outputs),
+        };
+        ledger.targets_scheduled(&[20], None, 20).unwrap();
+        ledger.input_built(20, &built, false).unwrap();
+        ledger.proof_started(20, true).unwrap();
+        let in_doubt = ledger.pending_reports().unwrap().into_iter().find(|r| r.block == 20).unwrap();
+        ledger.report_sending(in_doubt.id).unwrap();
+
+        let actor = reporter(&ctx, &settings).await;
         wait("block 10's three calls", || seen.lock().unwrap().len() >= 3).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let sent = seen.lock().unwrap().clone();
@@ -319,6 +405,67 @@ mod tests {
         assert_eq!(ledger.report_state(20, ReportKind::Proving).unwrap(), Some(ReportState::Pending));
         let status = ctx.board.reporter.fresh().unwrap();
         assert_eq!((status.delivered_count, status.state), (3, "waiting"), "block 20's call is still pending");
+        actor.stop(None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn proved_waits_while_the_node_cannot_say_the_block_is_canonical_and_goes_once_it_does() {
+        let seen: Seen = Arc::default();
+        let url = api(seen.clone()).await;
+        let answer = Arc::new(std::sync::Mutex::new(None));
+        let node_url = node(answer.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let flags = ["--ethproofs-rpc-url", &url, "--ethproofs-api-key", "k", "--ethproofs-cluster-id", "1"];
+        let (ctx, settings) = context(dir.path(), &node_url, &flags);
+        let proof = dir.path().join("10").join("proof.bin");
+        std::fs::create_dir_all(proof.parent().unwrap()).unwrap();
+        std::fs::write(&proof, [7u8; 64]).unwrap();
+        proved(&ctx.ledger, 10, &proof);
+
+        let actor = reporter(&ctx, &settings).await;
+        wait("queued and proving sent", || seen.lock().unwrap().len() >= 2).await;
+        let proved_call =
+            || ctx.ledger.reports_of(10).unwrap().into_iter().find(|r| r.kind == ReportKind::Proved).unwrap();
+        wait("the proved call waiting on the node", || {
+            proved_call().last_error.is_some_and(|e| e.contains("waiting for the node to confirm block 10"))
+        })
+        .await;
+        assert_eq!(seen.lock().unwrap().len(), 2, "proved is never sent on hope");
+        let call = proved_call();
+        assert_eq!(
+            (call.state, call.attempts, call.in_doubt),
+            (ReportState::Pending, 0, false),
+            "a wait is no attempt"
+        );
+        assert!(ctx.board.reporter.fresh().unwrap().last_error.unwrap().contains("canonical"), "shown on /health");
+
+        *answer.lock().unwrap() = Some(HASH.to_string());
+        wait("proved sent once the node confirms", || seen.lock().unwrap().len() == 3).await;
+        assert_eq!(seen.lock().unwrap()[2], ("proved".to_string(), 10));
+        actor.stop(None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_proved_block_that_left_the_chain_before_proved_went_is_orphaned_and_built_again() {
+        let seen: Seen = Arc::default();
+        let url = api(seen.clone()).await;
+        let other = "0x2222222222222222222222222222222222222222222222222222222222222222";
+        let node_url = node(Arc::new(std::sync::Mutex::new(Some(other.to_string())))).await;
+        let dir = tempfile::tempdir().unwrap();
+        let flags = ["--ethproofs-rpc-url", &url, "--ethproofs-api-key", "k", "--ethproofs-cluster-id", "1"];
+        let (ctx, settings) = context(dir.path(), &node_url, &flags);
+        let proof = dir.path().join("10").join("proof.bin");
+        std::fs::create_dir_all(proof.parent().unwrap()).unwrap();
+        std::fs::write(&proof, [7u8; 64]).unwrap();
+        proved(&ctx.ledger, 10, &proof);
+
+        let actor = reporter(&ctx, &settings).await;
+        wait("the block orphaned", || ctx.ledger.block(10).unwrap().unwrap().state == BlockState::Seen).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(seen.lock().unwrap().iter().all(|(s, _)| s != "proved"), "the orphan's proof is never reported");
+        assert_eq!(ctx.ledger.orphans(5).unwrap().len(), 1);
+        assert!(dir.path().join("10.orphan-111111111111/proof.bin").is_file(), "its proof is kept aside");
+        assert!(ctx.ledger.reports_of(10).unwrap().iter().all(|r| r.kind != ReportKind::Proved));
         actor.stop(None);
     }
 }

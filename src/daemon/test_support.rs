@@ -33,7 +33,7 @@ pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, Set
     let config = crate::config::test_args(&args).unwrap().into_config().unwrap();
     let ledger = Arc::new(Ledger::open(&config.db_path).unwrap());
     let (zisk_version, dialect) = (ZiskVersion { major: 1, minor: 4, patch: 0 }, Dialect::V1);
-    let backend = crate::backend::from_config(&config, &ledger, zisk_version, dialect, "test").unwrap();
+    let backend = crate::backend::from_config(&config, &ledger, zisk_version, dialect, "test", None).unwrap();
     let settings = Settings::from_config(&config);
     let links = Links { dashboard_url: None, reports_to_ethproofs: config.reports_to_ethproofs(), dev_chain: false };
     let ctx = Arc::new(Context {
@@ -64,6 +64,27 @@ pub async fn serve(router: axum::Router) -> String {
         let _ = axum::serve(listener, router).await;
     });
     url
+}
+
+/// What a test node answers for `eth_getBlockByNumber`: the block hash at every height, or
+/// (`None`) an error, as a node that is failing does.
+pub type NodeHash = Arc<std::sync::Mutex<Option<String>>>;
+
+/// A JSON-RPC node on loopback answering `eth_getBlockByNumber` with `{hash}` from `hash` (an
+/// error when it holds `None`); returns its URL.
+pub async fn node(hash: NodeHash) -> String {
+    use axum::extract::State;
+    use axum::routing::post;
+    async fn answer(State(hash): State<NodeHash>, body: String) -> String {
+        let request: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let id = request["id"].clone();
+        let reply = match hash.lock().unwrap().clone() {
+            Some(h) => serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"hash": h}}),
+            None => serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32000, "message": "syncing"}}),
+        };
+        reply.to_string()
+    }
+    serve(axum::Router::new().route("/", post(answer)).with_state(hash)).await
 }
 
 /// Polls `f` until it holds (10 s at most).

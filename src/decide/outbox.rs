@@ -121,6 +121,13 @@ pub fn settle(row: &ReportRow, outcome: &Outcome, policy: Policy, now_ms: i64, j
     }
 }
 
+/// How long a `proved` waits before the node is asked again whether its block is still
+/// canonical, after `waited_ms` of waiting: a quarter of the wait so far, between 2 s and 60 s —
+/// soon after a blip, rarely during a long outage.
+pub fn canonical_wait_ms(waited_ms: i64) -> i64 {
+    (waited_ms / 4).clamp(2_000, 60_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +206,13 @@ mod tests {
         assert_eq!(backoff(u32::MAX, Duration::from_secs(300)), Duration::from_secs(300));
         let refused = Outcome::Permanent { http: Some(401), reason: "HTTP 401".into() };
         assert_eq!(settle(&r, &refused, policy, 0, Duration::ZERO), Settle::Failed("HTTP 401".into()));
+    }
+
+    #[test]
+    fn a_proved_waiting_for_the_canonical_check_backs_off_between_2_and_60_seconds() {
+        assert_eq!(canonical_wait_ms(0), 2_000);
+        assert_eq!(canonical_wait_ms(40_000), 10_000);
+        assert_eq!(canonical_wait_ms(3_600_000), 60_000);
+        assert_eq!(canonical_wait_ms(-5), 2_000, "a clock that stepped back");
     }
 }

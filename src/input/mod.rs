@@ -18,6 +18,9 @@ mod transaction;
 pub mod validate;
 pub mod write;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -28,6 +31,8 @@ use ethrex_common::{Bytes, H256, U256};
 use ethrex_crypto::NativeCrypto;
 use rkyv::util::AlignedVec;
 use serde::Deserialize;
+
+use crate::commitment::BlockOutputs;
 
 pub use block::ParsedBlock;
 pub use framing::Framing;
@@ -102,10 +107,14 @@ pub struct BlockSummary {
     pub timestamp: u64,
     pub tx_count: usize,
     pub gas_used: u64,
+    /// The state root the block executes from: its parent header's (from the witness).
+    pub parent_state_root: H256,
+    /// The header's `stateRoot`.
+    pub state_root: H256,
 }
 
 impl BlockSummary {
-    fn of(block: &Block, hash: H256) -> BlockSummary {
+    fn of(block: &Block, hash: H256, parent_state_root: H256) -> BlockSummary {
         BlockSummary {
             number: block.header.number,
             hash,
@@ -113,7 +122,20 @@ impl BlockSummary {
             timestamp: block.header.timestamp,
             tx_count: block.body.transactions.len(),
             gas_used: block.header.gas_used,
+            parent_state_root,
+            state_root: block.header.state_root,
         }
+    }
+
+    /// What a proof of this block must commit to, on the chain `chain_id`.
+    pub fn outputs(&self, chain_id: u64) -> BlockOutputs {
+        BlockOutputs::new(
+            self.parent_state_root.0,
+            self.state_root.0,
+            self.hash.0,
+            chain_id,
+            u64::try_from(self.tx_count).unwrap_or(u64::MAX),
+        )
     }
 }
 
@@ -175,7 +197,7 @@ impl RawInputs {
                     parent.state_root
                 ))
             })?;
-        let summary = BlockSummary::of(&block, hash);
+        let summary = BlockSummary::of(&block, hash, parent.state_root);
         Ok((ProgramInput { blocks: vec![block], execution_witness }, summary))
     }
 }

@@ -165,7 +165,8 @@ pub async fn run(
         if backend.makes_proofs() {
             let _ = std::fs::create_dir_all(&block_dir);
         }
-        let req = RunRequest { block: *block, attempt: 1, input: input.clone(), block_dir, resume_job: None };
+        let req =
+            RunRequest { block: *block, attempt: 1, input: input.clone(), block_dir, resume_job: None, expected: None };
         let rec = Quiet { block: *block, steps: std::sync::Mutex::new(None), scratch: scratch.clone() };
         let started = Instant::now();
         let outcome = match action {
@@ -293,7 +294,8 @@ pub fn backend(config: &Config, out: &Path, action: Action) -> Result<Box<dyn Ba
     } else {
         crate::store::Ledger::open_in_memory().map_err(|e| ReproduceError::Backend(e.to_string()))?
     };
-    crate::backend::from_config(&config, &Arc::new(ledger), version, dialect, &elf_sha256)
+    // Replays hold nothing to compare the guest's outputs with: no layout.
+    crate::backend::from_config(&config, &Arc::new(ledger), version, dialect, &elf_sha256, None)
         .map_err(|e| ReproduceError::Backend(e.to_string()))
 }
 

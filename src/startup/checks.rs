@@ -3,12 +3,13 @@
 //! verification can be honoured, and the EthProofs key sees its cluster.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use super::StartupError;
 use crate::chain::ChainError;
 use crate::config::{Config, ConfigError, ProverBackend, ZiskAction, ZiskVersionSetting};
-use crate::verify::ProofCheck;
+use crate::verify::{Facts, KeySource, ProofCheck, setup_cache_key, vk_hex};
 use crate::zisk::ZiskVersion;
 
 /// Node calls at start-up ride out a node that is briefly unavailable.
@@ -74,22 +75,43 @@ pub(super) fn check_elf(
     Ok(fp)
 }
 
-/// Whether and how each proof is verified, said once at start-up (`verify::decide`).
-pub(super) fn verification(config: &Config, zisk_version: ZiskVersion) -> Result<Option<ProofCheck>, StartupError> {
+/// Whether and how each proof is verified, said once at start-up (`verify::decide`): for which
+/// program key (from `PROGRAM_VK`, cargo-zisk's set-up cache for this ELF, or the coordinator's
+/// set-up) and which output layout (`GUEST_OUTPUT`, or the ELF's ziskos). With reporting on, a
+/// proof that cannot be checked for this program and block refuses the start, naming the setting.
+pub(super) fn verification(
+    config: &Config,
+    zisk_version: ZiskVersion,
+    elf: Option<(&[u8], &crate::elf::Fingerprint)>,
+) -> Result<Option<ProofCheck>, StartupError> {
     let proving = config.zisk_action == ZiskAction::Prove;
-    let check = crate::verify::decide(config.verify_proofs, proving, zisk_version.major, config.program_vk)
-        .map_err(|message| ConfigError { variable: "VERIFY_PROOFS", message })?;
+    let coordinator = config.prover_backend == ProverBackend::Coordinator;
+    let setup_cache = match (config.program_vk, elf, coordinator) {
+        (None, Some((bytes, _)), false) => {
+            std::env::var_os("HOME").and_then(|home| setup_cache_key(&Path::new(&home).join(".zisk/cache"), bytes))
+        }
+        _ => None,
+    };
+    let facts = Facts {
+        setting: config.program_vk,
+        setup_cache,
+        coordinator,
+        layout: crate::elf::output_layout(config.guest_output, elf.map(|(_, fp)| fp)),
+    };
+    let check =
+        crate::verify::decide(config.verify_proofs, proving, config.reports_to_ethproofs(), zisk_version.major, facts)
+            .map_err(|r| ConfigError { variable: r.variable, message: r.message })?;
     match (&check, proving) {
         (_, false) => {}
         (None, true) => tracing::warn!(
             zisk = %zisk_version,
-            "proofs are reported without being verified (VERIFY_PROOFS=off, or a ZisK 0.x prover)"
+            "proofs are not verified (VERIFY_PROOFS=off, or a ZisK 0.x prover with reporting off): a proof of another block or program would be reported"
         ),
-        (Some(ProofCheck { program_vk: Some(vk) }), true) => {
-            tracing::info!(program_vk = %crate::verify::vk_hex(vk), "every proof is verified for PROGRAM_VK");
-        }
-        (Some(ProofCheck { program_vk: None }), true) => tracing::warn!(
-            "every proof is verified, for any program: set PROGRAM_VK to refuse a proof of another guest"
+        (Some(c), true) => tracing::info!(
+            program_vk = %c.program_vk.as_ref().map(vk_hex).unwrap_or_else(|| "any program".into()),
+            key_from = %c.key_source.as_ref().map(KeySource::describe).unwrap_or_else(|| "nowhere (reporting is off)".into()),
+            output_layout = c.layout.map_or("not compared (reporting is off)", |l| l.as_str()),
+            "every proof is verified before it is accepted"
         ),
     }
     Ok(check)

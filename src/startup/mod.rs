@@ -93,7 +93,6 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     let zisk_version = detect_zisk(&config).await?;
     let dialect =
         zisk_version.dialect().map_err(|e| ConfigError { variable: zisk_variable(&config), message: e.to_string() })?;
-    let verify = verification(&config, zisk_version)?;
     check_emulator(&config)?;
     let native = config.zisk_action == ZiskAction::Native;
     if !native && !config.elf_path.is_file() {
@@ -103,12 +102,16 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         }
         .into());
     }
-    let elf = if native {
-        None
+    let (elf, verify) = if native {
+        (None, verification(&config, zisk_version, None)?)
     } else {
         let bytes = read_guest(&config.elf_path)?;
-        Some(check_elf(&config, &bytes, zisk_version)?)
+        let fp = check_elf(&config, &bytes, zisk_version)?;
+        let verify = verification(&config, zisk_version, Some((&bytes, &fp)))?;
+        (Some(fp), verify)
     };
+    // How the guest commits its outputs, also for the guest's own check of each input.
+    let output_layout = crate::elf::output_layout(config.guest_output, elf.as_ref()).ok();
     let elf_sha256 = elf.as_ref().map_or("none (ZISK_ACTION=native)".to_string(), |f| f.sha256.clone());
 
     let node = Arc::new(
@@ -179,7 +182,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
             prover_label(&config, zisk_version),
         ),
     );
-    let backend = crate::backend::from_config(&config, &ledger, zisk_version, dialect, &elf_sha256)?;
+    let backend = crate::backend::from_config(&config, &ledger, zisk_version, dialect, &elf_sha256, output_layout)?;
     let settings = Settings::from_config(&config);
     let surface = SurfaceSettings {
         block_interval: config.block_interval,
@@ -281,6 +284,9 @@ impl Built {
                 elf_ziskos: ctx.elf.as_ref().map_or("none".into(), |f| f.ziskos.describe()),
                 verify_proofs: ctx.verify.is_some(),
                 program_vk: ctx.verify.as_ref().and_then(|v| v.program_vk.as_ref()).map(crate::verify::vk_hex),
+                key_from: ctx.verify.as_ref().and_then(|v| v.key_source.as_ref()).map(|k| k.describe()),
+                output_layout: ctx.verify.as_ref().and_then(|v| v.layout).map(|l| l.as_str()),
+                proofs_unchecked: surface.proves && surface.reporting && ctx.verify.is_none(),
                 output_dir: surface.output_dir,
                 admin_token: surface.admin_token,
             },

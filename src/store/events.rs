@@ -58,6 +58,15 @@ pub enum Interrupted {
     GaveUp(String),
 }
 
+/// What became of a proof offered for acceptance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptance {
+    /// The block is proved.
+    Accepted,
+    /// The same bytes are another block's recorded proof: the block failed at `verify`.
+    Duplicate { block: u64, reason: String },
+}
+
 /// A block whose input is ready, with what the `queued` call needs.
 #[derive(Debug, Clone)]
 pub struct Enqueued<'a> {
@@ -68,6 +77,8 @@ pub struct Enqueued<'a> {
     pub input_ms: u64,
     /// The block's own timestamp (seconds since the epoch).
     pub timestamp: u64,
+    /// What its proof must commit to (`commitment::BlockOutputs::to_hex`).
+    pub expected_output: Option<&'a str>,
 }
 
 impl Ledger {
@@ -160,7 +171,8 @@ impl Ledger {
                 tx,
                 n,
                 Move::InputBuilt,
-                ", input_path = ?3, gas_used = ?4, tx_count = ?5, block_hash = ?6, input_ms = ?7, block_timestamp = ?8",
+                ", input_path = ?3, gas_used = ?4, tx_count = ?5, block_hash = ?6, input_ms = ?7, block_timestamp = ?8,
+                 expected_output = ?9",
                 &[
                     &path,
                     &sql_u64(built.gas_used),
@@ -168,6 +180,7 @@ impl Ledger {
                     &built.block_hash,
                     &sql_u64(built.input_ms),
                     &sql_u64(built.timestamp),
+                    &built.expected_output,
                 ],
             )?;
             if report {
@@ -288,10 +301,27 @@ impl Ledger {
     }
 
     /// The judged run is a proof, fsynced with its directory and hashed: the block is proved
-    /// and `proved` is raised with it.
-    pub fn proof_accepted(&self, n: u64, accepted: &Accepted<'_>, report: bool) -> Result<(), StoreError> {
+    /// and `proved` is raised with it. A proof whose bytes are already recorded as another
+    /// block's proves that block, not this one: the block fails at `verify` instead, in the same
+    /// transaction, whatever the verification setting.
+    pub fn proof_accepted(&self, n: u64, accepted: &Accepted<'_>, report: bool) -> Result<Acceptance, StoreError> {
         let Accepted { proving_ms, cycles, sha256 } = *accepted;
         self.write(|tx| {
+            let other: Option<i64> = tx
+                .query_row(
+                    "SELECT number FROM blocks WHERE proof_sha256 = ?1 AND number != ?2 LIMIT 1",
+                    params![sha256, sql_u64(n)],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(self.sql())?;
+            if let Some(other) = other.and_then(|b| u64::try_from(b).ok()) {
+                let reason = format!(
+                    "the proof's bytes (SHA-256 {sha256}) are the proof already recorded for block {other}: it proves that block, not this one"
+                );
+                self.apply(tx, n, Move::ProofFailed, ", stage = 'verify', reason = ?3, pgid = NULL", &[&reason])?;
+                return Ok(Acceptance::Duplicate { block: other, reason });
+            }
             self.apply(
                 tx,
                 n,
@@ -307,7 +337,7 @@ impl Ledger {
                     self.raise(tx, n, ReportKind::Proved, Some((proving_ms, cycles, Path::new(&path))))?;
                 }
             }
-            Ok(())
+            Ok(Acceptance::Accepted)
         })
     }
 
@@ -383,9 +413,12 @@ impl Ledger {
                 n,
                 Move::Reorged,
                 ", input_path = NULL, proof_path = NULL, proof_sha256 = NULL, proof_bytes = NULL, exit = NULL,
-                 block_hash = NULL, pgid = NULL, pgid_start_ticks = NULL, boot_id = NULL, stage = NULL, reason = ?3",
+                 block_hash = NULL, expected_output = NULL, pgid = NULL, pgid_start_ticks = NULL, boot_id = NULL, stage = NULL, reason = ?3",
                 &[&reason],
             )?;
+            // A `proved` call for the orphan's proof is never sent; kept with the block's history,
+            // and out of the way of the replacement's own `proved`.
+            self.replace_calls(tx, n, "status = 'proved'")?;
             tx.execute(
                 "INSERT INTO orphans (block, hash, dir, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![sql_u64(n), old_hash, dir.map(|d| d.display().to_string()), reason, now_ms()],

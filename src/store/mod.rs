@@ -36,7 +36,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use error::StoreError;
-pub use events::{Accepted, CancelRequest, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess};
+pub use events::{Acceptance, Accepted, CancelRequest, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess};
 pub use gate::WriteTrouble;
 pub use job::RecordedJob;
 pub use lines::ReportLine;
@@ -46,7 +46,7 @@ pub use state::{BlockState, Move, ReportState, Stage};
 pub use story::{Call, Moment, Story};
 
 /// Schema versions this build can read; `migrate` brings older ones up to the last.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
@@ -146,6 +146,9 @@ pub struct BlockRecord {
     pub cancel_requested: bool,
     /// The guest's steps when it checked the input (`INPUT_CHECK=emulate`).
     pub guest_steps: Option<u64>,
+    /// What the block's proof must commit to (`commitment::BlockOutputs::to_hex`), recorded
+    /// with its input; `None` for an input built by a daemon before schema 8.
+    pub expected_output: Option<String>,
 }
 
 /// One EthProofs call in the outbox.

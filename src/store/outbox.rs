@@ -22,6 +22,12 @@ pub enum Settle {
         error: String,
         next_at_ms: i64,
     },
+    /// Not sent: the call waits for something other than the API (the node to confirm the
+    /// block is still canonical), and is looked at again at `next_at_ms`. No attempt is counted.
+    Wait {
+        reason: String,
+        next_at_ms: i64,
+    },
 }
 
 impl Ledger {
@@ -46,6 +52,15 @@ impl Ledger {
                         "UPDATE reports SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, in_doubt = 0
                          WHERE id = ?1 AND state = 'pending'",
                         params![row.id, error, next_at_ms],
+                    )
+                    .map_err(self.sql())?;
+                    return Ok(());
+                }
+                Settle::Wait { reason, next_at_ms } => {
+                    tx.execute(
+                        "UPDATE reports SET last_error = ?2, next_attempt_at = ?3, in_doubt = 0
+                         WHERE id = ?1 AND state = 'pending'",
+                        params![row.id, reason, next_at_ms],
                     )
                     .map_err(self.sql())?;
                     return Ok(());
@@ -114,7 +129,7 @@ impl Ledger {
 
     /// The calls matching `which` (an SQL condition on `reports`) for block `n` leave the outbox
     /// for `earlier_reports`, with when they were replaced: a resubmit keeps the history.
-    fn replace_calls(&self, tx: &Transaction<'_>, n: u64, which: &str) -> Result<(), StoreError> {
+    pub(super) fn replace_calls(&self, tx: &Transaction<'_>, n: u64, which: &str) -> Result<(), StoreError> {
         tx.execute(
             &format!(
                 "INSERT INTO earlier_reports (id, block, status, state, created_at, done_at, attempts, last_error, replaced_at)

@@ -13,18 +13,26 @@ pub struct ProgramRecord {
     pub elf_sha256: String,
     pub hash_id: String,
     pub set_up: bool,
+    /// The program key the set-up answered (hex): what every proof of this program is checked
+    /// for. A record without one (schema 7) is set up again to learn it.
+    pub vk: Option<String>,
 }
 
 impl ProgramRecord {
-    /// Stored as `<elf sha256> <hash id> <set-up|registered>` in `meta`.
+    /// Stored as `<elf sha256> <hash id> <set-up|registered>[ <program key hex>]` in `meta`.
     fn parse(text: &str) -> Option<ProgramRecord> {
         let mut parts = text.split(' ');
         let (elf_sha256, hash_id, stage) = (parts.next()?, parts.next()?, parts.next()?);
-        Some(ProgramRecord { elf_sha256: elf_sha256.into(), hash_id: hash_id.into(), set_up: stage == "set-up" })
+        let vk = parts.next().filter(|v| !v.is_empty()).map(str::to_string);
+        Some(ProgramRecord { elf_sha256: elf_sha256.into(), hash_id: hash_id.into(), set_up: stage == "set-up", vk })
     }
 
     fn text(&self) -> String {
-        format!("{} {} {}", self.elf_sha256, self.hash_id, if self.set_up { "set-up" } else { "registered" })
+        let stage = if self.set_up { "set-up" } else { "registered" };
+        match &self.vk {
+            Some(vk) => format!("{} {} {stage} {vk}", self.elf_sha256, self.hash_id),
+            None => format!("{} {} {stage}", self.elf_sha256, self.hash_id),
+        }
     }
 }
 
@@ -40,17 +48,27 @@ impl Ledger {
     pub fn program_registered(&self, elf_sha256: &str, hash_id: &str) -> Result<ProgramRecord, StoreError> {
         self.write(|tx| {
             let old = self.meta_in(tx, "coordinator_program")?.and_then(|v| ProgramRecord::parse(&v));
-            let set_up = old.is_some_and(|o| o.elf_sha256 == elf_sha256 && o.hash_id == hash_id && o.set_up);
-            let record = ProgramRecord { elf_sha256: elf_sha256.into(), hash_id: hash_id.into(), set_up };
+            let same = old.filter(|o| o.elf_sha256 == elf_sha256 && o.hash_id == hash_id && o.set_up);
+            let record = ProgramRecord {
+                elf_sha256: elf_sha256.into(),
+                hash_id: hash_id.into(),
+                set_up: same.is_some(),
+                vk: same.and_then(|o| o.vk),
+            };
             self.set_meta_in(tx, "coordinator_program", &record.text())?;
             Ok(record)
         })
     }
 
-    /// The program's set-up completed on the coordinator.
-    pub fn program_set_up(&self, elf_sha256: &str, hash_id: &str) -> Result<(), StoreError> {
+    /// The program's set-up completed on the coordinator, answering its program key (hex).
+    pub fn program_set_up(&self, elf_sha256: &str, hash_id: &str, vk: &str) -> Result<(), StoreError> {
         self.write(|tx| {
-            let record = ProgramRecord { elf_sha256: elf_sha256.into(), hash_id: hash_id.into(), set_up: true };
+            let record = ProgramRecord {
+                elf_sha256: elf_sha256.into(),
+                hash_id: hash_id.into(),
+                set_up: true,
+                vk: Some(vk.into()),
+            };
             self.set_meta_in(tx, "coordinator_program", &record.text())
         })
     }

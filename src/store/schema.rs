@@ -115,10 +115,18 @@ CREATE INDEX IF NOT EXISTS blocks_last_move ON blocks(MAX(COALESCE(seen_at, 0), 
     COALESCE(orphaned_at, 0)));
 ";
 
+/// v8: what the block's proof must commit to (`commitment::BlockOutputs`, hex), recorded when
+/// its input is built; proofs found by their digest (a proof's bytes recorded for another block
+/// are refused).
+const SCHEMA_V8: &str = "
+ALTER TABLE blocks ADD COLUMN expected_output TEXT;
+CREATE INDEX IF NOT EXISTS blocks_proof_sha256 ON blocks(proof_sha256);
+";
+
 /// Brings a ledger of schema `from` up to the newest, in `tx`.
 pub(super) fn upgrade(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<()> {
     for (version, batch) in
-        [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7].into_iter().enumerate()
+        [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8].into_iter().enumerate()
     {
         if from <= version as i64 {
             tx.execute_batch(batch)?;

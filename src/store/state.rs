@@ -130,6 +130,9 @@ pub fn allowed(from: Option<BlockState>, mv: Move) -> Option<BlockState> {
         (Some(Failed | Executed | Skipped), Move::Reprove) => Seen,
         (Some(Queued | InputReady), Move::InputLost) => Seen,
         (Some(Seen | Queued | InputReady | Proving | Exited), Move::Reorged) => Seen,
+        // Checked again before `proved` is sent: a proved block that left the chain is proved
+        // afresh; its proof of the orphan is kept, never reported.
+        (Some(Proved), Move::Reorged) => Seen,
         _ => return None,
     };
     Some(to)
@@ -293,7 +296,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn proved_is_terminal() {
+    fn proved_is_terminal_but_for_a_reorg() {
         for mv in [
             Move::TargetSeen,
             Move::InputBuilt,
@@ -307,10 +310,11 @@ mod tests {
             Move::ExecutedNatively,
             Move::Reprove,
             Move::InputLost,
-            Move::Reorged,
         ] {
             assert_eq!(allowed(Some(BlockState::Proved), mv), None, "{mv:?} out of proved");
         }
+        // Checked again before `proved` is sent: a block that left the chain is proved afresh.
+        assert_eq!(allowed(Some(BlockState::Proved), Move::Reorged), Some(BlockState::Seen));
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct RemoteSettings {
     pub timeout: Duration,
     /// `INPUT_CHECK=emulate`: the guest runs on the input (an execute job) before it is proved.
     pub emulate_first: bool,
+    /// How the guest commits its outputs: the input check's outputs are compared with the
+    /// block's (`None`: not known, not compared).
+    pub output_layout: Option<crate::commitment::OutputLayout>,
     /// `INPUT_CHECK_TIMEOUT_SECONDS`: the input check's own deadline.
     pub check_timeout: Duration,
     /// `CANCEL_ON_SHUTDOWN`: a graceful stop cancels the job instead of leaving it to be re-attached.
@@ -160,8 +163,11 @@ impl Remote {
         let started = Instant::now();
         let (end, cancelled_by) = self.await_end(&job, self.settings.check_timeout, false, false, stop, rec).await?;
         match end {
-            JobEnd::Done { steps, .. } => {
+            JobEnd::Done { steps, outputs, .. } => {
                 tracing::debug!(block = req.block, ms = started.elapsed().as_millis() as u64, "input check job done");
+                if let Err(reason) = super::outputs_are_the_block_s(self.settings.output_layout, req, &outputs) {
+                    return Err(Outcome::Ended(Ended::failed(Stage::InputCheck, reason)));
+                }
                 rec.checked(steps);
                 Ok(())
             }
@@ -227,7 +233,9 @@ impl Remote {
         // Only a completed job has an exit to judge again after a crash; a failed one is
         // recorded as failed at once (its reason is the record).
         let (exit, said) = match &end {
-            JobEnd::Proved { .. } | JobEnd::Done { .. } => (Some(Exit::JobCompleted), "job completed"),
+            JobEnd::Proved { .. } | JobEnd::Done { .. } | JobEnd::SetUp { .. } => {
+                (Some(Exit::JobCompleted), "job completed")
+            }
             JobEnd::Cancelled => (None, "job cancelled"),
             _ => (None, "job failed"),
         };

@@ -10,7 +10,8 @@ use crate::coordinator::{CoordError, Failure, JobEnd, MAX_MESSAGE_BYTES};
 impl Remote {
     /// The program's hash id once it is registered and set up (once per ELF; remembered).
     pub(super) async fn ready_program(&self, rec: &dyn Recorder) -> Result<String, CoordError> {
-        if let Some(p) = self.program().filter(|p| p.set_up) {
+        // A set-up recorded without its program key (an older ledger) runs again to learn it.
+        if let Some(p) = self.program().filter(|p| p.set_up && p.vk.is_some()) {
             return Ok(p.hash_id);
         }
         let elf = std::fs::read(&self.settings.elf).map_err(|e| CoordError::Refused {
@@ -34,7 +35,7 @@ impl Remote {
         let hash_id = self.client.register(elf).await?;
         let record = self.ledger.program_registered(&self.elf_sha256, &hash_id).map_err(local)?;
         tracing::info!(hash_id, "guest program registered with the coordinator");
-        if record.set_up {
+        if record.set_up && record.vk.is_some() {
             return Ok(hash_id);
         }
         tracing::info!(hash_id, "setting the guest program up on the coordinator (once per ELF)");
@@ -53,9 +54,14 @@ impl Remote {
             Err(_) => return Err(CoordError::Failing { code: "setup".into(), message: "set-up stopped".into() }),
         };
         match end {
-            JobEnd::Done { .. } => {
-                self.ledger.program_set_up(&self.elf_sha256, &hash_id).map_err(local)?;
-                tracing::info!(hash_id, "guest program set up");
+            JobEnd::SetUp { vk } => {
+                let vk = zisk_verifier::decode_vk(&vk).map_err(|e| CoordError::Refused {
+                    code: "setup".into(),
+                    message: format!("the set-up answered a program key that is not one ({} bytes: {e})", vk.len()),
+                })?;
+                let vk = crate::verify::vk_hex(&vk);
+                self.ledger.program_set_up(&self.elf_sha256, &hash_id, &vk).map_err(local)?;
+                tracing::info!(hash_id, program_vk = %vk, "guest program set up");
                 Ok(hash_id)
             }
             // The guest itself is refused (a bad ELF): every block would fail the same way.

@@ -16,6 +16,7 @@ use super::proof_run::{self, Resume, RunJob, RunReport};
 use super::run_progress::RunProgress;
 use super::{Alerts, Context, InFlightTask, Mailbox, ProverSettings, rfc3339};
 use crate::backend::{Stop, StopSignal};
+use crate::commitment::BlockOutputs;
 use crate::config::ZiskAction;
 use crate::decide::judge::Exit;
 use crate::decide::judge::{self, Verdict};
@@ -172,8 +173,7 @@ impl Prover {
                     let Some(row) = exited.iter().find(|r| r.number == block) else { continue };
                     let verdict = self.rejudge(row);
                     tracing::warn!(block, ?verdict, "judging a run whose exit was recorded before a restart");
-                    let verdict = proof_run::verified(&self.ctx, block, verdict, row.proof_path.as_deref());
-                    proof_run::apply(&self.ctx, &self.settings, block, &verdict, row.proof_path.as_deref())?;
+                    proof_run::settle_recorded(&self.ctx, &self.settings, row, verdict)?;
                 }
             }
         }
@@ -212,7 +212,13 @@ impl Prover {
         if let Some((block, resume)) = s.resume.pop_front() {
             let Some(row) = ledger.block(block)?.filter(|r| r.state == BlockState::Proving) else { return Ok(()) };
             let input_path = row.input_path.clone().unwrap_or_default();
-            let job = RunJob { block, input_path, block_hash: row.block_hash.clone(), resume: Some(resume.clone()) };
+            let job = RunJob {
+                block,
+                input_path,
+                block_hash: row.block_hash.clone(),
+                resume: Some(resume.clone()),
+                expected: row.expected_output.as_deref().and_then(BlockOutputs::from_hex),
+            };
             self.spawn_run(s, job, Some(resume.job.id().to_string()), row.block_timestamp, hold);
             s.last_head_to_prover_ms = None;
             return Ok(());
@@ -226,7 +232,20 @@ impl Prover {
         let head_to_prover_ms = row.seen_at_ms.map(|seen| crate::store::now_ms().saturating_sub(seen).max(0));
         tracing::debug!(block = row.number, ?head_to_prover_ms, "run starting");
         // The run records `proof started` itself, once the block is known to be canonical.
-        let job = RunJob { block: row.number, input_path, block_hash: row.block_hash.clone(), resume: None };
+        // An input built before outputs were recorded (an older daemon) is built again: its proof
+        // could not be bound to the block.
+        let Some(expected) = row.expected_output.as_deref().and_then(BlockOutputs::from_hex) else {
+            tracing::warn!(block = row.number, "no outputs recorded with the input; building it again");
+            ledger.input_lost(row.number)?;
+            return Ok(());
+        };
+        let job = RunJob {
+            block: row.number,
+            input_path,
+            block_hash: row.block_hash.clone(),
+            resume: None,
+            expected: Some(expected),
+        };
         self.spawn_run(s, job, None, row.block_timestamp, hold);
         s.last_head_to_prover_ms = head_to_prover_ms;
         Ok(())

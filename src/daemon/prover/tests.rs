@@ -13,7 +13,16 @@ async fn a_run_that_exited_before_a_crash_is_judged_from_the_ledger_not_run_agai
     let (input, proof) = (dir.path().join("input.bin"), dir.path().join("proof.bin"));
     std::fs::write(&input, [0u8; 16]).unwrap();
     std::fs::write(&proof, [9u8; 100]).unwrap();
-    let built = Enqueued { input_path: &input, gas_used: 1, tx_count: 1, block_hash: "0x1", input_ms: 1, timestamp: 1 };
+    let outputs = "00".repeat(160);
+    let built = Enqueued {
+        input_path: &input,
+        gas_used: 1,
+        tx_count: 1,
+        block_hash: "0x1",
+        input_ms: 1,
+        timestamp: 1,
+        expected_output: Some(&outputs),
+    };
     ledger.targets_scheduled(&[10, 11], None, 11).unwrap();
     for (n, size) in [(10, 100), (11, 4096)] {
         ledger.input_built(n, &built, false).unwrap();

@@ -205,10 +205,10 @@ pub fn judge_job(f: &JobFacts<'_>) -> Verdict {
             Some(_) => failed(Stage::ProofOutput, "the coordinator completed the job with an empty proof".into()),
             None => failed(Stage::ProofOutput, "the coordinator's proof could not be written to disk".into()),
         },
-        (JobEnd::Done { steps, ms }, Action::Execute | Action::Native) => {
+        (JobEnd::Done { steps, ms, .. }, Action::Execute | Action::Native) => {
             Verdict::Executed { ms: ms.filter(|m| *m > 0).unwrap_or(wall_ms), cycles: *steps }
         }
-        (JobEnd::Proved { .. } | JobEnd::Done { .. }, _) => {
+        (JobEnd::Proved { .. } | JobEnd::Done { .. } | JobEnd::SetUp { .. }, _) => {
             failed(Stage::CoordinatorAnswer, "the coordinator completed the job with another kind of result".into())
         }
         (JobEnd::Failed(failure), _) => match failure {

@@ -59,7 +59,7 @@ fn a_job_this_daemon_cancelled_says_why() {
 
 #[test]
 fn an_execute_job_is_executed_never_proved() {
-    let end = JobEnd::Done { steps: Some(5), ms: Some(700) };
+    let end = JobEnd::Done { steps: Some(5), ms: Some(700), outputs: Vec::new() };
     let facts = JobFacts {
         action: Action::Execute,
         end: &end,

@@ -12,8 +12,25 @@ fn ledger() -> (tempfile::TempDir, Ledger) {
     (dir, l)
 }
 
+/// What a proof of the test's blocks must commit to (160 bytes, hex).
+const OUTPUTS: &str = concat!(
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000"
+);
+
 fn built(path: &Path) -> Enqueued<'_> {
-    Enqueued { input_path: path, gas_used: 21000, tx_count: 1, block_hash: "0xab", input_ms: 12, timestamp: 1 }
+    Enqueued {
+        input_path: path,
+        gas_used: 21000,
+        tx_count: 1,
+        block_hash: "0xab",
+        input_ms: 12,
+        timestamp: 1,
+        expected_output: Some(OUTPUTS),
+    }
 }
 
 fn exit(proof: Option<(&Path, u64)>) -> ExitRecord<'_> {
@@ -26,11 +43,59 @@ fn prove(l: &Ledger, n: u64) {
     l.input_built(n, &built(Path::new("/out/i")), true).unwrap();
     l.proof_started(n, true).unwrap();
     l.prover_exited(n, &exit(Some((Path::new("/out/p"), 2048)))).unwrap();
-    l.proof_accepted(n, &accepted(), true).unwrap();
+    let sha256 = digest(n);
+    let accepted = Accepted { sha256: &sha256, ..accepted() };
+    assert_eq!(l.proof_accepted(n, &accepted, true).unwrap(), Acceptance::Accepted);
 }
 
 fn accepted() -> Accepted<'static> {
     Accepted { proving_ms: 1234, cycles: Some(99), sha256: "beef" }
+}
+
+/// A proof digest of its own for each block.
+fn digest(n: u64) -> String {
+    format!("{n:064x}")
+}
+
+#[test]
+fn a_proof_recorded_for_another_block_is_refused_in_the_same_transaction() {
+    let (_d, l) = ledger();
+    prove(&l, 100);
+    l.targets_scheduled(&[200], None, 200).unwrap();
+    l.input_built(200, &built(Path::new("/out/i")), true).unwrap();
+    l.proof_started(200, true).unwrap();
+    l.prover_exited(200, &exit(Some((Path::new("/out/p2"), 2048)))).unwrap();
+    let same = digest(100);
+    let said = l.proof_accepted(200, &Accepted { sha256: &same, ..accepted() }, true).unwrap();
+    let Acceptance::Duplicate { block: 100, reason } = said else { panic!("accepted: {said:?}") };
+    let b = l.block(200).unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.stage.as_deref(), b.reason.as_deref()),
+        (BlockState::Failed, Some("verify"), Some(reason.as_str()))
+    );
+    assert!(reason.contains("block 100"), "{reason}");
+    assert!(l.reports_of(200).unwrap().iter().all(|r| r.kind != ReportKind::Proved), "no proved raised for it");
+    assert_eq!(l.block(100).unwrap().unwrap().state, BlockState::Proved, "the first block keeps its proof");
+}
+
+#[test]
+fn a_proved_block_that_left_the_chain_is_built_again_and_its_unsent_proved_kept_in_history() {
+    let (_d, l) = ledger();
+    prove(&l, 100);
+    l.block_reorged(100, Some("0xab"), Some(Path::new("/out/100.orphan-ab")), "no longer canonical").unwrap();
+    let b = l.block(100).unwrap().unwrap();
+    assert_eq!((b.state, b.proof_sha256, b.expected_output), (BlockState::Seen, None, None));
+    assert!(l.reports_of(100).unwrap().iter().all(|r| r.kind != ReportKind::Proved), "the orphan's proved never goes");
+    assert_eq!(l.orphans(10).unwrap().len(), 1);
+    // The replacement is proved and its own `proved` is raised (the orphan's did not block it).
+    l.input_built(100, &built(Path::new("/out/i")), true).unwrap();
+    l.proof_started(100, true).unwrap();
+    l.prover_exited(100, &exit(Some((Path::new("/out/p"), 2048)))).unwrap();
+    let other = digest(101);
+    l.proof_accepted(100, &Accepted { sha256: &other, ..accepted() }, true).unwrap();
+    let proved: Vec<_> = l.reports_of(100).unwrap().into_iter().filter(|r| r.kind == ReportKind::Proved).collect();
+    assert_eq!(proved.len(), 1);
+    assert_eq!(proved[0].proof_sha256.as_deref(), Some(other.as_str()));
 }
 
 #[test]
@@ -40,7 +105,7 @@ fn a_block_moves_through_its_states_and_proved_is_final() {
     let b = l.block(100).unwrap().unwrap();
     assert_eq!(b.state, BlockState::Proved);
     assert_eq!((b.proving_ms, b.cycles, b.attempts), (Some(1234), Some(99), 1));
-    assert_eq!((b.proof_sha256.as_deref(), b.proof_bytes), (Some("beef"), Some(2048)));
+    assert_eq!((b.proof_sha256.as_deref(), b.proof_bytes), (Some(digest(100).as_str()), Some(2048)));
     assert!(matches!(l.proof_failed(100, Stage::Prove, "late"), Err(StoreError::IllegalMove { .. })));
     assert!(matches!(l.proof_started(100, true), Err(StoreError::IllegalMove { .. })));
     assert_eq!(l.block(100).unwrap().unwrap().state, BlockState::Proved, "an illegal move changes nothing");
