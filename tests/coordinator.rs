@@ -323,6 +323,39 @@ fn the_guest_checks_the_input_before_any_proof_with_input_check_emulate() {
 }
 
 #[test]
+fn the_guest_s_outputs_on_the_input_check_are_held_to_the_block_before_any_gpu_time() {
+    use ethproofs_daemon::commitment::{OutputLayout, words_for};
+    let bytes = |n: u64| -> Vec<u8> {
+        words_for(OutputLayout::Encoded, &support::daemon::mini_outputs(n))
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(11);
+    let api = FakeApi::start(KEY);
+    let coordinator = FakeCoordinator::start();
+    // The guest ran block 10's input as block 10; block 11's input came out as block 10 (an
+    // ELF and input that do not belong together).
+    coordinator.execute_outputs(10, bytes(10));
+    coordinator.execute_outputs(11, bytes(10));
+    let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    set(&mut env, "INPUT_CHECK", "emulate");
+    set(&mut env, "START_BLOCK", "10");
+    env.push(("GUEST_OUTPUT", "encoded".into()));
+    let mut d = Daemon::start(&env);
+    d.until("block 10 reported, block 11 failed", Duration::from_secs(60), |d| {
+        accepted(&api, "proved", 10) == 1 && outcome(d, 11) == "failed"
+    });
+    assert_eq!(row(&d, 11)["stage"], "input_check");
+    let reason = row(&d, 11)["reason"].as_str().unwrap().to_string();
+    let hash = |n: u64| format!("0x{}", hex::encode(support::daemon::mini_outputs(n).block_hash));
+    assert!(reason.contains(&format!("block hash {}, the block's is {}", hash(10), hash(11))), "{reason}");
+    assert_eq!(coordinator.prove_jobs_for(11), 0, "no GPU time for an input whose outputs are another block's");
+    assert!(d.terminate().0.success());
+}
+
+#[test]
 fn cancel_on_shutdown_cancels_the_job_and_the_block_is_proved_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let node = mini_node(10);
@@ -562,10 +595,14 @@ fn a_coordinator_proof_that_does_not_verify_fails_its_block_and_is_never_reporte
     let coordinator = FakeCoordinator::start();
     coordinator.set_prove_time(Duration::from_millis(1500));
     let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
-    // The default with the coordinator (ZisK 1.x): every proof is verified.
+    // The default with the coordinator (ZisK 1.x): every proof is verified, for the program key
+    // the coordinator's set-up answered.
     env.retain(|(k, _)| *k != "VERIFY_PROOFS");
+    env.push(("GUEST_OUTPUT", "encoded".into()));
     let mut d = Daemon::start(&env);
     d.until("block 10 failed at verify", Duration::from_secs(60), |d| outcome(d, 10) == "failed");
+    let health = d.health();
+    assert_eq!(health["verify"]["key_from"], "the coordinator's set-up job", "{:#}", health["verify"]);
     let r = row(&d, 10);
     assert_eq!(r["stage"], "verify", "{r}");
     assert!(r["reason"].as_str().is_some_and(|s| s.contains("the proof does not verify")), "{r}");

@@ -431,14 +431,14 @@ fn dev_chain_blocks_can_be_written_as_fixtures() {
 }
 
 /// A proof in `cargo-zisk prove`'s saved layout, every field well formed (a compressed
-/// Poseidon2 proof of program `vk`), whose STARK is made up: what a prover that lies, or a
-/// corrupted file, looks like to the verifier.
-fn forged_proof(vk: [u64; 4]) -> Vec<u8> {
+/// Poseidon2 proof of program `vk` committing `outputs`), whose STARK is made up: what a prover
+/// that lies, or a corrupted file, looks like to the verifier.
+fn forged_proof(vk: [u64; 4], outputs: &[u32; 64]) -> Vec<u8> {
     let hash = "Poseidon2";
     let stark_words = zisk_verifier::proof_size(hash, true).unwrap().max_bytes() / 8;
     let mut words: Vec<u64> = vec![1, 68];
     words.extend(vk);
-    words.extend(0..64u64);
+    words.extend(outputs.iter().map(|w| u64::from(*w)));
     words.extend((0..stark_words as u64).map(|i| i.wrapping_mul(0x9E37_79B9) % 0xFFFF_FFFF_0000_0001));
     words.extend(zisk_verifier::vadcop_vk(hash, true).unwrap());
     words.push(zisk_verifier::hash_tag(hash).unwrap());
@@ -446,34 +446,93 @@ fn forged_proof(vk: [u64; 4]) -> Vec<u8> {
 }
 
 #[test]
-fn a_proof_that_does_not_verify_is_kept_failed_alerted_and_never_reported() {
+fn a_proof_that_does_not_verify_or_is_of_another_block_is_kept_failed_alerted_and_never_reported() {
+    use ethproofs_daemon::commitment::{OutputLayout, words_for};
     let node = mini_node(11);
     let api = FakeApi::start(KEY);
     let slack = support::fake_slack::FakeSlack::start();
     let dir = tempfile::tempdir().unwrap();
     let vk = [11, 22, 33, 44];
-    let proof = dir.path().join("forged.bin");
-    std::fs::write(&proof, forged_proof(vk)).unwrap();
+    // Block 10's proof commits to block 10 (its STARK is what fails); block 11's "proof" is a
+    // proof of block 10 too: valid or not, it is not block 11's.
+    let block_10 = words_for(OutputLayout::Encoded, &support::daemon::mini_outputs(10));
+    let proofs = dir.path().join("proofs");
+    std::fs::create_dir_all(&proofs).unwrap();
+    std::fs::write(proofs.join("10.bin"), forged_proof(vk, &block_10)).unwrap();
+    std::fs::write(proofs.join("11.bin"), forged_proof(vk, &block_10)).unwrap();
     let program_vk: String = vk.iter().flat_map(|w| w.to_le_bytes()).map(|b| format!("{b:02x}")).collect();
     let mut env = base_env(&node, Some(&api));
     set(&mut env, "START_BLOCK", "10");
     env.retain(|(k, _)| *k != "VERIFY_PROOFS"); // the default in prove mode with ZisK 1.x: on
     env.push(("PROGRAM_VK", program_vk));
+    env.push(("GUEST_OUTPUT", "encoded".into()));
     env.push(("SLACK_WEBHOOK", slack.url.clone()));
-    // Every run writes the forged proof of the right program: the STARK is what fails.
-    env.push(("FAKE_ZISK_PROOF_FILE", proof.display().to_string()));
+    env.push(("FAKE_ZISK_PROOF_DIR", proofs.display().to_string()));
     let mut d = Daemon::start(&env);
-    let h = d.wait_for("block 10 failed", Duration::from_secs(60), |h| prover(h)["failed_count"] == 1);
-    let failed = &prover(&h)["recent_failed"][0];
-    assert_eq!((failed["block"].as_u64(), failed["stage"].as_str()), (Some(10), Some("verify")), "{h:#}");
-    assert!(failed["reason"].as_str().unwrap().contains("STARK verification failed"), "{failed}");
-    assert!(d.output().join("10/proof.bin").is_file(), "the rejected proof is kept");
+    let h = d.wait_for("blocks 10 and 11 failed", Duration::from_secs(90), |h| prover(h)["failed_count"] == 2);
+    let failed: Vec<&Value> = prover(&h)["recent_failed"].as_array().unwrap().iter().collect();
+    let of = |n: u64| failed.iter().find(|f| f["block"] == n).unwrap_or_else(|| panic!("{h:#}"));
+    assert_eq!(of(10)["stage"], "verify", "{h:#}");
+    assert!(of(10)["reason"].as_str().unwrap().contains("STARK verification failed"), "{}", of(10));
+    assert_eq!(of(11)["stage"], "verify", "{h:#}");
+    let block_hash = |n: u64| format!("0x{}", hex::encode(support::daemon::mini_outputs(n).block_hash));
+    let story = d.get("/api/blocks/11").unwrap().1;
+    let reason = story["reason"].as_str().unwrap_or_default().to_string();
+    assert!(
+        reason.contains(&format!(
+            "the proof commits to block hash {}, the block's is {}",
+            block_hash(10),
+            block_hash(11)
+        )),
+        "the reason names the field and both values: {reason}"
+    );
+    assert!(
+        d.output().join("10/proof.bin").is_file() && d.output().join("11/proof.bin").is_file(),
+        "rejected proofs are kept"
+    );
     d.wait_for("the rejection on Slack", Duration::from_secs(30), |_| slack.count("block 10 (verify)") == 1);
-    d.wait_for("block 11 failed too", Duration::from_secs(60), |h| prover(h)["failed_count"] == 2);
     let metrics = d.get_text("/metrics").unwrap();
     assert!(metrics.lines().any(|l| l == "ethproofs_proofs_rejected_total 2"), "{metrics}");
     assert!(api.accepted().iter().all(|(e, _)| e != "proved"), "nothing proved was reported: {:?}", api.accepted());
     assert!(d.logs().contains("proof rejected by the verifier"));
+    let health = d.health();
+    assert_eq!(health["verify"]["key_from"], "PROGRAM_VK", "{:#}", health["verify"]);
+    assert_eq!(health["verify"]["output_layout"], "encoded");
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn reporting_without_a_program_key_or_a_known_output_layout_stops_at_start_naming_the_variable() {
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    for (extra, variable) in [
+        (vec![("GUEST_OUTPUT", "encoded")], "PROGRAM_VK"),
+        (vec![("PROGRAM_VK", "ab")], "PROGRAM_VK"),
+        (vec![("PROGRAM_VK", "abababababababababababababababababababababababababababababababab")], "GUEST_OUTPUT"),
+        (vec![("GUEST_OUTPUT", "raw")], "GUEST_OUTPUT"),
+    ] {
+        let mut env = base_env(&node, Some(&api));
+        env.retain(|(k, _)| *k != "VERIFY_PROOFS");
+        env.push(("HOME", "/nonexistent".into()));
+        for (k, v) in &extra {
+            env.push((k, v.to_string()));
+        }
+        let mut d = Daemon::start(&env);
+        let status = d.wait_exit(Duration::from_secs(30));
+        assert_eq!(status.code(), Some(2), "{extra:?}: {}", d.logs());
+        assert!(d.logs().contains(variable), "{extra:?} names {variable}: {}", d.logs());
+    }
+    // The operator's explicit off: proofs go out unchecked, and /health says so.
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "VERIFY_PROOFS", "off");
+    env.push(("HOME", "/nonexistent".into()));
+    let mut d = Daemon::start(&env);
+    let health = d.wait_for("/health", Duration::from_secs(30), |h| h["verify"].is_object());
+    assert_eq!(
+        (health["verify"]["enabled"].as_bool(), health["verify"]["unchecked"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert!(d.logs().contains("proofs are not verified"), "{}", d.logs());
     assert!(d.terminate().0.success());
 }
 

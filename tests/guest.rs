@@ -85,6 +85,46 @@ fn the_fingerprint_is_shown_in_health_metrics_and_doctor() {
 }
 
 #[test]
+fn the_outputs_the_guest_commits_in_the_emulator_are_held_to_the_block_before_the_prover() {
+    use ethproofs_daemon::commitment::{OutputLayout, words_for};
+    let dir = tempfile::tempdir().unwrap();
+    let committed = dir.path().join("committed");
+    std::fs::create_dir_all(&committed).unwrap();
+    let outputs_of = |n: u64| -> Vec<u8> {
+        words_for(OutputLayout::Encoded, &support::daemon::mini_outputs(n))
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect()
+    };
+    // Block 10's input commits block 10's outputs; block 11's input comes out as block 10.
+    std::fs::write(committed.join("10.bin"), outputs_of(10)).unwrap();
+    std::fs::write(committed.join("11.bin"), outputs_of(10)).unwrap();
+    let node = mini_node(11);
+    let mut env = base_env(&node, None);
+    env.push(("START_BLOCK", "10".into()));
+    env.push(("INPUT_CHECK", "emulate".into()));
+    env.push(("GUEST_OUTPUT", "encoded".into()));
+    env.push(("ZISKEMU", support::repo_dir().join("tests/support/fake-ziskemu").display().to_string()));
+    env.push(("FAKE_ZISKEMU_OUTPUTS", committed.display().to_string()));
+    env.push(("FAKE_ZISK_LOG", dir.path().join("zisk.log").display().to_string()));
+    env.push(("OUTPUT_DIR", dir.path().join("output").display().to_string()));
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("block 10 proved, block 11 failed", Duration::from_secs(60), |h| {
+        let p = &h["components"]["prover"];
+        p["proved_count"] == 1 && p["failed_count"] == 1
+    });
+    let failed = &h["components"]["prover"]["recent_failed"][0];
+    assert_eq!((failed["block"].as_u64(), failed["stage"].as_str()), (Some(11), Some("input_check")), "{failed}");
+    let hash = |n: u64| format!("0x{}", hex::encode(support::daemon::mini_outputs(n).block_hash));
+    let story = d.get("/api/blocks/11").unwrap().1;
+    let reason = story["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(&format!("block hash {}, the block's is {}", hash(10), hash(11))), "{reason}");
+    let zisk = std::fs::read_to_string(dir.path().join("zisk.log")).unwrap_or_default();
+    assert!(!zisk.contains("/11/input.bin"), "no GPU time for it:\n{zisk}");
+    assert!(d.terminate().0.success());
+}
+
+#[test]
 fn the_real_guest_checks_each_input_before_the_prover_with_input_check_emulate() {
     let dir = tempfile::tempdir().unwrap();
     let node = mini_node(11);

@@ -226,6 +226,45 @@ fn reorg_while_proving() {
     alive_and_healthy(&mut d);
 }
 
+fn node_fails_across_the_exit_then_reorgs_across_a_kill_9() {
+    let node = mini_node(10);
+    let dir = support::mini_chain_dir();
+    let (block, witness) =
+        (read(&dir.join("eth_getBlockByNumber.json")), read(&dir.join("debug_executionWitness.json")));
+    let mut other: Value = serde_json::from_str(&block).unwrap();
+    let header = if other.get("result").is_some() { &mut other["result"] } else { &mut other };
+    header["hash"] = Value::String(format!("0x{}", "cd".repeat(32)));
+    let api = FakeApi::start(KEY);
+    let out = tempfile::tempdir().unwrap();
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "FAKE_ZISK_SECONDS", "2");
+    env.push(("OUTPUT_DIR", out.path().display().to_string()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 proving", Duration::from_secs(30), |h| prover(h)["proving_block"] == 10);
+    // The node cannot say which block is at height 10 when the proof comes out.
+    node.answer("eth_getBlockByNumber", Answer::Error { code: -32000, message: "header not found".into() });
+    d.wait_for("proved held for the canonical check", Duration::from_secs(30), |h| {
+        h["components"]["reporter"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("waiting for the node to confirm block 10"))
+    });
+    assert_eq!(accepted(&api, "proved", 10), 0, "never sent on hope");
+    d.kill9();
+    // Meanwhile height 10 reorganised. The next start sends nothing for the orphan.
+    node.clear_answer("eth_getBlockByNumber");
+    node.add_block(10, &other.to_string(), &witness);
+    let mut d = Daemon::start(&env);
+    let orphan_kept = || {
+        std::fs::read_dir(out.path())
+            .map(|e| e.flatten().any(|e| e.file_name().to_string_lossy().starts_with("10.orphan-")))
+            .unwrap_or(false)
+    };
+    d.wait_for("the orphan's proof kept aside", Duration::from_secs(30), |_| orphan_kept());
+    d.wait_for("block 10 rebuilt from the new chain", Duration::from_secs(30), |h| !missed(h).is_empty());
+    assert_eq!(accepted(&api, "proved", 10), 0, "the orphan's proof is never reported");
+    alive_and_healthy(&mut d);
+}
+
 fn html_200_is_not_delivery() {
     let node = mini_node(10);
     let api = FakeApi::start(KEY);
@@ -413,6 +452,10 @@ fn the_daemon_survives_a_hostile_world() {
         ("a fresh ledger's first head is 200,000,000 with no block there", an_absurd_first_head),
         ("an operator's `prove 1000000` on a chain at block 10", a_typo_waits_without_holding_back_targets),
         ("the node's block changes while it is being proved (a reorg)", reorg_while_proving),
+        (
+            "the node fails across the prover's exit, then reorgs across a kill -9",
+            node_fails_across_the_exit_then_reorgs_across_a_kill_9,
+        ),
         ("the API (a proxy) answers an HTML page with 200", html_200_is_not_delivery),
         ("the API sends Retry-After: 18446744073709551615", absurd_retry_after),
         ("the API fails for one block only", one_blocks_failures_hold_back_no_other),

@@ -135,6 +135,8 @@ struct State {
     steps: u64,
     fail_next: VecDeque<FailKind>,
     reject_execute: HashMap<u64, String>,
+    /// What an execute job of a block answers as the guest's `public_outputs` (none by default).
+    execute_outputs: HashMap<u64, Vec<u8>>,
     no_capacity: bool,
     /// `WatchJob` streams end after this many events, without the terminal one.
     break_streams_after: Option<usize>,
@@ -264,6 +266,12 @@ impl FakeCoordinator {
     pub fn reject_execute(&self, block: u64, reason: &str) {
         self.with(|s| s.reject_execute.insert(block, reason.to_string()));
     }
+    /// An execute job of `block` answers these bytes as the guest's public outputs.
+    pub fn execute_outputs(&self, block: u64, outputs: Vec<u8>) {
+        self.with(|s| s.execute_outputs.insert(block, outputs));
+    }
+    /// The program key every set-up answers (`SetupResponse.vk`: the ROM root, 32 bytes).
+    pub const PROGRAM_VK: [u8; 32] = [0x5a; 32];
     pub fn set_no_capacity(&self, on: bool) {
         self.with(|s| s.no_capacity = on);
     }
@@ -402,7 +410,9 @@ fn result(job: &Job, s: &State) -> Option<pb::JobKindResponse> {
     let steps = s.steps;
     use pb::job_kind_response::Kind as R;
     let kind = match job.kind {
-        Kind::Setup => R::Setup(pb::SetupResponse { vk: vec![1, 2, 3], hash_mode: "poseidon".into() }),
+        Kind::Setup => {
+            R::Setup(pb::SetupResponse { vk: FakeCoordinator::PROGRAM_VK.to_vec(), hash_mode: "poseidon".into() })
+        }
         Kind::Prove => R::Prove(pb::ProveResponse {
             proof: Some(pb::Proof {
                 proof_id: "00000000-0000-4000-8000-00000000beef".into(),
@@ -418,7 +428,7 @@ fn result(job: &Job, s: &State) -> Option<pb::JobKindResponse> {
         }),
         Kind::Execute => R::Execute(pb::ExecuteResponse {
             stats: Some(pb::ExecutionStats { steps, duration_nanos: 7_000_000, ..Default::default() }),
-            public_outputs: vec![],
+            public_outputs: job.block.and_then(|b| s.execute_outputs.get(&b).cloned()).unwrap_or_default(),
             random_seed: None,
         }),
     };
