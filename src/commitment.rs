@@ -60,8 +60,11 @@ fn hash(bytes: &[u8; 32]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
 
+/// A field: its name, where it is, and how a person reads it.
+type Field = (&'static str, fn(&BlockOutputs) -> &[u8; 32], fn(&[u8; 32]) -> String);
+
 /// The fields in the order a mismatch is said: the block's identity first.
-const FIELDS: [(&str, fn(&BlockOutputs) -> &[u8; 32], fn(&[u8; 32]) -> String); 5] = [
+const FIELDS: [Field; 5] = [
     ("block hash", |o| &o.block_hash, hash),
     ("chain id", |o| &o.chain_id, number),
     ("parent state root", |o| &o.parent_state_root, hash),

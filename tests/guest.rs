@@ -84,6 +84,26 @@ fn the_fingerprint_is_shown_in_health_metrics_and_doctor() {
     assert!(text.contains("FAIL ziskos") && text.contains("0.15.0") && text.contains("1.4.0"), "{text}");
 }
 
+/// `env` with the guest checking each input in the (fake) emulator, from block 10, the prover's
+/// calls logged in `dir/zisk.log` and the output in `dir/output`.
+fn emulating(dir: &std::path::Path, mut env: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    env.push(("START_BLOCK", "10".into()));
+    env.push(("INPUT_CHECK", "emulate".into()));
+    env.push(("ZISKEMU", support::repo_dir().join("tests/support/fake-ziskemu").display().to_string()));
+    env.push(("FAKE_ZISK_LOG", dir.join("zisk.log").display().to_string()));
+    env.push(("OUTPUT_DIR", dir.join("output").display().to_string()));
+    env
+}
+
+/// Waits for block 10 proved and block 11 failed; block 11's failure as `/health` shows it.
+fn ten_proved_eleven_failed(d: &mut Daemon) -> serde_json::Value {
+    let h = d.wait_for("block 10 proved, block 11 failed", Duration::from_secs(60), |h| {
+        let p = &h["components"]["prover"];
+        p["proved_count"] == 1 && p["failed_count"] == 1
+    });
+    h["components"]["prover"]["recent_failed"][0].clone()
+}
+
 #[test]
 fn the_outputs_the_guest_commits_in_the_emulator_are_held_to_the_block_before_the_prover() {
     use ethproofs_daemon::commitment::{OutputLayout, words_for};
@@ -129,20 +149,11 @@ fn the_real_guest_checks_each_input_before_the_prover_with_input_check_emulate()
     let dir = tempfile::tempdir().unwrap();
     let node = mini_node(11);
     let api = support::fake_api::FakeApi::start(support::daemon::KEY);
-    let mut env = base_env(&node, Some(&api));
-    env.push(("START_BLOCK", "10".into()));
-    env.push(("INPUT_CHECK", "emulate".into()));
-    env.push(("ZISKEMU", support::repo_dir().join("tests/support/fake-ziskemu").display().to_string()));
+    let mut env = emulating(dir.path(), base_env(&node, Some(&api)));
     env.push(("FAKE_ZISKEMU_REJECT", "11".into()));
     env.push(("FAKE_ZISKEMU_LOG", dir.path().join("emu.log").display().to_string()));
-    env.push(("FAKE_ZISK_LOG", dir.path().join("zisk.log").display().to_string()));
-    env.push(("OUTPUT_DIR", dir.path().join("output").display().to_string()));
     let mut d = Daemon::start(&env);
-    let h = d.wait_for("block 10 proved, block 11 failed", Duration::from_secs(60), |h| {
-        let p = &h["components"]["prover"];
-        p["proved_count"] == 1 && p["failed_count"] == 1
-    });
-    let failed = &h["components"]["prover"]["recent_failed"][0];
+    let failed = ten_proved_eleven_failed(&mut d);
     assert_eq!(failed["block"], 11);
     assert_eq!(failed["stage"], "input_check");
     assert!(failed["reason"].as_str().unwrap().contains("gas used mismatch"), "the guest's words: {failed}");

@@ -194,15 +194,21 @@ fn a_typo_waits_without_holding_back_targets() {
     alive_and_healthy(&mut d);
 }
 
-fn reorg_while_proving() {
-    let node = mini_node(10);
+/// Block 10 of the mini chain after a one-block reorg at the tip: the same height, another
+/// hash (`byte` repeated), and its witness.
+fn block_10_reorged(byte: &str) -> (Value, String) {
     let dir = support::mini_chain_dir();
     let (block, witness) =
         (read(&dir.join("eth_getBlockByNumber.json")), read(&dir.join("debug_executionWitness.json")));
-    // The same height, another hash: what the node says after a one-block reorg at the tip.
     let mut other: Value = serde_json::from_str(&block).unwrap();
     let header = if other.get("result").is_some() { &mut other["result"] } else { &mut other };
-    header["hash"] = Value::String(format!("0x{}", "ab".repeat(32)));
+    header["hash"] = Value::String(format!("0x{}", byte.repeat(32)));
+    (other, witness)
+}
+
+fn reorg_while_proving() {
+    let node = mini_node(10);
+    let (other, witness) = block_10_reorged("ab");
     let api = FakeApi::start(KEY);
     let mut env = base_env(&node, Some(&api));
     set(&mut env, "FAKE_ZISK_SECONDS", "2");
@@ -228,12 +234,7 @@ fn reorg_while_proving() {
 
 fn node_fails_across_the_exit_then_reorgs_across_a_kill_9() {
     let node = mini_node(10);
-    let dir = support::mini_chain_dir();
-    let (block, witness) =
-        (read(&dir.join("eth_getBlockByNumber.json")), read(&dir.join("debug_executionWitness.json")));
-    let mut other: Value = serde_json::from_str(&block).unwrap();
-    let header = if other.get("result").is_some() { &mut other["result"] } else { &mut other };
-    header["hash"] = Value::String(format!("0x{}", "cd".repeat(32)));
+    let (other, witness) = block_10_reorged("cd");
     let api = FakeApi::start(KEY);
     let out = tempfile::tempdir().unwrap();
     let mut env = base_env(&node, Some(&api));

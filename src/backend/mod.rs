@@ -68,7 +68,7 @@ pub struct RunRequest {
 /// block's outputs are not known (nothing to hold them to; the proof is checked in full later).
 fn outputs_are_the_block_s(layout: Option<OutputLayout>, req: &RunRequest, bytes: &[u8]) -> Result<(), String> {
     let (Some(layout), Some(expected)) = (layout, req.expected.as_ref()) else { return Ok(()) };
-    if bytes.len() % 4 != 0 || bytes.len() > commitment::OUTPUT_WORDS * 4 {
+    if !bytes.len().is_multiple_of(4) || bytes.len() > commitment::OUTPUT_WORDS * 4 {
         return Err(format!(
             "the guest's public outputs are {} bytes, not up to 64 u32 words: not this guest's",
             bytes.len()

@@ -2,6 +2,7 @@
 //! read back under the API's body limit and checked against the SHA-256 the ledger recorded.
 
 use crate::ethproofs::{Call, Proved, Status};
+use crate::proof_file::{ProofFile, ProofFileError};
 use crate::store::{ReportKind, ReportRow};
 
 fn status_of(kind: ReportKind) -> Status {
@@ -17,8 +18,8 @@ fn status_of(kind: ReportKind) -> Status {
 pub(super) enum CallError {
     #[error("a proved report without a proof path")]
     NoProofPath,
-    #[error("cannot read the proof {path}: {source}")]
-    Unreadable { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Unreadable(String),
     #[error("the proof is {0} bytes, too large for the API's body limit")]
     TooLarge(u64),
     #[error("the proof {0} is empty")]
@@ -35,17 +36,19 @@ pub(super) async fn build_call(report: &ReportRow) -> Result<Call, CallError> {
     let status = status_of(report.kind);
     let proved = match status {
         Status::Proved => {
-            let path = report.proof_path.as_ref().ok_or(CallError::NoProofPath)?;
-            let unreadable = |source| CallError::Unreadable { path: path.display().to_string(), source };
-            let size = tokio::fs::metadata(path).await.map_err(unreadable)?.len();
-            // Checked before reading: base64 grows it by a third, and the body limit is fixed.
-            if size > (crate::ethproofs::MAX_BODY_BYTES as u64) / 4 * 3 {
-                return Err(CallError::TooLarge(size));
-            }
-            let proof = tokio::fs::read(path).await.map_err(unreadable)?;
-            if proof.is_empty() {
-                return Err(CallError::Empty(path.display().to_string()));
-            }
+            let path = report.proof_path.clone().ok_or(CallError::NoProofPath)?;
+            // Checked before reading: base64 grows it by a third, and the body limit is fixed. Read
+            // as the Prover read it: no symlink followed, a regular file only.
+            let cap = (crate::ethproofs::MAX_BODY_BYTES as u64) / 4 * 3;
+            let proof = tokio::task::spawn_blocking(move || ProofFile::read(&path, cap))
+                .await
+                .map_err(|e| CallError::Unreadable(e.to_string()))?
+                .map_err(|e| match e {
+                    ProofFileError::TooLarge { bytes, .. } => CallError::TooLarge(bytes),
+                    ProofFileError::Empty { path } => CallError::Empty(path),
+                    other => CallError::Unreadable(other.to_string()),
+                })?
+                .bytes;
             same_as_recorded(&proof, report.proof_sha256.as_deref())?;
             Some(Proved {
                 proving_time_ms: report.proving_ms.filter(|m| *m > 0).unwrap_or(1),
@@ -103,6 +106,15 @@ mod tests {
         let err = build_call(&row).await.unwrap_err();
         assert!(matches!(&err, CallError::Altered { recorded: r, .. } if *r == recorded), "{err}");
         assert!(err.to_string().contains("not sent"), "{err}");
+        // The accepted bytes behind a symlink are still not read: only the file that was sealed.
+        let elsewhere = dir.path().join("elsewhere.bin");
+        std::fs::write(&elsewhere, b"the proof that was accepted").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let err = build_call(&row).await.unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"the proof that was accepted").unwrap();
         let no_digest = ReportRow { proof_sha256: None, ..row };
         assert!(matches!(build_call(&no_digest).await, Err(CallError::NoDigest)));
     }

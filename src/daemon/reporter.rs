@@ -308,8 +308,8 @@ mod tests {
     use ractor::Actor;
 
     use super::*;
-    use crate::daemon::test_support::{context, node, serve, wait};
-    use crate::store::{Accepted, Enqueued, ExitRecord, ReportState};
+    use crate::daemon::test_support::{NodeHash, context, enqueued, node, serve, wait};
+    use crate::store::{Accepted, ExitRecord, ReportState};
 
     type Seen = Arc<Mutex<Vec<(String, u64)>>>;
 
@@ -328,18 +328,8 @@ mod tests {
     /// Block `n` proved with `proof` (reporting on): its three calls pending.
     fn proved(ledger: &crate::store::Ledger, n: u64, proof: &std::path::Path) {
         use sha2::Digest;
-        let outputs = "00".repeat(160);
-        let built = Enqueued {
-            input_path: proof,
-            gas_used: 1,
-            tx_count: 1,
-            block_hash: HASH,
-            input_ms: 1,
-            timestamp: 1,
-            expected_output: Some(&outputs),
-        };
         ledger.targets_scheduled(&[n], None, n).unwrap();
-        ledger.input_built(n, &built, true).unwrap();
+        ledger.input_built(n, &enqueued(proof, HASH), true).unwrap();
         ledger.proof_started(n, true).unwrap();
         let bytes = std::fs::read(proof).unwrap();
         let exit = ExitRecord { exit: "code 0", proof: Some((proof, bytes.len() as u64)), proving_ms: 5, cycles: None };
@@ -378,18 +368,8 @@ mod tests {
         // Block 10: proved, all three calls pending. Block 20: its `proving` went out and the
         // daemon died before the answer, and nothing follows it yet.
         proved(ledger, 10, &proof);
-        let outputs = "00".repeat(160);
-        let built = Enqueued {
-            input_path: &proof,
-            gas_used: 1,
-            tx_count: 1,
-            block_hash: HASH,
-            input_ms: 1,
-            timestamp: 1,
-            expected_output: Some(&outputs),
-        };
         ledger.targets_scheduled(&[20], None, 20).unwrap();
-        ledger.input_built(20, &built, false).unwrap();
+        ledger.input_built(20, &enqueued(&proof, HASH), false).unwrap();
         ledger.proof_started(20, true).unwrap();
         let in_doubt = ledger.pending_reports().unwrap().into_iter().find(|r| r.block == 20).unwrap();
         ledger.report_sending(in_doubt.id).unwrap();
@@ -408,12 +388,12 @@ mod tests {
         actor.stop(None);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn proved_waits_while_the_node_cannot_say_the_block_is_canonical_and_goes_once_it_does() {
+    /// Block 10 proved (its proof under `OUTPUT_DIR/10/`), a node answering `answer`, and a
+    /// Reporter sending to an API that records what it gets.
+    async fn block_10_proved(answer: NodeHash) -> (tempfile::TempDir, Arc<Context>, Seen, ActorRef<ReporterMsg>) {
         let seen: Seen = Arc::default();
         let url = api(seen.clone()).await;
-        let answer = Arc::new(std::sync::Mutex::new(None));
-        let node_url = node(answer.clone()).await;
+        let node_url = node(answer).await;
         let dir = tempfile::tempdir().unwrap();
         let flags = ["--ethproofs-rpc-url", &url, "--ethproofs-api-key", "k", "--ethproofs-cluster-id", "1"];
         let (ctx, settings) = context(dir.path(), &node_url, &flags);
@@ -421,8 +401,14 @@ mod tests {
         std::fs::create_dir_all(proof.parent().unwrap()).unwrap();
         std::fs::write(&proof, [7u8; 64]).unwrap();
         proved(&ctx.ledger, 10, &proof);
-
         let actor = reporter(&ctx, &settings).await;
+        (dir, ctx, seen, actor)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn proved_waits_while_the_node_cannot_say_the_block_is_canonical_and_goes_once_it_does() {
+        let answer = Arc::new(std::sync::Mutex::new(None));
+        let (_dir, ctx, seen, actor) = block_10_proved(answer.clone()).await;
         wait("queued and proving sent", || seen.lock().unwrap().len() >= 2).await;
         let proved_call =
             || ctx.ledger.reports_of(10).unwrap().into_iter().find(|r| r.kind == ReportKind::Proved).unwrap();
@@ -447,19 +433,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_proved_block_that_left_the_chain_before_proved_went_is_orphaned_and_built_again() {
-        let seen: Seen = Arc::default();
-        let url = api(seen.clone()).await;
         let other = "0x2222222222222222222222222222222222222222222222222222222222222222";
-        let node_url = node(Arc::new(std::sync::Mutex::new(Some(other.to_string())))).await;
-        let dir = tempfile::tempdir().unwrap();
-        let flags = ["--ethproofs-rpc-url", &url, "--ethproofs-api-key", "k", "--ethproofs-cluster-id", "1"];
-        let (ctx, settings) = context(dir.path(), &node_url, &flags);
-        let proof = dir.path().join("10").join("proof.bin");
-        std::fs::create_dir_all(proof.parent().unwrap()).unwrap();
-        std::fs::write(&proof, [7u8; 64]).unwrap();
-        proved(&ctx.ledger, 10, &proof);
-
-        let actor = reporter(&ctx, &settings).await;
+        let (dir, ctx, seen, actor) = block_10_proved(Arc::new(std::sync::Mutex::new(Some(other.to_string())))).await;
         wait("the block orphaned", || ctx.ledger.block(10).unwrap().unwrap().state == BlockState::Seen).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(seen.lock().unwrap().iter().all(|(s, _)| s != "proved"), "the orphan's proof is never reported");

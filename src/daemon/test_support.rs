@@ -66,6 +66,28 @@ pub async fn serve(router: axum::Router) -> String {
     url
 }
 
+/// What the tests' blocks' proofs must commit to (160 zero bytes, hex).
+pub const OUTPUTS: &str = concat!(
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000"
+);
+
+/// An input built at `input` for a block whose hash is `hash`.
+pub fn enqueued<'a>(input: &'a Path, hash: &'a str) -> crate::store::Enqueued<'a> {
+    crate::store::Enqueued {
+        input_path: input,
+        gas_used: 1,
+        tx_count: 1,
+        block_hash: hash,
+        input_ms: 1,
+        timestamp: 1,
+        expected_output: Some(OUTPUTS),
+    }
+}
+
 /// What a test node answers for `eth_getBlockByNumber`: the block hash at every height, or
 /// (`None`) an error, as a node that is failing does.
 pub type NodeHash = Arc<std::sync::Mutex<Option<String>>>;

@@ -279,6 +279,13 @@ pub fn mini_outputs(n: u64) -> ethproofs_daemon::commitment::BlockOutputs {
     summary.outputs(chain.chain_id)
 }
 
+/// The 64 output words (as little-endian bytes) a guest committing mini chain block `n`'s
+/// outputs in the `encoded` layout writes.
+pub fn mini_output_bytes(n: u64) -> Vec<u8> {
+    use ethproofs_daemon::commitment::{OutputLayout, words_for};
+    words_for(OutputLayout::Encoded, &mini_outputs(n)).iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
 /// The environment of a daemon on the mini chain, every block a target, reporting to `api`.
 pub fn base_env(node: &FakeNode, api: Option<&FakeApi>) -> Vec<(&'static str, String)> {
     let mut env = vec![

@@ -1,8 +1,8 @@
 use ractor::Actor;
 
 use super::*;
-use crate::daemon::test_support::{context, wait};
-use crate::store::{Enqueued, ExitRecord};
+use crate::daemon::test_support::{context, enqueued, wait};
+use crate::store::ExitRecord;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_exited_before_a_crash_is_judged_from_the_ledger_not_run_again() {
@@ -13,16 +13,7 @@ async fn a_run_that_exited_before_a_crash_is_judged_from_the_ledger_not_run_agai
     let (input, proof) = (dir.path().join("input.bin"), dir.path().join("proof.bin"));
     std::fs::write(&input, [0u8; 16]).unwrap();
     std::fs::write(&proof, [9u8; 100]).unwrap();
-    let outputs = "00".repeat(160);
-    let built = Enqueued {
-        input_path: &input,
-        gas_used: 1,
-        tx_count: 1,
-        block_hash: "0x1",
-        input_ms: 1,
-        timestamp: 1,
-        expected_output: Some(&outputs),
-    };
+    let built = enqueued(&input, "0x1");
     ledger.targets_scheduled(&[10, 11], None, 11).unwrap();
     for (n, size) in [(10, 100), (11, 4096)] {
         ledger.input_built(n, &built, false).unwrap();

@@ -5,8 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::*;
-use crate::daemon::test_support::{context, wait};
-use crate::store::Enqueued;
+use crate::daemon::test_support::{context, enqueued, wait};
 
 fn pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -27,16 +26,7 @@ async fn a_killed_prover_ends_its_run_and_proves_again_and_the_budget_ends_every
     let (ctx, settings) = context(dir.path(), url, &flags);
     let (ledger, board) = (ctx.ledger.clone(), ctx.board.clone());
     ledger.targets_scheduled(&[42], None, 42).unwrap();
-    let outputs = "00".repeat(160);
-    let built = Enqueued {
-        input_path: &input,
-        gas_used: 1,
-        tx_count: 1,
-        block_hash: "0x1",
-        input_ms: 1,
-        timestamp: 1,
-        expected_output: Some(&outputs),
-    };
+    let built = enqueued(&input, "0x1");
     ledger.input_built(42, &built, false).unwrap();
     let gave_up = Arc::new(AtomicBool::new(false));
     let (sup, done) = Actor::spawn(
