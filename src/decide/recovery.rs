@@ -17,6 +17,17 @@ pub enum Recovery {
     Rejudge { block: u64 },
 }
 
+impl Recovery {
+    /// The block the step is about.
+    pub fn block(&self) -> u64 {
+        match self {
+            Recovery::Follow { block, .. } | Recovery::Interrupted { block, .. } | Recovery::Rejudge { block } => {
+                *block
+            }
+        }
+    }
+}
+
 /// The plan for the `proving` and `exited` rows a start finds, in that order. A recorded job is
 /// followed only when the backend can re-attach to it (the coordinator); otherwise its run
 /// counts as interrupted like a local process.

@@ -72,6 +72,9 @@ pub struct ProverState {
     in_flight_timestamp: Option<u64>,
     /// Heartbeats seen, for work done every few of them.
     ticks: u64,
+    /// Runs left behind that the last recovery could not settle (the ledger could not be
+    /// written): recovery runs again at the next heartbeat.
+    unsettled: bool,
 }
 
 pub struct Prover {
@@ -101,8 +104,9 @@ impl Actor for Prover {
             last_head_to_prover_ms: None,
             in_flight_timestamp: None,
             ticks: 0,
+            unsettled: false,
         };
-        self.recover(&mut s)?;
+        self.recover(&mut s);
         myself.send_interval(Duration::from_secs(1), || ProverMsg::Check);
         let _ = myself.cast(ProverMsg::Wake);
         Ok(s)
@@ -117,6 +121,9 @@ impl Actor for Prover {
         match msg {
             ProverMsg::Wake => {}
             ProverMsg::Check => {
+                if s.unsettled {
+                    self.recover(s);
+                }
                 self.check_stuck(s);
                 self.check_coordinator(s);
                 // Proofs become deletable when EthProofs accepts them, which the Reporter
@@ -141,46 +148,89 @@ impl Actor for Prover {
 }
 
 impl Prover {
-    /// Settles the runs a predecessor left behind.
-    fn recover(&self, s: &mut ProverState) -> Result<(), StoreError> {
+    /// Settles the runs a predecessor left behind, row by row. Never refuses to start: a row
+    /// whose record cannot be written now (a transient ledger error) is looked at again at the
+    /// next heartbeat (`unsettled`), and one that cannot be judged at all is failed with the
+    /// reason. Blocks of this incarnation's own runs are left alone.
+    fn recover(&self, s: &mut ProverState) {
         let ledger = &self.ctx.ledger;
-        let max = self.settings.max_prove_attempts;
-        let exited = ledger.blocks_in(&[BlockState::Exited])?;
-        let plan = recovery::plan(&ledger.blocks_in(&[BlockState::Proving])?, &exited, self.ctx.backend.reattaches());
+        let rows =
+            ledger.blocks_in(&[BlockState::Proving]).and_then(|p| Ok((p, ledger.blocks_in(&[BlockState::Exited])?)));
+        let (proving, exited) = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the runs left behind; looking again at the next heartbeat");
+                s.unsettled = true;
+                return;
+            }
+        };
+        let ours = |block: u64| {
+            s.in_flight.as_ref().is_some_and(|f| f.block == block) || s.resume.iter().any(|(b, _)| *b == block)
+        };
+        let proving: Vec<BlockRecord> = proving.into_iter().filter(|r| !ours(r.number)).collect();
+        let plan = recovery::plan(&proving, &exited, self.ctx.backend.reattaches());
+        let mut unsettled = false;
         for step in plan {
-            match step {
-                Recovery::Follow { block, attempt, job } => {
-                    tracing::info!(
-                        block,
-                        job_id = job.id(),
-                        "a coordinator job outlived the last run; following it again"
-                    );
-                    s.resume.push_back((block, Resume { attempt, job }));
+            let block = step.block();
+            match self.recover_one(s, step, &exited) {
+                Ok(()) => {}
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(block, error = %e, "a run left behind is not settled yet; looking again at the next heartbeat");
+                    unsettled = true;
                 }
-                Recovery::Interrupted { block, process } => {
-                    if let Some(process) = &process {
-                        let ended = crate::instance::reap(process);
-                        if ended > 0 {
-                            tracing::warn!(block, pgid = process.pgid, ended, "ended a prover run left behind");
+                Err(e) => {
+                    let reason = format!("the run left behind could not be judged after a restart: {e}");
+                    tracing::error!(block, %reason, "failing the block rather than refusing to start");
+                    match ledger.proof_failed(block, Stage::Prove, &reason) {
+                        Ok(()) => self.failed(s, block, Stage::Prove, &reason, Vec::new()),
+                        Err(e) => {
+                            tracing::error!(block, error = %e, "cannot record it either; looking again at the next heartbeat");
+                            unsettled = true;
                         }
                     }
-                    match ledger.proof_interrupted(block, true, max)? {
-                        Interrupted::Requeued => tracing::info!(block, "resuming: proving again"),
-                        Interrupted::GaveUp(reason) => self.failed(s, block, Stage::Prove, &reason, Vec::new()),
-                    }
-                }
-                Recovery::Rejudge { block } => {
-                    let Some(row) = exited.iter().find(|r| r.number == block) else { continue };
-                    let verdict = self.rejudge(row);
-                    tracing::warn!(block, ?verdict, "judging a run whose exit was recorded before a restart");
-                    proof_run::settle_recorded(&self.ctx, &self.settings, row, verdict)?;
                 }
             }
         }
         if self.settings.action == ZiskAction::Prove {
-            let reopened = ledger.reopen_executed()?;
-            if !reopened.is_empty() {
-                tracing::info!(blocks = ?reopened, "blocks that were only executed are proved now");
+            match ledger.reopen_executed() {
+                Ok(reopened) if !reopened.is_empty() => {
+                    tracing::info!(blocks = ?reopened, "blocks that were only executed are proved now");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take back the executed blocks yet");
+                    unsettled = true;
+                }
+            }
+        }
+        s.unsettled = unsettled;
+    }
+
+    /// One step of the recovery plan.
+    fn recover_one(&self, s: &mut ProverState, step: Recovery, exited: &[BlockRecord]) -> Result<(), StoreError> {
+        let ledger = &self.ctx.ledger;
+        match step {
+            Recovery::Follow { block, attempt, job } => {
+                tracing::info!(block, job_id = job.id(), "a coordinator job outlived the last run; following it again");
+                s.resume.push_back((block, Resume { attempt, job }));
+            }
+            Recovery::Interrupted { block, process } => {
+                if let Some(process) = &process {
+                    let ended = crate::instance::reap(process);
+                    if ended > 0 {
+                        tracing::warn!(block, pgid = process.pgid, ended, "ended a prover run left behind");
+                    }
+                }
+                match ledger.proof_interrupted(block, true, self.settings.max_prove_attempts)? {
+                    Interrupted::Requeued => tracing::info!(block, "resuming: proving again"),
+                    Interrupted::GaveUp(reason) => self.failed(s, block, Stage::Prove, &reason, Vec::new()),
+                }
+            }
+            Recovery::Rejudge { block } => {
+                let Some(row) = exited.iter().find(|r| r.number == block) else { return Ok(()) };
+                let verdict = self.rejudge(row);
+                tracing::warn!(block, ?verdict, "judging a run whose exit was recorded before a restart");
+                proof_run::settle_recorded(&self.ctx, &self.settings, row, verdict)?;
             }
         }
         Ok(())

@@ -36,3 +36,86 @@ async fn a_run_that_exited_before_a_crash_is_judged_from_the_ledger_not_run_agai
     assert_eq!(failed.stage.as_deref(), Some("proof_output"), "a proof of another size is not the one recorded");
     actor.stop(None);
 }
+
+/// Every state a crash can leave a block's row in — each business event's rows, and the
+/// points between the two writes of every two-write sequence (a cancel's exit and its failure,
+/// a run's exit and its verdict, a start and its process record, an interruption at the last
+/// attempt) — walked at once: the Prover always starts, and each block ends proved, failed with
+/// a reason, or waiting in the queue; none is left `proving` or `exited`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_settles_every_state_a_crash_can_leave_and_always_starts() {
+    use crate::store::{Accepted, RunProcess};
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--cargo-zisk", "/nonexistent/cargo-zisk", "--max-prove-attempts", "2"];
+    let (ctx, settings) = context(dir.path(), "http://127.0.0.1:9", &flags);
+    let ledger = ctx.ledger.clone();
+    let (input, proof) = (dir.path().join("input.bin"), dir.path().join("proof.bin"));
+    std::fs::write(&input, [0u8; 16]).unwrap();
+    std::fs::write(&proof, [9u8; 100]).unwrap();
+    let built = enqueued(&input, "0x1");
+    let exited = |n: u64, exit: &str, proof_bytes: Option<u64>| {
+        ledger.input_built(n, &built, false).unwrap();
+        ledger.proof_started(n, false).unwrap();
+        let exit = ExitRecord { exit, proof: proof_bytes.map(|b| (proof.as_path(), b)), proving_ms: 5, cycles: None };
+        ledger.prover_exited(n, &exit).unwrap();
+    };
+    let blocks: Vec<u64> = (1..=14).collect();
+    ledger.targets_scheduled(&blocks, None, 14).unwrap();
+    // 1 seen; 2 queued.
+    ledger.input_built(2, &built, false).unwrap();
+    // 3: started, crashed before its process was recorded; 4: with a process that is long gone.
+    ledger.input_built(3, &built, false).unwrap();
+    ledger.proof_started(3, false).unwrap();
+    ledger.input_built(4, &built, false).unwrap();
+    ledger.proof_started(4, false).unwrap();
+    let gone = RunProcess { pgid: 999_999, start_ticks: 1, boot_id: "another boot".into() };
+    ledger.prover_process(4, 1, &gone).unwrap();
+    // 5: a proof recorded at exit, its verdict not yet; 6: the same, its proof gone since.
+    exited(5, "code 0", Some(100));
+    exited(6, "code 0", Some(4096));
+    // 7: an operator's cancel whose failure was never written (issue N's start that refused).
+    exited(7, "cancelled", None);
+    // 8: killed by a signal; 9: timed out; 10: an exit text this build never writes.
+    exited(8, "signal 9", None);
+    exited(9, "timed out", None);
+    exited(10, "a record from another build", None);
+    // 11: interrupted once already, at the last attempt: the next interruption gives it up.
+    ledger.input_built(11, &built, false).unwrap();
+    ledger.proof_started(11, false).unwrap();
+    assert_eq!(ledger.proof_interrupted(11, true, 2).unwrap(), Interrupted::Requeued);
+    ledger.proof_started(11, false).unwrap();
+    // 12 proved, 13 failed, 14 executed: settled already.
+    exited(12, "code 0", Some(100));
+    let digest = "ab".repeat(32);
+    ledger.proof_accepted(12, &Accepted { proving_ms: 5, cycles: None, sha256: &digest }, false).unwrap();
+    ledger.input_built(13, &built, false).unwrap();
+    ledger.proof_started(13, false).unwrap();
+    ledger.proof_failed(13, Stage::Spawn, "no prover").unwrap();
+    exited(14, "code 0", None);
+    ledger.executed(14, 5, None).unwrap();
+
+    let mailbox = Mailbox::default();
+    let prover =
+        Prover { ctx: ctx.clone(), settings: settings.prover, alerts: Alerts::default(), mailbox: mailbox.clone() };
+    let (actor, _) = Actor::spawn(None, prover, ()).await.expect("the Prover always starts");
+    mailbox.set(Some(actor.clone()));
+    let row = |n| ledger.block(n).unwrap().unwrap();
+    let unsettled =
+        || blocks.iter().filter(|n| matches!(row(**n).state, BlockState::Proving | BlockState::Exited)).count();
+    wait("no run left proving or exited", || unsettled() == 0).await;
+    for n in &blocks {
+        let b = row(*n);
+        match b.state {
+            BlockState::Proved | BlockState::Executed | BlockState::Seen | BlockState::Queued => {}
+            BlockState::Failed => {
+                assert!(b.reason.as_deref().is_some_and(|r| !r.is_empty()), "{n}: failed without a reason")
+            }
+            other => panic!("block {n} left {other}"),
+        }
+    }
+    assert_eq!(row(5).state, BlockState::Proved, "a recorded proof is judged, not proved again");
+    assert_eq!((row(7).state, row(7).stage.as_deref()), (BlockState::Failed, Some("cancelled")));
+    assert_eq!((row(11).state, row(11).stage.as_deref()), (BlockState::Failed, Some("prove")));
+    assert_eq!(row(12).state, BlockState::Proved);
+    actor.stop(None);
+}

@@ -152,7 +152,11 @@ pub fn rejudge(
             reason: "the proof recorded when the prover exited is missing or has another size".into(),
         },
         (Some(Ending::Code(0)), Action::Execute | Action::Native) => Verdict::Executed { ms, cycles },
-        (Some(Ending::Cancelled), _) => Verdict::Stopped,
+        // Only an operator's cancel records a cancelled exit (a shutdown records none): the
+        // block ends cancelled, as it would have had the daemon not died between the writes.
+        (Some(Ending::Cancelled), _) => {
+            Verdict::Failed { stage: Stage::Cancelled, reason: "cancelled by the operator".into() }
+        }
         (Some(ending), _) => {
             Verdict::Failed { stage: Stage::ProverExit, reason: format!("cargo-zisk {}", ending.describe()) }
         }

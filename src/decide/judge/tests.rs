@@ -178,3 +178,9 @@ fn execution_is_never_a_proof() {
     f.action = Action::Native;
     assert!(matches!(judge(&f), Verdict::Failed { stage: Stage::NativeValidation, .. }));
 }
+
+#[test]
+fn a_cancel_recorded_before_a_restart_ends_the_block_cancelled_never_requeues_it() {
+    let verdict = rejudge(Action::Prove, Ok(Exit::Process(Ending::Cancelled)), false, None, None);
+    assert_eq!(verdict, Verdict::Failed { stage: Stage::Cancelled, reason: "cancelled by the operator".into() });
+}
