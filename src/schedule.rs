@@ -76,6 +76,18 @@ pub fn next_to_build(seen: &[u64], head: Option<u64>) -> Option<u64> {
     seen.iter().copied().find(|b| *b <= head)
 }
 
+/// How long a target the node did not serve waits before it is asked for again, after `tries`
+/// answers of "not yet": 5 s doubling to 5 minutes.
+pub fn not_served_retry(tries: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(5u64.saturating_mul(1u64 << tries.min(6)).min(300))
+}
+
+/// Whether a target `block` has left the backfill window at `head`: the node is no longer asked
+/// for it, and it is failed.
+pub fn out_of_window(block: u64, head: u64, max_backfill: u64) -> bool {
+    head.saturating_sub(block) > max_backfill
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +150,16 @@ mod tests {
     #[test]
     fn interval_one_proves_every_block() {
         assert_eq!(due(Some(10), 13, 1, 1000, None).prove, vec![11, 12, 13]);
+    }
+
+    #[test]
+    fn a_target_the_node_does_not_serve_backs_off_and_leaves_with_the_window() {
+        assert_eq!(not_served_retry(0).as_secs(), 5);
+        assert_eq!(not_served_retry(1).as_secs(), 10);
+        assert_eq!(not_served_retry(6).as_secs(), 300);
+        assert_eq!(not_served_retry(u32::MAX).as_secs(), 300, "never overflows");
+        assert!(!out_of_window(1000, 2000, 1000));
+        assert!(out_of_window(1000, 2001, 1000));
+        assert!(!out_of_window(5000, 10, 1000), "a block above the head is not behind it");
     }
 }

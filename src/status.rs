@@ -101,11 +101,25 @@ pub struct InputStatus {
     pub next_target: Option<u64>,
     pub missed_count: u64,
     pub missed_blocks: Vec<MissedBlock>,
+    /// Targets the node has not served yet though its head says they exist: asked for again
+    /// with backoff until they leave the backfill window.
+    pub not_served: Vec<NotServedBlock>,
     /// The last head poll's failure, in our words.
     pub rpc_error: Option<String>,
     /// How long the head poll has been failing (since its first failure in a row).
     pub rpc_failing_seconds: Option<u64>,
     pub rpc_error_detail: Option<String>,
+}
+
+/// A target waiting for the node to serve it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotServedBlock {
+    pub block: u64,
+    pub stage: &'static str,
+    /// The node's last answer, in our words.
+    pub reason: String,
+    pub waiting_seconds: u64,
+    pub retry_in_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

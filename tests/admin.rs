@@ -27,6 +27,13 @@ fn ok_json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The node never serves target 1000 (its head says it exists): it waits, asked for again.
+fn target_1000_not_served(d: &mut Daemon) {
+    d.wait_for("target 1000 waiting for the node", Duration::from_secs(30), |h| {
+        input_gen(h)["not_served"][0]["block"] == 1000 && input_gen(h)["missed_count"] == 0
+    });
+}
+
 #[test]
 fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     // Heads just past the targets: the node has a header at its head, and no target block.
@@ -34,9 +41,10 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     let api = FakeApi::start(KEY);
     let mut env = base_env(&node, Some(&api));
     set(&mut env, "BLOCK_INTERVAL", "100");
+    env.push(("MAX_BACKFILL_BLOCKS", "100".into()));
     env.push(("ADMIN_TOKEN", TOKEN.into()));
     let mut d = Daemon::start(&env);
-    d.wait_for("target 1000 missed", Duration::from_secs(30), |h| input_gen(h)["missed_count"] == 1);
+    target_1000_not_served(&mut d);
 
     // Refused: nothing changes.
     let out = cli(&d, None, &["pause"]);
@@ -49,13 +57,16 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     assert_eq!(ok_json(&cli(&d, Some(TOKEN), &["pause"]))["paused"], true);
     node.set_head(1101);
     d.wait_for("target 1100 waiting", Duration::from_secs(30), |h| {
-        input_gen(h)["queued_blocks"] == serde_json::json!([1100])
+        input_gen(h)["queued_blocks"] == serde_json::json!([1000, 1100])
     });
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(input_gen(&d.health())["missed_count"], 1);
+    assert_eq!(input_gen(&d.health())["missed_count"], 0, "nothing moves while paused");
     assert_eq!(input_gen(&d.health())["state"], "paused");
     assert_eq!(ok_json(&cli(&d, Some(TOKEN), &["resume"]))["paused"], false);
-    d.wait_for("target 1100 attempted", Duration::from_secs(30), |h| input_gen(h)["missed_count"] == 2);
+    // 1000 is now more than MAX_BACKFILL_BLOCKS behind: missed; 1100 is asked for.
+    d.wait_for("target 1000 missed, 1100 attempted", Duration::from_secs(30), |h| {
+        input_gen(h)["missed_count"] == 1 && input_gen(h)["not_served"][0]["block"] == 1100
+    });
 
     // A block the ledger cannot hold is refused, never clamped into another block.
     for args in [&["prove", "9223372036854775808"][..], &["prove", "--start", "9223372036854775807", "--count", "2"]] {
@@ -112,7 +123,7 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     let row10 = lines.iter().find(|l| l.starts_with("10,")).expect("block 10 row");
     assert!(row10.starts_with("10,proved,,,21000,1,"), "{row10}");
     let row1000 = lines.iter().find(|l| l.starts_with("1000,")).expect("block 1000 row");
-    assert!(row1000.contains("failed,fetch_block") && row1000.contains("null result"), "{row1000}");
+    assert!(row1000.contains("failed,backfill_window") && row1000.contains("did not serve"), "{row1000}");
     let json_out = support::daemon()
         .args(["report", "--since", "1h", "--format", "json"])
         .env("OUTPUT_DIR", d.output())
@@ -151,7 +162,10 @@ fn status_works_out_of_the_box_and_shows_missed_targets() {
     let node = mini_node(1001);
     let mut env = base_env(&node, None);
     set(&mut env, "BLOCK_INTERVAL", "100");
+    env.push(("MAX_BACKFILL_BLOCKS", "100".into()));
     let mut d = Daemon::start(&env);
+    target_1000_not_served(&mut d);
+    node.set_head(1101);
     d.wait_for("target 1000 missed", Duration::from_secs(30), |h| input_gen(h)["missed_count"] == 1);
     let status = |port: u16| {
         support::daemon()
@@ -166,8 +180,8 @@ fn status_works_out_of_the_box_and_shows_missed_targets() {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     let missed = text.lines().find(|l| l.starts_with("missed targets:")).unwrap_or_else(|| panic!("{text}"));
-    assert!(missed.contains("missed targets: 1") && missed.contains("block 1000 at fetch_block"), "{missed}");
-    assert!(text.contains("head 1001"), "{text}");
+    assert!(missed.contains("missed targets: 1") && missed.contains("block 1000 at backfill_window"), "{missed}");
+    assert!(text.contains("head 1101"), "{text}");
 
     // Nobody there: it says what to set, not just "error sending request".
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -122,26 +122,59 @@ fn a_real_mainnet_block_is_proved_with_the_v014_cli() {
 }
 
 #[test]
+fn a_target_the_node_answers_null_for_is_asked_again_until_served_never_missed() {
+    // Head 11 believed; block 10 answered null past NODE_RETRY_SECONDS (0 here).
+    let node = mini_node(11);
+    let dir = support::mini_chain_dir();
+    let (block, witness) =
+        (read(&dir.join("eth_getBlockByNumber.json")), read(&dir.join("debug_executionWitness.json")));
+    node.add_block(10, "null", "null");
+    let api = FakeApi::start(KEY);
+    let mut env = base_env(&node, Some(&api));
+    set(&mut env, "START_BLOCK", "10");
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("block 10 waiting for the node", Duration::from_secs(30), |h| {
+        h["components"]["input_generator"]["not_served"][0]["block"] == 10
+    });
+    assert!(h["components"]["input_generator"]["not_served"][0]["retry_in_seconds"].as_u64().is_some(), "{h:#}");
+    assert_eq!(h["components"]["input_generator"]["missed_count"], 0, "not yet is not never");
+    node.add_block(10, &block, &witness);
+    d.wait_for("block 10 proved and reported", Duration::from_secs(60), |_| {
+        api.accepted().contains(&("proved".to_string(), 10))
+    });
+    let h = d.health();
+    assert_eq!(h["components"]["input_generator"]["missed_count"], 0);
+    assert_eq!(h["components"]["input_generator"]["not_served"], serde_json::json!([]));
+    assert!(d.terminate().0.success());
+}
+
+#[test]
 fn a_head_jump_attempts_every_target_in_between() {
     // Heads just past the targets: the node has a header at its head, and no target block.
     let node = mini_node(1050);
     let mut env = base_env(&node, None);
     set(&mut env, "BLOCK_INTERVAL", "100");
+    env.push(("MAX_BACKFILL_BLOCKS", "300".into()));
     let mut d = Daemon::start(&env);
-    d.wait_for("target 1000 accounted for", Duration::from_secs(30), |h| {
-        h["components"]["input_generator"]["missed_count"] == 1
-    });
+    let not_served = |h: &Value| -> Vec<u64> {
+        h["components"]["input_generator"]["not_served"]
+            .as_array()
+            .map_or(Vec::new(), |a| a.iter().filter_map(|w| w["block"].as_u64()).collect())
+    };
+    let h = d.wait_for("target 1000 waiting for the node", Duration::from_secs(30), |h| not_served(h) == [1000]);
+    let waiting = &h["components"]["input_generator"]["not_served"][0];
+    assert_eq!(waiting["stage"], "fetch_block", "{waiting}");
+    assert!(waiting["reason"].as_str().unwrap().contains("null result"), "not a missed target yet: {waiting}");
+    assert_eq!(h["components"]["input_generator"]["missed_count"], 0);
     node.set_head(1350);
+    // 1100, 1200 and 1300 wait for the node too; 1000 is now 350 blocks behind: out of the
+    // window, missed with the node's last answer.
     let h = d.wait_for("targets 1100, 1200, 1300 accounted for", Duration::from_secs(30), |h| {
-        h["components"]["input_generator"]["missed_count"] == 4
+        not_served(h) == [1100, 1200, 1300] && h["components"]["input_generator"]["missed_count"] == 1
     });
-    let missed = h["components"]["input_generator"]["missed_blocks"].as_array().unwrap().clone();
-    let blocks: Vec<u64> = missed.iter().map(|m| m["block"].as_u64().unwrap()).collect();
-    assert_eq!(blocks, vec![1000, 1100, 1200, 1300]);
-    for m in &missed {
-        assert_eq!(m["stage"], "fetch_block", "a block the node does not have is a fetch failure: {m}");
-        assert!(m["reason"].as_str().unwrap().contains("eth_getBlockByNumber with a null result"), "{m}");
-    }
+    let missed = &h["components"]["input_generator"]["missed_blocks"][0];
+    assert_eq!((missed["block"].as_u64(), missed["stage"].as_str()), (Some(1000), Some("backfill_window")), "{missed}");
+    assert!(missed["reason"].as_str().unwrap().contains("did not serve it"), "{missed}");
     for block in [1100, 1200, 1300] {
         assert!(node.calls().contains(&format!("eth_getBlockByNumber {block}")), "{block} never fetched");
     }

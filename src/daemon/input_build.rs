@@ -21,12 +21,17 @@ pub enum BuildError {
     /// again; it is not a missed target.
     #[error("the outcome could not be recorded: {0}")]
     Unrecorded(StoreError),
+    /// The node answered "not yet" (null, a rate limit, 5xx, no connection) past
+    /// NODE_RETRY_SECONDS for a block its head says exists: nothing is recorded, the block stays
+    /// `seen` and is asked for again with backoff while it is in the backfill window.
+    #[error("{error}")]
+    NotServed { stage: Stage, error: ChainError },
 }
 
 impl BuildError {
     pub fn stage(&self) -> Stage {
         match self {
-            BuildError::Fetch { stage, .. } => *stage,
+            BuildError::Fetch { stage, .. } | BuildError::NotServed { stage, .. } => *stage,
             BuildError::Input(_) | BuildError::Unrecorded(_) => Stage::Input,
         }
     }
@@ -34,7 +39,7 @@ impl BuildError {
     /// In our words, without what the node said (that stays in the whole error).
     pub fn summary(&self) -> String {
         match self {
-            BuildError::Fetch { error, .. } => error.summary(),
+            BuildError::Fetch { error, .. } | BuildError::NotServed { error, .. } => error.summary(),
             BuildError::Input(reason) => reason.clone(),
             BuildError::Unrecorded(_) => "the outcome could not be recorded".into(),
         }
@@ -73,7 +78,13 @@ pub async fn build_and_record(
     block: u64,
     started: Instant,
 ) -> Result<u64, BuildError> {
-    let result = build(ctx, settings, block).await;
+    let result = match build(ctx, settings, block).await {
+        // "Not yet" is not "never": the block is asked for again, nothing recorded.
+        Err(BuildError::Fetch { stage, error }) if error.is_transient() => {
+            return Err(BuildError::NotServed { stage, error });
+        }
+        other => other,
+    };
     let recorded = match &result {
         Ok(generated) => {
             let input_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -33,6 +33,17 @@ impl InputGenerator {
             next_target: s.head.and_then(|h| schedule::newest_target(h, interval).checked_add(interval)),
             missed_count: s.missed_count,
             missed_blocks: s.missed.to_vec(),
+            not_served: s
+                .not_served
+                .iter()
+                .map(|(block, w)| NotServedBlock {
+                    block: *block,
+                    stage: w.stage.as_str(),
+                    reason: w.reason.clone(),
+                    waiting_seconds: w.since.elapsed().as_secs(),
+                    retry_in_seconds: w.retry_at.saturating_duration_since(Instant::now()).as_secs(),
+                })
+                .collect(),
             rpc_error,
             rpc_failing_seconds: s.node.failing_for().map(|d| d.as_secs()),
             rpc_error_detail,
