@@ -245,6 +245,10 @@ fn reproduce_replays_a_daemons_inputs_without_a_node_and_touches_nothing_of_it()
         ("ETHPROOFS_API_KEY", support::daemon::KEY),
         ("ETHPROOFS_CLUSTER_ID", "7"),
     ];
+    // A replayed proof cannot be bound to its block: reported only on the operator's explicit off.
+    let (ok, text, _) = replay("prove", "refused", &reporting);
+    assert!(!ok && text.contains("VERIFY_PROOFS") && api.accepted().is_empty(), "{text}");
+    let reporting = [reporting.as_slice(), &[("VERIFY_PROOFS", "off")]].concat();
     let (ok, text, csv) = replay("prove", "replay", &reporting);
     assert!(ok, "{text}");
     assert!(text.contains("2 block(s) reported to EthProofs"), "{text}");

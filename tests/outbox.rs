@@ -233,8 +233,17 @@ fn the_start_up_check_names_a_bad_key_or_an_unknown_cluster() {
 #[test]
 fn slack_hears_each_kind_once_per_window_and_when_it_is_resolved() {
     let slack = FakeSlack::start();
-    // Four input failures in a row: one message.
+    // Four input failures in a row: one message. The node answers another block for each
+    // target (a failure, not a "not yet").
     let node = mini_node(1000);
+    let chain = support::mini_chain_dir();
+    let (block_10, witness) = (
+        support::daemon::read(&chain.join("eth_getBlockByNumber.json")),
+        support::daemon::read(&chain.join("debug_executionWitness.json")),
+    );
+    for n in [1000, 1100, 1200, 1300] {
+        node.add_block(n, &block_10, &witness);
+    }
     let mut env = base_env(&node, None);
     set(&mut env, "BLOCK_INTERVAL", "100");
     env.push(("SLACK_WEBHOOK", slack.url.clone()));

@@ -289,6 +289,15 @@ pub(crate) fn reproduce(mut args: crate::ReproduceArgs) -> anyhow::Result<()> {
     }
     let config = args.run.into_config().map_err(|e| anyhow::anyhow!("{e}"))?;
     init_logging(&config);
+    // A replay has no node and no record of what each proof must commit to: its proofs cannot
+    // be bound to their blocks, so they go to EthProofs only on the operator's explicit off.
+    if args.report_to_ethproofs && config.verify_proofs != Some(false) {
+        return Err(ethproofs_daemon::config::ConfigError {
+            variable: "VERIFY_PROOFS",
+            message: "reproduce cannot check that a replayed proof is its block's (no node, no recorded outputs); set VERIFY_PROOFS=off to report replayed proofs unchecked".into(),
+        }
+        .into());
+    }
     let inputs_dir = std::path::absolute(&inputs)?;
     let out = reproduce::check_out(&args.out, &inputs_dir)?;
     let inputs = reproduce::inputs(&inputs_dir)?;

@@ -53,13 +53,12 @@ pub async fn check(ctx: &Context, block: u64, built_from: Option<&str>) -> Canon
 pub fn orphan(ctx: &Context, block: u64, dir: &Path, old_hash: &str, reason: &str) -> Result<(), StoreError> {
     let short: String = old_hash.trim_start_matches("0x").chars().take(12).collect();
     let kept = dir.with_file_name(format!("{block}.orphan-{short}"));
-    let kept = match std::fs::rename(dir, &kept) {
-        Ok(()) => Some(kept),
-        Err(e) => {
-            tracing::warn!(block, error = %e, "cannot move the orphan's files aside");
-            None
-        }
-    };
+    // The ledger first: a move that happened without its record would leave a canonical
+    // block's recorded proof path pointing at nothing.
+    ctx.ledger.block_reorged(block, Some(old_hash), Some(&kept), reason)?;
     tracing::warn!(block, %reason, "reorg: the block is built again from the canonical chain");
-    ctx.ledger.block_reorged(block, Some(old_hash), kept.as_deref(), reason)
+    if let Err(e) = std::fs::rename(dir, &kept) {
+        tracing::warn!(block, error = %e, kept = %kept.display(), "cannot move the orphan's files aside");
+    }
+    Ok(())
 }

@@ -212,14 +212,16 @@ pub async fn run(
 
 /// The program key proofs are checked for: the one fixed at start-up, or the one the
 /// coordinator's set-up gave (kept by the ledger with the program).
-fn program_key(ctx: &Context) -> Option<ProgramVk> {
+pub(super) fn program_key(ctx: &Context) -> Option<ProgramVk> {
     let check = ctx.verify.as_ref()?;
     check.program_vk.or_else(|| match check.key_source {
+        // Only the set-up of this ELF: after an ELF change the old program's key proves nothing.
         Some(KeySource::Coordinator) => ctx
             .ledger
             .coordinator_program()
             .ok()
             .flatten()
+            .filter(|p| p.elf_sha256 == ctx.elf_sha256)
             .and_then(|p| p.vk)
             .and_then(|vk| crate::verify::parse_program_vk(&vk).ok()),
         _ => None,

@@ -26,8 +26,9 @@ pub enum ReporterMsg {
     /// A send ended; its outcome is already in the ledger.
     Sent { row: Box<ReportRow>, outcome: Outcome, settle: Settle },
     /// A `proved` was not sent: the node could not confirm its block is still canonical (it
-    /// waits, recorded), or the block left the chain (recorded as orphaned, proved afresh).
-    Held { id: i64, block: u64, why: String },
+    /// waits, recorded), or the block left the chain (recorded as orphaned, proved afresh:
+    /// `orphaned`).
+    Held { id: i64, block: u64, why: String, orphaned: bool },
     /// Heartbeat: publish status, and look again.
     Tick,
 }
@@ -100,11 +101,15 @@ impl Actor for Reporter {
                 }
                 self.answered(s, &row, &outcome, &settle);
             }
-            ReporterMsg::Held { id, block, why } => {
+            ReporterMsg::Held { id, block, why, orphaned } => {
                 if s.sending.as_ref().is_some_and(|(sending, _)| *sending == id) {
                     s.sending = None;
                 }
                 tracing::warn!(block, status = "proved", %why, "not sent");
+                if orphaned {
+                    crate::telemetry::block_outcome("orphaned", "reorg");
+                    self.alerts.info(format!("Reorg at block {block}"), why.clone());
+                }
                 s.last_error = Some(why);
             }
         }
@@ -220,20 +225,25 @@ impl Reporter {
         InFlightTask::spawn(async move {
             let _hold = hold;
             if row.kind == ReportKind::Proved
-                && let Err(why) = still_canonical(&ctx, &row).await
+                && let Err((why, orphaned)) = still_canonical(&ctx, &row).await
             {
-                mailbox.deliver(ReporterMsg::Held { id: row.id, block: row.block, why }).await;
+                mailbox.deliver(ReporterMsg::Held { id: row.id, block: row.block, why, orphaned }).await;
                 return;
             }
+            let call = match build_call(&row).await {
+                Ok(call) => bound_to_its_block(&ctx, &row, call).await,
+                Err(e) => Err(e.to_string()),
+            };
             // In doubt from here until the answer is recorded: a restart in between asks again.
             if let Err(e) = super::until_recorded(&ctx.ledger, || false, || ctx.ledger.report_sending(row.id)).await {
                 tracing::error!(error = %e, block = row.block, "cannot mark the call in doubt; not sent");
-                mailbox.deliver(ReporterMsg::Held { id: row.id, block: row.block, why: e.to_string() }).await;
+                let why = e.to_string();
+                mailbox.deliver(ReporterMsg::Held { id: row.id, block: row.block, why, orphaned: false }).await;
                 return;
             }
-            let outcome = match build_call(&row).await {
+            let outcome = match call {
                 Ok(call) => client.send(&call).await,
-                Err(e) => Outcome::Permanent { http: None, reason: e.to_string() },
+                Err(reason) => Outcome::Permanent { http: None, reason },
             };
             let settle = outbox::settle(&row, &outcome, policy, now_ms(), jitter());
             // The answer is recorded through a ledger that cannot be written for now; a restart
@@ -270,31 +280,79 @@ impl Reporter {
 }
 
 /// Immediately before `proved` goes: the block the proof is of must still be the chain's at its
-/// height. `Err` says why the call is not sent now; what became of it is already recorded — a
-/// node that cannot say keeps the call waiting (with backoff, its reason on `/health` and the
-/// block page), and a block that left the chain is orphaned and proved afresh.
-async fn still_canonical(ctx: &Context, row: &ReportRow) -> Result<(), String> {
-    let record = ctx.ledger.block(row.block).map_err(|e| e.to_string())?;
+/// height. `Err` says why the call is not sent now, and whether the block was orphaned; what
+/// became of it is already recorded — a node that cannot say keeps the call waiting (with
+/// backoff, its reason on `/health` and the block page), and a block that left the chain is
+/// orphaned and proved afresh. A ledger that cannot be read or written keeps it waiting too.
+async fn still_canonical(ctx: &Arc<Context>, row: &ReportRow) -> Result<(), (String, bool)> {
+    let wait = |why: String| {
+        let waited = now_ms().saturating_sub(row.created_at_ms).max(0);
+        let next_at_ms = now_ms().saturating_add(outbox::canonical_wait_ms(waited));
+        let reason = format!("waiting for the node to confirm block {} is still canonical: {why}", row.block);
+        // Unrecorded, the call is simply looked at again at the next turn.
+        let _ = ctx.ledger.report_settled(row, &Settle::Wait { reason: reason.clone(), next_at_ms });
+        Err((reason, false))
+    };
+    let record = match ctx.ledger.block(row.block) {
+        Ok(record) => record,
+        Err(e) => return wait(format!("the ledger cannot be read: {e}")),
+    };
     let built_from = record.as_ref().and_then(|b| b.block_hash.clone());
     match super::canonical::check(ctx, row.block, built_from.as_deref()).await {
         Canonical::Yes => Ok(()),
-        Canonical::Unknown(why) => {
-            let waited = now_ms().saturating_sub(row.created_at_ms).max(0);
-            let next_at_ms = now_ms().saturating_add(outbox::canonical_wait_ms(waited));
-            let reason = format!("waiting for the node to confirm block {} is still canonical: {why}", row.block);
-            let settle = Settle::Wait { reason: reason.clone(), next_at_ms };
-            ctx.ledger.report_settled(row, &settle).map_err(|e| e.to_string())?;
-            Err(reason)
-        }
+        Canonical::Unknown(why) => wait(why),
         Canonical::Left { built_from, reason } => {
-            let dir = row.proof_path.as_deref().and_then(std::path::Path::parent).map(std::path::Path::to_path_buf);
-            let orphaned = match &dir {
-                Some(dir) => super::canonical::orphan(ctx, row.block, dir, &built_from, &reason),
-                None => ctx.ledger.block_reorged(row.block, Some(&built_from), None, &reason),
-            };
-            orphaned.map_err(|e| e.to_string())?;
-            crate::telemetry::proof_orphaned();
-            Err(format!("{reason}: its proof is kept, never reported, and the canonical block is proved"))
+            // The block's own folder (`<n>/`), wherever the prover put the proof inside it.
+            let dir = record.as_ref().and_then(|b| b.input_path.as_deref()).and_then(std::path::Path::parent);
+            let (ctx, block, dir) = (ctx.clone(), row.block, dir.map(std::path::Path::to_path_buf));
+            let why = reason.clone();
+            let orphaned = tokio::task::spawn_blocking(move || match &dir {
+                Some(dir) => super::canonical::orphan(&ctx, block, dir, &built_from, &why),
+                None => ctx.ledger.block_reorged(block, Some(&built_from), None, &why),
+            })
+            .await;
+            match orphaned {
+                Ok(Ok(())) => {
+                    crate::telemetry::proof_orphaned();
+                    Err((
+                        format!("{reason}: its proof is kept, never reported, and the canonical block is proved"),
+                        true,
+                    ))
+                }
+                Ok(Err(e)) => Err((format!("{reason}, but the orphan could not be recorded yet: {e}"), false)),
+                Err(e) => Err((format!("{reason}, but the task recording the orphan failed: {e}"), false)),
+            }
+        }
+    }
+}
+
+/// A `proved` is sent only with a proof checked for this block and this program, whenever it
+/// was accepted: one accepted while checks were off, before this build recorded outputs, or
+/// before an operator's resubmit, is checked now (the bytes about to go, off the async
+/// threads). `Err` is why it is never sent.
+async fn bound_to_its_block(
+    ctx: &Arc<Context>,
+    row: &ReportRow,
+    call: crate::ethproofs::Call,
+) -> Result<crate::ethproofs::Call, String> {
+    let Some(check) = ctx.verify.clone() else { return Ok(call) };
+    let Some(proved) = &call.proved else { return Ok(call) };
+    let expected = ctx
+        .ledger
+        .block(row.block)
+        .map_err(|e| e.to_string())?
+        .and_then(|b| b.expected_output)
+        .and_then(|hex| crate::commitment::BlockOutputs::from_hex(&hex));
+    let key = super::proof_run::program_key(ctx);
+    let proof = proved.proof.clone();
+    let checked = tokio::task::spawn_blocking(move || check.check_bytes(&proof, expected.as_ref(), key.as_ref()))
+        .await
+        .map_err(|e| format!("the task checking the proof failed: {e}"))?;
+    match checked {
+        Ok(_) => Ok(call),
+        Err(rejected) => {
+            crate::telemetry::proof_rejected();
+            Err(format!("the proof is not checked for this block and program ({rejected}); never sent"))
         }
     }
 }

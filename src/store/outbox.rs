@@ -23,7 +23,8 @@ pub enum Settle {
         next_at_ms: i64,
     },
     /// Not sent: the call waits for something other than the API (the node to confirm the
-    /// block is still canonical), and is looked at again at `next_at_ms`. No attempt is counted.
+    /// block is still canonical), and is looked at again at `next_at_ms`. No attempt is counted,
+    /// and a call in doubt stays in doubt.
     Wait {
         reason: String,
         next_at_ms: i64,
@@ -58,7 +59,7 @@ impl Ledger {
                 }
                 Settle::Wait { reason, next_at_ms } => {
                     tx.execute(
-                        "UPDATE reports SET last_error = ?2, next_attempt_at = ?3, in_doubt = 0
+                        "UPDATE reports SET last_error = ?2, next_attempt_at = ?3
                          WHERE id = ?1 AND state = 'pending'",
                         params![row.id, reason, next_at_ms],
                     )

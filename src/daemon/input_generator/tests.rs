@@ -25,7 +25,7 @@ async fn node(head: Arc<AtomicU64>) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_target_is_recorded_a_long_gap_as_one_skip_and_a_failed_build_with_its_stage() {
+async fn every_target_is_recorded_a_long_gap_as_one_skip_and_one_never_served_leaves_with_the_window() {
     let head = Arc::new(AtomicU64::new(250));
     let url = node(head.clone()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -43,13 +43,18 @@ async fn every_target_is_recorded_a_long_gap_as_one_skip_and_a_failed_build_with
     mailbox.set(Some(actor.clone()));
     let ledger = ctx.ledger.clone();
     let state_of = |n| ledger.block(n).ok().flatten().map(|b| b.state);
-    wait("target 200 attempted", || state_of(200) == Some(BlockState::Failed)).await;
+    let not_served = || ctx.board.input.fresh().map_or(0, |s| s.not_served.len());
+    // The node answers null: "not yet", so the target waits, asked for again.
+    wait("target 200 waiting for the node", || not_served() == 1).await;
+    assert_eq!(state_of(200), Some(BlockState::Seen), "not failed: the node may catch up");
     assert_eq!(ledger.last_scheduled().unwrap(), Some(200), "the first start takes the newest target");
-    let failed = ledger.block(200).unwrap().unwrap();
-    assert!(failed.stage.is_some() && failed.reason.as_deref().is_some_and(|r| r.contains("null")), "{failed:?}");
 
     head.store(5_050, Ordering::SeqCst);
-    wait("targets up to 5000 attempted", || state_of(5_000) == Some(BlockState::Failed)).await;
+    // 200 is now far behind the head: given up, with the node's last answer.
+    wait("target 200 out of the window", || state_of(200) == Some(BlockState::Failed)).await;
+    let failed = ledger.block(200).unwrap().unwrap();
+    assert_eq!(failed.stage.as_deref(), Some("backfill_window"), "{failed:?}");
+    assert!(failed.reason.as_deref().is_some_and(|r| r.contains("null")), "{failed:?}");
     assert_eq!(ledger.last_scheduled().unwrap(), Some(5_000));
     let skipped = ledger.skipped_ranges(10).unwrap();
     assert_eq!(skipped.len(), 1, "one record for the whole gap: {skipped:?}");
@@ -58,9 +63,10 @@ async fn every_target_is_recorded_a_long_gap_as_one_skip_and_a_failed_build_with
     for n in (4_100..=5_000).step_by(100) {
         assert!(state_of(n).is_some(), "target {n} is in the ledger");
     }
-    // The status follows the ledger by one turn of the actor.
-    let counted = || ctx.board.input.fresh().is_some_and(|s| s.missed_count == 1 + 38 + 10);
-    wait("every missed target counted in the status", counted).await;
+    // The status follows the ledger by one turn of the actor: 200 and the gap missed, the ten
+    // targets in the window waiting for the node.
+    let counted = || ctx.board.input.fresh().is_some_and(|s| s.missed_count == 1 + 38 && s.not_served.len() == 10);
+    wait("every target accounted for in the status", counted).await;
     assert_eq!(ctx.board.input.fresh().unwrap().head, Some(5_050));
     actor.stop(None);
 }
