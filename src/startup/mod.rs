@@ -85,6 +85,11 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     std::fs::create_dir_all(&config.output_dir)
         .map_err(io(format!("cannot create OUTPUT_DIR {}", config.output_dir.display())))?;
     let lock = crate::instance::lock(&config.output_dir, &config.db_path)?;
+    // Under the lock no writer of ours exists: what a crash left half-written goes now.
+    let swept = crate::retention::sweep_leftovers(&config.output_dir);
+    if swept > 0 {
+        tracing::info!(swept, "removed files a crash left half-written");
+    }
     // The prover's helpers that outlive it become ours, so each run's end can sweep them.
     crate::process::become_subreaper();
 
