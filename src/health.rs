@@ -176,6 +176,11 @@ fn system(s: &Surface) -> Value {
 }
 
 /// The health endpoints and `/metrics`.
+/// Only liveness and readiness: what the server's reserved lane serves when the port is full.
+pub fn probes(surface: Arc<Surface>) -> Router {
+    Router::new().route("/health/ready", get(ready)).route("/health/live", get(live)).with_state(surface)
+}
+
 pub fn router(surface: Arc<Surface>) -> Router {
     Router::new()
         .route("/health", get(health))

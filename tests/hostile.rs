@@ -396,6 +396,68 @@ fn half_open_flood() {
     alive_and_healthy(&mut d);
 }
 
+/// A probe as the kubelet makes it: one GET, answered within its 1 s timeout or failed.
+fn probe(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read as _, Write as _};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn probes_answer_through_a_flood() {
+    use std::io::{Read as _, Write as _};
+    let node = mini_node(9);
+    let mut d = Daemon::start(&base_env(&node, None));
+    d.wait_for("up", Duration::from_secs(30), |h| h["status"] == "healthy");
+    let port = d.port;
+    // 1,000 clients that start a request and never finish its headers.
+    let slow: Vec<std::net::TcpStream> = (0..1000)
+        .filter_map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n");
+            Some(s)
+        })
+        .collect();
+    // And the dashboard polled as fast as it answers, from four clients.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pollers: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                        let _ = s.write_all(b"GET /api/dashboard HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                        let _ = s.read_to_end(&mut Vec::new());
+                    }
+                }
+            })
+        })
+        .collect();
+    // The burst's places in the probe lane are given back after PROBE_HEADER_TIMEOUT (1 s).
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut failed = Vec::new();
+    for round in 0..20 {
+        for path in ["/health/live", "/health/ready"] {
+            match probe(port, path) {
+                Some(200) => {}
+                other => failed.push(format!("round {round} {path}: {other:?}")),
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for p in pollers {
+        let _ = p.join();
+    }
+    assert!(failed.is_empty(), "{} of 40 probes not answered within 1 s: {failed:?}", failed.len());
+    drop(slow);
+    alive_and_healthy(&mut d);
+}
+
 fn key_bearing_url_in_any_spelling() {
     let node = mini_node(9);
     let mut env = base_env(&node, None);
@@ -463,6 +525,7 @@ fn the_daemon_survives_a_hostile_world() {
         ("the prover prints bytes that are not UTF-8 and a 100 kB line", garbage_prover_output),
         ("the prover exits 0 without a proof after an earlier run left one", a_stale_proof_never_counts),
         ("300 half-open connections on the daemon's port", half_open_flood),
+        ("1,000 slow connections and a dashboard poll flood: the probes still answer", probes_answer_through_a_flood),
         ("one eth_blockNumber call never answers", hung_head_poll),
         ("the prover leaves a helper running outside its process group", escaped_grandchild),
         ("a key-bearing node URL in non-canonical spelling", key_bearing_url_in_any_spelling),

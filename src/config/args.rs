@@ -252,7 +252,8 @@ pub struct RunArgs {
     #[arg(long, env = "CONFIRMATIONS", default_value = "0")]
     pub confirmations: u64,
     /// How long a node answer that means "not yet" or "slow down" (a null block, a rate-limit error even with HTTP
-    /// 200, 429, 5xx) is retried, with backoff, before the target fails.
+    /// 200, 429, 5xx) is retried within one build; after it the target waits and is asked for again (5 s doubling to
+    /// 5 min) until the node serves it or it leaves MAX_BACKFILL_BLOCKS.
     #[arg(long, env = "NODE_RETRY_SECONDS", default_value = "120")]
     pub node_retry_seconds: u64,
     /// No node answer is read past this size (the largest mainnet witnesses are tens of MB); a block's answer stops

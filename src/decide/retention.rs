@@ -54,7 +54,7 @@ impl Folder {
 /// Of the folders on disk, those beyond the newest `retain` blocks that may go: an orphan's
 /// always, a block's when `may_delete` says so.
 pub fn to_delete(mut on_disk: Vec<Folder>, retain: u64, may_delete: impl Fn(u64) -> bool) -> Vec<Folder> {
-    on_disk.sort_by(|a, b| b.block().cmp(&a.block()));
+    on_disk.sort_by_key(|f| std::cmp::Reverse(f.block()));
     let mut newest = std::collections::BTreeSet::new();
     let retain = usize::try_from(retain).unwrap_or(usize::MAX);
     on_disk

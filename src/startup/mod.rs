@@ -303,11 +303,13 @@ impl Built {
             .merge(crate::dashboard::router(surface.clone()))
             .merge(crate::blocks::router(surface.clone()))
             .fallback(crate::blocks::unknown);
-        let mut http = vec![tokio::spawn(crate::serve::serve(listener, public, stopped(ctx.drain.clone())))];
+        let probes = crate::health::probes(surface.clone());
+        let mut http =
+            vec![tokio::spawn(crate::serve::serve(listener, public, probes.clone(), stopped(ctx.drain.clone())))];
         if let Some(admin_listener) = admin_listener {
             // The admin API on its own address; `/health` there too, so `status` needs one URL.
             let admin = crate::admin::router(surface.clone()).merge(crate::health::router(surface));
-            http.push(tokio::spawn(crate::serve::serve(admin_listener, admin, stopped(ctx.drain.clone()))));
+            http.push(tokio::spawn(crate::serve::serve(admin_listener, admin, probes, stopped(ctx.drain.clone()))));
         }
         Ok(Running { supervisor_done, gave_up, drain: ctx.drain.clone(), http, grace, _lock })
     }

@@ -14,7 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::proof_run::{self, Resume, RunJob, RunReport};
 use super::run_progress::RunProgress;
-use super::{Alerts, Context, InFlightTask, Mailbox, ProverSettings, rfc3339};
+use super::{Alerts, Context, Mailbox, ProverSettings, rfc3339};
 use crate::backend::{Stop, StopSignal};
 use crate::commitment::BlockOutputs;
 use crate::config::ZiskAction;
@@ -38,7 +38,8 @@ pub enum ProverMsg {
 }
 
 /// The run in flight.
-struct InFlight {
+#[derive(Clone)]
+pub struct InFlight {
     block: u64,
     started: Instant,
     started_at: SystemTime,
@@ -46,8 +47,25 @@ struct InFlight {
     stop: StopSignal,
     /// What the run has told so far (its job, phase, the coordinator's trouble).
     progress: Arc<RunProgress>,
-    /// The run's task: an actor that dies takes it down (and the process group with it).
-    _task: InFlightTask,
+    /// The running block's own timestamp, for block-to-proof latency.
+    timestamp: Option<u64>,
+}
+
+/// The run in flight, held outside the Prover: its task is not the actor's (a Prover that
+/// panics does not take hours of GPU work down with it), and the next incarnation adopts it
+/// from here and hears its end through the mailbox. The supervisor makes one for all the
+/// Prover's incarnations.
+#[derive(Clone, Default)]
+pub struct RunSlot(Arc<std::sync::Mutex<Option<InFlight>>>);
+
+impl RunSlot {
+    fn get(&self) -> Option<InFlight> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, run: Option<InFlight>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = run;
+    }
 }
 
 /// How long the coordinator may be unreachable during a run before Slack hears of it and
@@ -68,8 +86,6 @@ pub struct ProverState {
     resume: VecDeque<(u64, Resume)>,
     /// From the block becoming a target to its run starting, for the latest run.
     last_head_to_prover_ms: Option<i64>,
-    /// The running block's own timestamp, for block-to-proof latency.
-    in_flight_timestamp: Option<u64>,
     /// Heartbeats seen, for work done every few of them.
     ticks: u64,
     /// Runs left behind that the last recovery could not settle (the ledger could not be
@@ -82,6 +98,8 @@ pub struct Prover {
     pub settings: Arc<ProverSettings>,
     pub alerts: Alerts,
     pub mailbox: Mailbox<ProverMsg>,
+    /// The run in flight, shared with the incarnations before and after this one.
+    pub runs: RunSlot,
 }
 
 impl Actor for Prover {
@@ -90,8 +108,13 @@ impl Actor for Prover {
     type Arguments = ();
 
     async fn pre_start(&self, myself: ActorRef<Self::Msg>, _: ()) -> Result<Self::State, ActorProcessingErr> {
+        // A run the previous incarnation started goes on: adopted, never counted as interrupted.
+        let adopted = self.runs.get();
+        if let Some(run) = &adopted {
+            tracing::warn!(block = run.block, "the Prover restarted during a run; the run goes on and is adopted");
+        }
         let mut s = ProverState {
-            in_flight: None,
+            in_flight: adopted,
             proved_count: 0,
             executed_count: 0,
             failed_count: 0,
@@ -102,7 +125,6 @@ impl Actor for Prover {
             coordinator_alerted: false,
             resume: VecDeque::new(),
             last_head_to_prover_ms: None,
-            in_flight_timestamp: None,
             ticks: 0,
             unsettled: false,
         };
@@ -136,7 +158,8 @@ impl Actor for Prover {
             ProverMsg::Finished(report) => {
                 if s.in_flight.as_ref().is_some_and(|f| f.block == report.block) {
                     let f = s.in_flight.take();
-                    self.finished(s, &report, f.map(|f| f.started));
+                    self.runs.set(None);
+                    self.finished(s, &report, f.as_ref().map(|f| f.started), f.and_then(|f| f.timestamp));
                 }
             }
         }
@@ -215,11 +238,33 @@ impl Prover {
                 s.resume.push_back((block, Resume { attempt, job }));
             }
             Recovery::Interrupted { block, process } => {
+                let mut alive = false;
                 if let Some(process) = &process {
                     let ended = crate::instance::reap(process);
                     if ended > 0 {
+                        alive = true;
                         tracing::warn!(block, pgid = process.pgid, ended, "ended a prover run left behind");
                     }
+                }
+                // A run that finished while its end could not be recorded (the ledger locked,
+                // a stop, a crash): its proof is judged, never proved again. One whose process
+                // was still running is not finished: what it wrote may be half a proof.
+                if !alive
+                    && let Some(row) = ledger.block(block)?
+                    && let Some(found) = self.proof_left_behind(&row)
+                {
+                    tracing::warn!(block, proof = %found.0.display(), "the run finished before the restart; judging its proof");
+                    let exit = crate::store::ExitRecord {
+                        exit: &Exit::FoundAfterRestart.record(),
+                        proof: Some((&found.0, found.1)),
+                        proving_ms: found.2,
+                        cycles: None,
+                    };
+                    ledger.prover_exited(block, &exit)?;
+                    let Some(row) = ledger.block(block)? else { return Ok(()) };
+                    let verdict = self.rejudge(&row);
+                    proof_run::settle_recorded(&self.ctx, &self.settings, &row, verdict)?;
+                    return Ok(());
                 }
                 match ledger.proof_interrupted(block, true, self.settings.max_prove_attempts)? {
                     Interrupted::Requeued => tracing::info!(block, "resuming: proving again"),
@@ -234,6 +279,26 @@ impl Prover {
             }
         }
         Ok(())
+    }
+
+    /// The proof a `proving` row's run left in its block's folder, if there is one written
+    /// after the run started (`OUTPUT_DIR/<n>/proof.bin`, where cargo-zisk 0.17 and later and
+    /// the coordinator's proofs go): its path, size and the run's time up to it.
+    fn proof_left_behind(&self, row: &BlockRecord) -> Option<(std::path::PathBuf, u64, u64)> {
+        if self.settings.action != ZiskAction::Prove
+            || !matches!(self.ctx.dialect, crate::zisk::Dialect::V017 | crate::zisk::Dialect::V1)
+        {
+            return None;
+        }
+        let path = row.input_path.as_deref()?.parent()?.join("proof.bin");
+        let meta = std::fs::symlink_metadata(&path).ok().filter(|m| m.is_file() && m.len() > 0)?;
+        let written_ms = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+        let written_ms = i64::try_from(written_ms).ok()?;
+        let started_ms = row.run_started_at_ms?;
+        (written_ms >= started_ms).then(|| {
+            let took = u64::try_from(written_ms.saturating_sub(started_ms)).unwrap_or(1).max(1);
+            (path, meta.len(), took)
+        })
     }
 
     fn rejudge(&self, row: &BlockRecord) -> Verdict {
@@ -308,20 +373,16 @@ impl Prover {
         let (ctx, settings) = (self.ctx.clone(), self.settings.clone());
         let (mailbox, shared, run_stop) = (self.mailbox.clone(), progress.clone(), stop.clone());
         let block = job.block;
-        let task = InFlightTask::spawn(async move {
+        // Not the actor's task: it runs to its end whatever becomes of this incarnation, and
+        // its end reaches whichever incarnation is alive.
+        tokio::spawn(async move {
             let _hold = hold;
             let report = proof_run::run(ctx, settings, job, run_stop, shared).await;
             mailbox.deliver(ProverMsg::Finished(Box::new(report))).await;
         });
-        s.in_flight = Some(InFlight {
-            block,
-            started: Instant::now(),
-            started_at: SystemTime::now(),
-            stop,
-            progress,
-            _task: task,
-        });
-        s.in_flight_timestamp = timestamp;
+        let run = InFlight { block, started: Instant::now(), started_at: SystemTime::now(), stop, progress, timestamp };
+        self.runs.set(Some(run.clone()));
+        s.in_flight = Some(run);
     }
 
     /// The operator's cancel, recorded in the ledger, reaches the running attempt.
@@ -354,7 +415,7 @@ impl Prover {
         }
     }
 
-    fn finished(&self, s: &mut ProverState, r: &RunReport, started: Option<Instant>) {
+    fn finished(&self, s: &mut ProverState, r: &RunReport, started: Option<Instant>, timestamp: Option<u64>) {
         let block = r.block;
         if let Some(e) = &r.unrecorded {
             tracing::error!(block, error = %e, "the run's outcome could not be recorded; the next start looks at it again");
@@ -367,7 +428,7 @@ impl Prover {
             Verdict::Proved { proving_ms, cycles } => {
                 tracing::info!(block, attempt = r.attempt, proving_time_ms = proving_ms, cycles = ?cycles, "block proved");
                 crate::telemetry::block_outcome("proved", "prove");
-                crate::telemetry::proved(*proving_ms as f64 / 1000.0, s.in_flight_timestamp.take());
+                crate::telemetry::proved(*proving_ms as f64 / 1000.0, timestamp);
                 s.proved_count += 1;
                 s.proved.push(ProvedBlock {
                     block,

@@ -23,8 +23,13 @@ async fn a_run_that_exited_before_a_crash_is_judged_from_the_ledger_not_run_agai
     }
 
     let mailbox = Mailbox::default();
-    let prover =
-        Prover { ctx: ctx.clone(), settings: settings.prover, alerts: Alerts::default(), mailbox: mailbox.clone() };
+    let prover = Prover {
+        ctx: ctx.clone(),
+        settings: settings.prover,
+        alerts: Alerts::default(),
+        mailbox: mailbox.clone(),
+        runs: RunSlot::default(),
+    };
     let (actor, _) = Actor::spawn(None, prover, ()).await.unwrap();
     mailbox.set(Some(actor.clone()));
     let state_of = |n| ledger.block(n).ok().flatten().map(|b| b.state);
@@ -59,8 +64,8 @@ async fn start_up_settles_every_state_a_crash_can_leave_and_always_starts() {
         let exit = ExitRecord { exit, proof: proof_bytes.map(|b| (proof.as_path(), b)), proving_ms: 5, cycles: None };
         ledger.prover_exited(n, &exit).unwrap();
     };
-    let blocks: Vec<u64> = (1..=14).collect();
-    ledger.targets_scheduled(&blocks, None, 14).unwrap();
+    let blocks: Vec<u64> = (1..=15).collect();
+    ledger.targets_scheduled(&blocks, None, 15).unwrap();
     // 1 seen; 2 queued.
     ledger.input_built(2, &built, false).unwrap();
     // 3: started, crashed before its process was recorded; 4: with a process that is long gone.
@@ -93,10 +98,25 @@ async fn start_up_settles_every_state_a_crash_can_leave_and_always_starts() {
     ledger.proof_failed(13, Stage::Spawn, "no prover").unwrap();
     exited(14, "code 0", None);
     ledger.executed(14, 5, None).unwrap();
+    // 15: its prover finished and wrote its proof, and the daemon died before the exit was
+    // recorded (the ledger locked, a stop): the proof is judged, not proved again.
+    let own = dir.path().join("15");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(own.join("input.bin"), [0u8; 16]).unwrap();
+    let own_input = own.join("input.bin");
+    ledger.input_built(15, &enqueued(&own_input, "0x1"), false).unwrap();
+    ledger.proof_started(15, false).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(own.join("proof.bin"), [7u8; 100]).unwrap();
 
     let mailbox = Mailbox::default();
-    let prover =
-        Prover { ctx: ctx.clone(), settings: settings.prover, alerts: Alerts::default(), mailbox: mailbox.clone() };
+    let prover = Prover {
+        ctx: ctx.clone(),
+        settings: settings.prover,
+        alerts: Alerts::default(),
+        mailbox: mailbox.clone(),
+        runs: RunSlot::default(),
+    };
     let (actor, _) = Actor::spawn(None, prover, ()).await.expect("the Prover always starts");
     mailbox.set(Some(actor.clone()));
     let row = |n| ledger.block(n).unwrap().unwrap();
@@ -117,5 +137,8 @@ async fn start_up_settles_every_state_a_crash_can_leave_and_always_starts() {
     assert_eq!((row(7).state, row(7).stage.as_deref()), (BlockState::Failed, Some("cancelled")));
     assert_eq!((row(11).state, row(11).stage.as_deref()), (BlockState::Failed, Some("prove")));
     assert_eq!(row(12).state, BlockState::Proved);
+    let found = row(15);
+    assert_eq!((found.state, found.attempts, found.interruptions), (BlockState::Proved, 1, 0), "{found:?}");
+    assert_eq!(found.exit.as_deref(), Some("proof found after a restart"));
     actor.stop(None);
 }

@@ -13,7 +13,7 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Supervisio
 
 use super::input_generator::{InputGenMsg, InputGenerator};
 use super::notifier::{Notifier, NotifierMsg};
-use super::prover::{Prover, ProverMsg, stop_timeout};
+use super::prover::{Prover, ProverMsg, RunSlot, stop_timeout};
 use super::reporter::STOP_WAIT;
 use super::reporter::{Reporter, ReporterMsg};
 use super::{Alerts, Context, InFlightTask, Mailbox, Settings};
@@ -75,6 +75,8 @@ pub struct SupervisorState {
     settings: Settings,
     poller: Arc<HeadPoller>,
     mailboxes: Mailboxes,
+    /// The Prover's run in flight, outliving any one incarnation of it.
+    prover_runs: RunSlot,
     alerts: Alerts,
     client: Option<Arc<EthProofsClient>>,
     children: HashMap<ActorId, Child>,
@@ -140,6 +142,7 @@ impl Actor for Supervisor {
             poller: args.poller,
             alerts: Alerts(mailboxes.notifier.clone()),
             mailboxes,
+            prover_runs: RunSlot::default(),
             client,
             children: HashMap::new(),
             restarts: 0,
@@ -313,7 +316,8 @@ async fn spawn_child(
             start(reporter, &m.reporter, sup).await?
         }
         Child::Prover => {
-            let prover = Prover { ctx, settings: settings.prover, alerts, mailbox: m.prover.clone() };
+            let runs = state.prover_runs.clone();
+            let prover = Prover { ctx, settings: settings.prover, alerts, mailbox: m.prover.clone(), runs };
             start(prover, &m.prover, sup).await?
         }
         Child::InputGenerator => {

@@ -1,5 +1,5 @@
-//! The supervisor's restart path end to end: a killed Prover's run is ended and proved again,
-//! and past the budget everything stops.
+//! The supervisor's restart path end to end: a Prover that dies mid-run loses no GPU time (its
+//! run goes on and its successor adopts it), and past the budget everything stops.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -8,32 +8,42 @@ use super::*;
 use crate::daemon::test_support::{context, enqueued, wait};
 
 fn pid(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    std::fs::read_to_string(path).ok()?.lines().last()?.trim().parse().ok()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_prover_ends_its_run_and_proves_again_and_the_budget_ends_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    // A "prover" that runs long whatever its arguments, and says which process it is.
-    let zisk = dir.path().join("slow-zisk");
-    std::fs::write(&zisk, "#!/bin/sh\necho $$ > \"$(dirname \"$0\")/pid\"\nexec sleep 30\n").unwrap();
+/// A "prover" that appends its pid to `pids` beside itself, runs `seconds`, then writes a proof
+/// where `-o` says and prints cargo-zisk 1.x's summary.
+fn slow_prover(dir: &Path, seconds: u32) -> std::path::PathBuf {
+    let zisk = dir.join("slow-zisk");
+    let script = format!(
+        "#!/bin/sh\necho $$ >> \"$(dirname \"$0\")/pids\"\nout=\"\"\nwhile [ $# -gt 0 ]; do [ \"$1\" = -o ] && out=\"$2\"; shift; done\n\
+         sleep {seconds}\nmkdir -p \"$(dirname \"$out\")\"\nhead -c 256 /dev/urandom > \"$out\"\n\
+         echo '--- PROVE SUMMARY'\necho 'Proof generated in 1.000s, steps: 5'\necho \"Proof saved to $out\"\n"
+    );
+    std::fs::write(&zisk, script).unwrap();
     std::fs::set_permissions(&zisk, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let input = dir.path().join("42").join("input.bin");
+    zisk
+}
+
+/// A supervisor over a ledger whose block 42 is queued, proving with `zisk`.
+async fn supervised(
+    dir: &Path,
+    zisk: &Path,
+) -> (Arc<Context>, ActorRef<SupervisorMsg>, tokio::task::JoinHandle<()>, Arc<AtomicBool>) {
+    let input = dir.join("42").join("input.bin");
     std::fs::create_dir_all(input.parent().unwrap()).unwrap();
     std::fs::write(&input, [0u8; 16]).unwrap();
     let url = "http://127.0.0.1:9";
     let flags = ["--cargo-zisk", zisk.to_str().unwrap(), "--poll-interval-ms", "60000", "--max-prove-attempts", "100"];
-    let (ctx, settings) = context(dir.path(), url, &flags);
-    let (ledger, board) = (ctx.ledger.clone(), ctx.board.clone());
-    ledger.targets_scheduled(&[42], None, 42).unwrap();
-    let built = enqueued(&input, "0x1");
-    ledger.input_built(42, &built, false).unwrap();
+    let (ctx, settings) = context(dir, url, &flags);
+    ctx.ledger.targets_scheduled(&[42], None, 42).unwrap();
+    ctx.ledger.input_built(42, &enqueued(&input, "0x1"), false).unwrap();
     let gave_up = Arc::new(AtomicBool::new(false));
     let (sup, done) = Actor::spawn(
         None,
         Supervisor,
         SupervisorArgs {
-            ctx,
+            ctx: ctx.clone(),
             settings,
             poller: Arc::new(HeadPoller::new(url).unwrap()),
             restart_backoff: Duration::from_millis(10),
@@ -43,20 +53,49 @@ async fn a_killed_prover_ends_its_run_and_proves_again_and_the_budget_ends_every
     )
     .await
     .unwrap();
-    let pid_file = dir.path().join("pid");
+    (ctx, sup, done, gave_up)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prover_that_dies_mid_run_loses_no_gpu_time_its_successor_adopts_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let zisk = slow_prover(dir.path(), 3);
+    let (ctx, sup, _done, _) = supervised(dir.path(), &zisk).await;
+    let (ledger, board) = (ctx.ledger.clone(), ctx.board.clone());
+    let pids = dir.path().join("pids");
     let attempt = || board.prover.fresh().and_then(|p| p.proving_attempt.filter(|_| p.proving_block == Some(42)));
-    wait("the first run", || attempt() == Some(1) && pid(&pid_file).is_some()).await;
-    let first = pid(&pid_file).unwrap();
+    wait("the run", || attempt() == Some(1) && pid(&pids).is_some()).await;
+    let running = pid(&pids).unwrap();
 
-    // A crashed Prover: its successor ends the recorded run (verified as ours) and runs the
-    // block again, as a new attempt: never two runs of one block at once.
+    // The Prover dies as a panic would take it. The run is not its: it goes on.
     sup.cast(SupervisorMsg::Kill(Child::Prover)).unwrap();
-    wait("a second attempt", || attempt() == Some(2)).await;
-    wait("the first run ended", || !crate::process::process_alive(first)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(crate::process::process_alive(running), "the prover's process outlives the actor");
+    wait("the successor shows the same run", || {
+        board.supervisor.fresh().is_some_and(|s| s.restarts >= 1) && attempt() == Some(1)
+    })
+    .await;
+    let state = || ledger.block(42).unwrap().unwrap().state;
+    for _ in 0..500 {
+        if state() == BlockState::Proved {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let record = ledger.block(42).unwrap().unwrap();
-    assert_eq!((record.state, record.interruptions), (BlockState::Proving, 1));
+    assert_eq!((record.state, record.attempts, record.interruptions), (BlockState::Proved, 1, 0), "{record:?}");
+    let runs = std::fs::read_to_string(&pids).unwrap().lines().count();
+    assert_eq!(runs, 1, "one prover run: no GPU time spent twice");
+    sup.stop(None);
+}
 
-    // Past the budget the supervisor gives up and takes the prover's process group with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_budget_the_supervisor_stops_and_takes_the_prover_s_process_group_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let zisk = slow_prover(dir.path(), 60);
+    let (ctx, sup, done, gave_up) = supervised(dir.path(), &zisk).await;
+    let pids = dir.path().join("pids");
+    wait("the run", || pid(&pids).is_some()).await;
     // (A kill that lands while the Prover is between incarnations does nothing; keep going.)
     for _ in 0..(RESTART_BUDGET * 10) {
         let _ = sup.cast(SupervisorMsg::Kill(Child::Prover));
@@ -67,6 +106,8 @@ async fn a_killed_prover_ends_its_run_and_proves_again_and_the_budget_ends_every
     }
     tokio::time::timeout(Duration::from_secs(10), done).await.expect("supervisor stopped").unwrap();
     assert!(gave_up.load(Ordering::SeqCst), "the budget must end the run");
-    let last = pid(&pid_file).unwrap();
+    let last = pid(&pids).unwrap();
     wait("the prover group to die", || !crate::process::process_alive(last)).await;
+    assert_eq!(std::fs::read_to_string(&pids).unwrap().lines().count(), 1, "the run was never started twice");
+    drop(ctx);
 }

@@ -9,6 +9,8 @@ use crate::store::Stage;
 
 /// The exit a completed coordinator job is recorded with.
 const JOB_COMPLETED: &str = "job completed";
+/// The exit recorded for a run whose end was never recorded, but whose proof is on disk.
+const FOUND_AFTER_RESTART: &str = "proof found after a restart";
 
 /// How a run ended, as the ledger records it the moment it is known (before its verdict), so a
 /// restart in between can judge it again ([`rejudge`]). Typed everywhere but in the ledger's
@@ -19,6 +21,10 @@ pub enum Exit {
     Process(Ending),
     /// A coordinator job completed (a failed job is recorded failed at once, with its reason).
     JobCompleted,
+    /// The daemon died between the run's end and its record, and the run's proof was found on
+    /// disk at the next start (written after the run started, by no process still alive): the
+    /// proof is judged like any other, never proved again.
+    FoundAfterRestart,
 }
 
 impl Exit {
@@ -27,13 +33,16 @@ impl Exit {
         match self {
             Exit::Process(ending) => ending.record(),
             Exit::JobCompleted => JOB_COMPLETED.to_string(),
+            Exit::FoundAfterRestart => FOUND_AFTER_RESTART.to_string(),
         }
     }
 
     /// The exit a ledger row's text names; `None` for text this build never writes.
     pub fn from_record(text: &str) -> Option<Exit> {
-        if text == JOB_COMPLETED {
-            return Some(Exit::JobCompleted);
+        match text {
+            JOB_COMPLETED => return Some(Exit::JobCompleted),
+            FOUND_AFTER_RESTART => return Some(Exit::FoundAfterRestart),
+            _ => {}
         }
         Ending::from_record(text).map(Exit::Process)
     }
@@ -141,7 +150,7 @@ pub fn rejudge(
 ) -> Verdict {
     let ms = proving_ms.filter(|m| *m > 0).unwrap_or(1);
     let ending = match exit {
-        Ok(Exit::JobCompleted) => Some(Ending::Code(0)),
+        Ok(Exit::JobCompleted | Exit::FoundAfterRestart) => Some(Ending::Code(0)),
         Ok(Exit::Process(ending)) => Some(ending),
         Err(_) => None,
     };

@@ -115,6 +115,7 @@ fn a_stale_missing_or_empty_proof_fails() {
 fn every_exit_reads_back_from_its_record_and_nothing_else_does() {
     for exit in [
         Exit::JobCompleted,
+        Exit::FoundAfterRestart,
         Exit::Process(Ending::Code(0)),
         Exit::Process(Ending::Code(3)),
         Exit::Process(Ending::Signal(9)),
