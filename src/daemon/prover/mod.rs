@@ -295,7 +295,8 @@ impl Prover {
         let written_ms = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
         let written_ms = i64::try_from(written_ms).ok()?;
         let started_ms = row.run_started_at_ms?;
-        (written_ms >= started_ms).then(|| {
+        // Strictly after: a proof is never written in the millisecond its run started.
+        (written_ms > started_ms).then(|| {
             let took = u64::try_from(written_ms.saturating_sub(started_ms)).unwrap_or(1).max(1);
             (path, meta.len(), took)
         })

@@ -4,6 +4,21 @@ use super::*;
 use crate::daemon::test_support::{context, enqueued, wait};
 use crate::store::ExitRecord;
 
+/// A Prover over `ctx`, its mailbox pointed at it.
+async fn start(ctx: &Arc<Context>, settings: Arc<ProverSettings>) -> Result<ActorRef<ProverMsg>, ractor::SpawnErr> {
+    let mailbox = Mailbox::default();
+    let prover = Prover {
+        ctx: ctx.clone(),
+        settings,
+        alerts: Alerts::default(),
+        mailbox: mailbox.clone(),
+        runs: RunSlot::default(),
+    };
+    let (actor, _) = Actor::spawn(None, prover, ()).await?;
+    mailbox.set(Some(actor.clone()));
+    Ok(actor)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_exited_before_a_crash_is_judged_from_the_ledger_not_run_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -22,16 +37,7 @@ async fn a_run_that_exited_before_a_crash_is_judged_from_the_ledger_not_run_agai
         ledger.prover_exited(n, &exit).unwrap();
     }
 
-    let mailbox = Mailbox::default();
-    let prover = Prover {
-        ctx: ctx.clone(),
-        settings: settings.prover,
-        alerts: Alerts::default(),
-        mailbox: mailbox.clone(),
-        runs: RunSlot::default(),
-    };
-    let (actor, _) = Actor::spawn(None, prover, ()).await.unwrap();
-    mailbox.set(Some(actor.clone()));
+    let actor = start(&ctx, settings.prover).await.expect("the Prover starts");
     let state_of = |n| ledger.block(n).ok().flatten().map(|b| b.state);
     wait("both judged", || state_of(10) == Some(BlockState::Proved) && state_of(11) == Some(BlockState::Failed)).await;
     let proved = ledger.block(10).unwrap().unwrap();
@@ -109,16 +115,7 @@ async fn start_up_settles_every_state_a_crash_can_leave_and_always_starts() {
     std::thread::sleep(Duration::from_millis(20));
     std::fs::write(own.join("proof.bin"), [7u8; 100]).unwrap();
 
-    let mailbox = Mailbox::default();
-    let prover = Prover {
-        ctx: ctx.clone(),
-        settings: settings.prover,
-        alerts: Alerts::default(),
-        mailbox: mailbox.clone(),
-        runs: RunSlot::default(),
-    };
-    let (actor, _) = Actor::spawn(None, prover, ()).await.expect("the Prover always starts");
-    mailbox.set(Some(actor.clone()));
+    let actor = start(&ctx, settings.prover).await.expect("the Prover always starts");
     let row = |n| ledger.block(n).unwrap().unwrap();
     let unsettled =
         || blocks.iter().filter(|n| matches!(row(**n).state, BlockState::Proving | BlockState::Exited)).count();
