@@ -130,6 +130,52 @@ fn blocks_are_proved_through_the_coordinator_and_reported_with_its_proof() {
 }
 
 #[test]
+fn a_paused_daemon_still_reattaches_to_the_job_it_paid_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let coordinator = FakeCoordinator::start();
+    coordinator.set_prove_time(Duration::from_secs(4));
+    let env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    let mut d = Daemon::start(&env);
+    d.wait_for("the job in its prove phase", Duration::from_secs(60), |h| prover(h)["phase"] == "prove");
+    assert!(cli(&d, &["pause"]).status.success());
+    d.kill9();
+    // The pause outlives the daemon; following the job already running is not new work.
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 reported while paused", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
+    assert_eq!(d.health()["paused"], true);
+    assert_eq!(coordinator.prove_jobs_for(10), 1, "one job for the block");
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn a_coordinator_proof_that_cannot_be_written_yet_is_kept_until_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let coordinator = FakeCoordinator::start();
+    coordinator.set_prove_time(Duration::from_secs(3));
+    let env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    let mut d = Daemon::start(&env);
+    d.wait_for("the job in its prove phase", Duration::from_secs(60), |h| prover(h)["phase"] == "prove");
+    // Where the proof is written first is taken (as a full or failing disk would refuse it).
+    let blocker = dir.path().join("output/10/proof.partial");
+    std::fs::create_dir_all(blocker.join("x")).unwrap();
+    d.until("the write refused", Duration::from_secs(30), |d| {
+        d.logs().contains("cannot write the coordinator's proof")
+    });
+    assert_eq!(accepted(&api, "proved", 10), 0);
+    std::fs::remove_dir_all(&blocker).unwrap();
+    d.wait_for("block 10 reported once the disk takes it", Duration::from_secs(60), |_| {
+        accepted(&api, "proved", 10) == 1
+    });
+    assert_eq!(coordinator.prove_jobs_for(10), 1, "the cluster's proof was kept, not made again");
+    assert_eq!(row(&d, 10)["attempts"], 1);
+    assert!(d.terminate().0.success());
+}
+
+#[test]
 fn a_daemon_killed_mid_job_reattaches_to_it_and_proves_the_block_once() {
     let dir = tempfile::tempdir().unwrap();
     let node = mini_node(10);

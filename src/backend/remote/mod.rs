@@ -134,7 +134,14 @@ impl Remote {
             Ok(end) => end,
             Err(outcome) => return outcome,
         };
-        self.ended(req, job.id(), kind, end, cancelled_by, started.elapsed())
+        let proof = match &end {
+            JobEnd::Proved { data, .. } if kind == Work::Prove => match keep_proof(req, data, &stop).await {
+                Ok(written) => Some(written),
+                Err(outcome) => return outcome,
+            },
+            _ => None,
+        };
+        self.ended(job.id(), end, proof, cancelled_by, started.elapsed())
     }
 
     /// Only the guest's check of the input (an execute job): its steps if it accepts it.
@@ -198,28 +205,17 @@ impl Remote {
         }
     }
 
-    /// A job's end as the ledger will hold it: the proof written from `proof.data`, judged.
+    /// A job's end as the ledger will hold it, with the proof written from `proof.data`, judged.
     fn ended(
         &self,
-        req: &RunRequest,
         job_id: &str,
-        kind: Work,
         end: JobEnd,
+        proof: Option<(PathBuf, u64)>,
         cancelled_by: Option<CancelledBy>,
         elapsed: Duration,
     ) -> Outcome {
         if end == JobEnd::Unknown {
             return Outcome::Lost(format!("the coordinator no longer knows job {job_id}"));
-        }
-        let mut proof = None;
-        if let JobEnd::Proved { data, .. } = &end
-            && kind == Work::Prove
-        {
-            let path = req.block_dir.join("proof.bin");
-            match write_whole(&path, data) {
-                Ok(bytes) => proof = Some((path, bytes)),
-                Err(e) => tracing::error!(block = req.block, error = %e, "cannot write the coordinator's proof"),
-            }
         }
         let facts = JobFacts {
             action: self.settings.action,
@@ -241,6 +237,36 @@ impl Remote {
         };
         let last_lines = vec![format!("coordinator job {job_id}: {said}")];
         Outcome::Ended(Ended { verdict, exit, proof, last_lines })
+    }
+}
+
+/// How long a proof that cannot be written waits before the next try, at most.
+const KEEP_PROOF_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Writes the cluster's proof as the block's proof file, trying again (1 s doubling to 30 s)
+/// while the disk refuses it (full, read-only for a moment): hours of GPU time are never
+/// dropped for a write. A shutdown meanwhile leaves the job to be followed again at the next
+/// start (the coordinator answers a completed job again); the operator's cancel ends the run.
+async fn keep_proof(req: &RunRequest, data: &[u8], stop: &StopSignal) -> Result<(PathBuf, u64), Outcome> {
+    let path = req.block_dir.join("proof.bin");
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match write_whole(&path, data) {
+            Ok(bytes) => return Ok((path, bytes)),
+            Err(e) => {
+                tracing::error!(block = req.block, error = %e, retry_in_s = wait.as_secs(), "cannot write the coordinator's proof; keeping it and trying again");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            stopped = stop.requested() => {
+                return Err(match stopped {
+                    super::Stop::Operator => Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())),
+                    _ => Outcome::Detached,
+                });
+            }
+        }
+        wait = (wait * 2).min(KEEP_PROOF_MAX_WAIT);
     }
 }
 

@@ -317,11 +317,7 @@ impl Prover {
         // run to record its end (taken after, a stop could settle in between and abort the run).
         let hold = self.ctx.drain.hold();
         // A run whose start cannot be recorded is not started: none while ledger writes back off.
-        if s.in_flight.is_some()
-            || self.ctx.drain.is_draining()
-            || self.ctx.is_paused()
-            || !self.ctx.ledger.write_retry_in().is_zero()
-        {
+        if s.in_flight.is_some() || self.ctx.drain.is_draining() || !self.ctx.ledger.write_retry_in().is_zero() {
             return Ok(());
         }
         let ledger = &self.ctx.ledger;
@@ -337,6 +333,11 @@ impl Prover {
             };
             self.spawn_run(s, job, Some(resume.job.id().to_string()), row.block_timestamp, hold);
             s.last_head_to_prover_ms = None;
+            return Ok(());
+        }
+        // Re-attaching above is following work already paid for; a pause or a full disk holds
+        // back only new work.
+        if self.ctx.is_paused() {
             return Ok(());
         }
         let Some(row) = ledger.next_to_prove()? else { return Ok(()) };
