@@ -222,7 +222,7 @@ async fn blocks(State(s): State<Arc<Surface>>, headers: HeaderMap, Query(q): Que
     if let Some(refusal) = refuse(&s, &headers) {
         return refusal;
     }
-    match s.control.ledger().recent_blocks(q.state.as_deref(), q.limit.unwrap_or(50).min(1000)) {
+    match s.control.reads().recent_blocks(q.state.as_deref(), q.limit.unwrap_or(50).min(1000)) {
         Ok(lines) => Json(json!({"blocks": lines})).into_response(),
         Err(e) => ledger_error(e),
     }

@@ -41,9 +41,13 @@ fn number(asked: &str) -> Result<u64, String> {
 /// The page, once the block is known to be in the ledger; otherwise a 404 page that says so in
 /// words (the script would have nothing to show).
 async fn page(State(s): State<Arc<Surface>>, Path(asked): Path<String>) -> Response {
+    crate::surface::off_runtime(s, move |s| page_now(s, asked)).await
+}
+
+fn page_now(s: &Surface, asked: String) -> Response {
     let why = match number(&asked) {
         Err(why) => why,
-        Ok(n) => match s.control.ledger().block(n) {
+        Ok(n) => match s.control.reads().block(n) {
             Ok(Some(_)) => return Html(PAGE).into_response(),
             Ok(None) => format!("this daemon has no block {n} in its ledger (never a target, nor asked for)"),
             Err(e) => {
@@ -119,6 +123,10 @@ fn escape_html(text: &str) -> String {
 }
 
 async fn data(State(s): State<Arc<Surface>>, Path(asked): Path<String>) -> Response {
+    crate::surface::off_runtime(s, move |s| data_now(s, asked)).await
+}
+
+fn data_now(s: &Surface, asked: String) -> Response {
     let n = match number(&asked) {
         Ok(n) => n,
         Err(why) => {
@@ -126,9 +134,9 @@ async fn data(State(s): State<Arc<Surface>>, Path(asked): Path<String>) -> Respo
             return (StatusCode::NOT_FOUND, Json(json!({"error": format!("{asked:?}: {why}")}))).into_response();
         }
     };
-    match s.control.ledger().story(n) {
+    match s.control.reads().story(n) {
         Ok(Some(story)) => {
-            let mut doc = document(&s, &story);
+            let mut doc = document(s, &story);
             // Reasons carry what a node, the coordinator or the API wrote: shown clean.
             crate::sanitize::public_strings(&mut doc);
             Json(doc).into_response()

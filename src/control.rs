@@ -8,13 +8,22 @@ use crate::store::{CancelRequest, Ledger, OperatorProve, StoreError};
 
 #[derive(Clone)]
 pub struct Control {
+    /// The actors' ledger: the operator's commands are written through it.
     ledger: Arc<Ledger>,
+    /// A read-only connection of the surface's own (WAL lets it read while the actors write):
+    /// a page never waits for the actors' connection.
+    reader: Arc<Ledger>,
     reporting: bool,
 }
 
 impl Control {
-    pub fn new(ledger: Arc<Ledger>, reporting: bool) -> Control {
-        Control { ledger, reporting }
+    pub fn new(ledger: Arc<Ledger>, reader: Arc<Ledger>, reporting: bool) -> Control {
+        Control { ledger, reader, reporting }
+    }
+
+    /// Whether the actors' writes are backing off, and why.
+    pub fn write_trouble(&self) -> Option<crate::store::WriteTrouble> {
+        self.ledger.write_trouble()
     }
 
     /// Prove these blocks (any numbers); in-flight and proved blocks are left alone.
@@ -57,9 +66,9 @@ impl Control {
         Ok(())
     }
 
-    /// The ledger, for the surface's read-only queries.
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+    /// The ledger, for the surface's read-only queries (its own connection).
+    pub fn reads(&self) -> &Ledger {
+        &self.reader
     }
 }
 

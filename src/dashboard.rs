@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Json};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
@@ -99,9 +99,14 @@ async fn hardware() -> Hardware {
     HARDWARE.get_or_init(|| h).clone()
 }
 
-async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
-    let (health, status) = crate::health::snapshot(&s, false);
-    let ledger = s.control.ledger();
+async fn data(State(s): State<Arc<Surface>>) -> Response {
+    let hw = hardware().await;
+    crate::surface::off_runtime(s, move |s| data_now(s, hw).into_response()).await
+}
+
+fn data_now(s: &Surface, hw: Hardware) -> impl IntoResponse {
+    let (health, status) = crate::health::snapshot(s, false);
+    let ledger = s.control.reads();
     let components = &health["components"];
     let input = &components["input_generator"];
     let prover = &components["prover"];
@@ -129,7 +134,6 @@ async fn data(State(s): State<Arc<Surface>>) -> impl IntoResponse {
     let board_status = stage::worse(status, input_stage["health"].as_str().unwrap_or("unhealthy"));
     let head = input["head"].as_u64();
     let next = input["next_target"].as_u64();
-    let hw = hardware().await;
     let hardware = json!({
         "cpu": hw.cpu, "cores": hw.cores, "ram_gb": hw.ram_gb, "gpus": hw.gpus,
         "disk_free_gb": crate::disk::free_mb(&s.info.output_dir).map(|mb| (mb as f64 / 100.0).round() / 10.0),

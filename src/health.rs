@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
@@ -52,7 +52,7 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
         (b.input.fresh(), b.prover.fresh(), b.reporter.fresh(), b.notifier.fresh(), b.supervisor.fresh());
     let all_answer =
         input.is_some() && prover.is_some() && reporter.is_some() && notifier.is_some() && supervisor.is_some();
-    let write_trouble = s.control.ledger().write_trouble();
+    let write_trouble = s.control.write_trouble();
     let degraded = input.as_ref().is_some_and(|s| s.status != "healthy")
         || prover.as_ref().is_some_and(|s| s.status != "healthy")
         || write_trouble.is_some();
@@ -117,7 +117,7 @@ struct Queues {
 
 fn queues(s: &Surface, building: Option<u64>) -> Queues {
     use crate::store::BlockState;
-    let ledger = s.control.ledger();
+    let ledger = s.control.reads();
     let numbers = |states: &[BlockState]| -> Vec<u64> {
         ledger.blocks_in(states).map(|rows| rows.iter().map(|b| b.number).collect()).unwrap_or_default()
     };
@@ -133,7 +133,7 @@ fn queues(s: &Surface, building: Option<u64>) -> Queues {
 }
 
 fn ledger(s: &Surface, write_trouble: Option<&crate::store::WriteTrouble>) -> Value {
-    let mut doc = match s.control.ledger().counts() {
+    let mut doc = match s.control.reads().counts() {
         Ok(counts) => json!({
             "blocks": counts.into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<String, Value>>(),
         }),
@@ -176,9 +176,14 @@ fn system(s: &Surface) -> Value {
 }
 
 /// The health endpoints and `/metrics`.
-/// Only liveness and readiness: what the server's reserved lane serves when the port is full.
+/// Only liveness and readiness: what the server's reserved lane serves when the port is full
+/// (anything else there is told to come back).
 pub fn probes(surface: Arc<Surface>) -> Router {
-    Router::new().route("/health/ready", get(ready)).route("/health/live", get(live)).with_state(surface)
+    Router::new()
+        .route("/health/ready", get(ready))
+        .route("/health/live", get(live))
+        .fallback(|| async { (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], "busy: try again") })
+        .with_state(surface)
 }
 
 pub fn router(surface: Arc<Surface>) -> Router {
@@ -190,25 +195,37 @@ pub fn router(surface: Arc<Surface>) -> Router {
         .with_state(surface)
 }
 
-async fn health(State(s): State<Arc<Surface>>) -> impl IntoResponse {
-    let (doc, status) = snapshot(&s, false);
+async fn health(State(s): State<Arc<Surface>>) -> Response {
+    crate::surface::off_runtime(s, |s| health_now(s).into_response()).await
+}
+
+fn health_now(s: &Surface) -> impl IntoResponse {
+    let (doc, status) = snapshot(s, false);
     let code = if status == "healthy" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(doc))
 }
 
-async fn ready(State(s): State<Arc<Surface>>) -> impl IntoResponse {
-    let (doc, status) = snapshot(&s, false);
+async fn ready(State(s): State<Arc<Surface>>) -> Response {
+    crate::surface::off_runtime(s, |s| ready_now(s).into_response()).await
+}
+
+fn ready_now(s: &Surface) -> impl IntoResponse {
+    let (doc, status) = snapshot(s, false);
     if status == "healthy" {
         return (StatusCode::OK, Json(json!({"status": status})));
     }
     (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": status, "reason": not_ready_reason(&doc)})))
 }
 
-async fn metrics(State(s): State<Arc<Surface>>) -> impl IntoResponse {
+async fn metrics(State(s): State<Arc<Surface>>) -> Response {
+    crate::surface::off_runtime(s, |s| metrics_now(s).into_response()).await
+}
+
+fn metrics_now(s: &Surface) -> impl IntoResponse {
     let b = &s.board;
     let (input, prover) = (b.input.fresh(), b.prover.fresh());
-    let queued = queues(&s, input.as_ref().and_then(|i| i.building_block));
-    let ledger = s.control.ledger();
+    let queued = queues(s, input.as_ref().and_then(|i| i.building_block));
+    let ledger = s.control.reads();
     let six_hours_ago = SystemTime::now()
         .checked_sub(Duration::from_secs(6 * 3600))
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())

@@ -28,6 +28,8 @@ pub const MAX_CONNECTIONS: usize = 64;
 pub const PER_CLIENT: usize = 32;
 /// Places kept for the probes once the port is full.
 pub const PROBE_LANE: usize = 16;
+/// Of those, what one address may hold: no one client fills the lane.
+pub const PROBE_LANE_PER_CLIENT: usize = 4;
 /// How soon a connection in the probe lane must have sent its request.
 pub const PROBE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,17 +37,23 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// Connections held per address; a place is given back when its guard is dropped.
-#[derive(Clone, Default)]
-struct PerClient(Arc<Mutex<HashMap<IpAddr, usize>>>);
+/// Connections held per address, at most `max`; a place is given back when its guard drops.
+#[derive(Clone)]
+struct PerClient(Arc<Mutex<HashMap<IpAddr, usize>>>, usize);
 
 struct ClientPlace(PerClient, IpAddr);
 
 impl PerClient {
+    fn new(max: usize) -> PerClient {
+        PerClient(Arc::default(), max)
+    }
+
     fn take(&self, ip: IpAddr) -> Option<ClientPlace> {
+        // An IPv4 client seen through an IPv6 socket is the same client.
+        let ip = ip.to_canonical();
         let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let n = held.entry(ip).or_insert(0);
-        if *n >= PER_CLIENT {
+        if *n >= self.1 {
             return None;
         }
         *n += 1;
@@ -73,7 +81,8 @@ pub async fn serve(listener: TcpListener, router: Router, probes: Router, shutdo
     let probes = probes.layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let lane = Arc::new(Semaphore::new(PROBE_LANE));
-    let clients = PerClient::default();
+    let clients = PerClient::new(PER_CLIENT);
+    let lane_clients = PerClient::new(PROBE_LANE_PER_CLIENT);
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -92,10 +101,10 @@ pub async fn serve(listener: TcpListener, router: Router, probes: Router, shutdo
         let place = clients.take(peer.ip()).zip(permits.clone().try_acquire_owned().ok());
         let (service, header_timeout, places) = match place {
             Some(places) => (router.clone(), HEADER_TIMEOUT, (Some(places), None)),
-            None => match lane.clone().try_acquire_owned() {
-                Ok(probe_place) => (probes.clone(), PROBE_HEADER_TIMEOUT, (None, Some(probe_place))),
+            None => match lane_clients.take(peer.ip()).zip(lane.clone().try_acquire_owned().ok()) {
+                Some(probe_place) => (probes.clone(), PROBE_HEADER_TIMEOUT, (None, Some(probe_place))),
                 // Over every cap: close at once rather than hold a descriptor we won't serve.
-                Err(_) => {
+                None => {
                     drop(stream);
                     continue;
                 }

@@ -57,6 +57,22 @@ pub struct Surface {
 impl Surface {
     /// The operator's pause or a full disk.
     pub fn paused(&self) -> bool {
-        self.disk_low.load(Ordering::SeqCst) || self.control.ledger().paused().unwrap_or(true)
+        self.disk_low.load(Ordering::SeqCst) || self.control.reads().paused().unwrap_or(true)
+    }
+}
+
+/// Runs a page's work (ledger reads, the status document) on the blocking pool, off tokio's
+/// worker threads: a slow disk under the ledger never stalls the runtime, probes included.
+pub async fn off_runtime(
+    s: Arc<Surface>,
+    f: impl FnOnce(&Surface) -> axum::response::Response + Send + 'static,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::task::spawn_blocking(move || f(&s)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "a page's task failed");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
 }

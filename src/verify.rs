@@ -64,6 +64,15 @@ pub fn supported(major: u64) -> bool {
     major == 1
 }
 
+/// Whether `proof` is a whole saved proof (every part of the layout there, its STARK of a length
+/// the stage's proofs have), without checking the STARK: how a proof found after a crash is told
+/// from a file the prover was still writing when verification is off.
+pub fn is_whole(proof: &[u8]) -> bool {
+    let Ok(Ok(saved)) = std::panic::catch_unwind(|| zisk_verifier::decode_saved(proof)) else { return false };
+    let p = &saved.proof;
+    zisk_verifier::proof_size(&p.hash, p.compressed).is_some_and(|size| size.admits(p.proof.len() * 8))
+}
+
 /// What start-up knows of the program key and the guest's output layout.
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -281,4 +290,4 @@ impl ProofCheck {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

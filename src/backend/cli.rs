@@ -120,7 +120,10 @@ impl Cli {
                 ));
             }
         };
-        if run.ending == Ending::Cancelled {
+        // A run killed while a stop was asked for (the supervisor giving up ends the group at
+        // once) was stopped, not crashed: the block is not failed for it.
+        let stopped = run.ending == Ending::Cancelled || (stop.now() != Stop::No && run.ending != Ending::Code(0));
+        if stopped {
             if stop.now() == Stop::Operator {
                 return Outcome::Ended(Ended {
                     verdict: Verdict::Failed { stage: Stage::Cancelled, reason: "cancelled by the operator".into() },

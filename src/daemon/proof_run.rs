@@ -228,6 +228,11 @@ pub(super) fn program_key(ctx: &Context) -> Option<ProgramVk> {
     })
 }
 
+/// Whether the proof file at `path` is a whole saved proof (see [`crate::verify::is_whole`]).
+pub(super) fn whole(path: &Path) -> bool {
+    ProofFile::read(path, crate::verify::max_proof_bytes()).is_ok_and(|f| crate::verify::is_whole(&f.bytes))
+}
+
 /// The largest proof file read when proofs are not verified (ZisK 0.x layouts are larger).
 const UNVERIFIED_READ_CAP: u64 = 256 << 20;
 
@@ -278,7 +283,7 @@ pub fn settle_recorded(
 /// Records a verdict on an exited (or never started) run, with a proved verdict's proof
 /// already checked and sealed (`sealed` is `Some` for it), and returns it as recorded: a proof
 /// that cannot be made durable, or that is another block's, is a failure, not a proof.
-fn record(
+pub(super) fn record(
     ctx: &Context,
     settings: &ProverSettings,
     block: u64,

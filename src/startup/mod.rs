@@ -190,6 +190,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     let backend = crate::backend::from_config(&config, &ledger, zisk_version, dialect, &elf_sha256, output_layout)?;
     let settings = Settings::from_config(&config);
     let surface = SurfaceSettings {
+        reader: Arc::new(crate::store::Ledger::open_read_only(&config.db_path)?),
         block_interval: config.block_interval,
         proves: config.zisk_action == ZiskAction::Prove,
         reporting: config.reports_to_ethproofs(),
@@ -228,6 +229,8 @@ struct SurfaceSettings {
     reporting: bool,
     output_dir: std::path::PathBuf,
     admin_token: Option<crate::config::Secret>,
+    /// The surface's own read-only connection to the ledger.
+    reader: Arc<crate::store::Ledger>,
 }
 
 /// Which setting names the ZisK version in force: the one given, or the binary asked.
@@ -274,7 +277,7 @@ impl Built {
         .map_err(|e| StartupError::Actors(e.to_string()))?;
         let surface = crate::surface::Surface {
             board: ctx.board.clone(),
-            control: Control::new(ctx.ledger.clone(), surface.reporting),
+            control: Control::new(ctx.ledger.clone(), surface.reader, surface.reporting),
             info: crate::surface::Info {
                 started_at: ctx.started_at,
                 chain_name: ctx.chain.name(),

@@ -6,7 +6,7 @@ fn outputs(tag: u8) -> BlockOutputs {
 
 /// A proof in the saved layout whose every field is well formed (a compressed Poseidon2 leaf of
 /// program `vk` committing `words`) but whose STARK is made up.
-fn forged(vk: &ProgramVk, words: &[u32; 64]) -> Vec<u8> {
+pub(crate) fn forged(vk: &ProgramVk, words: &[u32; 64]) -> Vec<u8> {
     let hash = "Poseidon2";
     let stark_bytes = zisk_verifier::proof_size(hash, true).unwrap().max_bytes();
     let mut out: Vec<u64> = vec![1, 68];

@@ -34,7 +34,9 @@ pub enum ProverMsg {
     Wake,
     /// Heartbeat: stuck detection, status.
     Check,
-    Finished(Box<RunReport>),
+    /// The run ended: its report is in the [`RunSlot`] (a message lost with a dying
+    /// incarnation loses nothing; the next heartbeat finds the report there).
+    Finished,
 }
 
 /// The run in flight.
@@ -53,18 +55,40 @@ pub struct InFlight {
 
 /// The run in flight, held outside the Prover: its task is not the actor's (a Prover that
 /// panics does not take hours of GPU work down with it), and the next incarnation adopts it
-/// from here and hears its end through the mailbox. The supervisor makes one for all the
-/// Prover's incarnations.
+/// from here. The run leaves its report here too, so its end is never lost with a message; the
+/// mailbox only says to look. The supervisor makes one for all the Prover's incarnations.
 #[derive(Clone, Default)]
-pub struct RunSlot(Arc<std::sync::Mutex<Option<InFlight>>>);
+pub struct RunSlot(Arc<std::sync::Mutex<Slot>>);
+
+#[derive(Default)]
+struct Slot {
+    run: Option<InFlight>,
+    report: Option<RunReport>,
+}
 
 impl RunSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn get(&self) -> Option<InFlight> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.lock().run.clone()
     }
 
     fn set(&self, run: Option<InFlight>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = run;
+        self.lock().run = run;
+    }
+
+    /// The run ended with `report` (called by the run's task, before it tells the actor).
+    fn finish(&self, report: RunReport) {
+        self.lock().report = Some(report);
+    }
+
+    /// The ended run's report and what it was, once: the slot is empty after.
+    fn take_finished(&self) -> Option<(RunReport, Option<InFlight>)> {
+        let mut slot = self.lock();
+        let report = slot.report.take()?;
+        Some((report, slot.run.take()))
     }
 }
 
@@ -155,13 +179,12 @@ impl Actor for Prover {
                     self.prune();
                 }
             }
-            ProverMsg::Finished(report) => {
-                if s.in_flight.as_ref().is_some_and(|f| f.block == report.block) {
-                    let f = s.in_flight.take();
-                    self.runs.set(None);
-                    self.finished(s, &report, f.as_ref().map(|f| f.started), f.and_then(|f| f.timestamp));
-                }
-            }
+            ProverMsg::Finished => {}
+        }
+        // Whatever woke us: a run that ended is settled here, even if its message was lost.
+        if let Some((report, run)) = self.runs.take_finished() {
+            s.in_flight = None;
+            self.finished(s, &report, run.as_ref().map(|f| f.started), run.and_then(|f| f.timestamp));
         }
         self.honour_cancel(s);
         super::survive(self.start_next(s))?;
@@ -191,6 +214,8 @@ impl Prover {
             s.in_flight.as_ref().is_some_and(|f| f.block == block) || s.resume.iter().any(|(b, _)| *b == block)
         };
         let proving: Vec<BlockRecord> = proving.into_iter().filter(|r| !ours(r.number)).collect();
+        // An adopted run may be past its exit, judging its proof itself.
+        let exited: Vec<BlockRecord> = exited.into_iter().filter(|r| !ours(r.number)).collect();
         let plan = recovery::plan(&proving, &exited, self.ctx.backend.reattaches());
         let mut unsettled = false;
         for step in plan {
@@ -249,22 +274,32 @@ impl Prover {
                 // A run that finished while its end could not be recorded (the ledger locked,
                 // a stop, a crash): its proof is judged, never proved again. One whose process
                 // was still running is not finished: what it wrote may be half a proof.
+                // Only a proof that verifies for this block counts: a file a killed prover was
+                // still writing is half a proof (and without verification nothing can tell).
                 if !alive
                     && let Some(row) = ledger.block(block)?
                     && let Some(found) = self.proof_left_behind(&row)
+                    && (self.ctx.verify.is_some() || proof_run::whole(&found.0))
                 {
-                    tracing::warn!(block, proof = %found.0.display(), "the run finished before the restart; judging its proof");
-                    let exit = crate::store::ExitRecord {
-                        exit: &Exit::FoundAfterRestart.record(),
-                        proof: Some((&found.0, found.1)),
-                        proving_ms: found.2,
-                        cycles: None,
-                    };
-                    ledger.prover_exited(block, &exit)?;
-                    let Some(row) = ledger.block(block)? else { return Ok(()) };
-                    let verdict = self.rejudge(&row);
-                    proof_run::settle_recorded(&self.ctx, &self.settings, &row, verdict)?;
-                    return Ok(());
+                    let expected = row.expected_output.as_deref().and_then(crate::commitment::BlockOutputs::from_hex);
+                    match proof_run::accept(&self.ctx, block, &found.0, expected.as_ref()) {
+                        Ok(sha256) => {
+                            tracing::warn!(block, proof = %found.0.display(), "the run finished before the restart; its proof verifies");
+                            let exit = crate::store::ExitRecord {
+                                exit: &Exit::FoundAfterRestart.record(),
+                                proof: Some((&found.0, found.1)),
+                                proving_ms: found.2,
+                                cycles: None,
+                            };
+                            ledger.prover_exited(block, &exit)?;
+                            let verdict = Verdict::Proved { proving_ms: found.2, cycles: None };
+                            proof_run::record(&self.ctx, &self.settings, block, &verdict, Some(Ok(sha256)))?;
+                            return Ok(());
+                        }
+                        Err((_, why)) => {
+                            tracing::warn!(block, %why, "a proof left behind does not verify; proving the block again");
+                        }
+                    }
                 }
                 match ledger.proof_interrupted(block, true, self.settings.max_prove_attempts)? {
                     Interrupted::Requeued => tracing::info!(block, "resuming: proving again"),
@@ -377,10 +412,13 @@ impl Prover {
         let block = job.block;
         // Not the actor's task: it runs to its end whatever becomes of this incarnation, and
         // its end reaches whichever incarnation is alive.
+        let slot = self.runs.clone();
         tokio::spawn(async move {
-            let _hold = hold;
             let report = proof_run::run(ctx, settings, job, run_stop, shared).await;
-            mailbox.deliver(ProverMsg::Finished(Box::new(report))).await;
+            slot.finish(report);
+            // Its end is recorded: a stop need not wait for an actor to hear of it.
+            drop(hold);
+            mailbox.deliver(ProverMsg::Finished).await;
         });
         let run = InFlight { block, started: Instant::now(), started_at: SystemTime::now(), stop, progress, timestamp };
         self.runs.set(Some(run.clone()));

@@ -70,8 +70,8 @@ async fn start_up_settles_every_state_a_crash_can_leave_and_always_starts() {
         let exit = ExitRecord { exit, proof: proof_bytes.map(|b| (proof.as_path(), b)), proving_ms: 5, cycles: None };
         ledger.prover_exited(n, &exit).unwrap();
     };
-    let blocks: Vec<u64> = (1..=15).collect();
-    ledger.targets_scheduled(&blocks, None, 15).unwrap();
+    let blocks: Vec<u64> = (1..=16).collect();
+    ledger.targets_scheduled(&blocks, None, 16).unwrap();
     // 1 seen; 2 queued.
     ledger.input_built(2, &built, false).unwrap();
     // 3: started, crashed before its process was recorded; 4: with a process that is long gone.
@@ -105,15 +105,19 @@ async fn start_up_settles_every_state_a_crash_can_leave_and_always_starts() {
     exited(14, "code 0", None);
     ledger.executed(14, 5, None).unwrap();
     // 15: its prover finished and wrote its proof, and the daemon died before the exit was
-    // recorded (the ledger locked, a stop): the proof is judged, not proved again.
-    let own = dir.path().join("15");
-    std::fs::create_dir_all(&own).unwrap();
-    std::fs::write(own.join("input.bin"), [0u8; 16]).unwrap();
-    let own_input = own.join("input.bin");
-    ledger.input_built(15, &enqueued(&own_input, "0x1"), false).unwrap();
-    ledger.proof_started(15, false).unwrap();
-    std::thread::sleep(Duration::from_millis(20));
-    std::fs::write(own.join("proof.bin"), [7u8; 100]).unwrap();
+    // recorded (the ledger locked, a stop): the proof is judged, not proved again. 16: the
+    // daemon died while the prover was writing: half a proof, proved again.
+    let whole = crate::verify::tests::forged(&[1, 2, 3, 4], &[0; 64]);
+    for (n, proof) in [(15u64, whole.clone()), (16, whole[..whole.len() / 2].to_vec())] {
+        let own = dir.path().join(n.to_string());
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::write(own.join("input.bin"), [0u8; 16]).unwrap();
+        let own_input = own.join("input.bin");
+        ledger.input_built(n, &enqueued(&own_input, "0x1"), false).unwrap();
+        ledger.proof_started(n, false).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(own.join("proof.bin"), proof).unwrap();
+    }
 
     let actor = start(&ctx, settings.prover).await.expect("the Prover always starts");
     let row = |n| ledger.block(n).unwrap().unwrap();
@@ -137,5 +141,8 @@ async fn start_up_settles_every_state_a_crash_can_leave_and_always_starts() {
     let found = row(15);
     assert_eq!((found.state, found.attempts, found.interruptions), (BlockState::Proved, 1, 0), "{found:?}");
     assert_eq!(found.exit.as_deref(), Some("proof found after a restart"));
+    let half = row(16);
+    assert_eq!(half.interruptions, 1, "half a proof is an interrupted run, never a proof: {half:?}");
+    assert_ne!(half.state, BlockState::Proved);
     actor.stop(None);
 }

@@ -282,8 +282,9 @@ fn give_up(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, why: S
     for cell in myself.get_children() {
         cell.stop(Some("supervisor giving up".into()));
     }
-    // Nothing of the prover may outlive us: end the recorded run now, not when its task is
-    // dropped at exit.
+    // The run is told first that the daemon stops (so its end is a stop, not the block's
+    // crash), then nothing of the prover may outlive us: the recorded run is ended now.
+    state.ctx.drain.signal();
     if let Ok(running) = state.ctx.ledger.blocks_in(&[BlockState::Proving]) {
         for process in running.iter().filter_map(|r| r.process.as_ref()) {
             crate::instance::reap(process);

@@ -56,7 +56,14 @@ async fn supervised(
     (ctx, sup, done, gave_up)
 }
 
+/// One after the other: each run ends the prover's helpers that outlive it (the test process is
+/// their subreaper), which would take the other scenario's prover down if they ran at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prover_that_dies_mid_run_loses_no_gpu_time_and_past_the_budget_everything_stops() {
+    a_prover_that_dies_mid_run_loses_no_gpu_time_its_successor_adopts_the_run().await;
+    past_the_budget_the_supervisor_stops_and_takes_the_prover_s_process_group_with_it().await;
+}
+
 async fn a_prover_that_dies_mid_run_loses_no_gpu_time_its_successor_adopts_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let zisk = slow_prover(dir.path(), 3);
@@ -89,7 +96,6 @@ async fn a_prover_that_dies_mid_run_loses_no_gpu_time_its_successor_adopts_the_r
     sup.stop(None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_budget_the_supervisor_stops_and_takes_the_prover_s_process_group_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let zisk = slow_prover(dir.path(), 60);
@@ -109,5 +115,7 @@ async fn past_the_budget_the_supervisor_stops_and_takes_the_prover_s_process_gro
     let last = pid(&pids).unwrap();
     wait("the prover group to die", || !crate::process::process_alive(last)).await;
     assert_eq!(std::fs::read_to_string(&pids).unwrap().lines().count(), 1, "the run was never started twice");
-    drop(ctx);
+    let record = || ctx.ledger.block(42).unwrap().unwrap();
+    wait("the run's stop recorded", || record().state != BlockState::Proving).await;
+    assert_ne!(record().state, BlockState::Failed, "a stop is not the block's failure: {:?}", record());
 }
