@@ -188,7 +188,9 @@ pub async fn run(
     if matches!(verdict, Verdict::Proved { .. })
         && let Some((old, reason)) = left_the_chain(&ctx, &job).await
     {
-        let unrecorded = orphan(&ctx, &settings, &job, &old, &reason).err();
+        // Retried like every end-of-run record: an unrecorded orphan would be judged a proof.
+        let unrecorded =
+            until_recorded(&ctx.ledger, &stopping, || orphan(&ctx, &settings, &job, &old, &reason)).await.err();
         return report(Verdict::Orphaned(reason), ended.last_lines, unrecorded);
     }
     let sealed = match (&verdict, ended.proof.as_ref()) {
