@@ -147,6 +147,7 @@ pub async fn run(
     }
     let mut child = command.spawn()?;
     let pgid = child.id().unwrap_or(0);
+    let _ours = Running::register(pgid);
     let guard = GroupGuard(pgid);
     started(pgid);
 
@@ -316,18 +317,44 @@ pub fn ticks_now() -> u64 {
     (secs * hz) as u64
 }
 
+/// The processes [`run`] started and is still waiting for: never swept as orphans, whichever
+/// run ends (several runs may be in flight).
+struct Running(u32);
+
+static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+impl Running {
+    fn register(pid: u32) -> Running {
+        RUNNING.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
+        Running(pid)
+    }
+
+    fn pids() -> Vec<u32> {
+        RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.lock().unwrap_or_else(|p| p.into_inner()).retain(|p| *p != self.0);
+    }
+}
+
 /// Ends and reaps every child of ours started at or after `since` (clock ticks) outside our own
-/// process group: after a prover run (one at a time, its leader already reaped), those are the
+/// process group: after a prover run (its leader already reaped), those are the
 /// helpers it left behind, ours by [`become_subreaper`]. The daemon's other children (a
-/// `--version` check, `nvidia-smi`) run in its own group and are left alone. Returns how many
-/// were ended.
+/// `--version` check, `nvidia-smi`) run in its own group and are left alone. Processes [`run`] is still
+/// waiting for are not orphans and are left alone. Returns how many were ended.
 pub fn sweep_orphans(since: u64) -> usize {
     let me = std::process::id();
     // SAFETY: getpgrp has no preconditions.
     let my_group = u32::try_from(unsafe { libc::getpgrp() }).unwrap_or(0);
+    let running = Running::pids();
     let orphans: Vec<(u32, ProcStat)> = all_processes()
         .into_iter()
         .filter(|(_, st)| st.ppid == me && st.pgrp != my_group && st.start_ticks >= since)
+        // Another run's own process is no orphan: only what a run left behind is.
+        .filter(|(pid, _)| !running.contains(pid))
         .collect();
     for &(pid, st) in &orphans {
         // SAFETY: a signal and a reap for a direct child of ours that tokio does not track.
