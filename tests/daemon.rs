@@ -125,9 +125,7 @@ fn a_real_mainnet_block_is_proved_with_the_v014_cli() {
 fn a_target_the_node_answers_null_for_is_asked_again_until_served_never_missed() {
     // Head 11 believed; block 10 answered null past NODE_RETRY_SECONDS (0 here).
     let node = mini_node(11);
-    let dir = support::mini_chain_dir();
-    let (block, witness) =
-        (read(&dir.join("eth_getBlockByNumber.json")), read(&dir.join("debug_executionWitness.json")));
+    let (block, witness) = support::daemon::mini_block(10);
     node.add_block(10, "null", "null");
     let api = FakeApi::start(KEY);
     let mut env = base_env(&node, Some(&api));

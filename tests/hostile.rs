@@ -50,9 +50,7 @@ fn wrong_block() {
 fn null_then_available() {
     // Block 11 is the head; target 10 answers `null` at first.
     let node = mini_node(11);
-    let dir = support::mini_chain_dir();
-    let (block, witness) =
-        (read(&dir.join("eth_getBlockByNumber.json")), read(&dir.join("debug_executionWitness.json")));
+    let (block, witness) = support::daemon::mini_block(10);
     node.add_block(10, "null", "null");
     let api = FakeApi::start(KEY);
     let mut env = base_env(&node, Some(&api));
@@ -197,9 +195,7 @@ fn a_typo_waits_without_holding_back_targets() {
 /// Block 10 of the mini chain after a one-block reorg at the tip: the same height, another
 /// hash (`byte` repeated), and its witness.
 fn block_10_reorged(byte: &str) -> (Value, String) {
-    let dir = support::mini_chain_dir();
-    let (block, witness) =
-        (read(&dir.join("eth_getBlockByNumber.json")), read(&dir.join("debug_executionWitness.json")));
+    let (block, witness) = support::daemon::mini_block(10);
     let mut other: Value = serde_json::from_str(&block).unwrap();
     let header = if other.get("result").is_some() { &mut other["result"] } else { &mut other };
     header["hash"] = Value::String(format!("0x{}", byte.repeat(32)));

@@ -236,11 +236,7 @@ fn slack_hears_each_kind_once_per_window_and_when_it_is_resolved() {
     // Four input failures in a row: one message. The node answers another block for each
     // target (a failure, not a "not yet").
     let node = mini_node(1000);
-    let chain = support::mini_chain_dir();
-    let (block_10, witness) = (
-        support::daemon::read(&chain.join("eth_getBlockByNumber.json")),
-        support::daemon::read(&chain.join("debug_executionWitness.json")),
-    );
+    let (block_10, witness) = support::daemon::mini_block(10);
     for n in [1000, 1100, 1200, 1300] {
         node.add_block(n, &block_10, &witness);
     }

@@ -264,17 +264,19 @@ pub fn mini_node(head: u64) -> FakeNode {
     node
 }
 
+/// The node's answers for mini chain block `n` (10 or 11): the block's JSON and its witness's.
+pub fn mini_block(n: u64) -> (String, String) {
+    let dir = if n == 10 { mini_chain_dir() } else { mini_chain_dir().join(format!("block-{n}")) };
+    (read(&dir.join("eth_getBlockByNumber.json")), read(&dir.join("debug_executionWitness.json")))
+}
+
 /// What a proof of mini chain block `n` (10 or 11) must commit to, computed from the same
 /// answers the fake node serves.
 pub fn mini_outputs(n: u64) -> ethproofs_daemon::commitment::BlockOutputs {
-    let dir = if n == 10 { mini_chain_dir() } else { mini_chain_dir().join(format!("block-{n}")) };
     let chain: ethrex_common::types::ChainConfig =
         serde_json::from_str(&read(&mini_chain_dir().join("chain.json"))).unwrap();
-    let raw = ethproofs_daemon::input::parse(
-        read(&dir.join("eth_getBlockByNumber.json")).as_bytes(),
-        read(&dir.join("debug_executionWitness.json")).as_bytes(),
-    )
-    .unwrap();
+    let (block, witness) = mini_block(n);
+    let raw = ethproofs_daemon::input::parse(block.as_bytes(), witness.as_bytes()).unwrap();
     let (_, summary) = raw.convert(&chain).unwrap();
     summary.outputs(chain.chain_id)
 }
