@@ -163,6 +163,11 @@ impl OutputLayout {
         }
     }
 
+    /// `GUEST_OUTPUT`'s text, or why it is none of the layouts.
+    pub fn from_setting(text: &str) -> Result<OutputLayout, String> {
+        OutputLayout::parse(text).ok_or_else(|| format!("{text:?} is not one of {}", OutputLayout::NAMES.join(", ")))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             OutputLayout::Encoded => "encoded",

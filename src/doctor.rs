@@ -112,17 +112,8 @@ fn verify_check(config: &Config, detected: Option<&Detected>) -> Check {
     let elf = std::fs::read(&config.elf_path).ok();
     let fp = elf.as_deref().map(crate::elf::fingerprint);
     let coordinator = config.prover_backend == crate::config::ProverBackend::Coordinator;
-    let setup_cache = match (&elf, config.program_vk, coordinator) {
-        (Some(bytes), None, false) => std::env::var_os("HOME")
-            .and_then(|home| crate::verify::setup_cache_key(&std::path::Path::new(&home).join(".zisk/cache"), bytes)),
-        _ => None,
-    };
-    let facts = crate::verify::Facts {
-        setting: config.program_vk,
-        setup_cache,
-        coordinator,
-        layout: crate::elf::output_layout(config.guest_output, fp.as_ref()),
-    };
+    let layout = crate::elf::output_layout(config.guest_output, fp.as_ref());
+    let facts = crate::verify::Facts::gather(config.program_vk, coordinator, elf.as_deref(), layout);
     let what = format!("zisk-verifier {}", crate::verify::VERIFIER_VERSION);
     match crate::verify::decide(config.verify_proofs, proving, config.reports_to_ethproofs(), major, facts) {
         Err(r) => Check::fail("verify", format!("{}: {}", r.variable, r.message)),

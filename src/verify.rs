@@ -87,6 +87,27 @@ pub struct Facts {
     pub layout: Result<OutputLayout, String>,
 }
 
+impl Facts {
+    /// What is known before anything runs: `PROGRAM_VK`, else the key cargo-zisk's set-up
+    /// cached under `$HOME/.zisk/cache` for this ELF (not looked for when the coordinator gives
+    /// the key), and the output layout as `layout` says. Shared by start-up and `doctor`, so both
+    /// judge the same way.
+    pub fn gather(
+        setting: Option<ProgramVk>,
+        coordinator: bool,
+        elf: Option<&[u8]>,
+        layout: Result<OutputLayout, String>,
+    ) -> Facts {
+        let setup_cache = match (setting, elf, coordinator) {
+            (None, Some(bytes), false) => {
+                std::env::var_os("HOME").and_then(|home| setup_cache_key(&Path::new(&home).join(".zisk/cache"), bytes))
+            }
+            _ => None,
+        };
+        Facts { setting, setup_cache, coordinator, layout }
+    }
+}
+
 /// A verification setting start-up cannot honour: the variable to name, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {

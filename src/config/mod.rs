@@ -235,19 +235,14 @@ impl RunArgs {
             None => output_dir.join("ethproofs-daemon.db"),
         };
         let elf_path = absolute("ELF_PATH", &self.elf_path)?;
-        let program_vk = match self.program_vk.as_deref() {
-            None => None,
-            Some(text) => Some(crate::verify::parse_program_vk(text).map_err(|e| err("PROGRAM_VK", &e))?),
-        };
-        let guest_output = match self.guest_output.as_deref() {
-            None => None,
-            Some(text) => Some(crate::commitment::OutputLayout::parse(text).ok_or_else(|| {
-                err(
-                    "GUEST_OUTPUT",
-                    &format!("{text:?} is not one of {}", crate::commitment::OutputLayout::NAMES.join(", ")),
-                )
-            })?),
-        };
+        let program_vk = self
+            .program_vk
+            .as_deref()
+            .map(crate::verify::parse_program_vk)
+            .transpose()
+            .map_err(|e| err("PROGRAM_VK", &e))?;
+        let guest_output = self.guest_output.as_deref().map(crate::commitment::OutputLayout::from_setting);
+        let guest_output = guest_output.transpose().map_err(|e| err("GUEST_OUTPUT", &e))?;
         Ok(Config {
             eth_rpc_url,
             eth_ws_url: self.eth_ws_url,

@@ -1,9 +1,16 @@
 //! The EthProofs call a pending report becomes: its status and, for `proved`, the proof file
-//! read back under the API's body limit and checked against the SHA-256 the ledger recorded.
+//! read back under the API's body limit and checked against the SHA-256 the ledger recorded; and
+//! the two checks before a `proved` goes (its block still canonical, its bytes this block's and
+//! this program's proof).
 
+use std::sync::Arc;
+
+use super::Context;
+use super::canonical::Canonical;
+use crate::decide::outbox;
 use crate::ethproofs::{Call, Proved, Status};
 use crate::proof_file::{ProofFile, ProofFileError};
-use crate::store::{ReportKind, ReportRow};
+use crate::store::{ReportKind, ReportRow, Settle, now_ms};
 
 fn status_of(kind: ReportKind) -> Status {
     match kind {
@@ -71,6 +78,84 @@ fn same_as_recorded(proof: &[u8], recorded: Option<&str>) -> Result<(), CallErro
         return Err(CallError::Altered { recorded: recorded.to_string(), found });
     }
     Ok(())
+}
+
+/// Immediately before `proved` goes: the block the proof is of must still be the chain's at its
+/// height. `Err` says why the call is not sent now, and whether the block was orphaned; what
+/// became of it is already recorded — a node that cannot say keeps the call waiting (with
+/// backoff, its reason on `/health` and the block page), and a block that left the chain is
+/// orphaned and proved afresh. A ledger that cannot be read or written keeps it waiting too.
+pub(super) async fn still_canonical(ctx: &Arc<Context>, row: &ReportRow) -> Result<(), (String, bool)> {
+    let wait = |why: String| {
+        let waited = now_ms().saturating_sub(row.created_at_ms).max(0);
+        let next_at_ms = now_ms().saturating_add(outbox::canonical_wait_ms(waited));
+        let reason = format!("waiting for the node to confirm block {} is still canonical: {why}", row.block);
+        // Unrecorded, the call is simply looked at again at the next turn.
+        let _ = ctx.ledger.report_settled(row, &Settle::Wait { reason: reason.clone(), next_at_ms });
+        Err((reason, false))
+    };
+    let record = match ctx.ledger.block(row.block) {
+        Ok(record) => record,
+        Err(e) => return wait(format!("the ledger cannot be read: {e}")),
+    };
+    let built_from = record.as_ref().and_then(|b| b.block_hash.clone());
+    match super::canonical::check(ctx, row.block, built_from.as_deref()).await {
+        Canonical::Yes => Ok(()),
+        Canonical::Unknown(why) => wait(why),
+        Canonical::Left { built_from, reason } => {
+            // The block's own folder (`<n>/`), wherever the prover put the proof inside it.
+            let dir = record.as_ref().and_then(|b| b.input_path.as_deref()).and_then(std::path::Path::parent);
+            let (ctx, block, dir) = (ctx.clone(), row.block, dir.map(std::path::Path::to_path_buf));
+            let why = reason.clone();
+            let orphaned = tokio::task::spawn_blocking(move || match &dir {
+                Some(dir) => super::canonical::orphan(&ctx, block, dir, &built_from, &why),
+                None => ctx.ledger.block_reorged(block, Some(&built_from), None, &why),
+            })
+            .await;
+            match orphaned {
+                Ok(Ok(())) => {
+                    crate::telemetry::proof_orphaned();
+                    Err((
+                        format!("{reason}: its proof is kept, never reported, and the canonical block is proved"),
+                        true,
+                    ))
+                }
+                Ok(Err(e)) => Err((format!("{reason}, but the orphan could not be recorded yet: {e}"), false)),
+                Err(e) => Err((format!("{reason}, but the task recording the orphan failed: {e}"), false)),
+            }
+        }
+    }
+}
+
+/// A `proved` is sent only with a proof checked for this block and this program, whenever it
+/// was accepted: one accepted while checks were off, before this build recorded outputs, or
+/// before an operator's resubmit, is checked now (the bytes about to go, off the async
+/// threads). `Err` is why it is never sent.
+pub(super) async fn bound_to_its_block(
+    ctx: &Arc<Context>,
+    row: &ReportRow,
+    call: crate::ethproofs::Call,
+) -> Result<crate::ethproofs::Call, String> {
+    let Some(check) = ctx.verify.clone() else { return Ok(call) };
+    let Some(proved) = &call.proved else { return Ok(call) };
+    let expected = ctx
+        .ledger
+        .block(row.block)
+        .map_err(|e| e.to_string())?
+        .and_then(|b| b.expected_output)
+        .and_then(|hex| crate::commitment::BlockOutputs::from_hex(&hex));
+    let key = super::proof_run::program_key(ctx);
+    let proof = proved.proof.clone();
+    let checked = tokio::task::spawn_blocking(move || check.check_bytes(&proof, expected.as_ref(), key.as_ref()))
+        .await
+        .map_err(|e| format!("the task checking the proof failed: {e}"))?;
+    match checked {
+        Ok(_) => Ok(call),
+        Err(rejected) => {
+            crate::telemetry::proof_rejected();
+            Err(format!("the proof is not checked for this block and program ({rejected}); never sent"))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,12 @@
 //! verification can be honoured, and the EthProofs key sees its cluster.
 
 use std::future::Future;
-use std::path::Path;
 use std::time::Duration;
 
 use super::StartupError;
 use crate::chain::ChainError;
 use crate::config::{Config, ConfigError, ProverBackend, ZiskAction, ZiskVersionSetting};
-use crate::verify::{Facts, KeySource, ProofCheck, setup_cache_key, vk_hex};
+use crate::verify::{Facts, KeySource, ProofCheck, vk_hex};
 use crate::zisk::ZiskVersion;
 
 /// Node calls at start-up ride out a node that is briefly unavailable.
@@ -86,18 +85,8 @@ pub(super) fn verification(
 ) -> Result<Option<ProofCheck>, StartupError> {
     let proving = config.zisk_action == ZiskAction::Prove;
     let coordinator = config.prover_backend == ProverBackend::Coordinator;
-    let setup_cache = match (config.program_vk, elf, coordinator) {
-        (None, Some((bytes, _)), false) => {
-            std::env::var_os("HOME").and_then(|home| setup_cache_key(&Path::new(&home).join(".zisk/cache"), bytes))
-        }
-        _ => None,
-    };
-    let facts = Facts {
-        setting: config.program_vk,
-        setup_cache,
-        coordinator,
-        layout: crate::elf::output_layout(config.guest_output, elf.map(|(_, fp)| fp)),
-    };
+    let layout = crate::elf::output_layout(config.guest_output, elf.map(|(_, fp)| fp));
+    let facts = Facts::gather(config.program_vk, coordinator, elf.map(|(bytes, _)| bytes), layout);
     let check =
         crate::verify::decide(config.verify_proofs, proving, config.reports_to_ethproofs(), zisk_version.major, facts)
             .map_err(|r| ConfigError { variable: r.variable, message: r.message })?;

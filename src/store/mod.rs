@@ -24,6 +24,7 @@ mod lines;
 mod outbox;
 mod program;
 mod reads;
+mod run_end;
 mod schema;
 pub mod state;
 mod story;
@@ -36,12 +37,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use error::StoreError;
-pub use events::{Acceptance, Accepted, CancelRequest, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess};
+pub use events::{Accepted, CancelRequest, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess};
 pub use gate::WriteTrouble;
 pub use job::RecordedJob;
 pub use lines::ReportLine;
 pub use outbox::Settle;
 pub use program::ProgramRecord;
+pub use run_end::Acceptance;
 pub use state::{BlockState, Move, ReportState, Stage};
 pub use story::{Call, Moment, Story};
 

@@ -1,0 +1,136 @@
+use std::sync::Mutex;
+
+use axum::extract::{Path, State};
+use axum::routing::post;
+use ractor::Actor;
+
+use super::*;
+use crate::daemon::test_support::{NodeHash, context, enqueued, node, serve, wait};
+use crate::store::{Accepted, ExitRecord, ReportState};
+
+type Seen = Arc<Mutex<Vec<(String, u64)>>>;
+
+/// An EthProofs API that accepts everything and remembers the order.
+async fn api(seen: Seen) -> String {
+    async fn accept(State(seen): State<Seen>, Path(status): Path<String>, body: String) -> &'static str {
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        seen.lock().unwrap().push((status, body["block_number"].as_u64().unwrap_or(0)));
+        r#"{"proof_id":1}"#
+    }
+    serve(axum::Router::new().route("/proofs/{status}", post(accept)).with_state(seen)).await
+}
+
+const HASH: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
+
+/// Block `n` proved with `proof` (reporting on): its three calls pending.
+fn proved(ledger: &crate::store::Ledger, n: u64, proof: &std::path::Path) {
+    use sha2::Digest;
+    ledger.targets_scheduled(&[n], None, n).unwrap();
+    ledger.input_built(n, &enqueued(proof, HASH), true).unwrap();
+    ledger.proof_started(n, true).unwrap();
+    let bytes = std::fs::read(proof).unwrap();
+    let exit = ExitRecord { exit: "code 0", proof: Some((proof, bytes.len() as u64)), proving_ms: 5, cycles: None };
+    ledger.prover_exited(n, &exit).unwrap();
+    let digest = hex::encode(sha2::Sha256::digest(&bytes));
+    ledger.proof_accepted(n, &Accepted { proving_ms: 5, cycles: None, sha256: &digest }, true).unwrap();
+}
+
+/// A Reporter over `ctx` sending to EthProofs at `settings`.
+async fn reporter(ctx: &Arc<Context>, settings: &crate::daemon::Settings) -> ActorRef<ReporterMsg> {
+    let client = Arc::new(EthProofsClient::new(ctx.http.clone(), settings.reporter.ethproofs.clone().unwrap()));
+    let mailbox = Mailbox::default();
+    let reporter = Reporter {
+        ctx: ctx.clone(),
+        settings: settings.reporter.clone(),
+        client: Some(client),
+        alerts: Alerts::default(),
+        mailbox: mailbox.clone(),
+    };
+    let (actor, _) = Actor::spawn(None, reporter, ()).await.unwrap();
+    mailbox.set(Some(actor.clone()));
+    actor
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_each_blocks_calls_in_order_and_holds_a_call_in_doubt() {
+    let seen: Seen = Arc::default();
+    let url = api(seen.clone()).await;
+    let node_url = node(Arc::new(std::sync::Mutex::new(Some(HASH.to_string())))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--ethproofs-rpc-url", &url, "--ethproofs-api-key", "k", "--ethproofs-cluster-id", "1"];
+    let (ctx, settings) = context(dir.path(), &node_url, &flags);
+    let ledger = &ctx.ledger;
+    let proof = dir.path().join("proof.bin");
+    std::fs::write(&proof, [7u8; 64]).unwrap();
+    // Block 10: proved, all three calls pending. Block 20: its `proving` went out and the
+    // daemon died before the answer, and nothing follows it yet.
+    proved(ledger, 10, &proof);
+    ledger.targets_scheduled(&[20], None, 20).unwrap();
+    ledger.input_built(20, &enqueued(&proof, HASH), false).unwrap();
+    ledger.proof_started(20, true).unwrap();
+    let in_doubt = ledger.pending_reports().unwrap().into_iter().find(|r| r.block == 20).unwrap();
+    ledger.report_sending(in_doubt.id).unwrap();
+
+    let actor = reporter(&ctx, &settings).await;
+    wait("block 10's three calls", || seen.lock().unwrap().len() >= 3).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sent = seen.lock().unwrap().clone();
+    let expected: Vec<(String, u64)> = ["queued", "proving", "proved"].iter().map(|s| (s.to_string(), 10)).collect();
+    assert_eq!(sent, expected, "in order, and block 20's call in doubt is not sent again");
+    assert!(ledger.reports_of(10).unwrap().iter().all(|r| r.state == ReportState::Done));
+    assert_eq!(ledger.report_state(20, ReportKind::Proving).unwrap(), Some(ReportState::Pending));
+    let status = ctx.board.reporter.fresh().unwrap();
+    assert_eq!((status.delivered_count, status.state), (3, "waiting"), "block 20's call is still pending");
+    actor.stop(None);
+}
+
+/// Block 10 proved (its proof under `OUTPUT_DIR/10/`), a node answering `answer`, and a
+/// Reporter sending to an API that records what it gets.
+async fn block_10_proved(answer: NodeHash) -> (tempfile::TempDir, Arc<Context>, Seen, ActorRef<ReporterMsg>) {
+    let seen: Seen = Arc::default();
+    let url = api(seen.clone()).await;
+    let node_url = node(answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--ethproofs-rpc-url", &url, "--ethproofs-api-key", "k", "--ethproofs-cluster-id", "1"];
+    let (ctx, settings) = context(dir.path(), &node_url, &flags);
+    let proof = dir.path().join("10").join("proof.bin");
+    std::fs::create_dir_all(proof.parent().unwrap()).unwrap();
+    std::fs::write(&proof, [7u8; 64]).unwrap();
+    proved(&ctx.ledger, 10, &proof);
+    let actor = reporter(&ctx, &settings).await;
+    (dir, ctx, seen, actor)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proved_waits_while_the_node_cannot_say_the_block_is_canonical_and_goes_once_it_does() {
+    let answer = Arc::new(std::sync::Mutex::new(None));
+    let (_dir, ctx, seen, actor) = block_10_proved(answer.clone()).await;
+    wait("queued and proving sent", || seen.lock().unwrap().len() >= 2).await;
+    let proved_call = || ctx.ledger.reports_of(10).unwrap().into_iter().find(|r| r.kind == ReportKind::Proved).unwrap();
+    wait("the proved call waiting on the node", || {
+        proved_call().last_error.is_some_and(|e| e.contains("waiting for the node to confirm block 10"))
+    })
+    .await;
+    assert_eq!(seen.lock().unwrap().len(), 2, "proved is never sent on hope");
+    let call = proved_call();
+    assert_eq!((call.state, call.attempts, call.in_doubt), (ReportState::Pending, 0, false), "a wait is no attempt");
+    assert!(ctx.board.reporter.fresh().unwrap().last_error.unwrap().contains("canonical"), "shown on /health");
+
+    *answer.lock().unwrap() = Some(HASH.to_string());
+    wait("proved sent once the node confirms", || seen.lock().unwrap().len() == 3).await;
+    assert_eq!(seen.lock().unwrap()[2], ("proved".to_string(), 10));
+    actor.stop(None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proved_block_that_left_the_chain_before_proved_went_is_orphaned_and_built_again() {
+    let other = "0x2222222222222222222222222222222222222222222222222222222222222222";
+    let (dir, ctx, seen, actor) = block_10_proved(Arc::new(std::sync::Mutex::new(Some(other.to_string())))).await;
+    wait("the block orphaned", || ctx.ledger.block(10).unwrap().unwrap().state == BlockState::Seen).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(seen.lock().unwrap().iter().all(|(s, _)| s != "proved"), "the orphan's proof is never reported");
+    assert_eq!(ctx.ledger.orphans(5).unwrap().len(), 1);
+    assert!(dir.path().join("10.orphan-111111111111/proof.bin").is_file(), "its proof is kept aside");
+    assert!(ctx.ledger.reports_of(10).unwrap().iter().all(|r| r.kind != ReportKind::Proved));
+    actor.stop(None);
+}
