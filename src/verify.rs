@@ -252,6 +252,15 @@ pub struct ProofCheck {
 }
 
 impl ProofCheck {
+    /// What a proof passing this check was checked for: the program key and the output layout.
+    pub fn fingerprint(&self, program_vk: Option<&ProgramVk>) -> String {
+        format!(
+            "{} {}",
+            program_vk.map_or_else(|| "any".to_string(), vk_hex),
+            self.layout.map_or("none", |l| l.as_str())
+        )
+    }
+
     /// Checks `proof` (the bytes of one read) against the block it is offered for: its
     /// committed outputs first (a few comparisons, before the STARK's seconds), then the STARK
     /// under this release's key and, when one is given, the program key; then the outputs the

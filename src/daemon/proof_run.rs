@@ -298,7 +298,14 @@ pub(super) fn record(
             let sealed = sealed.unwrap_or_else(|| Err((Stage::ProofOutput, "the proof was not sealed".to_string())));
             match sealed {
                 Ok(sha256) => {
-                    let accepted = Accepted { proving_ms: *proving_ms, cycles: *cycles, sha256: &sha256 };
+                    // `accept` checked it with the check in force, when there is one.
+                    let checked = ctx.verify.as_ref().map(|c| c.fingerprint(program_key(ctx).as_ref()));
+                    let accepted = Accepted {
+                        proving_ms: *proving_ms,
+                        cycles: *cycles,
+                        sha256: &sha256,
+                        checked_for: checked.as_deref(),
+                    };
                     if let Acceptance::Duplicate { block: other, reason } =
                         ctx.ledger.proof_accepted(block, &accepted, reporting)?
                     {

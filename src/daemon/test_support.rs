@@ -15,6 +15,16 @@ use crate::zisk::{Dialect, ZiskVersion};
 /// A context whose node is `node_url` and whose outputs live in `dir`, and the components'
 /// settings; `extra` are more flags.
 pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, Settings) {
+    context_checking(dir, node_url, extra, None)
+}
+
+/// [`context`], with proofs checked by `verify`.
+pub fn context_checking(
+    dir: &Path,
+    node_url: &str,
+    extra: &[&str],
+    verify: Option<crate::verify::ProofCheck>,
+) -> (Arc<Context>, Settings) {
     let elf = dir.join("g.elf");
     std::fs::write(&elf, "elf").unwrap();
     let mut args = vec![
@@ -39,7 +49,7 @@ pub fn context(dir: &Path, node_url: &str, extra: &[&str]) -> (Arc<Context>, Set
     let ctx = Arc::new(Context {
         ledger,
         backend,
-        verify: None,
+        verify,
         chain: ChainSpec::embedded(Network::Mainnet),
         node: Arc::new(NodeClient::new(node_url, Duration::from_secs(5)).unwrap()),
         http: reqwest::Client::new(),

@@ -40,6 +40,9 @@ pub struct Accepted<'a> {
     pub proving_ms: u64,
     pub cycles: Option<u64>,
     pub sha256: &'a str,
+    /// What the proof was checked for (`verify::ProofCheck::fingerprint`), `None` unchecked: a
+    /// `proved` about to go is checked again only if the check in force differs.
+    pub checked_for: Option<&'a str>,
 }
 
 /// What an operator's cancel found.
@@ -194,7 +197,7 @@ impl Ledger {
                 tx,
                 n,
                 Move::ProofStarted,
-                ", attempts = attempts + 1, run_started_at = ?2, exit = NULL, proof_sha256 = NULL, proof_bytes = NULL,
+                ", attempts = attempts + 1, run_started_at = ?2, exit = NULL, proof_sha256 = NULL, proof_checked = NULL, proof_bytes = NULL,
                  pgid = NULL, pgid_start_ticks = NULL, boot_id = NULL, job_id = NULL, cancel_requested = 0",
                 &[],
             )?;
@@ -287,7 +290,7 @@ impl Ledger {
                 tx,
                 n,
                 Move::Reorged,
-                ", input_path = NULL, proof_path = NULL, proof_sha256 = NULL, proof_bytes = NULL, exit = NULL,
+                ", input_path = NULL, proof_path = NULL, proof_sha256 = NULL, proof_checked = NULL, proof_bytes = NULL, exit = NULL,
                  block_hash = NULL, expected_output = NULL, pgid = NULL, pgid_start_ticks = NULL, boot_id = NULL, stage = NULL, reason = ?3",
                 &[&reason],
             )?;

@@ -151,6 +151,8 @@ pub struct BlockRecord {
     /// What the block's proof must commit to (`commitment::BlockOutputs::to_hex`), recorded
     /// with its input; `None` for an input built by a daemon before schema 8.
     pub expected_output: Option<String>,
+    /// What its accepted proof was checked for (`verify::ProofCheck::fingerprint`).
+    pub proof_checked: Option<String>,
 }
 
 /// One EthProofs call in the outbox.

@@ -13,7 +13,7 @@ use super::{
 
 const BLOCK_COLUMNS: &str = "number, state, origin, stage, reason, attempts, interruptions, input_path, proof_path,
     proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at, block_timestamp, proof_bytes,
-    job_id, cancel_requested, guest_steps, expected_output";
+    job_id, cancel_requested, guest_steps, expected_output, proof_checked";
 
 const REPORT_COLUMNS: &str = "id, block, status, state, created_at, attempts, next_attempt_at, in_doubt, proving_ms, cycles, proof_path, last_error,
     (SELECT proof_sha256 FROM blocks WHERE blocks.number = reports.block)";
@@ -181,6 +181,7 @@ fn raw_block(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawBlock> {
             cancel_requested: r.get::<_, i64>(22)? != 0,
             guest_steps: opt_u64(r.get(23)?),
             expected_output: r.get(24)?,
+            proof_checked: r.get(25)?,
         },
     })
 }

@@ -43,7 +43,7 @@ impl Ledger {
     /// block's proves that block, not this one: the block fails at `verify` instead, in the same
     /// transaction, whatever the verification setting.
     pub fn proof_accepted(&self, n: u64, accepted: &Accepted<'_>, report: bool) -> Result<Acceptance, StoreError> {
-        let Accepted { proving_ms, cycles, sha256 } = *accepted;
+        let Accepted { proving_ms, cycles, sha256, checked_for } = *accepted;
         self.write(|tx| {
             let other: Option<i64> = tx
                 .query_row(
@@ -64,8 +64,8 @@ impl Ledger {
                 tx,
                 n,
                 Move::ProofAccepted,
-                ", proving_ms = ?3, cycles = ?4, proof_sha256 = ?5, stage = NULL, reason = NULL",
-                &[&sql_u64(proving_ms), &cycles.map(sql_u64), &sha256],
+                ", proving_ms = ?3, cycles = ?4, proof_sha256 = ?5, proof_checked = ?6, stage = NULL, reason = NULL",
+                &[&sql_u64(proving_ms), &cycles.map(sql_u64), &sha256, &checked_for],
             )?;
             if report {
                 let path: Option<String> = tx

@@ -116,10 +116,11 @@ CREATE INDEX IF NOT EXISTS blocks_last_move ON blocks(MAX(COALESCE(seen_at, 0), 
 ";
 
 /// v8: what the block's proof must commit to (`commitment::BlockOutputs`, hex), recorded when
-/// its input is built; proofs found by their digest (a proof's bytes recorded for another block
+/// its input is built; what an accepted proof was checked for (`verify::ProofCheck::fingerprint`); proofs found by their digest (a proof's bytes recorded for another block
 /// are refused).
 const SCHEMA_V8: &str = "
 ALTER TABLE blocks ADD COLUMN expected_output TEXT;
+ALTER TABLE blocks ADD COLUMN proof_checked TEXT;
 CREATE INDEX IF NOT EXISTS blocks_proof_sha256 ON blocks(proof_sha256);
 ";
 

@@ -98,7 +98,9 @@ async fn start_up_settles_every_state_a_crash_can_leave_and_always_starts() {
     // 12 proved, 13 failed, 14 executed: settled already.
     exited(12, "code 0", Some(100));
     let digest = "ab".repeat(32);
-    ledger.proof_accepted(12, &Accepted { proving_ms: 5, cycles: None, sha256: &digest }, false).unwrap();
+    ledger
+        .proof_accepted(12, &Accepted { proving_ms: 5, cycles: None, sha256: &digest, checked_for: None }, false)
+        .unwrap();
     ledger.input_built(13, &built, false).unwrap();
     ledger.proof_started(13, false).unwrap();
     ledger.proof_failed(13, Stage::Spawn, "no prover").unwrap();

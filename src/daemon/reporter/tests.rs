@@ -32,7 +32,9 @@ fn proved(ledger: &crate::store::Ledger, n: u64, proof: &std::path::Path) {
     let exit = ExitRecord { exit: "code 0", proof: Some((proof, bytes.len() as u64)), proving_ms: 5, cycles: None };
     ledger.prover_exited(n, &exit).unwrap();
     let digest = hex::encode(sha2::Sha256::digest(&bytes));
-    ledger.proof_accepted(n, &Accepted { proving_ms: 5, cycles: None, sha256: &digest }, true).unwrap();
+    ledger
+        .proof_accepted(n, &Accepted { proving_ms: 5, cycles: None, sha256: &digest, checked_for: None }, true)
+        .unwrap();
 }
 
 /// A Reporter over `ctx` sending to EthProofs at `settings`.
@@ -132,5 +134,60 @@ async fn a_proved_block_that_left_the_chain_before_proved_went_is_orphaned_and_b
     assert_eq!(ctx.ledger.orphans(5).unwrap().len(), 1);
     assert!(dir.path().join("10.orphan-111111111111/proof.bin").is_file(), "its proof is kept aside");
     assert!(ctx.ledger.reports_of(10).unwrap().iter().all(|r| r.kind != ReportKind::Proved));
+    actor.stop(None);
+}
+
+/// A proof accepted while it was not checked (checks off then, an older daemon, a resubmit) is
+/// checked before `proved` goes, and never sent when it fails; one accepted under the check in
+/// force goes without a second STARK check (the bytes are the ones recorded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proved_goes_only_with_a_proof_checked_for_its_block_and_program() {
+    use crate::verify::{KeySource, ProofCheck};
+    let vk = [1, 2, 3, 4];
+    let check = ProofCheck {
+        program_vk: Some(vk),
+        key_source: Some(KeySource::Setting),
+        layout: Some(crate::commitment::OutputLayout::Encoded),
+    };
+    let fingerprint = check.fingerprint(Some(&vk));
+    let seen: Seen = Arc::default();
+    let url = api(seen.clone()).await;
+    let node_url = node(Arc::new(std::sync::Mutex::new(Some(HASH.to_string())))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--ethproofs-rpc-url", &url, "--ethproofs-api-key", "k", "--ethproofs-cluster-id", "1"];
+    let (ctx, settings) = crate::daemon::test_support::context_checking(dir.path(), &node_url, &flags, Some(check));
+    // A well-formed proof of this program whose STARK does not hold, for blocks 10 and 20: 10's
+    // was accepted unchecked, 20's under the check in force (its bytes differ by one output).
+    for (n, checked) in [(10u64, None), (20, Some(fingerprint.as_str()))] {
+        use sha2::Digest;
+        let mut words = [0u32; 64];
+        words[63] = n as u32;
+        let bytes = crate::verify::tests::forged(&vk, &words);
+        let proof = dir.path().join(n.to_string()).join("proof.bin");
+        std::fs::create_dir_all(proof.parent().unwrap()).unwrap();
+        std::fs::write(&proof, &bytes).unwrap();
+        ctx.ledger.targets_scheduled(&[n], None, n).unwrap();
+        ctx.ledger.input_built(n, &enqueued(&proof, HASH), true).unwrap();
+        ctx.ledger.proof_started(n, true).unwrap();
+        let exit =
+            ExitRecord { exit: "code 0", proof: Some((&proof, bytes.len() as u64)), proving_ms: 5, cycles: None };
+        ctx.ledger.prover_exited(n, &exit).unwrap();
+        let digest = hex::encode(sha2::Sha256::digest(&bytes));
+        let accepted = Accepted { proving_ms: 5, cycles: None, sha256: &digest, checked_for: checked };
+        ctx.ledger.proof_accepted(n, &accepted, true).unwrap();
+    }
+    let actor = reporter(&ctx, &settings).await;
+    let settled =
+        |n| ctx.ledger.reports_of(n).unwrap().into_iter().find(|r| r.kind == ReportKind::Proved).map(|r| r.state);
+    wait("both proved calls settled", || {
+        settled(10) == Some(ReportState::Failed) && settled(20) == Some(ReportState::Done)
+    })
+    .await;
+    let sent = seen.lock().unwrap().clone();
+    assert!(!sent.contains(&("proved".to_string(), 10)), "an unchecked proof is never sent: {sent:?}");
+    assert!(sent.contains(&("proved".to_string(), 20)), "{sent:?}");
+    let failed = ctx.ledger.reports_of(10).unwrap().into_iter().find(|r| r.kind == ReportKind::Proved).unwrap();
+    let why = failed.last_error.unwrap();
+    assert!(why.contains("not checked for this block and program") && why.contains("never sent"), "{why}");
     actor.stop(None);
 }

@@ -51,7 +51,7 @@ fn prove(l: &Ledger, n: u64) {
 }
 
 fn accepted() -> Accepted<'static> {
-    Accepted { proving_ms: 1234, cycles: Some(99), sha256: "beef" }
+    Accepted { proving_ms: 1234, cycles: Some(99), sha256: "beef", checked_for: None }
 }
 
 /// A proof digest of its own for each block.
