@@ -154,6 +154,7 @@ mod tests {
     #[test]
     fn a_recorded_group_is_ended_even_after_its_leader_died() {
         use std::os::unix::process::CommandExt;
+        let _own = crate::process::OWN_ORPHANS.write().unwrap_or_else(|p| p.into_inner());
         // A leader that starts a long-lived child in its own group, then exits.
         let mut leader = std::process::Command::new("sh")
             .args(["-c", "sleep 30 >/dev/null 2>&1 & echo $!; sleep 0.3"])

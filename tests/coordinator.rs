@@ -656,3 +656,57 @@ fn a_coordinator_proof_that_does_not_verify_fails_its_block_and_is_never_reporte
     assert_eq!(accepted(&api, "proved", 10), 0, "never reported");
     assert!(d.terminate().0.success());
 }
+
+/// The submission the ledger holds in doubt for `block`, if any: `(submission, until_ms)`.
+fn in_doubt(dir: &Path, block: i64) -> Option<(String, i64)> {
+    let path = dir.join("output/ethproofs-daemon.db");
+    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    conn.query_row(
+        "SELECT job_submission, job_in_doubt_until FROM blocks WHERE number = ?1 AND job_submission IS NOT NULL",
+        [block],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .ok()
+}
+
+#[test]
+fn a_job_whose_answer_was_lost_is_waited_out_across_a_restart_and_never_runs_beside_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(10);
+    let api = FakeApi::start(KEY);
+    let mut coordinator = FakeCoordinator::start();
+    coordinator.honour_deadlines(true);
+    // The lost job would run far past its deadline: only the deadline ends it.
+    coordinator.set_prove_time(Duration::from_secs(300));
+    coordinator.lose_next_prove_answer();
+    let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    set(&mut env, "PROVER_TIMEOUT_SECONDS", "6");
+    set(&mut env, "PROVER_STUCK_THRESHOLD_SECONDS", "6");
+    let mut d = Daemon::start(&env);
+    d.until("the first job accepted", Duration::from_secs(60), |_| coordinator.prove_jobs_for(10) == 1);
+    coordinator.set_prove_time(Duration::from_secs(1));
+    // The answer is lost on the way: the connection is cut before it is sent.
+    coordinator.down();
+    coordinator.up();
+    d.until("the submission recorded in doubt", Duration::from_secs(30), |_| in_doubt(dir.path(), 10).is_some());
+    let (submission, until_ms) = in_doubt(dir.path(), 10).unwrap();
+    let first = coordinator.prove_jobs()[0].clone();
+    assert_eq!(first.metadata["submission"], submission, "the job is found by its metadata");
+    assert_eq!(first.metadata["block"], "10");
+    // A crash while it is waited out: the next start waits for the same deadline.
+    d.kill9();
+    let mut d = Daemon::start(&env);
+    d.until("block 10 reported", Duration::from_secs(90), |_| accepted(&api, "proved", 10) == 1);
+    let jobs = coordinator.prove_jobs_for(10);
+    assert_eq!(jobs, 2, "the lost job, then one more");
+    let second = coordinator.prove_jobs()[1].clone();
+    let first_ended = first.deadline.expect("the job carried its deadline");
+    assert!(second.at >= first_ended, "the block was submitted again while the lost job could still run");
+    assert!(
+        second.at.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 >= until_ms,
+        "the recorded deadline was waited out"
+    );
+    assert_ne!(second.metadata["submission"], submission, "each submission has its own identity");
+    assert_eq!(in_doubt(dir.path(), 10), None, "settled once a job was recorded");
+    assert!(d.terminate().0.success());
+}

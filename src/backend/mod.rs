@@ -61,6 +61,28 @@ pub struct RunRequest {
     /// What the block's proof must commit to: the guest's own check of the input
     /// (`INPUT_CHECK=emulate`) is held to it before any GPU time is spent.
     pub expected: Option<BlockOutputs>,
+    /// A prove job of the block submitted before whose answer was lost: nothing is submitted
+    /// for the block before the coordinator has ended it (its deadline).
+    pub in_doubt: Option<crate::store::JobInDoubt>,
+}
+
+/// Why a job's id (or a submission in doubt) is not in the ledger.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NotRecorded {
+    /// The ledger cannot be written for now (its lock held elsewhere, a full disk): tried again
+    /// while the job waits.
+    #[error("the ledger cannot be written for now: {0}")]
+    ForNow(String),
+    /// The attempt is no longer the block's, or the ledger refuses the write for good: the job
+    /// is of no use and is cancelled.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl NotRecorded {
+    pub fn from_store(e: &crate::store::StoreError) -> NotRecorded {
+        if e.is_transient() { NotRecorded::ForNow(e.to_string()) } else { NotRecorded::Refused(e.to_string()) }
+    }
 }
 
 /// The outputs the guest committed when it checked the input (`ziskemu -o`, an execute job's
@@ -89,9 +111,12 @@ pub trait Recorder: Send + Sync {
     /// The prover's process group exists (it can be recognised, and ended, after a crash).
     fn process(&self, pgid: u32);
     /// The coordinator accepted the attempt's job. Must be durable before anything else happens
-    /// to the job: the ledger's token for it, or an `Err` that makes the backend cancel the job
-    /// and stop.
-    fn job(&self, job_id: &str) -> Result<RecordedJob, String>;
+    /// to the job: the ledger's token for it; `ForNow` is asked again while the job waits,
+    /// `Refused` makes the backend cancel the job.
+    fn job(&self, job_id: &str) -> Result<RecordedJob, NotRecorded>;
+    /// The attempt's prove job was submitted and its answer lost: the coordinator may run it
+    /// until the deadline sent with it.
+    fn in_doubt(&self, doubt: &crate::store::JobInDoubt) -> Result<(), NotRecorded>;
     /// The job entered a phase.
     fn phase(&self, phase: Phase);
     /// The coordinator cannot be asked (`Some`), or answers again (`None`).

@@ -46,6 +46,24 @@ impl CoordError {
         )
     }
 
+    /// Whether a `JobRequest` that ended in this error may still have been accepted: its
+    /// answer was lost (no answer in time, the connection cut mid-call), as opposed to an error
+    /// the coordinator answered or a connection that was never made. The 1.x API cannot list
+    /// jobs, so such a job cannot be found again; the caller waits out its deadline instead of
+    /// running the block twice.
+    pub fn maybe_accepted(&self) -> bool {
+        match self {
+            CoordError::Deadline { .. } => true,
+            CoordError::Unreachable { reason, .. } => {
+                let lower = reason.to_ascii_lowercase();
+                !["tcp connect error", "error trying to connect", "connection refused", "dns error"]
+                    .iter()
+                    .any(|never_sent| lower.contains(never_sent))
+            }
+            _ => false,
+        }
+    }
+
     /// A short label for metrics.
     pub fn label(&self) -> &'static str {
         match self {
@@ -125,6 +143,29 @@ mod tests {
         assert!(matches!(e, CoordError::Failing { .. }) && e.transient(), "{e:?}");
         let e = classify(url, Code::Unimplemented, None, "no such method", None);
         assert!(matches!(e, CoordError::Refused { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn only_a_lost_answer_leaves_a_submission_in_doubt() {
+        let url = "http://c:7000";
+        let lost = [
+            CoordError::Deadline { rpc: "JobRequest", secs: 60 },
+            classify(url, Code::Unknown, None, "h2 protocol error: error reading a body from connection", None),
+            classify(url, Code::Unavailable, None, "connection closed before message completed", None),
+        ];
+        for e in lost {
+            assert!(e.maybe_accepted(), "{e:?}");
+        }
+        let answered_or_never_sent = [
+            classify(url, Code::Unavailable, None, "tcp connect error: Connection refused (os error 111)", None),
+            classify(url, Code::Unavailable, None, "error trying to connect: dns error", None),
+            classify(url, Code::Unavailable, Some("CLUSTER_UNAVAILABLE"), "Cluster unavailable", None),
+            classify(url, Code::Internal, None, "An internal error occurred", None),
+            classify(url, Code::InvalidArgument, None, "bad request", None),
+        ];
+        for e in answered_or_never_sent {
+            assert!(!e.maybe_accepted(), "{e:?}");
+        }
     }
 
     #[test]

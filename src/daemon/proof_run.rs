@@ -123,6 +123,8 @@ pub async fn run(
         block_dir: block_dir(&settings, &job),
         resume_job: job.resume.as_ref().map(|r| r.job.clone()),
         expected: job.expected,
+        // A submission of an earlier attempt whose answer was lost (kept across restarts).
+        in_doubt: ctx.ledger.block(job.block).ok().flatten().and_then(|r| r.job_in_doubt),
     };
     let recording = Recording { block: job.block, attempt, ledger: &ctx.ledger, progress: &progress };
     // Once the run has ended, its records are retried through a ledger that cannot be written

@@ -6,10 +6,10 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::backend::Recorder;
+use crate::backend::{NotRecorded, Recorder};
 use crate::coordinator::{CoordError, Phase};
 use crate::store::Ledger;
-use crate::store::RecordedJob;
+use crate::store::{JobInDoubt, RecordedJob};
 
 /// At most this many phases are kept per run.
 const MAX_PHASES: usize = 32;
@@ -88,14 +88,26 @@ impl Recorder for Recording<'_> {
         }
     }
 
-    fn job(&self, job_id: &str) -> Result<RecordedJob, String> {
+    fn job(&self, job_id: &str) -> Result<RecordedJob, NotRecorded> {
         match self.ledger.job_submitted(self.block, self.attempt, job_id) {
             Ok(Some(job)) => {
                 self.lock().job_id = Some(job_id.to_string());
                 Ok(job)
             }
-            Ok(None) => Err(format!("block {} is no longer in attempt {}", self.block, self.attempt)),
-            Err(e) => Err(e.to_string()),
+            Ok(None) => {
+                Err(NotRecorded::Refused(format!("block {} is no longer in attempt {}", self.block, self.attempt)))
+            }
+            Err(e) => Err(NotRecorded::from_store(&e)),
+        }
+    }
+
+    fn in_doubt(&self, doubt: &JobInDoubt) -> Result<(), NotRecorded> {
+        match self.ledger.job_in_doubt(self.block, self.attempt, doubt) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                Err(NotRecorded::Refused(format!("block {} is no longer in attempt {}", self.block, self.attempt)))
+            }
+            Err(e) => Err(NotRecorded::from_store(&e)),
         }
     }
 

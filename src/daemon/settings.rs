@@ -69,6 +69,8 @@ pub struct ReporterSettings {
     pub ethproofs: Option<EthProofsConfig>,
     /// The retry policy of the outbox.
     pub policy: Policy,
+    /// The least time between two calls: EthProofs rate-limits a cluster's calls.
+    pub pacing: Duration,
 }
 
 /// What the Notifier needs.
@@ -142,6 +144,7 @@ impl Settings {
             reporter: Arc::new(ReporterSettings {
                 ethproofs: c.ethproofs.clone(),
                 policy: Policy { max_backoff: c.report_max_backoff, max_age: c.report_max_age },
+                pacing: super::reporter::PACING,
             }),
             notifier: Arc::new(NotifierSettings { slack_webhook: c.slack_webhook.clone() }),
         }

@@ -119,6 +119,21 @@ pub async fn node(hash: NodeHash) -> String {
     serve(axum::Router::new().route("/", post(answer)).with_state(hash)).await
 }
 
+/// What an EthProofs API accepted, in order: `(status, block)`.
+pub type Calls = Arc<std::sync::Mutex<Vec<(String, u64)>>>;
+
+/// An EthProofs API on loopback that accepts every call as the contract answers one and
+/// remembers the order; returns its URL.
+pub async fn ethproofs(calls: Calls) -> String {
+    use axum::extract::{Path, State};
+    async fn accept(State(calls): State<Calls>, Path(status): Path<String>, body: String) -> &'static str {
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        calls.lock().unwrap().push((status, body["block_number"].as_u64().unwrap_or(0)));
+        r#"{"proof_id":1}"#
+    }
+    serve(axum::Router::new().route("/proofs/{status}", axum::routing::post(accept)).with_state(calls)).await
+}
+
 /// Polls `f` until it holds (10 s at most).
 pub async fn wait(what: &str, f: impl Fn() -> bool) {
     for _ in 0..500 {

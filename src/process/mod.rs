@@ -340,12 +340,19 @@ impl Drop for Running {
     }
 }
 
+/// Held (written) by a test that makes orphans of its own on purpose, so that a sweep after a
+/// run in a test beside it does not end them first (a sweep holds it for reading).
+#[cfg(test)]
+pub(crate) static OWN_ORPHANS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// Ends and reaps every child of ours started at or after `since` (clock ticks) outside our own
 /// process group: after a prover run (its leader already reaped), those are the
 /// helpers it left behind, ours by [`become_subreaper`]. The daemon's other children (a
 /// `--version` check, `nvidia-smi`) run in its own group and are left alone. Processes [`run`] is still
 /// waiting for are not orphans and are left alone. Returns how many were ended.
 pub fn sweep_orphans(since: u64) -> usize {
+    #[cfg(test)]
+    let _beside = OWN_ORPHANS.read().unwrap_or_else(|p| p.into_inner());
     let me = std::process::id();
     // SAFETY: getpgrp has no preconditions.
     let my_group = u32::try_from(unsafe { libc::getpgrp() }).unwrap_or(0);

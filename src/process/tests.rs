@@ -44,8 +44,13 @@ async fn timeout_kills_the_whole_group() {
     let out = run(&sh(&script, Duration::from_millis(500)), never(), |_| {}).await.unwrap();
     assert_eq!(out.ending, Ending::TimedOut);
     let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!process_alive(pid), "grandchild {pid} survived");
+    for _ in 0..250 {
+        if !process_alive(pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("grandchild {pid} survived");
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, Recorder, RunRequest, StopSignal};
+use crate::backend::{Backend, NotRecorded, Recorder, RunRequest, StopSignal};
 use crate::config::Config;
 use crate::coordinator::{CoordError, Phase};
 use crate::ethproofs::{Call, EthProofsClient, Outcome as Answer, Proved, Status};
@@ -127,10 +127,18 @@ struct Quiet {
 
 impl Recorder for Quiet {
     fn process(&self, _pgid: u32) {}
-    fn job(&self, job_id: &str) -> Result<crate::store::RecordedJob, String> {
+    fn job(&self, job_id: &str) -> Result<crate::store::RecordedJob, NotRecorded> {
         tracing::info!(block = self.block, job_id, "coordinator job");
-        let scratch = self.scratch.as_ref().ok_or("the scratch ledger under --out cannot be opened")?;
-        scratch.coordinator_job("replay", "", Some((self.block, 1)), job_id).map_err(|e| e.to_string())
+        let scratch = self
+            .scratch
+            .as_ref()
+            .ok_or_else(|| NotRecorded::Refused("the scratch ledger under --out cannot be opened".into()))?;
+        scratch.coordinator_job("replay", "", Some((self.block, 1)), job_id).map_err(|e| NotRecorded::from_store(&e))
+    }
+    fn in_doubt(&self, doubt: &crate::store::JobInDoubt) -> Result<(), NotRecorded> {
+        // A replay records nothing of its blocks: it says so and waits the job out like the daemon.
+        tracing::warn!(block = self.block, submission = %doubt.submission, "a job's answer was lost; waiting out its deadline");
+        Ok(())
     }
     fn phase(&self, phase: Phase) {
         tracing::debug!(block = self.block, phase = phase.as_str(), "phase");
@@ -165,8 +173,15 @@ pub async fn run(
         if backend.makes_proofs() {
             let _ = std::fs::create_dir_all(&block_dir);
         }
-        let req =
-            RunRequest { block: *block, attempt: 1, input: input.clone(), block_dir, resume_job: None, expected: None };
+        let req = RunRequest {
+            block: *block,
+            attempt: 1,
+            input: input.clone(),
+            block_dir,
+            resume_job: None,
+            expected: None,
+            in_doubt: None,
+        };
         let rec = Quiet { block: *block, steps: std::sync::Mutex::new(None), scratch: scratch.clone() };
         let started = Instant::now();
         let outcome = match action {

@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::{OptionalExtension, params};
 
 use super::state::{BlockState, Move, Stage};
-use super::{Ledger, Origin, ProcessRecord, RecordedJob, ReportKind, StoreError, now_ms, sql_u64};
+use super::{JobInDoubt, Ledger, Origin, ProcessRecord, RecordedJob, ReportKind, StoreError, now_ms, sql_u64};
 
 /// What an operator's `prove` did to each block asked for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -237,11 +237,27 @@ impl Ledger {
         self.write(|tx| {
             let changed = tx
                 .execute(
-                    "UPDATE blocks SET job_id = ?3 WHERE number = ?1 AND attempts = ?2 AND state = 'proving'",
+                    "UPDATE blocks SET job_id = ?3, job_submission = NULL, job_in_doubt_until = NULL
+                     WHERE number = ?1 AND attempts = ?2 AND state = 'proving'",
                     params![sql_u64(n), i64::from(attempt), job_id],
                 )
                 .map_err(self.sql())?;
             Ok((changed == 1).then(|| RecordedJob::minted(job_id)))
+        })
+    }
+
+    /// The attempt's prove job was submitted and its answer lost: the coordinator may be running
+    /// it until `until_ms`. Whether the attempt is still the block's.
+    pub fn job_in_doubt(&self, n: u64, attempt: u32, doubt: &JobInDoubt) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE blocks SET job_submission = ?3, job_in_doubt_until = ?4
+                     WHERE number = ?1 AND attempts = ?2 AND state = 'proving'",
+                    params![sql_u64(n), i64::from(attempt), doubt.submission, doubt.until_ms],
+                )
+                .map_err(self.sql())?;
+            Ok(changed == 1)
         })
     }
 

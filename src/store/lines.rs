@@ -56,6 +56,21 @@ pub(super) fn recent_tail() -> String {
     format!("(?1 IS NULL OR b.state = ?1) ORDER BY {LAST_MOVE} DESC, b.number DESC LIMIT ?2")
 }
 
+/// `(expected, done)` scheduled targets first seen since `?1` (through `blocks_first_seen`),
+/// done meaning in state `?2`.
+pub(super) const RELIABILITY_SQL: &str = "SELECT
+        COUNT(*) + (SELECT COALESCE(SUM(count), 0) FROM skipped_ranges WHERE at >= ?1), COALESCE(SUM(state = ?2), 0)
+    FROM blocks WHERE origin = 'schedule' AND COALESCE(seen_at, skipped_at, failed_at, 0) >= ?1";
+/// Scheduled targets not in state `?1` newer than the newest one that is: a walk from that one.
+pub(super) const TARGETS_BEHIND_SQL: &str = "SELECT COUNT(*) FROM blocks WHERE origin = 'schedule' AND state != ?1
+    AND number > COALESCE(
+        (SELECT number FROM blocks WHERE state = ?1 AND origin = 'schedule' ORDER BY number DESC LIMIT 1), -1)";
+pub(super) const LAST_PROVED_SQL: &str = "SELECT MAX(number) FROM blocks WHERE state = 'proved'";
+/// The newest block whose `proved` call EthProofs accepted, one index seek per accepted state.
+pub(super) const LAST_REPORTED_SQL: &str = "SELECT MAX(b) FROM (
+    SELECT MAX(block) AS b FROM reports WHERE status = 'proved' AND state = 'done'
+    UNION ALL SELECT MAX(block) FROM reports WHERE status = 'proved' AND state = 'already_proved')";
+
 impl Ledger {
     /// Every target first seen at or after `since_ms`, oldest first.
     pub fn report_lines(&self, since_ms: i64) -> Result<Vec<ReportLine>, StoreError> {
@@ -64,60 +79,58 @@ impl Ledger {
 
     /// Blocks joined with their `proved` call, filtered and ordered by `tail` (a WHERE body).
     fn query_lines(&self, tail: &str, values: &[&dyn rusqlite::ToSql]) -> Result<Vec<ReportLine>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(&lines_sql(tail)).map_err(self.sql())?;
-        let opt_u64 = |v: Option<i64>| v.map(from_sql);
-        let rows = stmt
-            .query_map(values, |r| {
-                let report_state: Option<String> = r.get(13)?;
-                let done_at: Option<i64> = r.get(12)?;
-                Ok(ReportLine {
-                    block: from_sql(r.get(0)?),
-                    outcome: r.get(1)?,
-                    stage: r.get(2)?,
-                    reason: r.get(3)?,
-                    gas_used: opt_u64(r.get(4)?),
-                    tx_count: opt_u64(r.get(5)?),
-                    input_ms: opt_u64(r.get(6)?),
-                    proving_ms: opt_u64(r.get(7)?),
-                    cycles: opt_u64(r.get(8)?),
-                    attempts: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
-                    seen_at_ms: r.get(10)?,
-                    proved_at_ms: r.get(11)?,
-                    reported_at_ms: done_at.filter(|_| report_state.as_deref() == Some("done")),
-                    report_state,
-                    job_id: r.get(14)?,
-                    guest_steps: opt_u64(r.get(15)?),
+        self.conn(|conn| {
+            let mut stmt = conn.prepare(&lines_sql(tail)).map_err(self.sql())?;
+            let opt_u64 = |v: Option<i64>| v.map(from_sql);
+            let rows = stmt
+                .query_map(values, |r| {
+                    let report_state: Option<String> = r.get(13)?;
+                    let done_at: Option<i64> = r.get(12)?;
+                    Ok(ReportLine {
+                        block: from_sql(r.get(0)?),
+                        outcome: r.get(1)?,
+                        stage: r.get(2)?,
+                        reason: r.get(3)?,
+                        gas_used: opt_u64(r.get(4)?),
+                        tx_count: opt_u64(r.get(5)?),
+                        input_ms: opt_u64(r.get(6)?),
+                        proving_ms: opt_u64(r.get(7)?),
+                        cycles: opt_u64(r.get(8)?),
+                        attempts: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
+                        seen_at_ms: r.get(10)?,
+                        proved_at_ms: r.get(11)?,
+                        reported_at_ms: done_at.filter(|_| report_state.as_deref() == Some("done")),
+                        report_state,
+                        job_id: r.get(14)?,
+                        guest_steps: opt_u64(r.get(15)?),
+                    })
                 })
-            })
-            .map_err(self.sql())?;
-        let lines = rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())?;
-        for line in &lines {
-            if BlockState::parse(&line.outcome).is_none() {
-                return Err(StoreError::UnknownState {
-                    path: self.path.clone(),
-                    table: "blocks",
-                    row: sql_u64(line.block),
-                    text: line.outcome.clone(),
-                });
+                .map_err(self.sql())?;
+            let lines = rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())?;
+            for line in &lines {
+                if BlockState::parse(&line.outcome).is_none() {
+                    return Err(StoreError::UnknownState {
+                        path: self.path.clone(),
+                        table: "blocks",
+                        row: sql_u64(line.block),
+                        text: line.outcome.clone(),
+                    });
+                }
             }
-        }
-        Ok(lines)
+            Ok(lines)
+        })
     }
 
     /// `(expected, done)` targets first seen at or after `since_ms` (skipped ones count as
     /// expected), `done` being those now in state `done`: `proved`, or `executed` in the modes
     /// that make no proofs.
     pub fn reliability(&self, since_ms: i64, done: BlockState) -> Result<(u64, u64), StoreError> {
-        self.lock()
-            .query_row(
-                "SELECT COUNT(*) + (SELECT COALESCE(SUM(count), 0) FROM skipped_ranges WHERE at >= ?1),
-                        COALESCE(SUM(state = ?2), 0)
-                 FROM blocks WHERE origin = 'schedule' AND COALESCE(seen_at, skipped_at, failed_at, 0) >= ?1",
-                params![since_ms, done.as_str()],
-                |r| Ok((from_sql(r.get(0)?), from_sql(r.get(1)?))),
-            )
-            .map_err(self.sql())
+        self.conn(|c| {
+            c.query_row(RELIABILITY_SQL, params![since_ms, done.as_str()], |r| {
+                Ok((from_sql(r.get(0)?), from_sql(r.get(1)?)))
+            })
+        })
+        .map_err(self.sql())
     }
 
     /// How many scheduled targets are not done (`done`: proved, or executed in a mode without
@@ -125,31 +138,17 @@ impl Ledger {
     /// ledger, the targets since the start; targets skipped by the backfill window are missed,
     /// not behind.
     pub fn targets_behind(&self, done: BlockState) -> Result<u64, StoreError> {
-        self.lock()
-            .query_row(
-                "SELECT COUNT(*) FROM blocks WHERE origin = 'schedule' AND state != ?1
-                   AND number > COALESCE(
-                       (SELECT MAX(number) FROM blocks WHERE state = ?1 AND origin = 'schedule'), -1)",
-                params![done.as_str()],
-                |r| r.get(0).map(from_sql),
-            )
+        self.conn(|c| c.query_row(TARGETS_BEHIND_SQL, params![done.as_str()], |r| r.get(0).map(from_sql)))
             .map_err(self.sql())
     }
 
     /// The newest proved block, and the newest whose `proved` call EthProofs accepted.
     pub fn last_proved_and_reported(&self) -> Result<(Option<u64>, Option<u64>), StoreError> {
-        let conn = self.lock();
-        let proved: Option<i64> = conn
-            .query_row("SELECT MAX(number) FROM blocks WHERE state = 'proved'", [], |r| r.get(0))
-            .map_err(self.sql())?;
-        let reported: Option<i64> = conn
-            .query_row(
-                "SELECT MAX(block) FROM reports WHERE status = 'proved' AND state IN ('done', 'already_proved')",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(self.sql())?;
-        Ok((proved.map(from_sql), reported.map(from_sql)))
+        self.conn(|conn| {
+            let proved: Option<i64> = conn.query_row(LAST_PROVED_SQL, [], |r| r.get(0)).map_err(self.sql())?;
+            let reported: Option<i64> = conn.query_row(LAST_REPORTED_SQL, [], |r| r.get(0)).map_err(self.sql())?;
+            Ok((proved.map(from_sql), reported.map(from_sql)))
+        })
     }
 
     /// Recent blocks, the most recently moved first (its latest transition), optionally of one

@@ -48,7 +48,7 @@ pub use state::{BlockState, Move, ReportState, Stage};
 pub use story::{Call, Moment, Story};
 
 /// Schema versions this build can read; `migrate` brings older ones up to the last.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
@@ -153,6 +153,19 @@ pub struct BlockRecord {
     pub expected_output: Option<String>,
     /// What its accepted proof was checked for (`verify::ProofCheck::fingerprint`).
     pub proof_checked: Option<String>,
+    /// A prove job submitted for the block whose answer was lost: the coordinator may be
+    /// running it, under an id nobody knows. The block is not submitted again before it ends.
+    pub job_in_doubt: Option<JobInDoubt>,
+}
+
+/// A submission the coordinator may have accepted without the daemon hearing its job id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInDoubt {
+    /// The identity sent in the job's metadata (`submission`): what the operator finds it by
+    /// in the coordinator's logs.
+    pub submission: String,
+    /// The deadline sent with it: the coordinator has ended any such job by then.
+    pub until_ms: i64,
 }
 
 /// One EthProofs call in the outbox.
@@ -206,6 +219,9 @@ pub struct Ledger {
     /// Bumped by every committed write: the actors wake on it and look at their queues, so a
     /// ledger event needs no message to the actor concerned.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Every write fails as on a full disk (the chaos run's injected fault).
+    #[cfg(test)]
+    full: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -238,6 +254,8 @@ impl Ledger {
             path: display,
             gate: Default::default(),
             changes: tokio::sync::watch::Sender::new(0),
+            #[cfg(test)]
+            full: Default::default(),
         };
         ledger.migrate()?;
         Ok(ledger)
@@ -271,6 +289,8 @@ impl Ledger {
             path: display,
             gate: Default::default(),
             changes: tokio::sync::watch::Sender::new(0),
+            #[cfg(test)]
+            full: Default::default(),
         })
     }
 
@@ -278,20 +298,32 @@ impl Ledger {
         move |source| StoreError::Sql { path: self.path.clone(), source }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` on the ledger's connection without holding a tokio worker: on a worker of a
+    /// multi-threaded runtime the worker first hands its other tasks to a fresh one
+    /// (`block_in_place`), so a slow disk, a busy lock or a long query stalls only the caller,
+    /// never the runtime (probes, other actors). Elsewhere (a blocking-pool thread, a command,
+    /// a current-thread runtime in tests) it simply runs.
+    fn conn<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        let run = || f(&mut self.conn.lock().unwrap_or_else(|p| p.into_inner()));
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(run)
+            }
+            _ => run(),
+        }
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(self.sql())?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { path: self.path.clone(), found: version, known: SCHEMA_VERSION });
-        }
-        let tx = conn.transaction().map_err(self.sql())?;
-        schema::upgrade(&tx, version).map_err(self.sql())?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(self.sql())?;
-        tx.commit().map_err(self.sql())
+        self.conn(|conn| {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(self.sql())?;
+            if version > SCHEMA_VERSION {
+                return Err(StoreError::TooNew { path: self.path.clone(), found: version, known: SCHEMA_VERSION });
+            }
+            let tx = conn.transaction().map_err(self.sql())?;
+            schema::upgrade(&tx, version).map_err(self.sql())?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(self.sql())?;
+            tx.commit().map_err(self.sql())
+        })
     }
 
     pub fn path(&self) -> &str {
@@ -309,8 +341,7 @@ impl Ledger {
     /// Binds the ledger to a chain on first use, and refuses another chain afterwards.
     /// `identity` is the chain id and the genesis hash (or first block seen) as one string.
     pub fn bind_chain(&self, identity: &str) -> Result<(), StoreError> {
-        let conn = self.lock();
-        match self.meta(&conn, "chain")? {
+        self.conn(|conn| match self.meta(conn, "chain")? {
             Some(recorded) if recorded == identity => Ok(()),
             Some(recorded) => {
                 Err(StoreError::OtherChain { path: self.path.clone(), recorded, found: identity.to_string() })
@@ -319,17 +350,22 @@ impl Ledger {
                 .execute("INSERT INTO meta (key, value) VALUES ('chain', ?1)", params![identity])
                 .map(|_| ())
                 .map_err(self.sql()),
-        }
+        })
     }
 
     /// The operator's pause, which survives restarts.
     pub fn paused(&self) -> Result<bool, StoreError> {
-        let conn = self.lock();
-        Ok(self.meta(&conn, "paused")?.as_deref() == Some("true"))
+        self.conn(|conn| Ok(self.meta(conn, "paused")?.as_deref() == Some("true")))
     }
 
     pub fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
         self.write(|tx| self.set_meta_in(tx, "paused", if paused { "true" } else { "false" }))
+    }
+
+    /// Makes every write fail as SQLite fails on a full disk (`SQLITE_FULL`), or stops.
+    #[cfg(test)]
+    pub(crate) fn disk_full(&self, full: bool) {
+        self.full.store(full, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Announces every committed write (a counter): what the actors wake on.
@@ -359,8 +395,7 @@ impl Ledger {
     /// The newest target the schedule has handled (seen or skipped): where it resumes. Blocks the
     /// operator added and the outcomes of targets never move it.
     pub fn last_scheduled(&self) -> Result<Option<u64>, StoreError> {
-        let conn = self.lock();
-        Ok(self.meta(&conn, "last_scheduled")?.and_then(|v| v.parse().ok()))
+        self.conn(|conn| Ok(self.meta(conn, "last_scheduled")?.and_then(|v| v.parse().ok())))
     }
 
     /// A v1 ledger did not say which of its blocks the schedule chose and which the operator
@@ -368,7 +403,7 @@ impl Ledger {
     /// believed head is known: the newest block at or below it. Returns the cursor it set, if any.
     pub fn settle_legacy_cursor(&self, head: u64) -> Result<Option<u64>, StoreError> {
         // Every head asks; only an upgraded ledger, once, needs the write.
-        if self.meta(&self.lock(), "legacy_cursor")?.is_none() {
+        if self.conn(|c| self.meta(c, "legacy_cursor"))?.is_none() {
             return Ok(None);
         }
         self.write(|tx| {

@@ -39,8 +39,7 @@ impl ProgramRecord {
 impl Ledger {
     /// The guest program as the coordinator knows it, if it was registered.
     pub fn coordinator_program(&self) -> Result<Option<ProgramRecord>, StoreError> {
-        let conn = self.lock();
-        Ok(self.meta(&conn, "coordinator_program")?.and_then(|v| ProgramRecord::parse(&v)))
+        self.conn(|conn| Ok(self.meta(conn, "coordinator_program")?.and_then(|v| ProgramRecord::parse(&v))))
     }
 
     /// The guest program was registered with the coordinator under `hash_id` (not yet set up
@@ -112,15 +111,16 @@ impl Ledger {
     /// The recorded input-check and set-up jobs, oldest first: `(job id, kind, block)`.
     #[cfg(test)]
     pub fn coordinator_jobs(&self) -> Result<Vec<(String, String, Option<u64>)>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare("SELECT job_id, kind, block FROM coordinator_jobs ORDER BY submitted_at, rowid")
-            .map_err(self.sql())?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?)))
-            .map_err(self.sql())?;
-        rows.map(|r| r.map(|(id, kind, block)| (id, kind, block.and_then(|b| u64::try_from(b).ok()))))
-            .collect::<Result<_, _>>()
-            .map_err(self.sql())
+        self.conn(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT job_id, kind, block FROM coordinator_jobs ORDER BY submitted_at, rowid")
+                .map_err(self.sql())?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?)))
+                .map_err(self.sql())?;
+            rows.map(|r| r.map(|(id, kind, block)| (id, kind, block.and_then(|b| u64::try_from(b).ok()))))
+                .collect::<Result<_, _>>()
+                .map_err(self.sql())
+        })
     }
 }

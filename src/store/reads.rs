@@ -7,24 +7,31 @@ use rusqlite::params;
 
 use super::state::{BlockState, ReportState};
 use super::{
-    BlockRecord, Ledger, Origin, Orphan, ProcessRecord, RecordedJob, ReportKind, ReportRow, SkippedRange, StoreError,
-    from_sql, sql_u64,
+    BlockRecord, JobInDoubt, Ledger, Origin, Orphan, ProcessRecord, RecordedJob, ReportKind, ReportRow, SkippedRange,
+    StoreError, from_sql, sql_u64,
 };
 
 const BLOCK_COLUMNS: &str = "number, state, origin, stage, reason, attempts, interruptions, input_path, proof_path,
     proof_sha256, exit, run_started_at, pgid, pgid_start_ticks, boot_id, proving_ms, cycles, block_hash, seen_at, block_timestamp, proof_bytes,
-    job_id, cancel_requested, guest_steps, expected_output, proof_checked";
+    job_id, cancel_requested, guest_steps, expected_output, proof_checked, job_submission, job_in_doubt_until";
 
 const REPORT_COLUMNS: &str = "id, block, status, state, created_at, attempts, next_attempt_at, in_doubt, proving_ms, cycles, proof_path, last_error,
     (SELECT proof_sha256 FROM blocks WHERE blocks.number = reports.block)";
 
+/// Counts by state (from the counts the triggers keep), skipped ranges counting their blocks.
+pub(super) const COUNTS_SQL: &str = "SELECT state, SUM(n) FROM (
+        SELECT state, n FROM state_counts
+        UNION ALL SELECT 'skipped', COALESCE(SUM(count), 0) FROM skipped_ranges)
+    GROUP BY state HAVING SUM(n) > 0 ORDER BY state";
+
 impl Ledger {
     fn blocks_where(&self, tail: &str, values: &[&dyn rusqlite::ToSql]) -> Result<Vec<BlockRecord>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(&format!("SELECT {BLOCK_COLUMNS} FROM blocks {tail}")).map_err(self.sql())?;
-        let rows = stmt.query_map(values, raw_block).map_err(self.sql())?;
-        let raw = rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())?;
-        raw.into_iter().map(|r| r.check(&self.path)).collect()
+        self.conn(|conn| {
+            let mut stmt = conn.prepare(&format!("SELECT {BLOCK_COLUMNS} FROM blocks {tail}")).map_err(self.sql())?;
+            let rows = stmt.query_map(values, raw_block).map_err(self.sql())?;
+            let raw = rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())?;
+            raw.into_iter().map(|r| r.check(&self.path)).collect()
+        })
     }
 
     pub fn block(&self, n: u64) -> Result<Option<BlockRecord>, StoreError> {
@@ -42,19 +49,14 @@ impl Ledger {
         Ok(self.blocks_where("WHERE state IN ('queued', 'input_ready') ORDER BY number LIMIT 1", &[])?.pop())
     }
 
-    /// Counts by state, for health and reports (skipped ranges count their blocks).
+    /// Counts by state, for health and reports (skipped ranges count their blocks): the counts
+    /// the ledger keeps with every move, never a scan of its blocks.
     pub fn counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare(
-                "SELECT state, SUM(n) FROM (
-                     SELECT state, COUNT(*) AS n FROM blocks GROUP BY state
-                     UNION ALL SELECT 'skipped', COALESCE(SUM(count), 0) FROM skipped_ranges)
-                 GROUP BY state HAVING SUM(n) > 0 ORDER BY state",
-            )
-            .map_err(self.sql())?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, from_sql(r.get(1)?)))).map_err(self.sql())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+        self.conn(|conn| {
+            let mut stmt = conn.prepare(COUNTS_SQL).map_err(self.sql())?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, from_sql(r.get(1)?)))).map_err(self.sql())?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+        })
     }
 
     /// Rows of `sql` (which takes the limit as `?1`), mapped.
@@ -64,10 +66,11 @@ impl Ledger {
         limit: u32,
         map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(sql).map_err(self.sql())?;
-        let rows = stmt.query_map(params![i64::from(limit)], map).map_err(self.sql())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+        self.conn(|conn| {
+            let mut stmt = conn.prepare(sql).map_err(self.sql())?;
+            let rows = stmt.query_map(params![i64::from(limit)], map).map_err(self.sql())?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+        })
     }
 
     /// Blocks that left the canonical chain, newest first.
@@ -105,11 +108,12 @@ impl Ledger {
     }
 
     fn reports_where(&self, tail: &str, values: &[&dyn rusqlite::ToSql]) -> Result<Vec<ReportRow>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(&format!("SELECT {REPORT_COLUMNS} FROM reports {tail}")).map_err(self.sql())?;
-        let rows = stmt.query_map(values, raw_report).map_err(self.sql())?;
-        let raw = rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())?;
-        raw.into_iter().map(|r| r.check(&self.path)).collect()
+        self.conn(|conn| {
+            let mut stmt = conn.prepare(&format!("SELECT {REPORT_COLUMNS} FROM reports {tail}")).map_err(self.sql())?;
+            let rows = stmt.query_map(values, raw_report).map_err(self.sql())?;
+            let raw = rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())?;
+            raw.into_iter().map(|r| r.check(&self.path)).collect()
+        })
     }
 
     /// The state of a block's call of one kind, if it exists.
@@ -182,6 +186,10 @@ fn raw_block(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawBlock> {
             guest_steps: opt_u64(r.get(23)?),
             expected_output: r.get(24)?,
             proof_checked: r.get(25)?,
+            job_in_doubt: match (r.get::<_, Option<String>>(26)?, r.get::<_, Option<i64>>(27)?) {
+                (Some(submission), Some(until_ms)) => Some(JobInDoubt { submission, until_ms }),
+                _ => None,
+            },
         },
     })
 }

@@ -124,10 +124,39 @@ ALTER TABLE blocks ADD COLUMN proof_checked TEXT;
 CREATE INDEX IF NOT EXISTS blocks_proof_sha256 ON blocks(proof_sha256);
 ";
 
+/// v9: what the pages read on every poll stays cheap on a ledger of millions of blocks. The
+/// count of blocks per state is kept by triggers in the same transaction as the move (so it is
+/// never a scan of the ledger, and never out of step with it); the targets first seen since a
+/// time are read through an index on that expression (it must stay the one `lines` filters
+/// on); the newest accepted `proved` call through an index on its status. A prove job whose
+/// submission's answer was lost is remembered (its identity, and the deadline by which the
+/// coordinator has ended it), so the block is not submitted again before then.
+const SCHEMA_V9: &str = "
+CREATE TABLE IF NOT EXISTS state_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
+DELETE FROM state_counts;
+INSERT INTO state_counts (state, n) SELECT state, COUNT(*) FROM blocks GROUP BY state;
+CREATE TRIGGER IF NOT EXISTS blocks_counted_in AFTER INSERT ON blocks BEGIN
+    INSERT INTO state_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT(state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS blocks_counted_out AFTER DELETE ON blocks BEGIN
+    UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+CREATE TRIGGER IF NOT EXISTS blocks_counted_move AFTER UPDATE OF state ON blocks WHEN OLD.state IS NOT NEW.state BEGIN
+    UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+    INSERT INTO state_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT(state) DO UPDATE SET n = n + 1;
+END;
+CREATE INDEX IF NOT EXISTS blocks_first_seen ON blocks(COALESCE(seen_at, skipped_at, failed_at, 0));
+CREATE INDEX IF NOT EXISTS reports_by_status ON reports(status, state, block);
+ALTER TABLE blocks ADD COLUMN job_submission TEXT;
+ALTER TABLE blocks ADD COLUMN job_in_doubt_until INTEGER;
+";
+
 /// Brings a ledger of schema `from` up to the newest, in `tx`.
 pub(super) fn upgrade(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<()> {
     for (version, batch) in
-        [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8].into_iter().enumerate()
+        [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8, SCHEMA_V9]
+            .into_iter()
+            .enumerate()
     {
         if from <= version as i64 {
             tx.execute_batch(batch)?;

@@ -56,86 +56,87 @@ pub struct Story {
 impl Ledger {
     /// The block's story, or `None` if the ledger has never heard of it.
     pub fn story(&self, n: u64) -> Result<Option<Story>, StoreError> {
-        let conn = self.lock();
-        let row = conn
-            .query_row(
-                "SELECT state, origin, stage, reason, attempts, interruptions, gas_used, tx_count, input_ms, proving_ms,
-                        cycles, guest_steps, exit, proof_bytes, input_path, job_id, block_hash, block_timestamp,
-                        seen_at, queued_at, proving_at, checked_at, exited_at, proved_at, executed_at, failed_at, skipped_at
-                 FROM blocks WHERE number = ?1",
-                params![sql_u64(n)],
-                |r| {
-                    let u = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(from_sql));
-                    let names = [
-                        "seen", "queued", "proving", "checked", "exited", "proved", "executed", "failed", "skipped",
-                    ];
-                    let mut moments = Vec::new();
-                    for (i, what) in names.into_iter().enumerate() {
-                        if let Some(at_ms) = r.get::<_, Option<i64>>(18 + i)? {
-                            moments.push(Moment { at_ms, what });
+        self.conn(|conn| {
+            let row = conn
+                .query_row(
+                    "SELECT state, origin, stage, reason, attempts, interruptions, gas_used, tx_count, input_ms, proving_ms,
+                            cycles, guest_steps, exit, proof_bytes, input_path, job_id, block_hash, block_timestamp,
+                            seen_at, queued_at, proving_at, checked_at, exited_at, proved_at, executed_at, failed_at, skipped_at
+                     FROM blocks WHERE number = ?1",
+                    params![sql_u64(n)],
+                    |r| {
+                        let u = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(from_sql));
+                        let names = [
+                            "seen", "queued", "proving", "checked", "exited", "proved", "executed", "failed", "skipped",
+                        ];
+                        let mut moments = Vec::new();
+                        for (i, what) in names.into_iter().enumerate() {
+                            if let Some(at_ms) = r.get::<_, Option<i64>>(18 + i)? {
+                                moments.push(Moment { at_ms, what });
+                            }
                         }
-                    }
-                    moments.sort_by_key(|m| m.at_ms);
-                    Ok(Story {
-                        block: n,
-                        state: r.get(0)?,
-                        origin: r.get(1)?,
-                        stage: r.get(2)?,
-                        reason: r.get(3)?,
+                        moments.sort_by_key(|m| m.at_ms);
+                        Ok(Story {
+                            block: n,
+                            state: r.get(0)?,
+                            origin: r.get(1)?,
+                            stage: r.get(2)?,
+                            reason: r.get(3)?,
+                            attempts: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
+                            interruptions: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
+                            gas_used: u(6)?,
+                            tx_count: u(7)?,
+                            input_ms: u(8)?,
+                            proving_ms: u(9)?,
+                            cycles: u(10)?,
+                            guest_steps: u(11)?,
+                            exit: r.get(12)?,
+                            proof_bytes: u(13)?,
+                            input_path: r.get(14)?,
+                            job_id: r.get(15)?,
+                            block_hash: r.get(16)?,
+                            block_timestamp: u(17)?,
+                            moments,
+                            calls: Vec::new(),
+                            orphans: Vec::new(),
+                        })
+                    },
+                )
+                .optional()
+                .map_err(self.sql())?;
+            let Some(mut story) = row else { return Ok(None) };
+            let mut stmt = conn
+                .prepare(
+                    // The calls a resubmit replaced first, then the live ones: the whole history.
+                    "SELECT status, state, created_at, done_at, attempts, last_error FROM (
+                         SELECT id, status, state, created_at, done_at, attempts, last_error FROM earlier_reports WHERE block = ?1
+                         UNION ALL
+                         SELECT id, status, state, created_at, done_at, attempts, last_error FROM reports WHERE block = ?1
+                     ) ORDER BY id",
+                )
+                .map_err(self.sql())?;
+            story.calls = stmt
+                .query_map(params![sql_u64(n)], |r| {
+                    Ok(Call {
+                        kind: r.get(0)?,
+                        state: r.get(1)?,
+                        created_at_ms: r.get(2)?,
+                        done_at_ms: r.get(3)?,
                         attempts: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
-                        interruptions: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
-                        gas_used: u(6)?,
-                        tx_count: u(7)?,
-                        input_ms: u(8)?,
-                        proving_ms: u(9)?,
-                        cycles: u(10)?,
-                        guest_steps: u(11)?,
-                        exit: r.get(12)?,
-                        proof_bytes: u(13)?,
-                        input_path: r.get(14)?,
-                        job_id: r.get(15)?,
-                        block_hash: r.get(16)?,
-                        block_timestamp: u(17)?,
-                        moments,
-                        calls: Vec::new(),
-                        orphans: Vec::new(),
+                        last_error: r.get(5)?,
                     })
-                },
-            )
-            .optional()
-            .map_err(self.sql())?;
-        let Some(mut story) = row else { return Ok(None) };
-        let mut stmt = conn
-            .prepare(
-                // The calls a resubmit replaced first, then the live ones: the whole history.
-                "SELECT status, state, created_at, done_at, attempts, last_error FROM (
-                     SELECT id, status, state, created_at, done_at, attempts, last_error FROM earlier_reports WHERE block = ?1
-                     UNION ALL
-                     SELECT id, status, state, created_at, done_at, attempts, last_error FROM reports WHERE block = ?1
-                 ) ORDER BY id",
-            )
-            .map_err(self.sql())?;
-        story.calls = stmt
-            .query_map(params![sql_u64(n)], |r| {
-                Ok(Call {
-                    kind: r.get(0)?,
-                    state: r.get(1)?,
-                    created_at_ms: r.get(2)?,
-                    done_at_ms: r.get(3)?,
-                    attempts: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
-                    last_error: r.get(5)?,
                 })
-            })
-            .map_err(self.sql())?
-            .collect::<Result<_, _>>()
-            .map_err(self.sql())?;
-        let mut stmt =
-            conn.prepare("SELECT hash, reason, at FROM orphans WHERE block = ?1 ORDER BY at").map_err(self.sql())?;
-        story.orphans = stmt
-            .query_map(params![sql_u64(n)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(self.sql())?
-            .collect::<Result<_, _>>()
-            .map_err(self.sql())?;
-        Ok(Some(story))
+                .map_err(self.sql())?
+                .collect::<Result<_, _>>()
+                .map_err(self.sql())?;
+            let mut stmt =
+                conn.prepare("SELECT hash, reason, at FROM orphans WHERE block = ?1 ORDER BY at").map_err(self.sql())?;
+            story.orphans = stmt
+                .query_map(params![sql_u64(n)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(self.sql())?
+                .collect::<Result<_, _>>()
+                .map_err(self.sql())?;
+            Ok(Some(story))
+        })
     }
 }

@@ -59,13 +59,20 @@ impl Ledger {
     }
 
     fn transact<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut conn = self.lock();
-        // IMMEDIATE: the write lock is taken (waiting up to the busy timeout) before anything is
-        // read, so a lock held elsewhere is a plain "busy", never a stale snapshot half-way.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(self.sql())?;
-        let value = f(&tx)?;
-        tx.commit().map_err(self.sql())?;
-        Ok(value)
+        #[cfg(test)]
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            let full = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL);
+            let source = rusqlite::Error::SqliteFailure(full, Some("database or disk is full".into()));
+            return Err(StoreError::Sql { path: self.path.clone(), source });
+        }
+        self.conn(|conn| {
+            // IMMEDIATE: the write lock is taken (waiting up to the busy timeout) before anything is
+            // read, so a lock held elsewhere is a plain "busy", never a stale snapshot half-way.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(self.sql())?;
+            let value = f(&tx)?;
+            tx.commit().map_err(self.sql())?;
+            Ok(value)
+        })
     }
 
     /// The block's state, checked: unknown text is an error naming the row.

@@ -144,6 +144,9 @@ struct State {
     honour_deadlines: bool,
     deadlines: HashMap<String, SystemTime>,
     refuse_metadata: bool,
+    /// The next prove job is accepted (it runs) but its `JobRequest` never answers: with the
+    /// server then cut (`down`), the answer is lost on the way, as a dropped connection loses it.
+    lose_next_prove_answer: bool,
     /// `PushJobInput` hangs before reading anything (a client that dies mid-push leaves the job waiting).
     stall_pushes: bool,
     /// Every `WatchJob`/`WaitJobResult` about a prove job answers with this job's events and result.
@@ -286,6 +289,9 @@ impl FakeCoordinator {
     }
     pub fn refuse_metadata(&self, on: bool) {
         self.with(|s| s.refuse_metadata = on);
+    }
+    pub fn lose_next_prove_answer(&self) {
+        self.with(|s| s.lose_next_prove_answer = true);
     }
 
     pub fn registers(&self) -> u32 {
@@ -487,48 +493,8 @@ fn expected_len(first: &[u8]) -> usize {
 }
 
 impl Fake {
-    /// Applies the coordinator's own deadline, when it is asked to.
-    fn tick(s: &mut State) {
-        if !s.honour_deadlines {
-            return;
-        }
-        let now = SystemTime::now();
-        let late: Vec<String> = s
-            .jobs
-            .iter()
-            .filter(|(id, j)| !j.terminal() && s.deadlines.get(*id).is_some_and(|d| *d < now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in late {
-            if let Some(j) = s.jobs.get_mut(&id) {
-                j.fail = Some(FailKind::Timeout);
-                j.duration = Duration::ZERO;
-            }
-        }
-    }
-}
-
-type EventStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl ZiskCoordinatorApi for Fake {
-    async fn register_guest_program(
-        &self,
-        request: Request<pb::RegisterGuestProgramRequest>,
-    ) -> Result<Response<pb::RegisterGuestProgramResponse>, Status> {
-        let elf = request.into_inner().zisk_elf;
-        if elf.is_empty() {
-            return Err(Status::invalid_argument("empty ELF"));
-        }
-        let hash_id = hex::encode(&sha2::Sha256::digest(&elf)[..16]);
-        let mut s = self.state.lock().unwrap();
-        s.registers += 1;
-        s.programs.entry(hash_id.clone()).or_insert(false);
-        Ok(Response::new(pb::RegisterGuestProgramResponse { hash_id }))
-    }
-
-    async fn job_request(&self, request: Request<pb::JobRequestMessage>) -> Result<Response<pb::JobResponse>, Status> {
-        let msg = request.into_inner();
+    /// Takes a job request: the job id, and whether its answer is to be lost.
+    fn accept_job(&self, msg: pb::JobRequestMessage) -> Result<(String, bool), Status> {
         let mut s = self.state.lock().unwrap();
         if s.no_capacity {
             return Err(api_error(
@@ -664,7 +630,56 @@ impl ZiskCoordinatorApi for Fake {
             s.deadlines.insert(id.clone(), d);
         }
         s.jobs.insert(id.clone(), job);
-        Ok(Response::new(pb::JobResponse { job_id: id }))
+        let lose = input == Some(Kind::Prove) && std::mem::take(&mut s.lose_next_prove_answer);
+        Ok((id, lose))
+    }
+
+    /// Applies the coordinator's own deadline, when it is asked to.
+    fn tick(s: &mut State) {
+        if !s.honour_deadlines {
+            return;
+        }
+        let now = SystemTime::now();
+        let late: Vec<String> = s
+            .jobs
+            .iter()
+            .filter(|(id, j)| !j.terminal() && s.deadlines.get(*id).is_some_and(|d| *d < now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in late {
+            if let Some(j) = s.jobs.get_mut(&id) {
+                j.fail = Some(FailKind::Timeout);
+                j.duration = Duration::ZERO;
+            }
+        }
+    }
+}
+
+type EventStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ZiskCoordinatorApi for Fake {
+    async fn register_guest_program(
+        &self,
+        request: Request<pb::RegisterGuestProgramRequest>,
+    ) -> Result<Response<pb::RegisterGuestProgramResponse>, Status> {
+        let elf = request.into_inner().zisk_elf;
+        if elf.is_empty() {
+            return Err(Status::invalid_argument("empty ELF"));
+        }
+        let hash_id = hex::encode(&sha2::Sha256::digest(&elf)[..16]);
+        let mut s = self.state.lock().unwrap();
+        s.registers += 1;
+        s.programs.entry(hash_id.clone()).or_insert(false);
+        Ok(Response::new(pb::RegisterGuestProgramResponse { hash_id }))
+    }
+
+    async fn job_request(&self, request: Request<pb::JobRequestMessage>) -> Result<Response<pb::JobResponse>, Status> {
+        let (job_id, lose) = self.accept_job(request.into_inner())?;
+        if lose {
+            std::future::pending::<()>().await;
+        }
+        Ok(Response::new(pb::JobResponse { job_id }))
     }
 
     async fn wait_job_result(

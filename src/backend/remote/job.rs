@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{Remote, job_metadata};
-use crate::backend::{Ended, Outcome, Recorder, RunRequest, Stop, StopSignal};
+use crate::backend::{Ended, NotRecorded, Outcome, Recorder, RunRequest, Stop, StopSignal};
 use crate::coordinator::{CoordError, Failure, Followed, JobEnd, Phase, Submitted, Work, follow};
 use crate::decide::judge::CancelledBy;
 use crate::store::RecordedJob;
@@ -26,6 +26,8 @@ const SHUTDOWN_CANCEL: Duration = Duration::from_secs(10);
 const AFTER_CANCEL: Duration = Duration::from_secs(300);
 /// A re-attached job waiting for input this long was abandoned mid-push.
 const STARVED_AFTER: Duration = Duration::from_secs(10);
+/// Past a lost job's deadline, how long the coordinator is given to have ended it.
+const IN_DOUBT_GRACE: Duration = Duration::from_secs(5);
 /// Sending a job's input may fail this often before the block fails.
 const MAX_PUSH_FAILURES: u32 = 5;
 /// "No capacity" this long makes the daemon set the program up again.
@@ -35,7 +37,9 @@ const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl Remote {
     /// Submits a job, waiting out the cluster's trouble. A prove job's id is recorded before
-    /// its input is pushed or anything else happens to it.
+    /// its input is pushed or anything else happens to it. A prove job whose answer was lost
+    /// (it may be running under an id nobody heard) is remembered in the ledger and waited out
+    /// to its deadline before the block is submitted again: never two jobs for one block.
     pub(super) async fn submit(
         &self,
         req: &RunRequest,
@@ -47,16 +51,32 @@ impl Remote {
         let mut backoff = Duration::from_secs(1);
         let mut metadata = true;
         let mut push_failures = 0u32;
+        let main = kind == self.main_kind();
+        let mut in_doubt = req.in_doubt.clone().filter(|_| main);
         // "No capacity" for long while the ledger says the program is set up: the workers may
         // have lost the set-up (a "set-up not done" reads as no capacity), so it is done again.
         let mut no_capacity_since: Option<Instant> = None;
         loop {
             match stop.now() {
                 Stop::Shutdown => return Err(Outcome::Stopped),
-                Stop::Operator => {
-                    return Err(Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())));
-                }
+                Stop::Operator => return Err(cancelled()),
                 Stop::No => {}
+            }
+            if let Some(doubt) = &in_doubt {
+                let left = Duration::from_millis(u64::try_from(doubt.until_ms - crate::store::now_ms()).unwrap_or(0));
+                if !left.is_zero() {
+                    tracing::warn!(
+                        block = req.block,
+                        submission = %doubt.submission,
+                        wait_s = (left + IN_DOUBT_GRACE).as_secs(),
+                        "a job whose answer was lost may still run; the block is submitted again once it has ended"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(left + IN_DOUBT_GRACE) => {}
+                        _ = stop.requested() => continue,
+                    }
+                }
+                in_doubt = None;
             }
             // Registration and set-up (minutes, once per ELF) give way to a stop; the submission
             // itself does not, so that a job the coordinator accepts is always recorded.
@@ -64,40 +84,24 @@ impl Remote {
                 ready = self.ready_program(rec) => ready,
                 request = stop.requested() => {
                     return Err(match request {
-                        Stop::Operator => Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())),
+                        Stop::Operator => cancelled(),
                         _ => Outcome::Stopped,
                     });
                 }
             };
+            let limit = if main { self.settings.timeout } else { self.settings.check_timeout };
+            let deadline = SystemTime::now() + limit;
+            let submission = submission_id(req);
             let attempt = async {
                 let hash_id = ready?;
-                let limit = if kind == self.main_kind() { self.settings.timeout } else { self.settings.check_timeout };
-                let deadline = SystemTime::now() + limit;
-                let meta = if metadata { job_metadata(req) } else { HashMap::new() };
+                let meta = if metadata { job_metadata(req, &submission) } else { HashMap::new() };
                 self.client.submit_work(kind, &hash_id, input, deadline, meta).await
             };
             let error = match attempt.await {
                 Ok(Submitted { job_id, pending_input }) => {
                     rec.trouble(None);
-                    // Every job is in the ledger before its input is pushed or it is followed:
-                    // the prove job on its block, an input check among the coordinator's jobs.
-                    let recorded = if kind == self.main_kind() {
-                        rec.job(&job_id)
-                    } else {
-                        let hash_id = self.program().map(|p| p.hash_id).unwrap_or_default();
-                        self.ledger
-                            .coordinator_job("input_check", &hash_id, Some((req.block, req.attempt)), &job_id)
-                            .map_err(|e| e.to_string())
-                    };
-                    let job = match recorded {
-                        Ok(job) => job,
-                        Err(e) => {
-                            tracing::error!(block = req.block, job_id, error = %e, "cannot record the job; cancelling it");
-                            let _ = self.client.cancel(&job_id).await;
-                            return Err(Outcome::Stopped);
-                        }
-                    };
-                    tracing::info!(block = req.block, job_id, kind = ?kind, "coordinator job submitted");
+                    let job = self.record_job(req, kind, &job_id, stop, rec).await?;
+                    tracing::info!(block = req.block, job_id, %submission, kind = ?kind, "coordinator job submitted");
                     if pending_input == 0 {
                         return Ok(job);
                     }
@@ -119,6 +123,23 @@ impl Remote {
                 }
                 Err(e) => e,
             };
+            if main && error.maybe_accepted() {
+                let until_ms = deadline
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(i64::MAX, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                let doubt = crate::store::JobInDoubt { submission, until_ms };
+                tracing::error!(
+                    block = req.block,
+                    submission = %doubt.submission,
+                    error = %error,
+                    "the job's answer was lost: the coordinator may run it under an id never heard (find it by its metadata)"
+                );
+                self.until_recorded(stop, || rec.in_doubt(&doubt)).await.map_err(|e| {
+                    tracing::error!(block = req.block, error = %e, "cannot record the submission in doubt");
+                    Outcome::Stopped
+                })?;
+                in_doubt = Some(doubt);
+            }
             match (&error, no_capacity_since) {
                 (CoordError::NoCapacity(_), None) => no_capacity_since = Some(Instant::now()),
                 (CoordError::NoCapacity(_), Some(since)) if since.elapsed() > SETUP_AGAIN_AFTER => {
@@ -159,6 +180,62 @@ impl Remote {
                 _ = stop.requested() => {}
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Puts an accepted job in the ledger before anything else happens to it: the prove job on
+    /// its block, an input check among the coordinator's jobs. A ledger that cannot be written
+    /// for now is waited for (the job runs meanwhile); a job that cannot be recorded at all, or
+    /// before a stop, is cancelled: nobody could follow it.
+    async fn record_job(
+        &self,
+        req: &RunRequest,
+        kind: Work,
+        job_id: &str,
+        stop: &StopSignal,
+        rec: &dyn Recorder,
+    ) -> Result<RecordedJob, Outcome> {
+        let recorded = self
+            .until_recorded(stop, || {
+                if kind == self.main_kind() {
+                    rec.job(job_id)
+                } else {
+                    let hash_id = self.program().map(|p| p.hash_id).unwrap_or_default();
+                    self.ledger
+                        .coordinator_job("input_check", &hash_id, Some((req.block, req.attempt)), job_id)
+                        .map_err(|e| NotRecorded::from_store(&e))
+                }
+            })
+            .await;
+        match recorded {
+            Ok(job) => Ok(job),
+            Err(e) => {
+                tracing::error!(block = req.block, job_id, error = %e, "cannot record the job; cancelling it");
+                let _ = tokio::time::timeout(SHUTDOWN_CANCEL, self.client.cancel(job_id)).await;
+                Err(if stop.now() == Stop::Operator { cancelled() } else { Outcome::Stopped })
+            }
+        }
+    }
+
+    /// Repeats a record the ledger cannot take for now, at its backoff, until it goes through,
+    /// is refused, or a stop comes.
+    async fn until_recorded<T>(
+        &self,
+        stop: &StopSignal,
+        write: impl Fn() -> Result<T, NotRecorded>,
+    ) -> Result<T, NotRecorded> {
+        loop {
+            match write() {
+                Err(NotRecorded::ForNow(e)) if stop.now() == Stop::No => {
+                    tracing::warn!(error = %e, "a coordinator job's record waits for the ledger");
+                    let wait = self.ledger.write_retry_in().max(Duration::from_millis(200));
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.requested() => {}
+                    }
+                }
+                result => return result,
+            }
         }
     }
 
@@ -282,4 +359,21 @@ impl Remote {
             }
         }
     }
+}
+
+fn cancelled() -> Outcome {
+    Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into()))
+}
+
+/// A fresh identity for one `JobRequest`, sent as its `submission` metadata: how a job whose
+/// answer was lost is told apart in the coordinator's logs.
+fn submission_id(req: &RunRequest) -> String {
+    static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = blake3::Hasher::new();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    h.update(&now.as_nanos().to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes());
+    h.update(&req.block.to_le_bytes());
+    h.finalize().to_hex()[..32].to_string()
 }

@@ -280,8 +280,11 @@ impl Recorder for Tap<'_> {
     fn process(&self, pgid: u32) {
         self.inner.process(pgid)
     }
-    fn job(&self, job_id: &str) -> Result<RecordedJob, String> {
+    fn job(&self, job_id: &str) -> Result<RecordedJob, super::NotRecorded> {
         self.inner.job(job_id)
+    }
+    fn in_doubt(&self, doubt: &crate::store::JobInDoubt) -> Result<(), super::NotRecorded> {
+        self.inner.in_doubt(doubt)
     }
     fn phase(&self, phase: Phase) {
         self.inner.phase(phase)
@@ -300,10 +303,11 @@ fn local(e: crate::store::StoreError) -> CoordError {
 }
 
 /// Job metadata: which block and attempt, so the coordinator's own logs and metrics name them.
-fn job_metadata(req: &RunRequest) -> HashMap<String, String> {
+fn job_metadata(req: &RunRequest, submission: &str) -> HashMap<String, String> {
     HashMap::from([
         ("block".to_string(), req.block.to_string()),
         ("attempt".to_string(), req.attempt.to_string()),
+        ("submission".to_string(), submission.to_string()),
         ("client".to_string(), format!("ethproofs-daemon/{}", env!("CARGO_PKG_VERSION"))),
     ])
 }

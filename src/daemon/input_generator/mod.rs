@@ -54,6 +54,9 @@ pub enum InputGenMsg {
         block: u64,
         result: Result<u64, BuildError>,
     },
+    /// Panics, as a bug would (tests of the restart path).
+    #[cfg(test)]
+    Crash,
 }
 
 pub struct InputGenState {
@@ -137,6 +140,8 @@ impl Actor for InputGenerator {
         s: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            #[cfg(test)]
+            InputGenMsg::Crash => panic!("an injected crash"),
             InputGenMsg::Tick => {
                 check_disk(&self.ctx, &self.settings, &self.alerts);
                 // An idle daemon has no write of its own to find the ledger writable again.

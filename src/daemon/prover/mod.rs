@@ -41,6 +41,9 @@ pub enum ProverMsg {
     /// The run ended: its report is in the [`RunSlot`] (a message lost with a dying
     /// incarnation loses nothing; the next heartbeat finds the report there).
     Finished,
+    /// Panics, as a bug would (tests of the restart path).
+    #[cfg(test)]
+    Crash,
 }
 
 /// The run in flight.
@@ -145,6 +148,8 @@ impl Actor for Prover {
                 }
             }
             ProverMsg::Finished => {}
+            #[cfg(test)]
+            ProverMsg::Crash => panic!("an injected crash"),
         }
         // Whatever woke us: a run that ended is settled here, even if its message was lost.
         if let Some((report, run)) = self.runs.take_finished() {
@@ -270,7 +275,12 @@ impl Prover {
     fn finished(&self, s: &mut ProverState, r: &RunReport, started: Option<Instant>, timestamp: Option<u64>) {
         let block = r.block;
         if let Some(e) = &r.unrecorded {
-            tracing::error!(block, error = %e, "the run's outcome could not be recorded; the next start looks at it again");
+            tracing::error!(block, error = %e, "the run's outcome could not be recorded; it is looked at again");
+            // Settled from the ledger and the disk as a restart would, at the next heartbeat
+            // (while stopping, at the next start).
+            if !self.ctx.drain.is_draining() {
+                s.unsettled = true;
+            }
         }
         if std::mem::take(&mut s.stuck_alerted) {
             let secs = started.map_or(0, |t| t.elapsed().as_secs());

@@ -17,7 +17,7 @@ use crate::status::{DeliveredReport, FailedReport, Recent, ReporterStatus, publi
 use crate::store::{BlockState, ReportKind, ReportRow, Settle, StoreError};
 
 /// Calls are spaced at least this far apart: 60/min is the team-wide limit.
-const PACING: Duration = Duration::from_millis(1100);
+pub(super) const PACING: Duration = Duration::from_millis(1100);
 
 pub enum ReporterMsg {
     /// The outbox may have changed (a call raised, an operator's resubmit) or a wait ended.
@@ -30,6 +30,9 @@ pub enum ReporterMsg {
     Held { id: i64, block: u64, why: String, orphaned: bool },
     /// Heartbeat: publish status, and look again.
     Tick,
+    /// Panics, as a bug would (tests of the restart path).
+    #[cfg(test)]
+    Crash,
 }
 
 /// How long a graceful stop waits for the call in flight (it holds the drain open, so that a
@@ -94,6 +97,8 @@ impl Actor for Reporter {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ReporterMsg::Wake | ReporterMsg::Tick => {}
+            #[cfg(test)]
+            ReporterMsg::Crash => panic!("an injected crash"),
             ReporterMsg::Sent { row, outcome, settle } => {
                 if s.sending.as_ref().is_some_and(|(id, _)| *id == row.id) {
                     s.sending = None;
@@ -201,7 +206,7 @@ impl Reporter {
                 Next::Send(id) => {
                     let Some(row) = pending.into_iter().find(|r| r.id == id) else { return Ok(()) };
                     let now = Instant::now();
-                    if let Some(at) = s.last_sent.map(|t| t + PACING).filter(|t| *t > now) {
+                    if let Some(at) = s.last_sent.map(|t| t + self.settings.pacing).filter(|t| *t > now) {
                         myself.send_after(at - now, || ReporterMsg::Wake);
                         return Ok(());
                     }

@@ -1,23 +1,14 @@
-use std::sync::Mutex;
-
-use axum::extract::{Path, State};
-use axum::routing::post;
 use ractor::Actor;
 
 use super::*;
-use crate::daemon::test_support::{NodeHash, context, enqueued, node, serve, wait};
+use crate::daemon::test_support::{NodeHash, context, enqueued, node, wait};
 use crate::store::{Accepted, ExitRecord, ReportState};
 
-type Seen = Arc<Mutex<Vec<(String, u64)>>>;
+type Seen = crate::daemon::test_support::Calls;
 
 /// An EthProofs API that accepts everything and remembers the order.
 async fn api(seen: Seen) -> String {
-    async fn accept(State(seen): State<Seen>, Path(status): Path<String>, body: String) -> &'static str {
-        let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        seen.lock().unwrap().push((status, body["block_number"].as_u64().unwrap_or(0)));
-        r#"{"proof_id":1}"#
-    }
-    serve(axum::Router::new().route("/proofs/{status}", post(accept)).with_state(seen)).await
+    crate::daemon::test_support::ethproofs(seen).await
 }
 
 const HASH: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";

@@ -100,6 +100,9 @@ pub enum SupervisorMsg {
     /// Kills a child as a crash would (tests of the restart path).
     #[cfg(test)]
     Kill(Child),
+    /// Makes a child panic in its turn, as a bug would (tests of the restart path).
+    #[cfg(test)]
+    Crash(Child),
 }
 
 pub struct Supervisor;
@@ -186,6 +189,16 @@ impl Actor for Supervisor {
                 if let Some(cell) = cell {
                     cell.kill();
                 }
+            }
+            #[cfg(test)]
+            SupervisorMsg::Crash(child) => {
+                let m = &state.mailboxes;
+                let _ = match child {
+                    Child::InputGenerator => m.input.current().map(|a| a.cast(InputGenMsg::Crash).is_ok()),
+                    Child::Prover => m.prover.current().map(|a| a.cast(ProverMsg::Crash).is_ok()),
+                    Child::Reporter => m.reporter.current().map(|a| a.cast(ReporterMsg::Crash).is_ok()),
+                    Child::Notifier => None,
+                };
             }
             SupervisorMsg::Restart(child) => {
                 if !state.shutting_down {
@@ -347,5 +360,7 @@ where
     Ok(incarnation.get_cell())
 }
 
+#[cfg(test)]
+mod chaos;
 #[cfg(test)]
 mod tests;

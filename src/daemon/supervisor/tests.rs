@@ -38,6 +38,17 @@ async fn supervised(
     let (ctx, settings) = context(dir, url, &flags);
     ctx.ledger.targets_scheduled(&[42], None, 42).unwrap();
     ctx.ledger.input_built(42, &enqueued(&input, "0x1"), false).unwrap();
+    let (sup, done, gave_up) = spawn(&ctx, settings, url).await;
+    (ctx, sup, done, gave_up)
+}
+
+/// A supervisor over `ctx` whose node is `url`, restarting children at once: its address, its
+/// end, and whether it gave up.
+pub(super) async fn spawn(
+    ctx: &Arc<Context>,
+    settings: Settings,
+    url: &str,
+) -> (ActorRef<SupervisorMsg>, tokio::task::JoinHandle<()>, Arc<AtomicBool>) {
     let gave_up = Arc::new(AtomicBool::new(false));
     let (sup, done) = Actor::spawn(
         None,
@@ -52,8 +63,8 @@ async fn supervised(
         },
     )
     .await
-    .unwrap();
-    (ctx, sup, done, gave_up)
+    .expect("the supervisor starts");
+    (sup, done, gave_up)
 }
 
 /// One after the other: each run ends the prover's helpers that outlive it (the test process is

@@ -42,15 +42,8 @@ fn recent_blocks_are_ordered_by_their_last_move_not_their_number() {
 #[test]
 fn the_recent_lists_read_the_last_move_index_not_the_whole_ledger() {
     let (_d, l) = ledger();
-    let conn = l.lock();
     let sql = format!("EXPLAIN QUERY PLAN {}", crate::store::lines::lines_sql(&crate::store::lines::recent_tail()));
-    let plan: Vec<String> = conn
-        .prepare(&sql)
-        .unwrap()
-        .query_map(rusqlite::params![Option::<String>::None, 20], |r| r.get::<_, String>(3))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let plan = plan_of(&l, &sql, rusqlite::params![Option::<String>::None, 20]);
     assert!(plan.iter().any(|step| step.contains("blocks_last_move")), "{plan:?}");
     assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE FOR ORDER BY")), "sorted in memory: {plan:?}");
 }
@@ -87,4 +80,73 @@ fn reliability_counts_the_outcome_the_mode_makes() {
     l.executed(10, 5, None).unwrap();
     assert_eq!(l.reliability(0, BlockState::Executed).unwrap(), (2, 1));
     assert_eq!(l.reliability(0, BlockState::Proved).unwrap(), (2, 0));
+}
+
+#[test]
+fn the_figures_every_poll_reads_seek_indexes_never_scan_the_ledger() {
+    let (_d, l) = ledger();
+    for n in 1..=50 {
+        prove(&l, n * 10);
+    }
+    let done = BlockState::Proved.as_str();
+    let queries: [(&str, Vec<String>); 5] = [
+        ("counts", plan_of(&l, super::super::reads::COUNTS_SQL, [])),
+        ("reliability", plan_of(&l, super::super::lines::RELIABILITY_SQL, rusqlite::params![0, done])),
+        ("targets behind", plan_of(&l, super::super::lines::TARGETS_BEHIND_SQL, rusqlite::params![done])),
+        ("last proved", plan_of(&l, super::super::lines::LAST_PROVED_SQL, [])),
+        ("last reported", plan_of(&l, super::super::lines::LAST_REPORTED_SQL, [])),
+    ];
+    for (what, plan) in queries {
+        let scans: Vec<&String> =
+            plan.iter().filter(|s| s.starts_with("SCAN blocks") || s.starts_with("SCAN reports")).collect();
+        assert!(scans.is_empty(), "{what} reads the whole ledger on every poll: {plan:?}");
+    }
+}
+
+#[test]
+fn the_counts_the_ledger_keeps_are_a_count_of_its_blocks_after_every_move_and_an_upgrade() {
+    let (d, l) = ledger();
+    let by_scan = |l: &Ledger| -> Vec<(String, u64)> {
+        let mut counts: Vec<(String, u64)> = l.conn(|c| {
+            c.prepare("SELECT state, COUNT(*) FROM blocks GROUP BY state")
+                .unwrap()
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, from_sql(r.get(1)?))))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        });
+        counts.sort();
+        counts
+    };
+    prove(&l, 10);
+    l.targets_scheduled(&[20, 30, 40], None, 40).unwrap();
+    l.input_failed(20, Stage::Input, "bad witness").unwrap();
+    l.input_built(30, &built(Path::new("/i")), false).unwrap();
+    let kept = l.counts().unwrap();
+    assert_eq!(kept, by_scan(&l), "kept with every move");
+    assert_eq!(kept.iter().map(|(_, n)| n).sum::<u64>(), 4);
+    // A ledger written before the counts were kept gets them counted when it is upgraded.
+    l.conn(|c| {
+        c.execute_batch(
+            "DROP TRIGGER blocks_counted_in; DROP TRIGGER blocks_counted_out; DROP TRIGGER blocks_counted_move;
+             DROP TABLE state_counts; DROP INDEX blocks_first_seen; DROP INDEX reports_by_status;
+             ALTER TABLE blocks DROP COLUMN job_submission; ALTER TABLE blocks DROP COLUMN job_in_doubt_until;
+             INSERT INTO blocks (number, state, origin) VALUES (50, 'seen', 'schedule');
+             PRAGMA user_version = 8;",
+        )
+        .unwrap()
+    });
+    drop(l);
+    let l = Ledger::open(&d.path().join("l.db")).unwrap();
+    assert_eq!(l.counts().unwrap(), by_scan(&l));
+    assert_eq!(l.counts().unwrap().iter().map(|(_, n)| n).sum::<u64>(), 5);
+}
+
+/// The steps SQLite plans for `sql` (`EXPLAIN QUERY PLAN`): whether it reads an index or the
+/// whole table is what keeps a page fast on a ledger of millions of blocks.
+pub(super) fn plan_of(l: &crate::store::Ledger, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
+    l.conn(|conn| {
+        let sql = if sql.starts_with("EXPLAIN") { sql.to_string() } else { format!("EXPLAIN QUERY PLAN {sql}") };
+        conn.prepare(&sql).unwrap().query_map(params, |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect()
+    })
 }

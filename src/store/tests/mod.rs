@@ -304,13 +304,12 @@ fn a_reorged_block_is_recorded_as_an_orphan_and_built_again() {
 #[test]
 fn every_commit_is_synced_to_disk() {
     let (_d, l) = ledger();
-    let (journal, synchronous): (String, i64) = {
-        let conn = l.lock();
+    let (journal, synchronous): (String, i64) = l.conn(|conn| {
         (
             conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap(),
             conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap(),
         )
-    };
+    });
     assert_eq!((journal.as_str(), synchronous), ("wal", 2), "WAL with synchronous=FULL: a power loss loses no commit");
 }
 
@@ -375,4 +374,42 @@ fn a_full_disk_or_a_read_only_filesystem_is_retried_and_a_corrupt_file_is_not() 
     }
     let illegal = StoreError::IllegalMove { block: 1, from: None, mv: Move::ProofAccepted };
     assert!(!illegal.is_transient());
+}
+
+/// A write waiting on SQLite (another process holding the write lock, a slow disk) holds up the
+/// actor that asked, never the runtime: probes and the other actors keep turning. One worker, so
+/// a write that blocked it would stop everything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_ledger_write_waiting_on_the_lock_never_holds_up_the_runtime() {
+    let (d, l) = ledger();
+    let l = std::sync::Arc::new(l);
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (turned_tx, turned_rx) = std::sync::mpsc::channel::<()>();
+    let path = d.path().join("l.db");
+    let holder = std::thread::spawn(move || {
+        let mut c = rusqlite::Connection::open(path).unwrap();
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+        locked_tx.send(()).unwrap();
+        // The lock is held until the runtime shows it still turns, or for 3 s if it never does
+        // (under the 5 s busy timeout: the write then goes through either way).
+        let turned = turned_rx.recv_timeout(std::time::Duration::from_secs(3)).is_ok();
+        drop(tx);
+        turned
+    });
+    locked_rx.recv().unwrap();
+    let writer = tokio::spawn({
+        let l = l.clone();
+        async move { l.set_paused(true) }
+    });
+    let ticker = tokio::spawn(async move {
+        for _ in 0..10 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let _ = turned_tx.send(());
+    });
+    let turned = tokio::task::spawn_blocking(move || holder.join().unwrap()).await.unwrap();
+    assert!(turned, "the runtime stood still while a ledger write waited on the lock");
+    writer.await.unwrap().unwrap();
+    ticker.await.unwrap();
+    assert!(l.paused().unwrap(), "the write went through once the lock was released");
 }
