@@ -119,7 +119,7 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     let csv = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("block,outcome,stage,reason,gas_used,tx_count,input_ms,proving_ms,cycles"), "{csv}");
-    assert!(lines[0].ends_with(",guest_steps,job"), "the coordinator job has its column: {csv}");
+    assert!(lines[0].ends_with(",guest_steps,job_id"), "the coordinator job has its column, named as in JSON: {csv}");
     let row10 = lines.iter().find(|l| l.starts_with("10,")).expect("block 10 row");
     assert!(row10.starts_with("10,proved,,,21000,1,"), "{row10}");
     let row1000 = lines.iter().find(|l| l.starts_with("1000,")).expect("block 1000 row");
@@ -134,6 +134,9 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     assert_eq!(r11["proving_ms"], 1234);
     assert_eq!(r11["cycles"], 5555);
     assert!(r11["reported_at"].as_str().unwrap().ends_with('Z'));
+    // What has not happened is null, like every other absent value, never "".
+    let r1000 = rows.as_array().unwrap().iter().find(|r| r["block"] == 1000).unwrap();
+    assert_eq!((&r1000["proved_at"], &r1000["reported_at"], &r1000["job_id"]), (&Value::Null, &Value::Null, &Value::Null));
     assert!(d.terminate().0.success());
     assert!(!d.logs().contains(TOKEN), "the admin token leaked into the logs");
 }

@@ -189,9 +189,10 @@ pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
     let ledger = ethproofs_daemon::store::Ledger::open_read_only(&path)?;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
     let lines = ledger.report_lines(now_ms - args.since.as_millis() as i64)?;
+    // A moment that has not happened is `null` in JSON and an empty field in CSV, like every
+    // other absent value.
     let time = |ms: Option<i64>| {
         ms.map(|ms| ethproofs_daemon::status::rfc3339(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)))
-            .unwrap_or_default()
     };
     match args.format {
         ReportFormat::Json => {
@@ -212,7 +213,7 @@ pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
         }
         ReportFormat::Csv => {
             println!(
-                "block,outcome,stage,reason,gas_used,tx_count,input_ms,proving_ms,cycles,attempts,seen_at,proved_at,reported_at,guest_steps,job"
+                "block,outcome,stage,reason,gas_used,tx_count,input_ms,proving_ms,cycles,attempts,seen_at,proved_at,reported_at,guest_steps,job_id"
             );
             let num = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
             for l in &lines {
@@ -228,9 +229,9 @@ pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
                     num(l.proving_ms),
                     num(l.cycles),
                     l.attempts,
-                    time(l.seen_at_ms),
-                    time(l.proved_at_ms),
-                    time(l.reported_at_ms),
+                    time(l.seen_at_ms).unwrap_or_default(),
+                    time(l.proved_at_ms).unwrap_or_default(),
+                    time(l.reported_at_ms).unwrap_or_default(),
                     num(l.guest_steps),
                     csv_field(l.job_id.as_deref().unwrap_or("")),
                 );
