@@ -61,7 +61,7 @@ impl Network {
 #[derive(Debug, thiserror::Error)]
 pub enum ChainSpecError {
     #[error(
-        "chain id {chain_id} has no embedded config (embedded: mainnet 1, hoodi 560048, sepolia 11155111); pass a genesis or config JSON file with --chain / CHAIN_CONFIG"
+        "chain id {chain_id} has no embedded config (embedded: mainnet 1, hoodi 560048, sepolia 11155111); name a genesis or config JSON file: CHAIN_CONFIG (--chain-config) for the daemon, --chain for generate-input"
     )]
     UnknownChainId { chain_id: u64 },
     #[error("cannot read chain config {path}: {source}")]
@@ -230,6 +230,8 @@ mod tests {
     fn unknown_chain_id_is_a_clear_error() {
         let err = ChainSpec::by_chain_id(17000).unwrap_err().to_string();
         assert!(err.contains("chain id 17000") && err.contains("no embedded config"), "{err}");
+        // Each command's own way to name the file: `run` has no `--chain`.
+        assert!(err.contains("CHAIN_CONFIG (--chain-config) for the daemon, --chain for generate-input"), "{err}");
     }
 
     #[test]

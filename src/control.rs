@@ -29,28 +29,41 @@ impl Control {
     /// Prove these blocks (any numbers); in-flight and proved blocks are left alone.
     pub fn prove(&self, blocks: &[u64]) -> Result<OperatorProve, StoreError> {
         let outcome = self.ledger.operator_prove(blocks)?;
-        if !outcome.added.is_empty() {
-            tracing::info!(blocks = ?outcome.added, "blocks added by the operator");
-        }
+        // Every operator action leaves a line, what it changed or why it changed nothing.
+        tracing::info!(
+            added = ?outcome.added,
+            in_progress = ?outcome.in_progress,
+            already_proved = ?outcome.already_proved,
+            "operator: prove"
+        );
         Ok(outcome)
     }
 
     /// Send a proved block's `proved` call again. `Ok(false)`: not proved, or still pending.
     pub fn resubmit(&self, block: u64) -> Result<Resubmit, StoreError> {
-        if !self.reporting {
-            return Ok(Resubmit::ReportingOff);
-        }
-        match self.ledger.operator_resubmit(block)? {
-            Some(()) => Ok(Resubmit::Queued),
-            None => Ok(Resubmit::NotProvedOrPending),
-        }
+        let outcome = match self.reporting {
+            false => Resubmit::ReportingOff,
+            true => match self.ledger.operator_resubmit(block)? {
+                Some(()) => Resubmit::Queued,
+                None => Resubmit::NotProvedOrPending,
+            },
+        };
+        tracing::info!(block, ?outcome, "operator: resubmit");
+        Ok(outcome)
     }
 
     /// Cancel the block's running attempt; the Prover ends it (its process or coordinator job).
     pub fn cancel(&self, block: u64) -> Result<CancelRequest, StoreError> {
         let outcome = self.ledger.operator_cancel(block)?;
-        if outcome == CancelRequest::Requested {
-            tracing::warn!(block, "the operator cancels the block's running attempt");
+        match &outcome {
+            CancelRequest::Requested => tracing::warn!(block, "operator: cancel the block's running attempt"),
+            CancelRequest::NotProving(state) => {
+                tracing::info!(
+                    block,
+                    state = state.as_deref().unwrap_or("not in the ledger"),
+                    "operator: cancel refused, not being proved"
+                )
+            }
         }
         Ok(outcome)
     }
@@ -59,9 +72,9 @@ impl Control {
     pub fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
         self.ledger.set_paused(paused)?;
         if paused {
-            tracing::warn!("paused by the operator: no new inputs or proofs start");
+            tracing::warn!("operator: pause; no new inputs or proofs start");
         } else {
-            tracing::info!("resumed by the operator");
+            tracing::info!("operator: resume");
         }
         Ok(())
     }

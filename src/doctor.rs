@@ -281,6 +281,16 @@ async fn slack_check(config: &Config, http: &reqwest::Client, notify: bool) -> C
 }
 
 /// Runs every check in order; the configuration has already been checked by parsing it.
+/// The checks when the configuration itself is refused: that failure, and every other check
+/// named as not run (one line per check, whatever happens).
+pub fn without_config(error: &str) -> Vec<Check> {
+    let mut checks = vec![Check::fail("config", error)];
+    for name in ["node", "chain", "witness", "cargo-zisk", "elf", "verify", "ethproofs", "output", "slack"] {
+        checks.push(Check::skip(name, "not checked: the configuration is refused (see above)"));
+    }
+    checks
+}
+
 pub async fn run(config: &Config, notify: bool) -> Vec<Check> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
     let mut checks = vec![Check::pass("config", "every variable is valid")];

@@ -194,7 +194,7 @@ impl EthProofsClient {
             .timeout(Duration::from_secs(20))
             .send()
             .await
-            .map_err(|e| ClusterCheck::Unreachable(e.without_url().to_string()))?;
+            .map_err(|e| ClusterCheck::Unreachable(crate::chain::http_error(e)))?;
         let http = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
         check_clusters(http, &body, self.config.cluster_id)
@@ -216,7 +216,7 @@ impl EthProofsClient {
             .send()
             .await;
         match response {
-            Err(e) => Outcome::Transient { http: None, reason: e.without_url().to_string() },
+            Err(e) => Outcome::Transient { http: None, reason: crate::chain::http_error(e) },
             Ok(r) => {
                 let http = r.status().as_u16();
                 let retry_after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -272,6 +272,24 @@ mod tests {
             reqwest::Client::new(),
             EthProofsConfig { base_url: Secret::new("http://x/api/v0"), api_key: Secret::new("k"), cluster_id: 3 },
         )
+    }
+
+    #[tokio::test]
+    async fn an_api_that_cannot_be_reached_is_named_by_its_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let client = EthProofsClient::new(
+            reqwest::Client::new(),
+            EthProofsConfig {
+                base_url: Secret::new(format!("http://127.0.0.1:{port}/api/v0")),
+                api_key: Secret::new("k"),
+                cluster_id: 3,
+            },
+        );
+        let outcome = client.send(&Call { block: 1, status: Status::Queued, proved: None }).await;
+        let Outcome::Transient { reason, .. } = outcome else { panic!("{outcome:?}") };
+        assert!(reason.to_ascii_lowercase().contains("connection refused"), "{reason}");
+        let Err(ClusterCheck::Unreachable(why)) = client.check_cluster().await else { panic!("reachable?") };
+        assert!(why.to_ascii_lowercase().contains("connection refused"), "{why}");
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub async fn post(http: &reqwest::Client, webhook: &Secret, alert: &Alert) -> Re
         .timeout(std::time::Duration::from_secs(10))
         .send()
         .await
-        .map_err(|e| PostError::Transport(e.without_url().to_string()))?;
+        .map_err(|e| PostError::Transport(crate::chain::http_error(e)))?;
     if !response.status().is_success() {
         return Err(PostError::Status(response.status().as_u16()));
     }
@@ -161,6 +161,17 @@ impl Dedup {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn slack_that_cannot_be_reached_is_named_by_its_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let webhook = crate::config::Secret::new(format!("http://127.0.0.1:{port}/services/T0/B0/SECRET"));
+        let alert = Alert { severity: Severity::Warning, title: "t".into(), detail: "d".into() };
+        let Err(PostError::Transport(why)) = post(&reqwest::Client::new(), &webhook, &alert).await else {
+            panic!("posted?")
+        };
+        assert!(why.to_ascii_lowercase().contains("connection refused") && !why.contains("SECRET"), "{why}");
+    }
 
     #[test]
     fn repeats_are_held_back_within_the_window_and_counted() {

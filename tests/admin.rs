@@ -136,7 +136,16 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     assert!(r11["reported_at"].as_str().unwrap().ends_with('Z'));
     // What has not happened is null, like every other absent value, never "".
     let r1000 = rows.as_array().unwrap().iter().find(|r| r["block"] == 1000).unwrap();
-    assert_eq!((&r1000["proved_at"], &r1000["reported_at"], &r1000["job_id"]), (&Value::Null, &Value::Null, &Value::Null));
+    assert_eq!(
+        (&r1000["proved_at"], &r1000["reported_at"], &r1000["job_id"]),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
+    // Every operator action leaves a line in the log, the ones that changed nothing included.
+    let logs = d.logs();
+    for action in ["operator: pause", "operator: resume", "operator: prove", "operator: resubmit"] {
+        assert!(logs.contains(action), "no log line for {action:?}");
+    }
+    assert!(logs.contains("already_proved=[10]") && logs.contains("NotProvedOrPending"), "refusals are logged too");
     assert!(d.terminate().0.success());
     assert!(!d.logs().contains(TOKEN), "the admin token leaked into the logs");
 }
@@ -249,6 +258,15 @@ fn doctor_says_what_is_fine_and_what_is_not() {
     assert!(text.contains("FAIL ethproofs") && text.contains("API key was refused"), "{text}");
     assert!(text.contains("2 check(s) failed"), "{text}");
     assert!(!text.contains(KEY) && !text.contains("wrong"), "a secret was printed:\n{text}");
+
+    // A configuration refused: still one line per check, each other check named as not run.
+    let out = run(&[("ETH_RPC_URL", String::new())]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.starts_with("FAIL config") && text.contains("ETH_RPC_URL"), "{text}");
+    for check in ["node", "chain", "witness", "cargo-zisk", "elf", "verify", "ethproofs", "output", "slack"] {
+        assert!(text.contains(&format!("skip {check:<10} not checked")), "no line for {check}:\n{text}");
+    }
 }
 
 #[test]
@@ -330,8 +348,13 @@ fn a_health_port_in_use_is_named() {
     let node = mini_node(10);
     let mut env = base_env(&node, None);
     env.push(("HEALTH_PORT", port.to_string()));
+    // Native mode announces its dashboard's URL: only once the port is ours.
+    env.push(("ZISK_ACTION", "native".into()));
     let mut d = Daemon::start(&env);
     let status = d.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1));
-    assert!(d.logs().contains("HEALTH_PORT") && d.logs().contains(&port.to_string()), "{}", d.logs());
+    let logs = d.logs();
+    assert!(logs.contains("HEALTH_PORT") && logs.contains(&port.to_string()), "{logs}");
+    assert_eq!(logs.matches("cannot listen on HEALTH_HOST:HEALTH_PORT").count(), 1, "the error is said once: {logs}");
+    assert!(!logs.contains("dashboard"), "no dashboard announced on a port that is not ours: {logs}");
 }

@@ -421,7 +421,8 @@ fn native_mode_needs_no_zisk_and_reports_nothing() {
 
 #[test]
 fn run_dev_proves_dev_chain_blocks_with_no_configuration() {
-    let mut d = Daemon::start_with_args(&["run", "--dev"], &[("DEV_BLOCK_TIME", "1".into())]);
+    let env = [("DEV_BLOCK_TIME", "1".into()), ("LOG_FORMAT", "json".into())];
+    let mut d = Daemon::start_with_args(&["run", "--dev"], &env);
     let h = d.wait_for("two dev blocks executed natively", Duration::from_secs(90), |h| {
         prover(h)["executed_count"].as_u64().unwrap_or(0) >= 2
     });
@@ -433,6 +434,14 @@ fn run_dev_proves_dev_chain_blocks_with_no_configuration() {
     let page = d.get_text("/").unwrap();
     assert!(page.contains("<title>ethproofs-daemon</title>"));
     assert!(d.terminate().0.success());
+    // LOG_FORMAT=json: every line is JSON, the dev chain's announcement first among them.
+    let logs = d.logs();
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(serde_json::from_str::<Value>(line).is_ok(), "not a JSON line: {line}");
+    }
+    assert!(logs.contains("dev chain serving JSON-RPC"), "{logs}");
+    // An unknown figure is left out of the line, never logged as `None`.
+    assert!(!logs.contains("None"), "{logs}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ mod heads;
 mod redact;
 
 pub use heads::{HeadPoller, follow_new_heads};
-pub use redact::{redact_url, scrub_urls};
+pub use redact::{http_error, redact_url, scrub_urls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -170,7 +170,7 @@ impl NodeClient {
         let transport = |e: reqwest::Error| ChainError::Transport {
             method,
             endpoint: self.endpoint.clone(),
-            message: e.without_url().to_string(),
+            message: redact::http_error(e),
         };
         let mut response = self.http.post(self.url.clone()).json(&body).send().await.map_err(transport)?;
         let status = response.status();
@@ -291,5 +291,13 @@ mod tests {
     fn debug_never_shows_the_url() {
         let c = NodeClient::new("https://host.example/SECRETKEY", Duration::from_secs(1)).unwrap();
         assert!(!format!("{c:?}").contains("SECRET"));
+    }
+
+    #[tokio::test]
+    async fn a_node_that_cannot_be_reached_is_named_by_its_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let c = NodeClient::new(&format!("http://127.0.0.1:{port}/SECRETKEY"), Duration::from_secs(1)).unwrap();
+        let e = c.block_number().await.unwrap_err().to_string();
+        assert!(e.to_ascii_lowercase().contains("connection refused") && !e.contains("SECRET"), "{e}");
     }
 }

@@ -36,6 +36,25 @@ pub fn scrub_urls(text: &str) -> String {
     out
 }
 
+/// What an HTTP call's failure was, down to its cause: reqwest's own text ("error sending
+/// request") says nothing an operator can act on, its sources do ("Connection refused",
+/// "operation timed out", "dns error"). The request's URL is left out and any URL inside a
+/// source reduced to scheme://host:port.
+pub fn http_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // hyper and std repeat a cause in their own words; each is said once.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    scrub_urls(&parts.join(": "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +68,26 @@ mod tests {
         }
         assert!(scrubbed.contains("https://eth.example.com/…") && scrubbed.contains("timed out"), "{scrubbed}");
         assert_eq!(scrub_urls("no url here"), "no url here");
+    }
+
+    /// A loopback port nothing listens on.
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn an_http_failure_names_its_cause_and_never_the_url_s_secret() {
+        let http = reqwest::Client::new();
+        let refused = http.get(format!("http://127.0.0.1:{}/v2/SECRET", closed_port())).send().await.unwrap_err();
+        let text = http_error(refused);
+        assert!(text.to_ascii_lowercase().contains("connection refused"), "{text}");
+        assert!(!text.contains("SECRET"), "{text}");
+        // A server that takes the connection and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", silent.local_addr().unwrap());
+        let timeout = http.get(url).timeout(std::time::Duration::from_millis(200)).send().await.unwrap_err();
+        let text = http_error(timeout);
+        assert!(text.contains("timed out"), "{text}");
     }
 
     #[test]

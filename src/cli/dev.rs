@@ -10,15 +10,16 @@ use ethproofs_daemon::input::{self, Framing, GenerateOptions};
 use crate::DevchainArgs;
 
 /// `run --dev`: an offline chain on loopback, and the settings that point the daemon at it
-/// (native re-execution, a target every 5 blocks, outputs under `output/dev`).
-pub(crate) async fn start_dev_chain(args: &mut RunArgs) -> anyhow::Result<()> {
+/// (native re-execution, a target every 5 blocks, outputs under `output/dev`). Returns the
+/// chain's URL, for the log once it is set up (in LOG_FORMAT's own format).
+pub(crate) async fn start_dev_chain(args: &mut RunArgs) -> anyhow::Result<String> {
     serve_dev_chain(args, true).await
 }
 
 /// The dev chain on loopback and the settings that point at it; `fresh` starts a new dev
 /// ledger (`run --dev`), otherwise the chain is given a few blocks at once so that a check
 /// (`doctor --dev`) finds a target to ask a witness for, and the ledger is left alone.
-pub(super) async fn serve_dev_chain(args: &mut RunArgs, fresh: bool) -> anyhow::Result<()> {
+pub(super) async fn serve_dev_chain(args: &mut RunArgs, fresh: bool) -> anyhow::Result<String> {
     use ethproofs_daemon::devchain;
     if args.output_dir == std::path::Path::new("output") {
         args.output_dir = PathBuf::from("output/dev");
@@ -39,8 +40,7 @@ pub(super) async fn serve_dev_chain(args: &mut RunArgs, fresh: bool) -> anyhow::
     }
     let chain = std::sync::Arc::new(std::sync::Mutex::new(dev));
     tokio::spawn(devchain::serve(chain, listener, Duration::from_secs(args.dev_block_time)));
-    eprintln!("dev chain (chain id {}) serving JSON-RPC at {url}", devchain::CHAIN_ID);
-    args.eth_rpc_url = Some(ethproofs_daemon::config::Secret::new(url));
+    args.eth_rpc_url = Some(ethproofs_daemon::config::Secret::new(url.clone()));
     args.eth_ws_url = None;
     args.chain_config = Some(config_path);
     args.zisk_action = ethproofs_daemon::config::ZiskAction::Native;
@@ -48,7 +48,7 @@ pub(super) async fn serve_dev_chain(args: &mut RunArgs, fresh: bool) -> anyhow::
         args.block_interval = 5;
     }
     args.max_backfill_blocks = args.max_backfill_blocks.max(args.block_interval);
-    Ok(())
+    Ok(url)
 }
 
 /// Every `run --dev` starts a new dev chain from block 0, so it starts a new ledger too: the old

@@ -52,12 +52,14 @@ pub(crate) fn run(mut args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.dev
-        && let Err(e) = runtime.block_on(start_dev_chain(&mut args))
-    {
-        eprintln!("error: {e:#}");
-        return ExitCode::FAILURE;
-    }
+    let dev_chain = match args.dev.then(|| runtime.block_on(start_dev_chain(&mut args))) {
+        None => None,
+        Some(Ok(url)) => Some(url),
+        Some(Err(e)) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = match args.into_config() {
         Ok(c) => c,
         Err(e) => {
@@ -66,8 +68,9 @@ pub(crate) fn run(mut args: RunArgs) -> ExitCode {
         }
     };
     init_logging(&config);
-    if config.zisk_action == ethproofs_daemon::config::ZiskAction::Native {
-        tracing::info!(url = %format!("http://localhost:{}/", config.health_port), "dashboard");
+    let log_format = config.log_format;
+    if let Some(url) = dev_chain {
+        tracing::info!(chain_id = ethproofs_daemon::devchain::CHAIN_ID, %url, "dev chain serving JSON-RPC");
     }
     let result = runtime.block_on(ethproofs_daemon::startup::run(config, shutdown_signal()));
     // Stray tasks (a WebSocket reconnect loop, a delivery retry) must not hold up the exit.
@@ -75,8 +78,12 @@ pub(crate) fn run(mut args: RunArgs) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
+            // Once, in the log's own format: a JSON line under LOG_FORMAT=json, else the plain
+            // `error:` line a person reads (the log is stderr either way).
+            match log_format {
+                LogFormat::Json => tracing::error!("{e}"),
+                LogFormat::Text => eprintln!("error: {e}"),
+            }
             ExitCode::from(e.exit_code())
         }
     }
@@ -250,16 +257,24 @@ pub(crate) fn doctor(mut args: DoctorArgs) -> ExitCode {
         }
     };
     // `doctor --dev` checks what `run --dev` would run: a dev chain of its own, native mode.
-    if args.run.dev
-        && let Err(e) = runtime.block_on(serve_dev_chain(&mut args.run, false))
-    {
-        eprintln!("error: {e:#}");
-        return ExitCode::FAILURE;
+    if args.run.dev {
+        match runtime.block_on(serve_dev_chain(&mut args.run, false)) {
+            Ok(url) => {
+                eprintln!("dev chain (chain id {}) serving JSON-RPC at {url}", ethproofs_daemon::devchain::CHAIN_ID)
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     let config = match args.run.into_config() {
         Ok(c) => c,
         Err(e) => {
-            println!("FAIL config     {e}");
+            for check in ethproofs_daemon::doctor::without_config(&e.to_string()) {
+                println!("{}", check.line());
+            }
+            println!("1 check(s) failed");
             return ExitCode::from(2);
         }
     };

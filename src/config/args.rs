@@ -146,6 +146,19 @@ fn timeout_seconds(s: &str) -> Result<u64, String> {
     }
 }
 
+/// An address to listen on: an IP, or a host name this machine resolves (`localhost`), taken
+/// as the first address it resolves to. Resolved once, at start-up.
+fn listen_host(s: &str) -> Result<IpAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let mut addrs = (s, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("{s:?} is not an IP address nor a host name this machine resolves: {e}"))?;
+    addrs.next().map(|a| a.ip()).ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
 fn positive_u64(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(0) => Err("must be greater than 0".into()),
@@ -267,14 +280,16 @@ pub struct RunArgs {
     /// Where inputs and proofs go (`OUTPUT_DIR/<block>/input.bin` and the proof), and the ledger by default.
     #[arg(long, env = "OUTPUT_DIR", default_value = "output")]
     pub output_dir: PathBuf,
-    /// Address of the public server: health, metrics, the dashboard and the block pages.
-    #[arg(long, env = "HEALTH_HOST", default_value = "0.0.0.0")]
+    /// Address of the public server: health, metrics, the dashboard and the block pages (an IP, or a host name such
+    /// as localhost, resolved at start-up.)
+    #[arg(long, env = "HEALTH_HOST", default_value = "0.0.0.0", value_parser = listen_host)]
     pub health_host: IpAddr,
     /// Port of the public server (`status` reads `/health` here).
     #[arg(long, env = "HEALTH_PORT", default_value = "4000")]
     pub health_port: u16,
-    /// Address of the admin API (and a copy of `/health`), served only with ADMIN_TOKEN; loopback by default.
-    #[arg(long, env = "ADMIN_HOST", default_value = "127.0.0.1")]
+    /// Address of the admin API (and a copy of `/health`), served only with ADMIN_TOKEN; loopback by default (an IP,
+    /// or a host name resolved at start-up.)
+    #[arg(long, env = "ADMIN_HOST", default_value = "127.0.0.1", value_parser = listen_host)]
     pub admin_host: IpAddr,
     /// Port of the admin API.
     #[arg(long, env = "ADMIN_PORT", default_value = "4001")]

@@ -329,6 +329,17 @@ mod tests {
     }
 
     #[test]
+    fn listen_hosts_take_a_name_as_well_as_an_ip() {
+        let base = ["--eth-rpc-url", "http://127.0.0.1:8545"];
+        let with = |flag: &str, v: &str| test_args(&[base[0], base[1], flag, v]);
+        let local = with("--health-host", "localhost").unwrap().health_host;
+        assert!(local.is_loopback(), "{local}");
+        assert_eq!(with("--admin-host", "::1").unwrap().admin_host, "::1".parse::<std::net::IpAddr>().unwrap());
+        let typo = with("--health-host", "no-such-host.invalid").err().unwrap();
+        assert!(typo.contains("no-such-host.invalid") && typo.contains("host name"), "{typo}");
+    }
+
+    #[test]
     fn absurd_timeouts_are_typos_not_overflows() {
         let base = ["--eth-rpc-url", "http://127.0.0.1:8545"];
         let with = |flag: &str, v: &str| test_args(&[base[0], base[1], flag, v]);

@@ -153,6 +153,10 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
             format!("cannot listen on ADMIN_HOST:ADMIN_PORT {}:{}", config.admin_host, config.admin_port),
         ))?),
     };
+    // Said once the port is ours, never before a "cannot listen".
+    if config.zisk_action == crate::config::ZiskAction::Native {
+        tracing::info!(url = %format!("http://localhost:{}/", config.health_port), "dashboard");
+    }
 
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -288,7 +288,13 @@ impl Prover {
         }
         match &r.verdict {
             Verdict::Proved { proving_ms, cycles } => {
-                tracing::info!(block, attempt = r.attempt, proving_time_ms = proving_ms, cycles = ?cycles, "block proved");
+                tracing::info!(
+                    block,
+                    attempt = r.attempt,
+                    proving_time_ms = proving_ms,
+                    cycles = *cycles,
+                    "block proved"
+                );
                 crate::telemetry::block_outcome("proved", "prove");
                 crate::telemetry::proved(*proving_ms as f64 / 1000.0, timestamp);
                 s.proved_count += 1;
@@ -308,7 +314,7 @@ impl Prover {
                 }
             }
             Verdict::Executed { ms, cycles } => {
-                tracing::info!(block, ms, cycles = ?cycles, "block executed (no proof)");
+                tracing::info!(block, ms, cycles = *cycles, "block executed (no proof)");
                 crate::telemetry::block_outcome("executed", "execute");
                 s.executed_count += 1;
                 s.executed.push(ExecutedBlock { block, ms: *ms, cycles: *cycles });
