@@ -161,7 +161,9 @@ fn data_now(s: &Surface, hw: Hardware) -> impl IntoResponse {
         "proving": proving,
         "reporting": s.info.reporting,
         "block_time_ms": input["block_time_ms"],
-        "paused": s.paused(),
+        "paused": health["paused"],
+        // Who paused and why, as `/health` says it.
+        "pause": health["pause"],
         "head": head,
         "head_age_seconds": input["head_age_seconds"],
         "next_target": next,

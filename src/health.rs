@@ -53,9 +53,12 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
     let all_answer =
         input.is_some() && prover.is_some() && reporter.is_some() && notifier.is_some() && supervisor.is_some();
     let write_trouble = s.control.write_trouble();
+    let pause = s.pause();
+    // A pause the daemon imposed (a full disk) is not health: the operator's own is.
     let degraded = input.as_ref().is_some_and(|s| s.status != "healthy")
         || prover.as_ref().is_some_and(|s| s.status != "healthy")
-        || write_trouble.is_some();
+        || write_trouble.is_some()
+        || pause.as_ref().is_some_and(|p| p.imposed);
     let status = if !all_answer {
         "unhealthy"
     } else if degraded {
@@ -87,7 +90,8 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
             "notifier": to_value(notifier),
             "supervisor": to_value(supervisor),
         },
-        "paused": s.paused(),
+        "paused": pause.is_some(),
+        "pause": pause.as_ref().map(|p| json!({"by": p.by, "reason": p.reason})),
         "ledger": ledger(s, write_trouble.as_ref()),
         "system": system(s),
     });
@@ -152,6 +156,9 @@ fn ledger(s: &Surface, write_trouble: Option<&crate::store::WriteTrouble>) -> Va
 fn not_ready_reason(doc: &Value) -> Option<String> {
     if let Some(e) = doc["ledger"]["write_error"].as_str() {
         return Some(e.to_string());
+    }
+    if let Some(reason) = doc["pause"]["reason"].as_str().filter(|_| doc["pause"]["by"] != "operator") {
+        return Some(reason.to_string());
     }
     let components = doc["components"].as_object()?;
     let unwell: Vec<String> = components

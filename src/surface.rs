@@ -42,7 +42,19 @@ pub struct Info {
     /// ZisK 0.x prover): said on every screen, never implied.
     pub proofs_unchecked: bool,
     pub output_dir: PathBuf,
+    /// `MIN_FREE_DISK_MB`: below it the daemon pauses itself, and every screen says so.
+    pub min_free_disk_mb: u64,
     pub admin_token: Option<Secret>,
+}
+
+/// Why no new input or proof starts, and who decided it: every screen says both.
+pub struct Pause {
+    /// `operator` (the `pause` command), `disk` (free space under MIN_FREE_DISK_MB), `ledger`
+    /// (the pause cannot be read), or both kinds joined.
+    pub by: &'static str,
+    pub reason: String,
+    /// The daemon paused itself: it is not healthy meanwhile.
+    pub imposed: bool,
 }
 
 /// Everything the HTTP surface needs, and nothing more.
@@ -57,7 +69,36 @@ pub struct Surface {
 impl Surface {
     /// The operator's pause or a full disk.
     pub fn paused(&self) -> bool {
-        self.disk_low.load(Ordering::SeqCst) || self.control.reads().paused().unwrap_or(true)
+        self.pause().is_some()
+    }
+
+    /// The pause in force, if any: the disk guard's (with the space left), the operator's, or a
+    /// ledger that cannot say (taken as paused, as the actors take it).
+    pub fn pause(&self) -> Option<Pause> {
+        let disk = self.disk_low.load(Ordering::SeqCst).then(|| {
+            let free = crate::disk::free_mb(&self.info.output_dir).map_or("too few".to_string(), |mb| mb.to_string());
+            format!(
+                "paused by the daemon: OUTPUT_DIR has {free} MB free, below MIN_FREE_DISK_MB = {}; new inputs and proofs start once space is freed",
+                self.info.min_free_disk_mb
+            )
+        });
+        let operator = match self.control.reads().paused() {
+            Ok(false) => None,
+            Ok(true) => Some((
+                "operator",
+                "paused by the operator: `ethproofs-daemon resume` lets new inputs and proofs start".to_string(),
+            )),
+            Err(_) => Some(("ledger", "the ledger cannot be read, so the pause cannot: taken as paused".to_string())),
+        };
+        match (disk, operator) {
+            (None, None) => None,
+            (Some(reason), None) => Some(Pause { by: "disk", reason, imposed: true }),
+            (None, Some((by, reason))) => Some(Pause { by, reason, imposed: by != "operator" }),
+            (Some(disk), Some((by, reason))) => {
+                let by = if by == "operator" { "disk and operator" } else { "disk and ledger" };
+                Some(Pause { by, reason: format!("{disk}; {reason}"), imposed: true })
+            }
+        }
     }
 }
 

@@ -61,8 +61,13 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     });
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(input_gen(&d.health())["missed_count"], 0, "nothing moves while paused");
-    assert_eq!(input_gen(&d.health())["state"], "paused");
+    let h = d.health();
+    assert_eq!(input_gen(&h)["state"], "paused");
+    // The operator's own pause is said as theirs, and is not ill health.
+    assert_eq!((&h["pause"]["by"], &h["status"]), (&"operator".into(), &"healthy".into()), "{h:#}");
+    assert!(h["pause"]["reason"].as_str().unwrap().contains("`ethproofs-daemon resume`"), "{h:#}");
     assert_eq!(ok_json(&cli(&d, Some(TOKEN), &["resume"]))["paused"], false);
+    assert_eq!(d.health()["pause"], Value::Null, "resumed: no pause left to explain");
     // 1000 is now more than MAX_BACKFILL_BLOCKS behind: missed; 1100 is asked for.
     d.wait_for("target 1000 missed, 1100 attempted", Duration::from_secs(30), |h| {
         input_gen(h)["missed_count"] == 1 && input_gen(h)["not_served"][0]["block"] == 1100
@@ -290,6 +295,23 @@ fn old_block_data_goes_and_low_disk_pauses_new_work() {
     let mut d = Daemon::start(&env);
     d.wait_for("paused for disk", Duration::from_secs(30), |h| input_gen(h)["state"] == "paused");
     d.wait_for("alerted", Duration::from_secs(10), |_| slack.count("Disk low") == 1);
+    // Every screen says who paused and why, and a pause the daemon imposed is not "healthy".
+    let h = d.health();
+    assert_eq!(
+        (&h["status"], &h["paused"], &h["pause"]["by"]),
+        (&"degraded".into(), &true.into(), &"disk".into()),
+        "{h:#}"
+    );
+    let reason = h["pause"]["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("MIN_FREE_DISK_MB = 999999999999") && reason.contains("paused by the daemon"), "{reason}");
+    let (code, ready) = d.get("/health/ready").unwrap();
+    assert_eq!(code, 503, "{ready}");
+    assert!(ready["reason"].as_str().unwrap_or("").contains("MIN_FREE_DISK_MB"), "{ready}");
+    let (_, board) = d.get("/api/dashboard").unwrap();
+    assert_eq!((&board["status"], &board["pause"]["by"]), (&"degraded".into(), &"disk".into()), "{board}");
+    let out = support::daemon().args(["status", "--url", &format!("http://127.0.0.1:{}", d.port)]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.starts_with("degraded") && said.contains("PAUSED by disk") && said.contains(&reason), "{said}");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(input_gen(&d.health())["processed_count"], 0, "no input was built while the disk is low");
     assert!(d.terminate().0.success());

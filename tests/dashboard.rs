@@ -234,6 +234,22 @@ fn an_input_stage_whose_node_fails_is_not_shown_healthy() {
 }
 
 #[test]
+fn a_pause_says_who_paused_and_why_and_the_disk_s_is_not_healthy() {
+    let Some(browser) = chromium() else { return };
+    let mut env = base_env(&mini_node(10), None);
+    env.push(("MIN_FREE_DISK_MB", "999999999999".into()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("paused for disk", Duration::from_secs(30), |h| h["pause"]["by"] == "disk");
+    let dom = dom(&browser, d.port, "/", DESKTOP);
+    assert!(dom.contains(r#"id="status" class="status degraded""#), "a disk-full pause looks healthy:\n{dom}");
+    assert!(!tag_of(&dom, "paused").contains("hidden"), "no pause banner:\n{dom}");
+    let banner = text_of(&dom, "paused");
+    assert!(banner.starts_with("Paused (disk): paused by the daemon") && banner.contains("MIN_FREE_DISK_MB"), "{banner}");
+    assert!(text_of(&dom, "meta").ends_with("PAUSED by disk"), "{}", text_of(&dom, "meta"));
+    assert!(d.terminate().0.success());
+}
+
+#[test]
 fn without_proofs_the_pages_speak_of_executions() {
     let Some(browser) = chromium() else { return };
     // A fresh deploy: the head (9) is below the first target (10).

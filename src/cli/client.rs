@@ -108,22 +108,24 @@ pub(crate) fn status_lines(doc: &serde_json::Value) -> Vec<String> {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let mut lines = vec![
-        format!(
-            "{} · v{} · {} · up {} s{}",
-            text(&doc["status"]),
-            text(&doc["version"]),
-            text(&doc["chain"]["name"]),
-            text(&doc["uptime_seconds"]),
-            if doc["paused"] == true { " · PAUSED" } else { "" }
-        ),
-        format!(
-            "head {} · next target {} · inputs queued {}",
-            text(&input["head"]),
-            text(&input["next_target"]),
-            text(&input["queue_length"])
-        ),
-    ];
+    let mut lines = vec![format!(
+        "{} · v{} · {} · up {} s{}",
+        text(&doc["status"]),
+        text(&doc["version"]),
+        text(&doc["chain"]["name"]),
+        text(&doc["uptime_seconds"]),
+        if doc["paused"] == true { format!(" · PAUSED by {}", text(&doc["pause"]["by"])) } else { String::new() }
+    )];
+    // Why, on its own line: who paused it and what lets work start again.
+    if let Some(reason) = doc["pause"]["reason"].as_str() {
+        lines.push(reason.to_string());
+    }
+    lines.push(format!(
+        "head {} · next target {} · inputs queued {}",
+        text(&input["head"]),
+        text(&input["next_target"]),
+        text(&input["queue_length"])
+    ));
     let mut p = format!(
         "prover: {} ({}, {}) · proved {} · executed {} · failed {} · queued {}",
         text(&prover["state"]),

@@ -199,6 +199,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         proves: config.zisk_action == ZiskAction::Prove,
         reporting: config.reports_to_ethproofs(),
         output_dir: config.output_dir.clone(),
+        min_free_disk_mb: config.min_free_disk_mb,
         admin_token: config.admin_token.clone(),
     };
     let links = Links {
@@ -232,6 +233,7 @@ struct SurfaceSettings {
     proves: bool,
     reporting: bool,
     output_dir: std::path::PathBuf,
+    min_free_disk_mb: u64,
     admin_token: Option<crate::config::Secret>,
     /// The surface's own read-only connection to the ledger.
     reader: Arc<crate::store::Ledger>,
@@ -300,6 +302,7 @@ impl Built {
                 output_layout: ctx.verify.as_ref().and_then(|v| v.layout).map(|l| l.as_str()),
                 proofs_unchecked: surface.proves && surface.reporting && ctx.verify.is_none(),
                 output_dir: surface.output_dir,
+                min_free_disk_mb: surface.min_free_disk_mb,
                 admin_token: surface.admin_token,
             },
             disk_low: ctx.disk_low.clone(),
