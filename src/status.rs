@@ -168,6 +168,15 @@ pub struct CoordinatorStatus {
     pub error: Option<String>,
 }
 
+/// Prover runs since this process started, by outcome: runs, not blocks.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RunCounts {
+    pub proved: u64,
+    /// Re-executed (`native`) or emulated (`execute`): never counted as proved.
+    pub executed: u64,
+    pub failed: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ProverStatus {
     pub status: &'static str,
@@ -188,11 +197,9 @@ pub struct ProverStatus {
     /// The phases the running job has been through.
     pub phases: Vec<PhaseTime>,
     pub coordinator: Option<CoordinatorStatus>,
-    /// Blocks proved by this process (the ledger has the totals).
-    pub proved_count: u64,
-    /// Blocks re-executed (`native`) or emulated (`execute`): never counted as proved.
-    pub executed_count: u64,
-    pub failed_count: u64,
+    /// This process's prover runs by how they ended: a block proved again counts again. The
+    /// block counts (`proved_count`, …) are the ledger's, added by `/health`.
+    pub runs: RunCounts,
     pub recent_proved: Vec<ProvedBlock>,
     pub recent_executed: Vec<ExecutedBlock>,
     pub recent_failed: Vec<FailedBlock>,

@@ -380,3 +380,26 @@ fn a_health_port_in_use_is_named() {
     assert_eq!(logs.matches("cannot listen on HEALTH_HOST:HEALTH_PORT").count(), 1, "the error is said once: {logs}");
     assert!(!logs.contains("dashboard"), "no dashboard announced on a port that is not ours: {logs}");
 }
+
+#[test]
+fn a_word_means_one_thing_on_every_screen_blocks_are_blocks_and_runs_are_runs() {
+    let node = mini_node(10);
+    let mut env = base_env(&node, None);
+    env.push(("ZISK_ACTION", "native".into()));
+    env.push(("ADMIN_TOKEN", TOKEN.into()));
+    let mut d = Daemon::start(&env);
+    d.wait_for("block 10 executed", Duration::from_secs(60), |h| h["components"]["prover"]["runs"]["executed"] == 1);
+    // The operator runs block 10 twice more: three runs, still one executed block.
+    for runs in [2, 3] {
+        assert_eq!(ok_json(&cli(&d, Some(TOKEN), &["prove", "10"]))["added"], 1);
+        d.wait_for("the run", Duration::from_secs(60), |h| h["components"]["prover"]["runs"]["executed"] == runs);
+    }
+    let h = d.health();
+    assert_eq!(h["components"]["prover"]["executed_count"], 1, "blocks, as the ledger counts them: {h:#}");
+    let (_, board) = d.get("/api/dashboard").unwrap();
+    assert_eq!(board["executed"], 1, "the dashboard counts the same blocks");
+    let out = support::daemon().args(["status", "--url", &format!("http://127.0.0.1:{}", d.port)]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("blocks proved 0 · executed 1 ·") && said.contains("runs since start 3"), "{said}");
+    assert!(d.terminate().0.success());
+}

@@ -244,7 +244,10 @@ fn a_pause_says_who_paused_and_why_and_the_disk_s_is_not_healthy() {
     assert!(dom.contains(r#"id="status" class="status degraded""#), "a disk-full pause looks healthy:\n{dom}");
     assert!(!tag_of(&dom, "paused").contains("hidden"), "no pause banner:\n{dom}");
     let banner = text_of(&dom, "paused");
-    assert!(banner.starts_with("Paused (disk): paused by the daemon") && banner.contains("MIN_FREE_DISK_MB"), "{banner}");
+    assert!(
+        banner.starts_with("Paused (disk): paused by the daemon") && banner.contains("MIN_FREE_DISK_MB"),
+        "{banner}"
+    );
     assert!(text_of(&dom, "meta").ends_with("PAUSED by disk"), "{}", text_of(&dom, "meta"));
     assert!(d.terminate().0.success());
 }

@@ -127,14 +127,15 @@ pub(crate) fn status_lines(doc: &serde_json::Value) -> Vec<String> {
         text(&input["queue_length"])
     ));
     let mut p = format!(
-        "prover: {} ({}, {}) · proved {} · executed {} · failed {} · queued {}",
+        "prover: {} ({}, {}) · blocks proved {} · executed {} · failed {} · queued {} · runs since start {}",
         text(&prover["state"]),
         text(&prover["backend"]),
         text(&prover["action"]),
         text(&prover["proved_count"]),
         text(&prover["executed_count"]),
         text(&prover["failed_count"]),
-        text(&prover["queue_length"])
+        text(&prover["queue_length"]),
+        ["proved", "executed", "failed"].iter().map(|k| prover["runs"][k].as_u64().unwrap_or(0)).sum::<u64>()
     );
     if !prover["proving_block"].is_null() {
         p +=

@@ -55,9 +55,11 @@ impl Prover {
                 .map(|(p, took)| PhaseTime { phase: p.as_str(), seconds: took.as_secs_f64() })
                 .collect(),
             coordinator,
-            proved_count: s.proved_count,
-            executed_count: s.executed_count,
-            failed_count: s.failed_count,
+            runs: crate::status::RunCounts {
+                proved: s.proved_count,
+                executed: s.executed_count,
+                failed: s.failed_count,
+            },
             recent_proved: s.proved.to_vec(),
             recent_executed: s.executed.to_vec(),
             recent_failed: s.failed.to_vec(),
