@@ -11,8 +11,9 @@
 #   - a volume for /app/output (inputs and proofs).
 # With PROVER_BACKEND=coordinator none of cargo-zisk, the key or the GPU is needed here: set
 # ZISK_COORDINATOR_URL to the coordinator (config/zisk-coordinator.service, config/kubernetes.yaml).
-# Example:
-#   docker run --gpus all --env-file config/ethproofs-daemon.env -p 4000:4000 \
+# Example (the settings from the commented template, filled in):
+#   cp config/ethproofs-daemon.env.example ethproofs-daemon.env
+#   docker run --gpus all --env-file ethproofs-daemon.env -p 4000:4000 \
 #     -v $HOME/.zisk:/zisk:ro -v /opt/guest-elf:/guest-elf:ro -v /var/lib/ethproofs:/app/output ethproofs-daemon run
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
@@ -26,6 +27,8 @@ RUN cargo build --release --locked --bin ethproofs-daemon
 
 FROM debian:bookworm-slim
 # tini is PID 1: it reaps whatever cargo-zisk's helpers leave as zombies and forwards SIGTERM to the daemon.
+# Debian's versions are not pinned: bookworm's security updates are wanted in every rebuild.
+# hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tini && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /src/target/release/ethproofs-daemon /usr/local/bin/ethproofs-daemon

@@ -212,6 +212,27 @@ fn describe(story: &Story, what: &str, executes: bool) -> (&'static str, Option<
     }
 }
 
+/// What an earlier run came to, in the page's words (its stage and reason are the daemon's own).
+fn earlier_detail(run: &crate::store::EarlierRun) -> Option<String> {
+    match run.outcome.as_str() {
+        "failed" | "skipped" => Some(format!(
+            "{}: {}",
+            run.stage.as_deref().unwrap_or("?"),
+            run.reason.as_deref().map(crate::status::public_reason).unwrap_or_default()
+        )),
+        _ => {
+            let said: Vec<String> = [
+                run.proving_ms.map(|ms| format!("in {}", crate::status::human_ms(ms))),
+                run.cycles.map(|c| format!("{c} {}", if run.outcome == "executed" { "steps" } else { "cycles" })),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            (!said.is_empty()).then(|| said.join(", "))
+        }
+    }
+}
+
 /// The `/api/blocks/{n}` document.
 pub fn document(s: &Surface, story: &Story) -> Value {
     let dev = s.info.dev;
@@ -252,6 +273,19 @@ pub fn document(s: &Surface, story: &Story) -> Value {
                 )),
             ));
         }
+    }
+    // Each earlier run: its own start and end, and the moment it was replaced, with who asked.
+    for run in &story.earlier_runs {
+        let worded = if run.outcome == "executed" { "earlier run: execution started" } else { "earlier run started" };
+        if let Some(at) = run.started_at_ms {
+            events.push((at, worded.into(), Some(format!("attempt {}", run.attempts))));
+        }
+        if let Some(at) = run.ended_at_ms {
+            events.push((at, format!("earlier run {}", run.outcome), earlier_detail(run)));
+        }
+        let who =
+            if run.replaced_by == "operator" { "the operator" } else { "prove mode (executed blocks are proved)" };
+        events.push((run.replaced_at_ms, format!("run again, asked by {who}"), None));
     }
     for (hash, reason, at) in &story.orphans {
         events.push((
@@ -296,6 +330,15 @@ pub fn document(s: &Surface, story: &Story) -> Value {
         "block_hash": story.block_hash,
         "block_time": story.block_timestamp.and_then(|t| i64::try_from(t).ok()).map(|t| time(t.saturating_mul(1000))),
         "timeline": timeline,
+        "earlier_runs": story.earlier_runs.iter().map(|r| json!({
+            "outcome": r.outcome,
+            "detail": earlier_detail(r),
+            "attempts": r.attempts,
+            "started_at": r.started_at_ms.map(time),
+            "ended_at": r.ended_at_ms.map(time),
+            "replaced_at": time(r.replaced_at_ms),
+            "replaced_by": r.replaced_by,
+        })).collect::<Vec<_>>(),
         "where_the_time_went": segments(story, proved_call, executes),
         "ethproofs_url": ethproofs_url,
     })

@@ -254,6 +254,7 @@ fn metrics_now(s: &Surface) -> impl IntoResponse {
         head: input.as_ref().and_then(|s| s.head),
         last_target: ledger.last_scheduled().ok().flatten(),
         last_proved,
+        last_done: ledger.newest_in(done).ok().flatten(),
         last_reported,
         input_queue: queued.input.len(),
         prover_queue: queued.prover.len(),

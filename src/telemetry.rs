@@ -144,6 +144,9 @@ pub struct Snapshot {
     pub head: Option<u64>,
     pub last_target: Option<u64>,
     pub last_proved: Option<u64>,
+    /// The newest block the mode's work is done on: proved, or executed without proofs (what
+    /// the dashboards plot against the head in every mode).
+    pub last_done: Option<u64>,
     pub last_reported: Option<u64>,
     pub input_queue: usize,
     pub prover_queue: usize,
@@ -177,6 +180,7 @@ pub fn render(snapshot: &Snapshot, build: Vec<(&'static str, String)>) -> String
     set("ethproofs_chain_head", snapshot.head);
     set("ethproofs_last_target_seen", snapshot.last_target);
     set("ethproofs_last_proved_block", snapshot.last_proved);
+    set("ethproofs_last_done_block", snapshot.last_done);
     set("ethproofs_last_reported_block", snapshot.last_reported);
     metrics::gauge!("ethproofs_queue_length", "queue" => "input").set(snapshot.input_queue as f64);
     metrics::gauge!("ethproofs_queue_length", "queue" => "prover").set(snapshot.prover_queue as f64);

@@ -389,6 +389,16 @@ fn a_word_means_one_thing_on_every_screen_blocks_are_blocks_and_runs_are_runs() 
     env.push(("ADMIN_TOKEN", TOKEN.into()));
     let mut d = Daemon::start(&env);
     d.wait_for("block 10 executed", Duration::from_secs(60), |h| h["components"]["prover"]["runs"]["executed"] == 1);
+    let seen_at = |d: &Daemon| {
+        let out = support::daemon()
+            .args(["report", "--since", "1h", "--format", "json"])
+            .env("OUTPUT_DIR", d.output())
+            .output()
+            .unwrap();
+        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+        rows.as_array().unwrap().iter().find(|r| r["block"] == 10).unwrap()["seen_at"].clone()
+    };
+    let first_seen = seen_at(&d);
     // The operator runs block 10 twice more: three runs, still one executed block.
     for runs in [2, 3] {
         assert_eq!(ok_json(&cli(&d, Some(TOKEN), &["prove", "10"]))["added"], 1);
@@ -401,5 +411,14 @@ fn a_word_means_one_thing_on_every_screen_blocks_are_blocks_and_runs_are_runs() 
     let out = support::daemon().args(["status", "--url", &format!("http://127.0.0.1:{}", d.port)]).output().unwrap();
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(said.contains("blocks proved 0 · executed 1 ·") && said.contains("runs since start 3"), "{said}");
+    // A re-run keeps the history: the block page shows both earlier runs and who asked for the
+    // next, and `report` still counts from when the target was first seen.
+    let (_, page) = d.get("/api/blocks/10").unwrap();
+    let earlier = page["earlier_runs"].as_array().unwrap();
+    assert_eq!(earlier.len(), 2, "{page:#}");
+    assert!(earlier.iter().all(|r| r["outcome"] == "executed" && r["replaced_by"] == "operator"), "{page:#}");
+    let asked = page["timeline"].as_array().unwrap().iter().filter(|e| e["what"] == "run again, asked by the operator");
+    assert_eq!(asked.count(), 2, "{page:#}");
+    assert_eq!(seen_at(&d), first_seen, "report's seen_at moved with the re-run");
     assert!(d.terminate().0.success());
 }

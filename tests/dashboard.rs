@@ -148,10 +148,12 @@ fn a_proved_block_appears_on_the_dashboard_at_desktop_and_phone_width() {
     let countdown = text_of(&dom, "countdown");
     assert!(countdown.contains(" a block") && !countdown.contains("12 s"), "the countdown: {countdown:?}");
 
-    // A phone: nothing wider than the screen (the table scrolls inside its card, words wrap).
+    // A phone: nothing wider than the screen (the table scrolls inside its card, other words wrap).
     let dom = self::dom(&browser, d.port, "/", PHONE);
     assert!(dom.contains(r#"data-block="11""#) && dom.contains(HASH), "the phone's board is not rendered:\n{dom}");
     assert!(dom.contains(r#"data-fits="true""#), "the board is wider than a phone:\n{dom}");
+    // …and no word in the table is broken over two lines ("Bloc" above "k"): the table scrolls instead.
+    assert!(dom.contains(r#"data-words-whole="true""#), "a table word is broken mid-word on a phone:\n{dom}");
     for hidden in ["PASSWORD", "SECRET", "hidden-dir"] {
         assert!(!dom.contains(hidden), "the board shows {hidden}:\n{dom}");
     }
@@ -212,6 +214,10 @@ fn the_board_says_when_the_daemon_is_unreachable_and_stops_looking_live() {
     assert!(text_of(&dom, "updated").starts_with("stale · last data"), "{dom}");
     assert!(!shown(&dom).contains("live"), "still says live:\n{dom}");
     assert!(dom.contains(r#"data-block="10""#), "the last answer is kept, marked stale:\n{dom}");
+    // Nothing claims freshness: the head's age grows with the silence, the countdown stops counting.
+    let age = text_of(&dom, "head-age");
+    assert!(age.starts_with("seen ") && age.ends_with(" ago"), "the head still looks just seen: {age:?}");
+    assert_eq!(text_of(&dom, "countdown"), "unknown while the daemon is unreachable", "{dom}");
 }
 
 #[test]

@@ -98,6 +98,9 @@ fn metrics_exist_from_start_up_and_the_figures_fit_the_mode() {
     d.wait_for("two executed", Duration::from_secs(60), |h| h["components"]["prover"]["executed_count"] == 2);
     let text = d.get_text("/metrics").unwrap();
     assert_eq!(gauge(&text, "ethproofs_expected_targets_6h"), Some(2.0), "{text}");
+    // "Head vs last done" reads the newest executed block here, not a 0 (nothing is proved).
+    assert_eq!(gauge(&text, "ethproofs_last_done_block"), Some(11.0), "{text}");
+    assert_eq!(gauge(&text, "ethproofs_last_proved_block"), Some(0.0), "{text}");
     assert_eq!(gauge(&text, "ethproofs_reliability_ratio_6h"), Some(1.0), "{text}");
     assert_eq!(gauge(&text, "ethproofs_targets_behind"), Some(0.0), "{text}");
     assert!(d.terminate().0.success());

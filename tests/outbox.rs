@@ -80,7 +80,7 @@ fn sigkill_while_reporting_then_restart_resubmits_the_saved_proof() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(accepted(&api, "proved", 10), 1);
     assert_eq!(completed_proofs(&zisk_log, 10), 1, "the block was not proved again");
-    assert_eq!(prover(&d.health())["proved_count"], 0, "this run proved nothing: it only re-sent");
+    assert_eq!(prover(&d.health())["runs"]["proved"], 0, "this run proved nothing: it only re-sent");
     assert!(d.terminate().0.success());
 }
 

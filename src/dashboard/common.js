@@ -48,7 +48,27 @@ async function getJson(url, timeoutMs) {
   }
 }
 
-// Whether the page fits its window without scrolling sideways; the browser test reads it.
+// Whether the page fits its window without scrolling sideways, and whether every word in its
+// tables is whole on one line; the browser test reads both.
 function markFit() {
   document.body.dataset.fits = String(document.documentElement.scrollWidth <= window.innerWidth);
+  document.body.dataset.wordsWhole = String(wordsWhole());
+}
+
+// False when a word of a table cell is laid out over two lines (a column squeezed narrower than
+// its words): what a reader sees as "Bloc" above "k".
+function wordsWhole() {
+  for (const cell of document.querySelectorAll("table th, table td")) {
+    const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+      for (const m of node.data.matchAll(/\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (lines.size > 1) return false;
+      }
+    }
+  }
+  return true;
 }

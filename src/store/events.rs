@@ -124,6 +124,7 @@ impl Ledger {
                     Some(BlockState::Proved) => out.already_proved.push(n),
                     Some(s) if s.in_flight() => out.in_progress.push(n),
                     Some(_) => {
+                        self.keep_run(tx, n, "operator")?;
                         self.apply(tx, n, Move::Reprove, ", stage = NULL, reason = NULL, interruptions = 0", &[])?;
                         out.added.push(n);
                     }
@@ -145,6 +146,7 @@ impl Ledger {
             };
             let mut reopened = Vec::new();
             for n in executed.into_iter().filter_map(|n| u64::try_from(n).ok()) {
+                self.keep_run(tx, n, "prove mode")?;
                 self.apply(tx, n, Move::Reprove, ", stage = NULL, reason = NULL, interruptions = 0", &[])?;
                 reopened.push(n);
             }

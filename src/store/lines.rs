@@ -66,6 +66,8 @@ pub(super) const TARGETS_BEHIND_SQL: &str = "SELECT COUNT(*) FROM blocks WHERE o
     AND number > COALESCE(
         (SELECT number FROM blocks WHERE state = ?1 AND origin = 'schedule' ORDER BY number DESC LIMIT 1), -1)";
 pub(super) const LAST_PROVED_SQL: &str = "SELECT MAX(number) FROM blocks WHERE state = 'proved'";
+/// The newest block in state `?1`.
+pub(super) const NEWEST_IN_SQL: &str = "SELECT MAX(number) FROM blocks WHERE state = ?1";
 /// The newest block whose `proved` call EthProofs accepted, one index seek per accepted state.
 pub(super) const LAST_REPORTED_SQL: &str = "SELECT MAX(b) FROM (
     SELECT MAX(block) AS b FROM reports WHERE status = 'proved' AND state = 'done'
@@ -139,6 +141,13 @@ impl Ledger {
     /// not behind.
     pub fn targets_behind(&self, done: BlockState) -> Result<u64, StoreError> {
         self.conn(|c| c.query_row(TARGETS_BEHIND_SQL, params![done.as_str()], |r| r.get(0).map(from_sql)))
+            .map_err(self.sql())
+    }
+
+    /// The newest block in `state` (`proved`, or `executed` in the modes that make no proofs).
+    pub fn newest_in(&self, state: BlockState) -> Result<Option<u64>, StoreError> {
+        self.conn(|c| c.query_row(NEWEST_IN_SQL, params![state.as_str()], |r| r.get::<_, Option<i64>>(0)))
+            .map(|n| n.map(from_sql))
             .map_err(self.sql())
     }
 

@@ -45,10 +45,10 @@ pub use outbox::Settle;
 pub use program::ProgramRecord;
 pub use run_end::Acceptance;
 pub use state::{BlockState, Move, ReportState, Stage};
-pub use story::{Call, Moment, Story};
+pub use story::{Call, EarlierRun, Moment, Story};
 
 /// Schema versions this build can read; `migrate` brings older ones up to the last.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)

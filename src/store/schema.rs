@@ -151,10 +151,29 @@ ALTER TABLE blocks ADD COLUMN job_submission TEXT;
 ALTER TABLE blocks ADD COLUMN job_in_doubt_until INTEGER;
 ";
 
+/// v10: a block run again (the operator's `prove`, prove mode taking back executed blocks) keeps
+/// the run it replaces: its outcome, times and figures, and who asked for the new one.
+const SCHEMA_V10: &str = "
+CREATE TABLE IF NOT EXISTS earlier_runs (
+    block INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    stage TEXT,
+    reason TEXT,
+    attempts INTEGER NOT NULL,
+    proving_ms INTEGER,
+    cycles INTEGER,
+    started_at INTEGER,
+    ended_at INTEGER,
+    replaced_at INTEGER NOT NULL,
+    replaced_by TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS earlier_runs_block ON earlier_runs(block);
+";
+
 /// Brings a ledger of schema `from` up to the newest, in `tx`.
 pub(super) fn upgrade(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<()> {
     for (version, batch) in
-        [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8, SCHEMA_V9]
+        [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8, SCHEMA_V9, SCHEMA_V10]
             .into_iter()
             .enumerate()
     {

@@ -25,6 +25,22 @@ pub struct Call {
     pub last_error: Option<String>,
 }
 
+/// A run of the block that a later run replaced: what it came to, and who asked for the next.
+#[derive(Debug, Clone)]
+pub struct EarlierRun {
+    pub outcome: String,
+    pub stage: Option<String>,
+    pub reason: Option<String>,
+    pub attempts: u32,
+    pub proving_ms: Option<u64>,
+    pub cycles: Option<u64>,
+    pub started_at_ms: Option<i64>,
+    pub ended_at_ms: Option<i64>,
+    pub replaced_at_ms: i64,
+    /// `operator` (`prove`) or `prove mode` (executed blocks proved after all).
+    pub replaced_by: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Story {
     pub block: u64,
@@ -51,6 +67,8 @@ pub struct Story {
     pub calls: Vec<Call>,
     /// Blocks at this height that left the chain: their hash and why.
     pub orphans: Vec<(Option<String>, String, i64)>,
+    /// The runs that came before this one, oldest first.
+    pub earlier_runs: Vec<EarlierRun>,
 }
 
 impl Ledger {
@@ -99,6 +117,7 @@ impl Ledger {
                             moments,
                             calls: Vec::new(),
                             orphans: Vec::new(),
+                            earlier_runs: Vec::new(),
                         })
                     },
                 )
@@ -133,6 +152,30 @@ impl Ledger {
                 conn.prepare("SELECT hash, reason, at FROM orphans WHERE block = ?1 ORDER BY at").map_err(self.sql())?;
             story.orphans = stmt
                 .query_map(params![sql_u64(n)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(self.sql())?
+                .collect::<Result<_, _>>()
+                .map_err(self.sql())?;
+            let mut stmt = conn
+                .prepare(
+                    "SELECT outcome, stage, reason, attempts, proving_ms, cycles, started_at, ended_at, replaced_at, replaced_by
+                     FROM earlier_runs WHERE block = ?1 ORDER BY replaced_at, rowid",
+                )
+                .map_err(self.sql())?;
+            story.earlier_runs = stmt
+                .query_map(params![sql_u64(n)], |r| {
+                    Ok(EarlierRun {
+                        outcome: r.get(0)?,
+                        stage: r.get(1)?,
+                        reason: r.get(2)?,
+                        attempts: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+                        proving_ms: r.get::<_, Option<i64>>(4)?.map(from_sql),
+                        cycles: r.get::<_, Option<i64>>(5)?.map(from_sql),
+                        started_at_ms: r.get(6)?,
+                        ended_at_ms: r.get(7)?,
+                        replaced_at_ms: r.get(8)?,
+                        replaced_by: r.get(9)?,
+                    })
+                })
                 .map_err(self.sql())?
                 .collect::<Result<_, _>>()
                 .map_err(self.sql())?;

@@ -114,9 +114,26 @@ impl Ledger {
         let mut all: Vec<&dyn rusqlite::ToSql> = vec![&number, &at];
         all.extend_from_slice(values);
         let state = to.as_str();
-        let sql = format!("UPDATE blocks SET state = '{state}', {column} = ?2 {extra} WHERE number = ?1");
+        // `seen_at` is when the block first became a target (`report --since` counts from it): a
+        // block run again or built again after a reorg keeps it.
+        let stamp = if to == BlockState::Seen { "COALESCE(seen_at, ?2)" } else { "?2" };
+        let sql = format!("UPDATE blocks SET state = '{state}', {column} = {stamp} {extra} WHERE number = ?1");
         tx.execute(&sql, all.as_slice()).map_err(self.sql())?;
         Ok(to)
+    }
+
+    /// Keeps the block's finished run in `earlier_runs` before it is run again, saying who asked.
+    pub(super) fn keep_run(&self, tx: &Transaction<'_>, n: u64, by: &str) -> Result<(), StoreError> {
+        tx.execute(
+            "INSERT INTO earlier_runs (block, outcome, stage, reason, attempts, proving_ms, cycles, started_at, ended_at,
+                                       replaced_at, replaced_by)
+             SELECT number, state, stage, reason, attempts, proving_ms, cycles, proving_at,
+                    COALESCE(proved_at, executed_at, failed_at, skipped_at), ?2, ?3
+             FROM blocks WHERE number = ?1",
+            params![sql_u64(n), now_ms(), by],
+        )
+        .map(|_| ())
+        .map_err(self.sql())
     }
 
     /// `SELECT COUNT(*) … WHERE block = ?1 …` for one block.

@@ -413,3 +413,26 @@ async fn a_ledger_write_waiting_on_the_lock_never_holds_up_the_runtime() {
     ticker.await.unwrap();
     assert!(l.paused().unwrap(), "the write went through once the lock was released");
 }
+
+#[test]
+fn a_block_run_again_keeps_its_earlier_run_and_when_it_was_first_seen() {
+    let (_d, l) = ledger();
+    l.targets_scheduled(&[10], None, 10).unwrap();
+    let first_seen = l.block(10).unwrap().unwrap().seen_at_ms;
+    l.input_built(10, &built(Path::new("/i")), false).unwrap();
+    l.proof_started(10, false).unwrap();
+    l.prover_exited(10, &exit(None)).unwrap();
+    l.executed(10, 1500, Some(42)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(l.operator_prove(&[10]).unwrap().added, vec![10]);
+    let row = l.block(10).unwrap().unwrap();
+    assert_eq!((row.state, row.seen_at_ms), (BlockState::Seen, first_seen), "first seen stays when it was first seen");
+    let story = l.story(10).unwrap().unwrap();
+    assert_eq!(story.earlier_runs.len(), 1, "the run it replaced is kept");
+    let run = &story.earlier_runs[0];
+    assert_eq!((run.outcome.as_str(), run.proving_ms, run.cycles), ("executed", Some(1500), Some(42)));
+    assert_eq!(run.replaced_by, "operator");
+    assert!(run.started_at_ms.is_some() && run.ended_at_ms.is_some());
+    let lines = l.report_lines(0).unwrap();
+    assert_eq!(lines[0].seen_at_ms, first_seen, "report --since counts from the first sighting");
+}
