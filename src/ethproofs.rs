@@ -276,7 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_api_that_cannot_be_reached_is_named_by_its_cause() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::chain::closed_port();
         let client = EthProofsClient::new(
             reqwest::Client::new(),
             EthProofsConfig {

@@ -249,12 +249,16 @@ fn metrics_now(s: &Surface) -> impl IntoResponse {
     let done = if s.info.proves { crate::store::BlockState::Proved } else { crate::store::BlockState::Executed };
     let (expected_6h, proved_6h) = ledger.reliability(six_hours_ago, done).unwrap_or((0, 0));
     let targets_behind = ledger.targets_behind(done).unwrap_or(0);
-    let (last_proved, last_reported) = ledger.last_proved_and_reported().unwrap_or((None, None));
+    let last_done = ledger.newest_in(done).ok().flatten();
+    // In prove mode the newest done block is the newest proved one: asked once.
+    let last_proved =
+        if s.info.proves { last_done } else { ledger.newest_in(crate::store::BlockState::Proved).ok().flatten() };
+    let last_reported = ledger.last_reported().ok().flatten();
     let snapshot = crate::telemetry::Snapshot {
         head: input.as_ref().and_then(|s| s.head),
         last_target: ledger.last_scheduled().ok().flatten(),
         last_proved,
-        last_done: ledger.newest_in(done).ok().flatten(),
+        last_done,
         last_reported,
         input_queue: queued.input.len(),
         prover_queue: queued.prover.len(),

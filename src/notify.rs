@@ -164,7 +164,7 @@ mod tests {
 
     #[tokio::test]
     async fn slack_that_cannot_be_reached_is_named_by_its_cause() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::chain::closed_port();
         let webhook = crate::config::Secret::new(format!("http://127.0.0.1:{port}/services/T0/B0/SECRET"));
         let alert = Alert { severity: Severity::Warning, title: "t".into(), detail: "d".into() };
         let Err(PostError::Transport(why)) = post(&reqwest::Client::new(), &webhook, &alert).await else {

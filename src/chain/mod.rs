@@ -283,6 +283,12 @@ impl NodeClient {
     }
 }
 
+/// A loopback port nothing listens on: what the clients' tests dial to meet "connection refused".
+#[cfg(test)]
+pub(crate) fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,7 +301,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_node_that_cannot_be_reached_is_named_by_its_cause() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = closed_port();
         let c = NodeClient::new(&format!("http://127.0.0.1:{port}/SECRETKEY"), Duration::from_secs(1)).unwrap();
         let e = c.block_number().await.unwrap_err().to_string();
         assert!(e.to_ascii_lowercase().contains("connection refused") && !e.contains("SECRET"), "{e}");

@@ -58,6 +58,7 @@ pub fn http_error(e: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::closed_port;
 
     #[test]
     fn urls_in_any_spelling_are_reduced_by_structure() {
@@ -68,11 +69,6 @@ mod tests {
         }
         assert!(scrubbed.contains("https://eth.example.com/…") && scrubbed.contains("timed out"), "{scrubbed}");
         assert_eq!(scrub_urls("no url here"), "no url here");
-    }
-
-    /// A loopback port nothing listens on.
-    fn closed_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     }
 
     #[tokio::test]

@@ -63,22 +63,14 @@ fn survive(result: Result<(), StoreError>) -> Result<(), ractor::ActorProcessing
     }
 }
 
-/// Repeats a ledger write that failed for a reason that may pass, at the ledger's backoff, until
-/// it goes through, fails for another reason, or `stopping` says the daemon is going down. For
-/// the records that must not be lost: a prover run's exit and verdict, an EthProofs answer.
+/// Repeats a ledger write that failed for a reason that may pass, until it goes through, fails
+/// for another reason, or `stopping` says the daemon is going down (`Ledger::until_written`).
 async fn until_recorded<T>(
     ledger: &crate::store::Ledger,
     stopping: impl Fn() -> bool,
-    mut write: impl FnMut() -> Result<T, StoreError>,
+    write: impl FnMut() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    loop {
-        match write() {
-            Err(e) if e.is_transient() && !stopping() => {
-                tokio::time::sleep(ledger.write_retry_in().max(Duration::from_millis(100))).await;
-            }
-            result => return result,
-        }
-    }
+    ledger.until_written(stopping, StoreError::is_transient, write).await
 }
 
 /// What every actor shares, fixed at start-up: the ledger, the node, the backend and the

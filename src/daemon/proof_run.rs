@@ -32,6 +32,9 @@ pub struct RunJob {
     pub resume: Option<Resume>,
     /// What the block's proof must commit to, recorded when its input was built.
     pub expected: Option<BlockOutputs>,
+    /// A submission of an earlier attempt whose answer was lost (kept across restarts): the
+    /// block is not submitted again before it has ended.
+    pub in_doubt: Option<crate::store::JobInDoubt>,
 }
 
 #[derive(Debug, Clone)]
@@ -123,8 +126,7 @@ pub async fn run(
         block_dir: block_dir(&settings, &job),
         resume_job: job.resume.as_ref().map(|r| r.job.clone()),
         expected: job.expected,
-        // A submission of an earlier attempt whose answer was lost (kept across restarts).
-        in_doubt: ctx.ledger.block(job.block).ok().flatten().and_then(|r| r.job_in_doubt),
+        in_doubt: job.in_doubt.clone(),
     };
     let recording = Recording { block: job.block, attempt, ledger: &ctx.ledger, progress: &progress };
     // Once the run has ended, its records are retried through a ledger that cannot be written

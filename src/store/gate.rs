@@ -85,6 +85,28 @@ impl WriteGate {
     }
 }
 
+impl super::Ledger {
+    /// Repeats a write that failed for a reason that may pass (`for_now`), at the ledger's
+    /// backoff, until it goes through, fails for another reason, or `stopping` says to give up.
+    /// For the records that must not be lost: a run's exit and verdict, a coordinator job's id,
+    /// an EthProofs answer.
+    pub async fn until_written<T, E>(
+        &self,
+        stopping: impl Fn() -> bool,
+        for_now: impl Fn(&E) -> bool,
+        mut write: impl FnMut() -> Result<T, E>,
+    ) -> Result<T, E> {
+        loop {
+            match write() {
+                Err(e) if for_now(&e) && !stopping() => {
+                    tokio::time::sleep(self.write_retry_in().max(Duration::from_millis(100))).await;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,7 +65,6 @@ pub(super) const RELIABILITY_SQL: &str = "SELECT
 pub(super) const TARGETS_BEHIND_SQL: &str = "SELECT COUNT(*) FROM blocks WHERE origin = 'schedule' AND state != ?1
     AND number > COALESCE(
         (SELECT number FROM blocks WHERE state = ?1 AND origin = 'schedule' ORDER BY number DESC LIMIT 1), -1)";
-pub(super) const LAST_PROVED_SQL: &str = "SELECT MAX(number) FROM blocks WHERE state = 'proved'";
 /// The newest block in state `?1`.
 pub(super) const NEWEST_IN_SQL: &str = "SELECT MAX(number) FROM blocks WHERE state = ?1";
 /// The newest block whose `proved` call EthProofs accepted, one index seek per accepted state.
@@ -151,13 +150,11 @@ impl Ledger {
             .map_err(self.sql())
     }
 
-    /// The newest proved block, and the newest whose `proved` call EthProofs accepted.
-    pub fn last_proved_and_reported(&self) -> Result<(Option<u64>, Option<u64>), StoreError> {
-        self.conn(|conn| {
-            let proved: Option<i64> = conn.query_row(LAST_PROVED_SQL, [], |r| r.get(0)).map_err(self.sql())?;
-            let reported: Option<i64> = conn.query_row(LAST_REPORTED_SQL, [], |r| r.get(0)).map_err(self.sql())?;
-            Ok((proved.map(from_sql), reported.map(from_sql)))
-        })
+    /// The newest block whose `proved` call EthProofs accepted.
+    pub fn last_reported(&self) -> Result<Option<u64>, StoreError> {
+        self.conn(|c| c.query_row(LAST_REPORTED_SQL, [], |r| r.get::<_, Option<i64>>(0)))
+            .map(|n| n.map(from_sql))
+            .map_err(self.sql())
     }
 
     /// Recent blocks, the most recently moved first (its latest transition), optionally of one

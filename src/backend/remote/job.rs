@@ -217,26 +217,15 @@ impl Remote {
         }
     }
 
-    /// Repeats a record the ledger cannot take for now, at its backoff, until it goes through,
-    /// is refused, or a stop comes.
+    /// Repeats a record the ledger cannot take for now until it goes through, is refused, or a
+    /// stop comes (`Ledger::until_written`).
     async fn until_recorded<T>(
         &self,
         stop: &StopSignal,
         write: impl Fn() -> Result<T, NotRecorded>,
     ) -> Result<T, NotRecorded> {
-        loop {
-            match write() {
-                Err(NotRecorded::ForNow(e)) if stop.now() == Stop::No => {
-                    tracing::warn!(error = %e, "a coordinator job's record waits for the ledger");
-                    let wait = self.ledger.write_retry_in().max(Duration::from_millis(200));
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.requested() => {}
-                    }
-                }
-                result => return result,
-            }
-        }
+        let for_now = |e: &NotRecorded| matches!(e, NotRecorded::ForNow(_));
+        self.ledger.until_written(|| stop.now() != Stop::No, for_now, write).await
     }
 
     /// Follows the job to its end, cancelling it past the deadline or when the operator asks.

@@ -182,6 +182,7 @@ impl Prover {
                 block_hash: row.block_hash.clone(),
                 resume: Some(resume.clone()),
                 expected: row.expected_output.as_deref().and_then(BlockOutputs::from_hex),
+                in_doubt: row.job_in_doubt.clone(),
             };
             self.spawn_run(s, job, Some(resume.job.id().to_string()), row.block_timestamp, hold);
             s.last_head_to_prover_ms = None;
@@ -198,7 +199,9 @@ impl Prover {
             ledger.input_lost(row.number)?;
             return Ok(());
         };
-        let head_to_prover_ms = row.seen_at_ms.map(|seen| crate::store::now_ms().saturating_sub(seen).max(0));
+        // Seen to prover is a block's first run: one run again keeps when it was first seen.
+        let head_to_prover_ms =
+            row.seen_at_ms.filter(|_| row.attempts == 0).map(|seen| crate::store::now_ms().saturating_sub(seen).max(0));
         tracing::debug!(block = row.number, ?head_to_prover_ms, "run starting");
         // The run records `proof started` itself, once the block is known to be canonical.
         // An input built before outputs were recorded (an older daemon) is built again: its proof
@@ -214,6 +217,7 @@ impl Prover {
             block_hash: row.block_hash.clone(),
             resume: None,
             expected: Some(expected),
+            in_doubt: row.job_in_doubt.clone(),
         };
         self.spawn_run(s, job, None, row.block_timestamp, hold);
         s.last_head_to_prover_ms = head_to_prover_ms;

@@ -89,11 +89,10 @@ fn the_figures_every_poll_reads_seek_indexes_never_scan_the_ledger() {
         prove(&l, n * 10);
     }
     let done = BlockState::Proved.as_str();
-    let queries: [(&str, Vec<String>); 6] = [
+    let queries: [(&str, Vec<String>); 5] = [
         ("counts", plan_of(&l, super::super::reads::COUNTS_SQL, [])),
         ("reliability", plan_of(&l, super::super::lines::RELIABILITY_SQL, rusqlite::params![0, done])),
         ("targets behind", plan_of(&l, super::super::lines::TARGETS_BEHIND_SQL, rusqlite::params![done])),
-        ("last proved", plan_of(&l, super::super::lines::LAST_PROVED_SQL, [])),
         ("newest done", plan_of(&l, super::super::lines::NEWEST_IN_SQL, rusqlite::params![done])),
         ("last reported", plan_of(&l, super::super::lines::LAST_REPORTED_SQL, [])),
     ];

@@ -1,0 +1,98 @@
+//! Settings from the command line and the environment: parsing, typos, absurd values.
+
+use super::*;
+
+fn parse(args: &[&str]) -> Result<Config, String> {
+    test_args(args)?.into_config().map_err(|e| e.to_string())
+}
+
+#[test]
+fn paths_are_absolute_whatever_the_working_directory() {
+    let c =
+        test_args(&["--eth-rpc-url", "http://127.0.0.1:8545", "--output-dir", "out/x"]).unwrap().into_config().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(c.output_dir, cwd.join("out/x"));
+    assert_eq!(c.db_path, cwd.join("out/x/ethproofs-daemon.db"));
+    assert!(c.elf_path.is_absolute());
+}
+
+#[test]
+fn listen_hosts_take_a_name_as_well_as_an_ip() {
+    let base = ["--eth-rpc-url", "http://127.0.0.1:8545"];
+    let with = |flag: &str, v: &str| test_args(&[base[0], base[1], flag, v]);
+    let local = with("--health-host", "localhost").unwrap().health_host;
+    assert!(local.is_loopback(), "{local}");
+    assert_eq!(with("--admin-host", "::1").unwrap().admin_host, "::1".parse::<std::net::IpAddr>().unwrap());
+    let typo = with("--health-host", "no-such-host.invalid").err().unwrap();
+    assert!(typo.contains("no-such-host.invalid") && typo.contains("host name"), "{typo}");
+}
+
+#[test]
+fn absurd_timeouts_are_typos_not_overflows() {
+    let base = ["--eth-rpc-url", "http://127.0.0.1:8545"];
+    let with = |flag: &str, v: &str| test_args(&[base[0], base[1], flag, v]);
+    assert!(with("--prover-timeout-seconds", "18446744073709551615").is_err_and(|e| e.contains("30 days")));
+    assert!(with("--input-check-timeout-seconds", "99999999999").is_err());
+    assert!(with("--prover-timeout-seconds", "2592000").is_ok());
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+    assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+    assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+    assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+    assert!(parse_duration("1w").is_err());
+    assert!(parse_duration("h").is_err());
+}
+
+#[test]
+fn defaults_follow_the_reference() {
+    let c = parse(&["--eth-rpc-url", "http://127.0.0.1:8545"]).unwrap();
+    assert_eq!(c.block_interval, 100);
+    assert_eq!(c.poll_interval, Duration::from_secs(2));
+    assert_eq!(c.health_port, 4000);
+    assert_eq!(c.prover_timeout, Duration::from_secs(7200));
+    assert!(c.ethproofs.is_none());
+}
+
+#[test]
+fn ethproofs_is_all_or_nothing() {
+    let e = parse(&["--eth-rpc-url", "http://x", "--ethproofs-api-key", "k"]).unwrap_err();
+    assert!(e.starts_with("ETHPROOFS_RPC_URL:") && e.contains("ETHPROOFS_CLUSTER_ID"), "{e}");
+}
+
+#[test]
+fn secrets_never_show_in_debug() {
+    let c = parse(&[
+        "--eth-rpc-url",
+        "https://node.example/v2/NODEKEY",
+        "--ethproofs-rpc-url",
+        "https://ethproofs.org/api/v0",
+        "--ethproofs-api-key",
+        "APIKEY123",
+        "--ethproofs-cluster-id",
+        "3",
+        "--slack-webhook",
+        "https://hooks.slack.com/services/T/B/HOOKSECRET",
+    ])
+    .unwrap();
+    let debug = format!("{c:?}");
+    for secret in ["NODEKEY", "APIKEY123", "HOOKSECRET"] {
+        assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+    }
+}
+
+#[test]
+fn invalid_values_name_their_variable() {
+    let e = parse(&["--eth-rpc-url", "http://x", "--block-interval", "0"]).unwrap_err();
+    assert!(e.contains("BLOCK_INTERVAL") || e.contains("block-interval"), "{e}");
+    let e = parse(&["--eth-rpc-url", "ftp://x/KEYINURL"]).unwrap_err();
+    assert!(e.starts_with("ETH_RPC_URL") && !e.contains("KEYINURL"), "named, never echoed: {e}");
+    let e = parse(&["--eth-rpc-url", "http://x", "--ethproofs-rpc-url", "not a url KEY2"]).unwrap_err();
+    assert!(e.starts_with("ETHPROOFS_RPC_URL") && !e.contains("KEY2"), "{e}");
+    let e = parse(&["--eth-rpc-url", "http://x", "--start-block", "150"]).unwrap_err();
+    assert!(e.starts_with("START_BLOCK"), "{e}");
+    let e = parse(&[]).unwrap_err();
+    assert!(e.starts_with("ETH_RPC_URL"), "{e}");
+}
