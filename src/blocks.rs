@@ -340,7 +340,22 @@ pub fn document(s: &Surface, story: &Story) -> Value {
             "replaced_by": r.replaced_by,
         })).collect::<Vec<_>>(),
         "where_the_time_went": segments(story, proved_call, executes),
+        "latency": latency_json(&crate::decide::latency::latency(&crate::decide::latency::Times::of(story))),
         "ethproofs_url": ethproofs_url,
+    })
+}
+
+/// The block's stretches from its timestamp to EthProofs accepting its proof (milliseconds;
+/// `null` where not known).
+fn latency_json(l: &crate::decide::latency::Latency) -> Value {
+    json!({
+        "block_to_seen_ms": l.block_to_seen_ms,
+        "seen_to_input_ms": l.seen_to_input_ms,
+        "input_to_proving_ms": l.input_to_proving_ms,
+        "proving_ms": l.proving_ms,
+        "proof_to_verified_ms": l.proof_to_verified_ms,
+        "verified_to_accepted_ms": l.verified_to_accepted_ms,
+        "end_to_end_ms": l.end_to_end_ms,
     })
 }
 

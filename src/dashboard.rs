@@ -183,6 +183,8 @@ fn data_now(s: &Surface, hw: Hardware) -> impl IntoResponse {
         "prover_state": prover["state"],
         "proving_block": prover["proving_block"],
         "proving_seconds": prover["proving_duration_seconds"],
+        "runs": prover["in_flight"],
+        "lanes": prover["lanes"],
         "backend": prover["backend"],
         "phase": prover["phase"],
         "phase_seconds": prover["phase_seconds"],

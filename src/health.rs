@@ -67,7 +67,7 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
         "healthy"
     };
     let uptime = SystemTime::now().duration_since(s.info.started_at).map(|d| d.as_secs()).unwrap_or(0);
-    let q = queues(s, input.as_ref().and_then(|i| i.building_block));
+    let q = queues(s, &building(input.as_ref()));
     let doc = json!({
         "status": status,
         "timestamp": crate::status::rfc3339(SystemTime::now()),
@@ -127,13 +127,18 @@ struct Queues {
     reports: Vec<String>,
 }
 
-fn queues(s: &Surface, building: Option<u64>) -> Queues {
+/// The blocks whose inputs are building: not waiting in the input queue.
+fn building(input: Option<&crate::status::InputStatus>) -> Vec<u64> {
+    input.map(|i| i.building.iter().map(|b| b.block).collect()).unwrap_or_default()
+}
+
+fn queues(s: &Surface, building: &[u64]) -> Queues {
     use crate::store::BlockState;
     let ledger = s.control.reads();
     let numbers = |states: &[BlockState]| -> Vec<u64> {
         ledger.blocks_in(states).map(|rows| rows.iter().map(|b| b.number).collect()).unwrap_or_default()
     };
-    let input = numbers(&[BlockState::Seen]).into_iter().filter(|b| Some(*b) != building).collect();
+    let input = numbers(&[BlockState::Seen]).into_iter().filter(|b| !building.contains(b)).collect();
     let prover = numbers(&[BlockState::Queued, BlockState::InputReady]);
     let reports = if s.info.reporting {
         let pending = ledger.pending_reports().unwrap_or_default();
@@ -239,7 +244,7 @@ async fn metrics(State(s): State<Arc<Surface>>) -> Response {
 fn metrics_now(s: &Surface) -> impl IntoResponse {
     let b = &s.board;
     let (input, prover) = (b.input.fresh(), b.prover.fresh());
-    let queued = queues(s, input.as_ref().and_then(|i| i.building_block));
+    let queued = queues(s, &building(input.as_ref()));
     let ledger = s.control.reads();
     let six_hours_ago = SystemTime::now()
         .checked_sub(Duration::from_secs(6 * 3600))

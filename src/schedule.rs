@@ -67,13 +67,15 @@ pub fn due(last: Option<u64>, head: u64, interval: u64, max_backfill: u64, start
     Due { prove, skipped, cursor: Some(last_target) }
 }
 
-/// Which `seen` block to build next, given the newest head the node has shown a block for:
-/// the oldest one at or below that head. Blocks above it (an operator's far block, a typo) wait
-/// for the chain without holding back those the node already has; with no believed head yet,
-/// nothing is built. `seen` is oldest first.
-pub fn next_to_build(seen: &[u64], head: Option<u64>) -> Option<u64> {
+/// Which `seen` block to build next, given the newest head the node has shown a block for and
+/// the blocks already building: the oldest (or, `newest` for `PROVE_ORDER=newest`, the newest) one at or
+/// below that head. Blocks above it (an operator's far block, a typo) wait for the chain without
+/// holding back those the node already has; with no believed head yet, nothing is built.
+/// `seen` is oldest first.
+pub fn next_to_build(seen: &[u64], head: Option<u64>, building: &[u64], newest: bool) -> Option<u64> {
     let head = head?;
-    seen.iter().copied().find(|b| *b <= head)
+    let mut candidates = seen.iter().copied().filter(|b| *b <= head && !building.contains(b));
+    if newest { candidates.next_back() } else { candidates.next() }
 }
 
 /// How long a target the node did not serve waits before it is asked for again, after `tries`
@@ -94,12 +96,22 @@ mod tests {
 
     #[test]
     fn a_block_beyond_the_head_waits_without_holding_back_the_others() {
-        assert_eq!(next_to_build(&[10, 15, 1_000_000], Some(20)), Some(10));
-        assert_eq!(next_to_build(&[15, 1_000_000], Some(20)), Some(15));
-        assert_eq!(next_to_build(&[1_000_000], Some(20)), None, "waits for the chain");
-        assert_eq!(next_to_build(&[5, 1_000_000], Some(1_000_000)), Some(5));
-        assert_eq!(next_to_build(&[10], None), None, "no head believed yet: nothing is built");
-        assert_eq!(next_to_build(&[], Some(20)), None);
+        let next = |seen: &[u64], head| next_to_build(seen, head, &[], false);
+        assert_eq!(next(&[10, 15, 1_000_000], Some(20)), Some(10));
+        assert_eq!(next(&[15, 1_000_000], Some(20)), Some(15));
+        assert_eq!(next(&[1_000_000], Some(20)), None, "waits for the chain");
+        assert_eq!(next(&[5, 1_000_000], Some(1_000_000)), Some(5));
+        assert_eq!(next(&[10], None), None, "no head believed yet: nothing is built");
+        assert_eq!(next(&[], Some(20)), None);
+    }
+
+    #[test]
+    fn builds_side_by_side_take_the_next_block_in_the_operators_order() {
+        let seen = [10, 11, 12, 13, 1_000_000];
+        assert_eq!(next_to_build(&seen, Some(20), &[10], false), Some(11), "10 is building already");
+        assert_eq!(next_to_build(&seen, Some(20), &[10, 11, 12, 13], false), None);
+        assert_eq!(next_to_build(&seen, Some(20), &[], true), Some(13), "never above the head");
+        assert_eq!(next_to_build(&seen, Some(20), &[13], true), Some(12));
     }
 
     #[test]

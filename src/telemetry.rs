@@ -19,20 +19,19 @@ const SHORT_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 /// Installs the recorder once per process; later calls return the same handle.
 pub fn install() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
-        let builder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full("ethproofs_proving_seconds".into()), PROVING_BUCKETS)
-            .and_then(|b| {
-                b.set_buckets_for_metric(Matcher::Full("ethproofs_block_to_proof_seconds".into()), PROVING_BUCKETS)
-            })
-            .and_then(|b| {
-                b.set_buckets_for_metric(Matcher::Full("ethproofs_input_generation_seconds".into()), SHORT_BUCKETS)
-            })
-            .and_then(|b| {
-                b.set_buckets_for_metric(Matcher::Full("ethproofs_report_latency_seconds".into()), SHORT_BUCKETS)
-            })
-            .and_then(|b| {
-                b.set_buckets_for_metric(Matcher::Full("ethproofs_job_phase_seconds".into()), PROVING_BUCKETS)
-            });
+        let buckets = [
+            ("ethproofs_proving_seconds", PROVING_BUCKETS),
+            ("ethproofs_block_to_proof_seconds", PROVING_BUCKETS),
+            ("ethproofs_end_to_end_seconds", PROVING_BUCKETS),
+            ("ethproofs_input_generation_seconds", SHORT_BUCKETS),
+            ("ethproofs_head_to_input_seconds", SHORT_BUCKETS),
+            ("ethproofs_input_to_proving_seconds", SHORT_BUCKETS),
+            ("ethproofs_report_latency_seconds", SHORT_BUCKETS),
+            ("ethproofs_job_phase_seconds", PROVING_BUCKETS),
+        ];
+        let builder = buckets.into_iter().try_fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+            b.set_buckets_for_metric(Matcher::Full(name.into()), buckets)
+        });
         let recorder = match builder {
             Ok(b) => b.build_recorder(),
             Err(e) => {
@@ -69,8 +68,14 @@ pub fn baseline(proves: bool, reporting: bool, coordinator: bool) {
     if coordinator {
         metrics::counter!("ethproofs_coordinator_errors_total", "kind" => "unreachable").increment(0);
     }
-    for name in ["ethproofs_proving_seconds", "ethproofs_block_to_proof_seconds", "ethproofs_input_generation_seconds"]
-    {
+    for name in [
+        "ethproofs_proving_seconds",
+        "ethproofs_block_to_proof_seconds",
+        "ethproofs_input_generation_seconds",
+        "ethproofs_head_to_input_seconds",
+        "ethproofs_input_to_proving_seconds",
+        "ethproofs_end_to_end_seconds",
+    ] {
         let _ = metrics::histogram!(name);
     }
     if reporting {
@@ -132,6 +137,23 @@ pub fn job_phase(phase: &'static str, took: std::time::Duration) {
 /// One failed coordinator call, by kind (`unreachable`, `no_capacity`, …).
 pub fn coordinator_error(kind: &'static str) {
     metrics::counter!("ethproofs_coordinator_errors_total", "kind" => kind).increment(1);
+}
+
+/// A proved block's stretches before its proof: the head seen → input ready, and input ready →
+/// a prover started on it (milliseconds, where known).
+pub fn block_latency(head_to_input_ms: Option<u64>, input_to_proving_ms: Option<u64>) {
+    if let Some(ms) = head_to_input_ms {
+        metrics::histogram!("ethproofs_head_to_input_seconds").record(ms as f64 / 1000.0);
+    }
+    if let Some(ms) = input_to_proving_ms {
+        metrics::histogram!("ethproofs_input_to_proving_seconds").record(ms as f64 / 1000.0);
+    }
+}
+
+/// A block's timestamp to EthProofs accepting its proof (to its proof's record when the daemon
+/// does not report).
+pub fn end_to_end(ms: u64) {
+    metrics::histogram!("ethproofs_end_to_end_seconds").record(ms as f64 / 1000.0);
 }
 
 pub fn report_latency(seconds: f64) {

@@ -710,3 +710,55 @@ fn a_job_whose_answer_was_lost_is_waited_out_across_a_restart_and_never_runs_bes
     assert_eq!(in_doubt(dir.path(), 10), None, "settled once a job was recorded");
     assert!(d.terminate().0.success());
 }
+
+#[test]
+fn several_jobs_run_at_once_and_a_full_cluster_is_waited_for_never_a_failure() {
+    let in_flight = |h: &Value| prover(h)["in_flight"].as_array().cloned().unwrap_or_default();
+    // Workers enough for two: both blocks' jobs run on the coordinator at once.
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(11);
+    let api = FakeApi::start(KEY);
+    let coordinator = FakeCoordinator::start();
+    coordinator.set_prove_time(Duration::from_secs(3));
+    let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    set(&mut env, "START_BLOCK", "10");
+    set(&mut env, "MAX_JOBS_IN_FLIGHT", "2");
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("two jobs in flight", Duration::from_secs(60), |h| {
+        let runs = in_flight(h);
+        runs.len() == 2 && runs.iter().all(|r| r["job_id"].is_string())
+    });
+    assert_eq!(prover(&h)["lanes"], 2, "{h:#}");
+    assert!(coordinator.running(10) && coordinator.running(11), "both jobs run on the cluster at once");
+    d.wait_for("both reported", Duration::from_secs(60), |_| {
+        accepted(&api, "proved", 10) == 1 && accepted(&api, "proved", 11) == 1
+    });
+    assert_eq!((coordinator.prove_jobs_for(10), coordinator.prove_jobs_for(11)), (1, 1));
+    assert_eq!(coordinator.most_at_once(), 2);
+    assert!(d.terminate().0.success());
+
+    // Workers for one: the second job waits its turn. That is our own load, not the cluster's
+    // trouble: no coordinator error, no alert, no new set-up, no failed attempt.
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = FakeCoordinator::start();
+    coordinator.set_prove_time(Duration::from_secs(2));
+    coordinator.set_capacity(Some(1));
+    let api = FakeApi::start(KEY);
+    let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    set(&mut env, "START_BLOCK", "10");
+    set(&mut env, "MAX_JOBS_IN_FLIGHT", "2");
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("one job running, one waiting for a worker", Duration::from_secs(60), |h| {
+        in_flight(h).len() == 2 && in_flight(h).iter().filter(|r| r["job_id"].is_string()).count() == 1
+    });
+    assert!(prover(&h)["coordinator"]["error"].is_null(), "waiting for our own job is no trouble: {h:#}");
+    d.wait_for("both reported", Duration::from_secs(60), |_| {
+        accepted(&api, "proved", 10) == 1 && accepted(&api, "proved", 11) == 1
+    });
+    assert_eq!(coordinator.most_at_once(), 1, "never more jobs than the cluster's workers take");
+    assert_eq!((coordinator.prove_jobs_for(10), coordinator.prove_jobs_for(11)), (1, 1));
+    assert_eq!(coordinator.setups(), 1, "waiting for a worker is not a lost set-up");
+    assert_eq!((row(&d, 10)["attempts"].clone(), row(&d, 11)["attempts"].clone()), (1.into(), 1.into()));
+    assert!(!d.logs().contains("coordinator unreachable"), "{}", d.logs());
+    assert!(d.terminate().0.success());
+}

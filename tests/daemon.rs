@@ -69,10 +69,21 @@ fn a_target_is_proved_and_reported_queued_proving_proved() {
         "ethproofs_proving_seconds_bucket{le=\"10\"} 1",
         "ethproofs_input_generation_seconds_count 1",
         "ethproofs_block_to_proof_seconds_count 1",
+        "ethproofs_head_to_input_seconds_count 1",
+        "ethproofs_input_to_proving_seconds_count 1",
+        "ethproofs_end_to_end_seconds_count 1",
         "ethproofs_api_responses_total{endpoint=\"queued\",result=\"done\",status=\"2xx\"} 1",
     ] {
         assert!(metrics.lines().any(|l| l.starts_with(prefix)), "/metrics lacks {prefix:?}:\n{metrics}");
     }
+    // The block's time, end to end: each stretch known, and they add up from the block's own
+    // timestamp to EthProofs accepting the proof.
+    let latency = d.get("/api/blocks/10").unwrap().1["latency"].clone();
+    let ms = |k: &str| latency[k].as_u64().unwrap_or_else(|| panic!("{k} unknown: {latency:#}"));
+    let stretches = ["block_to_seen_ms", "seen_to_input_ms", "input_to_proving_ms", "proving_ms"];
+    let after = ["proof_to_verified_ms", "verified_to_accepted_ms"];
+    let sum: u64 = stretches.iter().chain(&after).map(|k| ms(k)).sum();
+    assert_eq!(sum, ms("end_to_end_ms"), "{latency:#}");
 
     let (status, took) = d.terminate();
     assert!(status.success(), "exit {status}");
@@ -203,6 +214,25 @@ fn a_crash_fails_one_block_and_the_next_proceeds() {
     assert_eq!(prover(&h)["recent_proved"][0]["block"], 11);
     d.wait_for("block 11 reported", Duration::from_secs(30), |_| api.accepted().contains(&("proved".into(), 11)));
     assert!(!api.accepted().contains(&("proved".into(), 10)));
+    assert!(d.terminate().0.success());
+}
+
+#[test]
+fn a_slow_witness_for_one_block_does_not_hold_back_the_next() {
+    let node = mini_node(11);
+    node.slow_witness(10, Duration::from_secs(4));
+    let mut env = base_env(&node, None);
+    env.push(("START_BLOCK", "10".into()));
+    let mut d = Daemon::start(&env);
+    let building = |h: &Value| {
+        let builds = h["components"]["input_generator"]["building"].as_array().cloned().unwrap_or_default();
+        builds.iter().map(|b| b["block"].as_u64().unwrap_or(0)).collect::<Vec<u64>>()
+    };
+    let h = d.wait_for("block 11 proved while block 10's witness is still coming", Duration::from_secs(60), |h| {
+        prover(h)["recent_proved"][0]["block"] == 11
+    });
+    assert_eq!(building(&h), [10], "block 10 still building: {h:#}");
+    d.wait_for("block 10 proved too", Duration::from_secs(60), |h| prover(h)["proved_count"] == 2);
     assert!(d.terminate().0.success());
 }
 

@@ -223,3 +223,44 @@ fn a_ledger_locked_when_a_proof_ends_records_it_once_released_and_never_proves_i
     assert_eq!(prove_runs(dir.path(), 10), 1, "proved once, also across the restart");
     assert_eq!(accepted(&api, "proved", 10), 1);
 }
+
+#[test]
+fn a_kill_9_in_the_middle_of_several_runs_loses_none_and_reports_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(11);
+    let api = FakeApi::start(KEY);
+    let mut env = env_in(dir.path(), &node, Some(&api));
+    let runs_log = dir.path().join("runs");
+    set(&mut env, "START_BLOCK", "10");
+    set(&mut env, "GPUS", "0,1");
+    set(&mut env, "FAKE_ZISK_RUNS", runs_log.display().to_string());
+    set(&mut env, "FAKE_ZISK_SECONDS", "30");
+    let mut d = Daemon::start(&env);
+    let h = d.wait_for("both blocks proving at once", Duration::from_secs(60), |h| {
+        let runs = prover(h)["in_flight"].as_array().cloned().unwrap_or_default();
+        runs.len() == 2 && runs.iter().all(|r| r["attempt"] == 1)
+    });
+    let gpus: Vec<&Value> = prover(&h)["in_flight"].as_array().unwrap().iter().map(|r| &r["gpu"]).collect();
+    assert_eq!(gpus, ["0", "1"], "each run on its own GPU: {h:#}");
+    d.kill9();
+
+    set(&mut env, "FAKE_ZISK_SECONDS", "0.2");
+    let mut d = Daemon::start(&env);
+    d.wait_for("both reported", Duration::from_secs(60), |_| {
+        accepted(&api, "proved", 10) == 1 && accepted(&api, "proved", 11) == 1
+    });
+    let log = std::fs::read_to_string(&runs_log).unwrap();
+    for block in [10, 11] {
+        assert_eq!(accepted(&api, "proving", block), 1, "proving sent once for block {block}");
+        // The killed run never ended; the run after the restart did, and none came after it.
+        let of_block: Vec<&str> = log
+            .lines()
+            .filter(|l| l.split(' ').nth(1) == Some(&block.to_string()))
+            .map(|l| l.split(' ').next().unwrap_or(""))
+            .collect();
+        assert_eq!(of_block, ["start", "start", "end"], "block {block}:\n{log}");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!((accepted(&api, "proved", 10), accepted(&api, "proved", 11)), (1, 1), "reported once");
+    assert!(d.terminate().0.success());
+}

@@ -107,6 +107,7 @@ impl Cli {
             args: invocation.args,
             timeout: self.timeout,
             kill_grace: self.kill_grace,
+            env: gpu_env(req),
         };
         tracing::info!(block = req.block, attempt = req.attempt, program = %self.program.display(), "prover started");
         let started_at = SystemTime::now();
@@ -185,7 +186,7 @@ impl Cli {
             }
             _ => (self.program.clone(), zisk::execute(&self.elf, &req.input, &self.extra_args).args),
         };
-        let spec = RunSpec { program, args, timeout: emulator.timeout, kill_grace: self.kill_grace };
+        let spec = RunSpec { program, args, timeout: emulator.timeout, kill_grace: self.kill_grace, env: gpu_env(req) };
         tracing::info!(block = req.block, program = %spec.program.display(), "the guest checks the input");
         let run = match self.run_process(&spec, stop.clone(), rec, req.block).await {
             Ok(run) => run,
@@ -303,4 +304,9 @@ fn proof_file(path: &Path, started_at: SystemTime) -> Result<ProofFile, String> 
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let modified = meta.modified().map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(ProofFile { bytes: meta.len(), written_by_this_run: modified >= started_at })
+}
+
+/// The run's own GPU, as the CUDA runtime takes it: a prover beside another never touches its GPU.
+fn gpu_env(req: &RunRequest) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    req.gpu.iter().map(|g| ("CUDA_VISIBLE_DEVICES".into(), g.into())).collect()
 }

@@ -64,6 +64,9 @@ pub struct RunRequest {
     /// A prove job of the block submitted before whose answer was lost: nothing is submitted
     /// for the block before the coordinator has ended it (its deadline).
     pub in_doubt: Option<crate::store::JobInDoubt>,
+    /// The GPU this run may use (`CUDA_VISIBLE_DEVICES` of its prover): runs beside it have
+    /// their own. `None`: the prover sees what the daemon sees.
+    pub gpu: Option<String>,
 }
 
 /// Why a job's id (or a submission in doubt) is not in the ledger.

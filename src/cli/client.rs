@@ -137,7 +137,18 @@ pub(crate) fn status_lines(doc: &serde_json::Value) -> Vec<String> {
         text(&prover["queue_length"]),
         ["proved", "executed", "failed"].iter().map(|k| prover["runs"][k].as_u64().unwrap_or(0)).sum::<u64>()
     );
-    if !prover["proving_block"].is_null() {
+    let runs = prover["in_flight"].as_array().map_or(&[][..], Vec::as_slice);
+    if runs.len() > 1 {
+        // Several runs at once: every block, its GPU and its time.
+        let each: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                let gpu = r["gpu"].as_str().map_or(String::new(), |g| format!(" on GPU {g}"));
+                format!("block {}{gpu} for {} s", text(&r["block"]), text(&r["seconds"]))
+            })
+            .collect();
+        p += &format!(" · {} of {} runs: {}", runs.len(), text(&prover["lanes"]), each.join(", "));
+    } else if !prover["proving_block"].is_null() {
         p +=
             &format!(" · block {} for {} s", text(&prover["proving_block"]), text(&prover["proving_duration_seconds"]));
     }

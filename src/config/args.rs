@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::Secret;
+use super::lanes::{GpuList, ProveOrder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ZiskAction {
@@ -301,6 +302,25 @@ pub struct RunArgs {
     /// coordinator, the job's deadline (a job past it is cancelled).
     #[arg(long, env = "PROVER_TIMEOUT_SECONDS", default_value = "7200", value_parser = timeout_seconds)]
     pub prover_timeout_seconds: u64,
+    /// With the CLI backend on a machine with several GPUs: the GPUs to prove on, comma-separated (indices or `GPU-…`
+    /// UUIDs, as CUDA_VISIBLE_DEVICES takes them). One cargo-zisk runs per GPU at once, each seeing only its own.
+    /// Empty: one run at a time, on whatever GPUs cargo-zisk sees.
+    #[arg(long, env = "GPUS", default_value = "", value_parser = super::lanes::gpu_list)]
+    pub gpus: GpuList,
+    /// With the coordinator backend (or ZISK_ACTION=native): how many blocks' jobs run at once (1–64). The coordinator
+    /// spreads them over its workers; how many workers a job takes is the coordinator's own setting
+    /// (`default_compute_units`). Not for the CLI backend: there GPUS says how many.
+    #[arg(long, env = "MAX_JOBS_IN_FLIGHT", default_value = "1", value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub max_jobs_in_flight: u8,
+    /// How many blocks' inputs are fetched and built at once (1–16): a slow `debug_executionWitness` for one block does
+    /// not hold the next. Each build holds its block's witness in memory (tens of MB on mainnet).
+    #[arg(long, env = "MAX_INPUT_BUILDS", default_value = "2", value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub max_input_builds: u8,
+    /// Which waiting block goes first, to the input builds and to a free prover: `oldest` (default: no block is left
+    /// behind to be counted "paralyzed", EthProofs' 20-minute mark) or `newest` (when behind, the newest blocks still have
+    /// their deadline ahead of them; the oldest may be left for long).
+    #[arg(long, env = "PROVE_ORDER", value_enum, default_value = "oldest")]
+    pub prove_order: ProveOrder,
     /// After SIGTERM to cargo-zisk's process group (timeout, cancel, shutdown), how long to wait before SIGKILL.
     #[arg(long, env = "PROVER_KILL_GRACE_SECONDS", default_value = "10")]
     pub prover_kill_grace_seconds: u64,

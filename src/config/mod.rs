@@ -6,6 +6,7 @@
 //! embed provider keys) are wrapped in [`Secret`], whose `Debug` and `Display` never show them.
 
 mod args;
+mod lanes;
 pub mod reference;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use args::*;
+pub use lanes::{GpuList, ProveOrder};
 
 /// A value that must never reach a log line, an error message or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -113,6 +115,13 @@ pub struct Config {
     pub prover_stuck_threshold: Duration,
     pub prover_timeout: Duration,
     pub prover_kill_grace: Duration,
+    /// `GPUS`: one CLI run per GPU at once.
+    pub gpus: Vec<String>,
+    /// `MAX_JOBS_IN_FLIGHT`: coordinator jobs (or native runs) at once.
+    pub max_jobs_in_flight: usize,
+    /// `MAX_INPUT_BUILDS`: inputs built at once.
+    pub max_input_builds: usize,
+    pub prove_order: ProveOrder,
     pub ethproofs: Option<EthProofsConfig>,
     pub ethproofs_strict_startup: bool,
     pub report_max_age: Duration,
@@ -141,6 +150,16 @@ impl Config {
     /// without a proof to follow would leave the block hanging on the site.
     pub fn raises_reports(&self) -> bool {
         self.reports_to_ethproofs() && self.zisk_action == ZiskAction::Prove
+    }
+
+    /// The runs the Prover may have going at once, each with the GPU it is given: one per GPU
+    /// of `GPUS`, else `MAX_JOBS_IN_FLIGHT` without one (a single run sees every GPU).
+    pub fn lanes(&self) -> Vec<Option<String>> {
+        if self.gpus.is_empty() {
+            vec![None; self.max_jobs_in_flight.max(1)]
+        } else {
+            self.gpus.iter().cloned().map(Some).collect()
+        }
     }
 }
 
@@ -210,6 +229,19 @@ impl RunArgs {
                 ));
             }
         }
+        let on_cli = self.prover_backend == ProverBackend::Cli && self.zisk_action != ZiskAction::Native;
+        if !self.gpus.0.is_empty() && !on_cli {
+            return Err(err(
+                "GPUS",
+                "is for the CLI backend (cargo-zisk on this machine); with the coordinator its workers have the GPUs, and MAX_JOBS_IN_FLIGHT says how many jobs run at once",
+            ));
+        }
+        if self.max_jobs_in_flight > 1 && on_cli {
+            return Err(err(
+                "MAX_JOBS_IN_FLIGHT",
+                "is for the coordinator backend; with the CLI backend set GPUS (one cargo-zisk per GPU)",
+            ));
+        }
         if self.input_check.emulate() && self.zisk_action == ZiskAction::Native {
             return Err(err("INPUT_CHECK", "emulate runs the guest with ZisK, which ZISK_ACTION=native does not use"));
         }
@@ -278,6 +310,10 @@ impl RunArgs {
             prover_stuck_threshold: Duration::from_secs(self.prover_stuck_threshold_seconds),
             prover_timeout: Duration::from_secs(self.prover_timeout_seconds),
             prover_kill_grace: Duration::from_secs(self.prover_kill_grace_seconds),
+            gpus: self.gpus.0,
+            max_jobs_in_flight: usize::from(self.max_jobs_in_flight),
+            max_input_builds: usize::from(self.max_input_builds),
+            prove_order: self.prove_order,
             ethproofs,
             ethproofs_strict_startup: self.ethproofs_strict_startup,
             report_max_age: Duration::from_secs(self.report_max_age_hours * 3600),

@@ -96,3 +96,26 @@ fn invalid_values_name_their_variable() {
     let e = parse(&[]).unwrap_err();
     assert!(e.starts_with("ETH_RPC_URL"), "{e}");
 }
+
+#[test]
+fn runs_at_once_are_gpus_on_the_cli_and_jobs_on_the_coordinator_never_mixed_up() {
+    let rpc = ["--eth-rpc-url", "http://127.0.0.1:8545"];
+    let with = |more: &[&str]| parse(&[rpc.as_slice(), more].concat());
+    let lanes = |more: &[&str]| with(more).map(|c| c.lanes());
+    assert_eq!(lanes(&[]).unwrap(), [None], "one run at a time by default");
+    assert_eq!(
+        lanes(&["--gpus", "0, 1,GPU-8f2e"]).unwrap(),
+        [Some("0".into()), Some("1".into()), Some("GPU-8f2e".into())]
+    );
+    let coordinator = ["--prover-backend", "coordinator"];
+    assert_eq!(lanes(&[coordinator.as_slice(), &["--max-jobs-in-flight", "3"]].concat()).unwrap(), [None, None, None]);
+    assert_eq!(lanes(&["--zisk-action", "native", "--max-jobs-in-flight", "2"]).unwrap().len(), 2);
+    // Each mistake is named.
+    let refused = |more: &[&str]| with(more).err().unwrap_or_default();
+    assert!(refused(&["--gpus", "0,1,0"]).contains("twice"), "one run per GPU");
+    assert!(refused(&["--gpus", "0;rm -rf"]).contains("not a GPU index"));
+    assert!(refused(&["--max-jobs-in-flight", "2"]).contains("GPUS"), "the CLI's runs are its GPUs");
+    assert!(refused(&[coordinator.as_slice(), &["--gpus", "0,1"]].concat()).contains("MAX_JOBS_IN_FLIGHT"));
+    assert!(refused(&["--max-jobs-in-flight", "0"]).contains("0"));
+    assert!(!refused(&["--max-jobs-in-flight", "65"]).is_empty());
+}

@@ -35,6 +35,8 @@ pub struct RunJob {
     /// A submission of an earlier attempt whose answer was lost (kept across restarts): the
     /// block is not submitted again before it has ended.
     pub in_doubt: Option<crate::store::JobInDoubt>,
+    /// The GPU the run's lane was given (`GPUS`): the only one its prover sees.
+    pub gpu: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +129,7 @@ pub async fn run(
         resume_job: job.resume.as_ref().map(|r| r.job.clone()),
         expected: job.expected,
         in_doubt: job.in_doubt.clone(),
+        gpu: job.gpu.clone(),
     };
     let recording = Recording { block: job.block, attempt, ledger: &ctx.ledger, progress: &progress };
     // Once the run has ended, its records are retried through a ledger that cannot be written

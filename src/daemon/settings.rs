@@ -35,6 +35,10 @@ pub struct InputSettings {
     pub raises_reports: bool,
     /// Below this much free space in `output_dir`, no new work starts.
     pub min_free_disk_mb: u64,
+    /// How many inputs are built at once.
+    pub max_builds: usize,
+    /// Which waiting block is built first.
+    pub order: crate::config::ProveOrder,
 }
 
 /// What the Prover and its runs need.
@@ -60,6 +64,11 @@ pub struct ProverSettings {
     pub raises_reports: bool,
     /// Whether EthProofs hears of proofs at all (retention keeps a proof until it is accepted).
     pub reports_to_ethproofs: bool,
+    /// The runs that may go at once, each with its GPU (`GPUS`) or none (`MAX_JOBS_IN_FLIGHT`):
+    /// a run's lane is its index here.
+    pub lanes: Vec<Option<String>>,
+    /// Which waiting block a free lane takes.
+    pub order: crate::config::ProveOrder,
 }
 
 /// What the Reporter needs.
@@ -128,6 +137,8 @@ impl Settings {
                 validate_natively: c.input_check.native(),
                 raises_reports: c.raises_reports(),
                 min_free_disk_mb: c.min_free_disk_mb,
+                max_builds: c.max_input_builds,
+                order: c.prove_order,
             }),
             prover: Arc::new(ProverSettings {
                 action: c.zisk_action,
@@ -140,6 +151,8 @@ impl Settings {
                 retain_blocks: c.retain_blocks,
                 raises_reports: c.raises_reports(),
                 reports_to_ethproofs: c.reports_to_ethproofs(),
+                lanes: c.lanes(),
+                order: c.prove_order,
             }),
             reporter: Arc::new(ReporterSettings {
                 ethproofs: c.ethproofs.clone(),

@@ -7,11 +7,13 @@
 //! - [`retention`]: which block directories may be deleted.
 //! - [`recovery`]: what becomes of the runs a predecessor left behind.
 //! - [`head`]: what a head answer from the node leads to (the head rule).
+//! - [`latency`]: where one block's time went, from its timestamp to EthProofs accepting it.
 //!
 //! Scheduling (which blocks are targets, which ranges are given up) is `crate::schedule`.
 
 pub mod head;
 pub mod judge;
+pub mod latency;
 pub mod outbox;
 pub mod recovery;
 pub mod retention;

@@ -24,6 +24,8 @@ pub struct RunSpec {
     pub args: Vec<OsString>,
     pub timeout: Duration,
     pub kill_grace: Duration,
+    /// Set for the prover alone (`CUDA_VISIBLE_DEVICES`: the GPU this run was given).
+    pub env: Vec<(OsString, OsString)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +131,7 @@ pub async fn run(
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

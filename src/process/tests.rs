@@ -6,6 +6,7 @@ fn sh(script: &str, timeout: Duration) -> RunSpec {
         args: vec!["-c".into(), script.into()],
         timeout,
         kill_grace: Duration::from_millis(300),
+        env: Vec::new(),
     }
 }
 

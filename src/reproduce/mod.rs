@@ -181,6 +181,7 @@ pub async fn run(
             resume_job: None,
             expected: None,
             in_doubt: None,
+            gpu: None,
         };
         let rec = Quiet { block: *block, steps: std::sync::Mutex::new(None), scratch: scratch.clone() };
         let started = Instant::now();

@@ -45,8 +45,17 @@ impl Ledger {
     }
 
     /// The next input to prove: the oldest queued block.
-    pub fn next_to_prove(&self) -> Result<Option<BlockRecord>, StoreError> {
-        Ok(self.blocks_where("WHERE state IN ('queued', 'input_ready') ORDER BY number LIMIT 1", &[])?.pop())
+    /// The lowest (`newest`: the highest) block waiting for a prover that is not one of
+    /// `running` (whose runs have started but not yet raised `proving`).
+    pub fn next_to_prove(&self, running: &[u64], newest: bool) -> Result<Option<BlockRecord>, StoreError> {
+        let limit = i64::try_from(running.len()).unwrap_or(i64::MAX).saturating_add(1);
+        let tail = if newest {
+            "WHERE state IN ('queued', 'input_ready') ORDER BY number DESC LIMIT ?1"
+        } else {
+            "WHERE state IN ('queued', 'input_ready') ORDER BY number LIMIT ?1"
+        };
+        let rows = self.blocks_where(tail, &[&limit])?;
+        Ok(rows.into_iter().find(|r| !running.contains(&r.number)))
     }
 
     /// Counts by state, for health and reports (skipped ranges count their blocks): the counts

@@ -138,6 +138,11 @@ struct State {
     /// What an execute job of a block answers as the guest's `public_outputs` (none by default).
     execute_outputs: HashMap<u64, Vec<u8>>,
     no_capacity: bool,
+    /// Workers for this many prove jobs at once: one more is refused as the real cluster refuses
+    /// a job it has no free workers for (`None`: as many as come).
+    capacity: Option<usize>,
+    /// The most prove jobs that ran at once.
+    most_at_once: usize,
     /// `WatchJob` streams end after this many events, without the terminal one.
     break_streams_after: Option<usize>,
     /// A job past its deadline fails with a timeout (the real coordinator's behaviour).
@@ -275,6 +280,13 @@ impl FakeCoordinator {
     }
     /// The program key every set-up answers (`SetupResponse.vk`: the ROM root, 32 bytes).
     pub const PROGRAM_VK: [u8; 32] = [0x5a; 32];
+    pub fn set_capacity(&self, jobs: Option<usize>) {
+        self.with(|s| s.capacity = jobs);
+    }
+    /// The most prove jobs that ran at once.
+    pub fn most_at_once(&self) -> usize {
+        self.with(|s| s.most_at_once)
+    }
     pub fn set_no_capacity(&self, on: bool) {
         self.with(|s| s.no_capacity = on);
     }
@@ -570,6 +582,14 @@ impl Fake {
             }
             pb::job_kind::Kind::Prove(p) => {
                 program_ready(&s, &p.hash_id)?;
+                if s.capacity.is_some_and(|c| Self::prove_jobs_running(&s) >= c) {
+                    return Err(api_error(
+                        tonic::Code::Unavailable,
+                        2001,
+                        "CLUSTER_UNAVAILABLE",
+                        "Cluster unavailable: no compute capacity available".into(),
+                    ));
+                }
                 let Some(pb::input_kind::Kind::Inline(chunk)) = p.input.and_then(|i| i.kind) else {
                     return Err(Status::invalid_argument("this fake takes inline input only"));
                 };
@@ -630,8 +650,14 @@ impl Fake {
             s.deadlines.insert(id.clone(), d);
         }
         s.jobs.insert(id.clone(), job);
+        s.most_at_once = s.most_at_once.max(Self::prove_jobs_running(&s));
         let lose = input == Some(Kind::Prove) && std::mem::take(&mut s.lose_next_prove_answer);
         Ok((id, lose))
+    }
+
+    /// Prove jobs holding workers (accepted, not ended).
+    fn prove_jobs_running(s: &State) -> usize {
+        s.jobs.values().filter(|j| j.kind == Kind::Prove && !j.terminal()).count()
     }
 
     /// Applies the coordinator's own deadline, when it is asked to.

@@ -34,6 +34,8 @@ struct NodeState {
     /// Heights an honest head passed through: the node has a header there even without a block.
     headers: HashSet<u64>,
     overrides: HashMap<String, Answer>,
+    /// Blocks whose witness takes this long to come (a node slow on one block only).
+    slow_witness: HashMap<u64, std::time::Duration>,
     calls: Vec<String>,
 }
 
@@ -64,7 +66,10 @@ impl FakeNode {
                 Some(Answer::Hang(d)) => Some(*d),
                 _ => None,
             };
-            if let Some(d) = hang {
+            let slow = number
+                .filter(|_| method == "debug_executionWitness")
+                .and_then(|n| s.lock().unwrap().slow_witness.get(&n).copied());
+            if let Some(d) = hang.or(slow) {
                 std::thread::sleep(d);
             }
             let answer = {
@@ -136,6 +141,11 @@ impl FakeNode {
 
     pub fn answer(&self, method: &str, answer: Answer) {
         self.state.lock().unwrap().overrides.insert(method.to_string(), answer);
+    }
+
+    /// Block `number`'s witness comes only after `delay` (other blocks' at once).
+    pub fn slow_witness(&self, number: u64, delay: std::time::Duration) {
+        self.state.lock().unwrap().slow_witness.insert(number, delay);
     }
 
     pub fn clear_answer(&self, method: &str) {

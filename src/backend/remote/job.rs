@@ -4,6 +4,7 @@
 //! left waiting for input).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{Remote, job_metadata};
@@ -18,6 +19,8 @@ use crate::store::Stage;
 /// normally seen.
 const DEADLINE_SLACK: Duration = Duration::from_secs(30);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often a job waiting behind our own other jobs asks for a worker again.
+const BACKPRESSURE_RETRY: Duration = Duration::from_secs(1);
 /// A cancel that cannot reach the coordinator is tried again this often.
 const CANCEL_RETRY: Duration = Duration::from_secs(15);
 /// On shutdown with `CANCEL_ON_SHUTDOWN`, how long the cancel may take.
@@ -56,6 +59,7 @@ impl Remote {
         // "No capacity" for long while the ledger says the program is set up: the workers may
         // have lost the set-up (a "set-up not done" reads as no capacity), so it is done again.
         let mut no_capacity_since: Option<Instant> = None;
+        let mut refused = false;
         loop {
             match stop.now() {
                 Stop::Shutdown => return Err(Outcome::Stopped),
@@ -139,6 +143,23 @@ impl Remote {
                     Outcome::Stopped
                 })?;
                 in_doubt = Some(doubt);
+            }
+            // Our own other jobs hold the workers: this one waits its turn, and a worker that
+            // frees is taken within a second or two (the cluster is not in trouble). A first
+            // refusal is asked again before it counts as trouble: a job of ours accepted the
+            // same moment may not be counted yet.
+            let ours_running = self.jobs_running.load(Ordering::SeqCst) > 0;
+            if matches!(error, CoordError::NoCapacity(_)) && (ours_running || !std::mem::replace(&mut refused, true)) {
+                tracing::debug!(block = req.block, "every worker is busy; asking again for one");
+                if ours_running {
+                    rec.trouble(None);
+                    no_capacity_since = None;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(BACKPRESSURE_RETRY) => {}
+                    _ = stop.requested() => {}
+                }
+                continue;
             }
             match (&error, no_capacity_since) {
                 (CoordError::NoCapacity(_), None) => no_capacity_since = Some(Instant::now()),

@@ -14,6 +14,7 @@ mod program;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Backend, Ended, Outcome, Recorder, RunFuture, RunRequest, ServiceFacts, StopSignal, checked, write_whole};
@@ -49,6 +50,27 @@ pub struct Remote {
     settings: RemoteSettings,
     /// The ELF's SHA-256 at start-up: a registration recorded for another ELF is not reused.
     elf_sha256: String,
+    /// This daemon's jobs the coordinator has accepted and not yet ended: while one runs, "no
+    /// capacity" for another is our own load (backpressure), not the cluster's trouble.
+    jobs_running: Arc<AtomicUsize>,
+    /// Held while the program is registered and set up, so runs side by side do it once.
+    setting_up: tokio::sync::Mutex<()>,
+}
+
+/// Counts one accepted job for as long as it lives.
+struct JobRunning(Arc<AtomicUsize>);
+
+impl JobRunning {
+    fn new(count: &Arc<AtomicUsize>) -> JobRunning {
+        count.fetch_add(1, Ordering::SeqCst);
+        JobRunning(count.clone())
+    }
+}
+
+impl Drop for JobRunning {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Backend for Remote {
@@ -93,7 +115,7 @@ impl Remote {
     /// The coordinator is not dialled until the first block; `elf_sha256` is the ELF checked at
     /// start-up, the only one this backend registers.
     pub fn new(client: Coordinator, ledger: Arc<Ledger>, settings: RemoteSettings, elf_sha256: String) -> Remote {
-        Remote { client, ledger, settings, elf_sha256 }
+        Remote { client, ledger, settings, elf_sha256, jobs_running: Arc::default(), setting_up: Default::default() }
     }
 
     pub fn client(&self) -> &Coordinator {
@@ -128,6 +150,7 @@ impl Remote {
                 }
             }
         };
+        let _running = JobRunning::new(&self.jobs_running);
         let started = Instant::now();
         let resumed = req.resume_job.is_some();
         let (end, cancelled_by) = match self.await_end(&job, self.settings.timeout, resumed, true, &stop, rec).await {
@@ -167,6 +190,7 @@ impl Remote {
         rec: &dyn Recorder,
     ) -> Result<(), Outcome> {
         let job = self.submit(req, input, Work::Execute, stop, rec).await?;
+        let _running = JobRunning::new(&self.jobs_running);
         let started = Instant::now();
         let (end, cancelled_by) = self.await_end(&job, self.settings.check_timeout, false, false, stop, rec).await?;
         match end {

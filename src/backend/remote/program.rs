@@ -14,6 +14,12 @@ impl Remote {
         if let Some(p) = self.program().filter(|p| p.set_up && p.vk.is_some()) {
             return Ok(p.hash_id);
         }
+        // Runs side by side (MAX_JOBS_IN_FLIGHT) set the program up once: the first does it,
+        // the others wait for it and find it done.
+        let _one_at_a_time = self.setting_up.lock().await;
+        if let Some(p) = self.program().filter(|p| p.set_up && p.vk.is_some()) {
+            return Ok(p.hash_id);
+        }
         let elf = std::fs::read(&self.settings.elf).map_err(|e| CoordError::Refused {
             code: "local".into(),
             message: format!("cannot read the ELF {}: {e}", self.settings.elf.display()),

@@ -1,6 +1,6 @@
 //! The InputGenerator actor: follows the head, records every target since the schedule's
-//! cursor in the ledger (one event per head), and builds the oldest `seen` block's input in the
-//! background (one at a time, overlapping proving).
+//! cursor in the ledger (one event per head), and builds `seen` blocks' inputs in the background
+//! (`MAX_INPUT_BUILDS` at once, oldest first unless `PROVE_ORDER=newest`; overlapping proving).
 //!
 //! The head rule: a height from `eth_blockNumber` or `newHeads` is believed only once the node
 //! answers a block at that height, so one absurd answer can neither schedule targets nor move
@@ -17,10 +17,11 @@ use super::input_build::{self, BuildError};
 use super::watch::{NodeWatch, check_disk};
 use super::{Alerts, Context, InFlightTask, InputSettings, Mailbox, rfc3339, survive};
 use crate::chain::{ChainError, HeadPoller};
+use crate::config::ProveOrder;
 use crate::decide::{self, head::HeadStep};
 use crate::notify::AlertKind;
 use crate::schedule;
-use crate::status::{InputStatus, MissedBlock, NotServedBlock, Recent};
+use crate::status::{BuildInFlight, InputStatus, MissedBlock, NotServedBlock, Recent};
 use crate::store::{BlockState, Stage, StoreError};
 
 mod outcome;
@@ -66,8 +67,8 @@ pub struct InputGenState {
     /// advances (a moving average), for the dashboard's countdown.
     advanced: Option<(u64, Instant)>,
     block_time_ms: Option<u64>,
-    /// The build in flight: its block, when it started, the task.
-    building: Option<(u64, Instant, InFlightTask)>,
+    /// The builds in flight by block: when each started, its task.
+    building: std::collections::BTreeMap<u64, (Instant, InFlightTask)>,
     /// The head poll in flight, and when it started.
     polling: Option<(Instant, InFlightTask)>,
     /// `newHeads` over WebSocket, when configured.
@@ -119,7 +120,7 @@ impl Actor for InputGenerator {
             head_seen_at: None,
             advanced: None,
             block_time_ms: None,
-            building: None,
+            building: Default::default(),
             polling: None,
             ws,
             processed_count: 0,
@@ -171,9 +172,7 @@ impl Actor for InputGenerator {
                 s.node.failed(&self.alerts, &error);
             }
             InputGenMsg::Built { block, result } => {
-                if s.building.as_ref().is_some_and(|(b, _, _)| *b == block) {
-                    s.building = None;
-                }
+                s.building.remove(&block);
                 self.built(s, block, result);
             }
         }
@@ -181,7 +180,7 @@ impl Actor for InputGenerator {
             s.ws = None;
             s.polling = None;
             // An aborted build leaves its block `seen`: the next start builds it again.
-            s.building = None;
+            s.building.clear();
         }
         survive(self.pump(s))?;
         survive(self.publish(s))?;
@@ -298,10 +297,10 @@ impl InputGenerator {
         Ok(())
     }
 
-    /// Starts building the oldest `seen` block the node has, if nothing is being built.
+    /// Starts building the next `seen` blocks the node has, up to `MAX_INPUT_BUILDS` at once.
     fn pump(&self, s: &mut InputGenState) -> Result<(), StoreError> {
         // A build whose outcome cannot be recorded is wasted: none starts while writes back off.
-        if s.building.is_some()
+        if s.building.len() >= self.settings.max_builds
             || self.ctx.drain.is_draining()
             || self.ctx.is_paused()
             || !self.ctx.ledger.write_retry_in().is_zero()
@@ -323,16 +322,21 @@ impl InputGenerator {
         let now = Instant::now();
         let ready: Vec<u64> =
             seen.into_iter().filter(|b| s.not_served.get(b).is_none_or(|w| w.retry_at <= now)).collect();
-        let Some(block) = schedule::next_to_build(&ready, s.head) else {
-            return Ok(());
-        };
-        let (ctx, settings, mailbox) = (self.ctx.clone(), self.settings.clone(), self.mailbox.clone());
-        let started = Instant::now();
-        let task = InFlightTask::spawn(async move {
-            let result = input_build::build_and_record(&ctx, &settings, block, started).await;
-            mailbox.deliver(InputGenMsg::Built { block, result }).await;
-        });
-        s.building = Some((block, started, task));
+        while s.building.len() < self.settings.max_builds {
+            let building: Vec<u64> = s.building.keys().copied().collect();
+            let Some(block) =
+                schedule::next_to_build(&ready, s.head, &building, self.settings.order == ProveOrder::Newest)
+            else {
+                break;
+            };
+            let (ctx, settings, mailbox) = (self.ctx.clone(), self.settings.clone(), self.mailbox.clone());
+            let started = Instant::now();
+            let task = InFlightTask::spawn(async move {
+                let result = input_build::build_and_record(&ctx, &settings, block, started).await;
+                mailbox.deliver(InputGenMsg::Built { block, result }).await;
+            });
+            s.building.insert(block, (started, task));
+        }
         Ok(())
     }
 }

@@ -8,7 +8,9 @@ impl InputGenerator {
         let interval = self.settings.block_interval;
         let head_age = s.head_seen_at.map(|(i, _)| i.elapsed());
         let stale = head_age.is_some_and(|a| a > HEAD_STALE_AFTER);
-        let building = s.building.as_ref().map(|(b, _, _)| *b);
+        // The single-build fields tell of the oldest build; `building` lists them all.
+        let oldest = s.building.iter().min_by_key(|(_, (started, _))| *started);
+        let building = oldest.map(|(b, _)| *b);
         let (rpc_error, rpc_error_detail) = s.node.last_error();
         self.ctx.board.input.publish(InputStatus {
             status: if stale { "degraded" } else { "healthy" },
@@ -24,7 +26,12 @@ impl InputGenerator {
                 "polling"
             },
             building_block: building,
-            building_seconds: s.building.as_ref().map(|(_, started, _)| started.elapsed().as_secs()),
+            building_seconds: oldest.map(|(_, (started, _))| started.elapsed().as_secs()),
+            building: s
+                .building
+                .iter()
+                .map(|(block, (started, _))| BuildInFlight { block: *block, seconds: started.elapsed().as_secs() })
+                .collect(),
             processed_count: s.processed_count,
             head: s.head,
             block_time_ms: s.block_time_ms,

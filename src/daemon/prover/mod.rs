@@ -1,12 +1,13 @@
-//! The Prover actor: one prover run at a time, taken from the ledger's queued blocks. It starts
-//! runs ([`super::proof_run`]) and hears how they went; the runs record their own outcome. When
+//! The Prover actor: prover runs taken from the ledger's queued blocks, lowest first, one per
+//! lane at once (a lane is a GPU of `GPUS`, or one of `MAX_JOBS_IN_FLIGHT` coordinator jobs). It
+//! starts runs ([`super::proof_run`]) and hears how they went; the runs record their own outcome. When
 //! it starts it settles what a predecessor left: a coordinator job still recorded is followed
 //! again (re-attached, first of all); any other run the daemon died under is ended (only if its
 //! recorded process is verifiably ours) and queued again, counted as an interruption; a
 //! recorded exit that was never judged is judged from the ledger. An operator's cancel is a
 //! ledger flag the Prover turns into a stop of the running attempt.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,22 +24,25 @@ use crate::decide::judge::{self, Verdict};
 use crate::decide::recovery::{self, Recovery};
 use crate::drain::Hold;
 use crate::notify::AlertKind;
-use crate::status::{CoordinatorStatus, ExecutedBlock, FailedBlock, PhaseTime, ProvedBlock, ProverStatus, Recent};
+use crate::status::{
+    CoordinatorStatus, ExecutedBlock, FailedBlock, PhaseTime, ProvedBlock, ProverStatus, Recent, RunInFlight,
+};
 use crate::store::Stage;
 use crate::store::{BlockRecord, BlockState, Interrupted, StoreError};
 
+mod ended;
 mod recover;
 mod slot;
 mod status;
 
-pub use slot::RunSlot;
+pub use slot::RunSlots;
 
 pub enum ProverMsg {
     /// The queue may have changed.
     Wake,
     /// Heartbeat: stuck detection, status.
     Check,
-    /// The run ended: its report is in the [`RunSlot`] (a message lost with a dying
+    /// A run ended: its report is in the [`RunSlots`] (a message lost with a dying
     /// incarnation loses nothing; the next heartbeat finds the report there).
     Finished,
     /// Panics, as a bug would (tests of the restart path).
@@ -46,10 +50,12 @@ pub enum ProverMsg {
     Crash,
 }
 
-/// The run in flight.
+/// A run in flight.
 #[derive(Clone)]
 pub struct InFlight {
     block: u64,
+    /// Its place among the runs at once (`ProverSettings::lanes`): the GPU it was given.
+    lane: usize,
     started: Instant,
     started_at: SystemTime,
     /// Cancels the run for the operator; the daemon's drain reaches it by itself.
@@ -58,6 +64,8 @@ pub struct InFlight {
     progress: Arc<RunProgress>,
     /// The running block's own timestamp, for block-to-proof latency.
     timestamp: Option<u64>,
+    /// From the block becoming a target to this run starting (a block's first run only).
+    head_to_prover_ms: Option<i64>,
 }
 
 /// How long the coordinator may be unreachable during a run before Slack hears of it and
@@ -65,19 +73,19 @@ pub struct InFlight {
 const COORDINATOR_ALERT_AFTER: Duration = Duration::from_secs(120);
 
 pub struct ProverState {
-    in_flight: Option<InFlight>,
+    /// The runs in flight, by lane.
+    in_flight: BTreeMap<usize, InFlight>,
     proved_count: u64,
     executed_count: u64,
     failed_count: u64,
     proved: Recent<ProvedBlock>,
     executed: Recent<ExecutedBlock>,
     failed: Recent<FailedBlock>,
-    stuck_alerted: bool,
+    /// Blocks whose runs were alerted as stuck (resolved when each ends).
+    stuck_alerted: BTreeSet<u64>,
     coordinator_alerted: bool,
     /// Attempts whose coordinator jobs outlived the previous daemon: followed before anything new.
     resume: VecDeque<(u64, Resume)>,
-    /// From the block becoming a target to its run starting, for the latest run.
-    last_head_to_prover_ms: Option<i64>,
     /// Heartbeats seen, for work done every few of them.
     ticks: u64,
     /// Runs left behind that the last recovery could not settle (the ledger could not be
@@ -90,8 +98,8 @@ pub struct Prover {
     pub settings: Arc<ProverSettings>,
     pub alerts: Alerts,
     pub mailbox: Mailbox<ProverMsg>,
-    /// The run in flight, shared with the incarnations before and after this one.
-    pub runs: RunSlot,
+    /// The runs in flight, shared with the incarnations before and after this one.
+    pub runs: RunSlots,
 }
 
 impl Actor for Prover {
@@ -100,9 +108,9 @@ impl Actor for Prover {
     type Arguments = ();
 
     async fn pre_start(&self, myself: ActorRef<Self::Msg>, _: ()) -> Result<Self::State, ActorProcessingErr> {
-        // A run the previous incarnation started goes on: adopted, never counted as interrupted.
-        let adopted = self.runs.get();
-        if let Some(run) = &adopted {
+        // Runs the previous incarnation started go on: adopted, never counted as interrupted.
+        let adopted = self.runs.all();
+        for run in adopted.values() {
             tracing::warn!(block = run.block, "the Prover restarted during a run; the run goes on and is adopted");
         }
         let mut s = ProverState {
@@ -113,10 +121,9 @@ impl Actor for Prover {
             proved: Recent::new(50),
             executed: Recent::new(50),
             failed: Recent::new(50),
-            stuck_alerted: false,
+            stuck_alerted: BTreeSet::new(),
             coordinator_alerted: false,
             resume: VecDeque::new(),
-            last_head_to_prover_ms: None,
             ticks: 0,
             unsettled: false,
         };
@@ -152,9 +159,11 @@ impl Actor for Prover {
             ProverMsg::Crash => panic!("an injected crash"),
         }
         // Whatever woke us: a run that ended is settled here, even if its message was lost.
-        if let Some((report, run)) = self.runs.take_finished() {
-            s.in_flight = None;
-            self.finished(s, &report, run.as_ref().map(|f| f.started), run.and_then(|f| f.timestamp));
+        for (report, run) in self.runs.take_finished() {
+            if let Some(run) = &run {
+                s.in_flight.remove(&run.lane);
+            }
+            self.finished(s, &report, run.as_ref());
         }
         self.honour_cancel(s);
         super::survive(self.start_next(s))?;
@@ -164,17 +173,30 @@ impl Actor for Prover {
 }
 
 impl Prover {
+    /// Fills every free lane: the jobs that outlived a predecessor first, then the lowest queued
+    /// blocks not already running.
     fn start_next(&self, s: &mut ProverState) -> Result<(), StoreError> {
+        while let Some(lane) = (0..self.settings.lanes.len()).find(|l| !s.in_flight.contains_key(l)) {
+            if !self.start_one(s, lane)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a run in `lane` if there is one to start; `false` when nothing more can start now.
+    fn start_one(&self, s: &mut ProverState, lane: usize) -> Result<bool, StoreError> {
         // Held before the drain is looked at: a stop that begins after this look waits for the
         // run to record its end (taken after, a stop could settle in between and abort the run).
         let hold = self.ctx.drain.hold();
         // A run whose start cannot be recorded is not started: none while ledger writes back off.
-        if s.in_flight.is_some() || self.ctx.drain.is_draining() || !self.ctx.ledger.write_retry_in().is_zero() {
-            return Ok(());
+        if self.ctx.drain.is_draining() || !self.ctx.ledger.write_retry_in().is_zero() {
+            return Ok(false);
         }
         let ledger = &self.ctx.ledger;
+        let gpu = self.settings.lanes.get(lane).cloned().flatten();
         if let Some((block, resume)) = s.resume.pop_front() {
-            let Some(row) = ledger.block(block)?.filter(|r| r.state == BlockState::Proving) else { return Ok(()) };
+            let Some(row) = ledger.block(block)?.filter(|r| r.state == BlockState::Proving) else { return Ok(true) };
             let input_path = row.input_path.clone().unwrap_or_default();
             let job = RunJob {
                 block,
@@ -183,33 +205,36 @@ impl Prover {
                 resume: Some(resume.clone()),
                 expected: row.expected_output.as_deref().and_then(BlockOutputs::from_hex),
                 in_doubt: row.job_in_doubt.clone(),
+                gpu,
             };
-            self.spawn_run(s, job, Some(resume.job.id().to_string()), row.block_timestamp, hold);
-            s.last_head_to_prover_ms = None;
-            return Ok(());
+            let times = (row.block_timestamp, None);
+            self.spawn_run(s, lane, job, Some(resume.job.id().to_string()), times, hold);
+            return Ok(true);
         }
         // Re-attaching above is following work already paid for; a pause or a full disk holds
         // back only new work.
         if self.ctx.is_paused() {
-            return Ok(());
+            return Ok(false);
         }
-        let Some(row) = ledger.next_to_prove()? else { return Ok(()) };
+        let running: Vec<u64> = s.in_flight.values().map(|f| f.block).collect();
+        let newest = self.settings.order == crate::config::ProveOrder::Newest;
+        let Some(row) = ledger.next_to_prove(&running, newest)? else { return Ok(false) };
         let Some(input_path) = row.input_path.clone().filter(|p| p.is_file()) else {
             tracing::warn!(block = row.number, "the input is gone from disk; building it again");
             ledger.input_lost(row.number)?;
-            return Ok(());
+            return Ok(true);
         };
         // Seen to prover is a block's first run: one run again keeps when it was first seen.
         let head_to_prover_ms =
             row.seen_at_ms.filter(|_| row.attempts == 0).map(|seen| crate::store::now_ms().saturating_sub(seen).max(0));
-        tracing::debug!(block = row.number, ?head_to_prover_ms, "run starting");
+        tracing::debug!(block = row.number, lane, ?head_to_prover_ms, "run starting");
         // The run records `proof started` itself, once the block is known to be canonical.
         // An input built before outputs were recorded (an older daemon) is built again: its proof
         // could not be bound to the block.
         let Some(expected) = row.expected_output.as_deref().and_then(BlockOutputs::from_hex) else {
             tracing::warn!(block = row.number, "no outputs recorded with the input; building it again");
             ledger.input_lost(row.number)?;
-            return Ok(());
+            return Ok(true);
         };
         let job = RunJob {
             block: row.number,
@@ -218,14 +243,23 @@ impl Prover {
             resume: None,
             expected: Some(expected),
             in_doubt: row.job_in_doubt.clone(),
+            gpu,
         };
-        self.spawn_run(s, job, None, row.block_timestamp, hold);
-        s.last_head_to_prover_ms = head_to_prover_ms;
-        Ok(())
+        self.spawn_run(s, lane, job, None, (row.block_timestamp, head_to_prover_ms), hold);
+        Ok(true)
     }
 
-    /// Starts the run; `hold` keeps the daemon's stop waiting until the run has recorded its end.
-    fn spawn_run(&self, s: &mut ProverState, job: RunJob, job_id: Option<String>, timestamp: Option<u64>, hold: Hold) {
+    /// Starts the run in `lane`; `hold` keeps the daemon's stop waiting until the run has
+    /// recorded its end.
+    fn spawn_run(
+        &self,
+        s: &mut ProverState,
+        lane: usize,
+        job: RunJob,
+        job_id: Option<String>,
+        (timestamp, head_to_prover_ms): (Option<u64>, Option<i64>),
+        hold: Hold,
+    ) {
         let stop = StopSignal::for_run(&self.ctx.drain);
         let progress = Arc::new(RunProgress::new(job_id));
         let (ctx, settings) = (self.ctx.clone(), self.settings.clone());
@@ -233,32 +267,35 @@ impl Prover {
         let block = job.block;
         // Not the actor's task: it runs to its end whatever becomes of this incarnation, and
         // its end reaches whichever incarnation is alive.
-        let slot = self.runs.clone();
+        let slots = self.runs.clone();
         tokio::spawn(async move {
             let report = proof_run::run(ctx, settings, job, run_stop, shared).await;
-            slot.finish(report);
+            slots.finish(lane, report);
             // Its end is recorded: a stop need not wait for an actor to hear of it.
             drop(hold);
             mailbox.deliver(ProverMsg::Finished).await;
         });
-        let run = InFlight { block, started: Instant::now(), started_at: SystemTime::now(), stop, progress, timestamp };
-        self.runs.set(Some(run.clone()));
-        s.in_flight = Some(run);
+        let (started, started_at) = (Instant::now(), SystemTime::now());
+        let run = InFlight { block, lane, started, started_at, stop, progress, timestamp, head_to_prover_ms };
+        self.runs.set(run.clone());
+        s.in_flight.insert(lane, run);
     }
 
     /// The operator's cancel, recorded in the ledger, reaches the running attempt.
     fn honour_cancel(&self, s: &ProverState) {
-        let Some(f) = &s.in_flight else { return };
-        let requested = self.ctx.ledger.block(f.block).ok().flatten().is_some_and(|b| b.cancel_requested);
-        if requested && f.stop.now() == Stop::No {
-            tracing::warn!(block = f.block, "the operator cancels the running attempt");
-            f.stop.cancel();
+        for f in s.in_flight.values() {
+            let requested = self.ctx.ledger.block(f.block).ok().flatten().is_some_and(|b| b.cancel_requested);
+            if requested && f.stop.now() == Stop::No {
+                tracing::warn!(block = f.block, "the operator cancels the running attempt");
+                f.stop.cancel();
+            }
         }
     }
 
     /// A coordinator that stays unreachable during a run is alerted once, and resolved when it answers.
     fn check_coordinator(&self, s: &mut ProverState) {
-        let trouble = s.in_flight.as_ref().and_then(|f| f.progress.snapshot().trouble);
+        // One coordinator serves every run: any run's trouble is its trouble.
+        let trouble = s.in_flight.values().find_map(|f| f.progress.snapshot().trouble);
         match trouble {
             Some(t) if t.since.elapsed() > COORDINATOR_ALERT_AFTER && !s.coordinator_alerted => {
                 s.coordinator_alerted = true;
@@ -276,86 +313,16 @@ impl Prover {
         }
     }
 
-    fn finished(&self, s: &mut ProverState, r: &RunReport, started: Option<Instant>, timestamp: Option<u64>) {
-        let block = r.block;
-        if let Some(e) = &r.unrecorded {
-            tracing::error!(block, error = %e, "the run's outcome could not be recorded; it is looked at again");
-            // Settled from the ledger and the disk as a restart would, at the next heartbeat
-            // (while stopping, at the next start).
-            if !self.ctx.drain.is_draining() {
-                s.unsettled = true;
-            }
-        }
-        if std::mem::take(&mut s.stuck_alerted) {
-            let secs = started.map_or(0, |t| t.elapsed().as_secs());
-            self.alerts.resolve(AlertKind::ProverStuck, format!("the run of block {block} ended after {secs}s"));
-        }
-        match &r.verdict {
-            Verdict::Proved { proving_ms, cycles } => {
-                tracing::info!(
-                    block,
-                    attempt = r.attempt,
-                    proving_time_ms = proving_ms,
-                    cycles = *cycles,
-                    "block proved"
-                );
-                crate::telemetry::block_outcome("proved", "prove");
-                crate::telemetry::proved(*proving_ms as f64 / 1000.0, timestamp);
-                s.proved_count += 1;
-                s.proved.push(ProvedBlock {
-                    block,
-                    proving_time_ms: *proving_ms,
-                    cycles: *cycles,
-                    head_to_prover_ms: s.last_head_to_prover_ms.and_then(|v| u64::try_from(v).ok()),
-                });
-                self.alerts.resolve(AlertKind::ProofFailed, format!("block {block} proved"));
-                if self.settings.notify_proved {
-                    let cycles = cycles.map_or("unknown".to_string(), |c| c.to_string());
-                    self.alerts.info(
-                        format!("Block {block} proved"),
-                        format!("proving time {proving_ms} ms, cycles {cycles}\n{}", self.ctx.links.block(block, true)),
-                    );
-                }
-            }
-            Verdict::Executed { ms, cycles } => {
-                tracing::info!(block, ms, cycles = *cycles, "block executed (no proof)");
-                crate::telemetry::block_outcome("executed", "execute");
-                s.executed_count += 1;
-                s.executed.push(ExecutedBlock { block, ms: *ms, cycles: *cycles });
-            }
-            Verdict::Failed { stage, reason } => self.failed(s, block, *stage, reason, r.last_lines.clone()),
-            Verdict::Orphaned(reason) => {
-                crate::telemetry::block_outcome("orphaned", "reorg");
-                self.alerts.info(
-                    format!("Reorg at block {block}"),
-                    format!("{reason}; the orphan is kept, the canonical block is proved"),
-                );
-            }
-            Verdict::Stopped => {}
-        }
-        self.prune();
-    }
-
-    fn failed(&self, s: &mut ProverState, block: u64, stage: Stage, reason: &str, last_lines: Vec<String>) {
-        tracing::error!(block, stage = stage.as_str(), %reason, "proof failed");
-        crate::telemetry::block_outcome("failed", if stage == Stage::Prove { "prove" } else { "prover" });
-        self.alerts.alert(
-            AlertKind::ProofFailed,
-            format!("Proof failed: block {block} ({stage})"),
-            format!("{reason}\n{}\n{}", last_lines.join("\n"), self.ctx.links.block(block, false)),
-        );
-        s.failed_count += 1;
-        s.failed.push(FailedBlock { block, stage: stage.to_string(), reason: reason.to_string(), last_lines });
-    }
-
     fn check_stuck(&self, s: &mut ProverState) {
         let threshold = self.settings.stuck_threshold;
-        let Some((block, running)) =
-            s.in_flight.as_ref().map(|f| (f.block, f.started.elapsed())).filter(|(_, e)| *e > threshold)
-        else {
-            return;
-        };
-        if !std::mem::replace(&mut s.stuck_alerted, true) {
+        let stuck: Vec<(u64, Duration)> = s
+            .in_flight
+            .values()
+            .map(|f| (f.block, f.started.elapsed()))
+            .filter(|(block, running)| *running > threshold && !s.stuck_alerted.contains(block))
+            .collect();
+        for (block, running) in stuck {
+            s.stuck_alerted.insert(block);
             let detail = format!(
                 "block {block} has been proving for {}s (PROVER_STUCK_THRESHOLD_SECONDS = {}); it is killed at PROVER_TIMEOUT_SECONDS = {}",
                 running.as_secs(),

@@ -20,9 +20,8 @@ impl Prover {
                 return;
             }
         };
-        let ours = |block: u64| {
-            s.in_flight.as_ref().is_some_and(|f| f.block == block) || s.resume.iter().any(|(b, _)| *b == block)
-        };
+        let ours =
+            |block: u64| s.in_flight.values().any(|f| f.block == block) || s.resume.iter().any(|(b, _)| *b == block);
         let proving: Vec<BlockRecord> = proving.into_iter().filter(|r| !ours(r.number)).collect();
         // An adopted run may be past its exit, judging its proof itself.
         let exited: Vec<BlockRecord> = exited.into_iter().filter(|r| !ours(r.number)).collect();

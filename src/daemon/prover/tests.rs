@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use ractor::Actor;
 
 use super::*;
@@ -12,7 +14,7 @@ async fn start(ctx: &Arc<Context>, settings: Arc<ProverSettings>) -> Result<Acto
         settings,
         alerts: Alerts::default(),
         mailbox: mailbox.clone(),
-        runs: RunSlot::default(),
+        runs: RunSlots::default(),
     };
     let (actor, _) = Actor::spawn(None, prover, ()).await?;
     mailbox.set(Some(actor.clone()));
@@ -149,5 +151,121 @@ async fn start_up_settles_every_state_a_crash_can_leave_and_always_starts() {
     let half = row(16);
     assert_eq!(half.interruptions, 1, "half a proof is an interrupted run, never a proof: {half:?}");
     assert_ne!(half.state, BlockState::Proved);
+    actor.stop(None);
+}
+
+/// The hash the lanes tests' node answers at every height, and each block's input was built from.
+const HASH: &str = "0x2222222222222222222222222222222222222222222222222222222222222222";
+
+/// A cargo-zisk 1.x that logs `start <block> <gpu>` and `end <block> <gpu>` (its
+/// CUDA_VISIBLE_DEVICES) around each run in `runs`. A block with a file `crash/<n>` crashes; one
+/// with `slow/<n>` takes 1.5 s, one with `hold/<n>` runs until it is stopped; others 0.3 s.
+fn gpu_prover(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let zisk = dir.join("gpu-zisk");
+    let script = r#"#!/bin/bash
+out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done
+d="$(dirname "$0")"; b="$(basename "$(dirname "$out")")"; g="${CUDA_VISIBLE_DEVICES:--}"
+echo "start $b $g" >> "$d/runs"
+trap 'echo "end $b $g" >> "$d/runs"' EXIT
+[ -e "$d/crash/$b" ] && kill -SEGV $$
+if [ -e "$d/hold/$b" ]; then sleep 60 & wait $!; fi
+if [ -e "$d/slow/$b" ]; then sleep 1.5; else sleep 0.3; fi
+mkdir -p "$(dirname "$out")"; head -c 256 /dev/urandom > "$out"
+echo '--- PROVE SUMMARY'; echo 'Proof generated in 0.300s, steps: 5'; echo "Proof saved to $out"
+"#;
+    std::fs::write(&zisk, script).unwrap();
+    std::fs::set_permissions(&zisk, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for d in ["crash", "slow", "hold"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    zisk
+}
+
+/// `blocks` queued with inputs built from [`HASH`] in a Prover with two GPUs; its context.
+async fn two_gpus(dir: &Path, blocks: &[u64]) -> (Arc<Context>, Arc<ProverSettings>) {
+    let zisk = gpu_prover(dir);
+    let url = crate::daemon::test_support::node(Arc::new(std::sync::Mutex::new(Some(HASH.into())))).await;
+    let (ctx, settings) = context(dir, &url, &["--cargo-zisk", zisk.to_str().unwrap(), "--gpus", "0,1"]);
+    ctx.ledger.targets_scheduled(blocks, None, *blocks.last().unwrap()).unwrap();
+    for &n in blocks {
+        let input = dir.join(format!("{n}/input.bin"));
+        std::fs::create_dir_all(input.parent().unwrap()).unwrap();
+        std::fs::write(&input, [0u8; 16]).unwrap();
+        ctx.ledger.input_built(n, &enqueued(&input, HASH), false).unwrap();
+    }
+    (ctx, settings.prover)
+}
+
+/// The prover's `(start?, block, gpu)` events in order.
+fn gpu_runs(dir: &Path) -> Vec<(bool, u64, String)> {
+    let log = std::fs::read_to_string(dir.join("runs")).unwrap_or_default();
+    log.lines()
+        .filter_map(|l| {
+            let mut words = l.split(' ');
+            let (what, block, gpu) = (words.next()?, words.next()?.parse().ok()?, words.next()?.to_string());
+            Some((what == "start", block, gpu))
+        })
+        .collect()
+}
+
+fn runs_in_flight(ctx: &Context) -> usize {
+    ctx.board.prover.fresh().map_or(0, |p| p.in_flight.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gpus_prove_two_blocks_at_once_each_on_its_own_and_a_gpu_whose_run_crashed_takes_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = [100, 200, 300, 400, 500, 600];
+    let (ctx, settings) = two_gpus(dir.path(), &blocks).await;
+    std::fs::write(dir.path().join("crash/200"), "").unwrap();
+    let actor = start(&ctx, settings).await.expect("the Prover starts");
+    wait("two runs at once", || runs_in_flight(&ctx) == 2).await;
+    let state_of = |n| ctx.ledger.block(n).ok().flatten().map(|b| b.state);
+    let settled = || blocks.iter().all(|&n| matches!(state_of(n), Some(BlockState::Proved | BlockState::Failed)));
+    wait("every block settled", settled).await;
+    assert_eq!(state_of(200), Some(BlockState::Failed), "the crashed run's block fails");
+    for n in [100, 300, 400, 500, 600] {
+        assert_eq!(state_of(n), Some(BlockState::Proved), "block {n}");
+    }
+    let runs = gpu_runs(dir.path());
+    // Each GPU runs one prover at a time: its starts and ends alternate.
+    for gpu in ["0", "1"] {
+        let on: Vec<bool> = runs.iter().filter(|(_, _, g)| g == gpu).map(|(start, _, _)| *start).collect();
+        assert!(on.len() >= 4, "GPU {gpu} took part: {runs:?}");
+        assert!(on.chunks(2).all(|p| p == [true, false]), "GPU {gpu} ran two provers at once: {runs:?}");
+    }
+    // The two GPUs worked at the same time.
+    let (mut open, mut most) = (0i32, 0);
+    for (start, _, _) in &runs {
+        open += if *start { 1 } else { -1 };
+        most = most.max(open);
+    }
+    assert_eq!(most, 2, "{runs:?}");
+    // The GPU whose run crashed went on to the next block.
+    let crashed = runs.iter().position(|(start, b, _)| !*start && *b == 200).expect("block 200's run ended");
+    let gpu = runs[crashed].2.clone();
+    assert!(runs[crashed..].iter().any(|(start, b, g)| *start && *g == gpu && *b != 200), "{runs:?}");
+    actor.stop(None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_one_run_leaves_the_run_beside_it_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, settings) = two_gpus(dir.path(), &[100, 200]).await;
+    std::fs::write(dir.path().join("hold/100"), "").unwrap();
+    std::fs::write(dir.path().join("slow/200"), "").unwrap();
+    let actor = start(&ctx, settings).await.expect("the Prover starts");
+    let state_of = |n| ctx.ledger.block(n).ok().flatten().map(|b| b.state);
+    wait("both proving", || state_of(100) == Some(BlockState::Proving) && state_of(200) == Some(BlockState::Proving))
+        .await;
+    ctx.ledger.operator_cancel(100).unwrap();
+    wait("block 100 cancelled", || state_of(100) == Some(BlockState::Failed)).await;
+    let row = ctx.ledger.block(100).unwrap().unwrap();
+    assert_eq!(row.stage.as_deref(), Some("cancelled"), "{row:?}");
+    assert_eq!(state_of(200), Some(BlockState::Proving), "the other run goes on");
+    wait("block 200 proved", || state_of(200) == Some(BlockState::Proved)).await;
+    let of_200: Vec<bool> = gpu_runs(dir.path()).iter().filter(|r| r.1 == 200).map(|r| r.0).collect();
+    assert_eq!(of_200, [true, false], "block 200 ran once, to its end");
     actor.stop(None);
 }

@@ -139,6 +139,11 @@ impl Reporter {
                 if row.kind == ReportKind::Proved {
                     let age = now_ms().saturating_sub(row.created_at_ms).max(0);
                     crate::telemetry::report_latency(age as f64 / 1000.0);
+                    let block_ms = self.ctx.ledger.block(block).ok().flatten().and_then(|b| b.block_timestamp);
+                    let block_ms = block_ms.and_then(|t| i64::try_from(t).ok()).and_then(|t| t.checked_mul(1000));
+                    if let Some(ms) = block_ms.and_then(|t| u64::try_from(now_ms().checked_sub(t)?).ok()) {
+                        crate::telemetry::end_to_end(ms);
+                    }
                 }
                 s.delivered_count += 1;
                 s.delivered.push(DeliveredReport { block, status, at: rfc3339(SystemTime::now()) });

@@ -107,7 +107,9 @@ async fn proved_waits_while_the_node_cannot_say_the_block_is_canonical_and_goes_
     assert_eq!(seen.lock().unwrap().len(), 2, "proved is never sent on hope");
     let call = proved_call();
     assert_eq!((call.state, call.attempts, call.in_doubt), (ReportState::Pending, 0, false), "a wait is no attempt");
-    assert!(ctx.board.reporter.fresh().unwrap().last_error.unwrap().contains("canonical"), "shown on /health");
+    // Published at the Reporter's next turn after the ledger has it.
+    let shown = || ctx.board.reporter.fresh().and_then(|r| r.last_error).is_some_and(|e| e.contains("canonical"));
+    wait("the wait shown on /health", shown).await;
 
     *answer.lock().unwrap() = Some(HASH.to_string());
     wait("proved sent once the node confirms", || seen.lock().unwrap().len() == 3).await;

@@ -13,7 +13,7 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Supervisio
 
 use super::input_generator::{InputGenMsg, InputGenerator};
 use super::notifier::{Notifier, NotifierMsg};
-use super::prover::{Prover, ProverMsg, RunSlot, stop_timeout};
+use super::prover::{Prover, ProverMsg, RunSlots, stop_timeout};
 use super::reporter::STOP_WAIT;
 use super::reporter::{Reporter, ReporterMsg};
 use super::{Alerts, Context, InFlightTask, Mailbox, Settings};
@@ -75,8 +75,8 @@ pub struct SupervisorState {
     settings: Settings,
     poller: Arc<HeadPoller>,
     mailboxes: Mailboxes,
-    /// The Prover's run in flight, outliving any one incarnation of it.
-    prover_runs: RunSlot,
+    /// The Prover's runs in flight, outliving any one incarnation of it.
+    prover_runs: RunSlots,
     alerts: Alerts,
     client: Option<Arc<EthProofsClient>>,
     children: HashMap<ActorId, Child>,
@@ -145,7 +145,7 @@ impl Actor for Supervisor {
             poller: args.poller,
             alerts: Alerts(mailboxes.notifier.clone()),
             mailboxes,
-            prover_runs: RunSlot::default(),
+            prover_runs: RunSlots::default(),
             client,
             children: HashMap::new(),
             restarts: 0,

@@ -7,9 +7,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+mod time;
+
+pub use time::{human_ms, rfc3339, rfc3339_ms};
 
 /// A slot older than this reads as not responding.
 pub const STALE_AFTER: Duration = Duration::from_secs(10);
@@ -92,6 +96,8 @@ pub struct InputStatus {
     pub building_block: Option<u64>,
     /// How long the block's input has been building: a build that never ends shows here.
     pub building_seconds: Option<u64>,
+    /// Every build in flight (`MAX_INPUT_BUILDS`); the two fields above tell of the oldest.
+    pub building: Vec<BuildInFlight>,
     pub processed_count: u64,
     pub head: Option<u64>,
     /// The chain's block time as observed from the head's advances.
@@ -177,6 +183,31 @@ pub struct RunCounts {
     pub failed: u64,
 }
 
+/// One input build in flight, as `/health` tells it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildInFlight {
+    pub block: u64,
+    pub seconds: u64,
+}
+
+/// One run in flight, as `/health` tells it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInFlight {
+    pub block: u64,
+    /// `None` until the run has checked the block is still canonical and raised `proving`.
+    pub attempt: Option<u32>,
+    pub lane: usize,
+    /// The GPU the run was given (`GPUS`).
+    pub gpu: Option<String>,
+    pub since: String,
+    pub seconds: u64,
+    /// Past PROVER_STUCK_THRESHOLD_SECONDS.
+    pub stuck: bool,
+    pub job_id: Option<String>,
+    pub phase: Option<&'static str>,
+    pub phase_seconds: Option<u64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ProverStatus {
     pub status: &'static str,
@@ -185,6 +216,10 @@ pub struct ProverStatus {
     pub proving_attempt: Option<u32>,
     pub proving_since: Option<String>,
     pub proving_duration_seconds: Option<u64>,
+    /// How many runs may go at once (`GPUS`, `MAX_JOBS_IN_FLIGHT`).
+    pub lanes: usize,
+    /// Every run in flight, by lane (the `proving_*` fields above tell of the oldest).
+    pub in_flight: Vec<RunInFlight>,
     pub zisk_version: String,
     pub action: &'static str,
     /// `cli`, `coordinator` or `native`.
@@ -267,97 +302,9 @@ pub struct SupervisorStatus {
     pub children: Vec<&'static str>,
 }
 
-/// RFC 3339 time for status output.
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    // Civil-from-days (Howard Hinnant's algorithm), to avoid a date crate for one format.
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
-}
-
-/// A duration in the words an operator reads at a glance, never more precise than that:
-/// "840 ms", "2.3 s", "42 s", "4 min 12 s", "1 h 5 min". The pages' script says them the same way.
-pub fn human_ms(ms: u64) -> String {
-    if ms < 1000 {
-        return format!("{ms} ms");
-    }
-    if ms < 9950 {
-        let tenths = (ms + 50) / 100;
-        return match tenths % 10 {
-            0 => format!("{} s", tenths / 10),
-            t => format!("{}.{t} s", tenths / 10),
-        };
-    }
-    let s = (ms + 500) / 1000;
-    if s < 60 {
-        return format!("{s} s");
-    }
-    if s < 3600 {
-        return match s % 60 {
-            0 => format!("{} min", s / 60),
-            r => format!("{} min {r} s", s / 60),
-        };
-    }
-    let m = (s + 30) / 60;
-    match m % 60 {
-        0 => format!("{} h", m / 60),
-        r => format!("{} h {r} min", m / 60),
-    }
-}
-
-/// RFC 3339 time from milliseconds since the epoch (ledger timestamps).
-pub fn rfc3339_ms(ms: i64) -> String {
-    rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_known_dates() {
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_683_200)), "2025-11-21T00:00:00Z");
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339_ms(-5), "1970-01-01T00:00:00Z");
-    }
-
-    #[test]
-    fn durations_read_at_a_glance() {
-        let said: Vec<String> =
-            [0, 999, 1000, 1049, 2340, 9949, 9950, 59_499, 59_500, 252_000, 3_599_500, 3_900_000, 90_000_000]
-                .into_iter()
-                .map(human_ms)
-                .collect();
-        assert_eq!(
-            said,
-            [
-                "0 ms",
-                "999 ms",
-                "1 s",
-                "1 s",
-                "2.3 s",
-                "9.9 s",
-                "10 s",
-                "59 s",
-                "1 min",
-                "4 min 12 s",
-                "1 h",
-                "1 h 5 min",
-                "25 h"
-            ]
-        );
-    }
 
     #[test]
     fn recent_keeps_only_the_newest() {
