@@ -176,6 +176,8 @@ fn data_now(s: &Surface, hw: Hardware) -> impl IntoResponse {
         "done_6h": done_6h,
         "reliability_6h": (expected > 0).then(|| done_6h as f64 / expected as f64),
         "input_stage": input_stage,
+        // How the daemon stands against its EthProofs cohort's rules (`null` without a cohort).
+        "cohort": health["cohort"],
     });
     // Two documents merged: one `json!` of every field is past the macro's recursion limit.
     let work = json!({

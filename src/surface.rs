@@ -45,6 +45,11 @@ pub struct Info {
     /// `MIN_FREE_DISK_MB`: below it the daemon pauses itself, and every screen says so.
     pub min_free_disk_mb: u64,
     pub admin_token: Option<Secret>,
+    /// The cohort whose rules the scoreboard keeps (`COHORT`; `None`: no scoreboard).
+    pub cohort: Option<crate::config::Cohort>,
+    /// `GPU_HOURLY_PRICE` and `CLUSTER_GPUS`, for the cost per proof.
+    pub gpu_hourly_price: Option<f64>,
+    pub cluster_gpus: u32,
 }
 
 /// Why no new input or proof starts, and who decided it: every screen says both.
@@ -64,6 +69,9 @@ pub struct Surface {
     pub info: Info,
     /// Set by the InputGenerator while OUTPUT_DIR is short of space.
     pub disk_low: Arc<AtomicBool>,
+    /// The cohort scoreboard last worked out from the ledger (`health::scoreboard` keeps it a
+    /// few seconds: the pages poll often, the figures move by the block).
+    pub scoreboard: crate::status::Slot<crate::status::Scoreboard>,
 }
 
 impl Surface {

@@ -188,6 +188,27 @@ pub struct Snapshot {
     pub prover_stuck: bool,
     /// Scheduled targets not done (proved, or executed without proofs) newer than the newest done.
     pub targets_behind: u64,
+    /// The cohort scoreboard, when the daemon keeps one (`COHORT`).
+    pub cohort: Option<CohortGauges>,
+}
+
+/// The cohort scoreboard's bars and its figures per window (`1h`, `24h`).
+#[derive(Debug)]
+pub struct CohortGauges {
+    pub in_time_bar: f64,
+    pub proved_bar: Option<f64>,
+    pub windows: Vec<CohortWindow>,
+}
+
+#[derive(Debug)]
+pub struct CohortWindow {
+    pub window: &'static str,
+    /// Settled blocks of the cohort in the window: what the shares are of.
+    pub counted: u64,
+    pub share_in_time: Option<f64>,
+    pub share_proved: Option<f64>,
+    pub paralyzed: u64,
+    pub avg_cost_per_proof: Option<f64>,
 }
 
 /// The build labels last rendered: when they change (the coordinator's hash id becomes known)
@@ -223,6 +244,22 @@ pub fn render(snapshot: &Snapshot, build: Vec<(&'static str, String)>) -> String
         let seconds = snapshot.job_phase.filter(|(p, _)| *p == phase).map(|(_, s)| s as f64);
         metrics::gauge!("ethproofs_job_phase", "phase" => phase).set(if seconds.is_some() { 1.0 } else { 0.0 });
         metrics::gauge!("ethproofs_job_phase_elapsed_seconds", "phase" => phase).set(seconds.unwrap_or(0.0));
+    }
+    if let Some(c) = &snapshot.cohort {
+        metrics::gauge!("ethproofs_cohort_in_time_bar").set(c.in_time_bar);
+        // A cohort with no proved-at-all bar cannot fall below one.
+        metrics::gauge!("ethproofs_cohort_proved_bar").set(c.proved_bar.unwrap_or(0.0));
+        for w in &c.windows {
+            let window = w.window;
+            metrics::gauge!("ethproofs_cohort_blocks", "window" => window).set(w.counted as f64);
+            // Nothing counted is nothing missed: 1, never a NaN (the rules also wait for blocks).
+            metrics::gauge!("ethproofs_cohort_in_time_ratio", "window" => window).set(w.share_in_time.unwrap_or(1.0));
+            metrics::gauge!("ethproofs_cohort_proved_ratio", "window" => window).set(w.share_proved.unwrap_or(1.0));
+            metrics::gauge!("ethproofs_cohort_paralyzed_blocks", "window" => window).set(w.paralyzed as f64);
+            if let Some(cost) = w.avg_cost_per_proof {
+                metrics::gauge!("ethproofs_cohort_cost_per_proof", "window" => window).set(cost);
+            }
+        }
     }
     if let Some(up) = snapshot.coordinator_up {
         metrics::gauge!("ethproofs_coordinator_up").set(if up { 1.0 } else { 0.0 });

@@ -76,6 +76,19 @@ fn a_target_is_proved_and_reported_queued_proving_proved() {
     ] {
         assert!(metrics.lines().any(|l| l.starts_with(prefix)), "/metrics lacks {prefix:?}:\n{metrics}");
     }
+    // BLOCK_INTERVAL=1 keeps the real-time cohort's scoreboard: one block, proved in 1.2 s.
+    // The scoreboard is worked out again every few seconds.
+    let h = d.wait_for("the block counted", Duration::from_secs(30), |h| h["cohort"]["last_hour"]["counted"] == 1);
+    let cohort = &h["cohort"];
+    assert_eq!(cohort["cohort"], "real-time", "{cohort:#}");
+    let hour = &cohort["last_hour"];
+    assert_eq!(
+        (hour["counted"].as_u64(), hour["in_time"].as_u64(), hour["paralyzed"].as_u64()),
+        (Some(1), Some(1), Some(0))
+    );
+    assert_eq!((hour["share_in_time"].as_f64(), hour["meets_bars"].as_bool()), (Some(1.0), Some(true)), "{cohort:#}");
+    let metrics = d.get_text("/metrics").unwrap();
+    assert!(metrics.lines().any(|l| l == "ethproofs_cohort_blocks{window=\"1h\"} 1"), "{metrics}");
     // The block's time, end to end: each stretch known, and they add up from the block's own
     // timestamp to EthProofs accepting the proof.
     let latency = d.get("/api/blocks/10").unwrap().1["latency"].clone();
@@ -389,14 +402,18 @@ fn a_failed_run_or_a_missing_proof_fails_the_block_with_its_reason() {
         env.push(("ADMIN_TOKEN", ADMIN.into()));
         let mut d = Daemon::start(&env);
         let h = d.wait_for("both blocks failed", Duration::from_secs(60), |h| prover(h)["failed_count"] == 2);
+        // Inputs build side by side: either block may be first to run.
         let failed = prover(&h)["recent_failed"].as_array().unwrap().clone();
-        for (f, (stage, reason)) in failed.iter().zip(expect) {
+        let of = |failed: &[Value], n: u64| failed.iter().find(|f| f["block"] == n).cloned().unwrap_or_default();
+        for (n, (stage, reason)) in [10, 11].into_iter().zip(expect) {
+            let f = of(&failed, n);
             assert_eq!(f["stage"], stage, "{version}: {f}");
             assert!(f["reason"].as_str().unwrap().contains(reason), "{version}: {f}");
         }
         if version == "1.4.0" {
             let (_, detail) = d.admin_get("/admin/status", ADMIN).unwrap();
-            let lines = prover(&detail)["recent_failed"][0]["last_lines"].as_array().unwrap().clone();
+            let failed = prover(&detail)["recent_failed"].as_array().unwrap().clone();
+            let lines = of(&failed, 10)["last_lines"].as_array().unwrap().clone();
             assert!(lines.iter().any(|l| l.as_str().unwrap().contains("Error: proving failed")), "{lines:?}");
         }
         assert_eq!(prover(&h)["proved_count"], 0);

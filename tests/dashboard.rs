@@ -145,6 +145,12 @@ fn a_proved_block_appears_on_the_dashboard_at_desktop_and_phone_width() {
     // The chart has a scale from zero in one sensible unit, and block labels.
     assert_eq!(sane_axis(&dom), ["0 s", "1 s", "2 s"], "the fake prover takes 1.2 s");
     assert!(dom.contains(">10</text>"), "the chart has no block labels:\n{dom}");
+    // Every block a target: the real-time cohort's card, its deadline and its bars.
+    assert!(!tag_of(&dom, "cohort-card").contains("hidden"), "no cohort card:\n{dom}");
+    assert_eq!(text_of(&dom, "cohort-title"), "Cohort real-time (under 10 s)");
+    let cohort = text_of(&dom, "cohort-detail");
+    assert!(cohort.starts_with("last hour: ") && cohort.contains("last day: "), "{cohort}");
+    assert!(cohort.ends_with("bars 70.0 % in time, 95.0 % proved"), "{cohort}");
     let countdown = text_of(&dom, "countdown");
     assert!(countdown.contains(" a block") && !countdown.contains("12 s"), "the countdown: {countdown:?}");
 

@@ -167,6 +167,9 @@ pub(crate) fn status_lines(doc: &serde_json::Value) -> Vec<String> {
     } else {
         "EthProofs: reporting off".to_string()
     });
+    if let Some(line) = cohort_line(&doc["cohort"]) {
+        lines.push(line);
+    }
     lines.push(missed_line(input));
     lines.push(format!(
         "ELF sha256 {} · ethrex {} · ziskos {}",
@@ -183,4 +186,60 @@ pub(crate) fn status_lines(doc: &serde_json::Value) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// The cohort scoreboard in one line: the last hour's and day's shares against the bars.
+fn cohort_line(c: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let text = |v: &Value| match v {
+        Value::Null => "–".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let pct = |v: &Value| v.as_f64().map_or("–".to_string(), |v| format!("{:.1} %", v * 100.0));
+    let window = |f: &Value| {
+        let cost = f["avg_cost_per_proof"].as_f64().map_or(String::new(), |c| format!(" · {c:.3} per proof"));
+        format!(
+            "{} in time · {} proved · {} paralyzed{cost} ({} blocks)",
+            pct(&f["share_in_time"]),
+            pct(&f["share_proved"]),
+            text(&f["paralyzed"]),
+            text(&f["counted"])
+        )
+    };
+    let bars = match c["proved_bar"].is_null() {
+        true => format!("{} in time", pct(&c["in_time_bar"])),
+        false => format!("{} in time, {} proved", pct(&c["in_time_bar"]), pct(&c["proved_bar"])),
+    };
+    Some(format!(
+        "cohort {} (under {} s; bars {bars}): last hour {} · last day {}",
+        c["cohort"].as_str()?,
+        c["deadline_seconds"].as_f64()?,
+        window(&c["last_hour"]),
+        window(&c["last_day"])
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_says_the_cohort_s_figures_against_its_bars() {
+        let doc = serde_json::json!({
+            "status": "healthy",
+            "cohort": {
+                "cohort": "real-time", "deadline_seconds": 10.0, "in_time_bar": 0.7, "proved_bar": 0.95,
+                "last_hour": {"counted": 300, "share_in_time": 0.9, "share_proved": 0.99, "paralyzed": 0, "avg_cost_per_proof": 0.0876},
+                "last_day": {"counted": 7000, "share_in_time": 0.655, "share_proved": 0.97, "paralyzed": 4, "avg_cost_per_proof": null},
+            }
+        });
+        let lines = super::status_lines(&doc);
+        let line = lines.iter().find(|l| l.starts_with("cohort ")).expect("a cohort line");
+        assert_eq!(
+            line,
+            "cohort real-time (under 10 s; bars 70.0 % in time, 95.0 % proved): last hour 90.0 % in time · 99.0 % proved · \
+             0 paralyzed · 0.088 per proof (300 blocks) · last day 65.5 % in time · 97.0 % proved · 4 paralyzed (7000 blocks)"
+        );
+        let none = super::status_lines(&serde_json::json!({"status": "healthy", "cohort": null}));
+        assert!(!none.iter().any(|l| l.starts_with("cohort")), "no cohort, no line");
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::Secret;
-use super::lanes::{GpuList, ProveOrder};
+use super::lanes::{CohortSetting, GpuList, ProveOrder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ZiskAction {
@@ -321,6 +321,18 @@ pub struct RunArgs {
     /// their deadline ahead of them; the oldest may be left for long).
     #[arg(long, env = "PROVE_ORDER", value_enum, default_value = "oldest")]
     pub prove_order: ProveOrder,
+    /// Which EthProofs cohort's rules the scoreboard keeps (`/health`, `status`, the dashboard, `/metrics`): `one-in-ten`
+    /// (every 10th block, each under 2 min, for 80 %), `real-time` (every block, under 10 s for 70 %, 95 % proved at all)
+    /// or `none`. Default `auto`: `real-time` with BLOCK_INTERVAL=1, `one-in-ten` with 10, else none.
+    #[arg(long, env = "COHORT", value_enum, default_value = "auto")]
+    pub cohort: CohortSetting,
+    /// What one GPU costs an hour (in any currency, e.g. 2.5): the scoreboard's average cost per proof is this × CLUSTER_GPUS
+    /// × proving time, as EthProofs computes it. Unset: no cost shown.
+    #[arg(long, env = "GPU_HOURLY_PRICE", value_parser = super::lanes::price)]
+    pub gpu_hourly_price: Option<f64>,
+    /// The GPUs the EthProofs cluster declares (its `num_gpus`), for the cost per proof. Default: how many GPUS name, else 1.
+    #[arg(long, env = "CLUSTER_GPUS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub cluster_gpus: Option<u32>,
     /// After SIGTERM to cargo-zisk's process group (timeout, cancel, shutdown), how long to wait before SIGKILL.
     #[arg(long, env = "PROVER_KILL_GRACE_SECONDS", default_value = "10")]
     pub prover_kill_grace_seconds: u64,

@@ -1,5 +1,5 @@
-//! The settings that say how much runs at once: `GPUS`, and `PROVE_ORDER` for which block goes
-//! first when several wait.
+//! The settings that say how much runs at once (`GPUS`, and `PROVE_ORDER` for which block goes
+//! first when several wait), and which cohort's rules the scoreboard keeps.
 
 use clap::ValueEnum;
 
@@ -31,4 +31,74 @@ pub enum ProveOrder {
     #[default]
     Oldest,
     Newest,
+}
+
+/// `COHORT` as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum CohortSetting {
+    #[default]
+    Auto,
+    None,
+    OneInTen,
+    RealTime,
+}
+
+/// The EthProofs cohort whose rules the scoreboard keeps, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cohort {
+    /// Every 10th block, each within 2 minutes, for at least 80 % of blocks.
+    OneInTen,
+    /// Every block, under 10 s for at least 70 %, at least 95 % proved at all.
+    RealTime,
+}
+
+impl Cohort {
+    /// Every how many blocks the cohort proves.
+    pub fn every(self) -> u64 {
+        match self {
+            Cohort::OneInTen => 10,
+            Cohort::RealTime => 1,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cohort::OneInTen => "one-in-ten",
+            Cohort::RealTime => "real-time",
+        }
+    }
+}
+
+/// `COHORT` against `BLOCK_INTERVAL`: `auto` follows the interval; a cohort named outright must
+/// have its blocks among the targets.
+pub(super) fn cohort(setting: CohortSetting, block_interval: u64) -> Result<Option<Cohort>, String> {
+    let named = match setting {
+        CohortSetting::None => return Ok(None),
+        CohortSetting::Auto => {
+            return Ok(match block_interval {
+                1 => Some(Cohort::RealTime),
+                10 => Some(Cohort::OneInTen),
+                _ => None,
+            });
+        }
+        CohortSetting::OneInTen => Cohort::OneInTen,
+        CohortSetting::RealTime => Cohort::RealTime,
+    };
+    if named.every() % block_interval != 0 {
+        return Err(format!(
+            "{} proves every {} block(s), but BLOCK_INTERVAL = {block_interval} makes only every {block_interval}th a target",
+            named.as_str(),
+            named.every()
+        ));
+    }
+    Ok(Some(named))
+}
+
+/// Parses `GPU_HOURLY_PRICE`: a finite, non-negative number below a million.
+pub(super) fn price(s: &str) -> Result<f64, String> {
+    let p: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number (e.g. 2.5)"))?;
+    if !p.is_finite() || !(0.0..1_000_000.0).contains(&p) {
+        return Err(format!("`{s}` is not a price per GPU-hour between 0 and 1000000"));
+    }
+    Ok(p)
 }

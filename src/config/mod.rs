@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use args::*;
-pub use lanes::{GpuList, ProveOrder};
+pub use lanes::{Cohort, CohortSetting, GpuList, ProveOrder};
 
 /// A value that must never reach a log line, an error message or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -122,6 +122,11 @@ pub struct Config {
     /// `MAX_INPUT_BUILDS`: inputs built at once.
     pub max_input_builds: usize,
     pub prove_order: ProveOrder,
+    /// The cohort whose rules the scoreboard keeps (`None`: no scoreboard).
+    pub cohort: Option<Cohort>,
+    pub gpu_hourly_price: Option<f64>,
+    /// GPUs in the EthProofs cluster, for the cost per proof.
+    pub cluster_gpus: u32,
     pub ethproofs: Option<EthProofsConfig>,
     pub ethproofs_strict_startup: bool,
     pub report_max_age: Duration,
@@ -253,6 +258,8 @@ impl RunArgs {
                 "must be an http:// or https:// URL (where this daemon's pages are reached)",
             ));
         }
+        let cohort = lanes::cohort(self.cohort, self.block_interval).map_err(|e| err("COHORT", &e))?;
+        let cluster_gpus = self.cluster_gpus.unwrap_or_else(|| u32::try_from(self.gpus.0.len().max(1)).unwrap_or(1));
         args::check_log_filter(&self.log_level).map_err(|e| err("LOG_LEVEL", &e))?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| err("LOG_LEVEL", &format!("is not a level or tracing filter: {e}")))?;
@@ -314,6 +321,9 @@ impl RunArgs {
             max_jobs_in_flight: usize::from(self.max_jobs_in_flight),
             max_input_builds: usize::from(self.max_input_builds),
             prove_order: self.prove_order,
+            cohort,
+            gpu_hourly_price: self.gpu_hourly_price,
+            cluster_gpus,
             ethproofs,
             ethproofs_strict_startup: self.ethproofs_strict_startup,
             report_max_age: Duration::from_secs(self.report_max_age_hours * 3600),

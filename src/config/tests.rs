@@ -119,3 +119,24 @@ fn runs_at_once_are_gpus_on_the_cli_and_jobs_on_the_coordinator_never_mixed_up()
     assert!(refused(&["--max-jobs-in-flight", "0"]).contains("0"));
     assert!(!refused(&["--max-jobs-in-flight", "65"]).is_empty());
 }
+
+#[test]
+fn the_cohort_follows_the_interval_and_a_named_one_must_fit_it() {
+    let rpc = ["--eth-rpc-url", "http://127.0.0.1:8545"];
+    let with = |more: &[&str]| parse(&[rpc.as_slice(), more].concat());
+    let cohort = |more: &[&str]| with(more).map(|c| c.cohort);
+    assert_eq!(cohort(&[]).unwrap(), None, "every 100th block is no cohort");
+    assert_eq!(cohort(&["--block-interval", "1"]).unwrap(), Some(Cohort::RealTime));
+    assert_eq!(cohort(&["--block-interval", "10"]).unwrap(), Some(Cohort::OneInTen));
+    assert_eq!(cohort(&["--block-interval", "5", "--cohort", "one-in-ten"]).unwrap(), Some(Cohort::OneInTen));
+    assert_eq!(cohort(&["--block-interval", "1", "--cohort", "none"]).unwrap(), None);
+    let refused = with(&["--block-interval", "10", "--cohort", "real-time"]).err().unwrap();
+    assert!(refused.starts_with("COHORT") && refused.contains("BLOCK_INTERVAL = 10"), "{refused}");
+    // The cost per proof: the GPUs GPUS names unless the cluster says otherwise; a price is a price.
+    assert_eq!(with(&["--gpus", "0,1,2"]).unwrap().cluster_gpus, 3);
+    assert_eq!(with(&["--cluster-gpus", "16"]).unwrap().cluster_gpus, 16);
+    assert_eq!(with(&["--gpu-hourly-price", "2.5"]).unwrap().gpu_hourly_price, Some(2.5));
+    for bad in ["NaN", "-1", "inf", "two"] {
+        assert!(with(&["--gpu-hourly-price", bad]).is_err(), "{bad}");
+    }
+}

@@ -7,10 +7,12 @@
 //! - [`retention`]: which block directories may be deleted.
 //! - [`recovery`]: what becomes of the runs a predecessor left behind.
 //! - [`head`]: what a head answer from the node leads to (the head rule).
+//! - [`cohort`]: EthProofs' cohort rules as the daemon's own scoreboard.
 //! - [`latency`]: where one block's time went, from its timestamp to EthProofs accepting it.
 //!
 //! Scheduling (which blocks are targets, which ranges are given up) is `crate::schedule`.
 
+pub mod cohort;
 pub mod head;
 pub mod judge;
 pub mod latency;

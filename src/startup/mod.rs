@@ -201,6 +201,9 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         output_dir: config.output_dir.clone(),
         min_free_disk_mb: config.min_free_disk_mb,
         admin_token: config.admin_token.clone(),
+        cohort: config.cohort,
+        gpu_hourly_price: config.gpu_hourly_price,
+        cluster_gpus: config.cluster_gpus,
     };
     let links = Links {
         dashboard_url: config.dashboard_url.clone(),
@@ -235,6 +238,9 @@ struct SurfaceSettings {
     output_dir: std::path::PathBuf,
     min_free_disk_mb: u64,
     admin_token: Option<crate::config::Secret>,
+    cohort: Option<crate::config::Cohort>,
+    gpu_hourly_price: Option<f64>,
+    cluster_gpus: u32,
     /// The surface's own read-only connection to the ledger.
     reader: Arc<crate::store::Ledger>,
 }
@@ -304,8 +310,12 @@ impl Built {
                 output_dir: surface.output_dir,
                 min_free_disk_mb: surface.min_free_disk_mb,
                 admin_token: surface.admin_token,
+                cohort: surface.cohort,
+                gpu_hourly_price: surface.gpu_hourly_price,
+                cluster_gpus: surface.cluster_gpus,
             },
             disk_low: ctx.disk_low.clone(),
+            scoreboard: Default::default(),
         };
         let surface = Arc::new(surface);
         let stopped = |drain: Drain| async move { drain.signalled().await };

@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+mod cohort;
 mod time;
 
+pub use cohort::{CohortFigures, Scoreboard};
 pub use time::{human_ms, rfc3339, rfc3339_ms};
 
 /// A slot older than this reads as not responding.
@@ -59,8 +61,13 @@ impl<T: Clone> Slot<T> {
 
     /// The status, unless it is older than [`STALE_AFTER`].
     pub fn fresh(&self) -> Option<T> {
+        self.within(STALE_AFTER)
+    }
+
+    /// The status, unless it is older than `age`.
+    pub fn within(&self, age: Duration) -> Option<T> {
         let slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref().filter(|(at, _)| at.elapsed() < STALE_AFTER).map(|(_, s)| s.clone())
+        slot.as_ref().filter(|(at, _)| at.elapsed() < age).map(|(_, s)| s.clone())
     }
 }
 

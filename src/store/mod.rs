@@ -17,6 +17,7 @@
 //! Architecture invariant: only `store` knows SQL. A database that cannot be read, or a state
 //! text this build does not know, is an error naming the file or row, never a silent default.
 
+mod cohort;
 mod error;
 mod events;
 mod gate;
@@ -38,6 +39,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use cohort::{SkippedFacts, TargetFacts};
 pub use error::StoreError;
 pub use events::{Accepted, CancelRequest, Enqueued, ExitRecord, Interrupted, OperatorProve, RunProcess};
 pub use gate::WriteTrouble;

@@ -20,6 +20,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
+
+mod scoreboard;
+
+pub use scoreboard::scoreboard;
 use serde_json::{Value, json};
 
 use crate::surface::Surface;
@@ -93,6 +97,7 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
         "paused": pause.is_some(),
         "pause": pause.as_ref().map(|p| json!({"by": p.by, "reason": p.reason})),
         "ledger": ledger(s, write_trouble.as_ref()),
+        "cohort": serde_json::to_value(scoreboard(s)).unwrap_or(Value::Null),
         "system": system(s),
     });
     let mut doc = doc;
@@ -278,6 +283,21 @@ fn metrics_now(s: &Surface) -> impl IntoResponse {
         block_interval: s.info.block_interval,
         targets_behind,
         prover_stuck: prover.as_ref().is_some_and(|p| p.state == "stuck"),
+        cohort: scoreboard(s).map(|b| crate::telemetry::CohortGauges {
+            in_time_bar: b.in_time_bar,
+            proved_bar: b.proved_bar,
+            windows: [("1h", b.last_hour), ("24h", b.last_day)]
+                .into_iter()
+                .map(|(window, f)| crate::telemetry::CohortWindow {
+                    window,
+                    counted: f.counted,
+                    share_in_time: f.share_in_time,
+                    share_proved: f.share_proved,
+                    paralyzed: f.paralyzed,
+                    avg_cost_per_proof: f.avg_cost_per_proof,
+                })
+                .collect(),
+        }),
     };
     let hash_id = prover
         .as_ref()

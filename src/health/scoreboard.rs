@@ -1,0 +1,60 @@
+//! The cohort scoreboard, worked out from the ledger by `decide::cohort` and kept a few seconds:
+//! `/health`, `/metrics` and the dashboard all read this one.
+
+use std::time::Duration;
+
+use crate::decide::cohort::{self, PARALYZED_AFTER_MS, Pricing, Rules, Score};
+use crate::status::{CohortFigures, Scoreboard};
+use crate::store::BlockState;
+use crate::surface::Surface;
+
+/// How long one working-out of the scoreboard is shown: the figures move by the block.
+const KEPT_FOR: Duration = Duration::from_secs(5);
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The scoreboard of the cohort the daemon keeps (`COHORT`), or `None` without one. Blocking:
+/// call it off the runtime's workers.
+pub fn scoreboard(s: &Surface) -> Option<Scoreboard> {
+    let cohort = s.info.cohort?;
+    if let Some(kept) = s.scoreboard.within(KEPT_FOR) {
+        return Some(kept);
+    }
+    let rules = cohort::rules(cohort);
+    let now = crate::store::now_ms();
+    let done = if s.info.proves { BlockState::Proved } else { BlockState::Executed };
+    let (targets, skipped) = s.control.reads().targets_since(now.saturating_sub(DAY_MS), done).ok()?;
+    let pricing =
+        s.info.gpu_hourly_price.map(|gpu_hourly_price| Pricing { gpu_hourly_price, gpus: s.info.cluster_gpus });
+    let figures = |window| figures(&rules, &cohort::score(&rules, &targets, &skipped, now, window, pricing));
+    let board = Scoreboard {
+        cohort: cohort.as_str(),
+        every: rules.every,
+        deadline_seconds: rules.deadline_ms as f64 / 1000.0,
+        in_time_bar: rules.in_time_bar,
+        proved_bar: rules.proved_bar,
+        paralyzed_after_seconds: u64::try_from(PARALYZED_AFTER_MS / 1000).unwrap_or(0),
+        last_hour: figures(HOUR_MS),
+        last_day: figures(DAY_MS),
+    };
+    s.scoreboard.publish(board.clone());
+    Some(board)
+}
+
+fn figures(rules: &Rules, score: &Score) -> CohortFigures {
+    let meets = score.share_in_time.map(|in_time| {
+        in_time >= rules.in_time_bar && rules.proved_bar.is_none_or(|bar| score.share_proved.is_some_and(|p| p >= bar))
+    });
+    CohortFigures {
+        counted: score.counted,
+        pending: score.pending,
+        proved: score.proved,
+        in_time: score.in_time,
+        paralyzed: score.paralyzed,
+        share_in_time: score.share_in_time,
+        share_proved: score.share_proved,
+        avg_proving_seconds: score.avg_proving_ms.map(|ms| ms / 1000.0),
+        avg_cost_per_proof: score.avg_cost_per_proof,
+        meets_bars: meets,
+    }
+}
