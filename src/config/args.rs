@@ -352,6 +352,10 @@ pub struct RunArgs {
     /// A report still failing after this many hours is given up and alerted.
     #[arg(long, env = "REPORT_MAX_AGE_HOURS", default_value = "24", value_parser = positive_u64)]
     pub report_max_age_hours: u64,
+    /// Least time between two EthProofs calls, in milliseconds: the API allows a team 60 calls a minute. Lower it only
+    /// when EthProofs has raised your limit (or in a time-scaled benchmark).
+    #[arg(long, env = "REPORT_PACING_MS", default_value = "1100", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub report_pacing_ms: u64,
     /// Longest wait between retries of a failing report; caps `Retry-After` too.
     #[arg(long, env = "REPORT_MAX_BACKOFF_SECONDS", default_value = "300", value_parser = positive_u64)]
     pub report_max_backoff_seconds: u64,

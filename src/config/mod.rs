@@ -131,6 +131,8 @@ pub struct Config {
     pub ethproofs_strict_startup: bool,
     pub report_max_age: Duration,
     pub report_max_backoff: Duration,
+    /// `REPORT_PACING_MS`: the least time between two EthProofs calls.
+    pub report_pacing: Duration,
     pub db_path: PathBuf,
     pub max_prove_attempts: u32,
     pub slack_webhook: Option<Secret>,
@@ -328,6 +330,7 @@ impl RunArgs {
             ethproofs_strict_startup: self.ethproofs_strict_startup,
             report_max_age: Duration::from_secs(self.report_max_age_hours * 3600),
             report_max_backoff: Duration::from_secs(self.report_max_backoff_seconds),
+            report_pacing: Duration::from_millis(self.report_pacing_ms),
             db_path,
             max_prove_attempts: self.max_prove_attempts.min(u64::from(u32::MAX)) as u32,
             slack_webhook: self.slack_webhook,

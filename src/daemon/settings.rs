@@ -157,7 +157,7 @@ impl Settings {
             reporter: Arc::new(ReporterSettings {
                 ethproofs: c.ethproofs.clone(),
                 policy: Policy { max_backoff: c.report_max_backoff, max_age: c.report_max_age },
-                pacing: super::reporter::PACING,
+                pacing: c.report_pacing,
             }),
             notifier: Arc::new(NotifierSettings { slack_webhook: c.slack_webhook.clone() }),
         }

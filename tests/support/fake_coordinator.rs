@@ -132,6 +132,9 @@ struct State {
     pushes: usize,
     // What tests set.
     prove_time: Duration,
+    /// Proofs take from `prove_time` up to this, spread evenly over the jobs (a fixed sequence,
+    /// so a run is repeatable).
+    prove_time_max: Option<Duration>,
     steps: u64,
     fail_next: VecDeque<FailKind>,
     reject_execute: HashMap<u64, String>,
@@ -267,6 +270,13 @@ impl FakeCoordinator {
 
     pub fn set_prove_time(&self, d: Duration) {
         self.with(|s| s.prove_time = d);
+    }
+    /// Proofs take between `min` and `max`, a different time each.
+    pub fn set_prove_times(&self, min: Duration, max: Duration) {
+        self.with(|s| {
+            s.prove_time = min;
+            s.prove_time_max = Some(max);
+        });
     }
     pub fn fail_next(&self, kind: FailKind) {
         self.with(|s| s.fail_next.push_back(kind));
@@ -603,7 +613,7 @@ impl Fake {
                     block,
                     started: complete.then(Instant::now),
                     started_wall: SystemTime::now(),
-                    duration: if fail.is_some() { s.prove_time / 3 } else { s.prove_time },
+                    duration: if fail.is_some() { s.prove_time / 3 } else { Self::prove_time(&s) },
                     input: chunk.data,
                     expected_input: expected,
                     fail,
@@ -653,6 +663,18 @@ impl Fake {
         s.most_at_once = s.most_at_once.max(Self::prove_jobs_running(&s));
         let lose = input == Some(Kind::Prove) && std::mem::take(&mut s.lose_next_prove_answer);
         Ok((id, lose))
+    }
+
+    /// This job's proving time: `prove_time`, or a step along `prove_time..=prove_time_max` (a
+    /// multiplicative walk over the job ids: spread, and the same every run).
+    fn prove_time(s: &State) -> Duration {
+        match s.prove_time_max {
+            Some(max) if max > s.prove_time => {
+                let step = (s.next_id.wrapping_mul(2_654_435_761) % 1000) as u32;
+                s.prove_time + (max - s.prove_time) * step / 1000
+            }
+            _ => s.prove_time,
+        }
     }
 
     /// Prove jobs holding workers (accepted, not ended).

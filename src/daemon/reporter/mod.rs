@@ -16,9 +16,6 @@ use crate::notify::AlertKind;
 use crate::status::{DeliveredReport, FailedReport, Recent, ReporterStatus, public_reason};
 use crate::store::{BlockState, ReportKind, ReportRow, Settle, StoreError};
 
-/// Calls are spaced at least this far apart: 60/min is the team-wide limit.
-pub(super) const PACING: Duration = Duration::from_millis(1100);
-
 pub enum ReporterMsg {
     /// The outbox may have changed (a call raised, an operator's resubmit) or a wait ended.
     Wake,
