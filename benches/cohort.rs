@@ -8,14 +8,16 @@
 //! proved, share in time (proving under 10 s, scaled), paralyzed blocks (no proof 20 minutes,
 //! scaled, after the daemon first saw the block), end to end (block seen → `proved` accepted) — and the
 //! daemon's own time per block, p50/p99, in real milliseconds: head seen → input ready, prover
-//! free → job submitted, proof ended → `proved` received by the fake EthProofs; and the
+//! free → job submitted, the job's end heard → its proof fetched, written, fsynced, hashed and
+//! recorded; then the job's end → heard (the fake's stream granularity) and → `proved` received by
+//! the fake EthProofs (the outbox's pacing, scaled, included); and the
 //! daemon's RSS after the first blocks and at the end. Times the daemon waits on the chain's
 //! pace are scaled; its own work is not, so its overhead weighs 30 times more here than on
 //! mainnet.
 //!
 //! `cargo bench --bench cohort` proves `COHORT_BENCH_BLOCKS` blocks (default 150, about two
-//! minutes a run) in each run; `COHORT_BENCH_BLOCKS=10000 COHORT_BENCH_BLOCK_MS=60` watches
-//! memory over ten thousand. Under `cargo test` it does one short pass as a smoke test.
+//! minutes a run) in each run; `COHORT_BENCH_BLOCKS=10000 COHORT_BENCH_BLOCK_MS=60
+//! COHORT_BENCH_IN_FLIGHT=4` watches memory over ten thousand. Under `cargo test` it does one short pass as a smoke test.
 #![recursion_limit = "256"]
 
 #[path = "../tests/support/mod.rs"]
@@ -118,7 +120,17 @@ fn run(r: &Run) {
     let limit = r.block_time * u32::try_from(r.blocks * 3).unwrap_or(u32::MAX) + Duration::from_secs(60);
     let mut rss_early = None;
     let mut rss_max: f64 = 0.0;
-    while !(1..=r.blocks).all(|n| settled(n) && api.accepted().contains(&("proved".into(), n))) {
+    // Every block up to `done` is settled and its `proved` accepted (a cursor: no rescan).
+    let mut done = 0;
+    loop {
+        let accepted: std::collections::HashSet<u64> =
+            api.accepted().into_iter().filter(|(status, _)| status == "proved").map(|(_, n)| n).collect();
+        while done < r.blocks && settled(done + 1) && accepted.contains(&(done + 1)) {
+            done += 1;
+        }
+        if done == r.blocks {
+            break;
+        }
         assert!(started.elapsed() < limit, "the run did not finish in {limit:?}\n{}", d.logs());
         std::thread::sleep(Duration::from_millis(200));
         let rss = rss_mb(pid);
@@ -134,7 +146,8 @@ fn run(r: &Run) {
         ethproofs_daemon::store::Ledger::open_read_only(&dir.path().join("output/ethproofs-daemon.db")).unwrap();
     let (deadline_ms, paralyzed_ms) = (10_000.0 / r.scale, 20.0 * 60_000.0 / r.scale);
     let (mut proved, mut in_time, mut paralyzed) = (0u64, 0u64, 0u64);
-    let (mut to_input, mut to_submit, mut to_sent, mut end_to_end) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut to_input, mut to_submit, mut to_hear, mut to_record, mut to_sent, mut end_to_end) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for n in 1..=r.blocks {
         let Some(story) = ledger.story(n).unwrap() else { continue };
         let at = |what: &str| story.moments.iter().rev().find(|m| m.what == what).map(|m| m.at_ms);
@@ -148,10 +161,17 @@ fn run(r: &Run) {
         if let (Some(proving), Some(job)) = (at("proving"), job) {
             to_submit.push((since_epoch_ms(job.at) - proving) as f64);
         }
+        // The proof's end as the coordinator has it, to its record in the ledger (fetched,
+        // written, fsynced, hashed, recorded), then to the fake EthProofs receiving `proved`.
+        let ended = job.and_then(|j| Some((coordinator.completes_at_wall(&j.id)?, coordinator.completes_at(&j.id)?)));
+        if let (Some((ended_wall, _)), Some(heard)) = (ended, at("exited")) {
+            to_hear.push((heard - since_epoch_ms(ended_wall)) as f64);
+        }
+        if let (Some(heard), Some(recorded)) = (at("exited"), at("proved")) {
+            to_record.push((recorded - heard) as f64);
+        }
         let sent = received.iter().find(|c| c.path.ends_with("/proved") && c.body["block_number"] == n);
-        if let (Some(job), Some(sent)) = (job, sent)
-            && let Some(ended) = coordinator.completes_at(&job.id)
-        {
+        if let (Some((_, ended)), Some(sent)) = (ended, sent) {
             to_sent.push(ms(sent.at.saturating_duration_since(ended)));
         }
         if story.state == "proved" {
@@ -180,10 +200,16 @@ fn run(r: &Run) {
         share(in_time),
     );
     println!(
-        "  daemon's own time per block: head seen → input ready {}; prover free → job submitted {}; proof ended → proved received {}",
+        "  daemon's own time per block: head seen → input ready {}; prover free → job submitted {}; job's end heard → proof recorded {}",
         quantiles(to_input),
         quantiles(to_submit),
+        quantiles(to_record),
+    );
+    println!("  job ended → its end heard (the fake coordinator's stream looks every 20 ms) {}", quantiles(to_hear));
+    println!(
+        "  proof ended → `proved` received by EthProofs {} (the outbox sends one call per {} ms, three a block)",
         quantiles(to_sent),
+        (1_100.0 / r.scale) as u64,
     );
     println!(
         "  RSS: {:.1} MB after the first 20 blocks, {rss_end:.1} MB at the end, {rss_max:.1} MB at most; {:.0} s",
@@ -204,7 +230,11 @@ fn main() {
         8_000.0 / scale,
         20_000.0 / scale
     );
-    let mut runs = vec![1, workers];
+    // `COHORT_BENCH_IN_FLIGHT=4` runs only that one (a long memory run need not be made twice).
+    let mut runs: Vec<usize> = match std::env::var("COHORT_BENCH_IN_FLIGHT") {
+        Ok(v) => v.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => vec![1, workers],
+    };
     runs.dedup();
     for in_flight in runs {
         run(&Run { blocks, block_time: Duration::from_millis(block_ms), workers, in_flight, scale });

@@ -10,8 +10,8 @@
 //! the ledger's write lock for 200 ms of every 250 ms while it asks `/health` 500 times and
 //! `/api/dashboard` 200 times. Both read through their own read-only connection on the blocking
 //! pool: the targets are a p99 under 5 ms for `/health` and under 50 ms for the dashboard's API.
-//! It also times the first `/health` after the scoreboard's few seconds are up (it is worked out
-//! again from the day's blocks). Under `cargo test` it does one short pass (10,000 blocks, 50
+//! It also asks `/health` once every 0.6 s for 12 s, as probes do, while the scoreboard is worked
+//! out again in the background (every 5 s, from the day's blocks). Under `cargo test` it does one short pass (10,000 blocks, 50
 //! and 20 requests) as a smoke test, with no target asserted.
 #![recursion_limit = "256"]
 
@@ -80,7 +80,13 @@ fn main() {
     let db = output.join("ethproofs-daemon.db");
     let built = Instant::now();
     large_ledger(&db, blocks);
-    println!("ledger of {blocks} blocks built in {:.1} s", built.elapsed().as_secs_f64());
+    let bytes = std::fs::metadata(&db).map_or(0, |m| m.len());
+    println!(
+        "ledger of {blocks} blocks built in {:.1} s: {:.0} MB, {} bytes a block",
+        built.elapsed().as_secs_f64(),
+        bytes as f64 / 1e6,
+        bytes / blocks.max(1)
+    );
 
     let node = mini_node(11);
     let mut env = base_env(&node, None);
@@ -109,17 +115,26 @@ fn main() {
     assert_eq!(cohort["cohort"], "real-time", "the scoreboard is kept: {cohort}");
     let health: Vec<Duration> = (0..requests).map(|_| get(d.port, "/health")).collect();
     let dashboard: Vec<Duration> = (0..dashboard_requests).map(|_| get(d.port, "/api/dashboard")).collect();
-    // The scoreboard is kept 5 s: the next /health works it out again from the day's blocks.
-    std::thread::sleep(Duration::from_secs(6));
-    let fresh_scoreboard = get(d.port, "/health");
+    // As probes come: one every 0.6 s while the scoreboard is worked out again in the background.
+    let sparse: Vec<Duration> = (0..20)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(600));
+            get(d.port, "/health")
+        })
+        .collect();
     stop.store(true, Ordering::SeqCst);
     let _ = holder.join();
     let day = &d.health()["cohort"]["last_day"];
     println!("scoreboard over the last day: {} blocks counted", day["counted"]);
     report("/health", requests, health, 5);
     report("/api/dashboard", dashboard_requests, dashboard, 50);
-    println!("/health when the scoreboard is worked out again: {:.2} ms", fresh_scoreboard.as_secs_f64() * 1000.0);
+    let slowest = sparse.iter().max().copied().unwrap_or_default();
+    println!("/health one every 0.6 s for 12 s (the scoreboard worked out meanwhile): max {:.2} ms", ms(slowest));
     assert!(d.terminate().0.success());
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 fn report(path: &str, requests: usize, mut times: Vec<Duration>, target_ms: u64) {

@@ -23,7 +23,7 @@ use axum::routing::get;
 
 mod scoreboard;
 
-pub use scoreboard::scoreboard;
+pub use scoreboard::{keep as keep_scoreboard, scoreboard};
 use serde_json::{Value, json};
 
 use crate::surface::Surface;

@@ -1,6 +1,8 @@
 //! The cohort scoreboard, worked out from the ledger by `decide::cohort` and kept a few seconds:
 //! `/health`, `/metrics` and the dashboard all read this one.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::decide::cohort::{self, PARALYZED_AFTER_MS, Pricing, Rules, Score};
@@ -8,18 +10,42 @@ use crate::status::{CohortFigures, Scoreboard};
 use crate::store::BlockState;
 use crate::surface::Surface;
 
-/// How long one working-out of the scoreboard is shown: the figures move by the block.
-const KEPT_FOR: Duration = Duration::from_secs(5);
+/// How often the scoreboard is worked out again, in the background: the figures move by the block.
+const EVERY: Duration = Duration::from_secs(5);
+/// A scoreboard older than this (its keeper stopped) is worked out by the request itself.
+const STALE_AFTER: Duration = Duration::from_secs(15);
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// The scoreboard of the cohort the daemon keeps (`COHORT`), or `None` without one. Blocking:
-/// call it off the runtime's workers.
+/// The scoreboard of the cohort the daemon keeps (`COHORT`), or `None` without one: the one
+/// [`keep`] works out, so no request pays for reading the day's blocks. Blocking (only when the
+/// keeper has not run yet): call it off the runtime's workers.
 pub fn scoreboard(s: &Surface) -> Option<Scoreboard> {
-    let cohort = s.info.cohort?;
-    if let Some(kept) = s.scoreboard.within(KEPT_FOR) {
-        return Some(kept);
+    s.info.cohort?;
+    s.scoreboard.within(STALE_AFTER).or_else(|| work_out(s))
+}
+
+/// Works the scoreboard out every few seconds until `stopped` resolves (nothing without a cohort).
+pub async fn keep(s: Arc<Surface>, stopped: impl Future<Output = ()>) {
+    if s.info.cohort.is_none() {
+        return;
     }
+    let keeping = async {
+        loop {
+            let s = s.clone();
+            let _ = tokio::task::spawn_blocking(move || work_out(&s)).await;
+            tokio::time::sleep(EVERY).await;
+        }
+    };
+    tokio::select! {
+        _ = stopped => {}
+        _ = keeping => {}
+    }
+}
+
+/// Reads the day's targets and scores them; the result is kept for the requests.
+fn work_out(s: &Surface) -> Option<Scoreboard> {
+    let cohort = s.info.cohort?;
     let rules = cohort::rules(cohort);
     let now = crate::store::now_ms();
     let done = if s.info.proves { BlockState::Proved } else { BlockState::Executed };

@@ -326,6 +326,8 @@ impl Built {
         let probes = crate::health::probes(surface.clone());
         let mut http =
             vec![tokio::spawn(crate::serve::serve(listener, public, probes.clone(), stopped(ctx.drain.clone())))];
+        // The cohort scoreboard, worked out in the background for every page that shows it.
+        http.push(tokio::spawn(crate::health::keep_scoreboard(surface.clone(), stopped(ctx.drain.clone()))));
         if let Some(admin_listener) = admin_listener {
             // The admin API on its own address; `/health` there too, so `status` needs one URL.
             let admin = crate::admin::router(surface.clone()).merge(crate::health::router(surface));
