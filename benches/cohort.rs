@@ -127,6 +127,10 @@ fn run(r: &Run) {
             api.accepted().into_iter().filter(|(status, _)| status == "proved").map(|(_, n)| n).collect();
         while done < r.blocks && settled(done + 1) && accepted.contains(&(done + 1)) {
             done += 1;
+            // Memory along the way: flat, or growing with the blocks.
+            if r.blocks >= 1000 && done % (r.blocks / 10) == 0 {
+                println!("  {done} blocks: RSS {:.1} MB", rss_mb(pid));
+            }
         }
         if done == r.blocks {
             break;

@@ -11,6 +11,14 @@ use crate::store::{Ledger, ReportKind, Stage, StoreError};
 /// Removes the folders beyond the newest `retain` blocks that may go; returns the blocks whose
 /// own folders went.
 pub fn prune(output_dir: &Path, ledger: &Ledger, retain: u64, reporting: bool) -> Result<Vec<u64>, StoreError> {
+    // Runs side by side each prune after their end: one prune at a time, and the others leave
+    // the work to it.
+    static PRUNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = match PRUNING.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return Ok(Vec::new()),
+    };
     let on_disk: Vec<Folder> = match std::fs::read_dir(output_dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok())
@@ -32,6 +40,8 @@ pub fn prune(output_dir: &Path, ledger: &Ledger, retain: u64, reporting: bool) -
         match std::fs::remove_dir_all(&dir) {
             Ok(()) if matches!(folder, Folder::Block(_)) => removed.push(folder.block()),
             Ok(()) => tracing::info!(block = folder.block(), dir = %dir.display(), "an old orphan's folder removed"),
+            // Gone already (removed by hand, or by a prune of an earlier daemon): nothing to do.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 tracing::warn!(block = folder.block(), error = %e, dir = %dir.display(), "cannot remove old block data")
             }
