@@ -237,7 +237,9 @@ fn main() {
     // `COHORT_BENCH_IN_FLIGHT=4` runs only that one (a long memory run need not be made twice).
     let mut runs: Vec<usize> = match std::env::var("COHORT_BENCH_IN_FLIGHT") {
         Ok(v) => v.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
-        Err(_) => vec![1, workers],
+        Err(_) if benching => vec![1, workers],
+        // The smoke test: one run, with every lane.
+        Err(_) => vec![workers],
     };
     runs.dedup();
     for in_flight in runs {
