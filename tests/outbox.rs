@@ -260,6 +260,8 @@ fn slack_hears_each_kind_once_per_window_and_when_it_is_resolved() {
     // A failed proof, then a proved block: the alert, then its resolution, and the proved notice.
     let slack = FakeSlack::start();
     let node = mini_node(11);
+    // Inputs build side by side: block 11's comes later, so its proof follows block 10's failure.
+    node.slow_witness(11, Duration::from_secs(2));
     let mut env = base_env(&node, None);
     env.push(("START_BLOCK", "10".into()));
     env.push(("FAKE_ZISK_MODES", "10=fail".into()));
