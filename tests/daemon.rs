@@ -401,7 +401,10 @@ fn a_failed_run_or_a_missing_proof_fails_the_block_with_its_reason() {
         env.push(("FAKE_ZISK_MODES", modes.into()));
         env.push(("ADMIN_TOKEN", ADMIN.into()));
         let mut d = Daemon::start(&env);
-        let h = d.wait_for("both blocks failed", Duration::from_secs(60), |h| prover(h)["failed_count"] == 2);
+        // The recent list is the Prover's, published at its next turn after the ledger's count.
+        let h = d.wait_for("both blocks failed", Duration::from_secs(60), |h| {
+            prover(h)["failed_count"] == 2 && prover(h)["recent_failed"].as_array().is_some_and(|f| f.len() == 2)
+        });
         // Inputs build side by side: either block may be first to run.
         let failed = prover(&h)["recent_failed"].as_array().unwrap().clone();
         let of = |failed: &[Value], n: u64| failed.iter().find(|f| f["block"] == n).cloned().unwrap_or_default();
