@@ -79,6 +79,11 @@ fn blocks_are_proved_through_the_coordinator_and_reported_with_its_proof() {
         accepted(&api, "proved", 10) == 1 && accepted(&api, "proved", 11) == 1
     });
 
+    // The run's block span carries into the backend: the set-up, done by a block's run, names it.
+    let logs = d.logs();
+    let registered = logs.lines().find(|l| l.contains("guest program registered")).unwrap_or_else(|| panic!("{logs}"));
+    assert!(registered.contains("block{block=1"), "the line names no block: {registered}");
+
     // The ELF was registered and set up once; one prove job per block, with its input inline,
     // its block in the metadata and a deadline PROVER_TIMEOUT_SECONDS (7200) away.
     assert_eq!((coordinator.registers(), coordinator.setups()), (1, 1));

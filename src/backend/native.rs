@@ -44,7 +44,9 @@ impl Native {
     async fn execute(&self, req: &RunRequest) -> Outcome {
         tracing::info!(block = req.block, attempt = req.attempt, "native re-execution started");
         let (path, framing) = (req.input.clone(), self.framing);
-        let run = match tokio::task::spawn_blocking(move || native_run(&path, framing)).await {
+        // The block's span goes along to the blocking pool.
+        let span = tracing::Span::current();
+        let run = match tokio::task::spawn_blocking(move || span.in_scope(|| native_run(&path, framing))).await {
             Ok(run) => run,
             Err(e) => {
                 return Outcome::Ended(Ended::failed(Stage::NativeValidation, format!("native run panicked: {e}")));

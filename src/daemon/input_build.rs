@@ -148,8 +148,11 @@ async fn build(ctx: &Context, settings: &InputSettings, block: u64) -> Result<in
     // With INPUT_CHECK=emulate (or none) the real guest checks the input before it is proved instead.
     let validate = settings.validate_natively;
     let options = GenerateOptions { framing: ctx.zisk_version.framing(), validate, expect_block: Some(block) };
-    tokio::task::spawn_blocking(move || input::generate(block_json, witness_json, &chain, options, &out))
-        .await
-        .map_err(|e| BuildError::Input(format!("input task failed: {e}")))?
-        .map_err(|e| BuildError::Input(e.to_string()))
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        span.in_scope(|| input::generate(block_json, witness_json, &chain, options, &out))
+    })
+    .await
+    .map_err(|e| BuildError::Input(format!("input task failed: {e}")))?
+    .map_err(|e| BuildError::Input(e.to_string()))
 }

@@ -203,8 +203,9 @@ pub async fn run(
     let sealed = match (&verdict, ended.proof.as_ref()) {
         (Verdict::Proved { .. }, Some((path, _))) => {
             let (ctx, block, path, expected) = (ctx.clone(), job.block, path.clone(), job.expected);
+            let span = tracing::Span::current();
             Some(
-                tokio::task::spawn_blocking(move || accept(&ctx, block, &path, expected.as_ref()))
+                tokio::task::spawn_blocking(move || span.in_scope(|| accept(&ctx, block, &path, expected.as_ref())))
                     .await
                     .unwrap_or_else(|e| Err((Stage::ProofOutput, format!("the task checking the proof failed: {e}")))),
             )

@@ -331,10 +331,15 @@ impl InputGenerator {
             };
             let (ctx, settings, mailbox) = (self.ctx.clone(), self.settings.clone(), self.mailbox.clone());
             let started = Instant::now();
-            let task = InFlightTask::spawn(async move {
-                let result = input_build::build_and_record(&ctx, &settings, block, started).await;
-                mailbox.deliver(InputGenMsg::Built { block, result }).await;
-            });
+            // Every line of the build, the node client's included, names its block.
+            let span = tracing::info_span!("block", block);
+            let task = InFlightTask::spawn(tracing::Instrument::instrument(
+                async move {
+                    let result = input_build::build_and_record(&ctx, &settings, block, started).await;
+                    mailbox.deliver(InputGenMsg::Built { block, result }).await;
+                },
+                span,
+            ));
             s.building.insert(block, (started, task));
         }
         Ok(())

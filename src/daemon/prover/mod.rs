@@ -268,13 +268,18 @@ impl Prover {
         // Not the actor's task: it runs to its end whatever becomes of this incarnation, and
         // its end reaches whichever incarnation is alive.
         let slots = self.runs.clone();
-        tokio::spawn(async move {
-            let report = proof_run::run(ctx, settings, job, run_stop, shared).await;
-            slots.finish(lane, report);
-            // Its end is recorded: a stop need not wait for an actor to hear of it.
-            drop(hold);
-            mailbox.deliver(ProverMsg::Finished).await;
-        });
+        // Every line the run writes, the backend's and the coordinator client's included, names its block.
+        let span = tracing::info_span!("block", block, lane);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let report = proof_run::run(ctx, settings, job, run_stop, shared).await;
+                slots.finish(lane, report);
+                // Its end is recorded: a stop need not wait for an actor to hear of it.
+                drop(hold);
+                mailbox.deliver(ProverMsg::Finished).await;
+            },
+            span,
+        ));
         let (started, started_at) = (Instant::now(), SystemTime::now());
         let run = InFlight { block, lane, started, started_at, stop, progress, timestamp, head_to_prover_ms };
         self.runs.set(run.clone());

@@ -228,39 +228,45 @@ impl Reporter {
     fn send(&self, client: Arc<EthProofsClient>, row: ReportRow, hold: crate::drain::Hold) -> InFlightTask {
         let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
         let policy = self.settings.policy;
-        InFlightTask::spawn(async move {
-            let _hold = hold;
-            if row.kind == ReportKind::Proved
-                && let Err((why, orphaned)) = still_canonical(&ctx, &row).await
-            {
-                mailbox.deliver(ReporterMsg::Held { id: row.id, block: row.block, why, orphaned }).await;
-                return;
-            }
-            let call = match build_call(&row).await {
-                Ok(call) => bound_to_its_block(&ctx, &row, call).await,
-                Err(e) => Err(e.to_string()),
-            };
-            // In doubt from here until the answer is recorded: a restart in between asks again.
-            if let Err(e) = super::until_recorded(&ctx.ledger, || false, || ctx.ledger.report_sending(row.id)).await {
-                tracing::error!(error = %e, block = row.block, "cannot mark the call in doubt; not sent");
-                let why = e.to_string();
-                mailbox.deliver(ReporterMsg::Held { id: row.id, block: row.block, why, orphaned: false }).await;
-                return;
-            }
-            let outcome = match call {
-                Ok(call) => client.send(&call).await,
-                Err(reason) => Outcome::Permanent { http: None, reason },
-            };
-            let settle = outbox::settle(&row, &outcome, policy, now_ms(), jitter());
-            // The answer is recorded through a ledger that cannot be written for now; a restart
-            // in between finds the call in doubt and asks again.
-            if let Err(e) =
-                super::until_recorded(&ctx.ledger, || false, || ctx.ledger.report_settled(&row, &settle)).await
-            {
-                tracing::error!(error = %e, block = row.block, "cannot record the EthProofs answer; the call stays pending");
-            }
-            mailbox.deliver(ReporterMsg::Sent { row: Box::new(row), outcome, settle }).await;
-        })
+        // Every line about the call, the canonical check's and the client's included, names its block.
+        let span = tracing::info_span!("block", block = row.block, call = row.kind.as_str());
+        InFlightTask::spawn(tracing::Instrument::instrument(
+            async move {
+                let _hold = hold;
+                if row.kind == ReportKind::Proved
+                    && let Err((why, orphaned)) = still_canonical(&ctx, &row).await
+                {
+                    mailbox.deliver(ReporterMsg::Held { id: row.id, block: row.block, why, orphaned }).await;
+                    return;
+                }
+                let call = match build_call(&row).await {
+                    Ok(call) => bound_to_its_block(&ctx, &row, call).await,
+                    Err(e) => Err(e.to_string()),
+                };
+                // In doubt from here until the answer is recorded: a restart in between asks again.
+                if let Err(e) = super::until_recorded(&ctx.ledger, || false, || ctx.ledger.report_sending(row.id)).await
+                {
+                    tracing::error!(error = %e, block = row.block, "cannot mark the call in doubt; not sent");
+                    let why = e.to_string();
+                    mailbox.deliver(ReporterMsg::Held { id: row.id, block: row.block, why, orphaned: false }).await;
+                    return;
+                }
+                let outcome = match call {
+                    Ok(call) => client.send(&call).await,
+                    Err(reason) => Outcome::Permanent { http: None, reason },
+                };
+                let settle = outbox::settle(&row, &outcome, policy, now_ms(), jitter());
+                // The answer is recorded through a ledger that cannot be written for now; a restart
+                // in between finds the call in doubt and asks again.
+                if let Err(e) =
+                    super::until_recorded(&ctx.ledger, || false, || ctx.ledger.report_settled(&row, &settle)).await
+                {
+                    tracing::error!(error = %e, block = row.block, "cannot record the EthProofs answer; the call stays pending");
+                }
+                mailbox.deliver(ReporterMsg::Sent { row: Box::new(row), outcome, settle }).await;
+            },
+            span,
+        ))
     }
 
     fn publish(&self, s: &ReporterState) -> Result<(), StoreError> {
