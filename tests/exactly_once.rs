@@ -242,6 +242,11 @@ fn a_kill_9_in_the_middle_of_several_runs_loses_none_and_reports_each_once() {
     });
     let gpus: Vec<&Value> = prover(&h)["in_flight"].as_array().unwrap().iter().map(|r| &r["gpu"]).collect();
     assert_eq!(gpus, ["0", "1"], "each run on its own GPU: {h:#}");
+    // Killed once both provers run (`proving` is raised a moment before the process starts).
+    d.until("both provers started", Duration::from_secs(30), |_| {
+        let log = std::fs::read_to_string(&runs_log).unwrap_or_default();
+        log.lines().filter(|l| l.starts_with("start ")).count() == 2
+    });
     d.kill9();
 
     set(&mut env, "FAKE_ZISK_SECONDS", "0.2");
