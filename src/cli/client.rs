@@ -99,15 +99,19 @@ fn missed_line(input: &serde_json::Value) -> String {
     }
 }
 
+/// A `/health` value as a status line says it: `–` for nothing, a string without its quotes.
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "–".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The `/health` document in a few lines.
 pub(crate) fn status_lines(doc: &serde_json::Value) -> Vec<String> {
     let c = &doc["components"];
     let (input, prover, reporter) = (&c["input_generator"], &c["prover"], &c["reporter"]);
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::Null => "–".to_string(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     let mut lines = vec![format!(
         "{} · v{} · {} · up {} s{}",
         text(&doc["status"]),
@@ -191,11 +195,6 @@ pub(crate) fn status_lines(doc: &serde_json::Value) -> Vec<String> {
 /// The cohort scoreboard in one line: the last hour's and day's shares against the bars.
 fn cohort_line(c: &serde_json::Value) -> Option<String> {
     use serde_json::Value;
-    let text = |v: &Value| match v {
-        Value::Null => "–".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     let pct = |v: &Value| v.as_f64().map_or("–".to_string(), |v| format!("{:.1} %", v * 100.0));
     let window = |f: &Value| {
         let cost = f["avg_cost_per_proof"].as_f64().map_or(String::new(), |c| format!(" · {c:.3} per proof"));
