@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use ethproofs_daemon::devchain::{self, DevChain};
+use ethproofs_daemon::outside::devchain::{self, DevChain};
 use serde_json::Value;
 use support::daemon::{Daemon, KEY};
 use support::fake_api::FakeApi;

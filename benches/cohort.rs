@@ -26,7 +26,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use ethproofs_daemon::devchain::{self, DevChain};
+use ethproofs_daemon::outside::devchain::{self, DevChain};
 use support::daemon::{Daemon, KEY};
 use support::fake_api::FakeApi;
 use support::fake_coordinator::FakeCoordinator;

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ethproofs_daemon::chainspec::parse_config;
-use ethproofs_daemon::input::{self, program, validate};
+use ethproofs_daemon::block::chainspec::parse_config;
+use ethproofs_daemon::block::input::{self, program, validate};
 
 struct Counting;
 

@@ -377,7 +377,7 @@ fn the_guest_checks_the_input_before_any_proof_with_input_check_emulate() {
 
 #[test]
 fn the_guest_s_outputs_on_the_input_check_are_held_to_the_block_before_any_gpu_time() {
-    use ethproofs_daemon::commitment::{OutputLayout, words_for};
+    use ethproofs_daemon::block::commitment::{OutputLayout, words_for};
     let bytes = |n: u64| -> Vec<u8> {
         words_for(OutputLayout::Encoded, &support::daemon::mini_outputs(n))
             .iter()

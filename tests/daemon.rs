@@ -227,6 +227,12 @@ fn a_crash_fails_one_block_and_the_next_proceeds() {
     assert_eq!(prover(&h)["recent_proved"][0]["block"], 11);
     d.wait_for("block 11 reported", Duration::from_secs(30), |_| api.accepted().contains(&("proved".into(), 11)));
     assert!(!api.accepted().contains(&("proved".into(), 10)));
+    // A block's task started in the turn that heard of another's end names its own block alone:
+    // never the other's span around it (nor, one after another, every block's before it).
+    let logs = d.logs();
+    let nested: Vec<&str> = logs.lines().filter(|l| l.matches("block{").count() > 1).collect();
+    assert!(nested.is_empty(), "lines inside two blocks' spans: {nested:#?}");
+    assert!(logs.lines().any(|l| l.contains("block{block=11")), "block 11's lines carry its span: {logs}");
     assert!(d.terminate().0.success());
 }
 
@@ -537,7 +543,7 @@ fn forged_proof(vk: [u64; 4], outputs: &[u32; 64]) -> Vec<u8> {
 
 #[test]
 fn a_proof_that_does_not_verify_or_is_of_another_block_is_kept_failed_alerted_and_never_reported() {
-    use ethproofs_daemon::commitment::{OutputLayout, words_for};
+    use ethproofs_daemon::block::commitment::{OutputLayout, words_for};
     let node = mini_node(11);
     let api = FakeApi::start(KEY);
     let slack = support::fake_slack::FakeSlack::start();

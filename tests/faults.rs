@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ethproofs_daemon::devchain::{self, DevChain};
+use ethproofs_daemon::outside::devchain::{self, DevChain};
 use serde_json::Value;
 use support::daemon::{Daemon, KEY};
 use support::fake_api::FakeApi;
@@ -327,7 +327,7 @@ fn the_pipeline_keeps_its_promises_under_faults() {
         .unwrap()
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-        .filter(|&pid| ethproofs_daemon::process::process_alive(pid))
+        .filter(|&pid| ethproofs_daemon::outside::process::process_alive(pid))
         .filter_map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok().map(|c| (pid, c)))
         .filter(|(_, c)| String::from_utf8_lossy(c).contains(&*output.to_string_lossy()))
         .map(|(pid, c)| format!("{pid}: {}", String::from_utf8_lossy(&c).replace('\0', " ")))

@@ -106,7 +106,7 @@ fn ten_proved_eleven_failed(d: &mut Daemon) -> serde_json::Value {
 
 #[test]
 fn the_outputs_the_guest_commits_in_the_emulator_are_held_to_the_block_before_the_prover() {
-    use ethproofs_daemon::commitment::{OutputLayout, words_for};
+    use ethproofs_daemon::block::commitment::{OutputLayout, words_for};
     let dir = tempfile::tempdir().unwrap();
     let committed = dir.path().join("committed");
     std::fs::create_dir_all(&committed).unwrap();

@@ -4,21 +4,16 @@
 //! head; an API that answers a proxy's HTML page with 200, an absurd `Retry-After`, or fails for
 //! one block only; a prover that prints garbage, or exits 0 without a proof after an earlier
 //! run left one. Each fault must leave the daemon running, lose nothing done, report nothing
-//! false. The scenarios run six at a time; the test prints each verdict and `N passed, M failed`.
+//! false. Each scenario is a test of its own, run six at a time.
 
 mod support;
 
-use std::io::Write;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::daemon::{Daemon, KEY, base_env, mini_node, prover, read, set};
 use support::fake_api::FakeApi;
 use support::fake_node::Answer;
-
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
 
 fn accepted(api: &FakeApi, endpoint: &str, block: u64) -> usize {
     api.accepted().iter().filter(|(e, b)| e == endpoint && *b == block).count()
@@ -510,77 +505,89 @@ fn forged_error_text() {
     alive_and_healthy(&mut d);
 }
 
-/// How many scenarios run side by side.
+/// How many scenarios run side by side unless `--test-threads` says otherwise: every scenario
+/// runs a daemon (and some a 300 MB answer), and this machine has two cores; a scenario starved
+/// of CPU would time out for no fault of the daemon's.
 const SCENARIOS_AT_ONCE: usize = 6;
 
-#[test]
-fn the_daemon_survives_a_hostile_world() {
-    let scenarios: Vec<(&str, fn())> = vec![
-        ("the node answers another block than the one asked for", wrong_block),
-        ("the node answers null until it has the block", null_then_available),
-        ("the node says `limit exceeded` as a JSON-RPC error with HTTP 200", rate_limited_with_http_200),
-        ("the node's answer is larger than MAX_RESPONSE_MB", huge_answer),
-        ("the node answers 300 MB for a block", a_300_mb_block_answer),
-        ("the node reports an absurd head (u64::MAX)", absurd_head),
-        ("a fresh ledger's first head is 200,000,000 with no block there", an_absurd_first_head),
-        ("an operator's `prove 1000000` on a chain at block 10", a_typo_waits_without_holding_back_targets),
-        ("the node's block changes while it is being proved (a reorg)", reorg_while_proving),
+/// Each scenario is a test of its own (`cargo test --test hostile wrong_block` runs one alone);
+/// all of them run 21 in all, six at a time.
+fn main() -> std::process::ExitCode {
+    let scenarios: Vec<(&str, &str, fn())> = vec![
+        ("wrong_block", "the node answers another block than the one asked for", wrong_block),
+        ("null_then_available", "the node answers null until it has the block", null_then_available),
         (
+            "rate_limited_with_http_200",
+            "the node says `limit exceeded` as a JSON-RPC error with HTTP 200",
+            rate_limited_with_http_200,
+        ),
+        ("huge_answer", "the node's answer is larger than MAX_RESPONSE_MB", huge_answer),
+        ("a_300_mb_block_answer", "the node answers 300 MB for a block", a_300_mb_block_answer),
+        ("absurd_head", "the node reports an absurd head (u64::MAX)", absurd_head),
+        (
+            "an_absurd_first_head",
+            "a fresh ledger's first head is 200,000,000 with no block there",
+            an_absurd_first_head,
+        ),
+        (
+            "a_typo_waits_without_holding_back_targets",
+            "an operator's `prove 1000000` on a chain at block 10",
+            a_typo_waits_without_holding_back_targets,
+        ),
+        ("reorg_while_proving", "the node's block changes while it is being proved (a reorg)", reorg_while_proving),
+        (
+            "node_fails_across_the_exit_then_reorgs_across_a_kill_9",
             "the node fails across the prover's exit, then reorgs across a kill -9",
             node_fails_across_the_exit_then_reorgs_across_a_kill_9,
         ),
-        ("the API (a proxy) answers an HTML page with 200", html_200_is_not_delivery),
-        ("the API sends Retry-After: 18446744073709551615", absurd_retry_after),
-        ("the API fails for one block only", one_blocks_failures_hold_back_no_other),
-        ("the prover prints bytes that are not UTF-8 and a 100 kB line", garbage_prover_output),
-        ("the prover exits 0 without a proof after an earlier run left one", a_stale_proof_never_counts),
-        ("300 half-open connections on the daemon's port", half_open_flood),
-        ("1,000 slow connections and a dashboard poll flood: the probes still answer", probes_answer_through_a_flood),
-        ("one eth_blockNumber call never answers", hung_head_poll),
-        ("the prover leaves a helper running outside its process group", escaped_grandchild),
-        ("a key-bearing node URL in non-canonical spelling", key_bearing_url_in_any_spelling),
-        ("the node's error text forges a log line, carries keys and paths", forged_error_text),
+        ("html_200_is_not_delivery", "the API (a proxy) answers an HTML page with 200", html_200_is_not_delivery),
+        ("absurd_retry_after", "the API sends Retry-After: 18446744073709551615", absurd_retry_after),
+        (
+            "one_blocks_failures_hold_back_no_other",
+            "the API fails for one block only",
+            one_blocks_failures_hold_back_no_other,
+        ),
+        (
+            "garbage_prover_output",
+            "the prover prints bytes that are not UTF-8 and a 100 kB line",
+            garbage_prover_output,
+        ),
+        (
+            "a_stale_proof_never_counts",
+            "the prover exits 0 without a proof after an earlier run left one",
+            a_stale_proof_never_counts,
+        ),
+        ("half_open_flood", "300 half-open connections on the daemon's port", half_open_flood),
+        (
+            "probes_answer_through_a_flood",
+            "1,000 slow connections and a dashboard poll flood: the probes still answer",
+            probes_answer_through_a_flood,
+        ),
+        ("hung_head_poll", "one eth_blockNumber call never answers", hung_head_poll),
+        ("escaped_grandchild", "the prover leaves a helper running outside its process group", escaped_grandchild),
+        (
+            "key_bearing_url_in_any_spelling",
+            "a key-bearing node URL in non-canonical spelling",
+            key_bearing_url_in_any_spelling,
+        ),
+        ("forged_error_text", "the node's error text forges a log line, carries keys and paths", forged_error_text),
     ];
-    // A few at a time: every scenario runs a daemon (and some a 300 MB answer), and this machine
-    // has two cores; a scenario starved of CPU would time out for no fault of the daemon's.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let outcomes: std::sync::Mutex<Vec<Option<Result<(), String>>>> =
-        std::sync::Mutex::new(scenarios.iter().map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..SCENARIOS_AT_ONCE {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some((_, f)) = scenarios.get(i) else { break };
-                    let outcome = std::panic::catch_unwind(f).map_err(|panic| {
-                        panic
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_else(|| "panicked".into())
-                    });
-                    outcomes.lock().unwrap()[i] = Some(outcome);
-                }
-            });
-        }
-    });
-    let outcomes = outcomes.into_inner().unwrap();
-    let results: Vec<(&str, Result<(), String>)> = scenarios
-        .iter()
-        .zip(outcomes)
-        .map(|((name, _), o)| (*name, o.unwrap_or_else(|| Err("never ran".into()))))
+    let mut args = libtest_mimic::Arguments::from_args();
+    args.test_threads = args.test_threads.or(Some(SCENARIOS_AT_ONCE));
+    let trials = scenarios
+        .into_iter()
+        .map(|(name, what, f)| {
+            libtest_mimic::Trial::test(name, move || {
+                std::panic::catch_unwind(f).map_err(|panic| {
+                    let why = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "panicked".into());
+                    format!("{what}: {why}").into()
+                })
+            })
+        })
         .collect();
-    say("hostile world:");
-    let mut failed = Vec::new();
-    for (name, outcome) in &results {
-        match outcome {
-            Ok(()) => say(&format!("  ok    {name}")),
-            Err(why) => {
-                say(&format!("  FAIL  {name}: {}", why.lines().next().unwrap_or("")));
-                failed.push((*name, why.clone()));
-            }
-        }
-    }
-    say(&format!("{} passed, {} failed", results.len() - failed.len(), failed.len()));
-    assert!(failed.is_empty(), "{failed:#?}");
+    libtest_mimic::run(&args, trials).exit_code()
 }

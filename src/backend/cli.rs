@@ -5,16 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{Backend, Ended, Outcome, Recorder, RunFuture, RunRequest, Stop, StopSignal, checked};
+use super::{Backend, BackendOutcome, Ended, Recorder, RunFuture, RunRequest, Stop, StopSignal, checked};
+use crate::block::zisk::{self, Dialect, ProofLocation, ZiskVersion};
 use crate::decide::judge::Exit;
-use crate::decide::judge::{self, Action, ProofFile, RunFacts, Verdict};
-use crate::process::{self, Ending, RunOutcome, RunSpec};
+use crate::decide::judge::{self, Action, FoundProof, RunFacts, Verdict};
+use crate::outside::process::{self, Ending, RunOutcome, RunSpec};
 use crate::store::Stage;
-use crate::zisk::{self, Dialect, ProofLocation, ZiskVersion};
 
 /// How cargo-zisk is run.
 #[derive(Debug, Clone)]
-pub struct Cli {
+pub struct CargoZisk {
     pub program: PathBuf,
     /// What `--version` said at start-up (the status shows it).
     pub version: ZiskVersion,
@@ -37,7 +37,7 @@ pub struct Emulator {
     pub timeout: Duration,
     /// How the guest commits its outputs: `ziskemu -o` writes them, and they are compared with
     /// the block's (`None`: not known, not compared).
-    pub output_layout: Option<crate::commitment::OutputLayout>,
+    pub output_layout: Option<crate::block::commitment::OutputLayout>,
 }
 
 /// Where `ziskemu -o` writes the guest's public outputs, in the block's folder.
@@ -56,7 +56,7 @@ pub fn find_ziskemu(setting: Option<&Path>, cargo_zisk: &Path) -> Option<PathBuf
     beside.filter(|p| process::is_executable(p)).or_else(|| process::resolve_program(Path::new("ziskemu")))
 }
 
-impl Backend for Cli {
+impl Backend for CargoZisk {
     fn name(&self) -> &'static str {
         "cli"
     }
@@ -69,14 +69,24 @@ impl Backend for Cli {
         self.action == Action::Prove
     }
 
-    fn run<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
+    fn run<'a>(
+        &'a self,
+        req: &'a RunRequest,
+        stop: StopSignal,
+        rec: &'a dyn Recorder,
+    ) -> RunFuture<'a, BackendOutcome> {
         Box::pin(self.run_block(req, stop, rec))
     }
 
-    fn check<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
+    fn check<'a>(
+        &'a self,
+        req: &'a RunRequest,
+        stop: StopSignal,
+        rec: &'a dyn Recorder,
+    ) -> RunFuture<'a, BackendOutcome> {
         Box::pin(async move {
             let Some(emulator) = &self.emulate else {
-                return Outcome::Ended(Ended::failed(Stage::InputCheck, "no emulator configured".into()));
+                return BackendOutcome::Ended(Ended::failed(Stage::InputCheck, "no emulator configured".into()));
             };
             let started = std::time::Instant::now();
             checked(started, self.check_input(emulator, req, stop, rec).await)
@@ -84,8 +94,8 @@ impl Backend for Cli {
     }
 }
 
-impl Cli {
-    async fn run_block(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Outcome {
+impl CargoZisk {
+    async fn run_block(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> BackendOutcome {
         if self.action == Action::Prove
             && let Some(emulator) = &self.emulate
         {
@@ -115,7 +125,7 @@ impl Cli {
         let run = match outcome {
             Ok(run) => run,
             Err(e) => {
-                return Outcome::Ended(Ended::failed(
+                return BackendOutcome::Ended(Ended::failed(
                     Stage::Spawn,
                     format!("cannot start {}: {e}", spec.program.display()),
                 ));
@@ -126,17 +136,17 @@ impl Cli {
         let stopped = run.ending == Ending::Cancelled || (stop.now() != Stop::No && run.ending != Ending::Code(0));
         if stopped {
             if stop.now() == Stop::Operator {
-                return Outcome::Ended(Ended {
+                return BackendOutcome::Ended(Ended {
                     verdict: Verdict::Failed { stage: Stage::Cancelled, reason: "cancelled by the operator".into() },
                     exit: Some(Exit::Process(run.ending)),
                     proof: None,
                     last_lines: run.tail,
                 });
             }
-            return Outcome::Stopped;
+            return BackendOutcome::Stopped;
         }
         let (facts, proof) = self.gather(&run, invocation.proof.as_ref(), started_at);
-        Outcome::Ended(Ended {
+        BackendOutcome::Ended(Ended {
             verdict: judge::judge(&facts),
             exit: Some(Exit::Process(run.ending)),
             proof,
@@ -174,7 +184,7 @@ impl Cli {
         req: &RunRequest,
         stop: StopSignal,
         rec: &dyn Recorder,
-    ) -> Result<Option<u64>, Outcome> {
+    ) -> Result<Option<u64>, BackendOutcome> {
         let outputs = emulator.ziskemu.as_ref().map(|_| req.block_dir.join(EMULATOR_OUTPUTS));
         let (program, args) = match (&emulator.ziskemu, &outputs) {
             (Some(ziskemu), Some(outputs)) => {
@@ -192,11 +202,11 @@ impl Cli {
             Ok(run) => run,
             Err(e) => {
                 let reason = format!("cannot run {}: {e} (set ZISKEMU, or INPUT_CHECK=native)", spec.program.display());
-                return Err(Outcome::Ended(Ended::failed(Stage::InputCheck, reason)));
+                return Err(BackendOutcome::Ended(Ended::failed(Stage::InputCheck, reason)));
             }
         };
         let fail = |reason: String, last_lines: Vec<String>| {
-            Outcome::Ended(Ended {
+            BackendOutcome::Ended(Ended {
                 verdict: Verdict::Failed { stage: Stage::InputCheck, reason },
                 exit: None,
                 proof: None,
@@ -215,9 +225,9 @@ impl Cli {
                 Ok(zisk::parse_steps(&run.tail))
             }
             Ending::Cancelled if stop.now() == Stop::Operator => {
-                Err(Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())))
+                Err(BackendOutcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())))
             }
-            Ending::Cancelled => Err(Outcome::Stopped),
+            Ending::Cancelled => Err(BackendOutcome::Stopped),
             Ending::TimedOut => Err(fail(
                 format!(
                     "the guest did not finish checking the input within INPUT_CHECK_TIMEOUT_SECONDS = {}",
@@ -287,7 +297,7 @@ impl Cli {
 
 /// The outputs file `ziskemu -o` wrote: at most 64 words, read without following a symlink.
 fn read_outputs(path: &Path) -> Result<Vec<u8>, String> {
-    crate::proof_file::ProofFile::read(path, MAX_OUTPUTS_BYTES)
+    crate::block::proof_file::ProofFile::read(path, MAX_OUTPUTS_BYTES)
         .map(|f| f.bytes)
         .map_err(|e| format!("the emulator accepted the input but gave no public outputs to hold to the block: {e}"))
 }
@@ -300,10 +310,10 @@ fn clear(location: &ProofLocation) {
     };
 }
 
-fn proof_file(path: &Path, started_at: SystemTime) -> Result<ProofFile, String> {
+fn proof_file(path: &Path, started_at: SystemTime) -> Result<FoundProof, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let modified = meta.modified().map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(ProofFile { bytes: meta.len(), written_by_this_run: modified >= started_at })
+    Ok(FoundProof { bytes: meta.len(), written_by_this_run: modified >= started_at })
 }
 
 /// The run's own GPU, as the CUDA runtime takes it: a prover beside another never touches its GPU.

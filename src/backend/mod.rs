@@ -1,9 +1,9 @@
 //! The prover backends behind one seam. A run of one block's input is handed to the
 //! [`Backend`] the configuration chose; it reports what happens through a [`Recorder`] (whose
-//! writes go to the ledger) and ends with an [`Outcome`]. The Prover actor and the run
+//! writes go to the ledger) and ends with an [`BackendOutcome`]. The Prover actor and the run
 //! ([`crate::daemon`]) never know which backend runs.
 //!
-//! - [`Cli`]: `cargo-zisk prove` / `execute` as a subprocess in its own process group, one per block.
+//! - [`CargoZisk`]: `cargo-zisk prove` / `execute` as a subprocess in its own process group, one per block.
 //! - [`Remote`]: a job on ZisK's coordinator (distributed proving, the proving key loaded once
 //!   per worker); survives a daemon restart by re-attaching to the job.
 //! - [`Native`]: the input re-executed in-process (no ZisK at all).
@@ -16,15 +16,15 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
-pub use cli::{Cli, Emulator, find_ziskemu};
+pub use cli::{CargoZisk, Emulator, find_ziskemu};
 pub use native::Native;
 pub use remote::{Remote, RemoteSettings};
 
-use crate::commitment::{self, BlockOutputs, OutputLayout};
+use crate::block::commitment::{self, BlockOutputs, OutputLayout};
 use crate::config::ZiskAction;
-use crate::coordinator::{CoordError, Phase};
 use crate::decide::judge::Exit;
 use crate::decide::judge::{Action, Verdict};
+use crate::outside::coordinator::{CoordError, Phase};
 use crate::store::RecordedJob;
 use crate::store::Stage;
 
@@ -130,7 +130,7 @@ pub trait Recorder: Send + Sync {
 
 /// How a run ended.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum BackendOutcome {
     /// The run ended by itself, or by its timeout or an operator's cancel: judged.
     Ended(Ended),
     /// Stopped for shutdown and nothing of it continues: the block goes back to the queue,
@@ -162,7 +162,7 @@ impl Ended {
 
 /// Why the configured backend cannot be made.
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub enum BackendError {
     #[error(transparent)]
     Coordinator(#[from] CoordError),
 }
@@ -181,7 +181,7 @@ pub struct ServiceFacts {
 /// A run's future, boxed so that backends can be chosen at start-up behind one trait object.
 pub type RunFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-/// What proves (or executes) a block. Each kind implements it: [`Cli`], [`Remote`], [`Native`].
+/// What proves (or executes) a block. Each kind implements it: [`CargoZisk`], [`Remote`], [`Native`].
 /// The daemon holds one as `Box<dyn Backend>` and never asks which kind it is.
 pub trait Backend: Send + Sync {
     /// `cli`, `coordinator` or `native`, for status and metrics.
@@ -191,11 +191,17 @@ pub trait Backend: Send + Sync {
     fn describe(&self) -> String;
 
     /// One run of one block's input, reported through `rec`, until it ends or `stop` asks.
-    fn run<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome>;
+    fn run<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder)
+    -> RunFuture<'a, BackendOutcome>;
 
     /// Only the guest's own check of the input (`reproduce --action emulate`): `Executed` with
     /// the guest's steps when it accepts it, `input_check` failed when it does not.
-    fn check<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome>;
+    fn check<'a>(
+        &'a self,
+        req: &'a RunRequest,
+        stop: StopSignal,
+        rec: &'a dyn Recorder,
+    ) -> RunFuture<'a, BackendOutcome>;
 
     /// Whether a run writes a proof into the request's `block_dir` (which must then exist).
     fn makes_proofs(&self) -> bool;
@@ -218,16 +224,16 @@ pub trait Backend: Send + Sync {
 pub fn from_config(
     config: &crate::config::Config,
     ledger: &std::sync::Arc<crate::store::Ledger>,
-    zisk_version: crate::zisk::ZiskVersion,
-    dialect: crate::zisk::Dialect,
+    zisk_version: crate::block::zisk::ZiskVersion,
+    dialect: crate::block::zisk::Dialect,
     elf_sha256: &str,
     output_layout: Option<OutputLayout>,
-) -> Result<Box<dyn Backend>, BuildError> {
+) -> Result<Box<dyn Backend>, BackendError> {
     use crate::config::ProverBackend;
     let act = action(config.zisk_action);
     Ok(match (config.zisk_action, config.prover_backend) {
         (ZiskAction::Native, _) => Box::new(Native { framing: zisk_version.framing() }),
-        (_, ProverBackend::Cli) => Box::new(Cli {
+        (_, ProverBackend::Cli) => Box::new(CargoZisk {
             program: config.cargo_zisk.clone(),
             version: zisk_version,
             elf: config.elf_path.clone(),
@@ -243,8 +249,10 @@ pub fn from_config(
             }),
         }),
         (_, ProverBackend::Coordinator) => {
-            let client =
-                crate::coordinator::Coordinator::new(&config.coordinator_url, config.coordinator_inline_limit)?;
+            let client = crate::outside::coordinator::Coordinator::new(
+                &config.coordinator_url,
+                config.coordinator_inline_limit,
+            )?;
             let settings = RemoteSettings {
                 elf: config.elf_path.clone(),
                 action: act,
@@ -260,9 +268,9 @@ pub fn from_config(
 }
 
 /// A guest check's answer as an outcome: `Executed` with its steps, timed from `started`.
-fn checked(started: std::time::Instant, accepted: Result<Option<u64>, Outcome>) -> Outcome {
+fn checked(started: std::time::Instant, accepted: Result<Option<u64>, BackendOutcome>) -> BackendOutcome {
     match accepted {
-        Ok(steps) => Outcome::Ended(Ended {
+        Ok(steps) => BackendOutcome::Ended(Ended {
             verdict: Verdict::Executed {
                 ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX).max(1),
                 cycles: steps,
@@ -288,7 +296,7 @@ pub struct StopSignal {
 
 impl StopSignal {
     /// A run's stop under the daemon's `drain`.
-    pub fn for_run(drain: &crate::drain::Drain) -> StopSignal {
+    pub fn for_run(drain: &crate::runtime::drain::Drain) -> StopSignal {
         StopSignal { shutdown: drain.token().clone(), run: drain.token().child_token() }
     }
 
@@ -345,7 +353,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::drain::Drain;
+    use crate::runtime::drain::Drain;
 
     async fn resolves(f: impl std::future::Future<Output = Stop>) -> Option<Stop> {
         tokio::time::timeout(Duration::from_millis(50), f).await.ok()

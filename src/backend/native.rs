@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::{Backend, Ended, Outcome, Recorder, RunFuture, RunRequest, StopSignal};
+use super::{Backend, BackendOutcome, Ended, Recorder, RunFuture, RunRequest, StopSignal};
+use crate::block::input::Framing;
 use crate::decide::judge::Exit;
 use crate::decide::judge::{self, Action, RunFacts};
-use crate::input::Framing;
-use crate::process::{Ending, RunOutcome};
+use crate::outside::process::{Ending, RunOutcome};
 use crate::store::Stage;
 
 #[derive(Debug, Clone, Copy)]
@@ -30,18 +30,18 @@ impl Backend for Native {
         false
     }
 
-    fn run<'a>(&'a self, req: &'a RunRequest, _: StopSignal, _: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
+    fn run<'a>(&'a self, req: &'a RunRequest, _: StopSignal, _: &'a dyn Recorder) -> RunFuture<'a, BackendOutcome> {
         Box::pin(self.execute(req))
     }
 
     /// Re-execution is the check: there is no guest to ask.
-    fn check<'a>(&'a self, req: &'a RunRequest, _: StopSignal, _: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
+    fn check<'a>(&'a self, req: &'a RunRequest, _: StopSignal, _: &'a dyn Recorder) -> RunFuture<'a, BackendOutcome> {
         Box::pin(self.execute(req))
     }
 }
 
 impl Native {
-    async fn execute(&self, req: &RunRequest) -> Outcome {
+    async fn execute(&self, req: &RunRequest) -> BackendOutcome {
         tracing::info!(block = req.block, attempt = req.attempt, "native re-execution started");
         let (path, framing) = (req.input.clone(), self.framing);
         // The block's span goes along to the blocking pool.
@@ -49,7 +49,10 @@ impl Native {
         let run = match tokio::task::spawn_blocking(move || span.in_scope(|| native_run(&path, framing))).await {
             Ok(run) => run,
             Err(e) => {
-                return Outcome::Ended(Ended::failed(Stage::NativeValidation, format!("native run panicked: {e}")));
+                return BackendOutcome::Ended(Ended::failed(
+                    Stage::NativeValidation,
+                    format!("native run panicked: {e}"),
+                ));
             }
         };
         let facts = RunFacts {
@@ -61,7 +64,7 @@ impl Native {
             cycles: None,
             detail: run.tail.first().cloned(),
         };
-        Outcome::Ended(Ended {
+        BackendOutcome::Ended(Ended {
             verdict: judge::judge(&facts),
             exit: Some(Exit::Process(run.ending)),
             proof: None,
@@ -75,7 +78,7 @@ fn native_run(path: &Path, framing: Framing) -> RunOutcome {
     let outcome = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(|file| {
         let payload =
             framing.payload(&file).ok_or_else(|| format!("{} is not a well-formed {framing} input", path.display()))?;
-        crate::input::validate::validate(payload).map_err(|e| format!("native re-execution failed: {e}"))
+        crate::block::input::validate::validate(payload).map_err(|e| format!("native re-execution failed: {e}"))
     });
     match outcome {
         Ok(report) => RunOutcome {

@@ -33,7 +33,7 @@ fn call(args: &ClientArgs, method: &str, path: &str) -> anyhow::Result<(u16, ser
     }
     let base = base_url(args, path);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(ethproofs_daemon::admin::call(&base, args.token.as_ref(), method, path)).map_err(|e| {
+    runtime.block_on(ethproofs_daemon::http::admin::call(&base, args.token.as_ref(), method, path)).map_err(|e| {
         let hint = match (&args.url, path.starts_with("/admin/")) {
             (Some(_), _) => "is the daemon running, and is that its address?".to_string(),
             (None, true) => format!(
@@ -55,11 +55,11 @@ fn refusal(args: &ClientArgs, path: &str, status: u16, body: &serde_json::Value)
     match status {
         404 if !path.starts_with("/admin/") => format!(
             "{} serves no {path}: is it the daemon's HEALTH_PORT? (--url or ETHPROOFS_DAEMON_URL to point elsewhere)",
-            ethproofs_daemon::chain::redact_url(&base_url(args, path))
+            ethproofs_daemon::outside::chain::redact_url(&base_url(args, path))
         ),
         404 => format!(
             "{} has no admin API: {ADMIN_HINT} (it listens on ADMIN_HOST:ADMIN_PORT, 127.0.0.1:4001 by default)",
-            ethproofs_daemon::chain::redact_url(&base_url(args, "/admin/"))
+            ethproofs_daemon::outside::chain::redact_url(&base_url(args, "/admin/"))
         ),
         401 => "the daemon refused the admin token (ADMIN_TOKEN differs from the daemon's)".to_string(),
         409 => format!("nothing done: {said}"),

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ethproofs_daemon::block::input::{self, Framing, GenerateOptions};
 use ethproofs_daemon::config::RunArgs;
-use ethproofs_daemon::input::{self, Framing, GenerateOptions};
 
 use crate::DevchainArgs;
 
@@ -20,7 +20,7 @@ pub(crate) async fn start_dev_chain(args: &mut RunArgs) -> anyhow::Result<String
 /// ledger (`run --dev`), otherwise the chain is given a few blocks at once so that a check
 /// (`doctor --dev`) finds a target to ask a witness for, and the ledger is left alone.
 pub(super) async fn serve_dev_chain(args: &mut RunArgs, fresh: bool) -> anyhow::Result<String> {
-    use ethproofs_daemon::devchain;
+    use ethproofs_daemon::outside::devchain;
     if args.output_dir == std::path::Path::new("output") {
         args.output_dir = PathBuf::from("output/dev");
     }
@@ -56,7 +56,7 @@ pub(super) async fn serve_dev_chain(args: &mut RunArgs, fresh: bool) -> anyhow::
 /// Done under the instance lock, so a dev daemon that is still running is refused, not wiped.
 pub(crate) fn fresh_dev_ledger(dir: &std::path::Path) -> anyhow::Result<()> {
     let ledger = dir.join("ethproofs-daemon.db");
-    let _lock = ethproofs_daemon::instance::lock(dir, &ledger)?;
+    let _lock = ethproofs_daemon::outside::instance::lock(dir, &ledger)?;
     for suffix in ["", "-wal", "-shm"] {
         let mut name = ledger.as_os_str().to_owned();
         name.push(suffix);
@@ -78,7 +78,7 @@ pub(crate) fn fresh_dev_ledger(dir: &std::path::Path) -> anyhow::Result<()> {
 /// Writes dev chain blocks as fixtures: chain.json, the two responses, and expected.json with
 /// the figures and input hashes this build computes for them.
 pub(crate) fn devchain_fixtures(args: DevchainArgs) -> anyhow::Result<()> {
-    use ethproofs_daemon::devchain::{CONFIG_JSON, DevChain};
+    use ethproofs_daemon::outside::devchain::{CONFIG_JSON, DevChain};
     let mut chain = DevChain::new()?;
     for _ in 0..args.blocks {
         let served = chain.produce()?.clone();

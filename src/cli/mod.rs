@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use ethproofs_daemon::chain::NodeClient;
-use ethproofs_daemon::chainspec::{ChainSelector, ChainSpec};
+use ethproofs_daemon::block::chainspec::{ChainSelector, ChainSpec};
+use ethproofs_daemon::block::input::{self, GenerateOptions};
 use ethproofs_daemon::config::{Config, LogFormat, RunArgs};
-use ethproofs_daemon::input::{self, GenerateOptions};
+use ethproofs_daemon::outside::chain::NodeClient;
 
 mod client;
 mod dev;
@@ -37,7 +37,7 @@ pub(crate) fn init_logging(config: &Config) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(move || ethproofs_daemon::sanitize::LineSafe::new(std::io::stderr(), ansi));
+        .with_writer(move || ethproofs_daemon::outside::sanitize::LineSafe::new(std::io::stderr(), ansi));
     match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -70,7 +70,7 @@ pub(crate) fn run(mut args: RunArgs) -> ExitCode {
     init_logging(&config);
     let log_format = config.log_format;
     if let Some(url) = dev_chain {
-        tracing::info!(chain_id = ethproofs_daemon::devchain::CHAIN_ID, %url, "dev chain serving JSON-RPC");
+        tracing::info!(chain_id = ethproofs_daemon::outside::devchain::CHAIN_ID, %url, "dev chain serving JSON-RPC");
     }
     let result = runtime.block_on(ethproofs_daemon::startup::run(config, shutdown_signal()));
     // Stray tasks (a WebSocket reconnect loop, a delivery retry) must not hold up the exit.
@@ -199,7 +199,7 @@ pub(crate) fn report(args: ReportArgs) -> anyhow::Result<()> {
     // A moment that has not happened is `null` in JSON and an empty field in CSV, like every
     // other absent value.
     let time = |ms: Option<i64>| {
-        ms.map(|ms| ethproofs_daemon::status::rfc3339(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)))
+        ms.map(|ms| ethproofs_daemon::runtime::status::rfc3339(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)))
     };
     match args.format {
         ReportFormat::Json => {
@@ -260,7 +260,10 @@ pub(crate) fn doctor(mut args: DoctorArgs) -> ExitCode {
     if args.run.dev {
         match runtime.block_on(serve_dev_chain(&mut args.run, false)) {
             Ok(url) => {
-                eprintln!("dev chain (chain id {}) serving JSON-RPC at {url}", ethproofs_daemon::devchain::CHAIN_ID)
+                eprintln!(
+                    "dev chain (chain id {}) serving JSON-RPC at {url}",
+                    ethproofs_daemon::outside::devchain::CHAIN_ID
+                )
             }
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -271,14 +274,14 @@ pub(crate) fn doctor(mut args: DoctorArgs) -> ExitCode {
     let config = match args.run.into_config() {
         Ok(c) => c,
         Err(e) => {
-            for check in ethproofs_daemon::doctor::without_config(&e.to_string()) {
+            for check in ethproofs_daemon::commands::doctor::without_config(&e.to_string()) {
                 println!("{}", check.line());
             }
             println!("1 check(s) failed");
             return ExitCode::from(2);
         }
     };
-    let checks = runtime.block_on(ethproofs_daemon::doctor::run(&config, args.notify));
+    let checks = runtime.block_on(ethproofs_daemon::commands::doctor::run(&config, args.notify));
     for check in &checks {
         println!("{}", check.line());
     }
@@ -294,7 +297,7 @@ pub(crate) fn doctor(mut args: DoctorArgs) -> ExitCode {
 
 /// `reproduce`: every kept input of a directory through the configured backend, with no node.
 pub(crate) fn reproduce(mut args: crate::ReproduceArgs) -> anyhow::Result<()> {
-    use ethproofs_daemon::reproduce;
+    use ethproofs_daemon::commands::reproduce;
     // A replay needs no node; this address is never dialled (it only satisfies the settings).
     args.run.eth_rpc_url.get_or_insert_with(|| ethproofs_daemon::config::Secret::new("http://node.invalid"));
     // `--dev`: the dev daemon's inputs, re-executed natively as that daemon did (no ZisK).
@@ -336,7 +339,7 @@ pub(crate) fn reproduce(mut args: crate::ReproduceArgs) -> anyhow::Result<()> {
             anyhow::bail!("--report-to-ethproofs needs ETHPROOFS_RPC_URL, ETHPROOFS_API_KEY and ETHPROOFS_CLUSTER_ID");
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
-        let client = ethproofs_daemon::ethproofs::EthProofsClient::new(http, e);
+        let client = ethproofs_daemon::outside::ethproofs::EthProofsClient::new(http, e);
         let n = runtime.block_on(reproduce::report(&client, &rows, &out, &mut std::io::stdout()));
         println!("{n} block(s) reported to EthProofs");
     }

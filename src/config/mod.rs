@@ -90,9 +90,9 @@ pub struct Config {
     /// `VERIFY_PROOFS` as given (`None`: the default for the mode and prover).
     pub verify_proofs: Option<bool>,
     /// `PROGRAM_VK`, decoded.
-    pub program_vk: Option<crate::verify::ProgramVk>,
+    pub program_vk: Option<crate::block::verify::ProgramVk>,
     /// `GUEST_OUTPUT`: how the guest commits its outputs, when the operator names it.
-    pub guest_output: Option<crate::commitment::OutputLayout>,
+    pub guest_output: Option<crate::block::commitment::OutputLayout>,
     pub prover_backend: ProverBackend,
     pub coordinator_url: String,
     pub cancel_on_shutdown: bool,
@@ -279,11 +279,11 @@ impl RunArgs {
         let program_vk = self
             .program_vk
             .as_deref()
-            .map(crate::verify::parse_program_vk)
+            .map(crate::block::verify::parse_program_vk)
             .transpose()
-            .map_err(|e| err("PROGRAM_VK", &e))?;
-        let guest_output = self.guest_output.as_deref().map(crate::commitment::OutputLayout::from_setting);
-        let guest_output = guest_output.transpose().map_err(|e| err("GUEST_OUTPUT", &e))?;
+            .map_err(|e| err("PROGRAM_VK", &e.to_string()))?;
+        let guest_output = self.guest_output.as_deref().map(crate::block::commitment::OutputLayout::from_setting);
+        let guest_output = guest_output.transpose().map_err(|e| err("GUEST_OUTPUT", &e.to_string()))?;
         Ok(Config {
             eth_rpc_url,
             eth_ws_url: self.eth_ws_url,

@@ -15,39 +15,44 @@
 //! record their own outcome in the ledger the moment it is known, then tell the actor through
 //! its [`Mailbox`], which always points at the live incarnation.
 
+/// The span of one task a block starts (`block_span!(block, lane)`). A root, never a child: the
+/// task starts in an actor's turn, and ractor runs that turn in the span of the message that
+/// woke it, often the task of the block before; as its child, each block's span would hold every
+/// earlier one open (memory growing with each block, lines naming them all).
+macro_rules! block_span {
+    ($($field:tt)*) => {
+        tracing::info_span!(parent: None, "block", $($field)*)
+    };
+}
+
 mod canonical;
-mod input_build;
 mod input_generator;
 mod notifier;
-mod proof_run;
 mod prover;
-mod report_call;
 mod reporter;
-mod run_progress;
 mod settings;
 pub(crate) mod supervisor;
 #[cfg(test)]
 mod test_support;
-mod watch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use crate::status::rfc3339;
+use crate::runtime::status::rfc3339;
 
 use ractor::{ActorRef, Message};
 
-use crate::chain::NodeClient;
-use crate::chainspec::ChainSpec;
-use crate::notify::AlertKind;
-use crate::status::Board;
+use crate::block::chainspec::ChainSpec;
+use crate::block::zisk::{Dialect, ZiskVersion};
+use crate::outside::chain::NodeClient;
+use crate::runtime::status::Board;
 use crate::store::StoreError;
-use crate::zisk::{Dialect, ZiskVersion};
 
-pub use notifier::NotifierMsg;
+pub use notifier::Alerts;
+pub use prover::retention::sweep_leftovers;
 pub use settings::{InputSettings, Links, NotifierSettings, ProverSettings, ReporterSettings, Settings};
-pub use supervisor::{RESTART_BUDGET, RESTART_WINDOW, Supervisor, SupervisorArgs, SupervisorMsg};
+pub use supervisor::{Supervisor, SupervisorArgs};
 
 /// A turn that met a ledger write failing for now (the lock held elsewhere, a full disk) is not
 /// the actor's failure: the ledger backs off and `/health` says why the daemon is not ready, and
@@ -86,11 +91,11 @@ pub struct Context {
     pub backend: Box<dyn crate::backend::Backend>,
     /// How each proof is checked before it is accepted (`None`: VERIFY_PROOFS off or nothing
     /// to verify).
-    pub verify: Option<crate::verify::ProofCheck>,
+    pub verify: Option<crate::block::verify::ProofCheck>,
     pub started_at: SystemTime,
     pub elf_sha256: String,
     /// What the ELF was built from (`None` without an ELF: native mode).
-    pub elf: Option<crate::elf::Fingerprint>,
+    pub elf: Option<crate::block::elf::Fingerprint>,
     /// Set while OUTPUT_DIR has less than MIN_FREE_DISK_MB free: no new work starts. Not in the
     /// ledger: it is measured afresh after a restart.
     pub disk_low: Arc<AtomicBool>,
@@ -98,12 +103,30 @@ pub struct Context {
     pub board: Arc<Board>,
     /// The daemon's one stop signal: what is draining starts nothing new, and a prover run or
     /// an EthProofs call holds it open until its end is recorded.
-    pub drain: crate::drain::Drain,
+    pub drain: crate::runtime::drain::Drain,
     /// How alerts link to a block's pages.
     pub links: Links,
 }
 
 impl Context {
+    /// The program key proofs are checked for: the one fixed at start-up, or the one the
+    /// coordinator's set-up gave (kept by the ledger with the program).
+    pub(crate) fn program_key(&self) -> Option<crate::block::verify::ProgramVk> {
+        let check = self.verify.as_ref()?;
+        check.program_vk.or_else(|| match check.key_source {
+            // Only the set-up of this ELF: after an ELF change the old program's key proves nothing.
+            Some(crate::block::verify::KeySource::Coordinator) => self
+                .ledger
+                .coordinator_program()
+                .ok()
+                .flatten()
+                .filter(|p| p.elf_sha256 == self.elf_sha256)
+                .and_then(|p| p.vk)
+                .and_then(|vk| crate::block::verify::parse_program_vk(&vk).ok()),
+            _ => None,
+        })
+    }
+
     /// Whether new inputs and proofs must wait (operator pause, which the ledger remembers, or
     /// not enough disk). A ledger that cannot be read pauses: better idle than blind.
     pub fn is_paused(&self) -> bool {
@@ -174,31 +197,6 @@ impl<M: Message> Mailbox<M> {
                 return;
             }
         }
-    }
-}
-
-/// How actors raise alerts: logged at once, handed to the Notifier for Slack.
-#[derive(Clone, Default)]
-pub struct Alerts(Mailbox<NotifierMsg>);
-
-impl Alerts {
-    /// Trouble of some kind: posted unless a repeat within the de-duplication window.
-    pub fn alert(&self, kind: AlertKind, title: impl Into<String>, detail: impl Into<String>) {
-        let (title, detail) = (title.into(), detail.into());
-        tracing::error!(kind = kind.as_str(), %title, %detail, "alert");
-        let _ = self.0.send(NotifierMsg::Raise { kind, title, detail });
-    }
-
-    /// The trouble of `kind` is over: posts "Resolved" if an alert of that kind was raised.
-    pub fn resolve(&self, kind: AlertKind, detail: impl Into<String>) {
-        let _ = self.0.send(NotifierMsg::Resolve { kind, detail: detail.into() });
-    }
-
-    /// News rather than trouble (start-up, a proved block): always posted.
-    pub fn info(&self, title: impl Into<String>, detail: impl Into<String>) {
-        let (title, detail) = (title.into(), detail.into());
-        tracing::info!(%title, "notice");
-        let _ = self.0.send(NotifierMsg::Info { title, detail });
     }
 }
 

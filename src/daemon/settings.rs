@@ -108,7 +108,7 @@ impl Links {
         if let Some(base) = &self.dashboard_url {
             lines.push(format!("{base}/blocks/{block}"));
         }
-        lines.extend(crate::status::ethproofs_url(block, proved, self.reports_to_ethproofs, self.dev_chain));
+        lines.extend(crate::runtime::status::ethproofs_url(block, proved, self.reports_to_ethproofs, self.dev_chain));
         lines.join("\n")
     }
 }
@@ -156,7 +156,7 @@ impl Settings {
             }),
             reporter: Arc::new(ReporterSettings {
                 ethproofs: c.ethproofs.clone(),
-                policy: Policy { max_backoff: c.report_max_backoff, max_age: c.report_max_age },
+                policy: Policy::new(c.report_max_backoff, c.report_max_age),
                 pacing: c.report_pacing,
             }),
             notifier: Arc::new(NotifierSettings { slack_webhook: c.slack_webhook.clone() }),

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Context, Links, Settings};
-use crate::chain::NodeClient;
-use crate::chainspec::{ChainSpec, Network};
-use crate::status::Board;
+use crate::block::chainspec::{ChainSpec, Network};
+use crate::block::zisk::{Dialect, ZiskVersion};
+use crate::outside::chain::NodeClient;
+use crate::runtime::status::Board;
 use crate::store::Ledger;
-use crate::zisk::{Dialect, ZiskVersion};
 
 /// A context whose node is `node_url` and whose outputs live in `dir`, and the components'
 /// settings; `extra` are more flags.
@@ -23,7 +23,7 @@ pub fn context_checking(
     dir: &Path,
     node_url: &str,
     extra: &[&str],
-    verify: Option<crate::verify::ProofCheck>,
+    verify: Option<crate::block::verify::ProofCheck>,
 ) -> (Arc<Context>, Settings) {
     let elf = dir.join("g.elf");
     std::fs::write(&elf, "elf").unwrap();

@@ -10,7 +10,7 @@
 //! - [`cohort`]: EthProofs' cohort rules as the daemon's own scoreboard.
 //! - [`latency`]: where one block's time went, from its timestamp to EthProofs accepting it.
 //!
-//! Scheduling (which blocks are targets, which ranges are given up) is `crate::schedule`.
+//! Scheduling (which blocks are targets, which ranges are given up) is `crate::block::schedule`.
 
 pub mod cohort;
 pub mod head;

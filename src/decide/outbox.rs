@@ -6,7 +6,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::ethproofs::Outcome;
+use crate::outside::ethproofs::Outcome;
+use crate::runtime::backoff::Backoff;
 use crate::store::{ReportKind, ReportRow, Settle};
 
 /// What the Reporter does next.
@@ -79,32 +80,35 @@ pub fn next(pending: &[ReportRow], facts: impl Fn(u64) -> BlockFacts, now_ms: i6
 /// Retry policy.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
-    /// Longest wait between tries of a failing call (`REPORT_MAX_BACKOFF_SECONDS`); caps a
-    /// `Retry-After` too, so one absurd header cannot stop reporting.
-    pub max_backoff: Duration,
+    /// The wait between tries of a failing call: 2 s doubling, up to `REPORT_MAX_BACKOFF_SECONDS`
+    /// (which caps a `Retry-After` too, so one absurd header cannot stop reporting), spread by up
+    /// to half a second so that daemons sharing one key do not retry in step.
+    pub backoff: Backoff,
     /// A call still failing this long after it was raised is given up.
     pub max_age: Duration,
 }
 
-/// Doubling backoff from one second, capped; overflow-safe for any attempt count.
-pub fn backoff(attempts: u32, max: Duration) -> Duration {
-    Duration::from_secs(1u64 << attempts.min(30)).min(max)
+impl Policy {
+    pub fn new(max_backoff: Duration, max_age: Duration) -> Policy {
+        let backoff = Backoff::new(Duration::from_secs(2), max_backoff).with_jitter(Duration::from_millis(500));
+        Policy { backoff, max_age }
+    }
 }
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// What an answer means for `row`, sent at `now_ms`. `jitter` spreads retries of daemons
-/// sharing one key.
-pub fn settle(row: &ReportRow, outcome: &Outcome, policy: Policy, now_ms: i64, jitter: Duration) -> Settle {
+/// What an answer means for `row`, sent at `now_ms`; `draw` (0..1000, `runtime::backoff::draw`)
+/// picks the backoff's jitter.
+pub fn settle(row: &ReportRow, outcome: &Outcome, policy: Policy, now_ms: i64, draw: u32) -> Settle {
     let age = now_ms.saturating_sub(row.created_at_ms).max(0);
     match outcome {
         Outcome::Done => Settle::Done,
         Outcome::AlreadyProved => Settle::AlreadyProved,
         Outcome::Permanent { reason, .. } => Settle::Failed(reason.clone()),
         Outcome::RetryAfter(wait) => {
-            let wait = (*wait).min(policy.max_backoff);
+            let wait = (*wait).min(policy.backoff.max);
             Settle::Retry {
                 error: format!("rate limited for {}s", wait.as_secs()),
                 next_at_ms: now_ms.saturating_add(ms(wait)),
@@ -115,7 +119,7 @@ pub fn settle(row: &ReportRow, outcome: &Outcome, policy: Policy, now_ms: i64, j
             Settle::Failed(format!("still failing after {hours} h: {reason}"))
         }
         Outcome::Transient { reason, .. } => {
-            let wait = backoff(row.attempts.saturating_add(1), policy.max_backoff) + jitter;
+            let wait = policy.backoff.at(row.attempts.saturating_add(1), draw);
             Settle::Retry { error: reason.clone(), next_at_ms: now_ms.saturating_add(ms(wait)) }
         }
     }
@@ -188,24 +192,19 @@ mod tests {
 
     #[test]
     fn answers_settle_and_waits_are_capped_without_overflow() {
-        let policy = Policy { max_backoff: Duration::from_secs(300), max_age: Duration::from_secs(3600) };
+        let policy = Policy::new(Duration::from_secs(300), Duration::from_secs(3600));
         let r = row(1, 100, ReportKind::Proved, 0);
         let huge = Outcome::RetryAfter(Duration::from_secs(u64::MAX));
         assert_eq!(
-            settle(&r, &huge, policy, 1_000, Duration::ZERO),
+            settle(&r, &huge, policy, 1_000, 0),
             Settle::Retry { error: "rate limited for 300s".into(), next_at_ms: 301_000 }
         );
         let transient = Outcome::Transient { http: Some(500), reason: "HTTP 500".into() };
-        assert!(matches!(
-            settle(&r, &transient, policy, 1_000, Duration::ZERO),
-            Settle::Retry { next_at_ms: 3_000, .. }
-        ));
-        assert!(
-            matches!(settle(&r, &transient, policy, 4_000_000, Duration::ZERO), Settle::Failed(m) if m.contains("1 h"))
-        );
-        assert_eq!(backoff(u32::MAX, Duration::from_secs(300)), Duration::from_secs(300));
+        assert!(matches!(settle(&r, &transient, policy, 1_000, 0), Settle::Retry { next_at_ms: 3_000, .. }));
+        assert!(matches!(settle(&r, &transient, policy, 4_000_000, 0), Settle::Failed(m) if m.contains("1 h")));
+        assert_eq!(policy.backoff.after(u32::MAX), Duration::from_secs(300), "no overflow");
         let refused = Outcome::Permanent { http: Some(401), reason: "HTTP 401".into() };
-        assert_eq!(settle(&r, &refused, policy, 0, Duration::ZERO), Settle::Failed("HTTP 401".into()));
+        assert_eq!(settle(&r, &refused, policy, 0, 0), Settle::Failed("HTTP 401".into()));
     }
 
     #[test]

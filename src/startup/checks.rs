@@ -6,12 +6,16 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::StartupError;
-use crate::chain::ChainError;
+use crate::block::verify::{Facts, KeySource, ProofCheck, vk_hex};
+use crate::block::zisk::ZiskVersion;
 use crate::config::{Config, ConfigError, ProverBackend, ZiskAction, ZiskVersionSetting};
-use crate::verify::{Facts, KeySource, ProofCheck, vk_hex};
-use crate::zisk::ZiskVersion;
+use crate::outside::chain::ChainError;
+use crate::runtime::backoff::Backoff;
 
 /// Node calls at start-up ride out a node that is briefly unavailable.
+/// Start-up's node calls: three more tries, 2 s apart (a node starting beside the daemon).
+const AT_START: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(2));
+
 pub(super) async fn retry_transient<T, F, Fut>(f: F) -> Result<T, ChainError>
 where
     F: Fn() -> Fut,
@@ -24,7 +28,7 @@ where
             Err(e) if e.is_transient() && attempt < 3 => {
                 attempt += 1;
                 tracing::warn!(error = %e, attempt, "node call failed at start-up; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                tokio::time::sleep(AT_START.after(attempt)).await;
             }
             Err(e) => return Err(e),
         }
@@ -36,11 +40,11 @@ where
 pub(super) fn read_guest(path: &std::path::Path) -> Result<Vec<u8>, StartupError> {
     let refuse = |message: String| StartupError::from(ConfigError { variable: "ELF_PATH", message });
     let len = std::fs::metadata(path).map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?.len();
-    if len > crate::elf::MAX_ELF_BYTES {
-        return Err(refuse(format!("{}: {}", path.display(), crate::elf::NotAGuest::TooLarge(len))));
+    if len > crate::block::elf::MAX_ELF_BYTES {
+        return Err(refuse(format!("{}: {}", path.display(), crate::block::elf::NotAGuest::TooLarge(len))));
     }
     let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?;
-    crate::elf::check_guest_header(&bytes)
+    crate::block::elf::check_guest_header(&bytes)
         .map_err(|e| refuse(format!("{} is not a ZisK guest: {e}", path.display())))?;
     Ok(bytes)
 }
@@ -51,8 +55,8 @@ pub(super) fn check_elf(
     config: &Config,
     bytes: &[u8],
     zisk_version: ZiskVersion,
-) -> Result<crate::elf::Fingerprint, StartupError> {
-    let fp = crate::elf::fingerprint(bytes);
+) -> Result<crate::block::elf::Fingerprint, StartupError> {
+    let fp = crate::block::elf::fingerprint(bytes);
     tracing::info!(
         elf = %config.elf_path.display(),
         sha256 = %fp.sha256,
@@ -60,14 +64,14 @@ pub(super) fn check_elf(
         ziskos = %fp.ziskos.describe(),
         "guest ELF"
     );
-    if let Err(mismatch) = crate::elf::check_layout(&fp, &config.elf_path.display().to_string()) {
+    if let Err(mismatch) = crate::block::elf::check_layout(&fp, &config.elf_path.display().to_string()) {
         if !config.allow_elf_mismatch {
             return Err(ConfigError { variable: "ELF_PATH", message: mismatch.to_string() }.into());
         }
         tracing::warn!(%mismatch, "ALLOW_ELF_MISMATCH=true: starting anyway");
     }
     if config.prover_backend == ProverBackend::Cli
-        && let Some(warning) = crate::elf::ziskos_mismatch(&fp, zisk_version)
+        && let Some(warning) = crate::block::elf::ziskos_mismatch(&fp, zisk_version)
     {
         tracing::warn!("{warning}");
     }
@@ -81,15 +85,20 @@ pub(super) fn check_elf(
 pub(super) fn verification(
     config: &Config,
     zisk_version: ZiskVersion,
-    elf: Option<(&[u8], &crate::elf::Fingerprint)>,
+    elf: Option<(&[u8], &crate::block::elf::Fingerprint)>,
 ) -> Result<Option<ProofCheck>, StartupError> {
     let proving = config.zisk_action == ZiskAction::Prove;
     let coordinator = config.prover_backend == ProverBackend::Coordinator;
-    let layout = crate::elf::output_layout(config.guest_output, elf.map(|(_, fp)| fp));
+    let layout = crate::block::elf::output_layout(config.guest_output, elf.map(|(_, fp)| fp));
     let facts = Facts::gather(config.program_vk, coordinator, elf.map(|(bytes, _)| bytes), layout);
-    let check =
-        crate::verify::decide(config.verify_proofs, proving, config.reports_to_ethproofs(), zisk_version.major, facts)
-            .map_err(|r| ConfigError { variable: r.variable, message: r.message })?;
+    let check = crate::block::verify::decide(
+        config.verify_proofs,
+        proving,
+        config.reports_to_ethproofs(),
+        zisk_version.major,
+        facts,
+    )
+    .map_err(|r| ConfigError { variable: r.variable, message: r.message })?;
     match (&check, proving) {
         (_, false) => {}
         (None, true) => tracing::warn!(
@@ -112,7 +121,7 @@ pub fn prover_label(config: &Config, zisk_version: ZiskVersion) -> String {
         (ZiskAction::Native, _) => "native re-execution (no ZisK)".to_string(),
         (_, ProverBackend::Cli) => format!("cargo-zisk {zisk_version}"),
         (_, ProverBackend::Coordinator) => {
-            format!("ZisK coordinator {}", crate::chain::scrub_urls(&config.coordinator_url))
+            format!("ZisK coordinator {}", crate::outside::chain::scrub_urls(&config.coordinator_url))
         }
     }
 }
@@ -146,9 +155,9 @@ pub(super) async fn detect_zisk(config: &Config) -> Result<ZiskVersion, StartupE
             }
             Ok(ZiskVersion { major, minor, patch: 0 })
         }
-        ZiskVersionSetting::Auto => match crate::zisk::detect(&config.cargo_zisk).await {
+        ZiskVersionSetting::Auto => match crate::block::zisk::detect(&config.cargo_zisk).await {
             Ok(v) => Ok(v),
-            Err(e @ crate::zisk::ZiskError::VersionTimeout { .. }) => Err(StartupError::Zisk(e.to_string())),
+            Err(e @ crate::block::zisk::ZiskError::VersionTimeout { .. }) => Err(StartupError::Zisk(e.to_string())),
             Err(e) => Err(cargo_zisk(e.to_string())),
         },
     }
@@ -169,7 +178,7 @@ pub(super) fn check_emulator(config: &Config) -> Result<(), StartupError> {
 /// `program` is an executable file: a path as given, or a bare name found on `PATH`. `set` says
 /// what to set instead (`CARGO_ZISK to the cargo-zisk binary`).
 fn executable(program: &std::path::Path, set: &str) -> Result<std::path::PathBuf, String> {
-    crate::process::resolve_program(program).ok_or_else(|| match program.components().count() {
+    crate::outside::process::resolve_program(program).ok_or_else(|| match program.components().count() {
         1 if !program.is_absolute() => format!("{} is not on PATH; install ZisK or set {set}", program.display()),
         _ => format!("{} is not an executable file; set {set}", program.display()),
     })
@@ -180,13 +189,13 @@ fn executable(program: &std::path::Path, set: &str) -> Result<std::path::PathBuf
 /// unreachable API does not, since the outbox rides out outages.
 pub(super) async fn check_ethproofs(config: &Config, http: &reqwest::Client) -> Result<(), StartupError> {
     let Some(e) = &config.ethproofs else { return Ok(()) };
-    let client = crate::ethproofs::EthProofsClient::new(http.clone(), e.clone());
+    let client = crate::outside::ethproofs::EthProofsClient::new(http.clone(), e.clone());
     match client.check_cluster().await {
         Ok(()) => {
             tracing::info!(cluster_id = e.cluster_id, "EthProofs key and cluster checked");
             Ok(())
         }
-        Err(crate::ethproofs::ClusterCheck::Unreachable(reason)) => {
+        Err(crate::outside::ethproofs::ClusterCheck::Unreachable(reason)) => {
             tracing::warn!(%reason, "cannot reach EthProofs to check the key and cluster; starting anyway");
             Ok(())
         }

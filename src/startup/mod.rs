@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
-use crate::chain::{ChainError, HeadPoller, NodeClient};
-use crate::chainspec::ChainSpec;
+use crate::block::chainspec::ChainSpec;
 use crate::config::{Config, ConfigError, ZiskAction};
-use crate::control::Control;
 use crate::daemon::{Context, Links, Settings, Supervisor, SupervisorArgs};
-use crate::drain::Drain;
-use crate::instance::InstanceLock;
-use crate::status::Board;
+use crate::http::control::Control;
+use crate::outside::chain::{ChainError, HeadPoller, NodeClient};
+use crate::outside::instance::InstanceLock;
+use crate::runtime::drain::Drain;
+use crate::runtime::status::Board;
 
 mod checks;
 
@@ -31,19 +31,19 @@ pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Instance(#[from] crate::instance::InstanceError),
+    Instance(#[from] crate::outside::instance::InstanceError),
     #[error("the node is unreachable or unusable: {0}")]
     Node(#[from] ChainError),
     #[error("CHAIN_CONFIG: {0}")]
-    Chain(#[from] crate::chainspec::ChainSpecError),
+    Chain(#[from] crate::block::chainspec::ChainSpecError),
     #[error("cargo-zisk: {0}")]
     Zisk(String),
     #[error("prover backend: {0}")]
-    Backend(#[from] crate::backend::BuildError),
+    Backend(#[from] crate::backend::BackendError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("EthProofs start-up check: {0} (set ETHPROOFS_STRICT_STARTUP=false to start anyway)")]
-    EthProofs(crate::ethproofs::ClusterCheck),
+    EthProofs(crate::outside::ethproofs::ClusterCheck),
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
     #[error("cannot start the actors: {0}")]
@@ -84,14 +84,14 @@ pub struct Built {
 pub async fn build(config: Config) -> Result<Built, StartupError> {
     std::fs::create_dir_all(&config.output_dir)
         .map_err(io(format!("cannot create OUTPUT_DIR {}", config.output_dir.display())))?;
-    let lock = crate::instance::lock(&config.output_dir, &config.db_path)?;
+    let lock = crate::outside::instance::lock(&config.output_dir, &config.db_path)?;
     // Under the lock no writer of ours exists: what a crash left half-written goes now.
-    let swept = crate::retention::sweep_leftovers(&config.output_dir);
+    let swept = crate::daemon::sweep_leftovers(&config.output_dir);
     if swept > 0 {
         tracing::info!(swept, "removed files a crash left half-written");
     }
     // The prover's helpers that outlive it become ours, so each run's end can sweep them.
-    crate::process::become_subreaper();
+    crate::outside::process::become_subreaper();
 
     // What this machine alone can say first: a wrong path or version is named before the node is
     // asked anything (and whether or not it answers).
@@ -116,7 +116,7 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
         (Some(fp), verify)
     };
     // How the guest commits its outputs, also for the guest's own check of each input.
-    let output_layout = crate::elf::output_layout(config.guest_output, elf.as_ref()).ok();
+    let output_layout = crate::block::elf::output_layout(config.guest_output, elf.as_ref()).ok();
     let elf_sha256 = elf.as_ref().map_or("none (ZISK_ACTION=native)".to_string(), |f| f.sha256.clone());
 
     let node = Arc::new(
@@ -270,8 +270,8 @@ impl Built {
     pub async fn spawn(self) -> Result<Running, StartupError> {
         let Built { ctx, settings, surface, poller, listener, admin_listener, started_notice, _lock } = self;
         let grace = settings.prover.kill_grace;
-        crate::telemetry::install();
-        crate::telemetry::baseline(surface.proves, surface.reporting, ctx.backend.service().is_some());
+        crate::runtime::telemetry::install();
+        crate::runtime::telemetry::baseline(surface.proves, surface.reporting, ctx.backend.service().is_some());
         let gave_up = Arc::new(AtomicBool::new(false));
         let (_supervisor, supervisor_done) = ractor::Actor::spawn(
             None,
@@ -287,10 +287,10 @@ impl Built {
         )
         .await
         .map_err(|e| StartupError::Actors(e.to_string()))?;
-        let surface = crate::surface::Surface {
+        let surface = crate::http::surface::Surface {
             board: ctx.board.clone(),
             control: Control::new(ctx.ledger.clone(), surface.reader, surface.reporting),
-            info: crate::surface::Info {
+            info: crate::http::surface::Info {
                 started_at: ctx.started_at,
                 chain_name: ctx.chain.name(),
                 block_interval: surface.block_interval,
@@ -303,7 +303,7 @@ impl Built {
                 elf_ethrex: ctx.elf.as_ref().map_or("none".into(), |f| f.ethrex.describe()),
                 elf_ziskos: ctx.elf.as_ref().map_or("none".into(), |f| f.ziskos.describe()),
                 verify_proofs: ctx.verify.is_some(),
-                program_vk: ctx.verify.as_ref().and_then(|v| v.program_vk.as_ref()).map(crate::verify::vk_hex),
+                program_vk: ctx.verify.as_ref().and_then(|v| v.program_vk.as_ref()).map(crate::block::verify::vk_hex),
                 key_from: ctx.verify.as_ref().and_then(|v| v.key_source.as_ref()).map(|k| k.describe()),
                 output_layout: ctx.verify.as_ref().and_then(|v| v.layout).map(|l| l.as_str()),
                 proofs_unchecked: surface.proves && surface.reporting && ctx.verify.is_none(),
@@ -319,19 +319,25 @@ impl Built {
         };
         let surface = Arc::new(surface);
         let stopped = |drain: Drain| async move { drain.signalled().await };
-        let public = crate::health::router(surface.clone())
-            .merge(crate::dashboard::router(surface.clone()))
-            .merge(crate::blocks::router(surface.clone()))
-            .fallback(crate::blocks::unknown);
-        let probes = crate::health::probes(surface.clone());
+        let public = crate::http::health::router(surface.clone())
+            .merge(crate::http::dashboard::router(surface.clone()))
+            .merge(crate::http::blocks::router(surface.clone()))
+            .fallback(crate::http::blocks::unknown);
+        let probes = crate::http::health::probes(surface.clone());
         let mut http =
-            vec![tokio::spawn(crate::serve::serve(listener, public, probes.clone(), stopped(ctx.drain.clone())))];
+            vec![tokio::spawn(crate::http::serve::serve(listener, public, probes.clone(), stopped(ctx.drain.clone())))];
         // The cohort scoreboard, worked out in the background for every page that shows it.
-        http.push(tokio::spawn(crate::health::keep_scoreboard(surface.clone(), stopped(ctx.drain.clone()))));
+        http.push(tokio::spawn(crate::http::health::keep_scoreboard(surface.clone(), stopped(ctx.drain.clone()))));
+        http.push(tokio::spawn(crate::runtime::telemetry::keep(stopped(ctx.drain.clone()))));
         if let Some(admin_listener) = admin_listener {
             // The admin API on its own address; `/health` there too, so `status` needs one URL.
-            let admin = crate::admin::router(surface.clone()).merge(crate::health::router(surface));
-            http.push(tokio::spawn(crate::serve::serve(admin_listener, admin, probes, stopped(ctx.drain.clone()))));
+            let admin = crate::http::admin::router(surface.clone()).merge(crate::http::health::router(surface));
+            http.push(tokio::spawn(crate::http::serve::serve(
+                admin_listener,
+                admin,
+                probes,
+                stopped(ctx.drain.clone()),
+            )));
         }
         Ok(Running { supervisor_done, gave_up, drain: ctx.drain.clone(), http, grace, _lock })
     }

@@ -11,16 +11,10 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-/// The first wait after a failed write; it doubles with every further failure.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-/// The longest wait between two real attempts, so a lock released is noticed soon.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+use crate::runtime::backoff::Backoff;
 
-/// The wait after `failures` failed writes in a row (at least one).
-pub(super) fn backoff(failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(16);
-    FIRST_BACKOFF.saturating_mul(1u32 << doublings).min(MAX_BACKOFF)
-}
+/// The wait after failed writes in a row: 0.5 s doubling, at most 10 s, so a lock released is noticed soon.
+pub(super) const WRITE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
 
 /// What the health surface shows while writes fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,8 +59,10 @@ impl WriteGate {
         let first = failing.is_none();
         let failures = failing.as_ref().map_or(1, |f| f.trouble.failures.saturating_add(1));
         let since = failing.as_ref().map_or_else(SystemTime::now, |f| f.trouble.since);
-        *failing =
-            Some(Failing { trouble: WriteTrouble { since, error, failures }, next_try: now + backoff(failures) });
+        *failing = Some(Failing {
+            trouble: WriteTrouble { since, error, failures },
+            next_try: now + WRITE_BACKOFF.after(failures),
+        });
         first
     }
 
@@ -113,11 +109,11 @@ mod tests {
 
     #[test]
     fn the_backoff_doubles_up_to_its_cap() {
-        assert_eq!(backoff(1), Duration::from_millis(500));
-        assert_eq!(backoff(2), Duration::from_secs(1));
-        assert_eq!(backoff(4), Duration::from_secs(4));
-        assert_eq!(backoff(6), MAX_BACKOFF);
-        assert_eq!(backoff(u32::MAX), MAX_BACKOFF, "no overflow however long it fails");
+        assert_eq!(WRITE_BACKOFF.after(1), Duration::from_millis(500));
+        assert_eq!(WRITE_BACKOFF.after(2), Duration::from_secs(1));
+        assert_eq!(WRITE_BACKOFF.after(4), Duration::from_secs(4));
+        assert_eq!(WRITE_BACKOFF.after(6), Duration::from_secs(10));
+        assert_eq!(WRITE_BACKOFF.after(u32::MAX), Duration::from_secs(10), "no overflow however long it fails");
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub use program::ProgramRecord;
 pub use records::{BlockRecord, JobInDoubt, Origin, Orphan, ProcessRecord, ReportKind, ReportRow, SkippedRange};
 pub use run_end::Acceptance;
 pub use state::{BlockState, Move, ReportState, Stage};
-pub use story::{Call, EarlierRun, Moment, Story};
+pub use story::{EarlierRun, Moment, Story, StoryCall};
 
 /// Schema versions this build can read; `migrate` brings older ones up to the last.
 pub const SCHEMA_VERSION: i64 = 10;

@@ -16,7 +16,7 @@ pub struct Moment {
 
 /// One EthProofs call of the block.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub struct StoryCall {
     pub kind: String,
     pub state: String,
     pub created_at_ms: i64,
@@ -64,7 +64,7 @@ pub struct Story {
     pub block_timestamp: Option<u64>,
     /// Each transition's latest time, in order.
     pub moments: Vec<Moment>,
-    pub calls: Vec<Call>,
+    pub calls: Vec<StoryCall>,
     /// Blocks at this height that left the chain: their hash and why.
     pub orphans: Vec<(Option<String>, String, i64)>,
     /// The runs that came before this one, oldest first.
@@ -136,7 +136,7 @@ impl Ledger {
                 .map_err(self.sql())?;
             story.calls = stmt
                 .query_map(params![sql_u64(n)], |r| {
-                    Ok(Call {
+                    Ok(StoryCall {
                         kind: r.get(0)?,
                         state: r.get(1)?,
                         created_at_ms: r.get(2)?,

@@ -242,7 +242,7 @@ pub fn any_alive(file: &Path) -> Vec<i32> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
     text.split_whitespace()
         .filter_map(|p| p.parse().ok())
-        .filter(|&p| ethproofs_daemon::process::process_alive(p))
+        .filter(|&p| ethproofs_daemon::outside::process::process_alive(p))
         .collect()
 }
 
@@ -272,11 +272,11 @@ pub fn mini_block(n: u64) -> (String, String) {
 
 /// What a proof of mini chain block `n` (10 or 11) must commit to, computed from the same
 /// answers the fake node serves.
-pub fn mini_outputs(n: u64) -> ethproofs_daemon::commitment::BlockOutputs {
+pub fn mini_outputs(n: u64) -> ethproofs_daemon::block::commitment::BlockOutputs {
     let chain: ethrex_common::types::ChainConfig =
         serde_json::from_str(&read(&mini_chain_dir().join("chain.json"))).unwrap();
     let (block, witness) = mini_block(n);
-    let raw = ethproofs_daemon::input::parse(block.as_bytes(), witness.as_bytes()).unwrap();
+    let raw = ethproofs_daemon::block::input::parse(block.as_bytes(), witness.as_bytes()).unwrap();
     let (_, summary) = raw.convert(&chain).unwrap();
     summary.outputs(chain.chain_id)
 }
@@ -284,7 +284,7 @@ pub fn mini_outputs(n: u64) -> ethproofs_daemon::commitment::BlockOutputs {
 /// The 64 output words (as little-endian bytes) a guest committing mini chain block `n`'s
 /// outputs in the `encoded` layout writes.
 pub fn mini_output_bytes(n: u64) -> Vec<u8> {
-    use ethproofs_daemon::commitment::{OutputLayout, words_for};
+    use ethproofs_daemon::block::commitment::{OutputLayout, words_for};
     words_for(OutputLayout::Encoded, &mini_outputs(n)).iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 

@@ -194,9 +194,9 @@ pub fn build() -> Vec<(Value, Value)> {
 }
 
 fn block_json(block: &Block, sender: Address) -> Value {
-    ethproofs_daemon::devchain::block_json(block, &[sender])
+    ethproofs_daemon::outside::devchain::block_json(block, &[sender])
 }
 
 fn witness_json(witness: &RpcExecutionWitness) -> Value {
-    ethproofs_daemon::devchain::witness_json(witness)
+    ethproofs_daemon::outside::devchain::witness_json(witness)
 }

@@ -1,4 +1,4 @@
-// Small synthetic guest ELFs, shared by the crate's unit tests (`src/elf.rs`) and the
+// Small synthetic guest ELFs, shared by the crate's unit tests (`src/block/elf.rs`) and the
 // integration tests: no third-party binary is needed to test what an ELF says it was built from.
 
 /// An ELF-looking file whose strings carry `paths`, as a real guest's panic locations do

@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{Remote, job_metadata};
-use crate::backend::{Ended, NotRecorded, Outcome, Recorder, RunRequest, Stop, StopSignal};
-use crate::coordinator::{CoordError, Failure, Followed, JobEnd, Phase, Submitted, Work, follow};
+use crate::backend::{BackendOutcome, Ended, NotRecorded, Recorder, RunRequest, Stop, StopSignal};
 use crate::decide::judge::CancelledBy;
+use crate::outside::coordinator::{CoordError, Failure, Followed, JobEnd, Phase, Submitted, Work, follow};
+use crate::runtime::backoff::Backoff;
 use crate::store::RecordedJob;
 use crate::store::Stage;
 
@@ -18,7 +19,7 @@ use crate::store::Stage;
 /// most a quarter of the timeout), so that its failure (which names the phase) is the one
 /// normally seen.
 const DEADLINE_SLACK: Duration = Duration::from_secs(30);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const SUBMIT_BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
 /// How often a job waiting behind our own other jobs asks for a worker again.
 const BACKPRESSURE_RETRY: Duration = Duration::from_secs(1);
 /// A cancel that cannot reach the coordinator is tried again this often.
@@ -50,8 +51,8 @@ impl Remote {
         kind: Work,
         stop: &StopSignal,
         rec: &dyn Recorder,
-    ) -> Result<RecordedJob, Outcome> {
-        let mut backoff = Duration::from_secs(1);
+    ) -> Result<RecordedJob, BackendOutcome> {
+        let mut failures = 0u32;
         let mut metadata = true;
         let mut push_failures = 0u32;
         let main = kind == self.main_kind();
@@ -62,7 +63,7 @@ impl Remote {
         let mut refused = false;
         loop {
             match stop.now() {
-                Stop::Shutdown => return Err(Outcome::Stopped),
+                Stop::Shutdown => return Err(BackendOutcome::Stopped),
                 Stop::Operator => return Err(cancelled()),
                 Stop::No => {}
             }
@@ -89,7 +90,7 @@ impl Remote {
                 request = stop.requested() => {
                     return Err(match request {
                         Stop::Operator => cancelled(),
-                        _ => Outcome::Stopped,
+                        _ => BackendOutcome::Stopped,
                     });
                 }
             };
@@ -118,7 +119,7 @@ impl Remote {
                             push_failures += 1;
                             if push_failures >= MAX_PUSH_FAILURES {
                                 let reason = format!("the input could not be sent {push_failures} times: {e}");
-                                return Err(Outcome::Ended(Ended::failed(Stage::Coordinator, reason)));
+                                return Err(BackendOutcome::Ended(Ended::failed(Stage::Coordinator, reason)));
                             }
                             tracing::warn!(block = req.block, job_id, error = %e, "the input could not be sent; submitting again");
                             CoordError::Failing { code: "push".into(), message: e.to_string() }
@@ -140,7 +141,7 @@ impl Remote {
                 );
                 self.until_recorded(stop, || rec.in_doubt(&doubt)).await.map_err(|e| {
                     tracing::error!(block = req.block, error = %e, "cannot record the submission in doubt");
-                    Outcome::Stopped
+                    BackendOutcome::Stopped
                 })?;
                 in_doubt = Some(doubt);
             }
@@ -183,16 +184,18 @@ impl Remote {
                     metadata = false;
                     continue;
                 }
-                e if e.transient() => {}
+                e if e.is_transient() => {}
                 e => {
                     let stage = if kind == Work::Execute && self.main_kind() == Work::Prove {
                         Stage::InputCheck
                     } else {
                         Stage::Coordinator
                     };
-                    return Err(Outcome::Ended(Ended::failed(stage, e.to_string())));
+                    return Err(BackendOutcome::Ended(Ended::failed(stage, e.to_string())));
                 }
             }
+            failures = failures.saturating_add(1);
+            let backoff = SUBMIT_BACKOFF.after(failures);
             tracing::warn!(block = req.block, error = %error, retry_in_s = backoff.as_secs(), "cannot submit the job yet");
             rec.trouble(Some(&error));
             tokio::select! {
@@ -200,7 +203,6 @@ impl Remote {
                 // The loop's top acts on the stop.
                 _ = stop.requested() => {}
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
@@ -215,7 +217,7 @@ impl Remote {
         job_id: &str,
         stop: &StopSignal,
         rec: &dyn Recorder,
-    ) -> Result<RecordedJob, Outcome> {
+    ) -> Result<RecordedJob, BackendOutcome> {
         let recorded = self
             .until_recorded(stop, || {
                 if kind == self.main_kind() {
@@ -233,7 +235,7 @@ impl Remote {
             Err(e) => {
                 tracing::error!(block = req.block, job_id, error = %e, "cannot record the job; cancelling it");
                 let _ = tokio::time::timeout(SHUTDOWN_CANCEL, self.client.cancel(job_id)).await;
-                Err(if stop.now() == Stop::Operator { cancelled() } else { Outcome::Stopped })
+                Err(if stop.now() == Stop::Operator { cancelled() } else { BackendOutcome::Stopped })
             }
         }
     }
@@ -261,7 +263,7 @@ impl Remote {
         detachable: bool,
         stop: &StopSignal,
         rec: &dyn Recorder,
-    ) -> Result<(JobEnd, Option<CancelledBy>), Outcome> {
+    ) -> Result<(JobEnd, Option<CancelledBy>), BackendOutcome> {
         let slack = DEADLINE_SLACK.min(timeout / 4);
         let now = tokio::time::Instant::now();
         let mut deadline = now.checked_add(timeout + slack).unwrap_or(now + FAR);
@@ -305,7 +307,7 @@ impl Remote {
                         && since.elapsed() >= STARVED_AFTER
                     {
                         let _ = self.client.cancel(job_id).await;
-                        return Err(Outcome::Lost(format!(
+                        return Err(BackendOutcome::Lost(format!(
                             "job {job_id} was left waiting for the input a previous run did not finish sending"
                         )));
                     }
@@ -327,20 +329,20 @@ impl Remote {
                     match request {
                         Stop::Shutdown if detachable && !self.settings.cancel_on_shutdown => {
                             tracing::info!(job_id, "shutdown: the job keeps running on the coordinator and is re-attached at the next start");
-                            return Err(Outcome::Detached);
+                            return Err(BackendOutcome::Detached);
                         }
                         Stop::Shutdown => {
                             return match tokio::time::timeout(SHUTDOWN_CANCEL, self.client.cancel(job_id)).await {
                                 Ok(Ok(_)) => {
                                     tracing::info!(job_id, "shutdown: the job was cancelled");
-                                    Err(Outcome::Stopped)
+                                    Err(BackendOutcome::Stopped)
                                 }
                                 // Still running somewhere: keep its id, so the next start follows it.
                                 _ if detachable => {
                                     tracing::warn!(job_id, "shutdown: the job could not be cancelled; it is re-attached at the next start");
-                                    Err(Outcome::Detached)
+                                    Err(BackendOutcome::Detached)
                                 }
-                                _ => Err(Outcome::Stopped),
+                                _ => Err(BackendOutcome::Stopped),
                             };
                         }
                         Stop::Operator if !cancelled => {
@@ -371,8 +373,8 @@ impl Remote {
     }
 }
 
-fn cancelled() -> Outcome {
-    Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into()))
+fn cancelled() -> BackendOutcome {
+    BackendOutcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into()))
 }
 
 /// A fresh identity for one `JobRequest`, sent as its `submission` metadata: how a job whose

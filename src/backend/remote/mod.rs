@@ -17,9 +17,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Backend, Ended, Outcome, Recorder, RunFuture, RunRequest, ServiceFacts, StopSignal, checked, write_whole};
-use crate::coordinator::{CoordError, Coordinator, JobEnd, Phase, Work};
+use super::{
+    Backend, BackendOutcome, Ended, Recorder, RunFuture, RunRequest, ServiceFacts, StopSignal, checked, write_whole,
+};
 use crate::decide::judge::{self, Action, CancelledBy, Exit, JobFacts};
+use crate::outside::coordinator::{CoordError, Coordinator, JobEnd, Phase, Work};
+use crate::runtime::backoff::Backoff;
 use crate::store::RecordedJob;
 use crate::store::Stage;
 use crate::store::{Ledger, ProgramRecord};
@@ -36,7 +39,7 @@ pub struct RemoteSettings {
     pub emulate_first: bool,
     /// How the guest commits its outputs: the input check's outputs are compared with the
     /// block's (`None`: not known, not compared).
-    pub output_layout: Option<crate::commitment::OutputLayout>,
+    pub output_layout: Option<crate::block::commitment::OutputLayout>,
     /// `INPUT_CHECK_TIMEOUT_SECONDS`: the input check's own deadline.
     pub check_timeout: Duration,
     /// `CANCEL_ON_SHUTDOWN`: a graceful stop cancels the job instead of leaving it to be re-attached.
@@ -86,11 +89,21 @@ impl Backend for Remote {
         self.settings.action == Action::Prove
     }
 
-    fn run<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
+    fn run<'a>(
+        &'a self,
+        req: &'a RunRequest,
+        stop: StopSignal,
+        rec: &'a dyn Recorder,
+    ) -> RunFuture<'a, BackendOutcome> {
         Box::pin(self.run_block(req, stop, rec))
     }
 
-    fn check<'a>(&'a self, req: &'a RunRequest, stop: StopSignal, rec: &'a dyn Recorder) -> RunFuture<'a, Outcome> {
+    fn check<'a>(
+        &'a self,
+        req: &'a RunRequest,
+        stop: StopSignal,
+        rec: &'a dyn Recorder,
+    ) -> RunFuture<'a, BackendOutcome> {
         Box::pin(async move {
             let started = Instant::now();
             checked(started, self.check_only(req, stop, rec).await)
@@ -127,7 +140,7 @@ impl Remote {
         self.ledger.coordinator_program().ok().flatten().filter(|p| p.elf_sha256 == self.elf_sha256)
     }
 
-    async fn run_block(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Outcome {
+    async fn run_block(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> BackendOutcome {
         let (job, kind) = match &req.resume_job {
             Some(job) => {
                 tracing::info!(block = req.block, job_id = job.id(), "re-attaching to the block's coordinator job");
@@ -136,7 +149,7 @@ impl Remote {
             None => {
                 let input = match read_input(&req.input) {
                     Ok(input) => input,
-                    Err(reason) => return Outcome::Ended(Ended::failed(Stage::Input, reason)),
+                    Err(reason) => return BackendOutcome::Ended(Ended::failed(Stage::Input, reason)),
                 };
                 if self.settings.emulate_first
                     && self.main_kind() == Work::Prove
@@ -168,8 +181,14 @@ impl Remote {
     }
 
     /// Only the guest's check of the input (an execute job): its steps if it accepts it.
-    async fn check_only(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> Result<Option<u64>, Outcome> {
-        let input = read_input(&req.input).map_err(|reason| Outcome::Ended(Ended::failed(Stage::Input, reason)))?;
+    async fn check_only(
+        &self,
+        req: &RunRequest,
+        stop: StopSignal,
+        rec: &dyn Recorder,
+    ) -> Result<Option<u64>, BackendOutcome> {
+        let input =
+            read_input(&req.input).map_err(|reason| BackendOutcome::Ended(Ended::failed(Stage::Input, reason)))?;
         let steps = std::sync::Mutex::new(None);
         let tap = Tap { inner: rec, steps: &steps };
         self.check_input(req, &input, &stop, &tap).await?;
@@ -188,7 +207,7 @@ impl Remote {
         input: &[u8],
         stop: &StopSignal,
         rec: &dyn Recorder,
-    ) -> Result<(), Outcome> {
+    ) -> Result<(), BackendOutcome> {
         let job = self.submit(req, input, Work::Execute, stop, rec).await?;
         let _running = JobRunning::new(&self.jobs_running);
         let started = Instant::now();
@@ -197,12 +216,12 @@ impl Remote {
             JobEnd::Done { steps, outputs, .. } => {
                 tracing::debug!(block = req.block, ms = started.elapsed().as_millis() as u64, "input check job done");
                 if let Err(reason) = super::outputs_are_the_block_s(self.settings.output_layout, req, &outputs) {
-                    return Err(Outcome::Ended(Ended::failed(Stage::InputCheck, reason)));
+                    return Err(BackendOutcome::Ended(Ended::failed(Stage::InputCheck, reason)));
                 }
                 rec.checked(steps);
                 Ok(())
             }
-            JobEnd::Unknown => Err(Outcome::Lost(format!("the coordinator forgot the input check job {job}"))),
+            JobEnd::Unknown => Err(BackendOutcome::Lost(format!("the coordinator forgot the input check job {job}"))),
             end => {
                 let facts = JobFacts {
                     action: Action::Execute,
@@ -214,13 +233,13 @@ impl Remote {
                 };
                 match judge::judge_job(&facts) {
                     judge::Verdict::Failed { stage: Stage::Cancelled, reason } => {
-                        Err(Outcome::Ended(Ended::failed(Stage::Cancelled, reason)))
+                        Err(BackendOutcome::Ended(Ended::failed(Stage::Cancelled, reason)))
                     }
-                    judge::Verdict::Failed { reason, .. } => Err(Outcome::Ended(Ended::failed(
+                    judge::Verdict::Failed { reason, .. } => Err(BackendOutcome::Ended(Ended::failed(
                         Stage::InputCheck,
                         format!("the guest rejected the input (emulation on the coordinator): {reason}"),
                     ))),
-                    _ => Err(Outcome::Ended(Ended::failed(
+                    _ => Err(BackendOutcome::Ended(Ended::failed(
                         Stage::InputCheck,
                         "the coordinator answered the input check with another kind of result".into(),
                     ))),
@@ -237,9 +256,9 @@ impl Remote {
         proof: Option<(PathBuf, u64)>,
         cancelled_by: Option<CancelledBy>,
         elapsed: Duration,
-    ) -> Outcome {
+    ) -> BackendOutcome {
         if end == JobEnd::Unknown {
-            return Outcome::Lost(format!("the coordinator no longer knows job {job_id}"));
+            return BackendOutcome::Lost(format!("the coordinator no longer knows job {job_id}"));
         }
         let facts = JobFacts {
             action: self.settings.action,
@@ -260,21 +279,23 @@ impl Remote {
             _ => (None, "job failed"),
         };
         let last_lines = vec![format!("coordinator job {job_id}: {said}")];
-        Outcome::Ended(Ended { verdict, exit, proof, last_lines })
+        BackendOutcome::Ended(Ended { verdict, exit, proof, last_lines })
     }
 }
 
-/// How long a proof that cannot be written waits before the next try, at most.
-const KEEP_PROOF_MAX_WAIT: Duration = Duration::from_secs(30);
+/// How long a proof that cannot be written waits before the next try.
+const KEEP_PROOF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
 
 /// Writes the cluster's proof as the block's proof file, trying again (1 s doubling to 30 s)
 /// while the disk refuses it (full, read-only for a moment): hours of GPU time are never
 /// dropped for a write. A shutdown meanwhile leaves the job to be followed again at the next
 /// start (the coordinator answers a completed job again); the operator's cancel ends the run.
-async fn keep_proof(req: &RunRequest, data: &[u8], stop: &StopSignal) -> Result<(PathBuf, u64), Outcome> {
+async fn keep_proof(req: &RunRequest, data: &[u8], stop: &StopSignal) -> Result<(PathBuf, u64), BackendOutcome> {
     let path = req.block_dir.join("proof.bin");
-    let mut wait = Duration::from_secs(1);
+    let mut failures = 0u32;
     loop {
+        failures = failures.saturating_add(1);
+        let wait = KEEP_PROOF.after(failures);
         match write_whole(&path, data) {
             Ok(bytes) => return Ok((path, bytes)),
             Err(e) => {
@@ -285,12 +306,11 @@ async fn keep_proof(req: &RunRequest, data: &[u8], stop: &StopSignal) -> Result<
             () = tokio::time::sleep(wait) => {}
             stopped = stop.requested() => {
                 return Err(match stopped {
-                    super::Stop::Operator => Outcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())),
-                    _ => Outcome::Detached,
+                    super::Stop::Operator => BackendOutcome::Ended(Ended::failed(Stage::Cancelled, "cancelled by the operator".into())),
+                    _ => BackendOutcome::Detached,
                 });
             }
         }
-        wait = (wait * 2).min(KEEP_PROOF_MAX_WAIT);
     }
 }
 

@@ -5,7 +5,7 @@ use sha2::Digest;
 
 use super::{Remote, local};
 use crate::backend::{Recorder, StopSignal};
-use crate::coordinator::{CoordError, Failure, JobEnd, MAX_MESSAGE_BYTES};
+use crate::outside::coordinator::{CoordError, Failure, JobEnd, MAX_MESSAGE_BYTES};
 
 impl Remote {
     /// The program's hash id once it is registered and set up (once per ELF; remembered).
@@ -65,7 +65,7 @@ impl Remote {
                     code: "setup".into(),
                     message: format!("the set-up answered a program key that is not one ({} bytes: {e})", vk.len()),
                 })?;
-                let vk = crate::verify::vk_hex(&vk);
+                let vk = crate::block::verify::vk_hex(&vk);
                 self.ledger.program_set_up(&self.elf_sha256, &hash_id, &vk).map_err(local)?;
                 tracing::info!(hash_id, program_vk = %vk, "guest program set up");
                 Ok(hash_id)

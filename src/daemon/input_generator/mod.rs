@@ -13,19 +13,21 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::input_build::{self, BuildError};
-use super::watch::{NodeWatch, check_disk};
 use super::{Alerts, Context, InFlightTask, InputSettings, Mailbox, rfc3339, survive};
-use crate::chain::{ChainError, HeadPoller};
+use crate::block::schedule;
 use crate::config::ProveOrder;
 use crate::decide::{self, head::HeadStep};
-use crate::notify::AlertKind;
-use crate::schedule;
-use crate::status::{BuildInFlight, InputStatus, MissedBlock, NotServedBlock, Recent};
+use crate::outside::chain::{ChainError, HeadPoller};
+use crate::outside::notify::AlertKind;
+use crate::runtime::status::{BuildInFlight, InputStatus, MissedBlock, NotServedBlock, Recent};
 use crate::store::{BlockState, Stage, StoreError};
+use input_build::BuildError;
+use watch::{NodeWatch, check_disk};
 
+mod input_build;
 mod outcome;
 mod status;
+mod watch;
 
 use outcome::NotServed;
 
@@ -106,7 +108,7 @@ impl Actor for InputGenerator {
     async fn pre_start(&self, myself: ActorRef<Self::Msg>, _: ()) -> Result<Self::State, ActorProcessingErr> {
         let ws = self.settings.ws_url.as_ref().map(|url| {
             let (url, mailbox) = (url.expose().to_string(), self.mailbox.clone());
-            InFlightTask::spawn(crate::chain::follow_new_heads(url, move |n| {
+            InFlightTask::spawn(crate::outside::chain::follow_new_heads(url, move |n| {
                 let _ = mailbox.send(InputGenMsg::Head(n));
             }))
         });
@@ -279,7 +281,7 @@ impl InputGenerator {
         s.head = Some(head);
         s.head_seen_at = Some(now);
         if let Some((first, last, count)) = due.skipped {
-            crate::telemetry::block_outcome("skipped", Stage::BackfillWindow.as_str());
+            crate::runtime::telemetry::block_outcome("skipped", Stage::BackfillWindow.as_str());
             tracing::error!(first, last, count, %reason, "targets skipped");
             s.missed_count = s.missed_count.saturating_add(count);
             let what = if count == 1 { String::new() } else { format!(" (and {} more up to {last})", count - 1) };
@@ -332,7 +334,7 @@ impl InputGenerator {
             let (ctx, settings, mailbox) = (self.ctx.clone(), self.settings.clone(), self.mailbox.clone());
             let started = Instant::now();
             // Every line of the build, the node client's included, names its block.
-            let span = tracing::info_span!("block", block);
+            let span = block_span!(block);
             let task = InFlightTask::spawn(tracing::Instrument::instrument(
                 async move {
                     let result = input_build::build_and_record(&ctx, &settings, block, started).await;

@@ -20,14 +20,14 @@ impl InputGenerator {
             Ok(input_ms) => {
                 s.not_served.remove(&block);
                 s.processed_count += 1;
-                crate::telemetry::input_generated(input_ms as f64 / 1000.0);
+                crate::runtime::telemetry::input_generated(input_ms as f64 / 1000.0);
                 self.alerts.resolve(AlertKind::InputFailed, format!("the input of block {block} was built"));
             }
             Err(BuildError::Unrecorded(e)) => {
                 tracing::warn!(block, error = %e, "the input's outcome could not be recorded; the block is built again");
             }
             Err(BuildError::NotServed { stage, error }) => {
-                crate::telemetry::rpc_error(stage.as_str(), error.label());
+                crate::runtime::telemetry::rpc_error(stage.as_str(), error.label());
                 let now = Instant::now();
                 let entry = s.not_served.entry(block).or_insert(NotServed {
                     stage,
@@ -46,7 +46,7 @@ impl InputGenerator {
             Err(error) => {
                 s.not_served.remove(&block);
                 if let BuildError::Fetch { stage, error } = &error {
-                    crate::telemetry::rpc_error(stage.as_str(), error.label());
+                    crate::runtime::telemetry::rpc_error(stage.as_str(), error.label());
                 }
                 self.missed(s, block, error.stage(), error.summary(), error.to_string());
             }
@@ -87,7 +87,7 @@ impl InputGenerator {
     /// `detail` whole).
     fn missed(&self, s: &mut InputGenState, block: u64, stage: Stage, summary: String, detail: String) {
         let stage = stage.as_str();
-        crate::telemetry::block_outcome("missed", stage);
+        crate::runtime::telemetry::block_outcome("missed", stage);
         self.alerts.alert(
             AlertKind::InputFailed,
             format!("Input failed: block {block} ({stage})"),

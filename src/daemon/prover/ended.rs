@@ -28,8 +28,8 @@ impl Prover {
                     cycles = *cycles,
                     "block proved"
                 );
-                crate::telemetry::block_outcome("proved", "prove");
-                crate::telemetry::proved(*proving_ms as f64 / 1000.0, timestamp);
+                crate::runtime::telemetry::block_outcome("proved", "prove");
+                crate::runtime::telemetry::proved(*proving_ms as f64 / 1000.0, timestamp);
                 self.record_latency(block);
                 s.proved_count += 1;
                 s.proved.push(ProvedBlock {
@@ -49,13 +49,13 @@ impl Prover {
             }
             Verdict::Executed { ms, cycles } => {
                 tracing::info!(block, ms, cycles = *cycles, "block executed (no proof)");
-                crate::telemetry::block_outcome("executed", "execute");
+                crate::runtime::telemetry::block_outcome("executed", "execute");
                 s.executed_count += 1;
                 s.executed.push(ExecutedBlock { block, ms: *ms, cycles: *cycles });
             }
             Verdict::Failed { stage, reason } => self.failed(s, block, *stage, reason, r.last_lines.clone()),
             Verdict::Orphaned(reason) => {
-                crate::telemetry::block_outcome("orphaned", "reorg");
+                crate::runtime::telemetry::block_outcome("orphaned", "reorg");
                 self.alerts.info(
                     format!("Reorg at block {block}"),
                     format!("{reason}; the orphan is kept, the canonical block is proved"),
@@ -68,7 +68,7 @@ impl Prover {
 
     pub(super) fn failed(&self, s: &mut ProverState, block: u64, stage: Stage, reason: &str, last_lines: Vec<String>) {
         tracing::error!(block, stage = stage.as_str(), %reason, "proof failed");
-        crate::telemetry::block_outcome("failed", if stage == Stage::Prove { "prove" } else { "prover" });
+        crate::runtime::telemetry::block_outcome("failed", if stage == Stage::Prove { "prove" } else { "prover" });
         self.alerts.alert(
             AlertKind::ProofFailed,
             format!("Proof failed: block {block} ({stage})"),
@@ -84,11 +84,11 @@ impl Prover {
         use crate::decide::latency::{Times, latency};
         let Ok(Some(story)) = self.ctx.ledger.story(block) else { return };
         let l = latency(&Times::of(&story));
-        crate::telemetry::block_latency(l.seen_to_input_ms, l.input_to_proving_ms);
+        crate::runtime::telemetry::block_latency(l.seen_to_input_ms, l.input_to_proving_ms);
         if !self.settings.reports_to_ethproofs
             && let Some(ms) = l.end_to_end_ms
         {
-            crate::telemetry::end_to_end(ms);
+            crate::runtime::telemetry::end_to_end(ms);
         }
     }
 }

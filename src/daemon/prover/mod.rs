@@ -13,25 +13,28 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::proof_run::{self, Resume, RunJob, RunReport};
-use super::run_progress::RunProgress;
 use super::{Alerts, Context, Mailbox, ProverSettings, rfc3339};
 use crate::backend::{Stop, StopSignal};
-use crate::commitment::BlockOutputs;
+use crate::block::commitment::BlockOutputs;
 use crate::config::ZiskAction;
 use crate::decide::judge::Exit;
 use crate::decide::judge::{self, Verdict};
 use crate::decide::recovery::{self, Recovery};
-use crate::drain::Hold;
-use crate::notify::AlertKind;
-use crate::status::{
+use crate::outside::notify::AlertKind;
+use crate::runtime::drain::Hold;
+use crate::runtime::status::{
     CoordinatorStatus, ExecutedBlock, FailedBlock, PhaseTime, ProvedBlock, ProverStatus, Recent, RunInFlight,
 };
 use crate::store::Stage;
 use crate::store::{BlockRecord, BlockState, Interrupted, StoreError};
+use proof_run::{Resume, RunJob, RunReport};
+use run_progress::RunProgress;
 
 mod ended;
+mod proof_run;
 mod recover;
+pub(super) mod retention;
+mod run_progress;
 mod slot;
 mod status;
 
@@ -41,7 +44,7 @@ pub enum ProverMsg {
     /// The queue may have changed.
     Wake,
     /// Heartbeat: stuck detection, status.
-    Check,
+    Tick,
     /// A run ended: its report is in the [`RunSlots`] (a message lost with a dying
     /// incarnation loses nothing; the next heartbeat finds the report there).
     Finished,
@@ -128,7 +131,7 @@ impl Actor for Prover {
             unsettled: false,
         };
         self.recover(&mut s);
-        myself.send_interval(Duration::from_secs(1), || ProverMsg::Check);
+        myself.send_interval(Duration::from_secs(1), || ProverMsg::Tick);
         let _ = myself.cast(ProverMsg::Wake);
         Ok(s)
     }
@@ -141,7 +144,7 @@ impl Actor for Prover {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ProverMsg::Wake => {}
-            ProverMsg::Check => {
+            ProverMsg::Tick => {
                 if s.unsettled {
                     self.recover(s);
                 }
@@ -269,7 +272,7 @@ impl Prover {
         // its end reaches whichever incarnation is alive.
         let slots = self.runs.clone();
         // Every line the run writes, the backend's and the coordinator client's included, names its block.
-        let span = tracing::info_span!("block", block, lane);
+        let span = block_span!(block, lane);
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let report = proof_run::run(ctx, settings, job, run_stop, shared).await;
@@ -343,7 +346,7 @@ impl Prover {
         let (ctx, settings) = (self.ctx.clone(), self.settings.clone());
         tokio::task::spawn_blocking(move || {
             let reporting = settings.reports_to_ethproofs;
-            match crate::retention::prune(&settings.output_dir, &ctx.ledger, settings.retain_blocks, reporting) {
+            match retention::prune(&settings.output_dir, &ctx.ledger, settings.retain_blocks, reporting) {
                 Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "old block data removed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "retention skipped"),

@@ -74,7 +74,7 @@ impl Prover {
             Recovery::Interrupted { block, process } => {
                 let mut alive = false;
                 if let Some(process) = &process {
-                    let ended = crate::instance::reap(process);
+                    let ended = crate::outside::instance::reap(process);
                     if ended > 0 {
                         alive = true;
                         tracing::warn!(block, pgid = process.pgid, ended, "ended a prover run left behind");
@@ -90,7 +90,8 @@ impl Prover {
                     && let Some(found) = self.proof_left_behind(&row)
                     && (self.ctx.verify.is_some() || proof_run::whole(&found.0))
                 {
-                    let expected = row.expected_output.as_deref().and_then(crate::commitment::BlockOutputs::from_hex);
+                    let expected =
+                        row.expected_output.as_deref().and_then(crate::block::commitment::BlockOutputs::from_hex);
                     match proof_run::accept(&self.ctx, block, &found.0, expected.as_ref()) {
                         Ok(sha256) => {
                             tracing::warn!(block, proof = %found.0.display(), "the run finished before the restart; its proof verifies");
@@ -130,7 +131,7 @@ impl Prover {
     /// the coordinator's proofs go): its path, size and the run's time up to it.
     fn proof_left_behind(&self, row: &BlockRecord) -> Option<(std::path::PathBuf, u64, u64)> {
         if self.settings.action != ZiskAction::Prove
-            || !matches!(self.ctx.dialect, crate::zisk::Dialect::V017 | crate::zisk::Dialect::V1)
+            || !matches!(self.ctx.dialect, crate::block::zisk::Dialect::V017 | crate::block::zisk::Dialect::V1)
         {
             return None;
         }

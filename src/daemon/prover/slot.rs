@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::InFlight;
-use crate::daemon::proof_run::RunReport;
+use super::proof_run::RunReport;
 
 /// The runs in flight, one per lane, held outside the Prover: a run's task is not the actor's
 /// (a Prover that panics does not take hours of GPU work down with it), and the next

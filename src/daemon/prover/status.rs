@@ -55,7 +55,7 @@ impl Prover {
                 .map(|(p, took)| PhaseTime { phase: p.as_str(), seconds: took.as_secs_f64() })
                 .collect(),
             coordinator,
-            runs: crate::status::RunCounts {
+            runs: crate::runtime::status::RunCounts {
                 proved: s.proved_count,
                 executed: s.executed_count,
                 failed: s.failed_count,

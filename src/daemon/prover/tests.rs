@@ -111,7 +111,7 @@ async fn start_up_settles_every_state_a_crash_can_leave_and_always_starts() {
     // 15: its prover finished and wrote its proof, and the daemon died before the exit was
     // recorded (the ledger locked, a stop): the proof is judged, not proved again. 16: the
     // daemon died while the prover was writing: half a proof, proved again.
-    let whole = crate::verify::tests::forged(&[1, 2, 3, 4], &[0; 64]);
+    let whole = crate::block::verify::tests::forged(&[1, 2, 3, 4], &[0; 64]);
     for (n, proof) in [(15u64, whole.clone()), (16, whole[..whole.len() / 2].to_vec())] {
         let own = dir.path().join(n.to_string());
         std::fs::create_dir_all(&own).unwrap();

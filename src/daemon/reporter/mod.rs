@@ -3,18 +3,20 @@
 //! doubt before it goes and settles it in the ledger the moment the answer is in. After a
 //! restart, of the actor or of the process, the pending calls are simply what the ledger holds.
 
+mod report_call;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::report_call::{bound_to_its_block, build_call, still_canonical};
 use super::{Alerts, Context, InFlightTask, Mailbox, ReporterSettings, rfc3339};
 use crate::decide::outbox::{self, BlockFacts, Next};
-use crate::ethproofs::{EthProofsClient, Outcome};
-use crate::notify::AlertKind;
-use crate::status::{DeliveredReport, FailedReport, Recent, ReporterStatus, public_reason};
+use crate::outside::ethproofs::{EthProofsClient, Outcome};
+use crate::outside::notify::AlertKind;
+use crate::runtime::status::{DeliveredReport, FailedReport, Recent, ReporterStatus, public_reason};
 use crate::store::{BlockState, ReportKind, ReportRow, Settle, StoreError};
+use report_call::{bound_to_its_block, build_call, still_canonical};
 
 pub enum ReporterMsg {
     /// The outbox may have changed (a call raised, an operator's resubmit) or a wait ended.
@@ -60,13 +62,6 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
-fn jitter() -> Duration {
-    // Spreads retries of several daemons sharing one key.
-    Duration::from_millis(
-        u64::from(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_millis()).unwrap_or(0)) % 500,
-    )
-}
-
 impl Actor for Reporter {
     type Msg = ReporterMsg;
     type State = ReporterState;
@@ -108,7 +103,7 @@ impl Actor for Reporter {
                 }
                 tracing::warn!(block, status = "proved", %why, "not sent");
                 if orphaned {
-                    crate::telemetry::block_outcome("orphaned", "reorg");
+                    crate::runtime::telemetry::block_outcome("orphaned", "reorg");
                     self.alerts.info(format!("Reorg at block {block}"), why.clone());
                 }
                 s.last_error = Some(why);
@@ -129,17 +124,17 @@ impl Reporter {
             Outcome::RetryAfter(_) => ("rate_limited", Some(429)),
             Outcome::Transient { http, .. } => ("transient", *http),
         };
-        crate::telemetry::api_response(row.kind.as_str(), result, http);
+        crate::runtime::telemetry::api_response(row.kind.as_str(), result, http);
         let (block, status) = (row.block, row.kind.as_str());
         match settle {
             Settle::Done => {
                 if row.kind == ReportKind::Proved {
                     let age = now_ms().saturating_sub(row.created_at_ms).max(0);
-                    crate::telemetry::report_latency(age as f64 / 1000.0);
+                    crate::runtime::telemetry::report_latency(age as f64 / 1000.0);
                     let block_ms = self.ctx.ledger.block(block).ok().flatten().and_then(|b| b.block_timestamp);
                     let block_ms = block_ms.and_then(|t| i64::try_from(t).ok()).and_then(|t| t.checked_mul(1000));
                     if let Some(ms) = block_ms.and_then(|t| u64::try_from(now_ms().checked_sub(t)?).ok()) {
-                        crate::telemetry::end_to_end(ms);
+                        crate::runtime::telemetry::end_to_end(ms);
                     }
                 }
                 s.delivered_count += 1;
@@ -225,11 +220,11 @@ impl Reporter {
 
     /// Sends one call; `hold` keeps the daemon's stop waiting (up to STOP_WAIT) for its answer to
     /// be recorded.
-    fn send(&self, client: Arc<EthProofsClient>, row: ReportRow, hold: crate::drain::Hold) -> InFlightTask {
+    fn send(&self, client: Arc<EthProofsClient>, row: ReportRow, hold: crate::runtime::drain::Hold) -> InFlightTask {
         let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
         let policy = self.settings.policy;
         // Every line about the call, the canonical check's and the client's included, names its block.
-        let span = tracing::info_span!("block", block = row.block, call = row.kind.as_str());
+        let span = block_span!(block = row.block, call = row.kind.as_str());
         InFlightTask::spawn(tracing::Instrument::instrument(
             async move {
                 let _hold = hold;
@@ -255,7 +250,7 @@ impl Reporter {
                     Ok(call) => client.send(&call).await,
                     Err(reason) => Outcome::Permanent { http: None, reason },
                 };
-                let settle = outbox::settle(&row, &outcome, policy, now_ms(), jitter());
+                let settle = outbox::settle(&row, &outcome, policy, now_ms(), crate::runtime::backoff::draw());
                 // The answer is recorded through a ledger that cannot be written for now; a restart
                 // in between finds the call in doubt and asks again.
                 if let Err(e) =

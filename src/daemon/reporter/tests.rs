@@ -135,12 +135,12 @@ async fn a_proved_block_that_left_the_chain_before_proved_went_is_orphaned_and_b
 /// force goes without a second STARK check (the bytes are the ones recorded).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proved_goes_only_with_a_proof_checked_for_its_block_and_program() {
-    use crate::verify::{KeySource, ProofCheck};
+    use crate::block::verify::{KeySource, ProofCheck};
     let vk = [1, 2, 3, 4];
     let check = ProofCheck {
         program_vk: Some(vk),
         key_source: Some(KeySource::Setting),
-        layout: Some(crate::commitment::OutputLayout::Encoded),
+        layout: Some(crate::block::commitment::OutputLayout::Encoded),
     };
     let fingerprint = check.fingerprint(Some(&vk));
     let seen: Seen = Arc::default();
@@ -155,7 +155,7 @@ async fn proved_goes_only_with_a_proof_checked_for_its_block_and_program() {
         use sha2::Digest;
         let mut words = [0u32; 64];
         words[63] = n as u32;
-        let bytes = crate::verify::tests::forged(&vk, &words);
+        let bytes = crate::block::verify::tests::forged(&vk, &words);
         let proof = dir.path().join(n.to_string()).join("proof.bin");
         std::fs::create_dir_all(proof.parent().unwrap()).unwrap();
         std::fs::write(&proof, &bytes).unwrap();

@@ -98,8 +98,11 @@ async fn a_seeded_chaos_run_loses_no_proof_runs_none_twice_and_always_starts() {
         for &n in &blocks {
             let input = dir.path().join(format!("{n}/input.bin"));
             std::fs::create_dir_all(dir.path().join("proofs")).unwrap();
-            std::fs::write(dir.path().join(format!("proofs/{n}.bin")), crate::verify::tests::forged(&[n; 4], &[0; 64]))
-                .unwrap();
+            std::fs::write(
+                dir.path().join(format!("proofs/{n}.bin")),
+                crate::block::verify::tests::forged(&[n; 4], &[0; 64]),
+            )
+            .unwrap();
             std::fs::create_dir_all(input.parent().unwrap()).unwrap();
             std::fs::write(&input, [0u8; 16]).unwrap();
             ctx.ledger.input_built(n, &enqueued(&input, HASH), true).unwrap();

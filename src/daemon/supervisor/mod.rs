@@ -17,10 +17,11 @@ use super::prover::{Prover, ProverMsg, RunSlots, stop_timeout};
 use super::reporter::STOP_WAIT;
 use super::reporter::{Reporter, ReporterMsg};
 use super::{Alerts, Context, InFlightTask, Mailbox, Settings};
-use crate::chain::HeadPoller;
-use crate::ethproofs::EthProofsClient;
-use crate::notify::AlertKind;
-use crate::status::SupervisorStatus;
+use crate::outside::chain::HeadPoller;
+use crate::outside::ethproofs::EthProofsClient;
+use crate::outside::notify::AlertKind;
+use crate::runtime::backoff::Backoff;
+use crate::runtime::status::SupervisorStatus;
 use crate::store::BlockState;
 
 /// More restarts than this within [`RESTART_WINDOW`] and the process exits non-zero.
@@ -260,8 +261,8 @@ impl Actor for Supervisor {
             give_up(&myself, state, format!("{} restarts within {}s", state.recent.len(), RESTART_WINDOW.as_secs()));
             return Ok(());
         }
-        let shift = u32::try_from(state.recent.len().saturating_sub(1).min(5)).unwrap_or(5);
-        let backoff = state.restart_backoff * (1u32 << shift);
+        let rhythm = Backoff::new(state.restart_backoff, state.restart_backoff.saturating_mul(32));
+        let backoff = rhythm.after(u32::try_from(state.recent.len()).unwrap_or(u32::MAX));
         tracing::error!(actor = child.name(), %why, backoff_ms = backoff.as_millis() as u64, "actor down; restarting after backoff");
         myself.send_after(backoff, move || SupervisorMsg::Restart(child));
         Ok(())
@@ -300,7 +301,7 @@ fn give_up(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, why: S
     state.ctx.drain.signal();
     if let Ok(running) = state.ctx.ledger.blocks_in(&[BlockState::Proving]) {
         for process in running.iter().filter_map(|r| r.process.as_ref()) {
-            crate::instance::reap(process);
+            crate::outside::instance::reap(process);
         }
     }
     myself.stop(Some(why));

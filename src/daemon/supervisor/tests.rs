@@ -88,7 +88,7 @@ async fn a_prover_that_dies_mid_run_loses_no_gpu_time_its_successor_adopts_the_r
     // The Prover dies as a panic would take it. The run is not its: it goes on.
     sup.cast(SupervisorMsg::Kill(Child::Prover)).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(crate::process::process_alive(running), "the prover's process outlives the actor");
+    assert!(crate::outside::process::process_alive(running), "the prover's process outlives the actor");
     wait("the successor shows the same run", || {
         board.supervisor.fresh().is_some_and(|s| s.restarts >= 1) && attempt() == Some(1)
     })
@@ -124,7 +124,7 @@ async fn past_the_budget_the_supervisor_stops_and_takes_the_prover_s_process_gro
     tokio::time::timeout(Duration::from_secs(10), done).await.expect("supervisor stopped").unwrap();
     assert!(gave_up.load(Ordering::SeqCst), "the budget must end the run");
     let last = pid(&pids).unwrap();
-    wait("the prover group to die", || !crate::process::process_alive(last)).await;
+    wait("the prover group to die", || !crate::outside::process::process_alive(last)).await;
     assert_eq!(std::fs::read_to_string(&pids).unwrap().lines().count(), 1, "the run was never started twice");
     let record = || ctx.ledger.block(42).unwrap().unwrap();
     wait("the run's stop recorded", || record().state != BlockState::Proving).await;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::coordinator::{Failure, JobEnd};
-use crate::process::Ending;
+use crate::outside::coordinator::{Failure, JobEnd};
+use crate::outside::process::Ending;
 use crate::store::Stage;
 
 /// The exit a completed coordinator job is recorded with.
@@ -58,7 +58,7 @@ pub enum Action {
 
 /// The proof file as found after the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProofFile {
+pub struct FoundProof {
     pub bytes: u64,
     /// Modified at or after this run started: a proof left by an earlier run does not count.
     pub written_by_this_run: bool,
@@ -71,7 +71,7 @@ pub struct RunFacts {
     pub ending: Ending,
     pub elapsed: Duration,
     /// With `Prove`: where the version's outputs say the proof is, or why they say nothing.
-    pub proof: Result<ProofFile, String>,
+    pub proof: Result<FoundProof, String>,
     /// The prover's own proving time, when its outputs give one.
     pub reported_ms: Option<u64>,
     pub cycles: Option<u64>,

@@ -76,7 +76,7 @@ fn an_execute_job_is_executed_never_proved() {
     );
 }
 
-fn facts(ending: Ending, proof: Result<ProofFile, String>) -> RunFacts {
+fn facts(ending: Ending, proof: Result<FoundProof, String>) -> RunFacts {
     RunFacts {
         action: Action::Prove,
         ending,
@@ -88,8 +88,8 @@ fn facts(ending: Ending, proof: Result<ProofFile, String>) -> RunFacts {
     }
 }
 
-fn fresh(bytes: u64) -> Result<ProofFile, String> {
-    Ok(ProofFile { bytes, written_by_this_run: true })
+fn fresh(bytes: u64) -> Result<FoundProof, String> {
+    Ok(FoundProof { bytes, written_by_this_run: true })
 }
 
 #[test]
@@ -102,7 +102,7 @@ fn exit_zero_with_a_fresh_proof_is_proved_with_the_provers_own_time() {
 
 #[test]
 fn a_stale_missing_or_empty_proof_fails() {
-    let stale = Ok(ProofFile { bytes: 10, written_by_this_run: false });
+    let stale = Ok(FoundProof { bytes: 10, written_by_this_run: false });
     for proof in [stale, fresh(0), Err("no result.json".to_string())] {
         match judge(&facts(Ending::Code(0), proof)) {
             Verdict::Failed { stage: Stage::ProofOutput, .. } => {}
