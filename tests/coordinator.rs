@@ -83,6 +83,9 @@ fn blocks_are_proved_through_the_coordinator_and_reported_with_its_proof() {
     let logs = d.logs();
     let registered = logs.lines().find(|l| l.contains("guest program registered")).unwrap_or_else(|| panic!("{logs}"));
     assert!(registered.contains("block{block=1"), "the line names no block: {registered}");
+    // Once the run has its attempt and its job, every line names them too.
+    let submitted = logs.lines().find(|l| l.contains("coordinator job submitted")).unwrap_or_else(|| panic!("{logs}"));
+    assert!(submitted.contains("attempt=1") && submitted.contains("job=\""), "{submitted}");
 
     // The ELF was registered and set up once; one prove job per block, with its input inline,
     // its block in the metadata and a deadline PROVER_TIMEOUT_SECONDS (7200) away.
@@ -131,7 +134,7 @@ fn blocks_are_proved_through_the_coordinator_and_reported_with_its_proof() {
     node.set_head(11);
     let mut d = Daemon::start(&env);
     d.wait_for("running again", Duration::from_secs(30), |h| prover(h)["state"] == "idle");
-    std::thread::sleep(Duration::from_secs(1));
+    d.wait_idle(Duration::from_secs(60));
     assert_eq!((coordinator.registers(), coordinator.setups()), (1, 1));
     assert!(d.terminate().0.success());
 }

@@ -300,7 +300,7 @@ fn execute_mode_records_steps_and_reports_nothing() {
     assert_eq!(prover(&h)["recent_executed"][0]["cycles"], 7777);
     assert_eq!(prover(&h)["proved_count"], 0, "an emulation is not a proof");
     assert_eq!(prover(&h)["action"], "execute");
-    std::thread::sleep(Duration::from_millis(500));
+    d.wait_idle(Duration::from_secs(30));
     assert!(api.received().is_empty(), "execute mode must not report: {:?}", api.received());
     assert!(d.terminate().0.success());
 }
@@ -470,7 +470,7 @@ fn native_mode_needs_no_zisk_and_reports_nothing() {
     let h = d.wait_for("both blocks re-executed", Duration::from_secs(60), |h| prover(h)["executed_count"] == 2);
     assert_eq!(prover(&h)["proved_count"], 0, "a re-execution is not a proof");
     assert_eq!(prover(&h)["action"], "native");
-    std::thread::sleep(Duration::from_millis(500));
+    d.wait_idle(Duration::from_secs(30));
     assert!(api.received().is_empty(), "native mode must not report: {:?}", api.received());
     assert!(d.terminate().0.success());
 }

@@ -74,7 +74,7 @@ fn asking_for_the_block_being_proved_starts_no_second_run() {
     d.wait_for("block 10 reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
     let out = cli(&d, &["prove", "10"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stdout).contains("already proved"));
-    std::thread::sleep(Duration::from_secs(2));
+    d.wait_idle(Duration::from_secs(30));
     assert_eq!(prove_runs(dir.path(), 10), 1, "one prover run per block per attempt");
     assert!(d.terminate().0.success());
 }
@@ -265,7 +265,7 @@ fn a_kill_9_in_the_middle_of_several_runs_loses_none_and_reports_each_once() {
             .collect();
         assert_eq!(of_block, ["start", "start", "end"], "block {block}:\n{log}");
     }
-    std::thread::sleep(Duration::from_secs(1));
+    d.wait_idle(Duration::from_secs(30));
     assert_eq!((accepted(&api, "proved", 10), accepted(&api, "proved", 11)), (1, 1), "reported once");
     assert!(d.terminate().0.success());
 }

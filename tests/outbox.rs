@@ -49,7 +49,7 @@ fn sigkill_while_proving_then_restart_proves_once_and_reports_once() {
     env.push(("FAKE_ZISK_SECONDS", "0.1".into()));
     let mut d = Daemon::start(&env);
     d.wait_for("block 10 proved and reported", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
-    std::thread::sleep(Duration::from_millis(1500));
+    d.wait_idle(Duration::from_secs(30));
     assert_eq!(accepted(&api, "proved", 10), 1);
     assert_eq!(accepted(&api, "queued", 10), 1, "queued is not sent again after a restart");
     assert_eq!(completed_proofs(&zisk_log, 10), 1, "the interrupted proof was completed once");
@@ -77,7 +77,7 @@ fn sigkill_while_reporting_then_restart_resubmits_the_saved_proof() {
 
     let mut d = Daemon::start(&env);
     d.wait_for("proved delivered", Duration::from_secs(60), |_| accepted(&api, "proved", 10) == 1);
-    std::thread::sleep(Duration::from_millis(1500));
+    d.wait_idle(Duration::from_secs(30));
     assert_eq!(accepted(&api, "proved", 10), 1);
     assert_eq!(completed_proofs(&zisk_log, 10), 1, "the block was not proved again");
     assert_eq!(prover(&d.health())["runs"]["proved"], 0, "this run proved nothing: it only re-sent");
@@ -132,7 +132,7 @@ fn a_409_on_proved_is_success_and_not_retried() {
     api.script("proved", 409, &[], "Proof already proved");
     let mut d = Daemon::start(&env_in(dir.path(), &node, &api, &dir.path().join("z.log")));
     d.wait_for("three reports settled", Duration::from_secs(60), |h| reporter(h)["delivered_count"] == 3);
-    std::thread::sleep(Duration::from_secs(2));
+    d.wait_idle(Duration::from_secs(30));
     let proved: Vec<u16> = api.received().iter().filter(|r| r.path.ends_with("/proved")).map(|r| r.status).collect();
     assert_eq!(proved, vec![409], "one call, taken as success");
     assert_eq!(reporter(&d.health())["failed"].as_array().unwrap().len(), 0);
@@ -153,7 +153,7 @@ fn a_401_is_not_retried_and_alerts() {
     let mut d = Daemon::start(&env);
     d.wait_for("block proved", Duration::from_secs(60), |h| prover(h)["proved_count"] == 1);
     d.wait_for("reports settled", Duration::from_secs(30), |h| reporter(h)["queue_length"] == 0);
-    std::thread::sleep(Duration::from_secs(3));
+    d.wait_idle(Duration::from_secs(30));
     let calls: Vec<(String, u16)> =
         api.received().iter().map(|r| (r.path.rsplit('/').next().unwrap().to_string(), r.status)).collect();
     assert_eq!(calls, vec![("queued".to_string(), 401), ("proving".to_string(), 401)], "nothing retried");
@@ -251,7 +251,7 @@ fn slack_hears_each_kind_once_per_window_and_when_it_is_resolved() {
     d.wait_for("four targets missed", Duration::from_secs(30), |h| {
         h["components"]["input_generator"]["missed_count"] == 4
     });
-    std::thread::sleep(Duration::from_secs(2));
+    d.wait_idle(Duration::from_secs(30));
     assert_eq!(slack.count("Input failed"), 1, "{:#?}", slack.messages());
     assert_eq!(slack.count("ethproofs-daemon started"), 1, "{:#?}", slack.messages());
     assert!(slack.messages().iter().any(|m| m.contains("ELF sha256")), "{:#?}", slack.messages());

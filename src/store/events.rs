@@ -284,6 +284,7 @@ impl Ledger {
                 .map_err(self.sql())?;
             match state.as_deref() {
                 Some("proving") => {
+                    self.touch(super::Queues::PROVE);
                     tx.execute("UPDATE blocks SET cancel_requested = 1 WHERE number = ?1", params![sql_u64(n)])
                         .map_err(self.sql())?;
                     Ok(CancelRequest::Requested)

@@ -69,14 +69,51 @@ fn from_sql(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// Which actors' queues commits changed, as counts of commits: the supervisor wakes an actor
+/// only when its count moved. A commit that changed no queue (a process recorded, a call marked
+/// in doubt, a write probe) wakes nobody.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Commits that made a block a target to build (`seen`): the InputGenerator's queue.
+    pub to_build: u64,
+    /// Commits that queued a block to prove, or asked a run to stop: the Prover's.
+    pub to_prove: u64,
+    /// Commits that raised or replaced an EthProofs call: the Reporter's.
+    pub to_report: u64,
+}
+
+impl Changes {
+    fn count(&mut self, touched: Queues) {
+        let bump = |n: &mut u64, q: Queues| *n = n.wrapping_add(u64::from(touched.0 & q.0 != 0));
+        bump(&mut self.to_build, Queues::BUILD);
+        bump(&mut self.to_prove, Queues::PROVE);
+        bump(&mut self.to_report, Queues::REPORT);
+    }
+}
+
+/// The queues one transaction changed, as bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Queues(u8);
+
+impl Queues {
+    pub(crate) const BUILD: Queues = Queues(1);
+    pub(crate) const PROVE: Queues = Queues(2);
+    pub(crate) const REPORT: Queues = Queues(4);
+    /// The operator's pause or resume: every actor looks again.
+    pub(crate) const ALL: Queues = Queues(7);
+}
+
 pub struct Ledger {
     conn: Mutex<Connection>,
     path: String,
     /// Failed writes and their backoff: what `/health` shows and what refuses writes meanwhile.
     gate: gate::WriteGate,
-    /// Bumped by every committed write: the actors wake on it and look at their queues, so a
-    /// ledger event needs no message to the actor concerned.
-    changes: tokio::sync::watch::Sender<u64>,
+    /// Which actors' queues commits changed: an actor wakes when its own counter moves and looks
+    /// at its queue, so a ledger event needs no message to the actor concerned.
+    changes: tokio::sync::watch::Sender<Changes>,
+    /// The queues the transaction under way touched (`Queues` bits), gathered as it runs; the
+    /// connection's mutex keeps it to one transaction at a time.
+    touched: std::sync::atomic::AtomicU8,
     /// Every write fails as on a full disk (the chaos run's injected fault).
     #[cfg(test)]
     full: std::sync::atomic::AtomicBool,
@@ -111,7 +148,8 @@ impl Ledger {
             conn: Mutex::new(conn),
             path: display,
             gate: Default::default(),
-            changes: tokio::sync::watch::Sender::new(0),
+            changes: tokio::sync::watch::Sender::new(Changes::default()),
+            touched: Default::default(),
             #[cfg(test)]
             full: Default::default(),
         };
@@ -146,7 +184,8 @@ impl Ledger {
             conn: Mutex::new(conn),
             path: display,
             gate: Default::default(),
-            changes: tokio::sync::watch::Sender::new(0),
+            changes: tokio::sync::watch::Sender::new(Changes::default()),
+            touched: Default::default(),
             #[cfg(test)]
             full: Default::default(),
         })
@@ -217,7 +256,10 @@ impl Ledger {
     }
 
     pub fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
-        self.write(|tx| self.set_meta_in(tx, "paused", if paused { "true" } else { "false" }))
+        self.write(|tx| {
+            self.touch(Queues::ALL);
+            self.set_meta_in(tx, "paused", if paused { "true" } else { "false" })
+        })
     }
 
     /// Makes every write fail as SQLite fails on a full disk (`SQLITE_FULL`), or stops.
@@ -226,9 +268,14 @@ impl Ledger {
         self.full.store(full, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Announces every committed write (a counter): what the actors wake on.
-    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+    /// Announces which queues committed writes changed: what the actors wake on.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<Changes> {
         self.changes.subscribe()
+    }
+
+    /// Notes that the transaction under way changed `queues` (announced if it commits).
+    pub(super) fn touch(&self, queues: Queues) {
+        self.touched.fetch_or(queues.0, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Writes failing for now (the lock held elsewhere, a full disk), if they are.

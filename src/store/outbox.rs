@@ -131,6 +131,7 @@ impl Ledger {
     /// The calls matching `which` (an SQL condition on `reports`) for block `n` leave the outbox
     /// for `earlier_reports`, with when they were replaced: a resubmit keeps the history.
     pub(super) fn replace_calls(&self, tx: &Transaction<'_>, n: u64, which: &str) -> Result<(), StoreError> {
+        self.touch(super::Queues::REPORT);
         tx.execute(
             &format!(
                 "INSERT INTO earlier_reports (id, block, status, state, created_at, done_at, attempts, last_error, replaced_at)

@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::state::{BlockState, Move, allowed};
-use super::{Ledger, Origin, ReportKind, StoreError, now_ms, sql_u64};
+use super::{Ledger, Origin, Queues, ReportKind, StoreError, now_ms, sql_u64};
 
 fn state_of(tx: &Transaction<'_>, n: u64) -> rusqlite::Result<Option<String>> {
     tx.query_row("SELECT state FROM blocks WHERE number = ?1", params![sql_u64(n)], |r| r.get(0)).optional()
@@ -36,8 +36,10 @@ impl Ledger {
         }
         let result = self.transact(f);
         match &result {
-            Ok(_) => {
-                self.changes.send_modify(|n| *n = n.wrapping_add(1));
+            Ok((_, touched)) => {
+                if touched.0 != 0 {
+                    self.changes.send_modify(|c| c.count(*touched));
+                }
                 if let Some(trouble) = self.gate.succeeded() {
                     let failing_s = trouble.since.elapsed().map_or(0, |d| d.as_secs());
                     tracing::warn!(failures = trouble.failures, failing_s, "the ledger is written again");
@@ -55,10 +57,14 @@ impl Ledger {
             }
             Err(_) => {}
         }
-        result
+        result.map(|(value, _)| value)
     }
 
-    fn transact<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    /// Runs `f` in one transaction; with its value, the queues it touched.
+    fn transact<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<(T, Queues), StoreError> {
         #[cfg(test)]
         if self.full.load(std::sync::atomic::Ordering::SeqCst) {
             let full = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL);
@@ -69,9 +75,10 @@ impl Ledger {
             // IMMEDIATE: the write lock is taken (waiting up to the busy timeout) before anything is
             // read, so a lock held elsewhere is a plain "busy", never a stale snapshot half-way.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(self.sql())?;
+            self.touched.store(0, std::sync::atomic::Ordering::Relaxed);
             let value = f(&tx)?;
             tx.commit().map_err(self.sql())?;
-            Ok(value)
+            Ok((value, Queues(self.touched.swap(0, std::sync::atomic::Ordering::Relaxed))))
         })
     }
 
@@ -99,6 +106,11 @@ impl Ledger {
     ) -> Result<BlockState, StoreError> {
         let from = self.current(tx, n)?;
         let to = allowed(from, mv).ok_or(StoreError::IllegalMove { block: n, from, mv })?;
+        match to {
+            BlockState::Seen => self.touch(Queues::BUILD),
+            BlockState::Queued => self.touch(Queues::PROVE),
+            _ => {}
+        }
         let column = match to {
             BlockState::Seen => "seen_at",
             BlockState::InputReady => "input_ready_at",
@@ -142,6 +154,7 @@ impl Ledger {
     }
 
     pub(super) fn insert_seen(&self, tx: &Transaction<'_>, n: u64, origin: Origin) -> Result<(), StoreError> {
+        self.touch(Queues::BUILD);
         tx.execute(
             "INSERT INTO blocks (number, state, origin, seen_at) VALUES (?1, 'seen', ?2, ?3)",
             params![sql_u64(n), origin.as_str(), now_ms()],
@@ -159,6 +172,7 @@ impl Ledger {
         kind: ReportKind,
         proved: Option<(u64, Option<u64>, &Path)>,
     ) -> Result<(), StoreError> {
+        self.touch(Queues::REPORT);
         if kind == ReportKind::Queued {
             let later = self.count(
                 tx,

@@ -164,6 +164,26 @@ impl Daemon {
         panic!("timed out waiting for {what}; last /health: {last:#}\n--- log ---\n{}", self.logs());
     }
 
+    /// Waits until the daemon has nothing left to do: no target to build, no block queued or
+    /// proving, no EthProofs call pending, no Slack message queued. From then on nothing more
+    /// happens without a new head or an operator's command, so a check that something did *not*
+    /// happen (a second call, a second run) holds for good, with no sleep to hope it would.
+    pub fn wait_idle(&mut self, timeout: Duration) -> Value {
+        self.wait_for("the daemon idle", timeout, |h| {
+            let c = &h["components"];
+            let none = |v: &Value| v.as_array().is_some_and(|a| a.is_empty());
+            c["input_generator"]["queue_length"] == 0
+                && none(&c["input_generator"]["building"])
+                && c["prover"]["queue_length"] == 0
+                && none(&c["prover"]["in_flight"])
+                && c["prover"]["state"] == "idle"
+                && c["reporter"]["queue_length"] == 0
+                && matches!(c["reporter"]["state"].as_str(), Some("idle" | "disabled"))
+                && c["notifier"]["queue_length"] == 0
+                && c["notifier"]["state"] == "idle"
+        })
+    }
+
     /// Polls `done` (which may read the daemon's log, `/metrics` or admin API) until it holds,
     /// failing with the log if the daemon exits or `timeout` passes.
     pub fn until(&mut self, what: &str, timeout: Duration, done: impl Fn(&Daemon) -> bool) {

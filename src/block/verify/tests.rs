@@ -77,7 +77,10 @@ fn reporting_needs_a_program_key_and_a_layout_unless_verification_is_explicitly_
         (on.program_vk, on.key_source, on.layout),
         (Some(vk), Some(KeySource::Setting), Some(OutputLayout::Encoded))
     );
-    assert!(decide(Some(false), true, true, 1, facts(None, Err(LayoutUnknown::NoElf))).unwrap().is_none(), "the operator's off");
+    assert!(
+        decide(Some(false), true, true, 1, facts(None, Err(LayoutUnknown::NoElf))).unwrap().is_none(),
+        "the operator's off"
+    );
     assert!(decide(None, false, true, 1, known()).unwrap().is_none(), "execute/native make no proof");
 
     let no_key = decide(None, true, true, 1, facts(None, Ok(OutputLayout::Encoded))).unwrap_err();
@@ -86,7 +89,8 @@ fn reporting_needs_a_program_key_and_a_layout_unless_verification_is_explicitly_
     let not_reporting = decide(None, true, false, 1, facts(None, Err(LayoutUnknown::NoElf))).unwrap().unwrap();
     assert_eq!((not_reporting.key_source, not_reporting.layout), (None, None), "reporting off: any program, logged");
 
-    let no_layout = decide(None, true, true, 1, facts(Some(vk), Err(LayoutUnknown::UnknownZiskos("0.18.0".into())))).unwrap_err();
+    let no_layout =
+        decide(None, true, true, 1, facts(Some(vk), Err(LayoutUnknown::UnknownZiskos("0.18.0".into())))).unwrap_err();
     assert_eq!(no_layout.variable, "GUEST_OUTPUT");
     assert!(no_layout.message.contains("ziskos 0.18") && no_layout.message.contains("encoded|prefixed|sha256"));
 

@@ -16,8 +16,14 @@ use crate::store::{Enqueued, StoreError};
 pub enum BuildError {
     #[error("{error}")]
     Fetch { stage: Stage, error: ChainError },
+    /// The block and witness do not make a valid input (the input's own error names why).
     #[error("{0}")]
-    Input(String),
+    Input(#[from] crate::block::input::InputError),
+    #[error("cannot create {path}: {error}")]
+    Folder { path: String, error: std::io::Error },
+    /// The blocking task building the input panicked or was cancelled.
+    #[error("input task failed: {0}")]
+    Task(tokio::task::JoinError),
     /// Built or failed, but the ledger could not record it: the block stays `seen` and is built
     /// again; it is not a missed target.
     #[error("the outcome could not be recorded: {0}")]
@@ -33,7 +39,9 @@ impl BuildError {
     pub fn stage(&self) -> Stage {
         match self {
             BuildError::Fetch { stage, .. } | BuildError::NotServed { stage, .. } => *stage,
-            BuildError::Input(_) | BuildError::Unrecorded(_) => Stage::Input,
+            BuildError::Input(_) | BuildError::Folder { .. } | BuildError::Task(_) | BuildError::Unrecorded(_) => {
+                Stage::Input
+            }
         }
     }
 
@@ -41,7 +49,7 @@ impl BuildError {
     pub fn summary(&self) -> String {
         match self {
             BuildError::Fetch { error, .. } | BuildError::NotServed { error, .. } => error.summary(),
-            BuildError::Input(reason) => reason.clone(),
+            BuildError::Input(_) | BuildError::Folder { .. } | BuildError::Task(_) => self.to_string(),
             BuildError::Unrecorded(_) => "the outcome could not be recorded".into(),
         }
     }
@@ -143,7 +151,7 @@ async fn build(ctx: &Context, settings: &InputSettings, block: u64) -> Result<in
     let dir = settings.output_dir.join(block.to_string());
     tokio::fs::create_dir_all(&dir)
         .await
-        .map_err(|e| BuildError::Input(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|error| BuildError::Folder { path: dir.display().to_string(), error })?;
     let out = dir.join("input.bin");
     let chain = ctx.chain.config;
     // With INPUT_CHECK=emulate (or none) the real guest checks the input before it is proved instead.
@@ -154,6 +162,6 @@ async fn build(ctx: &Context, settings: &InputSettings, block: u64) -> Result<in
         span.in_scope(|| input::generate(block_json, witness_json, &chain, options, &out))
     })
     .await
-    .map_err(|e| BuildError::Input(format!("input task failed: {e}")))?
-    .map_err(|e| BuildError::Input(e.to_string()))
+    .map_err(BuildError::Task)?
+    .map_err(BuildError::Input)
 }

@@ -45,7 +45,14 @@ pub enum InputGenMsg {
     Poll,
     /// The ledger's `seen` blocks may have changed (an operator's blocks, a resume).
     Wake,
+    /// A head from `newHeads`: looked up on the node before it is believed.
     Head(u64),
+    /// A polled head, with, when it was higher than the believed one, whether the node has a block
+    /// there (asked in the same round as the poll).
+    Polled {
+        head: u64,
+        exists: Option<bool>,
+    },
     /// A new head was looked up: whether the node has a block at that height.
     HeadChecked {
         head: u64,
@@ -157,16 +164,18 @@ impl Actor for InputGenerator {
                 s.node.ok(&self.ctx, &self.alerts);
                 self.check_head(s, n);
             }
+            InputGenMsg::Polled { head, exists } => {
+                s.polling = None;
+                s.node.ok(&self.ctx, &self.alerts);
+                match exists {
+                    Some(exists) => self.looked_up(s, head, exists)?,
+                    None => self.check_head(s, head),
+                }
+            }
             InputGenMsg::HeadChecked { head, exists } => {
                 if s.checking.as_ref().is_some_and(|(h, _)| *h == head) {
                     s.checking = None;
-                    if exists {
-                        s.refused = None;
-                        survive(self.on_head(s, head))?;
-                    } else if s.refused != Some(head) {
-                        s.refused = Some(head);
-                        tracing::warn!(head, "head {head} is not believed: the node has no block {head}");
-                    }
+                    self.looked_up(s, head, exists)?;
                 }
             }
             InputGenMsg::PollFailed(error) => {
@@ -195,12 +204,18 @@ impl InputGenerator {
         if self.ctx.drain.is_draining() || s.polling.is_some() {
             return;
         }
-        let (poller, mailbox) = (self.poller.clone(), self.mailbox.clone());
+        let (poller, node, mailbox) = (self.poller.clone(), self.ctx.node.clone(), self.mailbox.clone());
+        let (believed, looking_up) = (s.head, s.checking.as_ref().map(|(h, _)| *h));
         s.polling = Some((
             Instant::now(),
             InFlightTask::spawn(async move {
                 let msg = match tokio::time::timeout(POLL_TIMEOUT, poller.head()).await {
-                    Ok(Ok(n)) => InputGenMsg::Head(n),
+                    Ok(Ok(head)) => {
+                        // The head rule in the same round: a higher head's block is asked for at once.
+                        let higher = decide::head::on_answer(believed, looking_up, head) == HeadStep::LookUp;
+                        let exists = if higher { Some(block_exists(&node, head).await) } else { None };
+                        InputGenMsg::Polled { head, exists }
+                    }
                     Ok(Err(e)) => InputGenMsg::PollFailed(e),
                     Err(_) => InputGenMsg::PollFailed(ChainError::Transport {
                         method: "eth_blockNumber",
@@ -224,21 +239,27 @@ impl InputGenerator {
         }
     }
 
-    /// Asks the node for the block at `head`; the answer comes back as `HeadChecked`.
+    /// Asks the node for the block at `head` (a `newHeads` header); the answer comes back as
+    /// `HeadChecked`.
     fn look_up(&self, s: &mut InputGenState, head: u64) {
         let (node, mailbox) = (self.ctx.node.clone(), self.mailbox.clone());
         let check = InFlightTask::spawn(async move {
-            let exists = match tokio::time::timeout(POLL_TIMEOUT, node.block_hash(head)).await {
-                Ok(Ok(hash)) => hash.is_some(),
-                Ok(Err(e)) => {
-                    tracing::debug!(head, error = %e, "the head's block could not be looked up; the next poll tries again");
-                    false
-                }
-                Err(_) => false,
-            };
+            let exists = block_exists(&node, head).await;
             mailbox.deliver(InputGenMsg::HeadChecked { head, exists }).await;
         });
         s.checking = Some((head, check));
+    }
+
+    /// A higher head was looked up: believed if the node has its block, else refused (said once).
+    fn looked_up(&self, s: &mut InputGenState, head: u64, exists: bool) -> Result<(), ActorProcessingErr> {
+        if exists {
+            s.refused = None;
+            survive(self.on_head(s, head))?;
+        } else if s.refused != Some(head) {
+            s.refused = Some(head);
+            tracing::warn!(head, "head {head} is not believed: the node has no block {head}");
+        }
+        Ok(())
     }
 
     /// A higher head the node has a block for: every target since the cursor is recorded in one
@@ -345,6 +366,19 @@ impl InputGenerator {
             s.building.insert(block, (started, task));
         }
         Ok(())
+    }
+}
+
+/// Whether the node has a block at `height` (no answer in time, or an error, is a no: the next
+/// poll asks again).
+async fn block_exists(node: &crate::outside::chain::NodeClient, height: u64) -> bool {
+    match tokio::time::timeout(POLL_TIMEOUT, node.block_hash(height)).await {
+        Ok(Ok(hash)) => hash.is_some(),
+        Ok(Err(e)) => {
+            tracing::debug!(height, error = %e, "the head's block could not be looked up; the next poll tries again");
+            false
+        }
+        Err(_) => false,
     }
 }
 

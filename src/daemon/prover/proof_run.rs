@@ -120,6 +120,10 @@ pub async fn run(
         }
     };
     let report = |verdict, last_lines, unrecorded| report(attempt, verdict, last_lines, unrecorded);
+    tracing::Span::current().record("attempt", attempt);
+    if let Some(resume) = &job.resume {
+        tracing::Span::current().record("job", resume.job.id());
+    }
     let request = RunRequest {
         block: job.block,
         attempt,

@@ -91,6 +91,7 @@ impl Recorder for Recording<'_> {
     fn job(&self, job_id: &str) -> Result<RecordedJob, NotRecorded> {
         match self.ledger.job_submitted(self.block, self.attempt, job_id) {
             Ok(Some(job)) => {
+                tracing::Span::current().record("job", job_id);
                 self.lock().job_id = Some(job_id.to_string());
                 Ok(job)
             }

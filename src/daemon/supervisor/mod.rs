@@ -124,12 +124,22 @@ impl Actor for Supervisor {
         let waker = {
             let (m, mut changes) = (mailboxes.clone(), args.ctx.ledger.changes());
             InFlightTask::spawn(async move {
-                // Each actor reads its own queue from the ledger: a commit wakes all three. An
-                // actor that is down rebuilds from the ledger when it comes back.
+                // Each actor reads its own queue from the ledger: a commit wakes the actors whose
+                // queue it changed. An actor that is down rebuilds from the ledger when it comes
+                // back; the heartbeat looks again every second whatever happens.
+                let mut before = *changes.borrow_and_update();
                 while changes.changed().await.is_ok() {
-                    let _ = m.input.send(InputGenMsg::Wake);
-                    let _ = m.prover.send(ProverMsg::Wake);
-                    let _ = m.reporter.send(ReporterMsg::Wake);
+                    let now = *changes.borrow_and_update();
+                    if now.to_build != before.to_build {
+                        let _ = m.input.send(InputGenMsg::Wake);
+                    }
+                    if now.to_prove != before.to_prove {
+                        let _ = m.prover.send(ProverMsg::Wake);
+                    }
+                    if now.to_report != before.to_report {
+                        let _ = m.reporter.send(ReporterMsg::Wake);
+                    }
+                    before = now;
                 }
             })
         };

@@ -3,6 +3,8 @@ use std::path::Path;
 use super::*;
 use std::path::PathBuf;
 
+/// Which actors a commit wakes.
+mod changes;
 /// The ledger file: its chain, its schema and upgrades, durability, locks and full disks, and
 /// the runtime while it waits.
 mod file;
