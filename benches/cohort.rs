@@ -63,14 +63,30 @@ fn quantiles(mut values: Vec<f64>) -> String {
     format!("p50 {:.1} ms, p99 {:.1} ms", at(0.5), at(0.99))
 }
 
-fn rss_mb(pid: u32) -> f64 {
+/// One line of `/proc/<pid>/status`, in MB.
+fn status_mb(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kb: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0);
     kb / 1024.0
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    status_mb(pid, "VmRSS:")
+}
+
+/// The RSS and what it is made of: anonymous memory (the heap, stacks) and file pages (the
+/// binary's code as it is run, the ledger's shared memory).
+fn rss_parts(pid: u32) -> String {
+    format!(
+        "RSS {:.1} MB (anonymous {:.1}, files {:.1})",
+        rss_mb(pid),
+        status_mb(pid, "RssAnon:"),
+        status_mb(pid, "RssFile:") + status_mb(pid, "RssShmem:")
+    )
 }
 
 fn run(r: &Run) {
@@ -129,7 +145,7 @@ fn run(r: &Run) {
             done += 1;
             // Memory along the way: flat, or growing with the blocks.
             if r.blocks >= 1000 && done % (r.blocks / 10) == 0 {
-                println!("  {done} blocks: RSS {:.1} MB", rss_mb(pid));
+                println!("  {done} blocks: {}", rss_parts(pid));
             }
         }
         if done == r.blocks {

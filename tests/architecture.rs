@@ -24,7 +24,7 @@ const FOLDERS: &[&[&str]] = &[
 /// a lower row (of its folder, or of a lower folder).
 const INSIDE: &[(&str, &[&[&str]])] = &[
     ("block", &[&["commitment"], &["schedule", "verify", "proof_file", "chainspec", "input"], &["zisk"], &["elf"]]),
-    ("runtime", &[&["status", "telemetry", "drain", "disk", "backoff"]]),
+    ("runtime", &[&["status", "telemetry", "drain", "disk", "backoff"], &["upkeep"]]),
     ("outside", &[&["chain", "process", "devchain"], &["ethproofs", "notify", "coordinator", "instance", "sanitize"]]),
     ("http", &[&["serve", "control"], &["surface"], &["health", "blocks"], &["dashboard"], &["admin"]]),
     ("commands", &[&["doctor", "reproduce"]]),

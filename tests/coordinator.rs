@@ -222,6 +222,39 @@ fn a_daemon_killed_mid_job_reattaches_to_it_and_proves_the_block_once() {
 }
 
 #[test]
+fn two_jobs_in_flight_are_both_reattached_after_a_kill_9_and_each_block_is_proved_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = mini_node(11);
+    let api = FakeApi::start(KEY);
+    let coordinator = FakeCoordinator::start();
+    coordinator.set_prove_time(Duration::from_secs(6));
+    let mut env = env_in(dir.path(), &node, Some(&api), &coordinator);
+    set(&mut env, "START_BLOCK", "10");
+    env.push(("MAX_JOBS_IN_FLIGHT", "2".into()));
+    let runs = |h: &Value, all: fn(&Value) -> bool| {
+        prover(h)["in_flight"].as_array().is_some_and(|r| r.len() == 2 && r.iter().all(all))
+    };
+    let mut d = Daemon::start(&env);
+    d.wait_for("both jobs proving", Duration::from_secs(60), |h| runs(h, |r| r["phase"] == "prove"));
+    d.kill9();
+    assert!(coordinator.running(10) && coordinator.running(11), "both jobs outlive the daemon");
+
+    let mut d = Daemon::start(&env);
+    d.wait_for("both followed again", Duration::from_secs(30), |h| runs(h, |r| r["job_id"].is_string()));
+    d.wait_for("both reported", Duration::from_secs(60), |_| {
+        accepted(&api, "proved", 10) == 1 && accepted(&api, "proved", 11) == 1
+    });
+    d.wait_idle(Duration::from_secs(30));
+    for block in [10, 11] {
+        assert_eq!(coordinator.prove_jobs_for(block), 1, "one job for block {block}");
+        assert_eq!(row(&d, block)["attempts"], 1, "re-attaching is not another attempt (block {block})");
+        assert_eq!(accepted(&api, "proved", block), 1, "block {block} reported once");
+    }
+    assert!(coordinator.cancels().is_empty());
+    assert!(d.terminate().0.success());
+}
+
+#[test]
 fn each_job_failure_lands_on_its_stage_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let node = mini_node(10);

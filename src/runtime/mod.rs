@@ -10,3 +10,6 @@ pub(crate) mod drain;
 pub mod status;
 /// Prometheus counters, histograms and gauges.
 pub(crate) mod telemetry;
+/// What the process does every few seconds whatever happens (histograms folded, free memory
+/// given back).
+pub(crate) mod upkeep;

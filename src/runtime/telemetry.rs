@@ -46,24 +46,11 @@ pub fn install() -> &'static PrometheusHandle {
     })
 }
 
-/// How often the histograms' buffered samples are folded into their buckets.
-const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Folds the histograms' samples into their buckets every few seconds until `stopped` resolves.
-/// The recorder buffers each sample until a scrape renders it; with no Prometheus scraping (or
-/// one that is down for days) that buffer would grow with every block.
-pub async fn keep(stopped: impl std::future::Future<Output = ()>) {
-    let handle = install();
-    let upkeep = async {
-        loop {
-            tokio::time::sleep(UPKEEP_EVERY).await;
-            handle.run_upkeep();
-        }
-    };
-    tokio::select! {
-        _ = stopped => {}
-        _ = upkeep => {}
-    }
+/// Folds the histograms' buffered samples into their buckets. The recorder keeps each sample
+/// until a scrape renders it; with no Prometheus scraping (or one that is down for days) that
+/// buffer would grow with every block.
+pub fn fold_samples() {
+    install().run_upkeep();
 }
 
 /// Every counter and histogram a rule or a graph reads, at zero, from start-up: a series that

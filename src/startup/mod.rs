@@ -328,7 +328,7 @@ impl Built {
             vec![tokio::spawn(crate::http::serve::serve(listener, public, probes.clone(), stopped(ctx.drain.clone())))];
         // The cohort scoreboard, worked out in the background for every page that shows it.
         http.push(tokio::spawn(crate::http::health::keep_scoreboard(surface.clone(), stopped(ctx.drain.clone()))));
-        http.push(tokio::spawn(crate::runtime::telemetry::keep(stopped(ctx.drain.clone()))));
+        http.push(tokio::spawn(crate::runtime::upkeep::keep(stopped(ctx.drain.clone()))));
         if let Some(admin_listener) = admin_listener {
             // The admin API on its own address; `/health` there too, so `status` needs one URL.
             let admin = crate::http::admin::router(surface.clone()).merge(crate::http::health::router(surface));

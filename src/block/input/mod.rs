@@ -280,6 +280,26 @@ pub fn generate(
     options: GenerateOptions,
     out: &Path,
 ) -> Result<Generated, InputError> {
+    let generated = build_input(block_json, witness_json, chain, options, out);
+    forget_signers();
+    generated
+}
+
+/// Empties ethrex's process-wide cache of recovered transaction senders (up to 100,000
+/// entries). A node keeps seeing the same transactions; the daemon sees each block once, so the
+/// cache only grew with every block it built (the cohort benchmark's memory, README). A build
+/// beside this one may recover a sender again: a few microseconds.
+fn forget_signers() {
+    ethrex_common::types::transaction::GLOBAL_SIGNER_CACHE.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+fn build_input(
+    block_json: Vec<u8>,
+    witness_json: Vec<u8>,
+    chain: &ChainConfig,
+    options: GenerateOptions,
+    out: &Path,
+) -> Result<Generated, InputError> {
     let mut timings = PhaseTimings::default();
     let t = Instant::now();
     let raw = parse(&block_json, &witness_json)?;

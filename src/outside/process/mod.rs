@@ -1,4 +1,4 @@
-//! Awaited an external program (cargo-zisk) so that it can always be stopped completely.
+//! Running an external program (cargo-zisk) so that it can always be stopped completely.
 //!
 //! The child is the leader of its own process group; timeouts, cancellation and even a dropped
 //! future (an actor that died mid-run) end the whole group, TERM first and KILL after a grace
@@ -148,9 +148,8 @@ pub async fn run(
             Ok(())
         });
     }
-    let mut child = command.spawn()?;
+    let (mut child, _ours) = Awaited::spawn(&mut command)?;
     let pgid = child.id().unwrap_or(0);
-    let _ours = Awaited::register(pgid);
     let guard = GroupGuard(pgid);
     started(pgid);
 
@@ -284,7 +283,7 @@ pub struct ProcStat {
 }
 
 impl ProcStat {
-    /// Awaited, or at least not dead: a zombie holds nothing but its pid.
+    /// Running, or at least not dead: a zombie holds nothing but its pid.
     pub fn alive(&self) -> bool {
         !matches!(self.state, 'Z' | 'X')
     }
@@ -327,13 +326,16 @@ struct Awaited(u32);
 static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
 
 impl Awaited {
-    fn register(pid: u32) -> Awaited {
-        RUNNING.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
-        Awaited(pid)
-    }
-
-    fn pids() -> Vec<u32> {
-        RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// Spawns and registers in one step under the list's lock: a sweep (which holds the same
+    /// lock while it looks) never sees a run's process before it is on the list. With several
+    /// runs in flight, one run's end would otherwise take another's process, started a moment
+    /// before, for an orphan and kill it.
+    fn spawn(command: &mut Command) -> std::io::Result<(tokio::process::Child, Awaited)> {
+        let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        let child = command.spawn()?;
+        let pid = child.id().unwrap_or(0);
+        running.push(pid);
+        Ok((child, Awaited(pid)))
     }
 }
 
@@ -359,19 +361,27 @@ pub fn sweep_orphans(since: u64) -> usize {
     let me = std::process::id();
     // SAFETY: getpgrp has no preconditions.
     let my_group = u32::try_from(unsafe { libc::getpgrp() }).unwrap_or(0);
-    let running = Awaited::pids();
-    let orphans: Vec<(u32, ProcStat)> = all_processes()
-        .into_iter()
-        .filter(|(_, st)| st.ppid == me && st.pgrp != my_group && st.start_ticks >= since)
-        // Another run's own process is no orphan: only what a run left behind is.
-        .filter(|(pid, _)| !running.contains(pid))
-        .collect();
-    for &(pid, st) in &orphans {
-        // SAFETY: a signal and a reap for a direct child of ours that tokio does not track.
-        unsafe {
+    let orphans: Vec<(u32, ProcStat)> = {
+        // Held while looking and signalling: no run can start a process meanwhile that the scan
+        // would see before it is on the list (`Awaited::spawn`).
+        let running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        let orphans: Vec<(u32, ProcStat)> = all_processes()
+            .into_iter()
+            .filter(|(_, st)| st.ppid == me && st.pgrp != my_group && st.start_ticks >= since)
+            // Another run's own process is no orphan: only what a run left behind is.
+            .filter(|(pid, _)| !running.contains(pid))
+            .collect();
+        for &(pid, st) in &orphans {
             if st.alive() {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                // SAFETY: a signal to a direct child of ours that tokio does not track.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
             }
+        }
+        orphans
+    };
+    for &(pid, _) in &orphans {
+        // SAFETY: a reap of a direct child of ours that tokio does not track.
+        unsafe {
             let mut status = 0;
             for _ in 0..100 {
                 if libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) != 0 {

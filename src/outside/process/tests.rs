@@ -86,3 +86,37 @@ async fn garbage_output_is_read_to_the_end_and_long_lines_are_cut() {
     assert!(long.len() <= MAX_LINE_BYTES + 20 && long.ends_with("(line cut)"), "{}", long.len());
     assert_eq!(out.tail.last().map(String::as_str), Some("done"));
 }
+
+/// Several runs in flight (one per GPU), each sweeping orphans as it ends: a sweep must never
+/// take a run's process, started a moment before, for an orphan. Runs start one after another
+/// while sweeps run back to back; every run must end as its script does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_beside_runs_starting_never_kills_their_processes() {
+    let sweeping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sweeper = {
+        let sweeping = sweeping.clone();
+        std::thread::spawn(move || {
+            let mut sweeps = 0u32;
+            while sweeping.load(std::sync::atomic::Ordering::SeqCst) {
+                sweep_orphans(0);
+                sweeps += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            sweeps
+        })
+    };
+    let mut runs = Vec::new();
+    for _ in 0..40 {
+        runs.push(tokio::spawn(async { run(&sh("sleep 0.05", Duration::from_secs(30)), never(), |_| {}).await }));
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let mut endings = Vec::new();
+    for r in runs {
+        endings.push(r.await.unwrap().unwrap().ending);
+    }
+    sweeping.store(false, std::sync::atomic::Ordering::SeqCst);
+    let sweeps = sweeper.join().unwrap();
+    assert!(sweeps > 10, "the sweeps ran beside the runs ({sweeps})");
+    let killed: Vec<&Ending> = endings.iter().filter(|e| **e != Ending::Code(0)).collect();
+    assert!(killed.is_empty(), "runs ended by a sweep: {killed:?} of {}", endings.len());
+}
