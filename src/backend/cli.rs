@@ -119,9 +119,9 @@ impl CargoZisk {
             kill_grace: self.kill_grace,
             env: gpu_env(req),
         };
-        tracing::info!(block = req.block, attempt = req.attempt, program = %self.program.display(), "prover started");
+        tracing::info!(program = %self.program.display(), "prover started");
         let started_at = SystemTime::now();
-        let outcome = self.run_process(&spec, stop.clone(), rec, req.block).await;
+        let outcome = self.run_process(&spec, stop.clone(), rec).await;
         let run = match outcome {
             Ok(run) => run,
             Err(e) => {
@@ -156,13 +156,7 @@ impl CargoZisk {
 
     /// Runs `spec` in its own process group, recording it, until it ends, times out or is asked
     /// to stop; then ends what it left behind.
-    async fn run_process(
-        &self,
-        spec: &RunSpec,
-        stop: StopSignal,
-        rec: &dyn Recorder,
-        block: u64,
-    ) -> std::io::Result<RunOutcome> {
+    async fn run_process(&self, spec: &RunSpec, stop: StopSignal, rec: &dyn Recorder) -> std::io::Result<RunOutcome> {
         let since = process::ticks_now();
         let stopped = async {
             stop.requested().await;
@@ -171,7 +165,7 @@ impl CargoZisk {
         // Helpers that left the process group and outlived it (ours as subreaper).
         let swept = process::sweep_orphans(since);
         if swept > 0 {
-            tracing::warn!(block, swept, "ended helpers the prover left running");
+            tracing::warn!(swept, "ended helpers the prover left running");
         }
         outcome
     }
@@ -197,8 +191,8 @@ impl CargoZisk {
             _ => (self.program.clone(), zisk::execute(&self.elf, &req.input, &self.extra_args).args),
         };
         let spec = RunSpec { program, args, timeout: emulator.timeout, kill_grace: self.kill_grace, env: gpu_env(req) };
-        tracing::info!(block = req.block, program = %spec.program.display(), "the guest checks the input");
-        let run = match self.run_process(&spec, stop.clone(), rec, req.block).await {
+        tracing::info!(program = %spec.program.display(), "the guest checks the input");
+        let run = match self.run_process(&spec, stop.clone(), rec).await {
             Ok(run) => run,
             Err(e) => {
                 let reason = format!("cannot run {}: {e} (set ZISKEMU, or INPUT_CHECK=native)", spec.program.display());

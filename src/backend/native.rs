@@ -42,7 +42,7 @@ impl Backend for Native {
 
 impl Native {
     async fn execute(&self, req: &RunRequest) -> BackendOutcome {
-        tracing::info!(block = req.block, attempt = req.attempt, "native re-execution started");
+        tracing::info!("native re-execution started");
         let (path, framing) = (req.input.clone(), self.framing);
         // The block's span goes along to the blocking pool.
         let span = tracing::Span::current();

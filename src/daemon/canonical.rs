@@ -56,9 +56,9 @@ pub fn orphan(ctx: &Context, block: u64, dir: &Path, old_hash: &str, reason: &st
     // The ledger first: a move that happened without its record would leave a canonical
     // block's recorded proof path pointing at nothing.
     ctx.ledger.block_reorged(block, Some(old_hash), Some(&kept), reason)?;
-    tracing::warn!(block, %reason, "reorg: the block is built again from the canonical chain");
+    tracing::warn!(%reason, "reorg: the block is built again from the canonical chain");
     if let Err(e) = std::fs::rename(dir, &kept) {
-        tracing::warn!(block, error = %e, kept = %kept.display(), "cannot move the orphan's files aside");
+        tracing::warn!(error = %e, kept = %kept.display(), "cannot move the orphan's files aside");
     }
     Ok(())
 }

@@ -106,7 +106,7 @@ impl Remote {
                 Ok(Submitted { job_id, pending_input }) => {
                     rec.trouble(None);
                     let job = self.record_job(req, kind, &job_id, stop, rec).await?;
-                    tracing::info!(block = req.block, job_id, %submission, kind = ?kind, "coordinator job submitted");
+                    tracing::info!(job_id, %submission, kind = ?kind, "coordinator job submitted");
                     if pending_input == 0 {
                         return Ok(job);
                     }
@@ -121,7 +121,7 @@ impl Remote {
                                 let reason = format!("the input could not be sent {push_failures} times: {e}");
                                 return Err(BackendOutcome::Ended(Ended::failed(Stage::Coordinator, reason)));
                             }
-                            tracing::warn!(block = req.block, job_id, error = %e, "the input could not be sent; submitting again");
+                            tracing::warn!(job_id, error = %e, "the input could not be sent; submitting again");
                             CoordError::Failing { code: "push".into(), message: e.to_string() }
                         }
                     }
@@ -140,7 +140,7 @@ impl Remote {
                     "the job's answer was lost: the coordinator may run it under an id never heard (find it by its metadata)"
                 );
                 self.until_recorded(stop, || rec.in_doubt(&doubt)).await.map_err(|e| {
-                    tracing::error!(block = req.block, error = %e, "cannot record the submission in doubt");
+                    tracing::error!(error = %e, "cannot record the submission in doubt");
                     BackendOutcome::Stopped
                 })?;
                 in_doubt = Some(doubt);
@@ -151,7 +151,7 @@ impl Remote {
             // same moment may not be counted yet.
             let ours_running = self.jobs_running.load(Ordering::SeqCst) > 0;
             if matches!(error, CoordError::NoCapacity(_)) && (ours_running || !std::mem::replace(&mut refused, true)) {
-                tracing::debug!(block = req.block, "every worker is busy; asking again for one");
+                tracing::debug!("every worker is busy; asking again for one");
                 if ours_running {
                     rec.trouble(None);
                     no_capacity_since = None;
@@ -196,7 +196,7 @@ impl Remote {
             }
             failures = failures.saturating_add(1);
             let backoff = SUBMIT_BACKOFF.after(failures);
-            tracing::warn!(block = req.block, error = %error, retry_in_s = backoff.as_secs(), "cannot submit the job yet");
+            tracing::warn!(error = %error, retry_in_s = backoff.as_secs(), "cannot submit the job yet");
             rec.trouble(Some(&error));
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
@@ -233,7 +233,7 @@ impl Remote {
         match recorded {
             Ok(job) => Ok(job),
             Err(e) => {
-                tracing::error!(block = req.block, job_id, error = %e, "cannot record the job; cancelling it");
+                tracing::error!(job_id, error = %e, "cannot record the job; cancelling it");
                 let _ = tokio::time::timeout(SHUTDOWN_CANCEL, self.client.cancel(job_id)).await;
                 Err(if stop.now() == Stop::Operator { cancelled() } else { BackendOutcome::Stopped })
             }

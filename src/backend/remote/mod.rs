@@ -143,7 +143,7 @@ impl Remote {
     async fn run_block(&self, req: &RunRequest, stop: StopSignal, rec: &dyn Recorder) -> BackendOutcome {
         let (job, kind) = match &req.resume_job {
             Some(job) => {
-                tracing::info!(block = req.block, job_id = job.id(), "re-attaching to the block's coordinator job");
+                tracing::info!(job_id = job.id(), "re-attaching to the block's coordinator job");
                 (job.clone(), self.main_kind())
             }
             None => {
@@ -214,7 +214,7 @@ impl Remote {
         let (end, cancelled_by) = self.await_end(&job, self.settings.check_timeout, false, false, stop, rec).await?;
         match end {
             JobEnd::Done { steps, outputs, .. } => {
-                tracing::debug!(block = req.block, ms = started.elapsed().as_millis() as u64, "input check job done");
+                tracing::debug!(ms = started.elapsed().as_millis() as u64, "input check job done");
                 if let Err(reason) = super::outputs_are_the_block_s(self.settings.output_layout, req, &outputs) {
                     return Err(BackendOutcome::Ended(Ended::failed(Stage::InputCheck, reason)));
                 }
@@ -299,7 +299,7 @@ async fn keep_proof(req: &RunRequest, data: &[u8], stop: &StopSignal) -> Result<
         match write_whole(&path, data) {
             Ok(bytes) => return Ok((path, bytes)),
             Err(e) => {
-                tracing::error!(block = req.block, error = %e, retry_in_s = wait.as_secs(), "cannot write the coordinator's proof; keeping it and trying again");
+                tracing::error!(error = %e, retry_in_s = wait.as_secs(), "cannot write the coordinator's proof; keeping it and trying again");
             }
         }
         tokio::select! {

@@ -189,10 +189,18 @@ pub async fn run(
         };
         let rec = Quiet { block: *block, steps: std::sync::Mutex::new(None), scratch: scratch.clone() };
         let started = Instant::now();
-        let outcome = match action {
-            ReproduceAction::Emulate => backend.check(&req, stop.clone(), &rec).await,
-            _ => backend.run(&req, stop.clone(), &rec).await,
-        };
+        // The backend's lines name their block through the span, as in the daemon.
+        let span = tracing::info_span!("block", block = *block);
+        let outcome = tracing::Instrument::instrument(
+            async {
+                match action {
+                    ReproduceAction::Emulate => backend.check(&req, stop.clone(), &rec).await,
+                    _ => backend.run(&req, stop.clone(), &rec).await,
+                }
+            },
+            span,
+        )
+        .await;
         let checked = *rec.steps.lock().unwrap_or_else(|p| p.into_inner());
         let input_bytes = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
         let row = row(*block, input_bytes, action, outcome, checked, started.elapsed());

@@ -97,7 +97,7 @@ pub async fn build_and_record(
     let recorded = match &result {
         Ok(generated) => {
             let input_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            tracing::info!(block, input_bytes = generated.written.bytes, input_ms, "input ready");
+            tracing::info!(input_bytes = generated.written.bytes, input_ms, "input ready");
             let hash = format!("{:#x}", generated.summary.hash);
             // What its proof must commit to, known now and never again asked of anyone.
             let outputs = generated.summary.outputs(ctx.chain.config.chain_id).to_hex();
@@ -143,7 +143,7 @@ async fn build(ctx: &Context, settings: &InputSettings, block: u64) -> Result<in
         match (before, after) {
             (Some(b), Some(a)) if !a.eq_ignore_ascii_case(&b) && reorgs < REORG_RETRIES => {
                 reorgs += 1;
-                tracing::warn!(block, before = %b, after = %a, "the chain reorganised while fetching; fetching again");
+                tracing::warn!(before = %b, after = %a, "the chain reorganised while fetching; fetching again");
             }
             _ => break (block_json, witness_json),
         }

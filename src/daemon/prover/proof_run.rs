@@ -69,7 +69,7 @@ async fn left_the_chain(ctx: &Context, job: &RunJob) -> Option<(String, String)>
         Canonical::Yes => None,
         Canonical::Left { built_from, reason } => Some((built_from, reason)),
         Canonical::Unknown(why) => {
-            tracing::warn!(block = job.block, %why, "cannot check that the block is still canonical; checked again before it is reported");
+            tracing::warn!(%why, "cannot check that the block is still canonical; checked again before it is reported");
             None
         }
     }
@@ -155,7 +155,7 @@ pub async fn run(
         // The block stays `proving` with its job recorded: the next start follows it again.
         BackendOutcome::Detached => return report(Verdict::Stopped, Vec::new(), None),
         BackendOutcome::Lost(reason) => {
-            tracing::warn!(block = job.block, %reason, "the attempt is lost; proving again");
+            tracing::warn!(%reason, "the attempt is lost; proving again");
             let interrupted = until_recorded(&ctx.ledger, &stopping, || {
                 ctx.ledger.proof_interrupted(job.block, true, cfg.max_prove_attempts)
             })

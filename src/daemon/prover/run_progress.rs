@@ -84,7 +84,7 @@ impl Recorder for Recording<'_> {
         if let Some(record) = crate::outside::instance::identify(pgid)
             && let Err(e) = self.ledger.prover_process(self.block, self.attempt, &record)
         {
-            tracing::error!(block = self.block, error = %e, "cannot record the prover's process");
+            tracing::error!(error = %e, "cannot record the prover's process");
         }
     }
 
@@ -125,14 +125,14 @@ impl Recorder for Recording<'_> {
                 s.done.push((left, took));
             }
         }
-        tracing::info!(block = self.block, phase = phase.as_str(), "coordinator job phase");
+        tracing::info!(phase = phase.as_str(), "coordinator job phase");
         s.phase = Some((phase, Instant::now()));
     }
 
     fn checked(&self, steps: Option<u64>) {
-        tracing::info!(block = self.block, steps = ?steps, "the guest accepts the input");
+        tracing::info!(steps = ?steps, "the guest accepts the input");
         if let Err(e) = self.ledger.input_checked(self.block, self.attempt, steps) {
-            tracing::error!(block = self.block, error = %e, "cannot record the input check");
+            tracing::error!(error = %e, "cannot record the input check");
         }
         self.lock().guest_steps = steps;
     }
