@@ -59,7 +59,7 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
     d.wait_for("target 1100 waiting", Duration::from_secs(30), |h| {
         input_gen(h)["queued_blocks"] == serde_json::json!([1000, 1100])
     });
-    std::thread::sleep(Duration::from_secs(1));
+    d.wait_for_polls(2, Duration::from_secs(30));
     assert_eq!(input_gen(&d.health())["missed_count"], 0, "nothing moves while paused");
     let h = d.health();
     assert_eq!(input_gen(&h)["state"], "paused");
@@ -312,7 +312,7 @@ fn old_block_data_goes_and_low_disk_pauses_new_work() {
     let out = support::daemon().args(["status", "--url", &format!("http://127.0.0.1:{}", d.port)]).output().unwrap();
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(said.starts_with("degraded") && said.contains("PAUSED by disk") && said.contains(&reason), "{said}");
-    std::thread::sleep(Duration::from_secs(1));
+    d.wait_for_polls(2, Duration::from_secs(30));
     assert_eq!(input_gen(&d.health())["processed_count"], 0, "no input was built while the disk is low");
     assert!(d.terminate().0.success());
 }

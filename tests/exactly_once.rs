@@ -118,7 +118,10 @@ fn the_operators_pause_survives_a_restart() {
     let h = d.wait_for("up", Duration::from_secs(60), |h| h["components"]["prover"]["state"].is_string());
     assert_eq!(h["paused"], true, "{h:#}");
     node.set_head(10);
-    std::thread::sleep(Duration::from_secs(3));
+    d.wait_for("target 10 waiting", Duration::from_secs(30), |h| {
+        h["components"]["input_generator"]["queued_blocks"].as_array().is_some_and(|q| q.contains(&10.into()))
+    });
+    d.wait_for_polls(2, Duration::from_secs(30));
     assert_eq!(prove_runs(dir.path(), 10), 0, "nothing starts while paused");
     assert!(cli(&d, &["resume"]).status.success());
     d.wait_for("block 10 proved", Duration::from_secs(60), |h| prover(h)["proved_count"] == 1);

@@ -184,6 +184,19 @@ impl Daemon {
         })
     }
 
+    /// Waits until the InputGenerator has answered `n` more head polls (its `head_seen_at` moved
+    /// on `n` times; it polls while paused too): it has had its turns since, each ending by
+    /// looking for work, so a check that it started none means something.
+    pub fn wait_for_polls(&mut self, n: usize, timeout: Duration) {
+        let seen = |h: &Value| h["components"]["input_generator"]["head_seen_at"].as_str().map(str::to_string);
+        let mut last = seen(&self.health());
+        for _ in 0..n {
+            let before = last.clone();
+            let h = self.wait_for("a later head poll", timeout, |h| seen(h).is_some() && seen(h) != before);
+            last = seen(&h);
+        }
+    }
+
     /// Polls `done` (which may read the daemon's log, `/metrics` or admin API) until it holds,
     /// failing with the log if the daemon exits or `timeout` passes.
     pub fn until(&mut self, what: &str, timeout: Duration, done: impl Fn(&Daemon) -> bool) {
