@@ -168,7 +168,17 @@ fn no_module_uses_a_module_of_its_own_or_a_higher_layer() {
             if same_unit {
                 continue; // itself (a folder that is one module uses its own parts freely)
             }
-            let fine = match place(&used_folder, used_module.as_deref()) {
+            // An item of a folder's `mod.rs` (`crate::runtime::block_span!`), not a module of it:
+            // it stands with the folder's lowest row.
+            let is_module = |m: &str| {
+                src.join(&used_folder).join(format!("{m}.rs")).exists() || src.join(&used_folder).join(m).is_dir()
+            };
+            let used_module = used_module.filter(|m| place(&used_folder, None).is_some() || is_module(m));
+            let used_place = match &used_module {
+                None if INSIDE.iter().any(|(f, _)| *f == used_folder) => folder_layer(&used_folder).map(|l| (l, 0)),
+                m => place(&used_folder, m.as_deref()),
+            };
+            let fine = match used_place {
                 Some(used) if used_folder == folder => used.1 < own.1,
                 Some(used) => used.0 < own.0,
                 None => false,

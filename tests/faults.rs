@@ -288,12 +288,8 @@ fn the_pipeline_keeps_its_promises_under_faults() {
     // slow disk (a CI runner) may take longer: 700 ms of margin.
     let answer_window = API_DELAY + Duration::from_millis(700);
     let in_doubt = |endpoint: &str, block: u64| {
-        let received = api.received();
-        let mut accepted = received.iter().filter(|r| {
-            r.path.ends_with(&format!("/{endpoint}")) && r.body["block_number"] == block && r.status == 200
-        });
         // Every acceptance but the last was re-sent: each must have lost its answer to a kill.
-        let arrivals: Vec<Instant> = accepted.by_ref().map(|r| r.at).collect();
+        let arrivals = acceptances(&api, endpoint, block);
         arrivals[..arrivals.len().saturating_sub(1)]
             .iter()
             .all(|&at| kills_at.iter().any(|&k| k >= at && k <= at + answer_window))
@@ -402,10 +398,16 @@ fn ledger_report(output: &std::path::Path) -> (bool, Vec<Value>) {
 
 /// How many `endpoint` calls for `block` the API accepted.
 fn accepted_calls(api: &FakeApi, endpoint: &str, block: u64) -> usize {
+    acceptances(api, endpoint, block).len()
+}
+
+/// When each call of `endpoint` for `block` that the API accepted arrived.
+fn acceptances(api: &FakeApi, endpoint: &str, block: u64) -> Vec<Instant> {
     api.received()
         .iter()
         .filter(|r| r.path.ends_with(&format!("/{endpoint}")) && r.body["block_number"] == block && r.status == 200)
-        .count()
+        .map(|r| r.at)
+        .collect()
 }
 
 /// The dev chain, one block a second, behind a node that can go down: `(url, chain, producing, down)`.

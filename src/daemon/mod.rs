@@ -15,16 +15,6 @@
 //! record their own outcome in the ledger the moment it is known, then tell the actor through
 //! its [`Mailbox`], which always points at the live incarnation.
 
-/// The span of one task a block starts (`block_span!(block, lane)`). A root, never a child: the
-/// task starts in an actor's turn, and ractor runs that turn in the span of the message that
-/// woke it, often the task of the block before; as its child, each block's span would hold every
-/// earlier one open (memory growing with each block, lines naming them all).
-macro_rules! block_span {
-    ($($field:tt)*) => {
-        tracing::info_span!(parent: None, "block", $($field)*)
-    };
-}
-
 mod canonical;
 mod input_generator;
 mod notifier;

@@ -190,7 +190,7 @@ pub async fn run(
         let rec = Quiet { block: *block, steps: std::sync::Mutex::new(None), scratch: scratch.clone() };
         let started = Instant::now();
         // The backend's lines name their block through the span, as in the daemon.
-        let span = tracing::info_span!("block", block = *block);
+        let span = crate::runtime::block_span!(block = *block);
         let outcome = tracing::Instrument::instrument(
             async {
                 match action {

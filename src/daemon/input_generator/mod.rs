@@ -355,7 +355,7 @@ impl InputGenerator {
             let (ctx, settings, mailbox) = (self.ctx.clone(), self.settings.clone(), self.mailbox.clone());
             let started = Instant::now();
             // Every line of the build, the node client's included, names its block.
-            let span = block_span!(block);
+            let span = crate::runtime::block_span!(block);
             let task = InFlightTask::spawn(tracing::Instrument::instrument(
                 async move {
                     let result = input_build::build_and_record(&ctx, &settings, block, started).await;

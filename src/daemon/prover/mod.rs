@@ -273,7 +273,8 @@ impl Prover {
         let slots = self.runs.clone();
         // Every line the run writes, the backend's and the coordinator client's included, names its block.
         // The attempt and the coordinator's job id are filled in once the run knows them.
-        let span = block_span!(block, lane, attempt = tracing::field::Empty, job = tracing::field::Empty);
+        let span =
+            crate::runtime::block_span!(block, lane, attempt = tracing::field::Empty, job = tracing::field::Empty);
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let report = proof_run::run(ctx, settings, job, run_stop, shared).await;

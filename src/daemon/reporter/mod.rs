@@ -224,7 +224,7 @@ impl Reporter {
         let (ctx, mailbox) = (self.ctx.clone(), self.mailbox.clone());
         let policy = self.settings.policy;
         // Every line about the call, the canonical check's and the client's included, names its block.
-        let span = block_span!(block = row.block, call = row.kind.as_str());
+        let span = crate::runtime::block_span!(block = row.block, call = row.kind.as_str());
         InFlightTask::spawn(tracing::Instrument::instrument(
             async move {
                 let _hold = hold;
