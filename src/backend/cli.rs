@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use super::{Backend, BackendOutcome, Ended, Recorder, RunFuture, RunRequest, Stop, StopSignal, checked};
 use crate::block::zisk::{self, Dialect, ProofLocation, ZiskVersion};
 use crate::decide::judge::Exit;
-use crate::decide::judge::{self, Action, FoundProof, RunFacts, Verdict};
+use crate::decide::judge::{self, Action, FoundProof, NoProof, RunFacts, Verdict};
 use crate::outside::process::{self, Ending, RunOutcome, RunSpec};
 use crate::store::Stage;
 
@@ -260,7 +260,7 @@ impl CargoZisk {
             action: act,
             ending: run.ending,
             elapsed: run.elapsed,
-            proof: Err("not looked for".into()),
+            proof: Err(NoProof::NotLookedFor),
             reported_ms: None,
             cycles: if act == Action::Prove { None } else { zisk::parse_steps(&run.tail) },
             detail: run.tail.first().cloned(),
@@ -282,7 +282,7 @@ impl CargoZisk {
                         written = Some((r.proof_path.clone(), file.bytes));
                     }
                 }
-                Err(e) => facts.proof = Err(e.to_string()),
+                Err(e) => facts.proof = Err(e.into()),
             }
         }
         (facts, written)
@@ -304,9 +304,11 @@ fn clear(location: &ProofLocation) {
     };
 }
 
-fn proof_file(path: &Path, started_at: SystemTime) -> Result<FoundProof, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let modified = meta.modified().map_err(|e| format!("{}: {e}", path.display()))?;
+fn proof_file(path: &Path, started_at: SystemTime) -> Result<FoundProof, NoProof> {
+    let unreadable =
+        |e: std::io::Error| NoProof::Unreadable { path: path.display().to_string(), reason: e.to_string() };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    let modified = meta.modified().map_err(unreadable)?;
     Ok(FoundProof { bytes: meta.len(), written_by_this_run: modified >= started_at })
 }
 

@@ -59,7 +59,7 @@ impl Native {
             action: Action::Native,
             ending: run.ending,
             elapsed: run.elapsed,
-            proof: Err("not looked for".into()),
+            proof: Err(crate::decide::judge::NoProof::NotLookedFor),
             reported_ms: None,
             cycles: None,
             detail: run.tail.first().cloned(),

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::Secret;
 use super::lanes::{CohortSetting, GpuList, ProveOrder};
+use super::{Secret, ValueError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ZiskAction {
@@ -103,68 +103,67 @@ fn zisk_version_setting() -> impl clap::builder::TypedValueParser<Value = ZiskVe
 
 /// `LOG_LEVEL`: a level, or comma-separated `target=level` directives. A bare word that is not a
 /// level (`verbose`) would be taken by tracing as a target name and silence the daemon: refused.
-pub fn check_log_filter(s: &str) -> Result<(), String> {
+pub fn check_log_filter(s: &str) -> Result<(), ValueError> {
     const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
     let is_level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
     let directives: Vec<&str> = s.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
     if directives.is_empty() {
-        return Err("is empty: use trace, debug, info, warn, error or off".into());
+        return Err(ValueError::EmptyLogFilter);
     }
+    let levels = || LEVELS.join(", ");
     for d in directives {
         match d.rsplit_once('=') {
             Some((target, level)) if !target.trim().is_empty() && is_level(level) => {}
-            Some(_) => return Err(format!("{d:?} is not `target=level` with a level of {}", LEVELS.join(", "))),
+            Some(_) => return Err(ValueError::NotTargetLevel { directive: d.to_string(), levels: levels() }),
             None if is_level(d) => {}
-            None => {
-                return Err(format!("{d:?} is not a level: use {} (or `target=level` directives)", LEVELS.join(", ")));
-            }
+            None => return Err(ValueError::NotALevel { directive: d.to_string(), levels: levels() }),
         }
     }
     Ok(())
 }
 
 /// `90s`, `30m`, `24h`, `7d` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
     let s = s.trim();
     let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration like 90s, 30m, 24h or 7d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m, h or d)")),
+    let n: u64 = digits.parse().map_err(|_| ValueError::NotADuration(s.to_string()))?;
+    let per = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(ValueError::UnknownUnit { value: s.to_string(), unit: unit.to_string() }),
     };
+    let secs = n.checked_mul(per).ok_or_else(|| ValueError::DurationTooLong(s.to_string()))?;
     Ok(Duration::from_secs(secs))
 }
 
 /// A number of seconds from 1 to 30 days: a timeout past that is a typo, and would overflow the
 /// clock arithmetic of deadlines.
-fn timeout_seconds(s: &str) -> Result<u64, String> {
+fn timeout_seconds(s: &str) -> Result<u64, ValueError> {
     match positive_u64(s)? {
-        v if v > 30 * 86_400 => Err(format!("{v} s is more than 30 days")),
+        v if v > 30 * 86_400 => Err(ValueError::MoreThan30Days(v)),
         v => Ok(v),
     }
 }
 
 /// An address to listen on: an IP, or a host name this machine resolves (`localhost`), taken
 /// as the first address it resolves to. Resolved once, at start-up.
-fn listen_host(s: &str) -> Result<IpAddr, String> {
+fn listen_host(s: &str) -> Result<IpAddr, ValueError> {
     use std::net::ToSocketAddrs;
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(ip);
     }
-    let mut addrs = (s, 0)
-        .to_socket_addrs()
-        .map_err(|e| format!("{s:?} is not an IP address nor a host name this machine resolves: {e}"))?;
-    addrs.next().map(|a| a.ip()).ok_or_else(|| format!("{s:?} resolves to no address"))
+    let mut addrs =
+        (s, 0).to_socket_addrs().map_err(|e| ValueError::UnknownHost { host: s.to_string(), reason: e.to_string() })?;
+    addrs.next().map(|a| a.ip()).ok_or_else(|| ValueError::NoAddress(s.to_string()))
 }
 
-fn positive_u64(s: &str) -> Result<u64, String> {
+fn positive_u64(s: &str) -> Result<u64, ValueError> {
     match s.parse::<u64>() {
-        Ok(0) => Err("must be greater than 0".into()),
+        Ok(0) => Err(ValueError::Zero),
         Ok(v) => Ok(v),
-        Err(e) => Err(format!("{s:?} is not a whole number: {e}")),
+        Err(e) => Err(ValueError::NotAWholeNumber { value: s.to_string(), reason: e.to_string() }),
     }
 }
 

@@ -3,23 +3,25 @@
 
 use clap::ValueEnum;
 
+use super::ValueError;
+
 /// `GPUS`: distinct CUDA device names, in the order given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GpuList(pub Vec<String>);
 
 /// Parses `GPUS`: comma-separated device indices or UUIDs, each at most 64 characters of
 /// letters, digits and `-`, no repeats (two runs on one GPU would fight for its memory), at most 64.
-pub(super) fn gpu_list(s: &str) -> Result<GpuList, String> {
+pub(super) fn gpu_list(s: &str) -> Result<GpuList, ValueError> {
     let gpus: Vec<String> = s.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect();
     if gpus.len() > 64 {
-        return Err(format!("names {} GPUs; at most 64", gpus.len()));
+        return Err(ValueError::TooManyGpus(gpus.len()));
     }
     for (i, g) in gpus.iter().enumerate() {
         if g.len() > 64 || !g.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(format!("`{g}` is not a GPU index or UUID (as CUDA_VISIBLE_DEVICES takes them, e.g. 0,1,2)"));
+            return Err(ValueError::NotAGpu(g.clone()));
         }
         if gpus[..i].contains(g) {
-            return Err(format!("names GPU {g} twice: one run per GPU"));
+            return Err(ValueError::GpuTwice(g.clone()));
         }
     }
     Ok(GpuList(gpus))
@@ -71,7 +73,7 @@ impl Cohort {
 
 /// `COHORT` against `BLOCK_INTERVAL`: `auto` follows the interval; a cohort named outright must
 /// have its blocks among the targets.
-pub(super) fn cohort(setting: CohortSetting, block_interval: u64) -> Result<Option<Cohort>, String> {
+pub(super) fn cohort(setting: CohortSetting, block_interval: u64) -> Result<Option<Cohort>, ValueError> {
     let named = match setting {
         CohortSetting::None => return Ok(None),
         CohortSetting::Auto => {
@@ -85,20 +87,20 @@ pub(super) fn cohort(setting: CohortSetting, block_interval: u64) -> Result<Opti
         CohortSetting::RealTime => Cohort::RealTime,
     };
     if named.every() % block_interval != 0 {
-        return Err(format!(
-            "{} proves every {} block(s), but BLOCK_INTERVAL = {block_interval} makes only every {block_interval}th a target",
-            named.as_str(),
-            named.every()
-        ));
+        return Err(ValueError::CohortNotTargets {
+            cohort: named.as_str(),
+            every: named.every(),
+            interval: block_interval,
+        });
     }
     Ok(Some(named))
 }
 
 /// Parses `GPU_HOURLY_PRICE`: a finite, non-negative number below a million.
-pub(super) fn price(s: &str) -> Result<f64, String> {
-    let p: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number (e.g. 2.5)"))?;
+pub(super) fn price(s: &str) -> Result<f64, ValueError> {
+    let p: f64 = s.trim().parse().map_err(|_| ValueError::NotANumber(s.to_string()))?;
     if !p.is_finite() || !(0.0..1_000_000.0).contains(&p) {
-        return Err(format!("`{s}` is not a price per GPU-hour between 0 and 1000000"));
+        return Err(ValueError::NotAPrice(s.to_string()));
     }
     Ok(p)
 }

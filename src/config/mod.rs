@@ -8,6 +8,7 @@
 mod args;
 mod lanes;
 pub mod reference;
+mod value;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 pub use args::*;
 pub use lanes::{Cohort, CohortSetting, GpuList, ProveOrder};
+pub use value::ValueError;
 
 /// A value that must never reach a log line, an error message or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -260,9 +262,9 @@ impl RunArgs {
                 "must be an http:// or https:// URL (where this daemon's pages are reached)",
             ));
         }
-        let cohort = lanes::cohort(self.cohort, self.block_interval).map_err(|e| err("COHORT", &e))?;
+        let cohort = lanes::cohort(self.cohort, self.block_interval).map_err(|e| err("COHORT", &e.to_string()))?;
         let cluster_gpus = self.cluster_gpus.unwrap_or_else(|| u32::try_from(self.gpus.0.len().max(1)).unwrap_or(1));
-        args::check_log_filter(&self.log_level).map_err(|e| err("LOG_LEVEL", &e))?;
+        args::check_log_filter(&self.log_level).map_err(|e| err("LOG_LEVEL", &e.to_string()))?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| err("LOG_LEVEL", &format!("is not a level or tracing filter: {e}")))?;
         // Absolute from here on: the ledger records paths, and they must resolve whatever the

@@ -42,8 +42,11 @@ fn durations() {
     assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
     assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
     assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
-    assert!(parse_duration("1w").is_err());
-    assert!(parse_duration("h").is_err());
+    assert_eq!(parse_duration("1w"), Err(ValueError::UnknownUnit { value: "1w".into(), unit: "w".into() }));
+    assert_eq!(parse_duration("h"), Err(ValueError::NotADuration("h".into())));
+    // A typo of many digits is refused, never wrapped round into a short window (or a panic).
+    assert_eq!(parse_duration("213503982334602d"), Err(ValueError::DurationTooLong("213503982334602d".into())));
+    assert_eq!(parse_duration("18446744073709551615"), Ok(Duration::from_secs(u64::MAX)));
 }
 
 #[test]

@@ -48,18 +48,18 @@ impl Control {
                 None => Resubmit::NotProvedOrPending,
             },
         };
-        tracing::info!(block, ?outcome, "operator: resubmit");
+        crate::runtime::block_span!(block).in_scope(|| tracing::info!(?outcome, "operator: resubmit"));
         Ok(outcome)
     }
 
     /// Cancel the block's running attempt; the Prover ends it (its process or coordinator job).
     pub fn cancel(&self, block: u64) -> Result<CancelRequest, StoreError> {
         let outcome = self.ledger.operator_cancel(block)?;
+        let _in = crate::runtime::block_span!(block).entered();
         match &outcome {
-            CancelRequest::Requested => tracing::warn!(block, "operator: cancel the block's running attempt"),
+            CancelRequest::Requested => tracing::warn!("operator: cancel the block's running attempt"),
             CancelRequest::NotProving(state) => {
                 tracing::info!(
-                    block,
                     state = state.as_deref().unwrap_or("not in the ledger"),
                     "operator: cancel refused, not being proved"
                 )

@@ -147,6 +147,17 @@ impl std::fmt::Debug for EthProofsClient {
     }
 }
 
+/// Why a call cannot be sent at all (given up, never retried).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BodyError {
+    #[error("a proved report without a proof")]
+    ProvedWithoutProof,
+    #[error("the request body cannot be encoded: {0}")]
+    Encode(String),
+    #[error("the request body would be {0} bytes, above the API's ~6 MB limit: the proof cannot be reported")]
+    TooLarge(usize),
+}
+
 impl EthProofsClient {
     pub fn new(http: reqwest::Client, config: EthProofsConfig) -> EthProofsClient {
         EthProofsClient { http, config }
@@ -156,8 +167,8 @@ impl EthProofsClient {
         format!("{}/{path}", self.config.base_url.expose().trim_end_matches('/'))
     }
 
-    /// The JSON body of a call; `None` with a reason if it cannot be sent at all.
-    pub fn body(&self, call: &Call) -> Result<Vec<u8>, String> {
+    /// The JSON body of a call, or why it cannot be sent at all.
+    pub fn body(&self, call: &Call) -> Result<Vec<u8>, BodyError> {
         let cluster_id = self.config.cluster_id;
         let value = match (&call.status, &call.proved) {
             (Status::Proved, Some(p)) => {
@@ -172,15 +183,12 @@ impl EthProofsClient {
                 }
                 v
             }
-            (Status::Proved, None) => return Err("a proved report without a proof".into()),
+            (Status::Proved, None) => return Err(BodyError::ProvedWithoutProof),
             _ => json!({"block_number": call.block, "cluster_id": cluster_id}),
         };
-        let body = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(&value).map_err(|e| BodyError::Encode(e.to_string()))?;
         if body.len() > MAX_BODY_BYTES {
-            return Err(format!(
-                "the request body would be {} bytes, above the API's ~6 MB limit: the proof cannot be reported",
-                body.len()
-            ));
+            return Err(BodyError::TooLarge(body.len()));
         }
         Ok(body)
     }
@@ -204,7 +212,7 @@ impl EthProofsClient {
     pub async fn send(&self, call: &Call) -> Outcome {
         let body = match self.body(call) {
             Ok(b) => b,
-            Err(reason) => return Outcome::Permanent { http: None, reason },
+            Err(e) => return Outcome::Permanent { http: None, reason: e.to_string() },
         };
         let response = self
             .http
@@ -310,6 +318,8 @@ mod tests {
             status: Status::Proved,
             proved: Some(Proved { proving_time_ms: 5, cycles: Some(9), proof: vec![0; 5_000_000] }),
         };
-        assert!(client().body(&call).unwrap_err().contains("6 MB"));
+        let refused = client().body(&call).unwrap_err();
+        assert!(matches!(refused, BodyError::TooLarge(n) if n > MAX_BODY_BYTES), "{refused}");
+        assert!(refused.to_string().contains("6 MB"), "{refused}");
     }
 }

@@ -71,8 +71,9 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn the_stop_waits_for_held_work_and_not_for_released_work() {
+    /// On a paused clock: "an hour" of waiting for held work takes no time.
+    #[tokio::test(start_paused = true)]
+    async fn the_stop_waits_for_held_work_however_long_and_not_for_released_work() {
         let drain = Drain::new();
         let (first, second) = (drain.hold(), drain.hold());
         drop(first);
@@ -80,9 +81,17 @@ mod tests {
         drain.signal();
         assert!(drain.is_draining());
         drain.signalled().await;
-        let waiting = tokio::time::timeout(Duration::from_millis(50), drain.settled()).await;
-        assert!(waiting.is_err(), "one hold is still alive");
-        drop(second);
-        tokio::time::timeout(Duration::from_secs(5), drain.settled()).await.expect("settled once every hold is gone");
+        let waiting = tokio::time::timeout(Duration::from_secs(3600), drain.settled()).await;
+        assert!(waiting.is_err(), "one hold is still alive after an hour");
+        let released = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(90)).await;
+            drop(second);
+        });
+        let start = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(3600), drain.settled())
+            .await
+            .expect("settled once every hold is gone");
+        assert_eq!(start.elapsed().as_secs(), 90, "settled when the last hold went, not before, not after");
+        released.await.unwrap();
     }
 }

@@ -1,10 +1,11 @@
 //! What every running part shares: the status board, metrics, the one stop signal, free disk space.
 
-/// The span of one task a block starts (`block_span!(block, lane)`), in the daemon and in
-/// `reproduce` alike. A root, never a child: in the daemon the task starts in an actor's turn,
-/// and ractor runs that turn in the span of the message that woke it, often the task of the
-/// block before; as its child, each block's span would hold every earlier one open (memory
-/// growing with each block, lines naming them all).
+/// The span of everything about one block (`block_span!(block, lane)`): each task a block
+/// starts, in the daemon and in `reproduce` alike, and each actor turn's lines about it (an
+/// actor's turn inherits no span: ractor's span propagation is off). A root, never a child: a
+/// block's task often starts in a turn about another block (the Prover hears of block 10's end
+/// and starts block 11); as its child, each block's span would hold every earlier one open
+/// (memory growing with each block, lines naming them all).
 macro_rules! block_span {
     ($($field:tt)*) => {
         tracing::info_span!(parent: None, "block", $($field)*)

@@ -133,7 +133,8 @@ pub async fn build(config: Config) -> Result<Built, StartupError> {
     ledger.bind_chain(&identity)?;
     if config.reports_to_ethproofs() {
         for block in ledger.repair_missing_proved_reports()? {
-            tracing::warn!(block, "proved but its report was never written; reporting it now");
+            crate::runtime::block_span!(block)
+                .in_scope(|| tracing::warn!("proved but its report was never written; reporting it now"));
         }
     }
     let http = reqwest::Client::builder()

@@ -37,6 +37,8 @@ struct NodeState {
     /// Blocks whose witness takes this long to come (a node slow on one block only).
     slow_witness: HashMap<u64, std::time::Duration>,
     calls: Vec<String>,
+    /// Calls that began hanging (`calls` has a call only once it is answered).
+    hung: usize,
 }
 
 pub struct FakeNode {
@@ -62,9 +64,14 @@ impl FakeNode {
             let method = request["method"].as_str().unwrap_or("").to_string();
             let id = request["id"].clone();
             let number = quantity(&request["params"][0]);
-            let hang = match s.lock().unwrap().overrides.get(&method) {
-                Some(Answer::Hang(d)) => Some(*d),
-                _ => None,
+            let hang = {
+                let mut st = s.lock().unwrap();
+                let hang = match st.overrides.get(&method) {
+                    Some(Answer::Hang(d)) => Some(*d),
+                    _ => None,
+                };
+                st.hung += usize::from(hang.is_some());
+                hang
             };
             let slow = number
                 .filter(|_| method == "debug_executionWitness")
@@ -155,6 +162,11 @@ impl FakeNode {
     /// Every call so far, as `method number`.
     pub fn calls(&self) -> Vec<String> {
         self.state.lock().unwrap().calls.clone()
+    }
+
+    /// How many calls began hanging on an `Answer::Hang`.
+    pub fn hung(&self) -> usize {
+        self.state.lock().unwrap().hung
     }
 
     /// Serves one block as the answer to every block and witness request, with the chain id.

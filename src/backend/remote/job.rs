@@ -71,7 +71,6 @@ impl Remote {
                 let left = Duration::from_millis(u64::try_from(doubt.until_ms - crate::store::now_ms()).unwrap_or(0));
                 if !left.is_zero() {
                     tracing::warn!(
-                        block = req.block,
                         submission = %doubt.submission,
                         wait_s = (left + IN_DOUBT_GRACE).as_secs(),
                         "a job whose answer was lost may still run; the block is submitted again once it has ended"
@@ -134,7 +133,6 @@ impl Remote {
                     .map_or(i64::MAX, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
                 let doubt = crate::store::JobInDoubt { submission, until_ms };
                 tracing::error!(
-                    block = req.block,
                     submission = %doubt.submission,
                     error = %error,
                     "the job's answer was lost: the coordinator may run it under an id never heard (find it by its metadata)"

@@ -122,7 +122,7 @@ pub fn inputs(dir: &Path) -> Result<Vec<(u64, PathBuf)>, ReproduceError> {
 
 /// Records nothing in the daemon's ledger: a replay leaves no trace but its proofs, its report
 /// and, for the coordinator, its jobs in the scratch ledger under `--out` (a job is followed
-/// only once recorded, here as in the daemon).
+/// only once recorded, here as in the daemon). Its lines are written in the replayed block's span.
 struct Quiet {
     block: u64,
     steps: std::sync::Mutex<Option<u64>>,
@@ -132,7 +132,7 @@ struct Quiet {
 impl Recorder for Quiet {
     fn process(&self, _pgid: u32) {}
     fn job(&self, job_id: &str) -> Result<crate::store::RecordedJob, NotRecorded> {
-        tracing::info!(block = self.block, job_id, "coordinator job");
+        tracing::info!(job_id, "coordinator job");
         let scratch = self
             .scratch
             .as_ref()
@@ -141,15 +141,15 @@ impl Recorder for Quiet {
     }
     fn in_doubt(&self, doubt: &crate::store::JobInDoubt) -> Result<(), NotRecorded> {
         // A replay records nothing of its blocks: it says so and waits the job out like the daemon.
-        tracing::warn!(block = self.block, submission = %doubt.submission, "a job's answer was lost; waiting out its deadline");
+        tracing::warn!(submission = %doubt.submission, "a job's answer was lost; waiting out its deadline");
         Ok(())
     }
     fn phase(&self, phase: Phase) {
-        tracing::debug!(block = self.block, phase = phase.as_str(), "phase");
+        tracing::debug!(phase = phase.as_str(), "phase");
     }
     fn trouble(&self, error: Option<&CoordError>) {
         if let Some(e) = error {
-            tracing::warn!(block = self.block, error = %e, "coordinator trouble; waiting");
+            tracing::warn!(error = %e, "coordinator trouble; waiting");
         }
     }
     fn checked(&self, steps: Option<u64>) {

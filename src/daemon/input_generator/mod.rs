@@ -45,16 +45,15 @@ pub enum InputGenMsg {
     Poll,
     /// The ledger's `seen` blocks may have changed (an operator's blocks, a resume).
     Wake,
-    /// A head from `newHeads`: looked up on the node before it is believed.
-    Head(u64),
     /// A polled head, with, when it was higher than the believed one, whether the node has a block
     /// there (asked in the same round as the poll).
     Polled {
         head: u64,
         exists: Option<bool>,
     },
-    /// A new head was looked up: whether the node has a block at that height.
-    HeadChecked {
+    /// A head from `newHeads`, with whether the node has a block there (the subscription's task
+    /// asks before it hands the head over).
+    NewHead {
         head: u64,
         exists: bool,
     },
@@ -87,9 +86,6 @@ pub struct InputGenState {
     missed_count: u64,
     /// Whether the node answers the head poll.
     node: NodeWatch,
-    /// A head not believed yet, and the look-up that confirms (or not) that the node has a block
-    /// there.
-    checking: Option<(u64, InFlightTask)>,
     /// The last head refused for want of a block, so a node that keeps saying it is logged once.
     refused: Option<u64>,
     /// `seen` blocks above the believed head already logged as waiting, so each is named once.
@@ -114,9 +110,14 @@ impl Actor for InputGenerator {
 
     async fn pre_start(&self, myself: ActorRef<Self::Msg>, _: ()) -> Result<Self::State, ActorProcessingErr> {
         let ws = self.settings.ws_url.as_ref().map(|url| {
-            let (url, mailbox) = (url.expose().to_string(), self.mailbox.clone());
-            InFlightTask::spawn(crate::outside::chain::follow_new_heads(url, move |n| {
-                let _ = mailbox.send(InputGenMsg::Head(n));
+            let (url, mailbox, node) = (url.expose().to_string(), self.mailbox.clone(), self.ctx.node.clone());
+            // Each head is looked up in the subscription's own task: one round, as a polled head.
+            InFlightTask::spawn(crate::outside::chain::follow_new_heads(url, move |head| {
+                let (mailbox, node) = (mailbox.clone(), node.clone());
+                async move {
+                    let exists = block_exists(&node, head).await;
+                    let _ = mailbox.send(InputGenMsg::NewHead { head, exists });
+                }
             }))
         });
         // The disk guard first: nothing is built on a full disk, not even the first target.
@@ -136,7 +137,6 @@ impl Actor for InputGenerator {
             missed: Recent::new(100),
             missed_count: 0,
             node: NodeWatch::default(),
-            checking: None,
             refused: None,
             waiting: Default::default(),
             not_served: Default::default(),
@@ -159,24 +159,14 @@ impl Actor for InputGenerator {
             }
             InputGenMsg::Poll => self.poll(s),
             InputGenMsg::Wake => {}
-            InputGenMsg::Head(n) => {
-                s.polling = None;
-                s.node.ok(&self.ctx, &self.alerts);
-                self.check_head(s, n);
-            }
             InputGenMsg::Polled { head, exists } => {
                 s.polling = None;
                 s.node.ok(&self.ctx, &self.alerts);
-                match exists {
-                    Some(exists) => self.looked_up(s, head, exists)?,
-                    None => self.check_head(s, head),
-                }
+                self.answered(s, head, exists)?;
             }
-            InputGenMsg::HeadChecked { head, exists } => {
-                if s.checking.as_ref().is_some_and(|(h, _)| *h == head) {
-                    s.checking = None;
-                    self.looked_up(s, head, exists)?;
-                }
+            InputGenMsg::NewHead { head, exists } => {
+                s.node.ok(&self.ctx, &self.alerts);
+                self.answered(s, head, Some(exists))?;
             }
             InputGenMsg::PollFailed(error) => {
                 s.polling = None;
@@ -205,14 +195,14 @@ impl InputGenerator {
             return;
         }
         let (poller, node, mailbox) = (self.poller.clone(), self.ctx.node.clone(), self.mailbox.clone());
-        let (believed, looking_up) = (s.head, s.checking.as_ref().map(|(h, _)| *h));
+        let believed = s.head;
         s.polling = Some((
             Instant::now(),
             InFlightTask::spawn(async move {
                 let msg = match tokio::time::timeout(POLL_TIMEOUT, poller.head()).await {
                     Ok(Ok(head)) => {
                         // The head rule in the same round: a higher head's block is asked for at once.
-                        let higher = decide::head::on_answer(believed, looking_up, head) == HeadStep::LookUp;
+                        let higher = decide::head::on_answer(believed, head) == HeadStep::LookUp;
                         let exists = if higher { Some(block_exists(&node, head).await) } else { None };
                         InputGenMsg::Polled { head, exists }
                     }
@@ -228,26 +218,17 @@ impl InputGenerator {
         ));
     }
 
-    /// A head answer: the same head refreshes its age; a higher one is looked up on the node and
-    /// believed ([`Self::on_head`]) only if the node has a block there.
-    fn check_head(&self, s: &mut InputGenState, head: u64) {
-        let looking_up = s.checking.as_ref().map(|(h, _)| *h);
-        match decide::head::on_answer(s.head, looking_up, head) {
-            HeadStep::Same => s.head_seen_at = Some((Instant::now(), SystemTime::now())),
-            HeadStep::LookUp if !self.ctx.drain.is_draining() => self.look_up(s, head),
-            HeadStep::LookUp | HeadStep::Nothing => {}
+    /// A head answer, with whether the node has its block when that was asked: the same head
+    /// refreshes its age; a higher one is believed ([`Self::on_head`]) only if the node has a
+    /// block there. (A higher head answered without a look-up was overtaken by another answer:
+    /// the next one asks.)
+    fn answered(&self, s: &mut InputGenState, head: u64, exists: Option<bool>) -> Result<(), ActorProcessingErr> {
+        match (decide::head::on_answer(s.head, head), exists) {
+            (HeadStep::Same, _) => s.head_seen_at = Some((Instant::now(), SystemTime::now())),
+            (HeadStep::LookUp, Some(exists)) => self.looked_up(s, head, exists)?,
+            (HeadStep::LookUp, None) | (HeadStep::Nothing, _) => {}
         }
-    }
-
-    /// Asks the node for the block at `head` (a `newHeads` header); the answer comes back as
-    /// `HeadChecked`.
-    fn look_up(&self, s: &mut InputGenState, head: u64) {
-        let (node, mailbox) = (self.ctx.node.clone(), self.mailbox.clone());
-        let check = InFlightTask::spawn(async move {
-            let exists = block_exists(&node, head).await;
-            mailbox.deliver(InputGenMsg::HeadChecked { head, exists }).await;
-        });
-        s.checking = Some((head, check));
+        Ok(())
     }
 
     /// A higher head was looked up: believed if the node has its block, else refused (said once).
@@ -315,7 +296,7 @@ impl InputGenerator {
             });
         }
         for block in new {
-            tracing::info!(block, head, "new target");
+            crate::runtime::block_span!(block).in_scope(|| tracing::info!(head, "new target"));
         }
         Ok(())
     }
@@ -338,7 +319,8 @@ impl InputGenerator {
             let above: std::collections::BTreeSet<u64> =
                 seen[seen.partition_point(|b| *b <= head)..].iter().copied().collect();
             for block in above.difference(&s.waiting) {
-                tracing::info!(block, head, "block {block} waits: the node's head is {head}");
+                crate::runtime::block_span!(block = *block)
+                    .in_scope(|| tracing::info!(head, "block {block} waits: the node's head is {head}"));
             }
             s.waiting = above;
         }

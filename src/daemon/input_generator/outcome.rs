@@ -16,6 +16,8 @@ pub(super) struct NotServed {
 
 impl InputGenerator {
     pub(super) fn built(&self, s: &mut InputGenState, block: u64, result: Result<u64, BuildError>) {
+        // The turn hears of one build: its lines are that block's.
+        let _in = crate::runtime::block_span!(block).entered();
         match result {
             Ok(input_ms) => {
                 s.not_served.remove(&block);
@@ -24,7 +26,7 @@ impl InputGenerator {
                 self.alerts.resolve(AlertKind::InputFailed, format!("the input of block {block} was built"));
             }
             Err(BuildError::Unrecorded(e)) => {
-                tracing::warn!(block, error = %e, "the input's outcome could not be recorded; the block is built again");
+                tracing::warn!(error = %e, "the input's outcome could not be recorded; the block is built again");
             }
             Err(BuildError::NotServed { stage, error }) => {
                 crate::runtime::telemetry::rpc_error(stage.as_str(), error.label());
@@ -41,7 +43,7 @@ impl InputGenerator {
                 (entry.stage, entry.reason, entry.detail) = (stage, error.summary(), error.to_string());
                 entry.tries = entry.tries.saturating_add(1);
                 entry.retry_at = now + wait;
-                tracing::warn!(block, stage = stage.as_str(), %error, retry_in_s = wait.as_secs(), "the node does not serve the target yet; asking again");
+                tracing::warn!(stage = stage.as_str(), %error, retry_in_s = wait.as_secs(), "the node does not serve the target yet; asking again");
             }
             Err(error) => {
                 s.not_served.remove(&block);
@@ -78,13 +80,14 @@ impl InputGenerator {
             }
             let detail = format!("{reason}; its last answer: {}", waited.detail);
             s.not_served.remove(&block);
+            let _in = crate::runtime::block_span!(block).entered();
             self.missed(s, block, Stage::BackfillWindow, reason, detail);
         }
         Ok(())
     }
 
     /// A target that will not be proved: counted, alerted, shown (`summary` in our words,
-    /// `detail` whole).
+    /// `detail` whole). In the block's span.
     fn missed(&self, s: &mut InputGenState, block: u64, stage: Stage, summary: String, detail: String) {
         let stage = stage.as_str();
         crate::runtime::telemetry::block_outcome("missed", stage);
@@ -93,7 +96,7 @@ impl InputGenerator {
             format!("Input failed: block {block} ({stage})"),
             format!("{detail}\n{}", self.ctx.links.block(block, false)),
         );
-        tracing::error!(block, stage, reason = %detail, "target missed");
+        tracing::error!(stage, reason = %detail, "target missed");
         s.missed_count = s.missed_count.saturating_add(1);
         s.missed.push(MissedBlock {
             block,

@@ -7,8 +7,10 @@ impl Prover {
     pub(super) fn finished(&self, s: &mut ProverState, r: &RunReport, run: Option<&InFlight>) {
         let (started, timestamp) = (run.map(|f| f.started), run.and_then(|f| f.timestamp));
         let block = r.block;
+        // The turn hears of one run: its lines are that block's.
+        let _in = crate::runtime::block_span!(block, attempt = r.attempt).entered();
         if let Some(e) = &r.unrecorded {
-            tracing::error!(block, error = %e, "the run's outcome could not be recorded; it is looked at again");
+            tracing::error!(error = %e, "the run's outcome could not be recorded; it is looked at again");
             // Settled from the ledger and the disk as a restart would, at the next heartbeat
             // (while stopping, at the next start).
             if !self.ctx.drain.is_draining() {
@@ -21,13 +23,7 @@ impl Prover {
         }
         match &r.verdict {
             Verdict::Proved { proving_ms, cycles } => {
-                tracing::info!(
-                    block,
-                    attempt = r.attempt,
-                    proving_time_ms = proving_ms,
-                    cycles = *cycles,
-                    "block proved"
-                );
+                tracing::info!(proving_time_ms = proving_ms, cycles = *cycles, "block proved");
                 crate::runtime::telemetry::block_outcome("proved", "prove");
                 crate::runtime::telemetry::proved(*proving_ms as f64 / 1000.0, timestamp);
                 self.record_latency(block);
@@ -48,7 +44,7 @@ impl Prover {
                 }
             }
             Verdict::Executed { ms, cycles } => {
-                tracing::info!(block, ms, cycles = *cycles, "block executed (no proof)");
+                tracing::info!(ms, cycles = *cycles, "block executed (no proof)");
                 crate::runtime::telemetry::block_outcome("executed", "execute");
                 s.executed_count += 1;
                 s.executed.push(ExecutedBlock { block, ms: *ms, cycles: *cycles });
@@ -66,8 +62,9 @@ impl Prover {
         self.prune();
     }
 
+    /// Called in the block's span (the run's end, or recovery's look at the block).
     pub(super) fn failed(&self, s: &mut ProverState, block: u64, stage: Stage, reason: &str, last_lines: Vec<String>) {
-        tracing::error!(block, stage = stage.as_str(), %reason, "proof failed");
+        tracing::error!(stage = stage.as_str(), %reason, "proof failed");
         crate::runtime::telemetry::block_outcome("failed", if stage == Stage::Prove { "prove" } else { "prover" });
         self.alerts.alert(
             AlertKind::ProofFailed,

@@ -114,7 +114,9 @@ impl Actor for Prover {
         // Runs the previous incarnation started go on: adopted, never counted as interrupted.
         let adopted = self.runs.all();
         for run in adopted.values() {
-            tracing::warn!(block = run.block, "the Prover restarted during a run; the run goes on and is adopted");
+            crate::runtime::block_span!(block = run.block, lane = run.lane).in_scope(|| {
+                tracing::warn!("the Prover restarted during a run; the run goes on and is adopted");
+            });
         }
         let mut s = ProverState {
             in_flight: adopted,
@@ -222,20 +224,21 @@ impl Prover {
         let running: Vec<u64> = s.in_flight.values().map(|f| f.block).collect();
         let newest = self.settings.order == crate::config::ProveOrder::Newest;
         let Some(row) = ledger.next_to_prove(&running, newest)? else { return Ok(false) };
+        let _in = crate::runtime::block_span!(block = row.number, lane).entered();
         let Some(input_path) = row.input_path.clone().filter(|p| p.is_file()) else {
-            tracing::warn!(block = row.number, "the input is gone from disk; building it again");
+            tracing::warn!("the input is gone from disk; building it again");
             ledger.input_lost(row.number)?;
             return Ok(true);
         };
         // Seen to prover is a block's first run: one run again keeps when it was first seen.
         let head_to_prover_ms =
             row.seen_at_ms.filter(|_| row.attempts == 0).map(|seen| crate::store::now_ms().saturating_sub(seen).max(0));
-        tracing::debug!(block = row.number, lane, ?head_to_prover_ms, "run starting");
+        tracing::debug!(?head_to_prover_ms, "run starting");
         // The run records `proof started` itself, once the block is known to be canonical.
         // An input built before outputs were recorded (an older daemon) is built again: its proof
         // could not be bound to the block.
         let Some(expected) = row.expected_output.as_deref().and_then(BlockOutputs::from_hex) else {
-            tracing::warn!(block = row.number, "no outputs recorded with the input; building it again");
+            tracing::warn!("no outputs recorded with the input; building it again");
             ledger.input_lost(row.number)?;
             return Ok(true);
         };
@@ -296,8 +299,10 @@ impl Prover {
         for f in s.in_flight.values() {
             let requested = self.ctx.ledger.block(f.block).ok().flatten().is_some_and(|b| b.cancel_requested);
             if requested && f.stop.now() == Stop::No {
-                tracing::warn!(block = f.block, "the operator cancels the running attempt");
-                f.stop.cancel();
+                crate::runtime::block_span!(block = f.block, lane = f.lane).in_scope(|| {
+                    tracing::warn!("the operator cancels the running attempt");
+                    f.stop.cancel();
+                });
             }
         }
     }

@@ -146,10 +146,7 @@ pub async fn run(
         BackendOutcome::Stopped => {
             // A graceful stop is not the block's fault: back in the queue, not counted.
             let unrecorded = ctx.ledger.proof_interrupted(job.block, false, cfg.max_prove_attempts).err();
-            tracing::info!(
-                block = job.block,
-                "prover stopped for shutdown; the block is proved again at the next start"
-            );
+            tracing::info!("prover stopped for shutdown; the block is proved again at the next start");
             return report(Verdict::Stopped, Vec::new(), unrecorded);
         }
         // The block stays `proving` with its job recorded: the next start follows it again.
@@ -205,10 +202,10 @@ pub async fn run(
     }
     let sealed = match (&verdict, ended.proof.as_ref()) {
         (Verdict::Proved { .. }, Some((path, _))) => {
-            let (ctx, block, path, expected) = (ctx.clone(), job.block, path.clone(), job.expected);
+            let (ctx, path, expected) = (ctx.clone(), path.clone(), job.expected);
             let span = tracing::Span::current();
             Some(
-                tokio::task::spawn_blocking(move || span.in_scope(|| accept(&ctx, block, &path, expected.as_ref())))
+                tokio::task::spawn_blocking(move || span.in_scope(|| accept(&ctx, &path, expected.as_ref())))
                     .await
                     .unwrap_or_else(|e| Err((Stage::ProofOutput, format!("the task checking the proof failed: {e}")))),
             )
@@ -235,21 +232,17 @@ const UNVERIFIED_READ_CAP: u64 = 256 << 20;
 /// A proved run's proof, read once (no symlink followed): those bytes are checked for this
 /// program and this block (when VERIFY_PROOFS is on), then made durable and hashed. The
 /// SHA-256 to record, or the stage and reason the block fails with; a rejected proof stays on
-/// disk for a person to look at. Blocking: a STARK check takes CPU time.
-pub fn accept(
-    ctx: &Context,
-    block: u64,
-    path: &Path,
-    expected: Option<&BlockOutputs>,
-) -> Result<String, (Stage, String)> {
+/// disk for a person to look at. Blocking: a STARK check takes CPU time. In the block's span
+/// (the run's, or recovery's), as are `settle_recorded` and `record`.
+pub fn accept(ctx: &Context, path: &Path, expected: Option<&BlockOutputs>) -> Result<String, (Stage, String)> {
     let cap = if ctx.verify.is_some() { crate::block::verify::max_proof_bytes() } else { UNVERIFIED_READ_CAP };
     let file = ProofFile::read(path, cap).map_err(|e| (Stage::ProofOutput, e.to_string()))?;
     if let Some(check) = &ctx.verify {
         match check.check_bytes(&file.bytes, expected, ctx.program_key().as_ref()) {
-            Ok(v) => tracing::info!(block, program_vk = %v.program_vk, compressed = v.compressed, "proof verified"),
+            Ok(v) => tracing::info!(program_vk = %v.program_vk, compressed = v.compressed, "proof verified"),
             Err(rejected) => {
                 crate::runtime::telemetry::proof_rejected();
-                tracing::error!(block, proof = %path.display(), reason = %rejected, "proof rejected by the verifier; kept, never reported");
+                tracing::error!(proof = %path.display(), reason = %rejected, "proof rejected by the verifier; kept, never reported");
                 return Err((Stage::Verify, rejected.to_string()));
             }
         }
@@ -268,7 +261,7 @@ pub fn settle_recorded(
     let sealed = match (&verdict, &row.proof_path) {
         (Verdict::Proved { .. }, Some(path)) => {
             let expected = row.expected_output.as_deref().and_then(BlockOutputs::from_hex);
-            Some(accept(ctx, row.number, path, expected.as_ref()))
+            Some(accept(ctx, path, expected.as_ref()))
         }
         (Verdict::Proved { .. }, None) => Some(Err((Stage::ProofOutput, "no proof path was recorded".to_string()))),
         _ => None,
@@ -304,7 +297,7 @@ pub(super) fn record(
                         ctx.ledger.proof_accepted(block, &accepted, reporting)?
                     {
                         crate::runtime::telemetry::proof_rejected();
-                        tracing::error!(block, other, %reason, "a proof already recorded for another block; kept, never reported");
+                        tracing::error!(other, %reason, "a proof already recorded for another block; kept, never reported");
                         return Ok(Verdict::Failed { stage: Stage::Verify, reason });
                     }
                 }
@@ -318,7 +311,7 @@ pub(super) fn record(
         Verdict::Failed { stage, reason } => ctx.ledger.proof_failed(block, *stage, reason)?,
         Verdict::Stopped => {
             if ctx.ledger.proof_interrupted(block, false, settings.max_prove_attempts)? != Interrupted::Requeued {
-                tracing::warn!(block, "stopped run was not requeued");
+                tracing::warn!("stopped run was not requeued");
             }
         }
         // Recorded where it was found (`orphan`).

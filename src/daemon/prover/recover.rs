@@ -29,19 +29,20 @@ impl Prover {
         let mut unsettled = false;
         for step in plan {
             let block = step.block();
+            let _in = crate::runtime::block_span!(block).entered();
             match self.recover_one(s, step, &exited) {
                 Ok(()) => {}
                 Err(e) if e.is_transient() => {
-                    tracing::warn!(block, error = %e, "a run left behind is not settled yet; looking again at the next heartbeat");
+                    tracing::warn!(error = %e, "a run left behind is not settled yet; looking again at the next heartbeat");
                     unsettled = true;
                 }
                 Err(e) => {
                     let reason = format!("the run left behind could not be judged after a restart: {e}");
-                    tracing::error!(block, %reason, "failing the block rather than refusing to start");
+                    tracing::error!(%reason, "failing the block rather than refusing to start");
                     match ledger.proof_failed(block, Stage::Prove, &reason) {
                         Ok(()) => self.failed(s, block, Stage::Prove, &reason, Vec::new()),
                         Err(e) => {
-                            tracing::error!(block, error = %e, "cannot record it either; looking again at the next heartbeat");
+                            tracing::error!(error = %e, "cannot record it either; looking again at the next heartbeat");
                             unsettled = true;
                         }
                     }
@@ -63,12 +64,12 @@ impl Prover {
         s.unsettled = unsettled;
     }
 
-    /// One step of the recovery plan.
+    /// One step of the recovery plan, in its block's span.
     fn recover_one(&self, s: &mut ProverState, step: Recovery, exited: &[BlockRecord]) -> Result<(), StoreError> {
         let ledger = &self.ctx.ledger;
         match step {
             Recovery::Follow { block, attempt, job } => {
-                tracing::info!(block, job_id = job.id(), "a coordinator job outlived the last run; following it again");
+                tracing::info!(job_id = job.id(), "a coordinator job outlived the last run; following it again");
                 s.resume.push_back((block, Resume { attempt, job }));
             }
             Recovery::Interrupted { block, process } => {
@@ -77,7 +78,7 @@ impl Prover {
                     let ended = crate::outside::instance::reap(process);
                     if ended > 0 {
                         alive = true;
-                        tracing::warn!(block, pgid = process.pgid, ended, "ended a prover run left behind");
+                        tracing::warn!(pgid = process.pgid, ended, "ended a prover run left behind");
                     }
                 }
                 // A run that finished while its end could not be recorded (the ledger locked,
@@ -92,9 +93,9 @@ impl Prover {
                 {
                     let expected =
                         row.expected_output.as_deref().and_then(crate::block::commitment::BlockOutputs::from_hex);
-                    match proof_run::accept(&self.ctx, block, &found.0, expected.as_ref()) {
+                    match proof_run::accept(&self.ctx, &found.0, expected.as_ref()) {
                         Ok(sha256) => {
-                            tracing::warn!(block, proof = %found.0.display(), "the run finished before the restart; its proof verifies");
+                            tracing::warn!(proof = %found.0.display(), "the run finished before the restart; its proof verifies");
                             let exit = crate::store::ExitRecord {
                                 exit: &Exit::FoundAfterRestart.record(),
                                 proof: Some((&found.0, found.1)),
@@ -107,19 +108,19 @@ impl Prover {
                             return Ok(());
                         }
                         Err((_, why)) => {
-                            tracing::warn!(block, %why, "a proof left behind does not verify; proving the block again");
+                            tracing::warn!(%why, "a proof left behind does not verify; proving the block again");
                         }
                     }
                 }
                 match ledger.proof_interrupted(block, true, self.settings.max_prove_attempts)? {
-                    Interrupted::Requeued => tracing::info!(block, "resuming: proving again"),
+                    Interrupted::Requeued => tracing::info!("resuming: proving again"),
                     Interrupted::GaveUp(reason) => self.failed(s, block, Stage::Prove, &reason, Vec::new()),
                 }
             }
             Recovery::Rejudge { block } => {
                 let Some(row) = exited.iter().find(|r| r.number == block) else { return Ok(()) };
                 let verdict = self.rejudge(row);
-                tracing::warn!(block, ?verdict, "judging a run whose exit was recorded before a restart");
+                tracing::warn!(?verdict, "judging a run whose exit was recorded before a restart");
                 proof_run::settle_recorded(&self.ctx, &self.settings, row, verdict)?;
             }
         }

@@ -39,12 +39,14 @@ pub fn prune(output_dir: &Path, ledger: &Ledger, retain: u64, reporting: bool) -
         let dir = output_dir.join(folder.name());
         match std::fs::remove_dir_all(&dir) {
             Ok(()) if matches!(folder, Folder::Block(_)) => removed.push(folder.block()),
-            Ok(()) => tracing::info!(block = folder.block(), dir = %dir.display(), "an old orphan's folder removed"),
+            Ok(()) => crate::runtime::block_span!(block = folder.block()).in_scope(|| {
+                tracing::info!(dir = %dir.display(), "an old orphan's folder removed");
+            }),
             // Gone already (removed by hand, or by a prune of an earlier daemon): nothing to do.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(block = folder.block(), error = %e, dir = %dir.display(), "cannot remove old block data")
-            }
+            Err(e) => crate::runtime::block_span!(block = folder.block()).in_scope(|| {
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot remove old block data");
+            }),
         }
     }
     Ok(removed)

@@ -150,11 +150,7 @@ impl Recorder for Recording<'_> {
             }
             None => {
                 if let Some(t) = s.trouble.take() {
-                    tracing::info!(
-                        block = self.block,
-                        after_s = t.since.elapsed().as_secs(),
-                        "the coordinator answers again"
-                    );
+                    tracing::info!(after_s = t.since.elapsed().as_secs(), "the coordinator answers again");
                 }
             }
         }

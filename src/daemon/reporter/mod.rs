@@ -101,11 +101,13 @@ impl Actor for Reporter {
                 if s.sending.as_ref().is_some_and(|(sending, _)| *sending == id) {
                     s.sending = None;
                 }
-                tracing::warn!(block, status = "proved", %why, "not sent");
-                if orphaned {
-                    crate::runtime::telemetry::block_outcome("orphaned", "reorg");
-                    self.alerts.info(format!("Reorg at block {block}"), why.clone());
-                }
+                crate::runtime::block_span!(block, call = ReportKind::Proved.as_str()).in_scope(|| {
+                    tracing::warn!(%why, "not sent");
+                    if orphaned {
+                        crate::runtime::telemetry::block_outcome("orphaned", "reorg");
+                        self.alerts.info(format!("Reorg at block {block}"), why.clone());
+                    }
+                });
                 s.last_error = Some(why);
             }
         }
@@ -126,6 +128,8 @@ impl Reporter {
         };
         crate::runtime::telemetry::api_response(row.kind.as_str(), result, http);
         let (block, status) = (row.block, row.kind.as_str());
+        // The turn hears of one call: its lines are that block's.
+        let _in = crate::runtime::block_span!(block, call = status).entered();
         match settle {
             Settle::Done => {
                 if row.kind == ReportKind::Proved {
@@ -140,14 +144,14 @@ impl Reporter {
                 s.delivered_count += 1;
                 s.delivered.push(DeliveredReport { block, status, at: rfc3339(SystemTime::now()) });
                 s.last_error = None;
-                tracing::info!(block, status, "reported to EthProofs");
+                tracing::info!("reported to EthProofs");
                 self.alerts.resolve(AlertKind::ReportFailed, format!("block {block} {status} accepted"));
             }
-            Settle::AlreadyProved => tracing::info!(block, status, "EthProofs says the block is already proved"),
+            Settle::AlreadyProved => tracing::info!("EthProofs says the block is already proved"),
             Settle::Failed(reason) => self.gave_up(s, row, reason),
             Settle::Retry { error, next_at_ms } => {
                 let wait_ms = next_at_ms.saturating_sub(now_ms());
-                tracing::warn!(block, status, %error, retry_in_ms = wait_ms, "EthProofs call not accepted; will retry");
+                tracing::warn!(%error, retry_in_ms = wait_ms, "EthProofs call not accepted; will retry");
                 s.last_error = Some(error.clone());
             }
             // Recorded and said by the send task (`ReporterMsg::Held`).
@@ -155,9 +159,10 @@ impl Reporter {
         }
     }
 
+    /// In the call's span.
     fn gave_up(&self, s: &mut ReporterState, row: &ReportRow, reason: &str) {
         let (block, status) = (row.block, row.kind.as_str());
-        tracing::error!(block, status, %reason, "EthProofs report failed permanently; not retried");
+        tracing::error!(%reason, "EthProofs report failed permanently; not retried");
         s.failed.push(FailedReport { block, status, reason: public_reason(reason), detail: reason.to_string() });
         s.last_error = Some(reason.to_string());
         self.alerts.alert(
@@ -197,7 +202,8 @@ impl Reporter {
                 Next::GiveUp(id, reason) => {
                     if let Some(row) = pending.iter().find(|r| r.id == id) {
                         ledger.report_settled(row, &Settle::Failed(reason.clone()))?;
-                        self.gave_up(s, row, &reason);
+                        crate::runtime::block_span!(block = row.block, call = row.kind.as_str())
+                            .in_scope(|| self.gave_up(s, row, &reason));
                     }
                 }
                 Next::Send(id) => {
@@ -236,19 +242,19 @@ impl Reporter {
                 }
                 let call = match build_call(&row).await {
                     Ok(call) => bound_to_its_block(&ctx, &row, call).await,
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(e),
                 };
                 // In doubt from here until the answer is recorded: a restart in between asks again.
                 if let Err(e) = super::until_recorded(&ctx.ledger, || false, || ctx.ledger.report_sending(row.id)).await
                 {
-                    tracing::error!(error = %e, block = row.block, "cannot mark the call in doubt; not sent");
+                    tracing::error!(error = %e, "cannot mark the call in doubt; not sent");
                     let why = e.to_string();
                     mailbox.deliver(ReporterMsg::Held { id: row.id, block: row.block, why, orphaned: false }).await;
                     return;
                 }
                 let outcome = match call {
                     Ok(call) => client.send(&call).await,
-                    Err(reason) => Outcome::Permanent { http: None, reason },
+                    Err(e) => Outcome::Permanent { http: None, reason: e.to_string() },
                 };
                 let settle = outbox::settle(&row, &outcome, policy, now_ms(), crate::runtime::backoff::draw());
                 // The answer is recorded through a ledger that cannot be written for now; a restart
@@ -256,7 +262,7 @@ impl Reporter {
                 if let Err(e) =
                     super::until_recorded(&ctx.ledger, || false, || ctx.ledger.report_settled(&row, &settle)).await
                 {
-                    tracing::error!(error = %e, block = row.block, "cannot record the EthProofs answer; the call stays pending");
+                    tracing::error!(error = %e, "cannot record the EthProofs answer; the call stays pending");
                 }
                 mailbox.deliver(ReporterMsg::Sent { row: Box::new(row), outcome, settle }).await;
             },

@@ -37,6 +37,12 @@ pub(super) enum CallError {
     Altered { recorded: String, found: String },
     #[error("no SHA-256 was recorded for the proof; not sent")]
     NoDigest,
+    #[error("the block's record cannot be read: {0}")]
+    Ledger(#[from] crate::store::StoreError),
+    #[error("the task checking the proof failed: {0}")]
+    CheckTask(String),
+    #[error("the proof is not checked for this block and program ({0}); never sent")]
+    NotThisBlock(crate::block::verify::Rejected),
 }
 
 pub(super) async fn build_call(report: &ReportRow) -> Result<Call, CallError> {
@@ -135,10 +141,10 @@ pub(super) async fn bound_to_its_block(
     ctx: &Arc<Context>,
     row: &ReportRow,
     call: crate::outside::ethproofs::Call,
-) -> Result<crate::outside::ethproofs::Call, String> {
+) -> Result<crate::outside::ethproofs::Call, CallError> {
     let Some(check) = ctx.verify.clone() else { return Ok(call) };
     let Some(proved) = &call.proved else { return Ok(call) };
-    let record = ctx.ledger.block(row.block).map_err(|e| e.to_string())?;
+    let record = ctx.ledger.block(row.block)?;
     let key = ctx.program_key();
     // Checked at acceptance for what is in force now: the same bytes (`build_call` compared their
     // digest) need no second STARK check.
@@ -150,12 +156,12 @@ pub(super) async fn bound_to_its_block(
     let proof = proved.proof.clone();
     let checked = tokio::task::spawn_blocking(move || check.check_bytes(&proof, expected.as_ref(), key.as_ref()))
         .await
-        .map_err(|e| format!("the task checking the proof failed: {e}"))?;
+        .map_err(|e| CallError::CheckTask(e.to_string()))?;
     match checked {
         Ok(_) => Ok(call),
         Err(rejected) => {
             crate::runtime::telemetry::proof_rejected();
-            Err(format!("the proof is not checked for this block and program ({rejected}); never sent"))
+            Err(CallError::NotThisBlock(rejected))
         }
     }
 }

@@ -7,7 +7,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so tests drive the restart window and backoff on a paused clock.
+use tokio::time::Instant;
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
@@ -266,6 +269,8 @@ impl Actor for Supervisor {
         state.recent.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
         state.recent.push_back(now);
         state.restarts += 1;
+        // `/health` shows the child gone (and the restart counted) now, not at the next tick.
+        publish(state);
         state.alerts.alert(AlertKind::ActorDown, format!("Actor {} {why}", child.name()), "restarting it".to_string());
         if state.recent.len() > RESTART_BUDGET {
             give_up(&myself, state, format!("{} restarts within {}s", state.recent.len(), RESTART_WINDOW.as_secs()));

@@ -49,6 +49,16 @@ pub(super) async fn spawn(
     settings: Settings,
     url: &str,
 ) -> (ActorRef<SupervisorMsg>, tokio::task::JoinHandle<()>, Arc<AtomicBool>) {
+    spawn_backing_off(ctx, settings, url, Duration::from_millis(10)).await
+}
+
+/// [`spawn`], restarting a child `restart_backoff` after its first failure.
+async fn spawn_backing_off(
+    ctx: &Arc<Context>,
+    settings: Settings,
+    url: &str,
+    restart_backoff: Duration,
+) -> (ActorRef<SupervisorMsg>, tokio::task::JoinHandle<()>, Arc<AtomicBool>) {
     let gave_up = Arc::new(AtomicBool::new(false));
     let (sup, done) = Actor::spawn(
         None,
@@ -57,7 +67,7 @@ pub(super) async fn spawn(
             ctx: ctx.clone(),
             settings,
             poller: Arc::new(HeadPoller::new(url).unwrap()),
-            restart_backoff: Duration::from_millis(10),
+            restart_backoff,
             gave_up: gave_up.clone(),
             started_notice: None,
         },
@@ -129,4 +139,72 @@ async fn past_the_budget_the_supervisor_stops_and_takes_the_prover_s_process_gro
     let record = || ctx.ledger.block(42).unwrap().unwrap();
     wait("the run's stop recorded", || record().state != BlockState::Proving).await;
     assert_ne!(record().state, BlockState::Failed, "a stop is not the block's failure: {:?}", record());
+}
+
+/// Waits (in 1 ms steps of the paused clock, at most 100 s of it) until `f` holds.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..100_000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("{what}: not in 100 s");
+}
+
+/// Kills the Notifier `crashes` times, each `apart` after the last successor came up (all on
+/// tokio's paused clock); how long each successor took to come up. Stops at the supervisor's
+/// end (its give-up).
+async fn kill_notifier(
+    sup: &ActorRef<SupervisorMsg>,
+    board: &crate::runtime::status::Board,
+    crashes: usize,
+    apart: Duration,
+) -> Vec<Duration> {
+    let status = || board.supervisor.fresh().map_or((0, Vec::new()), |s| (s.restarts, s.children));
+    let up = || status().1.contains(&"notifier");
+    let mut waits = Vec::new();
+    for n in 1..=crashes {
+        until("the notifier up", up).await;
+        tokio::time::sleep(apart).await;
+        let killed = Instant::now();
+        if sup.cast(SupervisorMsg::Kill(Child::Notifier)).is_err() {
+            break;
+        }
+        // Counted (and shown gone) at once; up again after the backoff, unless this was one too many.
+        until("the crash counted", || status().0 >= n as u64).await;
+        until("a successor or the end", || up() || sup.get_status() != ractor::ActorStatus::Running).await;
+        if up() {
+            waits.push(killed.elapsed());
+        }
+    }
+    waits
+}
+
+/// The daemon's own rhythm (1 s, doubling) on a paused clock: 31 s of backoff in no time.
+#[tokio::test(start_paused = true)]
+async fn restarts_back_off_doubling_and_one_crash_past_the_budget_in_the_window_stops_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "http://127.0.0.1:9";
+    let (ctx, settings) = context(dir.path(), url, &["--poll-interval-ms", "60000"]);
+    let (sup, done, gave_up) = spawn_backing_off(&ctx, settings, url, Duration::from_secs(1)).await;
+    let waits = kill_notifier(&sup, &ctx.board, RESTART_BUDGET + 1, Duration::ZERO).await;
+    let secs: Vec<f64> = waits.iter().map(|w| (w.as_secs_f64() * 100.0).round() / 100.0).collect();
+    assert_eq!(secs, [1.0, 2.0, 4.0, 8.0, 16.0], "one successor per crash within the budget, backing off");
+    tokio::time::timeout(Duration::from_secs(60), done).await.expect("the supervisor stopped").unwrap();
+    assert!(gave_up.load(Ordering::SeqCst), "the crash past the budget ends the run");
+}
+
+/// Crashes further apart than the window never add up to the budget.
+#[tokio::test(start_paused = true)]
+async fn crashes_spread_wider_than_the_window_are_restarted_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "http://127.0.0.1:9";
+    let (ctx, settings) = context(dir.path(), url, &["--poll-interval-ms", "60000"]);
+    let (sup, _done, gave_up) = spawn_backing_off(&ctx, settings, url, Duration::from_secs(1)).await;
+    let waits = kill_notifier(&sup, &ctx.board, RESTART_BUDGET * 3, RESTART_WINDOW).await;
+    assert_eq!(waits.len(), RESTART_BUDGET * 3, "every crash restarted: {waits:?}");
+    assert!(waits.iter().all(|w| *w < Duration::from_millis(1100)), "each the first in its window: {waits:?}");
+    assert!(!gave_up.load(Ordering::SeqCst));
+    sup.stop(None);
 }

@@ -64,6 +64,20 @@ pub struct FoundProof {
     pub written_by_this_run: bool,
 }
 
+/// Why a run that should have written a proof has none to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoProof {
+    /// The run ended in a way that is judged before the proof is (a failure, a kill).
+    #[error("not looked for")]
+    NotLookedFor,
+    /// The prover's outputs name no proof, or one that cannot be read.
+    #[error(transparent)]
+    Unnamed(#[from] crate::block::zisk::ZiskError),
+    /// The file the outputs name cannot be looked at.
+    #[error("{path}: {reason}")]
+    Unreadable { path: String, reason: String },
+}
+
 /// Everything known about a run when it ended.
 #[derive(Debug, Clone)]
 pub struct RunFacts {
@@ -71,7 +85,7 @@ pub struct RunFacts {
     pub ending: Ending,
     pub elapsed: Duration,
     /// With `Prove`: where the version's outputs say the proof is, or why they say nothing.
-    pub proof: Result<FoundProof, String>,
+    pub proof: Result<FoundProof, NoProof>,
     /// The prover's own proving time, when its outputs give one.
     pub reported_ms: Option<u64>,
     pub cycles: Option<u64>,
@@ -123,7 +137,7 @@ pub fn judge(f: &RunFacts) -> Verdict {
     match f.action {
         Action::Execute | Action::Native => Verdict::Executed { ms: wall_ms, cycles: f.cycles },
         Action::Prove => match &f.proof {
-            Err(why) => Verdict::Failed { stage: Stage::ProofOutput, reason: why.clone() },
+            Err(why) => Verdict::Failed { stage: Stage::ProofOutput, reason: why.to_string() },
             Ok(p) if !p.written_by_this_run => Verdict::Failed {
                 stage: Stage::ProofOutput,
                 reason: "exited 0 but did not write a proof (the file there is older than this run)".into(),

@@ -76,7 +76,7 @@ fn an_execute_job_is_executed_never_proved() {
     );
 }
 
-fn facts(ending: Ending, proof: Result<FoundProof, String>) -> RunFacts {
+fn facts(ending: Ending, proof: Result<FoundProof, NoProof>) -> RunFacts {
     RunFacts {
         action: Action::Prove,
         ending,
@@ -88,7 +88,7 @@ fn facts(ending: Ending, proof: Result<FoundProof, String>) -> RunFacts {
     }
 }
 
-fn fresh(bytes: u64) -> Result<FoundProof, String> {
+fn fresh(bytes: u64) -> Result<FoundProof, NoProof> {
     Ok(FoundProof { bytes, written_by_this_run: true })
 }
 
@@ -103,7 +103,9 @@ fn exit_zero_with_a_fresh_proof_is_proved_with_the_provers_own_time() {
 #[test]
 fn a_stale_missing_or_empty_proof_fails() {
     let stale = Ok(FoundProof { bytes: 10, written_by_this_run: false });
-    for proof in [stale, fresh(0), Err("no result.json".to_string())] {
+    for proof in
+        [stale, fresh(0), Err(NoProof::Unnamed(crate::block::zisk::ZiskError::MissingProof("no result.json".into())))]
+    {
         match judge(&facts(Ending::Code(0), proof)) {
             Verdict::Failed { stage: Stage::ProofOutput, .. } => {}
             other => panic!("{other:?}"),
@@ -170,7 +172,7 @@ fn a_recorded_exit_is_judged_again_without_running_anything() {
 
 #[test]
 fn execution_is_never_a_proof() {
-    let mut f = facts(Ending::Code(0), Err("not looked for".into()));
+    let mut f = facts(Ending::Code(0), Err(NoProof::NotLookedFor));
     f.action = Action::Native;
     assert_eq!(judge(&f), Verdict::Executed { ms: 1500, cycles: Some(7) });
     f.action = Action::Execute;

@@ -49,9 +49,13 @@ impl HeadPoller {
     }
 }
 
-/// Follows `newHeads` over WebSocket and calls `on_head` with each block number, reconnecting
-/// after errors. Runs until the task is aborted; polling remains the safety net meanwhile.
-pub async fn follow_new_heads(url: String, on_head: impl Fn(u64) + Send + 'static) {
+/// Follows `newHeads` over WebSocket and hands each block number to `on_head` (awaited before the
+/// next header is read), reconnecting after errors. Runs until the task is aborted; polling
+/// remains the safety net meanwhile.
+pub async fn follow_new_heads<F>(url: String, on_head: impl Fn(u64) -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()> + Send,
+{
     use alloy_provider::Provider;
     use futures_util::StreamExt;
     let endpoint = redact_url(&url);
@@ -78,7 +82,8 @@ pub async fn follow_new_heads(url: String, on_head: impl Fn(u64) + Send + 'stati
                 tracing::info!(%endpoint, "following newHeads");
                 let mut stream = sub.into_stream();
                 while let Some(header) = stream.next().await {
-                    on_head(header.number);
+                    // Awaited before the next header is read: heads are handed over in order.
+                    on_head(header.number).await;
                 }
                 tracing::warn!(%endpoint, "newHeads subscription ended; reconnecting");
             }
