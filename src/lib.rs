@@ -23,7 +23,8 @@
 //!    served surface (health, metrics, the dashboard, the block pages, the admin API). Neither
 //!    uses the other: actors publish status and the surface sends ledger commands.
 //! 8. [`startup`]: settings → build (everything that can fail) → spawn; shutdown as a future.
-//! 9. [`commands`]: the one-shot commands the binary runs (doctor, reproduce).
+//! 9. [`commands`]: what the one-shot commands need of the library's insides (doctor's checks,
+//!    reproduce's replay). The binary (`main.rs`, `cli/`, one file per command) sits above all.
 
 pub(crate) mod backend;
 pub mod block;

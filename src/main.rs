@@ -1,14 +1,16 @@
-//! Command line entry point: the arguments (clap) and the dispatch to `cli`, which runs the
-//! commands. The only place that uses `anyhow` and decides exit codes.
+//! Command line entry point: the command line (clap) and the dispatch to `cli`, where each command
+//! has its file and its arguments. The binary is the only place that uses `anyhow` and decides
+//! exit codes.
 
 mod cli;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use ethproofs_daemon::block::input::Framing;
+use clap::{Parser, Subcommand};
+use cli::{
+    ClientArgs, DevchainArgs, DoctorArgs, GenerateInputArgs, ProveArgs, ReportArgs, ReproduceArgs, ResubmitArgs,
+    SettingsArgs, StatusArgs,
+};
 use ethproofs_daemon::config::RunArgs;
 
 const LONG_VERSION: &str =
@@ -55,163 +57,6 @@ pub(crate) enum Command {
     Settings(SettingsArgs),
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub(crate) enum SettingsFormat {
-    Markdown,
-    Env,
-}
-
-#[derive(Args)]
-pub(crate) struct SettingsArgs {
-    #[arg(long, value_enum, default_value = "markdown")]
-    pub(crate) format: SettingsFormat,
-}
-
-#[derive(Args)]
-pub(crate) struct DevchainArgs {
-    /// How many blocks to produce (the last ones are written).
-    #[arg(long, default_value = "3")]
-    pub(crate) blocks: u64,
-    /// Directory to write `dev-<n>/` fixture directories into.
-    #[arg(long)]
-    pub(crate) out: PathBuf,
-}
-
-#[derive(Args)]
-pub(crate) struct DoctorArgs {
-    /// Also send a test message to SLACK_WEBHOOK.
-    #[arg(long)]
-    pub(crate) notify: bool,
-    #[command(flatten)]
-    pub(crate) run: RunArgs,
-}
-
-#[derive(Args)]
-pub(crate) struct ClientArgs {
-    /// The daemon's address. Default: `status` without a token reads the public `/health` on
-    /// 127.0.0.1:HEALTH_PORT; the admin commands (and `status` with a token) use 127.0.0.1:ADMIN_PORT.
-    #[arg(long, env = "ETHPROOFS_DAEMON_URL")]
-    pub(crate) url: Option<String>,
-    /// The daemon's admin token (the daemon's own ADMIN_TOKEN).
-    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
-    pub(crate) token: Option<ethproofs_daemon::config::Secret>,
-    /// The daemon's HEALTH_PORT, for the default address.
-    #[arg(long, env = "HEALTH_PORT", default_value = "4000")]
-    pub(crate) health_port: u16,
-    /// The daemon's ADMIN_PORT, for the default address.
-    #[arg(long, env = "ADMIN_PORT", default_value = "4001")]
-    pub(crate) admin_port: u16,
-}
-
-#[derive(Args)]
-pub(crate) struct ReproduceArgs {
-    /// A directory of `<block>/input.bin` (a daemon's OUTPUT_DIR, or a copy from another machine).
-    /// With --dev: the dev daemon's, `output/dev`.
-    #[arg(long, required_unless_present = "dev")]
-    pub(crate) inputs: Option<PathBuf>,
-    /// `prove`, `execute` (no proof) or `emulate` (the guest's own check only).
-    #[arg(long, value_enum, default_value = "prove")]
-    pub(crate) action: ethproofs_daemon::commands::reproduce::ReproduceAction,
-    /// Write one CSV row per block here (block, input size, steps, proving ms, outcome, reason).
-    #[arg(long = "report")]
-    pub(crate) report_csv: Option<PathBuf>,
-    /// Where the proofs go; never the input directory.
-    #[arg(long, default_value = "reproduce")]
-    pub(crate) out: PathBuf,
-    /// Also report each proved block to EthProofs (with the ETHPROOFS_* settings).
-    #[arg(long)]
-    pub(crate) report_to_ethproofs: bool,
-    #[command(flatten)]
-    pub(crate) run: RunArgs,
-}
-
-#[derive(Args)]
-pub(crate) struct StatusArgs {
-    /// The whole /health document (with ADMIN_TOKEN: /admin/status), as JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
-    #[command(flatten)]
-    pub(crate) client: ClientArgs,
-}
-
-#[derive(Args)]
-pub(crate) struct ProveArgs {
-    /// The block to prove.
-    #[arg(conflicts_with_all = ["start", "count", "latest"], required_unless_present_any = ["start", "latest"])]
-    pub(crate) block: Option<u64>,
-    /// The N newest targets (multiples of the daemon's BLOCK_INTERVAL at or below its head).
-    #[arg(long, conflicts_with_all = ["start", "count"])]
-    pub(crate) latest: Option<u64>,
-    /// First block of a range.
-    #[arg(long, requires = "count")]
-    pub(crate) start: Option<u64>,
-    /// How many blocks from --start.
-    #[arg(long, requires = "start")]
-    pub(crate) count: Option<u64>,
-    #[command(flatten)]
-    pub(crate) client: ClientArgs,
-}
-
-/// One block of a running daemon (`resubmit`, `cancel`).
-#[derive(Args)]
-pub(crate) struct ResubmitArgs {
-    pub(crate) block: u64,
-    #[command(flatten)]
-    pub(crate) client: ClientArgs,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub(crate) enum ReportFormat {
-    Csv,
-    Json,
-}
-
-#[derive(Args)]
-pub(crate) struct ReportArgs {
-    /// How far back, by when the target was first seen: 90s, 30m, 24h, 7d.
-    #[arg(long, default_value = "24h", value_parser = ethproofs_daemon::config::parse_duration)]
-    pub(crate) since: Duration,
-    #[arg(long, value_enum, default_value = "csv")]
-    pub(crate) format: ReportFormat,
-    /// The dev daemon's ledger (`run --dev`: output/dev).
-    #[arg(long)]
-    pub(crate) dev: bool,
-    /// The ledger (default OUTPUT_DIR/ethproofs-daemon.db).
-    #[arg(long, env = "DB_PATH")]
-    pub(crate) db_path: Option<PathBuf>,
-    #[arg(long, env = "OUTPUT_DIR", default_value = "output")]
-    pub(crate) output_dir: PathBuf,
-}
-
-#[derive(Args)]
-pub(crate) struct GenerateInputArgs {
-    /// `eth_getBlockByNumber(N, true)` response (the result object or the whole envelope).
-    #[arg(long, requires = "witness", conflicts_with_all = ["rpc_url", "block_number"])]
-    pub(crate) block: Option<PathBuf>,
-    /// `debug_executionWitness(N)` response (the result object or the whole envelope).
-    #[arg(long, requires = "block")]
-    pub(crate) witness: Option<PathBuf>,
-    /// Fetch the block and witness from this node instead of files.
-    #[arg(long, requires = "block_number")]
-    pub(crate) rpc_url: Option<String>,
-    /// Block to fetch with --rpc-url.
-    #[arg(long, requires = "rpc_url")]
-    pub(crate) block_number: Option<u64>,
-    /// mainnet | hoodi | sepolia | a chain id | a path to a genesis or config JSON.
-    /// Required with files; with --rpc-url the node's eth_chainId picks it.
-    #[arg(long)]
-    pub(crate) chain: Option<String>,
-    /// `raw` for ZisK v0.14/v0.15, `framed` for v0.16 and later.
-    #[arg(long)]
-    pub(crate) framing: Framing,
-    /// Where to write the input (atomically).
-    #[arg(long)]
-    pub(crate) out: PathBuf,
-    /// Skip native validation (stateless re-execution) of the input.
-    #[arg(long)]
-    pub(crate) no_validate: bool,
-}
-
 /// An empty variable (`START_BLOCK=` in an env file made from the template) means unset, as it
 /// does for most programs; clap would otherwise refuse the empty value.
 fn forget_empty_settings() {
@@ -247,16 +92,7 @@ fn main() -> ExitCode {
         Some(Command::Doctor(args)) => return cli::doctor(*args),
         // With the token, everything; without, what `/health` shows.
         Some(Command::Status(s)) => cli::status(s.client, s.json),
-        Some(Command::Prove(p)) => match (p.block, p.start, p.count) {
-            _ if p.latest.is_some() => {
-                cli::client(p.client, "POST", format!("/admin/prove?latest={}", p.latest.unwrap_or(1)))
-            }
-            (Some(n), _, _) => cli::client(p.client, "POST", format!("/admin/prove/{n}")),
-            (None, Some(start), Some(count)) => {
-                cli::client(p.client, "POST", format!("/admin/prove?start={start}&count={count}"))
-            }
-            _ => Err(anyhow::anyhow!("give a block number, or --start and --count")),
-        },
+        Some(Command::Prove(p)) => cli::prove(p),
         Some(Command::Resubmit(r)) => cli::client(r.client, "POST", format!("/admin/resubmit/{}", r.block)),
         Some(Command::Reproduce(args)) => cli::reproduce(*args),
         Some(Command::Cancel(r)) => cli::client(r.client, "POST", format!("/admin/cancel/{}", r.block)),
@@ -264,14 +100,7 @@ fn main() -> ExitCode {
         Some(Command::Resume(c)) => cli::client(c, "POST", "/admin/resume".into()),
         Some(Command::Run(args)) => return cli::run(*args),
         Some(Command::Settings(args)) => {
-            use ethproofs_daemon::config::reference;
-            print!(
-                "{}",
-                match args.format {
-                    SettingsFormat::Markdown => reference::markdown_table(),
-                    SettingsFormat::Env => reference::env_example(),
-                }
-            );
+            cli::settings(args);
             Ok(())
         }
         None => return cli::run(parsed.run),

@@ -135,6 +135,18 @@ fn the_admin_api_needs_its_token_and_drives_the_daemon() {
         .output()
         .unwrap();
     let rows: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    // A window longer than the epoch is every row (never an overflow); one no clock counts is
+    // refused in words.
+    let report = |since: &str| {
+        support::daemon().args(["report", "--since", since, "--format", "json"]).env("OUTPUT_DIR", d.output()).output()
+    };
+    let all = report("200000000000d").unwrap();
+    let all_rows: Value = serde_json::from_slice(&all.stdout).unwrap_or_default();
+    assert_eq!(all_rows, rows, "{}", String::from_utf8_lossy(&all.stderr));
+    let typo = report("213503982334602d").unwrap();
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert_eq!(typo.status.code(), Some(2), "{said}");
+    assert!(said.contains("longer than any clock counts"), "{said}");
     let r11 = rows.as_array().unwrap().iter().find(|r| r["block"] == 11).unwrap();
     assert_eq!(r11["proving_ms"], 1234);
     assert_eq!(r11["cycles"], 5555);

@@ -3,8 +3,71 @@
 //! and `status` as a few lines a person reads.
 
 use anyhow::bail;
+use clap::Args;
 
-use crate::ClientArgs;
+#[derive(Args)]
+pub(crate) struct ClientArgs {
+    /// The daemon's address. Default: `status` without a token reads the public `/health` on
+    /// 127.0.0.1:HEALTH_PORT; the admin commands (and `status` with a token) use 127.0.0.1:ADMIN_PORT.
+    #[arg(long, env = "ETHPROOFS_DAEMON_URL")]
+    pub(crate) url: Option<String>,
+    /// The daemon's admin token (the daemon's own ADMIN_TOKEN).
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<ethproofs_daemon::config::Secret>,
+    /// The daemon's HEALTH_PORT, for the default address.
+    #[arg(long, env = "HEALTH_PORT", default_value = "4000")]
+    pub(crate) health_port: u16,
+    /// The daemon's ADMIN_PORT, for the default address.
+    #[arg(long, env = "ADMIN_PORT", default_value = "4001")]
+    pub(crate) admin_port: u16,
+}
+
+#[derive(Args)]
+pub(crate) struct StatusArgs {
+    /// The whole /health document (with ADMIN_TOKEN: /admin/status), as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct ProveArgs {
+    /// The block to prove.
+    #[arg(conflicts_with_all = ["start", "count", "latest"], required_unless_present_any = ["start", "latest"])]
+    pub(crate) block: Option<u64>,
+    /// The N newest targets (multiples of the daemon's BLOCK_INTERVAL at or below its head).
+    #[arg(long, conflicts_with_all = ["start", "count"])]
+    pub(crate) latest: Option<u64>,
+    /// First block of a range.
+    #[arg(long, requires = "count")]
+    pub(crate) start: Option<u64>,
+    /// How many blocks from --start.
+    #[arg(long, requires = "start")]
+    pub(crate) count: Option<u64>,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// One block of a running daemon (`resubmit`, `cancel`).
+#[derive(Args)]
+pub(crate) struct ResubmitArgs {
+    pub(crate) block: u64,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// `prove`: one block, a range, or the newest targets.
+pub(crate) fn prove(p: ProveArgs) -> anyhow::Result<()> {
+    match (p.block, p.start, p.count) {
+        _ if p.latest.is_some() => client(p.client, "POST", format!("/admin/prove?latest={}", p.latest.unwrap_or(1))),
+        (Some(n), _, _) => client(p.client, "POST", format!("/admin/prove/{n}")),
+        (None, Some(start), Some(count)) => {
+            client(p.client, "POST", format!("/admin/prove?start={start}&count={count}"))
+        }
+        _ => Err(anyhow::anyhow!("give a block number, or --start and --count")),
+    }
+}
 
 /// One call to a running daemon; prints its JSON answer, fails on a non-2xx status
 /// (`status` prints the document even when the daemon answers 503: that is its content).

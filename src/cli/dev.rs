@@ -4,10 +4,19 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::Args;
 use ethproofs_daemon::block::input::{self, Framing, GenerateOptions};
 use ethproofs_daemon::config::RunArgs;
 
-use crate::DevchainArgs;
+#[derive(Args)]
+pub(crate) struct DevchainArgs {
+    /// How many blocks to produce (the last ones are written).
+    #[arg(long, default_value = "3")]
+    pub(crate) blocks: u64,
+    /// Directory to write `dev-<n>/` fixture directories into.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+}
 
 /// `run --dev`: an offline chain on loopback, and the settings that point the daemon at it
 /// (native re-execution, a target every 5 blocks, outputs under `output/dev`). Returns the

@@ -129,7 +129,7 @@ fn data_now(s: &Surface, hw: Hardware) -> impl IntoResponse {
     let points: Vec<Value> =
         chart.iter().filter_map(|b| b.proving_ms.map(|ms| json!({"block": b.block, "ms": ms}))).collect();
     let times: Vec<u64> = chart.iter().filter_map(|b| b.proving_ms).collect();
-    let avg = (!times.is_empty()).then(|| times.iter().sum::<u64>() / times.len() as u64);
+    let avg = average_ms(&times);
     let input_stage = stage::input(input, health["uptime_seconds"].as_u64().unwrap_or(0));
     let board_status = stage::worse(status, input_stage["health"].as_str().unwrap_or("unhealthy"));
     let head = input["head"].as_u64();
@@ -208,4 +208,23 @@ fn data_now(s: &Surface, hw: Hardware) -> impl IntoResponse {
     // without credentials, keys or paths, as on every public document.
     crate::outside::sanitize::public_strings(&mut doc);
     Json(doc)
+}
+
+/// The mean of the chart's proving times, summed wide: a prover's absurd figure (the ledger
+/// keeps up to i64::MAX) must not overflow the page.
+fn average_ms(times: &[u64]) -> Option<u64> {
+    let sum: u128 = times.iter().map(|&t| u128::from(t)).sum();
+    let n = u128::try_from(times.len()).ok().filter(|n| *n > 0)?;
+    Some(u64::try_from(sum / n).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_average_of_absurd_times_does_not_overflow() {
+        assert_eq!(super::average_ms(&[]), None);
+        assert_eq!(super::average_ms(&[1000, 2000]), Some(1500));
+        let absurd = i64::MAX as u64;
+        assert_eq!(super::average_ms(&[absurd; 30]), Some(absurd));
+    }
 }
