@@ -143,7 +143,7 @@ fn a_proved_block_appears_on_the_dashboard_at_desktop_and_phone_width() {
     assert!(dom.contains("reporting off"), "no mode badge:\n{dom}");
     assert_eq!(text_of(&dom, "reliability"), "last 6 h: 50.0 % of targets proved (1 of 2)");
     // The chart has a scale from zero in one sensible unit, and block labels.
-    assert_eq!(sane_axis(&dom), ["0 s", "1 s", "2 s"], "the fake prover takes 1.2 s");
+    assert_eq!(sane_axis(&dom), ["0 ms", "100 ms", "200 ms"], "the fake prover says 123 ms");
     assert!(dom.contains(">10</text>"), "the chart has no block labels:\n{dom}");
     // Every block a target: the real-time cohort's card, its deadline and its bars.
     assert!(!tag_of(&dom, "cohort-card").contains("hidden"), "no cohort card:\n{dom}");

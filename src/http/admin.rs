@@ -237,15 +237,33 @@ pub fn latest_targets(head: u64, interval: u64, count: u64) -> Vec<u64> {
 /// The largest answer the admin client reads (a `/health` document is a few tens of kB).
 const MAX_ANSWER_BYTES: usize = 4 << 20;
 
+/// Why the CLI's call to a running daemon got no answer to show (an answer with any HTTP status
+/// is an answer).
+#[derive(Debug, thiserror::Error)]
+pub enum AdminCallError {
+    #[error("cannot make an HTTP client: {0}")]
+    Client(String),
+    #[error("cannot reach the daemon at {base}: {reason}")]
+    Unreachable { base: String, reason: String },
+    #[error("the answer from {base} broke off: {reason}")]
+    BrokenOff { base: String, reason: String },
+    #[error("the answer from {base} is larger than {MAX_ANSWER_BYTES} bytes")]
+    TooLarge { base: String },
+}
+
 /// The CLI side: one call to a running daemon's admin API. Returns the status and JSON body.
 pub async fn call(
     base: &str,
     token: Option<&Secret>,
     method: &str,
     path: &str,
-) -> Result<(u16, serde_json::Value), String> {
+) -> Result<(u16, serde_json::Value), AdminCallError> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
+    let shown = || crate::outside::chain::redact_url(base);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| AdminCallError::Client(e.to_string()))?;
     let mut request = match method {
         "POST" => client.post(&url),
         _ => client.get(&url),
@@ -253,19 +271,18 @@ pub async fn call(
     if let Some(t) = token {
         request = request.header("Authorization", format!("Bearer {}", t.expose()));
     }
-    let response = request.send().await.map_err(|e| {
-        format!("cannot reach the daemon at {}: {}", crate::outside::chain::redact_url(base), e.without_url())
-    })?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| AdminCallError::Unreachable { base: shown(), reason: e.without_url().to_string() })?;
     let status = response.status().as_u16();
     // Whatever answers on that port, its answer is read only up to a status document's size.
     let mut response = response;
     let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url().to_string())? {
-        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(format!(
-                "the answer from {} is larger than {MAX_ANSWER_BYTES} bytes",
-                crate::outside::chain::redact_url(base)
-            ));
+    let broken = |e: reqwest::Error| AdminCallError::BrokenOff { base: shown(), reason: e.without_url().to_string() };
+    while let Some(chunk) = response.chunk().await.map_err(broken)? {
+        if bytes.len().saturating_add(chunk.len()) > MAX_ANSWER_BYTES {
+            return Err(AdminCallError::TooLarge { base: shown() });
         }
         bytes.extend_from_slice(&chunk);
     }

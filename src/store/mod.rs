@@ -29,7 +29,7 @@ mod reads;
 mod records;
 mod run_end;
 mod schema;
-pub mod state;
+mod state;
 mod story;
 mod tx;
 

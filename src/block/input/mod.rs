@@ -10,14 +10,14 @@
 //! Architecture invariant: this module never does network I/O; `chain` fetches, `input` builds.
 
 mod block;
-pub mod envelope;
+pub(crate) mod envelope;
 mod framing;
 mod hex;
 pub use hex::HexError;
 pub mod program;
 mod transaction;
 pub mod validate;
-pub mod write;
+mod write;
 
 #[cfg(test)]
 mod tests;

@@ -202,6 +202,7 @@ mod tests {
         let url = serve(axum::Router::new().route("/", post(hook)).with_state(posts.clone())).await;
         let dir = tempfile::tempdir().unwrap();
         let (ctx, settings) = context(dir.path(), "http://127.0.0.1:9", &["--slack-webhook", &url]);
+        let board = ctx.board.clone();
         let mailbox = Mailbox::default();
         let (actor, _) =
             Actor::spawn(None, Notifier { ctx, settings: settings.notifier, mailbox: mailbox.clone() }, ())
@@ -215,7 +216,11 @@ mod tests {
         alerts.resolve(AlertKind::RpcDown, "back");
         alerts.resolve(AlertKind::ProverStuck, "never raised: no message");
         wait("the resolution", || posts.lock().unwrap().len() == 2).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The second post's answer arrives after every alert above was heard (the Notifier's
+        // mailbox is in order): idle with nothing queued then, nothing more is posted.
+        let status = || board.notifier.fresh();
+        let done = || status().is_some_and(|s| (s.sent, s.queue_length, s.state) == (2, 0, "idle"));
+        wait("both posts answered, nothing queued", done).await;
         let posts = posts.lock().unwrap().clone();
         assert_eq!(posts.len(), 2, "{posts:?}");
         assert!(posts[0].contains("node down") && posts[1].contains("Resolved"), "{posts:?}");

@@ -69,7 +69,10 @@ pub fn sweep_leftovers(output_dir: &Path) -> usize {
                 match std::fs::remove_file(file.path()) {
                     Ok(()) => swept += 1,
                     Err(e) => {
-                        tracing::warn!(file = %file.path().display(), error = %e, "cannot remove a crash's leftover")
+                        let block = folder.file_name().to_str().and_then(Folder::parse).map(|f| f.block());
+                        crate::runtime::block_span!(block).in_scope(|| {
+                            tracing::warn!(file = %file.path().display(), error = %e, "cannot remove a crash's leftover");
+                        });
                     }
                 }
             }

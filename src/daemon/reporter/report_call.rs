@@ -112,10 +112,12 @@ pub(super) async fn still_canonical(ctx: &Arc<Context>, row: &ReportRow) -> Resu
             // The block's own folder (`<n>/`), wherever the prover put the proof inside it.
             let dir = record.as_ref().and_then(|b| b.input_path.as_deref()).and_then(std::path::Path::parent);
             let (ctx, block, dir) = (ctx.clone(), row.block, dir.map(std::path::Path::to_path_buf));
-            let why = reason.clone();
-            let orphaned = tokio::task::spawn_blocking(move || match &dir {
-                Some(dir) => crate::daemon::canonical::orphan(&ctx, block, dir, &built_from, &why),
-                None => ctx.ledger.block_reorged(block, Some(&built_from), None, &why),
+            let (why, span) = (reason.clone(), tracing::Span::current());
+            let orphaned = tokio::task::spawn_blocking(move || {
+                span.in_scope(|| match &dir {
+                    Some(dir) => crate::daemon::canonical::orphan(&ctx, block, dir, &built_from, &why),
+                    None => ctx.ledger.block_reorged(block, Some(&built_from), None, &why),
+                })
             })
             .await;
             match orphaned {

@@ -65,8 +65,10 @@ async fn sends_each_blocks_calls_in_order_and_holds_a_call_in_doubt() {
     ledger.report_sending(in_doubt.id).unwrap();
 
     let actor = reporter(&ctx, &settings).await;
-    wait("block 10's three calls", || seen.lock().unwrap().len() >= 3).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The turn that recorded the third answer looked at the outbox again and sent nothing: the
+    // in-doubt call is held whatever the time (nothing follows it), so no later turn sends it.
+    let settled = || ctx.board.reporter.fresh().is_some_and(|r| (r.delivered_count, r.state) == (3, "waiting"));
+    wait("block 10's three calls answered, nothing sending", settled).await;
     let sent = seen.lock().unwrap().clone();
     let expected: Vec<(String, u64)> = ["queued", "proving", "proved"].iter().map(|s| (s.to_string(), 10)).collect();
     assert_eq!(sent, expected, "in order, and block 20's call in doubt is not sent again");
@@ -122,7 +124,15 @@ async fn a_proved_block_that_left_the_chain_before_proved_went_is_orphaned_and_b
     let other = "0x2222222222222222222222222222222222222222222222222222222222222222";
     let (dir, ctx, seen, actor) = block_10_proved(Arc::new(std::sync::Mutex::new(Some(other.to_string())))).await;
     wait("the block orphaned", || ctx.ledger.block(10).unwrap().unwrap().state == BlockState::Seen).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The Reporter heard why (its send task held the call) and sends nothing more: the proved
+    // call is gone with the orphan, so no later turn can send it.
+    let held = || {
+        ctx.board
+            .reporter
+            .fresh()
+            .is_some_and(|r| r.state != "sending" && r.last_error_detail.is_some_and(|e| e.contains("never reported")))
+    };
+    wait("the Reporter told the call is held", held).await;
     assert!(seen.lock().unwrap().iter().all(|(s, _)| s != "proved"), "the orphan's proof is never reported");
     assert_eq!(ctx.ledger.orphans(5).unwrap().len(), 1);
     assert!(dir.path().join("10.orphan-111111111111/proof.bin").is_file(), "its proof is kept aside");

@@ -145,8 +145,10 @@ pub fn judge(f: &RunFacts) -> Verdict {
             Ok(p) if p.bytes == 0 => {
                 Verdict::Failed { stage: Stage::ProofOutput, reason: "the proof file is empty".into() }
             }
+            // The prover's own figure, unless it is longer than the process it ran in lived (a
+            // garbage or absurd line): then the time the daemon measured is the true one.
             Ok(_) => Verdict::Proved {
-                proving_ms: f.reported_ms.filter(|ms| *ms > 0).unwrap_or(wall_ms),
+                proving_ms: f.reported_ms.filter(|ms| *ms > 0 && *ms <= wall_ms).unwrap_or(wall_ms),
                 cycles: f.cycles.filter(|c| *c > 0),
             },
         },

@@ -98,6 +98,11 @@ fn exit_zero_with_a_fresh_proof_is_proved_with_the_provers_own_time() {
     let mut f = facts(Ending::Code(0), fresh(10));
     (f.reported_ms, f.cycles) = (Some(0), Some(0));
     assert_eq!(judge(&f), Verdict::Proved { proving_ms: 1500, cycles: None }, "zero is never reported");
+    for absurd in [1501, 99_999_000, u64::MAX] {
+        f.reported_ms = Some(absurd);
+        let longer = judge(&f);
+        assert_eq!(longer, Verdict::Proved { proving_ms: 1500, cycles: None }, "{absurd} ms claimed in a 1.5 s run");
+    }
 }
 
 #[test]

@@ -126,7 +126,7 @@ pub fn snapshot(s: &Surface, detail: bool) -> (Value, &'static str) {
 
 /// The three queues, read from the ledger when a document is asked for (the actors do not query
 /// them on every turn): `seen` blocks not being built, `queued` blocks, pending EthProofs calls.
-struct Queues {
+struct QueueContents {
     input: Vec<u64>,
     prover: Vec<u64>,
     reports: Vec<String>,
@@ -137,7 +137,7 @@ fn building(input: Option<&crate::runtime::status::InputStatus>) -> Vec<u64> {
     input.map(|i| i.building.iter().map(|b| b.block).collect()).unwrap_or_default()
 }
 
-fn queues(s: &Surface, building: &[u64]) -> Queues {
+fn queues(s: &Surface, building: &[u64]) -> QueueContents {
     use crate::store::BlockState;
     let ledger = s.control.reads();
     let numbers = |states: &[BlockState]| -> Vec<u64> {
@@ -151,7 +151,7 @@ fn queues(s: &Surface, building: &[u64]) -> Queues {
     } else {
         Vec::new()
     };
-    Queues { input, prover, reports }
+    QueueContents { input, prover, reports }
 }
 
 fn ledger(s: &Surface, write_trouble: Option<&crate::store::WriteTrouble>) -> Value {

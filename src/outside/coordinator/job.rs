@@ -97,6 +97,8 @@ pub enum Failure {
 
 /// A coordinator's proving time shorter than this is not believed: no block is proved in less.
 const MIN_BELIEVED_PROVING: Duration = Duration::from_secs(1);
+/// Nor one longer than the longest PROVER_TIMEOUT_SECONDS: such a job would have been cancelled.
+const MAX_BELIEVED_PROVING: Duration = Duration::from_secs(30 * 86_400);
 
 /// The job's own proving time (`completed_at - started_at`), if it can be believed; otherwise
 /// why not, and the daemon reports the time it measured itself. `now` bounds a completion
@@ -116,6 +118,9 @@ pub fn believed_proving_ms(
     let took = completed.duration_since(started).map_err(|_| "the proof completed before it started")?;
     if took < MIN_BELIEVED_PROVING {
         return Err("the proof's proving time is implausibly short");
+    }
+    if took > MAX_BELIEVED_PROVING {
+        return Err("the proof's proving time is longer than any run may take");
     }
     u64::try_from(took.as_millis()).map_err(|_| "the proof's proving time does not fit")
 }
@@ -221,6 +226,9 @@ mod tests {
         // 1 ms, 0 ms, backwards, in the future, missing: the daemon's own measure instead.
         assert!(believed_proving_ms(at(0), at(1), now).is_err());
         assert!(believed_proving_ms(at(0), at(0), now).is_err());
+        // A start stamped at the epoch (an unset clock) is not 56 years of proving.
+        let epoch = Some(SystemTime::UNIX_EPOCH);
+        assert!(believed_proving_ms(epoch, Some(now), now).is_err());
         assert!(believed_proving_ms(at(0), at(999), now).is_err());
         assert!(believed_proving_ms(at(2_000), at(1_000), now).is_err());
         assert!(believed_proving_ms(at(0), at(7_200_000), now).is_err());
