@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::Value;
-use support::daemon::{Daemon, KEY, any_alive, base_env, hanging, mini_node, prover, read, set};
+use support::daemon::{Daemon, KEY, any_alive, base_env, counted_and_listed, hanging, mini_node, prover, read, set};
 
 /// The admin token of the tests that read `/admin/status`.
 const ADMIN: &str = "admin-token-SECRET";
@@ -214,7 +214,7 @@ fn a_crash_fails_one_block_and_the_next_proceeds() {
     env.push(("ADMIN_TOKEN", ADMIN.into()));
     let mut d = Daemon::start(&env);
     let h = d.wait_for("block 10 failed and block 11 proved", Duration::from_secs(60), |h| {
-        prover(h)["failed_count"] == 1 && prover(h)["proved_count"] == 1
+        counted_and_listed(h, "failed", 1) && counted_and_listed(h, "proved", 1)
     });
     let failed = &prover(&h)["recent_failed"][0];
     assert_eq!(failed["block"], 10);
@@ -269,7 +269,7 @@ fn a_hang_is_killed_at_the_timeout_with_no_orphan() {
     let mut env = hanging(&mini_node(10), pids.path(), 1);
     set(&mut env, "PROVER_TIMEOUT_SECONDS", "2");
     let mut d = Daemon::start(&env);
-    let h = d.wait_for("the hung proof failed", Duration::from_secs(60), |h| prover(h)["failed_count"] == 1);
+    let h = d.wait_for("the hung proof failed", Duration::from_secs(60), |h| counted_and_listed(h, "failed", 1));
     let failed = &prover(&h)["recent_failed"][0];
     assert_eq!(failed["stage"], "timeout", "{failed}");
     assert!(std::fs::metadata(pids.path()).unwrap().len() > 0, "the fake prover never started");
@@ -304,7 +304,7 @@ fn execute_mode_records_steps_and_reports_nothing() {
     env.push(("ZISK_ACTION", "execute".into()));
     env.push(("FAKE_ZISK_VERSION", "0.14.0".into()));
     let mut d = Daemon::start(&env);
-    let h = d.wait_for("block executed", Duration::from_secs(60), |h| prover(h)["executed_count"] == 1);
+    let h = d.wait_for("block executed", Duration::from_secs(60), |h| counted_and_listed(h, "executed", 1));
     assert_eq!(prover(&h)["recent_executed"][0]["cycles"], 7777);
     assert_eq!(prover(&h)["proved_count"], 0, "an emulation is not a proof");
     assert_eq!(prover(&h)["action"], "execute");

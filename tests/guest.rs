@@ -98,8 +98,7 @@ fn emulating(dir: &std::path::Path, mut env: Vec<(&'static str, String)>) -> Vec
 /// Waits for block 10 proved and block 11 failed; block 11's failure as `/health` shows it.
 fn ten_proved_eleven_failed(d: &mut Daemon) -> serde_json::Value {
     let h = d.wait_for("block 10 proved, block 11 failed", Duration::from_secs(60), |h| {
-        let p = &h["components"]["prover"];
-        p["proved_count"] == 1 && p["failed_count"] == 1
+        support::daemon::counted_and_listed(h, "proved", 1) && support::daemon::counted_and_listed(h, "failed", 1)
     });
     h["components"]["prover"]["recent_failed"][0].clone()
 }
@@ -130,8 +129,7 @@ fn the_outputs_the_guest_commits_in_the_emulator_are_held_to_the_block_before_th
     env.push(("OUTPUT_DIR", dir.path().join("output").display().to_string()));
     let mut d = Daemon::start(&env);
     let h = d.wait_for("block 10 proved, block 11 failed", Duration::from_secs(60), |h| {
-        let p = &h["components"]["prover"];
-        p["proved_count"] == 1 && p["failed_count"] == 1
+        support::daemon::counted_and_listed(h, "proved", 1) && support::daemon::counted_and_listed(h, "failed", 1)
     });
     let failed = &h["components"]["prover"]["recent_failed"][0];
     assert_eq!((failed["block"].as_u64(), failed["stage"].as_str()), (Some(11), Some("input_check")), "{failed}");

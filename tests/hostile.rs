@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::daemon::{Daemon, KEY, base_env, mini_node, prover, read, set};
+use support::daemon::{Daemon, KEY, base_env, counted_and_listed, mini_node, prover, read, set};
 use support::fake_api::FakeApi;
 use support::fake_node::Answer;
 
@@ -321,7 +321,7 @@ fn a_stale_proof_never_counts() {
         std::fs::create_dir_all(output.join("10")).unwrap();
         std::fs::write(output.join("10/proof.bin"), [1u8; 2048]).unwrap();
     });
-    let h = d.wait_for("block 10 failed", Duration::from_secs(60), |h| prover(h)["failed_count"] == 1);
+    let h = d.wait_for("block 10 failed", Duration::from_secs(60), |h| counted_and_listed(h, "failed", 1));
     assert_eq!(prover(&h)["recent_failed"][0]["stage"], "proof_output", "{h:#}");
     d.wait_idle(Duration::from_secs(30));
     assert_eq!(accepted(&api, "proved", 10), 0, "a stale proof is never reported");

@@ -212,9 +212,9 @@ impl CargoZisk {
                 if let Some(path) = &outputs
                     && emulator.output_layout.is_some()
                 {
-                    let committed = read_outputs(path).map_err(|reason| fail(reason, run.tail.clone()))?;
+                    let committed = read_outputs(path).map_err(|e| fail(e.to_string(), run.tail.clone()))?;
                     super::outputs_are_the_block_s(emulator.output_layout, req, &committed)
-                        .map_err(|reason| fail(reason, run.tail.clone()))?;
+                        .map_err(|e| fail(e.to_string(), run.tail.clone()))?;
                 }
                 Ok(zisk::parse_steps(&run.tail))
             }
@@ -290,10 +290,10 @@ impl CargoZisk {
 }
 
 /// The outputs file `ziskemu -o` wrote: at most 64 words, read without following a symlink.
-fn read_outputs(path: &Path) -> Result<Vec<u8>, String> {
+fn read_outputs(path: &Path) -> Result<Vec<u8>, super::InputCheckError> {
     crate::block::proof_file::ProofFile::read(path, MAX_OUTPUTS_BYTES)
         .map(|f| f.bytes)
-        .map_err(|e| format!("the emulator accepted the input but gave no public outputs to hold to the block: {e}"))
+        .map_err(super::InputCheckError::NoOutputs)
 }
 
 /// Removes what an earlier run left at the proof location.

@@ -88,16 +88,29 @@ impl NotRecorded {
     }
 }
 
+/// Why the guest's check of an input does not hold it to the block (the block fails at
+/// `input_check`, before any GPU time).
+#[derive(Debug, thiserror::Error)]
+enum InputCheckError {
+    #[error("the emulator accepted the input but gave no public outputs to hold to the block: {0}")]
+    NoOutputs(crate::block::proof_file::ProofFileError),
+    #[error("the guest's public outputs are {0} bytes, not up to 64 u32 words: not this guest's")]
+    NotThisGuest(usize),
+    #[error("the guest ran the input, but its outputs are not this block's: {0}")]
+    NotThisBlock(commitment::Mismatch),
+}
+
 /// The outputs the guest committed when it checked the input (`ziskemu -o`, an execute job's
 /// `public_outputs`: little-endian u32 words) against the block's. `Ok` when the layout or the
 /// block's outputs are not known (nothing to hold them to; the proof is checked in full later).
-fn outputs_are_the_block_s(layout: Option<OutputLayout>, req: &RunRequest, bytes: &[u8]) -> Result<(), String> {
+fn outputs_are_the_block_s(
+    layout: Option<OutputLayout>,
+    req: &RunRequest,
+    bytes: &[u8],
+) -> Result<(), InputCheckError> {
     let (Some(layout), Some(expected)) = (layout, req.expected.as_ref()) else { return Ok(()) };
     if !bytes.len().is_multiple_of(4) || bytes.len() > commitment::OUTPUT_WORDS * 4 {
-        return Err(format!(
-            "the guest's public outputs are {} bytes, not up to 64 u32 words: not this guest's",
-            bytes.len()
-        ));
+        return Err(InputCheckError::NotThisGuest(bytes.len()));
     }
     let words: Vec<u32> = bytes
         .chunks_exact(4)
@@ -105,8 +118,7 @@ fn outputs_are_the_block_s(layout: Option<OutputLayout>, req: &RunRequest, bytes
         .chain(std::iter::repeat(0))
         .take(commitment::OUTPUT_WORDS)
         .collect();
-    commitment::compare(layout, expected, &words)
-        .map_err(|m| format!("the guest ran the input, but its outputs are not this block's: {m}"))
+    commitment::compare(layout, expected, &words).map_err(InputCheckError::NotThisBlock)
 }
 
 /// What a backend says as the run goes; the implementation records it.

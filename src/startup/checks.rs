@@ -151,7 +151,8 @@ pub(super) async fn detect_zisk(config: &Config) -> Result<ZiskVersion, StartupE
             // A fixed version spares the `--version` call, not the binary: without it every target
             // would fail at its first run.
             if config.zisk_action != ZiskAction::Native {
-                executable(&config.cargo_zisk, "CARGO_ZISK to the cargo-zisk binary").map_err(cargo_zisk)?;
+                executable(&config.cargo_zisk, "CARGO_ZISK to the cargo-zisk binary")
+                    .map_err(|e| cargo_zisk(e.to_string()))?;
             }
             Ok(ZiskVersion { major, minor, patch: 0 })
         }
@@ -170,17 +171,29 @@ pub(super) fn check_emulator(config: &Config) -> Result<(), StartupError> {
     match &config.ziskemu {
         Some(path) if cli && config.input_check.emulate() => executable(path, "ZISKEMU to ZisK's emulator")
             .map(|_| ())
-            .map_err(|message| ConfigError { variable: "ZISKEMU", message }.into()),
+            .map_err(|e| ConfigError { variable: "ZISKEMU", message: e.to_string() }.into()),
         _ => Ok(()),
     }
 }
 
+/// Why a program setting names nothing that runs; `set` says what to set instead.
+#[derive(Debug, thiserror::Error)]
+enum NotRunnable {
+    #[error("{program} is not on PATH; install ZisK or set {set}")]
+    NotOnPath { program: String, set: &'static str },
+    #[error("{program} is not an executable file; set {set}")]
+    NotAFile { program: String, set: &'static str },
+}
+
 /// `program` is an executable file: a path as given, or a bare name found on `PATH`. `set` says
 /// what to set instead (`CARGO_ZISK to the cargo-zisk binary`).
-fn executable(program: &std::path::Path, set: &str) -> Result<std::path::PathBuf, String> {
-    crate::outside::process::resolve_program(program).ok_or_else(|| match program.components().count() {
-        1 if !program.is_absolute() => format!("{} is not on PATH; install ZisK or set {set}", program.display()),
-        _ => format!("{} is not an executable file; set {set}", program.display()),
+fn executable(program: &std::path::Path, set: &'static str) -> Result<std::path::PathBuf, NotRunnable> {
+    crate::outside::process::resolve_program(program).ok_or_else(|| {
+        let shown = program.display().to_string();
+        match program.components().count() {
+            1 if !program.is_absolute() => NotRunnable::NotOnPath { program: shown, set },
+            _ => NotRunnable::NotAFile { program: shown, set },
+        }
     })
 }
 

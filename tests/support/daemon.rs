@@ -342,6 +342,14 @@ pub fn base_env(node: &FakeNode, api: Option<&FakeApi>) -> Vec<(&'static str, St
     env
 }
 
+/// The Prover's counts (`proved_count`, `failed_count`, `executed_count`) and what its recent list
+/// shows agree: `/health` counts blocks from the ledger, and the Prover lists them at its next
+/// turn, so a check of `recent_*[0]` waits for both.
+pub fn counted_and_listed(h: &Value, what: &str, n: u64) -> bool {
+    let p = prover(h);
+    p[format!("{what}_count")] == n && p[format!("recent_{what}")].as_array().is_some_and(|l| l.len() as u64 >= n)
+}
+
 /// The `/health` document's components, by name.
 pub fn prover(h: &Value) -> &Value {
     &h["components"]["prover"]

@@ -149,7 +149,7 @@ impl Remote {
             None => {
                 let input = match read_input(&req.input) {
                     Ok(input) => input,
-                    Err(reason) => return BackendOutcome::Ended(Ended::failed(Stage::Input, reason)),
+                    Err(e) => return BackendOutcome::Ended(Ended::failed(Stage::Input, e.to_string())),
                 };
                 if self.settings.emulate_first
                     && self.main_kind() == Work::Prove
@@ -188,7 +188,7 @@ impl Remote {
         rec: &dyn Recorder,
     ) -> Result<Option<u64>, BackendOutcome> {
         let input =
-            read_input(&req.input).map_err(|reason| BackendOutcome::Ended(Ended::failed(Stage::Input, reason)))?;
+            read_input(&req.input).map_err(|e| BackendOutcome::Ended(Ended::failed(Stage::Input, e.to_string())))?;
         let steps = std::sync::Mutex::new(None);
         let tap = Tap { inner: rec, steps: &steps };
         self.check_input(req, &input, &stop, &tap).await?;
@@ -215,8 +215,8 @@ impl Remote {
         match end {
             JobEnd::Done { steps, outputs, .. } => {
                 tracing::debug!(ms = started.elapsed().as_millis() as u64, "input check job done");
-                if let Err(reason) = super::outputs_are_the_block_s(self.settings.output_layout, req, &outputs) {
-                    return Err(BackendOutcome::Ended(Ended::failed(Stage::InputCheck, reason)));
+                if let Err(e) = super::outputs_are_the_block_s(self.settings.output_layout, req, &outputs) {
+                    return Err(BackendOutcome::Ended(Ended::failed(Stage::InputCheck, e.to_string())));
                 }
                 rec.checked(steps);
                 Ok(())
@@ -356,12 +356,22 @@ fn job_metadata(req: &RunRequest, submission: &str) -> HashMap<String, String> {
     ])
 }
 
+/// Why a job's input cannot be sent (the block fails at `input`).
+#[derive(Debug, thiserror::Error)]
+enum InputFileError {
+    #[error("cannot read {path}: {source}")]
+    Unreadable { path: String, source: std::io::Error },
+    #[error("{path} is {len} bytes, more than the 1 GiB a job's input may be")]
+    TooLarge { path: String, len: u64 },
+}
+
 /// The input file, which the daemon wrote itself; still capped like anything held in memory.
-fn read_input(path: &std::path::Path) -> Result<Vec<u8>, String> {
+fn read_input(path: &std::path::Path) -> Result<Vec<u8>, InputFileError> {
     const MAX_INPUT: u64 = 1 << 30;
-    let len = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
+    let unreadable = |source| InputFileError::Unreadable { path: path.display().to_string(), source };
+    let len = std::fs::metadata(path).map_err(unreadable)?.len();
     if len > MAX_INPUT {
-        return Err(format!("{} is {len} bytes, more than the 1 GiB a job's input may be", path.display()));
+        return Err(InputFileError::TooLarge { path: path.display().to_string(), len });
     }
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    std::fs::read(path).map_err(unreadable)
 }

@@ -30,15 +30,22 @@ pub fn router(surface: Arc<Surface>) -> Router {
     Router::new().route("/blocks/{n}", get(page)).route("/api/blocks/{n}", get(data)).with_state(surface)
 }
 
+/// Why a path names no block.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum NotABlock {
+    #[error("that is above the largest block number the ledger holds ({})", i64::MAX)]
+    AboveTheLedger,
+    #[error("that is not a block number")]
+    NotANumber,
+}
+
 /// The block a path names, or why it names none. The ledger holds numbers up to 2^63−1; a larger
 /// one is refused rather than read as another block.
-fn number(asked: &str) -> Result<u64, String> {
+fn number(asked: &str) -> Result<u64, NotABlock> {
     match asked.parse::<u64>() {
         Ok(n) if i64::try_from(n).is_ok() => Ok(n),
-        _ if !asked.is_empty() && asked.bytes().all(|b| b.is_ascii_digit()) => {
-            Err(format!("that is above the largest block number the ledger holds ({})", i64::MAX))
-        }
-        _ => Err("that is not a block number".to_string()),
+        _ if !asked.is_empty() && asked.bytes().all(|b| b.is_ascii_digit()) => Err(NotABlock::AboveTheLedger),
+        _ => Err(NotABlock::NotANumber),
     }
 }
 
@@ -50,7 +57,7 @@ async fn page(State(s): State<Arc<Surface>>, Path(asked): Path<String>) -> Respo
 
 fn page_now(s: &Surface, asked: String) -> Response {
     let why = match number(&asked) {
-        Err(why) => why,
+        Err(why) => why.to_string(),
         Ok(n) => match s.control.reads().block(n) {
             Ok(Some(_)) => return Html(PAGE).into_response(),
             Ok(None) => format!("this daemon has no block {n} in its ledger (never a target, nor asked for)"),
@@ -358,10 +365,15 @@ mod tests {
     fn a_path_names_a_block_the_ledger_can_hold_or_says_why_not() {
         assert_eq!(number("10"), Ok(10));
         assert_eq!(number(&i64::MAX.to_string()), Ok(i64::MAX as u64));
-        assert!(number("9223372036854775808").unwrap_err().contains("largest block number"));
-        assert!(number("99999999999999999999999").unwrap_err().contains("largest block number"));
+        assert_eq!(number("9223372036854775808"), Err(NotABlock::AboveTheLedger));
+        assert_eq!(number("99999999999999999999999"), Err(NotABlock::AboveTheLedger));
+        assert!(
+            NotABlock::AboveTheLedger
+                .to_string()
+                .contains("largest block number the ledger holds (9223372036854775807)")
+        );
         for not in ["abc", "", "-1", "1e3", "0x10", " 10"] {
-            assert_eq!(number(not), Err("that is not a block number".to_string()), "{not:?}");
+            assert_eq!(number(not), Err(NotABlock::NotANumber), "{not:?}");
         }
     }
 
