@@ -136,11 +136,15 @@ pub async fn ethproofs(calls: Calls) -> String {
 
 /// Polls `f` until it holds (10 s at most).
 pub async fn wait(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    wait_every(what, Duration::from_millis(20), Duration::from_secs(10), f).await
+}
+
+/// Polls `f` every `step` until it holds, for `limit` at most (of tokio's clock: on a paused
+/// clock, a fine step measures a wait to the millisecond and a long limit costs nothing).
+pub async fn wait_every(what: &str, step: Duration, limit: Duration, f: impl Fn() -> bool) {
+    let until = tokio::time::Instant::now() + limit;
+    while !f() {
+        assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(step).await;
     }
-    panic!("timed out waiting for {what}");
 }

@@ -21,6 +21,12 @@ impl Backoff {
         Backoff { first, max, jitter: Duration::ZERO }
     }
 
+    /// The same wait after every failure: for waits on something that does not get better by
+    /// being asked less often (our own jobs finishing, a reconnect).
+    pub const fn steady(every: Duration) -> Backoff {
+        Backoff::new(every, every)
+    }
+
     pub const fn with_jitter(self, jitter: Duration) -> Backoff {
         Backoff { jitter, ..self }
     }
@@ -60,6 +66,8 @@ mod tests {
         let waits: Vec<u128> = (0..8).map(|n| b.after(n).as_millis()).collect();
         assert_eq!(waits, [500, 500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
         assert_eq!(b.after(u32::MAX), Duration::from_secs(10), "no overflow however long it fails");
+        let steady = Backoff::steady(Duration::from_secs(15));
+        assert!((1..40).all(|n| steady.after(n) == Duration::from_secs(15)), "a steady rhythm never grows");
         let huge = Backoff::new(Duration::MAX, Duration::MAX);
         assert_eq!(huge.after(40), Duration::MAX, "saturates, never wraps");
     }

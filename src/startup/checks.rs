@@ -14,7 +14,7 @@ use crate::runtime::backoff::Backoff;
 
 /// Node calls at start-up ride out a node that is briefly unavailable.
 /// Start-up's node calls: three more tries, 2 s apart (a node starting beside the daemon).
-const AT_START: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(2));
+const AT_START: Backoff = Backoff::steady(Duration::from_secs(2));
 
 pub(super) async fn retry_transient<T, F, Fut>(f: F) -> Result<T, ChainError>
 where

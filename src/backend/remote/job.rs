@@ -20,11 +20,11 @@ use crate::store::Stage;
 /// normally seen.
 const DEADLINE_SLACK: Duration = Duration::from_secs(30);
 const SUBMIT_BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-/// How often a job waiting behind our own other jobs asks for a worker again (a steady rhythm:
-/// the wait is for our own jobs, not for a coordinator in trouble).
-const BACKPRESSURE_RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
+/// How often a job waiting behind our own other jobs asks for a worker again (steady: the wait is
+/// for our own jobs, not for a coordinator in trouble).
+const BACKPRESSURE_RETRY: Backoff = Backoff::steady(Duration::from_secs(1));
 /// A cancel that cannot reach the coordinator is tried again this often.
-const CANCEL_RETRY: Backoff = Backoff::new(Duration::from_secs(15), Duration::from_secs(15));
+const CANCEL_RETRY: Backoff = Backoff::steady(Duration::from_secs(15));
 /// On shutdown with `CANCEL_ON_SHUTDOWN`, how long the cancel may take.
 const SHUTDOWN_CANCEL: Duration = Duration::from_secs(10);
 /// After a successful cancel, how long the job's end is waited for.

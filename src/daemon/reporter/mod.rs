@@ -16,7 +16,7 @@ use crate::outside::ethproofs::{EthProofsClient, Outcome};
 use crate::outside::notify::AlertKind;
 use crate::runtime::status::{DeliveredReport, FailedReport, Recent, ReporterStatus, public_reason};
 use crate::store::{BlockState, ReportKind, ReportRow, Settle, StoreError};
-use report_call::{bound_to_its_block, build_call, still_canonical};
+use report_call::{prepare, still_canonical};
 
 pub enum ReporterMsg {
     /// The outbox may have changed (a call raised, an operator's resubmit) or a wait ended.
@@ -240,10 +240,7 @@ impl Reporter {
                     mailbox.deliver(ReporterMsg::Held { id: row.id, block: row.block, why, orphaned }).await;
                     return;
                 }
-                let call = match build_call(&row).await {
-                    Ok(call) => bound_to_its_block(&ctx, &row, call).await,
-                    Err(e) => Err(e),
-                };
+                let call = prepare(&ctx, &row).await;
                 // In doubt from here until the answer is recorded: a restart in between asks again.
                 if let Err(e) = super::until_recorded(&ctx.ledger, || false, || ctx.ledger.report_sending(row.id)).await
                 {

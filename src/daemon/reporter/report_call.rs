@@ -45,7 +45,8 @@ pub(super) enum CallError {
     NotThisBlock(crate::block::verify::Rejected),
 }
 
-pub(super) async fn build_call(report: &ReportRow) -> Result<Call, CallError> {
+/// The call a report row becomes: its status and, for `proved`, the sealed proof read back.
+async fn build_call(report: &ReportRow) -> Result<Call, CallError> {
     let status = status_of(report.kind);
     let proved = match status {
         Status::Proved => {
@@ -139,7 +140,12 @@ pub(super) async fn still_canonical(ctx: &Arc<Context>, row: &ReportRow) -> Resu
 /// was accepted: one accepted while checks were off, before this build recorded outputs, or
 /// before an operator's resubmit, is checked now (the bytes about to go, off the async
 /// threads). `Err` is why it is never sent.
-pub(super) async fn bound_to_its_block(
+/// The call a pending report becomes, bound to its block; `Err` is why it is never sent.
+pub(super) async fn prepare(ctx: &Arc<Context>, row: &ReportRow) -> Result<Call, CallError> {
+    bound_to_its_block(ctx, row, build_call(row).await?).await
+}
+
+async fn bound_to_its_block(
     ctx: &Arc<Context>,
     row: &ReportRow,
     call: crate::outside::ethproofs::Call,

@@ -141,15 +141,9 @@ async fn past_the_budget_the_supervisor_stops_and_takes_the_prover_s_process_gro
     assert_ne!(record().state, BlockState::Failed, "a stop is not the block's failure: {:?}", record());
 }
 
-/// Waits (in 1 ms steps of the paused clock, at most 100 s of it) until `f` holds.
+/// Waits in 1 ms steps of the paused clock, at most 100 s of it.
 async fn until(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..100_000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("{what}: not in 100 s");
+    crate::daemon::test_support::wait_every(what, Duration::from_millis(1), Duration::from_secs(100), f).await
 }
 
 /// Kills the Notifier `crashes` times, each `apart` after the last successor came up (all on

@@ -9,7 +9,7 @@ use crate::runtime::backoff::Backoff;
 
 /// A WebSocket that failed or ended is dialled again after 10 s, every time (polling goes on
 /// meanwhile).
-const RECONNECT: Backoff = Backoff::new(Duration::from_secs(10), Duration::from_secs(10));
+const RECONNECT: Backoff = Backoff::steady(Duration::from_secs(10));
 
 /// The chain head, polled with alloy's provider behind a retry layer (rate limits and
 /// transient transport errors are retried inside the call).
